@@ -1,0 +1,112 @@
+package tier
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"net"
+	"net/http"
+	"sync"
+)
+
+// HTTPServer runs an *http.Server as a Tier: Start binds the listener (so a
+// port taken is a start error, and ":0" gets a real port), serves in the
+// background, and Stop shuts down gracefully, draining in-flight requests
+// until its context ends. The web, app and balancer tiers are built on it.
+type HTTPServer struct {
+	name   string
+	server *http.Server
+
+	mu       sync.Mutex
+	listener net.Listener
+	failed   chan error
+	served   chan struct{}
+}
+
+var (
+	_ Tier   = (*HTTPServer)(nil)
+	_ Failer = (*HTTPServer)(nil)
+)
+
+// NewHTTPServer returns a tier called name that serves srv on srv.Addr, with
+// TLS when srv.TLSConfig has certificates.
+func NewHTTPServer(name string, srv *http.Server) *HTTPServer {
+	return &HTTPServer{name: name, server: srv, failed: make(chan error, 1)}
+}
+
+// Name returns the tier's name.
+func (s *HTTPServer) Name() string { return s.name }
+
+// Server returns the underlying server, for settings not covered elsewhere.
+func (s *HTTPServer) Server() *http.Server { return s.server }
+
+// Addr returns the bound address once started ("127.0.0.1:41234"), or the
+// configured one before.
+func (s *HTTPServer) Addr() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.listener != nil {
+		return s.listener.Addr().String()
+	}
+	return s.server.Addr
+}
+
+// Start binds the address and begins serving.
+func (s *HTTPServer) Start(ctx context.Context) error {
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", s.server.Addr)
+	if err != nil {
+		return err
+	}
+	return s.Serve(ln)
+}
+
+// Serve begins serving on a listener the caller made (socket activation,
+// tests); it returns at once.
+func (s *HTTPServer) Serve(ln net.Listener) error {
+	s.mu.Lock()
+	if s.listener != nil {
+		s.mu.Unlock()
+		_ = ln.Close()
+		return errors.New("already started")
+	}
+	tlsOn := s.server.TLSConfig != nil && (len(s.server.TLSConfig.Certificates) > 0 || s.server.TLSConfig.GetCertificate != nil)
+	if tlsOn {
+		cfg := s.server.TLSConfig.Clone()
+		if len(cfg.NextProtos) == 0 {
+			cfg.NextProtos = []string{"h2", "http/1.1"}
+		}
+		ln = tls.NewListener(ln, cfg)
+	}
+	s.listener = ln
+	s.served = make(chan struct{})
+	s.mu.Unlock()
+
+	go func() {
+		defer close(s.served)
+		if err := s.server.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.failed <- err
+		}
+	}()
+	return nil
+}
+
+// Failed yields an error if the server stops serving on its own.
+func (s *HTTPServer) Failed() <-chan error { return s.failed }
+
+// Stop stops accepting connections and waits for in-flight requests until
+// ctx ends; then it closes what is left.
+func (s *HTTPServer) Stop(ctx context.Context) error {
+	s.mu.Lock()
+	served := s.served
+	s.mu.Unlock()
+	if served == nil {
+		return nil
+	}
+	err := s.server.Shutdown(ctx)
+	if err != nil {
+		_ = s.server.Close()
+	}
+	<-served
+	return err
+}

@@ -1,0 +1,89 @@
+package tier
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"strings"
+)
+
+// LogConfig chooses the log format and level; load it with
+// LoadEnv(EnvPrefix, &cfg) to read THREETIER_LOG_LEVEL and THREETIER_LOG_FORMAT.
+type LogConfig struct {
+	// Level is debug, info, warn or error.
+	Level string `env:"LOG_LEVEL" envDefault:"info" json:"level"`
+	// Format is text or json.
+	Format string `env:"LOG_FORMAT" envDefault:"text" json:"format"`
+}
+
+// Validate reports an unknown level or format.
+func (c LogConfig) Validate() error {
+	if _, err := parseLevel(c.Level); err != nil {
+		return err
+	}
+	switch strings.ToLower(c.Format) {
+	case "", "text", "json":
+		return nil
+	}
+	return &ConfigError{Var: EnvPrefix + "LOG_FORMAT", Value: c.Format, Problem: "unknown log format", Allowed: "text, json"}
+}
+
+func parseLevel(s string) (slog.Level, error) {
+	var l slog.Level
+	if s == "" {
+		return slog.LevelInfo, nil
+	}
+	if err := l.UnmarshalText([]byte(s)); err != nil {
+		return 0, &ConfigError{Var: EnvPrefix + "LOG_LEVEL", Value: s, Problem: "unknown log level", Allowed: "debug, info, warn, error"}
+	}
+	return l, nil
+}
+
+// NewLogger returns a slog logger writing to w in the configured format and
+// level. Every record logged with a context that carries a request ID (see
+// WithRequestID) gets a request_id attribute.
+func NewLogger(cfg LogConfig, w io.Writer) (*slog.Logger, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	level, _ := parseLevel(cfg.Level)
+	opts := &slog.HandlerOptions{Level: level}
+	var h slog.Handler
+	if strings.EqualFold(cfg.Format, "json") {
+		h = slog.NewJSONHandler(w, opts)
+	} else {
+		h = slog.NewTextHandler(w, opts)
+	}
+	return slog.New(RequestIDHandler(h)), nil
+}
+
+// RequestIDHandler wraps h so that records logged with a context carrying a
+// request ID get a request_id attribute.
+func RequestIDHandler(h slog.Handler) slog.Handler { return requestIDHandler{h} }
+
+type requestIDHandler struct{ slog.Handler }
+
+func (h requestIDHandler) Handle(ctx context.Context, r slog.Record) error {
+	if id := RequestID(ctx); id != "" {
+		r.AddAttrs(slog.String("request_id", id))
+	}
+	return h.Handler.Handle(ctx, r)
+}
+
+func (h requestIDHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return requestIDHandler{h.Handler.WithAttrs(attrs)}
+}
+
+func (h requestIDHandler) WithGroup(name string) slog.Handler {
+	return requestIDHandler{h.Handler.WithGroup(name)}
+}
+
+// LoggerOrDiscard returns l, or a logger that discards everything when l is
+// nil, so that options can leave the logger unset.
+func LoggerOrDiscard(l *slog.Logger) *slog.Logger {
+	if l == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return l
+}
+

@@ -1,0 +1,80 @@
+package tier
+
+import (
+	"encoding/json"
+	"net/http"
+	"strconv"
+	"time"
+)
+
+// ContentTypeProblem is the media type of RFC 9457 problem details.
+const ContentTypeProblem = "application/problem+json"
+
+// Problem is an RFC 9457 problem details object: the body of every error
+// response a threetier tier sends.
+type Problem struct {
+	// Type is a URI naming the kind of problem; "about:blank" when empty.
+	Type string `json:"type,omitempty"`
+	// Title is a short summary, the same for every occurrence of the type.
+	Title string `json:"title"`
+	// Status repeats the HTTP status code.
+	Status int `json:"status"`
+	// Detail explains this occurrence to the client.
+	Detail string `json:"detail,omitempty"`
+	// Instance identifies this occurrence (the request path, or an ID).
+	Instance string `json:"instance,omitempty"`
+	// RequestID is the request ID, so that a client can quote it.
+	RequestID string `json:"request_id,omitempty"`
+	// Errors lists per-field problems (validation failures).
+	Errors []FieldProblem `json:"errors,omitempty"`
+	// RetryAfter, when positive, is also sent as a Retry-After header.
+	RetryAfter time.Duration `json:"-"`
+}
+
+// FieldProblem is one invalid field of a rejected request.
+type FieldProblem struct {
+	Field  string `json:"field"`
+	Detail string `json:"detail"`
+}
+
+// NewProblem returns a Problem with the standard title of status.
+func NewProblem(status int, detail string) *Problem {
+	return &Problem{Title: http.StatusText(status), Status: status, Detail: detail}
+}
+
+func (p *Problem) Error() string {
+	if p.Detail != "" {
+		return p.Title + ": " + p.Detail
+	}
+	return p.Title
+}
+
+// WriteProblem sends p as application/problem+json with its status, and a
+// Retry-After header (whole seconds, at least 1) when p.RetryAfter is set.
+func WriteProblem(w http.ResponseWriter, p *Problem) {
+	h := w.Header()
+	h.Set("Content-Type", ContentTypeProblem)
+	h.Set("Cache-Control", "no-store")
+	h.Del("Content-Length")
+	h.Del("Content-Encoding")
+	h.Del("ETag")
+	h.Del("Last-Modified")
+	if p.RetryAfter > 0 {
+		h.Set("Retry-After", strconv.FormatInt(RetryAfterSeconds(p.RetryAfter), 10))
+	}
+	if p.Title == "" {
+		p.Title = http.StatusText(p.Status)
+	}
+	w.WriteHeader(p.Status)
+	_ = json.NewEncoder(w).Encode(p)
+}
+
+// RetryAfterSeconds rounds d up to whole seconds, at least 1, as the
+// Retry-After header wants.
+func RetryAfterSeconds(d time.Duration) int64 {
+	s := int64((d + time.Second - 1) / time.Second)
+	if s < 1 {
+		s = 1
+	}
+	return s
+}

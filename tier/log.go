@@ -86,4 +86,3 @@ func LoggerOrDiscard(l *slog.Logger) *slog.Logger {
 	}
 	return l
 }
-

@@ -113,7 +113,9 @@ func TestRunReturnsWhenATierFails(t *testing.T) {
 	crash := errors.New("listener closed")
 	app := failingTier{&fakeTier{name: "app", j: j, failed: make(chan error, 1)}}
 	done := make(chan error, 1)
-	go func() { done <- tier.Run(context.Background(), &fakeTier{name: "data", j: j}, app, &fakeTier{name: "web", j: j}) }()
+	go func() {
+		done <- tier.Run(context.Background(), &fakeTier{name: "data", j: j}, app, &fakeTier{name: "web", j: j})
+	}()
 	waitFor(t, func() bool { return strings.Count(j.String(), "start:") == 3 })
 	app.failed <- crash
 

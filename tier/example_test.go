@@ -21,21 +21,20 @@ func ExampleRun() {
 		}),
 	})
 	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan struct{})
+	runner := tier.Runner{Started: func() { close(ready) }}
 	done := make(chan error, 1)
-	go func() { done <- tier.Run(ctx, api) }()
+	go func() { done <- runner.Run(ctx, api) }()
 
-	// Wait until the tier is serving, call it, then shut down.
-	for api.Addr() == "127.0.0.1:0" {
-		time.Sleep(time.Millisecond)
-	}
-	resp, err := http.Get("http://" + api.Addr() + "/")
-	if err != nil {
+	// Once every tier is ready, call the app, then shut down.
+	<-ready
+	if resp, err := http.Get("http://" + api.Addr() + "/"); err != nil {
 		fmt.Println(err)
-		return
+	} else {
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		fmt.Println(string(body))
 	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	fmt.Println(string(body))
 
 	cancel()
 	fmt.Println("run:", <-done)

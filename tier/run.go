@@ -19,6 +19,9 @@ type Runner struct {
 	StopTimeout time.Duration
 	// Logger receives lifecycle events; nil means no logging.
 	Logger *slog.Logger
+	// Started, when set, is called once every tier is ready, before Run waits
+	// (announce readiness, print bound addresses).
+	Started func()
 }
 
 // Run is Runner{}.Run: it starts tiers in the order given (data before app
@@ -64,6 +67,9 @@ func (r Runner) Run(ctx context.Context, tiers ...Tier) error {
 	}
 
 	if runErr == nil && len(started) == len(tiers) {
+		if r.Started != nil {
+			r.Started()
+		}
 		select {
 		case <-ctx.Done():
 			log.Info("shutting down", "cause", context.Cause(ctx))

@@ -196,3 +196,22 @@ func waitFor(t *testing.T, cond func() bool) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+func TestRunCallsStartedOnceAllTiersAreReady(t *testing.T) {
+	j := &journal{}
+	ctx, cancel := context.WithCancel(context.Background())
+	r := tier.Runner{Started: func() { j.add("started"); cancel() }}
+	if err := r.Run(ctx, &fakeTier{name: "data", j: j}, &fakeTier{name: "app", j: j}); err != nil {
+		t.Fatal(err)
+	}
+	if want := "start:data start:app started stop:app stop:data"; j.String() != want {
+		t.Fatalf("events %q, want %q", j.String(), want)
+	}
+	// A failed start never reports started.
+	j = &journal{}
+	r = tier.Runner{Started: func() { j.add("started") }}
+	_ = r.Run(context.Background(), &fakeTier{name: "data", j: j, startErr: errors.New("no disk")})
+	if strings.Contains(j.String(), "started") {
+		t.Fatalf("Started called after a failed start: %q", j.String())
+	}
+}

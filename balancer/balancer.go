@@ -1,0 +1,355 @@
+// Package balancer is client-side load balancing over the instances of one
+// upstream. In the classic three-tier layout a pair of load balancers sits
+// between every two tiers; here every caller balances itself: the web tier
+// over the app instances, the app tier over its HTTP dependencies, a Go
+// client over the front doors. There is no extra hop that can fail alone.
+//
+// A Pool is an http.RoundTripper: swap it into any http.Client (or
+// httputil.ReverseProxy) and each request goes to one healthy endpoint,
+// chosen by a policy (smooth weighted round robin, least request, P2C with
+// peak EWMA latency, consistent hashing with bounded load, first, random).
+// Endpoints are checked actively (HTTP health checks with rise and fall) and
+// passively (consecutive failures eject an endpoint for a growing time);
+// new and recovered endpoints ramp up through slow start; failed requests
+// are retried on another endpoint when that is safe, within a retry budget.
+//
+// A Pool is also a tier.Tier: between Start and Stop it runs its health
+// checks and its discovery. Without Start it balances over its static
+// endpoints, all assumed healthy, and still ejects the ones that fail.
+package balancer
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/threetier/threetier/tier"
+)
+
+var (
+	_ tier.Tier         = (*Pool)(nil)
+	_ tier.Checker      = (*Pool)(nil)
+	_ http.RoundTripper = (*Pool)(nil)
+)
+
+// Pool balances requests over the endpoints of one upstream. It is safe for
+// concurrent use; build it with New.
+type Pool struct {
+	cfg       Config
+	log       *slog.Logger
+	transport http.RoundTripper
+	ownedTr   *http.Transport // closed on Stop when the pool made it
+	discovery Discoverer
+	hashKey   hashKey
+	retryOn   [600]bool
+	metrics   *metrics
+	budget    retryBudget
+	// resolveNow asks the discovery loop to run early (an endpoint failed
+	// to connect); buffered, never blocks.
+	resolveNow chan struct{}
+
+	// The request path reads only these atomics.
+	policy   string
+	table    atomic.Pointer[table]
+	rr       atomic.Uint64
+	inflight atomic.Int64
+
+	mu       sync.Mutex // guards what follows, and building tables
+	eps      []*endpoint
+	lastRing *ring
+	timer    *time.Timer
+	timerAt  int64
+	run      *runState // non-nil between Start and Stop
+}
+
+// New builds a pool from cfg. It returns a *tier.ConfigError (or several,
+// joined) for a bad setting, and an error when there is no endpoint and no
+// discovery to find one.
+func New(cfg Config, opts ...Option) (*Pool, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if len(cfg.Endpoints)+len(cfg.Backups) == 0 && o.discovery == nil {
+		return nil, &tier.ConfigError{Var: "Endpoints", Problem: "no endpoints and no discovery", Allowed: "one or more base URLs, or WithDiscovery"}
+	}
+	p := &Pool{
+		cfg:       cfg,
+		log:       tier.LoggerOrDiscard(o.logger).With("pool", cfg.Name),
+		transport: o.transport,
+		discovery: o.discovery,
+		policy:    cfg.Policy,
+
+		resolveNow: make(chan struct{}, 1),
+	}
+	if p.transport == nil {
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.MaxIdleConnsPerHost = 256
+		tr.MaxIdleConns = 0
+		p.transport, p.ownedTr = tr, tr
+	}
+	if cfg.HashKey != "" {
+		p.hashKey, _ = parseHashKey(cfg.HashKey)
+	}
+	for _, s := range cfg.Retry.On {
+		p.retryOn[s] = true
+	}
+	p.rr.Store(rand.Uint64()) // so that clients started together do not all begin with the same endpoint
+	p.budget.ratio, p.budget.floor = cfg.Retry.BudgetRatio, cfg.Retry.BudgetMinPerSecond
+	for _, list := range []struct {
+		urls   []string
+		backup bool
+	}{{cfg.Endpoints, false}, {cfg.Backups, true}} {
+		for _, raw := range list.urls {
+			u, _ := parseEndpointURL(raw)
+			if p.find(u.String()) != nil {
+				return nil, &tier.ConfigError{Var: "Endpoints", Value: raw, Problem: "listed twice"}
+			}
+			p.eps = append(p.eps, newEndpoint(u, 1, list.backup, true, cfg.EWMADecay))
+		}
+	}
+	m, err := newMetrics(p, o.registry)
+	if err != nil {
+		return nil, fmt.Errorf("balancer %q: metrics: %w", cfg.Name, err)
+	}
+	p.metrics = m
+	p.mu.Lock()
+	p.rebuild()
+	p.mu.Unlock()
+	return p, nil
+}
+
+// Name returns Config.Name.
+func (p *Pool) Name() string { return p.cfg.Name }
+
+// Config returns the pool's configuration with the defaults filled in.
+func (p *Pool) Config() Config { return p.cfg }
+
+// Client returns an *http.Client whose requests the pool balances. Request
+// URLs name the upstream by any host ("http://app/orders"); the pool puts in
+// the scheme and host of the endpoint it picks.
+func (p *Pool) Client() *http.Client { return &http.Client{Transport: p} }
+
+// Check is the pool's readiness: nil when at least one endpoint can take
+// traffic on its own merit (panic routing does not count).
+func (p *Pool) Check(context.Context) error {
+	if p.table.Load().healthy > 0 {
+		return nil
+	}
+	return &NoEndpointError{Pool: p.cfg.Name, RetryAfter: p.retryAfter()}
+}
+
+// find returns the endpoint with the given key; p.mu held.
+func (p *Pool) find(key string) *endpoint {
+	for _, e := range p.eps {
+		if e.key == key {
+			return e
+		}
+	}
+	return nil
+}
+
+// rebuild publishes a new table and arms the timer for its next change;
+// p.mu held.
+func (p *Pool) rebuild() {
+	now := time.Now().UnixNano()
+	t, next := p.buildTable(p.eps, now)
+	p.table.Store(t)
+	if next == 0 || (p.timer != nil && p.timerAt != 0 && p.timerAt <= next && p.timerAt > now) {
+		return
+	}
+	p.timerAt = next
+	d := time.Duration(next - now)
+	if p.timer == nil {
+		p.timer = time.AfterFunc(d, p.onTimer)
+	} else {
+		p.timer.Reset(d)
+	}
+}
+
+func (p *Pool) onTimer() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.timerAt = 0
+	p.rebuild()
+}
+
+// retryAfter is how long until the first ejected endpoint comes back, or a
+// second when nothing is known.
+func (p *Pool) retryAfter() time.Duration {
+	now := time.Now().UnixNano()
+	var soonest int64
+	p.mu.Lock()
+	for _, e := range p.eps {
+		if to := e.ejectedTo.Load(); to > now && (soonest == 0 || to < soonest) {
+			soonest = to
+		}
+	}
+	p.mu.Unlock()
+	if soonest == 0 {
+		return time.Second
+	}
+	return time.Duration(soonest - now)
+}
+
+// Add puts an endpoint in the pool at run time; it takes traffic at once
+// (through slow start when configured) and is checked when the pool runs.
+func (p *Pool) Add(ep Endpoint) error {
+	return p.add(ep, true)
+}
+
+func (p *Pool) add(ep Endpoint, static bool) error {
+	u, err := parseEndpointURL(ep.URL)
+	if err != nil {
+		return &tier.ConfigError{Var: "Endpoint.URL", Value: ep.URL, Problem: err.Error(), Allowed: "http://host:port or https://host:port"}
+	}
+	w, err := checkWeight(ep.Weight)
+	if err != nil {
+		return err
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.find(u.String()) != nil {
+		return fmt.Errorf("balancer %q: endpoint %s already in the pool", p.cfg.Name, u)
+	}
+	e := newEndpoint(u, w, ep.Backup, static, p.cfg.EWMADecay)
+	p.warm(e)
+	p.eps = append(p.eps, e)
+	if p.run != nil {
+		p.run.watch(p, e)
+	}
+	p.rebuild()
+	p.log.Info("endpoint added", "endpoint", e.key, "weight", w, "backup", ep.Backup)
+	return nil
+}
+
+func checkWeight(w int) (int, error) {
+	if w == 0 {
+		return 1, nil
+	}
+	if w < 0 || w > MaxWeight {
+		return 0, &tier.ConfigError{Var: "Endpoint.Weight", Value: fmt.Sprint(w), Problem: "out of range", Allowed: fmt.Sprintf("1 to %d, or 0 for 1", MaxWeight)}
+	}
+	return w, nil
+}
+
+// warm starts e's slow start, when configured.
+func (p *Pool) warm(e *endpoint) {
+	if p.cfg.SlowStart > 0 {
+		e.warmFrom.Store(time.Now().UnixNano())
+	}
+}
+
+// SetWeight changes an endpoint's weight (1 to MaxWeight).
+func (p *Pool) SetWeight(rawURL string, weight int) error {
+	w, err := checkWeight(weight)
+	if err != nil {
+		return err
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	e, err := p.lookup(rawURL)
+	if err != nil {
+		return err
+	}
+	e.weight.Store(int32(w))
+	p.rebuild()
+	return nil
+}
+
+func (p *Pool) lookup(rawURL string) (*endpoint, error) {
+	u, err := parseEndpointURL(rawURL)
+	if err != nil {
+		return nil, fmt.Errorf("balancer %q: %s: %w", p.cfg.Name, rawURL, ErrUnknownEndpoint)
+	}
+	if e := p.find(u.String()); e != nil {
+		return e, nil
+	}
+	return nil, fmt.Errorf("balancer %q: %s: %w", p.cfg.Name, rawURL, ErrUnknownEndpoint)
+}
+
+// Drain stops sending new requests to an endpoint and waits until the ones
+// in flight (their response bodies included) are done, or ctx ends. The
+// endpoint stays in the pool, drained, until Remove or Undrain.
+func (p *Pool) Drain(ctx context.Context, rawURL string) error {
+	p.mu.Lock()
+	e, err := p.lookup(rawURL)
+	if err == nil {
+		e.draining.Store(true)
+		p.rebuild()
+	}
+	p.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	return waitIdle(ctx, e)
+}
+
+// Undrain lets a drained endpoint take requests again.
+func (p *Pool) Undrain(rawURL string) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	e, err := p.lookup(rawURL)
+	if err != nil {
+		return err
+	}
+	if e.draining.Swap(false) {
+		p.warm(e)
+		p.rebuild()
+	}
+	return nil
+}
+
+// Remove drains an endpoint (see Drain) and then forgets it. When ctx ends
+// first, the endpoint is forgotten anyway and ctx's error returned; the
+// requests still in flight run to their end.
+func (p *Pool) Remove(ctx context.Context, rawURL string) error {
+	err := p.Drain(ctx, rawURL)
+	if err != nil && ctx.Err() == nil {
+		return err
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if e, lerr := p.lookup(rawURL); lerr == nil {
+		p.forget(e)
+	}
+	return err
+}
+
+// forget drops e from the pool; p.mu held.
+func (p *Pool) forget(e *endpoint) {
+	e.removed.Store(true)
+	p.eps = slices.DeleteFunc(p.eps, func(x *endpoint) bool { return x == e })
+	if p.run != nil {
+		p.run.unwatch(e)
+	}
+	p.rebuild()
+	p.log.Info("endpoint removed", "endpoint", e.key)
+}
+
+// waitIdle returns when e has nothing in flight, or with ctx's error.
+func waitIdle(ctx context.Context, e *endpoint) error {
+	if e.inflight.Load() == 0 {
+		return nil
+	}
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for e.inflight.Load() > 0 {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("drain %s: %d requests still in flight: %w", e.key, e.inflight.Load(), ctx.Err())
+		case <-tick.C:
+		}
+	}
+	return nil
+}

@@ -1,0 +1,125 @@
+package balancer
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/threetier/threetier/tier"
+)
+
+func TestRoundRobinSpreadsOverRealBackends(t *testing.T) {
+	a, b, c := newBackend(t), newBackend(t), newBackend(t)
+	p := newPool(t, Config{Endpoints: []string{a.url, b.url, c.url}})
+	client := p.Client()
+	seen := map[string]int{}
+	for range 30 {
+		code, body, err := get(t, client, "http://upstream/x")
+		if err != nil || code != 200 {
+			t.Fatalf("get: %d %v", code, err)
+		}
+		seen[body]++
+	}
+	for _, be := range []*backend{a, b, c} {
+		if seen[be.url] != 10 {
+			t.Fatalf("round robin uneven: %v", seen)
+		}
+	}
+}
+
+func TestWeightsAreSmooth(t *testing.T) {
+	sched := buildSchedule([]int32{50, 10, 10})
+	// Weights 5:1:1: endpoint 0 never gets more than 3 turns in a row, even
+	// across the end of the round.
+	want := "0 0 0 1 0 0 2"
+	var got []string
+	for _, i := range sched {
+		got = append(got, string(rune('0'+i)))
+	}
+	if strings.Join(got, " ") != want {
+		t.Fatalf("schedule = %v, want %s", got, want)
+	}
+	if buildSchedule([]int32{10, 10, 10}) != nil {
+		t.Fatal("equal weights need no schedule")
+	}
+}
+
+func TestConfigErrorsAreClear(t *testing.T) {
+	tests := []struct {
+		cfg  Config
+		want string
+	}{
+		{Config{Endpoints: []string{"127.0.0.1:8080"}}, "Endpoints[0]"},
+		{Config{Endpoints: []string{"http://h:1/api"}}, "must not have a path"},
+		{Config{Endpoints: []string{"ftp://h:1"}}, "scheme must be http or https"},
+		{Config{Endpoints: []string{"http://h:1"}, Policy: "fastest"}, "unknown policy"},
+		{Config{Endpoints: []string{"http://h:1"}, Health: HealthConfig{Interval: -time.Second}}, "Health.Interval"},
+		{Config{Endpoints: []string{"http://h:1"}, Policy: PolicyHash, HashKey: "header:"}, "header name missing"},
+		{Config{Endpoints: []string{"http://h:1", "http://H:1"}}, "listed twice"},
+		{Config{}, "no endpoints and no discovery"},
+	}
+	for _, tt := range tests {
+		_, err := New(tt.cfg)
+		var ce *tier.ConfigError
+		if !errors.As(err, &ce) || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("New(%+v) = %v, want a ConfigError about %q", tt.cfg, err, tt.want)
+		}
+	}
+}
+
+func TestNoEndpointAndUnavailable(t *testing.T) {
+	a := newBackend(t)
+	p := newPool(t, Config{Endpoints: []string{a.url}})
+	if err := p.Check(context.Background()); err != nil {
+		t.Fatalf("check: %v", err)
+	}
+	if err := p.Drain(context.Background(), a.url); err != nil {
+		t.Fatal(err)
+	}
+	_, err := p.Client().Get("http://upstream/")
+	if !errors.Is(err, ErrNoEndpoint) {
+		t.Fatalf("err = %v, want ErrNoEndpoint", err)
+	}
+	if err := p.Check(context.Background()); !errors.Is(err, ErrNoEndpoint) {
+		t.Fatalf("check = %v", err)
+	}
+	rec := httptest.NewRecorder()
+	WriteUnavailable(rec, httptest.NewRequest("GET", "/orders", nil), err)
+	if rec.Code != 503 || rec.Header().Get("Retry-After") == "" || rec.Header().Get("Content-Type") != tier.ContentTypeProblem {
+		t.Fatalf("got %d %v", rec.Code, rec.Header())
+	}
+	if err := p.Undrain(a.url); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, err := get(t, p.Client(), "http://upstream/"); err != nil || code != 200 {
+		t.Fatalf("after undrain: %d %v", code, err)
+	}
+	if err := p.SetWeight("http://nowhere:1", 2); !errors.Is(err, ErrUnknownEndpoint) {
+		t.Fatalf("SetWeight unknown = %v", err)
+	}
+}
+
+func TestRequestIDForwarded(t *testing.T) {
+	var got string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got = r.Header.Get(tier.HeaderRequestID)
+	}))
+	defer srv.Close()
+	p := newPool(t, Config{Endpoints: []string{srv.URL}})
+	req, _ := http.NewRequestWithContext(tier.WithRequestID(context.Background(), "abc123"), "GET", "http://up/", nil)
+	resp, err := p.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if got != "abc123" {
+		t.Fatalf("request id = %q", got)
+	}
+	if req.Header.Get(tier.HeaderRequestID) != "" {
+		t.Fatal("the caller's request was modified")
+	}
+}

@@ -1,0 +1,315 @@
+package balancer
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/threetier/threetier/tier"
+)
+
+// EnvPrefix is the default prefix of the balancer's environment variables:
+// tier.LoadEnv(balancer.EnvPrefix, &cfg) reads THREETIER_BALANCER_ENDPOINTS and
+// so on. A service with several pools gives each its own prefix.
+const EnvPrefix = tier.EnvPrefix + "BALANCER_"
+
+// Policy names accepted in Config.Policy.
+const (
+	// PolicyRoundRobin is smooth weighted round robin: endpoints take turns in
+	// proportion to their weights, interleaved rather than in bursts.
+	PolicyRoundRobin = "round_robin"
+	// PolicyLeastRequest picks two distinct endpoints at random and sends to
+	// the one with fewer requests in flight per unit of weight.
+	PolicyLeastRequest = "least_request"
+	// PolicyP2CEWMA picks two distinct endpoints at random and sends to the
+	// one with the lower latency (peak EWMA) times requests in flight.
+	PolicyP2CEWMA = "p2c_ewma"
+	// PolicyHash sends requests with the same key (Config.HashKey) to the same
+	// endpoint, by consistent hashing with bounded load.
+	PolicyHash = "hash"
+	// PolicyFirst sends everything to the first available endpoint in the
+	// order given; the next one takes over when it fails.
+	PolicyFirst = "first"
+	// PolicyRandom picks an endpoint at random, in proportion to weights.
+	PolicyRandom = "random"
+)
+
+var policies = []string{PolicyRoundRobin, PolicyLeastRequest, PolicyP2CEWMA, PolicyHash, PolicyFirst, PolicyRandom}
+
+// Config describes one pool: the endpoints of one upstream and how to
+// balance, check and retry over them. The zero value of every field but
+// Endpoints is a working default, documented on the field; DefaultConfig
+// returns them filled in.
+type Config struct {
+	// Name names the pool in logs, metrics and errors; zero means "balancer".
+	Name string `env:"NAME" json:"name"`
+	// Endpoints are base URLs ("http://127.0.0.1:8081"): scheme and host, no
+	// path. They may be empty when a Discoverer supplies the endpoints.
+	Endpoints []string `env:"ENDPOINTS" envSeparator:"," json:"endpoints"`
+	// Backups take traffic only when no endpoint of Endpoints is healthy.
+	Backups []string `env:"BACKUPS" envSeparator:"," json:"backups,omitempty"`
+	// Policy chooses the endpoint for each request; zero means round_robin.
+	// See the Policy constants.
+	Policy string `env:"POLICY" json:"policy"`
+	// HashKey is where the hash policy finds a request's affinity key:
+	// "header:<name>", "cookie:<name>", "client_addr" or "path". Zero means
+	// "client_addr". A request without a key is balanced by least request.
+	HashKey string `env:"HASH_KEY" json:"hash_key,omitempty"`
+	// HashLoadFactor bounds the load of any endpoint under the hash policy to
+	// this factor times the average; a key whose endpoint is full moves to the
+	// next one on the ring. Zero means 1.25; it must be 1 or more.
+	HashLoadFactor float64 `env:"HASH_LOAD_FACTOR" json:"hash_load_factor,omitempty"`
+	// PanicThreshold, a percentage: when fewer than this share of the primary
+	// endpoints are healthy, requests spread over all of them, healthy or not,
+	// rather than overload the few that are left. Zero means panic only when
+	// no endpoint at all is healthy (and no backup is).
+	PanicThreshold int `env:"PANIC_THRESHOLD" json:"panic_threshold,omitempty"`
+	// SlowStart is the window over which a new or recovered endpoint's share
+	// of traffic ramps from 10% to its full weight. Zero means no ramp.
+	SlowStart time.Duration `env:"SLOW_START" json:"slow_start,omitempty"`
+	// EWMADecay is the time constant of the latency average used by p2c_ewma;
+	// zero means 10s.
+	EWMADecay time.Duration `env:"EWMA_DECAY" json:"ewma_decay,omitempty"`
+	// DiscoveryInterval is how often a Discoverer is asked again (it is also
+	// asked soon after an endpoint fails to connect); zero means 30s.
+	DiscoveryInterval time.Duration `env:"DISCOVERY_INTERVAL" json:"discovery_interval,omitempty"`
+
+	Health  HealthConfig  `envPrefix:"HEALTH_" json:"health"`
+	Outlier OutlierConfig `envPrefix:"OUTLIER_" json:"outlier"`
+	Retry   RetryConfig   `envPrefix:"RETRY_" json:"retry"`
+}
+
+// HealthConfig sets up active health checks: a GET of Path on every endpoint
+// every Interval. With no Path there are no active checks, and endpoints are
+// judged by the requests they serve (OutlierConfig).
+type HealthConfig struct {
+	// Path is requested on each endpoint ("/healthz"); zero disables checks.
+	Path string `env:"PATH" json:"path,omitempty"`
+	// Interval between checks of one endpoint, each shifted by up to ±10% so
+	// that pools do not check in lock step; zero means 5s.
+	Interval time.Duration `env:"INTERVAL" json:"interval,omitempty"`
+	// Timeout bounds one check; zero means 2s (and never more than Interval).
+	Timeout time.Duration `env:"TIMEOUT" json:"timeout,omitempty"`
+	// Rise is how many checks in a row must pass to bring an endpoint back;
+	// zero means 2.
+	Rise int `env:"RISE" json:"rise,omitempty"`
+	// Fall is how many checks in a row must fail to take an endpoint out;
+	// zero means 3.
+	Fall int `env:"FALL" json:"fall,omitempty"`
+	// ExpectStatus is the status a passing check answers; zero means any 2xx
+	// or 3xx.
+	ExpectStatus int `env:"EXPECT_STATUS" json:"expect_status,omitempty"`
+}
+
+// OutlierConfig sets up passive outlier detection: an endpoint whose
+// requests fail (connect errors, timeouts, 5xx) several times in a row is
+// ejected for a while, longer each time it is ejected again.
+type OutlierConfig struct {
+	// Disable turns passive detection off.
+	Disable bool `env:"DISABLE" json:"disable,omitempty"`
+	// ConsecutiveFailures in a row eject an endpoint; zero means 5.
+	ConsecutiveFailures int `env:"CONSECUTIVE_FAILURES" json:"consecutive_failures,omitempty"`
+	// BaseEjection is the first ejection's length; the n-th lasts
+	// BaseEjection·2ⁿ⁻¹, at most MaxEjection. Zero means 5s.
+	BaseEjection time.Duration `env:"BASE_EJECTION" json:"base_ejection,omitempty"`
+	// MaxEjection caps one ejection; zero means 5m.
+	MaxEjection time.Duration `env:"MAX_EJECTION" json:"max_ejection,omitempty"`
+	// MaxEjectionPercent caps the share of endpoints ejected at once (one
+	// endpoint may always be ejected when there are two or more); zero means 50.
+	MaxEjectionPercent int `env:"MAX_EJECTION_PERCENT" json:"max_ejection_percent,omitempty"`
+}
+
+// RetryConfig bounds retries. A request is retried on a different endpoint
+// when its method is idempotent or it carries an Idempotency-Key header, or
+// whatever its method when it provably never reached the endpoint (the
+// connection was refused).
+type RetryConfig struct {
+	// Attempts is the most tries per request, the first included; zero
+	// means 3, and 1 turns retries off.
+	Attempts int `env:"ATTEMPTS" json:"attempts,omitempty"`
+	// On lists the response statuses that are retried (idempotent requests
+	// only); zero means 502, 503 and 504.
+	On []int `env:"ON" envSeparator:"," json:"on,omitempty"`
+	// BudgetRatio caps retries at this share of the requests of the last ten
+	// seconds, so that a failing cluster is not stormed; zero means 0.2.
+	BudgetRatio float64 `env:"BUDGET_RATIO" json:"budget_ratio,omitempty"`
+	// BudgetMinPerSecond is a floor under the budget, so that a quiet pool
+	// can still retry; zero means 10.
+	BudgetMinPerSecond float64 `env:"BUDGET_MIN_PER_SECOND" json:"budget_min_per_second,omitempty"`
+	// Backoff is the base wait before a retry, doubled each time with full
+	// jitter; zero means 5ms.
+	Backoff time.Duration `env:"BACKOFF" json:"backoff,omitempty"`
+	// MaxBackoff caps the wait; zero means 250ms.
+	MaxBackoff time.Duration `env:"MAX_BACKOFF" json:"max_backoff,omitempty"`
+	// MaxBodyBytes is the largest request body kept in memory so that it can
+	// be sent again; larger bodies are streamed and not retried once sent.
+	// Zero means 64 KiB.
+	MaxBodyBytes int64 `env:"MAX_BODY_BYTES" json:"max_body_bytes,omitempty"`
+}
+
+// DefaultConfig returns a Config with every default filled in and no
+// endpoints.
+func DefaultConfig() Config {
+	return Config{}.withDefaults()
+}
+
+func (c Config) withDefaults() Config {
+	setDefault(&c.Name, "balancer")
+	setDefault(&c.Policy, PolicyRoundRobin)
+	if c.Policy == PolicyHash {
+		setDefault(&c.HashKey, "client_addr")
+	}
+	setDefault(&c.HashLoadFactor, 1.25)
+	setDefault(&c.EWMADecay, 10*time.Second)
+	setDefault(&c.DiscoveryInterval, 30*time.Second)
+
+	setDefault(&c.Health.Interval, 5*time.Second)
+	setDefault(&c.Health.Timeout, 2*time.Second)
+	c.Health.Timeout = min(c.Health.Timeout, c.Health.Interval)
+	setDefault(&c.Health.Rise, 2)
+	setDefault(&c.Health.Fall, 3)
+
+	setDefault(&c.Outlier.ConsecutiveFailures, 5)
+	setDefault(&c.Outlier.BaseEjection, 5*time.Second)
+	setDefault(&c.Outlier.MaxEjection, 5*time.Minute)
+	setDefault(&c.Outlier.MaxEjectionPercent, 50)
+
+	setDefault(&c.Retry.Attempts, 3)
+	if c.Retry.On == nil {
+		c.Retry.On = []int{http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout}
+	}
+	setDefault(&c.Retry.BudgetRatio, 0.2)
+	setDefault(&c.Retry.BudgetMinPerSecond, 10)
+	setDefault(&c.Retry.Backoff, 5*time.Millisecond)
+	setDefault(&c.Retry.MaxBackoff, 250*time.Millisecond)
+	setDefault(&c.Retry.MaxBodyBytes, 64<<10)
+	return c
+}
+
+func setDefault[T comparable](v *T, def T) {
+	var zero T
+	if *v == zero {
+		*v = def
+	}
+}
+
+// Validate reports every invalid setting as a *tier.ConfigError (joined),
+// naming the Config field.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(field string, value any, problem, allowed string) {
+		errs = append(errs, &tier.ConfigError{Var: field, Value: fmt.Sprint(value), Problem: problem, Allowed: allowed})
+	}
+	for i, raw := range c.Endpoints {
+		if _, err := parseEndpointURL(raw); err != nil {
+			bad(fmt.Sprintf("Endpoints[%d]", i), raw, err.Error(), "http://host:port or https://host:port")
+		}
+	}
+	for i, raw := range c.Backups {
+		if _, err := parseEndpointURL(raw); err != nil {
+			bad(fmt.Sprintf("Backups[%d]", i), raw, err.Error(), "http://host:port or https://host:port")
+		}
+	}
+	if c.Policy != "" && !validPolicy(c.Policy) {
+		bad("Policy", c.Policy, "unknown policy", strings.Join(policies, ", "))
+	}
+	if c.HashKey != "" {
+		if _, err := parseHashKey(c.HashKey); err != nil {
+			bad("HashKey", c.HashKey, err.Error(), "header:<name>, cookie:<name>, client_addr, path")
+		}
+	}
+	if c.HashLoadFactor != 0 && c.HashLoadFactor < 1 {
+		bad("HashLoadFactor", c.HashLoadFactor, "must be 1 or more", "")
+	}
+	if c.PanicThreshold < 0 || c.PanicThreshold > 100 {
+		bad("PanicThreshold", c.PanicThreshold, "must be a percentage", "0 to 100")
+	}
+	durations := []struct {
+		name string
+		d    time.Duration
+	}{
+		{"SlowStart", c.SlowStart}, {"EWMADecay", c.EWMADecay}, {"DiscoveryInterval", c.DiscoveryInterval},
+		{"Health.Interval", c.Health.Interval}, {"Health.Timeout", c.Health.Timeout},
+		{"Outlier.BaseEjection", c.Outlier.BaseEjection}, {"Outlier.MaxEjection", c.Outlier.MaxEjection},
+		{"Retry.Backoff", c.Retry.Backoff}, {"Retry.MaxBackoff", c.Retry.MaxBackoff},
+	}
+	for _, d := range durations {
+		if d.d < 0 {
+			bad(d.name, d.d, "must not be negative", "0 for the default")
+		}
+	}
+	ints := []struct {
+		name string
+		v    int
+	}{
+		{"Health.Rise", c.Health.Rise}, {"Health.Fall", c.Health.Fall},
+		{"Outlier.ConsecutiveFailures", c.Outlier.ConsecutiveFailures}, {"Retry.Attempts", c.Retry.Attempts},
+	}
+	for _, n := range ints {
+		if n.v < 0 {
+			bad(n.name, n.v, "must not be negative", "0 for the default")
+		}
+	}
+	if c.Health.Path != "" && !strings.HasPrefix(c.Health.Path, "/") {
+		bad("Health.Path", c.Health.Path, "must start with /", "")
+	}
+	if s := c.Health.ExpectStatus; s != 0 && (s < 100 || s > 599) {
+		bad("Health.ExpectStatus", s, "not an HTTP status", "100 to 599, or 0 for any 2xx or 3xx")
+	}
+	if p := c.Outlier.MaxEjectionPercent; p < 0 || p > 100 {
+		bad("Outlier.MaxEjectionPercent", p, "must be a percentage", "0 to 100")
+	}
+	for _, s := range c.Retry.On {
+		if s < 100 || s > 599 {
+			bad("Retry.On", s, "not an HTTP status", "100 to 599")
+		}
+	}
+	if c.Retry.BudgetRatio < 0 {
+		bad("Retry.BudgetRatio", c.Retry.BudgetRatio, "must not be negative", "")
+	}
+	if c.Retry.BudgetMinPerSecond < 0 {
+		bad("Retry.BudgetMinPerSecond", c.Retry.BudgetMinPerSecond, "must not be negative", "")
+	}
+	if c.Retry.MaxBodyBytes < 0 {
+		bad("Retry.MaxBodyBytes", c.Retry.MaxBodyBytes, "must not be negative", "")
+	}
+	return errors.Join(errs...)
+}
+
+func validPolicy(p string) bool {
+	for _, q := range policies {
+		if p == q {
+			return true
+		}
+	}
+	return false
+}
+
+// parseEndpointURL accepts "http(s)://host[:port]" with nothing after the
+// host but an optional "/", and returns it reduced to scheme and host.
+func parseEndpointURL(raw string) (*url.URL, error) {
+	u, err := url.Parse(strings.TrimSpace(raw))
+	if err != nil {
+		return nil, errors.New("not a URL")
+	}
+	switch {
+	case u.Scheme != "http" && u.Scheme != "https":
+		return nil, errors.New("scheme must be http or https")
+	case u.Host == "" || u.Hostname() == "":
+		return nil, errors.New("no host")
+	case u.Path != "" && u.Path != "/":
+		return nil, errors.New("must not have a path")
+	case u.RawQuery != "" || u.Fragment != "" || u.User != nil:
+		return nil, errors.New("must not have a query, fragment or user info")
+	}
+	if p := u.Port(); p != "" {
+		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+			return nil, errors.New("bad port")
+		}
+	}
+	return &url.URL{Scheme: u.Scheme, Host: strings.ToLower(u.Host)}, nil
+}

@@ -1,0 +1,136 @@
+package balancer
+
+import (
+	"context"
+	"net"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// load sends GETs from several goroutines until stop is closed and counts
+// the ones that failed (an error or a status other than 200).
+func load(t *testing.T, p *Pool, workers int, stop <-chan struct{}) (sent, failed *atomic.Int64, wait func()) {
+	sent, failed = new(atomic.Int64), new(atomic.Int64)
+	client := p.Client()
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				code, _, err := get(t, client, "http://upstream/x")
+				sent.Add(1)
+				if err != nil || code != 200 {
+					failed.Add(1)
+					t.Logf("failed: %d %v", code, err)
+				}
+			}
+		})
+	}
+	return sent, failed, wg.Wait
+}
+
+func TestKilledBackendUnderLoad(t *testing.T) {
+	for _, policy := range []string{PolicyRoundRobin, PolicyLeastRequest, PolicyP2CEWMA} {
+		t.Run(policy, func(t *testing.T) {
+			a, b, c := newBackend(t), newBackend(t), newBackend(t)
+			p := newPool(t, Config{
+				Endpoints: []string{a.url, b.url, c.url},
+				Policy:    policy,
+				Outlier:   OutlierConfig{BaseEjection: time.Minute},
+			})
+			stop := make(chan struct{})
+			sent, failed, wait := load(t, p, 16, stop)
+			waitFor(t, 10*time.Second, "traffic on every backend", func() bool {
+				return a.hits.Load() > 50 && b.hits.Load() > 50 && c.hits.Load() > 50
+			})
+
+			b.kill()
+			killed := time.Now()
+			waitFor(t, time.Second, "the killed backend to be ejected", func() bool {
+				return statusOf(p, b.url).State == StateEjected
+			})
+			t.Logf("ejected %s after the kill", time.Since(killed))
+
+			// Something listens on the dead backend's address again: once the
+			// attempts picked before the ejection are over, it gets no request.
+			waitFor(t, time.Second, "attempts on the dead backend to end", func() bool {
+				return statusOf(p, b.url).InFlight == 0
+			})
+			ln, err := net.Listen("tcp", b.ln.Addr().String())
+			if err != nil {
+				t.Fatalf("relisten: %v", err)
+			}
+			zombie := serveBackend(t, ln)
+			before := sent.Load()
+			waitFor(t, 10*time.Second, "more traffic", func() bool { return sent.Load() > before+300 })
+			close(stop)
+			wait()
+
+			if n := failed.Load(); n != 0 {
+				t.Fatalf("%d of %d requests failed", n, sent.Load())
+			}
+			if n := zombie.hits.Load(); n != 0 {
+				t.Fatalf("the ejected endpoint got %d new requests", n)
+			}
+			if err := p.Check(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("%d requests, 0 failed", sent.Load())
+		})
+	}
+}
+
+func TestFailingBackendEjectedThenSlowStart(t *testing.T) {
+	a, b := newBackend(t), newBackend(t)
+	p := newPool(t, Config{
+		Endpoints: []string{a.url, b.url},
+		SlowStart: 2 * time.Second,
+		Outlier:   OutlierConfig{ConsecutiveFailures: 3, BaseEjection: 200 * time.Millisecond},
+	})
+	client := p.Client()
+	b.status.Store(500)
+	for i := 0; statusOf(p, b.url).State != StateEjected; i++ {
+		if i > 50 {
+			t.Fatalf("not ejected after %d requests: %+v", i, statusOf(p, b.url))
+		}
+		_, _, _ = get(t, client, "http://upstream/")
+	}
+	if st := statusOf(p, b.url); st.Ejections != 1 || st.Failures != 3 {
+		t.Fatalf("status = %+v", st)
+	}
+	// While b is out, everything goes to a.
+	b.hits.Store(0)
+	for range 20 {
+		if code, body, err := get(t, client, "http://upstream/"); err != nil || code != 200 || body != a.url {
+			t.Fatalf("while ejected: %d %q %v", code, body, err)
+		}
+	}
+
+	b.status.Store(0) // recovered
+	waitFor(t, 5*time.Second, "b back in slow start", func() bool { return statusOf(p, b.url).State == StateSlowStart })
+	a.hits.Store(0)
+	b.hits.Store(0)
+	for range 100 {
+		if code, _, err := get(t, client, "http://upstream/"); err != nil || code != 200 {
+			t.Fatalf("during slow start: %d %v", code, err)
+		}
+	}
+	if ah, bh := a.hits.Load(), b.hits.Load(); bh == 0 || bh*2 > ah {
+		t.Fatalf("slow start: a got %d, b got %d; want b under half of a but not nothing", ah, bh)
+	}
+	waitFor(t, 5*time.Second, "b fully up", func() bool { return statusOf(p, b.url).State == StateUp })
+	a.hits.Store(0)
+	b.hits.Store(0)
+	for range 100 {
+		_, _, _ = get(t, client, "http://upstream/")
+	}
+	if ah, bh := a.hits.Load(), b.hits.Load(); ah != 50 || bh != 50 {
+		t.Fatalf("after slow start: a %d, b %d", ah, bh)
+	}
+}

@@ -1,0 +1,92 @@
+package balancer
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"sync"
+	"time"
+)
+
+// checkLoop checks e now and then every Health.Interval ±10% until ctx
+// ends. first, when set, is told after the first check.
+func (p *Pool) checkLoop(ctx context.Context, e *endpoint, first *sync.WaitGroup) {
+	interval := p.cfg.Health.Interval
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	<-timer.C
+	initial := true
+	for {
+		p.checkOnce(ctx, e, initial)
+		if initial && first != nil {
+			first.Done()
+		}
+		initial = false
+		jitter := time.Duration(rand.Int64N(int64(interval)/5+1)) - interval/10
+		timer.Reset(interval + jitter)
+		select {
+		case <-ctx.Done():
+			return
+		case <-timer.C:
+		}
+	}
+}
+
+// checkOnce makes one health check of e and moves it down after Fall
+// failures in a row, up after Rise passes in a row. The first check after
+// Start decides at once.
+func (p *Pool) checkOnce(ctx context.Context, e *endpoint, initial bool) {
+	err := p.probe(ctx, e)
+	if ctx.Err() != nil {
+		return // stopping or removed: the result means nothing
+	}
+	e.mu.Lock()
+	e.checkAt, e.checkOK = time.Now(), err == nil
+	e.checkErr = ""
+	if err != nil {
+		e.checkErr = err.Error()
+		e.checkRun = min(e.checkRun, 0) - 1
+	} else {
+		e.checkRun = max(e.checkRun, 0) + 1
+	}
+	run := e.checkRun
+	e.mu.Unlock()
+
+	switch down := e.down.Load(); {
+	case down && err == nil && (initial || run >= p.cfg.Health.Rise):
+		p.mu.Lock()
+		e.down.Store(false)
+		p.warm(e)
+		p.rebuild()
+		p.mu.Unlock()
+		p.log.Info("endpoint up", "endpoint", e.key, "passes", run)
+	case !down && err != nil && (initial || -run >= p.cfg.Health.Fall):
+		p.mu.Lock()
+		e.down.Store(true)
+		p.rebuild()
+		p.mu.Unlock()
+		p.log.Warn("endpoint down", "endpoint", e.key, "failures", -run, "err", err)
+	}
+}
+
+// probe requests the health path of e once.
+func (p *Pool) probe(ctx context.Context, e *endpoint) error {
+	ctx, cancel := context.WithTimeout(ctx, p.cfg.Health.Timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, e.key+p.cfg.Health.Path, nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("User-Agent", "threetier-balancer-health")
+	resp, err := p.transport.RoundTrip(req)
+	if err != nil {
+		return err
+	}
+	discard(resp.Body)
+	want := p.cfg.Health.ExpectStatus
+	if (want != 0 && resp.StatusCode != want) || (want == 0 && (resp.StatusCode < 200 || resp.StatusCode >= 400)) {
+		return fmt.Errorf("status %d", resp.StatusCode)
+	}
+	return nil
+}

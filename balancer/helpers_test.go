@@ -1,0 +1,141 @@
+package balancer
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// backend is a real HTTP server on 127.0.0.1 that counts its requests and
+// answers with status() (200 by default) and its own URL as the body.
+type backend struct {
+	t        testing.TB
+	url      string
+	srv      *http.Server
+	ln       net.Listener
+	hits     atomic.Int64
+	status   atomic.Int64  // 0 = 200
+	health   atomic.Int64  // status of /healthz; 0 = 200
+	hold     chan struct{} // when non-nil, requests to /slow wait for it
+	stopped  atomic.Bool
+	inflight atomic.Int64
+}
+
+func newBackend(t testing.TB) *backend {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return serveBackend(t, ln)
+}
+
+func serveBackend(t testing.TB, ln net.Listener) *backend {
+	b := &backend{t: t, ln: ln, url: "http://" + ln.Addr().String(), hold: make(chan struct{})}
+	b.srv = &http.Server{Handler: http.HandlerFunc(b.serve), ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = b.srv.Serve(ln) }()
+	t.Cleanup(b.kill)
+	return b
+}
+
+func (b *backend) serve(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path == "/healthz" {
+		if s := b.health.Load(); s != 0 {
+			w.WriteHeader(int(s))
+		}
+		return
+	}
+	b.hits.Add(1)
+	b.inflight.Add(1)
+	defer b.inflight.Add(-1)
+	if r.URL.Path == "/slow" {
+		select {
+		case <-b.hold:
+		case <-r.Context().Done():
+			return
+		}
+	}
+	if s := b.status.Load(); s != 0 {
+		w.WriteHeader(int(s))
+	}
+	_, _ = w.Write([]byte(b.url))
+}
+
+// kill stops the server at once, cutting its open connections.
+func (b *backend) kill() {
+	if b.stopped.CompareAndSwap(false, true) {
+		_ = b.srv.Close()
+	}
+}
+
+// waitFor polls cond until it holds or the deadline passes.
+func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", d, what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func newPool(t testing.TB, cfg Config, opts ...Option) *Pool {
+	t.Helper()
+	p, err := New(cfg, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := p.Stop(ctx); err != nil && !errors.Is(err, context.Canceled) {
+			t.Errorf("stop: %v", err)
+		}
+		p.ownedTr.CloseIdleConnections()
+	})
+	return p
+}
+
+func get(t testing.TB, c *http.Client, url string) (int, string, error) {
+	t.Helper()
+	resp, err := c.Get(url)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	var buf [256]byte
+	n, _ := readFull(resp.Body, buf[:])
+	return resp.StatusCode, string(buf[:n]), nil
+}
+
+func readFull(r interface{ Read([]byte) (int, error) }, buf []byte) (int, error) {
+	n := 0
+	for n < len(buf) {
+		m, err := r.Read(buf[n:])
+		n += m
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
+}
+
+func statusOf(p *Pool, url string) EndpointStatus {
+	for _, s := range p.Snapshot() {
+		if s.URL == url {
+			return s
+		}
+	}
+	return EndpointStatus{}
+}

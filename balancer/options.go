@@ -1,0 +1,36 @@
+package balancer
+
+import (
+	"log/slog"
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// An Option sets what a Config cannot hold: code, not data.
+type Option func(*options)
+
+type options struct {
+	logger    *slog.Logger
+	registry  prometheus.Registerer
+	discovery Discoverer
+	transport http.RoundTripper
+}
+
+// WithLogger sends the pool's events (ejections, health changes, discovery
+// results) to l; by default they are discarded.
+func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
+
+// WithRegistry registers the pool's threetier_balancer_* metrics with reg;
+// by default they go nowhere.
+func WithRegistry(reg prometheus.Registerer) Option { return func(o *options) { o.registry = reg } }
+
+// WithDiscovery adds the endpoints d finds to the configured ones; the pool
+// asks d again every Config.DiscoveryInterval between Start and Stop, and
+// soon after an endpoint fails to connect.
+func WithDiscovery(d Discoverer) Option { return func(o *options) { o.discovery = d } }
+
+// WithTransport sends the pool's requests (and health checks) through rt.
+// By default the pool has its own *http.Transport, cloned from
+// http.DefaultTransport with room for 256 idle connections per endpoint.
+func WithTransport(rt http.RoundTripper) Option { return func(o *options) { o.transport = rt } }

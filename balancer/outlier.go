@@ -1,0 +1,99 @@
+package balancer
+
+import (
+	"time"
+)
+
+// failed records a failed attempt on e (a transport error, or a 5xx when err
+// is nil) and ejects e after enough failures in a row.
+func (p *Pool) failed(e *endpoint, now int64, err error) {
+	e.failures.Add(1)
+	if err != nil && neverSent(err) {
+		select { // ask discovery, if running, to look again soon
+		case p.resolveNow <- struct{}{}:
+		default:
+		}
+	}
+	if p.cfg.Outlier.Disable {
+		return
+	}
+	if int(e.consec.Add(1)) >= p.cfg.Outlier.ConsecutiveFailures {
+		p.eject(e, now, err)
+	}
+}
+
+// succeeded records a good attempt: the failure run ends, and an endpoint
+// that has served well since its last ejection for as long as that ejection
+// lasted starts its next ejection from the base length again.
+func (p *Pool) succeeded(e *endpoint, now int64) {
+	if e.consec.Load() != 0 {
+		e.consec.Store(0)
+	}
+	if s := e.streak.Load(); s > 0 && time.Duration(now-e.backAt.Load()) >= p.ejectionLength(s) {
+		e.streak.CompareAndSwap(s, 0)
+	}
+}
+
+// ejectionLength is the length of ejection number n in a streak:
+// BaseEjection·2ⁿ⁻¹, at most MaxEjection.
+func (p *Pool) ejectionLength(n uint32) time.Duration {
+	d := p.cfg.Outlier.BaseEjection
+	for i := uint32(1); i < n && d < p.cfg.Outlier.MaxEjection; i++ {
+		d *= 2
+	}
+	return min(d, p.cfg.Outlier.MaxEjection)
+}
+
+// eject takes e out of rotation for its next ejection length, unless that
+// would eject more than MaxEjectionPercent of the endpoints.
+func (p *Pool) eject(e *endpoint, now int64, cause error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if e.removed.Load() || e.ejected(now) {
+		return
+	}
+	total, ejected := 0, 0
+	for _, x := range p.eps {
+		if x.removed.Load() {
+			continue
+		}
+		total++
+		if x.ejected(now) {
+			ejected++
+		}
+	}
+	limit := total * p.cfg.Outlier.MaxEjectionPercent / 100
+	if total >= 2 {
+		limit = max(limit, 1)
+	}
+	if ejected >= limit {
+		if e.consec.Load() == int32(p.cfg.Outlier.ConsecutiveFailures) {
+			p.log.Warn("endpoint failing but not ejected: too many ejected already", "endpoint", e.key, "ejected", ejected, "max_percent", p.cfg.Outlier.MaxEjectionPercent)
+		}
+		return
+	}
+	n := e.streak.Add(1)
+	d := p.ejectionLength(n)
+	e.ejectedTo.Store(now + int64(d))
+	e.ejections.Add(1)
+	e.consec.Store(0)
+	p.rebuild()
+	reason := "5xx responses"
+	if cause != nil {
+		reason = cause.Error()
+	}
+	p.log.Warn("endpoint ejected", "endpoint", e.key, "for", d, "ejections_in_a_row", n, "last_failure", reason)
+}
+
+// unEject brings e back when its ejection (ending at `to`) is over, through
+// slow start; p.mu held.
+func (p *Pool) unEject(e *endpoint, to int64) {
+	if !e.ejectedTo.CompareAndSwap(to, 0) {
+		return
+	}
+	e.backAt.Store(to)
+	if p.cfg.SlowStart > 0 {
+		e.warmFrom.Store(to)
+	}
+	p.log.Info("endpoint back from ejection", "endpoint", e.key)
+}

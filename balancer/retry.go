@@ -1,0 +1,188 @@
+package balancer
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// isIdempotent reports whether r may be sent twice: its method is idempotent
+// (RFC 9110) or it carries an Idempotency-Key.
+func isIdempotent(r *http.Request) bool {
+	switch r.Method {
+	case "", http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace, http.MethodPut, http.MethodDelete:
+		return true
+	}
+	return len(r.Header["Idempotency-Key"]) > 0 || len(r.Header["X-Idempotency-Key"]) > 0
+}
+
+// neverSent reports whether err proves the request never reached the
+// endpoint: the connection could not be made.
+func neverSent(err error) bool {
+	var op *net.OpError
+	if errors.As(err, &op) && op.Op == "dial" {
+		return true
+	}
+	return errors.Is(err, syscall.ECONNREFUSED)
+}
+
+// allowRetry spends one retry from the budget and waits the back-off
+// before the attempt after attempt n. It returns false when the budget is
+// spent or r's context ends during the wait.
+func (p *Pool) allowRetry(r *http.Request, n int) bool {
+	if !p.budget.allow(time.Now()) {
+		p.metrics.budgetExhausted.Add(1)
+		return false
+	}
+	p.metrics.retries.Add(1)
+	return sleep(r.Context(), backoff(p.cfg.Retry.Backoff, p.cfg.Retry.MaxBackoff, n))
+}
+
+// backoff is a "full jitter" wait before retry n+1: uniform in
+// [0, min(max, base·2ⁿ)), so that clients that failed together do not
+// come back together.
+func backoff(base, maxWait time.Duration, n int) time.Duration {
+	ceiling := maxWait
+	if n < 30 && base<<n < maxWait {
+		ceiling = base << n
+	}
+	if ceiling <= 0 {
+		return 0
+	}
+	return rand.N(ceiling)
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// replayBody gives each attempt its copy of the request body.
+type replayBody struct {
+	replayable bool
+	buf        []byte // the whole body, when buffered
+	getBody    func() (io.ReadCloser, error)
+	first      io.ReadCloser // the body of the first attempt
+	orig       io.ReadCloser // closed when the request is done
+}
+
+// prepareBody makes r's body replayable when it can be: no body, a body
+// with GetBody, or one of at most Retry.MaxBodyBytes (read into memory). A
+// larger body is streamed to the first endpoint and the request is not
+// retried.
+func (p *Pool) prepareBody(r *http.Request, retries bool) (*replayBody, error) {
+	switch {
+	case r.Body == nil || r.Body == http.NoBody:
+		return &replayBody{replayable: true, first: r.Body}, nil
+	case !retries:
+		return &replayBody{first: r.Body}, nil
+	case r.GetBody != nil:
+		return &replayBody{replayable: true, first: r.Body, getBody: r.GetBody}, nil
+	case r.ContentLength > p.cfg.Retry.MaxBodyBytes:
+		return &replayBody{first: r.Body}, nil
+	}
+	limit := p.cfg.Retry.MaxBodyBytes
+	buf, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
+	if err != nil {
+		_ = r.Body.Close()
+		return nil, err
+	}
+	if int64(len(buf)) > limit {
+		// Too big to keep: send what was read, then the rest, once.
+		return &replayBody{first: struct {
+			io.Reader
+			io.Closer
+		}{io.MultiReader(bytes.NewReader(buf), r.Body), r.Body}}, nil
+	}
+	return &replayBody{replayable: true, buf: buf, orig: r.Body}, nil
+}
+
+func (b *replayBody) forAttempt(r *http.Request, n int) (io.ReadCloser, error) {
+	switch {
+	case b.buf != nil:
+		return io.NopCloser(bytes.NewReader(b.buf)), nil
+	case n == 0:
+		return b.first, nil
+	case b.getBody != nil:
+		return b.getBody()
+	}
+	return b.first, nil // nil or NoBody
+}
+
+func (b *replayBody) close() {
+	if b.orig != nil {
+		_ = b.orig.Close()
+	}
+}
+
+// retryBudget caps retries at ratio × the requests of the last ten seconds,
+// with a floor of `floor` retries in each second. Counting a request is two
+// atomic operations; the lock is taken once a second and when retrying.
+type retryBudget struct {
+	ratio, floor float64
+	mu           sync.Mutex
+	slots        [budgetWindow]budgetSlot
+}
+
+const budgetWindow = 10 // seconds
+
+type budgetSlot struct {
+	sec      atomic.Int64
+	requests atomic.Int64
+	retries  atomic.Int64
+}
+
+func (b *retryBudget) slot(now time.Time) *budgetSlot {
+	sec := now.Unix()
+	s := &b.slots[sec%budgetWindow]
+	if s.sec.Load() != sec {
+		b.mu.Lock()
+		if s.sec.Load() != sec {
+			s.requests.Store(0)
+			s.retries.Store(0)
+			s.sec.Store(sec)
+		}
+		b.mu.Unlock()
+	}
+	return s
+}
+
+func (b *retryBudget) request(now time.Time) { b.slot(now).requests.Add(1) }
+
+// allow spends one retry if the budget has one.
+func (b *retryBudget) allow(now time.Time) bool {
+	cur := b.slot(now)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	sec := now.Unix()
+	var requests, retries int64
+	for i := range b.slots {
+		s := &b.slots[i]
+		if d := sec - s.sec.Load(); d >= 0 && d < budgetWindow {
+			requests += s.requests.Load()
+			retries += s.retries.Load()
+		}
+	}
+	if float64(retries+1) <= b.ratio*float64(requests) || float64(cur.retries.Load()+1) <= b.floor {
+		cur.retries.Add(1)
+		return true
+	}
+	return false
+}

@@ -1,0 +1,172 @@
+package balancer
+
+import (
+	"io"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/threetier/threetier/tier"
+)
+
+// maxAttempts bounds Config.Retry.Attempts where it matters: the list of
+// endpoints a request already tried lives on the stack.
+const maxAttempts = 8
+
+// RoundTrip sends r to an endpoint chosen by the policy, replacing the
+// scheme and host of r.URL with the endpoint's (the Host header, when set,
+// is kept). It retries on another endpoint when that is safe and the budget
+// allows, and returns the last response or error. With no endpoint to send
+// to it returns a *NoEndpointError. r is not modified.
+func (p *Pool) RoundTrip(r *http.Request) (*http.Response, error) {
+	p.budget.request(time.Now())
+	e := p.pick(r, nil)
+	if e == nil {
+		p.metrics.noEndpoint.Add(1)
+		if r.Body != nil {
+			_ = r.Body.Close()
+		}
+		return nil, &NoEndpointError{Pool: p.cfg.Name, RetryAfter: p.retryAfter()}
+	}
+	attempts := min(p.cfg.Retry.Attempts, maxAttempts)
+	body, err := p.prepareBody(r, attempts > 1)
+	if err != nil {
+		return nil, err
+	}
+	defer body.close()
+	idempotent := isIdempotent(r)
+	var tried [maxAttempts]*endpoint
+	for n := 0; ; n++ {
+		tried[n] = e
+		out, err := p.outgoing(r, e, body, n)
+		if err != nil {
+			return nil, err
+		}
+		resp, err := p.send(e, out)
+		if n+1 >= attempts || !body.replayable || r.Context().Err() != nil {
+			return resp, err
+		}
+		switch {
+		case err != nil && (idempotent || neverSent(err)):
+		case err == nil && idempotent && p.retryOn[min(resp.StatusCode, len(p.retryOn)-1)]:
+		default:
+			return resp, err
+		}
+		next := p.pick(r, tried[:n+1])
+		if next == nil || !p.allowRetry(r, n) {
+			return resp, err
+		}
+		if resp != nil {
+			discard(resp.Body)
+			p.log.DebugContext(r.Context(), "retrying", "endpoint", e.key, "status", resp.StatusCode, "next", next.key)
+		} else {
+			p.log.DebugContext(r.Context(), "retrying", "endpoint", e.key, "err", err, "next", next.key)
+		}
+		e = next
+	}
+}
+
+// send makes one attempt on e and does the bookkeeping: in-flight counts
+// until the response body is closed, latency, outlier detection.
+func (p *Pool) send(e *endpoint, out *http.Request) (*http.Response, error) {
+	e.inflight.Add(1)
+	p.inflight.Add(1)
+	e.requests.Add(1)
+	start := time.Now()
+	resp, err := p.transport.RoundTrip(out)
+	end := time.Now()
+	p.metrics.observe(end.Sub(start))
+	switch {
+	case err != nil:
+		p.done(e)
+		if out.Context().Err() == nil { // the caller giving up is not the endpoint's fault
+			p.failed(e, end.UnixNano(), err)
+		}
+		return nil, err
+	case resp.StatusCode >= 500:
+		p.failed(e, end.UnixNano(), nil)
+	default:
+		p.succeeded(e, end.UnixNano())
+	}
+	e.observe(end.Sub(start), end.UnixNano())
+	resp.Body = p.track(e, resp.Body)
+	return resp, nil
+}
+
+func (p *Pool) done(e *endpoint) {
+	e.inflight.Add(-1)
+	p.inflight.Add(-1)
+}
+
+// track wraps a response body so that the attempt stays in flight until the
+// body is read to its end or closed.
+func (p *Pool) track(e *endpoint, b io.ReadCloser) io.ReadCloser {
+	if b == nil || b == http.NoBody {
+		p.done(e)
+		return b
+	}
+	if rw, ok := b.(io.ReadWriteCloser); ok { // 101 Switching Protocols
+		return &trackedRWBody{trackedBody: trackedBody{ReadCloser: b, pool: p, ep: e}, w: rw}
+	}
+	return &trackedBody{ReadCloser: b, pool: p, ep: e}
+}
+
+type trackedBody struct {
+	io.ReadCloser
+	pool *Pool
+	ep   *endpoint
+	once atomic.Bool
+}
+
+func (b *trackedBody) Read(buf []byte) (int, error) {
+	n, err := b.ReadCloser.Read(buf)
+	if err != nil && b.once.CompareAndSwap(false, true) {
+		b.pool.done(b.ep)
+	}
+	return n, err
+}
+
+func (b *trackedBody) Close() error {
+	err := b.ReadCloser.Close()
+	if b.once.CompareAndSwap(false, true) {
+		b.pool.done(b.ep)
+	}
+	return err
+}
+
+type trackedRWBody struct {
+	trackedBody
+	w io.Writer
+}
+
+func (b *trackedRWBody) Write(p []byte) (int, error) { return b.w.Write(p) }
+
+// outgoing is r aimed at e, with a fresh body for the attempt and the
+// request ID of r's context forwarded.
+func (p *Pool) outgoing(r *http.Request, e *endpoint, body *replayBody, attempt int) (*http.Request, error) {
+	out := new(http.Request)
+	*out = *r
+	u := *r.URL
+	u.Scheme, u.Host = e.url.Scheme, e.url.Host
+	out.URL = &u
+	b, err := body.forAttempt(r, attempt)
+	if err != nil {
+		return nil, err
+	}
+	out.Body = b
+	if id := tier.RequestID(r.Context()); id != "" && len(r.Header[tier.HeaderRequestID]) == 0 {
+		out.Header = r.Header.Clone()
+		if out.Header == nil {
+			out.Header = make(http.Header, 1)
+		}
+		out.Header[tier.HeaderRequestID] = []string{id}
+	}
+	return out, nil
+}
+
+// discard reads a little of a body that will not be used, so that its
+// connection can be reused, and closes it.
+func discard(b io.ReadCloser) {
+	_, _ = io.CopyN(io.Discard, b, 4<<10)
+	_ = b.Close()
+}

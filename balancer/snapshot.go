@@ -1,0 +1,88 @@
+package balancer
+
+import (
+	"time"
+)
+
+// State is what an endpoint is doing, as Snapshot reports it.
+type State string
+
+// Endpoint states, from the most to the least willing.
+const (
+	StateUp        State = "up"         // taking its full share
+	StateSlowStart State = "slow_start" // taking a share that ramps up
+	StateEjected   State = "ejected"    // out after failing requests, until EjectedUntil
+	StateDown      State = "down"       // failing its health checks
+	StateDraining  State = "draining"   // finishing in-flight requests, taking no new ones
+)
+
+// EndpointStatus is one endpoint's state for humans (a stats page) and
+// machines (an admin API).
+type EndpointStatus struct {
+	URL    string `json:"url"`
+	State  State  `json:"state"`
+	Backup bool   `json:"backup,omitempty"`
+	// Serving is true when the endpoint is in the current rotation (which, in
+	// panic mode, includes endpoints that are not up).
+	Serving bool `json:"serving"`
+	Weight  int  `json:"weight"`
+	// EffectiveWeight is the weight the policy uses now, slow start
+	// included, in tenths of Weight units.
+	EffectiveWeight int           `json:"effective_weight"`
+	InFlight        int64         `json:"in_flight"`
+	Requests        uint64        `json:"requests"`
+	Failures        uint64        `json:"failures"`
+	EWMA            time.Duration `json:"ewma_ns"`
+	Ejections       uint32        `json:"ejections"`
+	EjectedUntil    time.Time     `json:"ejected_until,omitzero"`
+	LastCheck       time.Time     `json:"last_check,omitzero"`
+	LastCheckOK     bool          `json:"last_check_ok,omitempty"`
+	LastCheckError  string        `json:"last_check_error,omitempty"`
+}
+
+// Snapshot returns every endpoint's state, in the pool's order.
+func (p *Pool) Snapshot() []EndpointStatus {
+	now := time.Now().UnixNano()
+	t := p.table.Load()
+	p.mu.Lock()
+	eps := append([]*endpoint(nil), p.eps...)
+	p.mu.Unlock()
+	out := make([]EndpointStatus, 0, len(eps))
+	for _, e := range eps {
+		s := EndpointStatus{
+			URL:             e.key,
+			Backup:          e.backup.Load(),
+			Weight:          int(e.weight.Load()),
+			EffectiveWeight: int(e.effectiveWeight(now, p.cfg.SlowStart)),
+			InFlight:        e.inflight.Load(),
+			Requests:        e.requests.Load(),
+			Failures:        e.failures.Load(),
+			EWMA:            time.Duration(e.ewma(now) * float64(time.Second)),
+			Ejections:       e.ejections.Load(),
+		}
+		for i, x := range t.eps { // what the policy uses now
+			if x == e {
+				s.Serving, s.EffectiveWeight = true, int(t.w[i])
+				break
+			}
+		}
+		switch {
+		case e.draining.Load():
+			s.State = StateDraining
+		case e.down.Load():
+			s.State = StateDown
+		case e.ejected(now):
+			s.State = StateEjected
+			s.EjectedUntil = time.Unix(0, e.ejectedTo.Load())
+		case s.EffectiveWeight < s.Weight*weightScale:
+			s.State = StateSlowStart
+		default:
+			s.State = StateUp
+		}
+		e.mu.Lock()
+		s.LastCheck, s.LastCheckOK, s.LastCheckError = e.checkAt, e.checkOK, e.checkErr
+		e.mu.Unlock()
+		out = append(out, s)
+	}
+	return out
+}

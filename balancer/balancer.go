@@ -80,6 +80,9 @@ func New(cfg Config, opts ...Option) (*Pool, error) {
 	for _, opt := range opts {
 		opt(&o)
 	}
+	if o.discovery == nil && cfg.Discovery != "" {
+		o.discovery, _ = ParseDiscovery(cfg.Discovery)
+	}
 	if len(cfg.Endpoints)+len(cfg.Backups) == 0 && o.discovery == nil {
 		return nil, &tier.ConfigError{Var: "Endpoints", Problem: "no endpoints and no discovery", Allowed: "one or more base URLs, or WithDiscovery"}
 	}

@@ -74,6 +74,10 @@ type Config struct {
 	// EWMADecay is the time constant of the latency average used by p2c_ewma;
 	// zero means 10s.
 	EWMADecay time.Duration `env:"EWMA_DECAY" json:"ewma_decay,omitempty"`
+	// Discovery finds endpoints in DNS: "dns://name:port" (A/AAAA records)
+	// or "srv://_service._proto.name" (SRV records); see ParseDiscovery.
+	// A WithDiscovery option takes precedence.
+	Discovery string `env:"DISCOVERY" json:"discovery,omitempty"`
 	// DiscoveryInterval is how often a Discoverer is asked again (it is also
 	// asked soon after an endpoint fails to connect); zero means 30s.
 	DiscoveryInterval time.Duration `env:"DISCOVERY_INTERVAL" json:"discovery_interval,omitempty"`
@@ -212,6 +216,11 @@ func (c Config) Validate() error {
 	for i, raw := range c.Backups {
 		if _, err := parseEndpointURL(raw); err != nil {
 			bad(fmt.Sprintf("Backups[%d]", i), raw, err.Error(), "http://host:port or https://host:port")
+		}
+	}
+	if c.Discovery != "" {
+		if _, err := ParseDiscovery(c.Discovery); err != nil {
+			bad("Discovery", c.Discovery, err.Error(), "dns://name:port, srv://_service._proto.name")
 		}
 	}
 	if c.Policy != "" && !validPolicy(c.Policy) {

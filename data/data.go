@@ -1,0 +1,305 @@
+// Package data is the data tier of a threetier service: GORM over
+// PostgreSQL in production, or over an embedded pure-Go SQLite file when no
+// DSN is configured, with the parts a production service needs around it.
+//
+// Open returns a *DB that keeps GORM visible (Gorm, WithContext) and adds:
+// pool limits and timeouts that make a dead database fail calls fast instead
+// of queueing them; read replicas with read-your-writes (WithSession);
+// transactions that rerun on serialization failures and deadlocks (Tx);
+// versioned SQL migrations applied once across instances (Migrate); bulk
+// inserts over PostgreSQL COPY (BulkInsert); errors classified into a few
+// sentinels the app tier maps to HTTP statuses and to circuit-breaker
+// failures (Classify, StatusOf, IsFailure); pool metrics for Prometheus. A
+// *DB is a tier.Tier and a tier.Checker.
+package data
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net/url"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/glebarez/sqlite"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/stdlib"
+	"github.com/prometheus/client_golang/prometheus"
+	"gorm.io/driver/postgres"
+	"gorm.io/gorm"
+	"gorm.io/plugin/dbresolver"
+
+	"github.com/threetier/threetier/tier"
+)
+
+// DB is an open database: the GORM handle plus its pools, migrations and
+// metrics. It is safe for concurrent use.
+type DB struct {
+	gorm     *gorm.DB
+	primary  *sql.DB
+	replicas []*sql.DB
+	cfg      Config
+	log      *slog.Logger
+	fsys     fs.FS // migrations; nil when none
+	metrics  *metrics
+	reg      prometheus.Registerer
+	close    sync.Once
+	closeErr error
+}
+
+var (
+	_ tier.Tier    = (*DB)(nil)
+	_ tier.Checker = (*DB)(nil)
+)
+
+// An Option adds code to Open: a logger, a metrics registry, migrations.
+type Option func(*options)
+
+type options struct {
+	log  *slog.Logger
+	reg  prometheus.Registerer
+	fsys fs.FS
+}
+
+// WithLogger logs statements through l: failures at error level, slow
+// statements at warn, everything at debug. The default discards logs.
+func WithLogger(l *slog.Logger) Option { return func(o *options) { o.log = l } }
+
+// WithRegisterer registers the pool and retry metrics (threetier_data_*)
+// with reg. Without it they are kept in a private registry.
+func WithRegisterer(reg prometheus.Registerer) Option { return func(o *options) { o.reg = reg } }
+
+// WithMigrations sets the versioned SQL migrations Start and Migrate apply:
+// fsys holds one directory per dialect, "postgres" and "sqlite", each with
+// goose-annotated files such as 00001_create_orders.sql.
+func WithMigrations(fsys fs.FS) Option { return func(o *options) { o.fsys = fsys } }
+
+// Open validates cfg, opens the pools and checks that the database answers
+// within ctx and cfg.ConnectTimeout. An unreachable database is an error
+// matching ErrUnavailable (or ErrTimeout).
+func Open(ctx context.Context, cfg Config, opts ...Option) (*DB, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
+	cfg = cfg.withDefaults()
+	db := &DB{cfg: cfg, log: tier.LoggerOrDiscard(o.log), fsys: o.fsys, reg: tier.Registerer(o.reg)}
+
+	var dialector gorm.Dialector
+	switch cfg.Dialect() {
+	case Postgres:
+		primary, err := openPostgres(cfg, cfg.DSN)
+		if err != nil {
+			return nil, err
+		}
+		db.primary = primary
+		dialector = postgres.New(postgres.Config{Conn: primary})
+	default:
+		sqlDB, err := openSQLite(cfg)
+		if err != nil {
+			return nil, err
+		}
+		db.primary = sqlDB
+		dialector = &sqlite.Dialector{Conn: sqlDB}
+	}
+	g, err := gorm.Open(dialector, &gorm.Config{
+		// Single statements are atomic on their own; the implicit
+		// transaction GORM wraps around each write costs two round trips.
+		// Multi-statement writes belong in Tx.
+		SkipDefaultTransaction: true,
+		TranslateError:         true,
+		DisableAutomaticPing:   true,
+		DefaultContextTimeout:  cfg.OpTimeout,
+		Logger:                 slogLogger{log: db.log, slow: cfg.SlowQuery},
+	})
+	if err != nil {
+		_ = db.primary.Close()
+		return nil, fmt.Errorf("data: open gorm: %w", err)
+	}
+	db.gorm = g
+	if err := db.setup(cfg); err != nil {
+		_ = db.Close()
+		return nil, err
+	}
+	if err := db.ping(ctx); err != nil {
+		_ = db.Close()
+		return nil, err
+	}
+	return db, nil
+}
+
+// setup opens the replicas and installs callbacks and metrics.
+func (db *DB) setup(cfg Config) error {
+	var replicas []gorm.Dialector
+	for _, dsn := range cfg.Replicas {
+		r, err := openPostgres(cfg, dsn)
+		if err != nil {
+			return err
+		}
+		db.replicas = append(db.replicas, r)
+		replicas = append(replicas, postgres.New(postgres.Config{Conn: r}))
+	}
+	if len(replicas) > 0 {
+		if err := db.gorm.Use(dbresolver.Register(dbresolver.Config{Replicas: replicas, Policy: dbresolver.RandomPolicy{}})); err != nil {
+			return fmt.Errorf("data: replicas: %w", err)
+		}
+		if err := registerSessionCallbacks(db.gorm); err != nil {
+			return err
+		}
+	}
+	db.metrics = newMetrics(db)
+	if err := db.reg.Register(db.metrics); err != nil {
+		db.metrics = nil
+		return fmt.Errorf("data: register metrics: %w", err)
+	}
+	return registerClassifyCallbacks(db.gorm, db.metrics)
+}
+
+// openPostgres opens a pgx pool behind database/sql with cfg's limits, and
+// the server-side timeouts sent at connection start.
+func openPostgres(cfg Config, dsn string) (*sql.DB, error) {
+	cc, err := pgx.ParseConfig(dsn)
+	if err != nil {
+		return nil, &tier.ConfigError{Var: EnvPrefix + "DSN", Value: redact(dsn), Problem: "cannot parse: " + err.Error()}
+	}
+	if cc.ConnectTimeout == 0 {
+		cc.ConnectTimeout = cfg.ConnectTimeout
+	}
+	setDefault(cc.RuntimeParams, "statement_timeout", strconv.FormatInt(cfg.StatementTimeout.Milliseconds(), 10))
+	setDefault(cc.RuntimeParams, "lock_timeout", strconv.FormatInt(cfg.LockTimeout.Milliseconds(), 10))
+	setDefault(cc.RuntimeParams, "application_name", "threetier")
+	if cfg.PgBouncer {
+		// One round trip per statement with an unnamed statement: nothing
+		// server-side outlives the transaction PgBouncer lends us.
+		cc.DefaultQueryExecMode = pgx.QueryExecModeExec
+		cc.StatementCacheCapacity = 0
+		cc.DescriptionCacheCapacity = 0
+	}
+	sqlDB := stdlib.OpenDB(*cc)
+	setPool(sqlDB, cfg)
+	return sqlDB, nil
+}
+
+func setDefault(m map[string]string, k, v string) {
+	if _, ok := m[k]; !ok {
+		m[k] = v
+	}
+}
+
+// openSQLite opens the embedded database file in WAL mode with a busy
+// timeout, foreign keys on, and BEGIN IMMEDIATE for write transactions so
+// that concurrent writers queue on the lock instead of failing on upgrade.
+func openSQLite(cfg Config) (*sql.DB, error) {
+	q := url.Values{}
+	q.Add("_pragma", "busy_timeout("+strconv.FormatInt(cfg.BusyTimeout.Milliseconds(), 10)+")")
+	q.Add("_pragma", "journal_mode(WAL)")
+	q.Add("_pragma", "synchronous(NORMAL)")
+	q.Add("_pragma", "foreign_keys(1)")
+	q.Set("_txlock", "immediate")
+	sqlDB, err := sql.Open(sqlite.DriverName, cfg.Path+"?"+q.Encode())
+	if err != nil {
+		return nil, fmt.Errorf("data: open sqlite %s: %w", cfg.Path, err)
+	}
+	if cfg.Path == ":memory:" {
+		// Every connection would get its own empty in-memory database.
+		cfg.MaxOpenConns, cfg.MaxIdleConns = 1, 1
+		cfg.ConnMaxLifetime, cfg.ConnMaxIdleTime = -1, -1
+	}
+	setPool(sqlDB, cfg)
+	return sqlDB, nil
+}
+
+func setPool(db *sql.DB, cfg Config) {
+	db.SetMaxOpenConns(cfg.MaxOpenConns)
+	db.SetMaxIdleConns(cfg.MaxIdleConns)
+	db.SetConnMaxLifetime(cfg.ConnMaxLifetime)
+	db.SetConnMaxIdleTime(cfg.ConnMaxIdleTime)
+}
+
+// Gorm returns the GORM handle. Use it as any *gorm.DB; its errors are
+// already classified (errors.Is(err, data.ErrNotFound) holds alongside
+// errors.Is(err, gorm.ErrRecordNotFound)).
+func (db *DB) Gorm() *gorm.DB { return db.gorm }
+
+// WithContext returns a GORM session bound to ctx: inside a Tx closure's
+// context it is that transaction, so helpers that take a ctx join it.
+func (db *DB) WithContext(ctx context.Context) *gorm.DB {
+	if tx := txFrom(ctx); tx != nil {
+		return tx.WithContext(ctx)
+	}
+	return db.gorm.WithContext(ctx)
+}
+
+// SQL returns the primary's connection pool, for libraries that want a
+// *sql.DB.
+func (db *DB) SQL() *sql.DB { return db.primary }
+
+// Dialect reports which database this is.
+func (db *DB) Dialect() Dialect { return db.cfg.Dialect() }
+
+// Name is "data".
+func (db *DB) Name() string { return "data" }
+
+// Start checks that the database answers and applies pending migrations.
+func (db *DB) Start(ctx context.Context) error {
+	if err := db.ping(ctx); err != nil {
+		return err
+	}
+	if db.fsys == nil {
+		return nil
+	}
+	_, err := db.Migrate(ctx)
+	return err
+}
+
+// Stop closes the pools; statements in flight finish first (database/sql
+// waits for connections in use to be returned).
+func (db *DB) Stop(context.Context) error { return db.Close() }
+
+// Close closes every pool and unregisters the metrics. It is idempotent.
+func (db *DB) Close() error {
+	db.close.Do(func() {
+		if db.metrics != nil {
+			db.reg.Unregister(db.metrics)
+		}
+		errs := []error{db.primary.Close()}
+		for _, r := range db.replicas {
+			errs = append(errs, r.Close())
+		}
+		db.closeErr = errors.Join(errs...)
+	})
+	return db.closeErr
+}
+
+// Check reports whether the primary and every replica answer within ctx;
+// it is the readiness check of the data tier.
+func (db *DB) Check(ctx context.Context) error { return db.ping(ctx) }
+
+func (db *DB) ping(ctx context.Context) error {
+	ctx, cancel := withOpTimeout(ctx, db.cfg.OpTimeout)
+	defer cancel()
+	if err := db.primary.PingContext(ctx); err != nil {
+		return fmt.Errorf("data: primary: %w", Classify(err))
+	}
+	for i, r := range db.replicas {
+		if err := r.PingContext(ctx); err != nil {
+			return fmt.Errorf("data: replica %d: %w", i, Classify(err))
+		}
+	}
+	return nil
+}
+
+// withOpTimeout bounds ctx by d unless it already has a deadline.
+func withOpTimeout(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
+	if _, ok := ctx.Deadline(); ok {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, d)
+}

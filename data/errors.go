@@ -1,0 +1,223 @@
+package data
+
+import (
+	"context"
+	"database/sql/driver"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"syscall"
+	"time"
+
+	gosqlite "github.com/glebarez/go-sqlite"
+	"github.com/jackc/pgx/v5/pgconn"
+	"gorm.io/gorm"
+	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/threetier/threetier/tier"
+)
+
+// The classes every database error falls into. Errors returned by this
+// package and by its *gorm.DB match one of them with errors.Is, and still
+// match the driver's or GORM's own error (gorm.ErrRecordNotFound, a
+// *pgconn.PgError) underneath.
+var (
+	// ErrNotFound: the row does not exist (HTTP 404).
+	ErrNotFound = errors.New("data: not found")
+	// ErrDuplicate: a unique or primary key constraint refused the write (409).
+	ErrDuplicate = errors.New("data: duplicate")
+	// ErrViolation: a foreign key, check or not-null constraint, or a value
+	// the column cannot hold (too long, wrong type, out of range) (422).
+	ErrViolation = errors.New("data: constraint violation")
+	// ErrRetryable: a serialization failure, deadlock or lock contention that
+	// Tx retried until it gave up; the caller may try again later (503).
+	ErrRetryable = errors.New("data: conflict with concurrent transactions")
+	// ErrTimeout: the statement, lock wait or caller's deadline ran out (504).
+	ErrTimeout = errors.New("data: timed out")
+	// ErrUnavailable: the database cannot be reached or refuses work (503).
+	ErrUnavailable = errors.New("data: database unavailable")
+)
+
+// Error is a classified database error: Kind is one of the sentinels above
+// and Err the original error.
+type Error struct {
+	Kind error
+	Err  error
+}
+
+func (e *Error) Error() string {
+	if e.Err == nil {
+		return e.Kind.Error()
+	}
+	return e.Kind.Error() + ": " + e.Err.Error()
+}
+
+// Is matches the sentinel Kind; Unwrap exposes the original error.
+func (e *Error) Is(target error) bool { return target == e.Kind }
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// Classify wraps err in an *Error whose Kind says what went wrong, or
+// returns err unchanged when it is nil, already classified, or unknown (a
+// programming error such as bad SQL, or the caller's own cancellation).
+func Classify(err error) error {
+	if err == nil {
+		return nil
+	}
+	var ce *Error
+	if errors.As(err, &ce) {
+		return err
+	}
+	if kind := kindOf(err); kind != nil {
+		return &Error{Kind: kind, Err: err}
+	}
+	return err
+}
+
+// IsFailure reports whether err means the database itself is failing
+// (unavailable or timing out): what a circuit breaker in front of the data
+// tier should count. Not-found, duplicates, violations, contention and the
+// caller's own cancellation are answers, not failures.
+func IsFailure(err error) bool {
+	k := kindOf(err)
+	return k == ErrUnavailable || k == ErrTimeout
+}
+
+// StatusOf maps err to the HTTP status the edge should answer with: 404,
+// 409, 422, 503 (retryable, unavailable), 504, 499 for a caller that went
+// away, 200 for nil, and 500 for anything unclassified.
+func StatusOf(err error) int {
+	if err == nil {
+		return http.StatusOK
+	}
+	switch kindOf(err) {
+	case ErrNotFound:
+		return http.StatusNotFound
+	case ErrDuplicate:
+		return http.StatusConflict
+	case ErrViolation:
+		return http.StatusUnprocessableEntity
+	case ErrRetryable, ErrUnavailable:
+		return http.StatusServiceUnavailable
+	case ErrTimeout:
+		return http.StatusGatewayTimeout
+	}
+	if errors.Is(err, context.Canceled) {
+		return 499 // client closed request, as nginx logs it
+	}
+	return http.StatusInternalServerError
+}
+
+// retryAfter is the Retry-After suggested for transient errors.
+const retryAfter = time.Second
+
+// Problem turns err into the RFC 9457 problem the edge sends. The detail
+// names the class only: driver messages can quote table names and values,
+// which clients should not see.
+func Problem(err error) *tier.Problem {
+	status := StatusOf(err)
+	p := tier.NewProblem(status, "")
+	if k := kindOf(err); k != nil {
+		p.Detail = k.Error()
+	}
+	if k := kindOf(err); k == ErrRetryable || k == ErrUnavailable {
+		p.RetryAfter = retryAfter
+	}
+	return p
+}
+
+// kindOf returns the sentinel err belongs to, or nil.
+func kindOf(err error) error {
+	if err == nil {
+		return nil
+	}
+	var ce *Error
+	if errors.As(err, &ce) {
+		return ce.Kind
+	}
+	switch {
+	case errors.Is(err, gorm.ErrRecordNotFound):
+		return ErrNotFound
+	case errors.Is(err, gorm.ErrDuplicatedKey):
+		return ErrDuplicate
+	case errors.Is(err, gorm.ErrForeignKeyViolated), errors.Is(err, gorm.ErrCheckConstraintViolated):
+		return ErrViolation
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return pgKind(pgErr.Code)
+	}
+	var sqErr *gosqlite.Error
+	if errors.As(err, &sqErr) {
+		return sqliteKind(sqErr.Code())
+	}
+	switch {
+	case errors.Is(err, context.DeadlineExceeded), pgconn.Timeout(err):
+		return ErrTimeout
+	case errors.Is(err, context.Canceled):
+		return nil
+	}
+	var connectErr *pgconn.ConnectError
+	var netErr net.Error
+	if errors.As(err, &connectErr) || errors.As(err, &netErr) ||
+		errors.Is(err, driver.ErrBadConn) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) ||
+		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, net.ErrClosed) ||
+		pgconn.SafeToRetry(err) || isConnClosed(err) {
+		return ErrUnavailable
+	}
+	return nil
+}
+
+// pgKind classifies a PostgreSQL SQLSTATE.
+func pgKind(code string) error {
+	switch code {
+	case "23505":
+		return ErrDuplicate
+	case "40001", "40P01":
+		return ErrRetryable
+	case "57014", "55P03": // statement_timeout (or cancel), lock_timeout
+		return ErrTimeout
+	case "57P01", "57P02", "57P03", "53300", "25006": // shutdown, cannot connect now, too many connections, read-only replica
+		return ErrUnavailable
+	}
+	switch code[:2] {
+	case "22", "23": // data exception, integrity constraint violation
+		return ErrViolation
+	case "08", "53", "58": // connection exception, insufficient resources, system error
+		return ErrUnavailable
+	}
+	return nil
+}
+
+// sqliteKind classifies a SQLite extended result code.
+func sqliteKind(code int) error {
+	switch code {
+	case sqlite3.SQLITE_CONSTRAINT_UNIQUE, sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY:
+		return ErrDuplicate
+	case sqlite3.SQLITE_TOOBIG, sqlite3.SQLITE_MISMATCH, sqlite3.SQLITE_RANGE:
+		return ErrViolation
+	}
+	switch code & 0xff {
+	case sqlite3.SQLITE_CONSTRAINT:
+		return ErrViolation
+	case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED:
+		return ErrRetryable
+	case sqlite3.SQLITE_INTERRUPT:
+		return ErrTimeout
+	case sqlite3.SQLITE_IOERR, sqlite3.SQLITE_FULL, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_READONLY,
+		sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_PROTOCOL:
+		return ErrUnavailable
+	}
+	return nil
+}
+
+// isConnClosed recognises pgx's "conn closed" errors, which carry no type.
+func isConnClosed(err error) bool {
+	for e := err; e != nil; e = errors.Unwrap(e) {
+		if e.Error() == "conn closed" {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,116 @@
+package data
+
+import (
+	"context"
+	"database/sql"
+	"math/rand/v2"
+	"time"
+
+	"gorm.io/gorm"
+)
+
+// A TxOption changes how Tx runs one transaction.
+type TxOption func(*txOptions)
+
+type txOptions struct {
+	isolation sql.IsolationLevel
+	readOnly  bool
+	attempts  int
+}
+
+// Isolation sets the isolation level (PostgreSQL; SQLite transactions are
+// always serializable).
+func Isolation(level sql.IsolationLevel) TxOption {
+	return func(o *txOptions) { o.isolation = level }
+}
+
+// Serializable is Isolation(sql.LevelSerializable).
+func Serializable() TxOption { return Isolation(sql.LevelSerializable) }
+
+// ReadOnly starts a read-only transaction (on SQLite, a deferred one that
+// does not take the write lock).
+func ReadOnly() TxOption { return func(o *txOptions) { o.readOnly = true } }
+
+// Attempts overrides Config.TxAttempts for this transaction; 1 turns
+// retries off.
+func Attempts(n int) TxOption { return func(o *txOptions) { o.attempts = max(n, 1) } }
+
+type txKey struct{}
+
+func txFrom(ctx context.Context) *gorm.DB {
+	if ctx == nil {
+		return nil
+	}
+	tx, _ := ctx.Value(txKey{}).(*gorm.DB)
+	return tx
+}
+
+// Tx runs fn in a transaction and commits it when fn returns nil. When the
+// transaction fails with a serialization failure (40001), a deadlock
+// (40P01) or a busy SQLite database, Tx rolls back, waits a jittered,
+// doubling back-off and runs fn again, up to Config.TxAttempts times; fn must
+// therefore only touch the database through tx (or ctx, see WithContext)
+// and be safe to rerun. The error then matches ErrRetryable.
+//
+// Called with a context that is already inside a Tx (the one fn's tx
+// carries), Tx nests: it runs fn under a savepoint, rolled back alone if fn
+// fails, and leaves retries to the outermost Tx.
+func (db *DB) Tx(ctx context.Context, fn func(tx *gorm.DB) error, opts ...TxOption) error {
+	if outer := txFrom(ctx); outer != nil {
+		return Classify(outer.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+			return fn(tx.WithContext(context.WithValue(ctx, txKey{}, tx)))
+		}))
+	}
+	o := txOptions{attempts: db.cfg.TxAttempts}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	sqlOpts := &sql.TxOptions{ReadOnly: o.readOnly}
+	if db.Dialect() == Postgres {
+		sqlOpts.Isolation = o.isolation
+	}
+	for attempt := 1; ; attempt++ {
+		err := Classify(db.txOnce(ctx, fn, sqlOpts))
+		if err == nil {
+			if s := sessionFrom(ctx); s != nil && !o.readOnly {
+				s.markWrote()
+			}
+			return nil
+		}
+		if kindOf(err) != ErrRetryable || attempt >= o.attempts || ctx.Err() != nil {
+			return err
+		}
+		db.metrics.retries.Inc()
+		if err := sleep(ctx, backoff(attempt, db.cfg.TxBackoff, db.cfg.TxMaxBackoff)); err != nil {
+			return Classify(err)
+		}
+	}
+}
+
+func (db *DB) txOnce(ctx context.Context, fn func(tx *gorm.DB) error, opts *sql.TxOptions) error {
+	ctx, cancel := withOpTimeout(ctx, db.cfg.OpTimeout)
+	defer cancel()
+	return db.gorm.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		return fn(tx.WithContext(context.WithValue(ctx, txKey{}, tx)))
+	}, opts)
+}
+
+// backoff is "full jitter": a random wait up to base·2^(attempt-1), capped.
+func backoff(attempt int, base, ceiling time.Duration) time.Duration {
+	d := ceiling
+	if attempt < 30 && base<<(attempt-1) < ceiling {
+		d = base << (attempt - 1)
+	}
+	return rand.N(d) + 1
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

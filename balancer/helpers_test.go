@@ -3,6 +3,7 @@ package balancer
 import (
 	"context"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"sync/atomic"
@@ -65,8 +66,13 @@ func (b *backend) serve(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	body, _ := io.ReadAll(r.Body)
 	if s := b.status.Load(); s != 0 {
 		w.WriteHeader(int(s))
+	}
+	if r.URL.Path == "/echo" {
+		_, _ = w.Write(body)
+		return
 	}
 	_, _ = w.Write([]byte(b.url))
 }

@@ -1,0 +1,236 @@
+package balancer
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+)
+
+func TestDrainLetsInFlightRequestsFinish(t *testing.T) {
+	a, b := newBackend(t), newBackend(t)
+	p := newPool(t, Config{Endpoints: []string{a.url, b.url}, Policy: PolicyFirst})
+	client := p.Client()
+
+	var wg sync.WaitGroup
+	codes := make(chan int, 5)
+	for range 5 {
+		wg.Go(func() {
+			code, body, err := get(t, client, "http://upstream/slow")
+			if err != nil || body != a.url {
+				t.Errorf("in-flight request: %d %q %v", code, body, err)
+			}
+			codes <- code
+		})
+	}
+	waitFor(t, 5*time.Second, "5 requests in flight on a", func() bool { return a.inflight.Load() == 5 })
+
+	drained := make(chan error, 1)
+	go func() { drained <- p.Drain(context.Background(), a.url) }()
+	waitFor(t, 5*time.Second, "a draining", func() bool { return statusOf(p, a.url).State == StateDraining })
+
+	// New requests go elsewhere while a finishes.
+	if _, body, err := get(t, client, "http://upstream/"); err != nil || body != b.url {
+		t.Fatalf("new request during drain: %q %v", body, err)
+	}
+	select {
+	case err := <-drained:
+		t.Fatalf("drain returned with requests in flight: %v", err)
+	default:
+	}
+	close(a.hold)
+	wg.Wait()
+	close(codes)
+	for c := range codes {
+		if c != 200 {
+			t.Fatalf("in-flight request ended with %d", c)
+		}
+	}
+	if err := <-drained; err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Remove(context.Background(), a.url); err != nil {
+		t.Fatal(err)
+	}
+	if got := endpointURLs(p); len(got) != 1 || got[0] != b.url {
+		t.Fatalf("after remove: %v", got)
+	}
+}
+
+func TestDrainGivesUpWithItsContext(t *testing.T) {
+	a := newBackend(t)
+	p := newPool(t, Config{Endpoints: []string{a.url}})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_, _, _ = get(t, p.Client(), "http://upstream/slow")
+	}()
+	waitFor(t, 5*time.Second, "a request in flight", func() bool { return a.inflight.Load() == 1 })
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if err := p.Remove(ctx, a.url); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("remove = %v", err)
+	}
+	if len(p.Snapshot()) != 0 {
+		t.Fatal("endpoint not removed after the deadline")
+	}
+	close(a.hold)
+	<-done
+}
+
+func TestActiveHealthChecks(t *testing.T) {
+	a, b, dead := newBackend(t), newBackend(t), newBackend(t)
+	dead.kill()
+	p := newPool(t, Config{
+		Endpoints: []string{a.url, b.url, dead.url},
+		Health:    HealthConfig{Path: "/healthz", Interval: 30 * time.Millisecond, Rise: 2, Fall: 2},
+	})
+	if err := p.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	// The first round decides: the dead one is down before any traffic.
+	if st := statusOf(p, dead.url); st.State != StateDown || st.LastCheckError == "" {
+		t.Fatalf("dead endpoint after Start: %+v", st)
+	}
+	b.health.Store(http.StatusInternalServerError)
+	waitFor(t, 5*time.Second, "b down", func() bool { return statusOf(p, b.url).State == StateDown })
+	if st := statusOf(p, b.url); !strings.Contains(st.LastCheckError, "500") {
+		t.Fatalf("last check error = %q", st.LastCheckError)
+	}
+	for range 10 {
+		if _, body, err := get(t, p.Client(), "http://upstream/"); err != nil || body != a.url {
+			t.Fatalf("with b down: %q %v", body, err)
+		}
+	}
+	b.health.Store(0)
+	waitFor(t, 5*time.Second, "b up", func() bool { return statusOf(p, b.url).State == StateUp })
+	if err := p.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestBackupsAndPanic(t *testing.T) {
+	a, b, c, d, backup := newBackend(t), newBackend(t), newBackend(t), newBackend(t), newBackend(t)
+	p := newPool(t, Config{
+		Endpoints:      []string{a.url, b.url, c.url, d.url},
+		Backups:        []string{backup.url},
+		PanicThreshold: 50,
+		Health:         HealthConfig{Path: "/healthz", Interval: 20 * time.Millisecond, Rise: 1, Fall: 1},
+	})
+	if err := p.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	serving := func() (n int) {
+		for _, s := range p.Snapshot() {
+			if s.Serving {
+				n++
+			}
+		}
+		return n
+	}
+	if n := serving(); n != 4 || statusOf(p, backup.url).Serving {
+		t.Fatalf("backup serving while primaries are up (%d serving)", n)
+	}
+	// 3 of 4 primaries down: 25% healthy is under the 50% threshold, so the
+	// load spreads over all four rather than crush the survivor.
+	for _, be := range []*backend{b, c, d} {
+		be.health.Store(http.StatusServiceUnavailable)
+	}
+	waitFor(t, 5*time.Second, "panic routing", func() bool { return p.table.Load().panic && serving() == 4 })
+	if err := p.Check(context.Background()); err != nil {
+		t.Fatalf("one healthy endpoint, yet Check = %v", err)
+	}
+	// No primary healthy: the backup takes over.
+	a.health.Store(http.StatusServiceUnavailable)
+	waitFor(t, 5*time.Second, "the backup alone", func() bool {
+		return serving() == 1 && statusOf(p, backup.url).Serving
+	})
+	if _, body, err := get(t, p.Client(), "http://upstream/"); err != nil || body != backup.url {
+		t.Fatalf("backup not used: %q %v", body, err)
+	}
+	// Backup down too: Check fails, and requests still try every endpoint.
+	backup.health.Store(http.StatusServiceUnavailable)
+	waitFor(t, 5*time.Second, "not ready", func() bool { return p.Check(context.Background()) != nil })
+	if code, _, err := get(t, p.Client(), "http://upstream/"); err != nil || code != 200 {
+		t.Fatalf("panic over all: %d %v", code, err)
+	}
+	a.health.Store(0)
+	waitFor(t, 5*time.Second, "a back", func() bool { return p.Check(context.Background()) == nil })
+	if err := p.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestMetrics(t *testing.T) {
+	a := newBackend(t)
+	reg := prometheus.NewRegistry()
+	p := newPool(t, Config{Name: "orders", Endpoints: []string{a.url}}, WithRegistry(reg))
+	for range 3 {
+		_, _, _ = get(t, p.Client(), "http://upstream/")
+	}
+	want := `
+# HELP threetier_balancer_endpoint_requests_total Attempts sent to the endpoint.
+# TYPE threetier_balancer_endpoint_requests_total counter
+threetier_balancer_endpoint_requests_total{endpoint="` + a.url + `",pool="orders"} 3
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "threetier_balancer_endpoint_requests_total"); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := testutil.GatherAndCount(reg); err != nil || n < 10 {
+		t.Fatalf("%d metrics, %v", n, err)
+	}
+	// A second pool with another name shares the registry.
+	if _, err := New(Config{Name: "users", Endpoints: []string{a.url}}, WithRegistry(reg)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := New(Config{Name: "users", Endpoints: []string{a.url}}, WithRegistry(reg)); err == nil {
+		t.Fatal("two pools with the same name in one registry")
+	}
+}
+
+func TestStartStop(t *testing.T) {
+	a := newBackend(t)
+	p := newPool(t, Config{Endpoints: []string{a.url}, Health: HealthConfig{Path: "/healthz", Interval: time.Hour}})
+	if err := p.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Start(context.Background()); err == nil {
+		t.Fatal("started twice")
+	}
+	// Endpoints added while running are checked.
+	b := newBackend(t)
+	b.health.Store(http.StatusServiceUnavailable)
+	if err := p.Add(Endpoint{URL: b.url}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "the added endpoint checked", func() bool { return statusOf(p, b.url).State == StateDown })
+	if err := p.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Stop(context.Background()); err != nil {
+		t.Fatal("second stop:", err)
+	}
+	// Still balancing after Stop.
+	if code, _, err := get(t, p.Client(), "http://upstream/"); err != nil || code != 200 {
+		t.Fatalf("after stop: %d %v", code, err)
+	}
+}
+
+func TestStartFailsWithoutAnyEndpoint(t *testing.T) {
+	p := newPool(t, Config{}, WithDiscovery(failingDiscovery{}))
+	if err := p.Start(context.Background()); err == nil {
+		t.Fatal("started with no endpoint and failing discovery")
+	}
+}
+
+type failingDiscovery struct{}
+
+func (failingDiscovery) Discover(context.Context) ([]Endpoint, error) {
+	return nil, errors.New("registry unreachable")
+}

@@ -1,0 +1,174 @@
+package balancer
+
+import (
+	"context"
+	"io"
+	"math"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+func TestRetryBudgetHoldsWhenAllFail(t *testing.T) {
+	a, b, c := newBackend(t), newBackend(t), newBackend(t)
+	for _, be := range []*backend{a, b, c} {
+		be.status.Store(http.StatusServiceUnavailable)
+	}
+	p := newPool(t, Config{
+		Endpoints: []string{a.url, b.url, c.url},
+		Outlier:   OutlierConfig{Disable: true},
+		Retry:     RetryConfig{Attempts: 3, BudgetRatio: 0.1, BudgetMinPerSecond: 5, Backoff: time.Microsecond},
+	})
+	const requests = 600
+	start := time.Now()
+	var wg sync.WaitGroup
+	jobs := make(chan struct{})
+	for range 8 {
+		wg.Go(func() {
+			for range jobs {
+				code, _, err := get(t, p.Client(), "http://upstream/")
+				if err != nil || code != http.StatusServiceUnavailable {
+					t.Errorf("got %d %v, want the upstream's 503", code, err)
+				}
+			}
+		})
+	}
+	for range requests {
+		jobs <- struct{}{}
+	}
+	close(jobs)
+	wg.Wait()
+	secs := math.Ceil(time.Since(start).Seconds()) + 1
+
+	attempts := a.hits.Load() + b.hits.Load() + c.hits.Load()
+	retries := attempts - requests
+	limit := 0.1*requests + 5*secs
+	t.Logf("%d requests made %d retries in %.0fs (limit %.0f; without a budget %d)", requests, retries, secs, limit, 2*requests)
+	if float64(retries) > limit {
+		t.Fatalf("%d retries, budget allows %.0f", retries, limit)
+	}
+	if retries < 0.1*requests {
+		t.Fatalf("only %d retries: the budget was not used", retries)
+	}
+	if n := p.metrics.budgetExhausted.Load(); n == 0 {
+		t.Fatal("budget never ran out")
+	}
+	if n := p.metrics.retries.Load(); int64(n) != retries {
+		t.Fatalf("retries metric %d, backends saw %d", n, retries)
+	}
+}
+
+func TestRetriesGoToAnotherEndpoint(t *testing.T) {
+	bad, good := newBackend(t), newBackend(t)
+	bad.status.Store(http.StatusBadGateway)
+	p := newPool(t, Config{
+		Endpoints: []string{bad.url, good.url},
+		Outlier:   OutlierConfig{Disable: true},
+		Retry:     RetryConfig{BudgetMinPerSecond: 100},
+	})
+	for range 20 {
+		code, body, err := get(t, p.Client(), "http://upstream/")
+		if err != nil || code != 200 || body != good.url {
+			t.Fatalf("got %d %q %v", code, body, err)
+		}
+	}
+	if n := bad.hits.Load(); n > 20 {
+		t.Fatalf("the failing endpoint got %d attempts for 20 requests", n)
+	}
+}
+
+type opaqueReader struct{ io.Reader } // no GetBody: the pool must keep the body itself
+
+func post(t *testing.T, p *Pool, body string, header http.Header) (int, string, error) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, "http://upstream/echo", opaqueReader{strings.NewReader(body)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range header {
+		req.Header[k] = v
+	}
+	resp, err := p.Client().Do(req)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	got, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(got), nil
+}
+
+func TestRetryOnlyWhenSafe(t *testing.T) {
+	dead, failing, good := newBackend(t), newBackend(t), newBackend(t)
+	dead.kill()
+	failing.status.Store(http.StatusServiceUnavailable)
+	cfg := Config{Policy: PolicyFirst, Outlier: OutlierConfig{Disable: true}, Retry: RetryConfig{MaxBodyBytes: 1024}}
+
+	t.Run("refused connection: any method, body replayed", func(t *testing.T) {
+		cfg.Endpoints = []string{dead.url, good.url}
+		p := newPool(t, cfg)
+		code, body, err := post(t, p, "order #1", nil)
+		if err != nil || code != 200 || body != "order #1" {
+			t.Fatalf("got %d %q %v", code, body, err)
+		}
+	})
+	t.Run("POST answered 503: not retried", func(t *testing.T) {
+		cfg.Endpoints = []string{failing.url, good.url}
+		p := newPool(t, cfg)
+		failing.hits.Store(0)
+		good.hits.Store(0)
+		code, _, err := post(t, p, "order #2", nil)
+		if err != nil || code != 503 || good.hits.Load() != 0 {
+			t.Fatalf("got %d %v; good saw %d", code, err, good.hits.Load())
+		}
+	})
+	t.Run("POST with Idempotency-Key: retried", func(t *testing.T) {
+		cfg.Endpoints = []string{failing.url, good.url}
+		p := newPool(t, cfg)
+		code, body, err := post(t, p, "order #3", http.Header{"Idempotency-Key": {"k3"}})
+		if err != nil || code != 200 || body != "order #3" {
+			t.Fatalf("got %d %q %v", code, body, err)
+		}
+	})
+	t.Run("body over the limit: streamed, not retried", func(t *testing.T) {
+		cfg.Endpoints = []string{failing.url, good.url}
+		p := newPool(t, cfg)
+		big := strings.Repeat("x", 4096)
+		code, body, err := post(t, p, big, http.Header{"Idempotency-Key": {"k4"}})
+		if err != nil || code != 503 {
+			t.Fatalf("got %d %v", code, err)
+		}
+		_ = body
+		cfg.Endpoints = []string{good.url}
+		p2 := newPool(t, cfg)
+		if code, body, err := post(t, p2, big, nil); err != nil || code != 200 || body != big {
+			t.Fatalf("big body not sent whole: %d %d bytes %v", code, len(body), err)
+		}
+	})
+	t.Run("caller cancels: no retry", func(t *testing.T) {
+		cfg.Endpoints = []string{failing.url, good.url}
+		p := newPool(t, cfg)
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		req, _ := http.NewRequestWithContext(ctx, "GET", "http://upstream/", nil)
+		good.hits.Store(0)
+		if _, err := p.RoundTrip(req); err == nil || good.hits.Load() != 0 {
+			t.Fatalf("err %v, good saw %d", err, good.hits.Load())
+		}
+	})
+}
+
+func TestBackoffIsBoundedAndJittered(t *testing.T) {
+	seen := map[time.Duration]bool{}
+	for n := range 40 {
+		d := backoff(time.Millisecond, 50*time.Millisecond, n)
+		if d < 0 || d >= 50*time.Millisecond || (n == 0 && d >= time.Millisecond) {
+			t.Fatalf("backoff(%d) = %s", n, d)
+		}
+		seen[d] = true
+	}
+	if len(seen) < 30 {
+		t.Fatalf("backoff hardly varies: %d distinct values of 40", len(seen))
+	}
+}

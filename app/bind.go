@@ -1,0 +1,168 @@
+package app
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"reflect"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/threetier/threetier/tier"
+)
+
+// Bind decodes a request into a new T and validates it: path parameters
+// into fields tagged `param`, query parameters into fields tagged `query`
+// (for every method), then a JSON body into the `json` fields. A request
+// that cannot be decoded gets a 400 problem (413 past the body limit, 415
+// for a body that is not JSON); fields that break their `validate` rules
+// or have the wrong JSON type get a 422 problem naming each one. The
+// handler returns that error as it is:
+//
+//	in, err := app.Bind[CreateUser](c)
+//	if err != nil {
+//		return err
+//	}
+func Bind[T any](c echo.Context) (T, error) {
+	var v T
+	if isStruct(reflect.TypeFor[T]()) {
+		b := &echo.DefaultBinder{}
+		if err := b.BindPathParams(c, &v); err != nil {
+			return v, badRequest("invalid path parameter", err)
+		}
+		if err := b.BindQueryParams(c, &v); err != nil {
+			return v, badRequest("invalid query parameter", err)
+		}
+	}
+	if err := decodeJSONBody(c.Request(), &v); err != nil {
+		return v, err
+	}
+	if val := c.Echo().Validator; val != nil {
+		if err := val.Validate(&v); err != nil {
+			return v, err
+		}
+	}
+	return v, nil
+}
+
+// Handle adapts a typed handler: it binds and validates In (see Bind),
+// calls h, and sends what h returns as JSON with the given status (204
+// sends no body). Errors from h go to the server's error handler.
+//
+//	e.POST("/users", app.Handle(http.StatusCreated, svc.CreateUser))
+func Handle[In, Out any](status int, h func(c echo.Context, in In) (Out, error)) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		in, err := Bind[In](c)
+		if err != nil {
+			return err
+		}
+		out, err := h(c, in)
+		if err != nil {
+			return err
+		}
+		if status == http.StatusNoContent {
+			return c.NoContent(status)
+		}
+		return c.JSON(status, out)
+	}
+}
+
+func isStruct(t reflect.Type) bool {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	return t.Kind() == reflect.Struct
+}
+
+func badRequest(what string, err error) *tier.Problem {
+	msg := err.Error()
+	var he *echo.HTTPError
+	if errors.As(err, &he) {
+		if s, ok := he.Message.(string); ok {
+			msg = s
+		}
+	}
+	return tier.NewProblem(http.StatusBadRequest, what+": "+msg)
+}
+
+// decodeJSONBody decodes the body, if there is one, into v: exactly one
+// JSON value, nothing after it.
+func decodeJSONBody(r *http.Request, v any) error {
+	if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
+		return nil
+	}
+	if ct := r.Header.Get(echo.HeaderContentType); !isJSON(ct) {
+		return tier.NewProblem(http.StatusUnsupportedMediaType, fmt.Sprintf("request body must be application/json, not %q", ct))
+	}
+	dec := json.NewDecoder(r.Body)
+	if err := dec.Decode(v); err != nil {
+		if errors.Is(err, io.EOF) && r.ContentLength < 0 {
+			return nil // a chunked request with an empty body
+		}
+		return jsonProblem(err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		if err != nil {
+			return jsonProblem(err)
+		}
+		return tier.NewProblem(http.StatusBadRequest, "malformed JSON body: more data after the JSON value")
+	}
+	return nil
+}
+
+func isJSON(contentType string) bool {
+	mt, _, err := mime.ParseMediaType(contentType)
+	if err != nil {
+		return false
+	}
+	return mt == echo.MIMEApplicationJSON || strings.HasSuffix(mt, "+json")
+}
+
+// jsonProblem says what is wrong with a body encoding/json refused.
+func jsonProblem(err error) error {
+	var (
+		syntax *json.SyntaxError
+		typ    *json.UnmarshalTypeError
+		tooBig *http.MaxBytesError
+	)
+	switch {
+	case errors.As(err, &tooBig):
+		return tier.NewProblem(http.StatusRequestEntityTooLarge, fmt.Sprintf("request body is larger than %d bytes", tooBig.Limit))
+	case errors.As(err, &syntax):
+		return tier.NewProblem(http.StatusBadRequest, fmt.Sprintf("malformed JSON body at byte %d: %v", syntax.Offset, syntax))
+	case errors.As(err, &typ) && typ.Field != "":
+		return &ValidationError{Fields: []tier.FieldProblem{{Field: typ.Field, Detail: "must be " + jsonKind(typ.Type) + ", not " + typ.Value}}}
+	case errors.As(err, &typ):
+		return tier.NewProblem(http.StatusBadRequest, "JSON body must be "+jsonKind(typ.Type)+", not "+typ.Value)
+	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
+		return tier.NewProblem(http.StatusBadRequest, "malformed JSON body: it ends too early")
+	}
+	return tier.NewProblem(http.StatusBadRequest, "malformed JSON body: "+err.Error())
+}
+
+// jsonKind names a Go type the way a JSON client thinks of it.
+func jsonKind(t reflect.Type) string {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch t.Kind() {
+	case reflect.Bool:
+		return "a boolean"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "an integer"
+	case reflect.Float32, reflect.Float64:
+		return "a number"
+	case reflect.String:
+		return "a string"
+	case reflect.Slice, reflect.Array:
+		return "an array"
+	case reflect.Map, reflect.Struct:
+		return "an object"
+	}
+	return "a " + t.String()
+}

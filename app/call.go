@@ -1,0 +1,44 @@
+package app
+
+import "context"
+
+// Do calls fn through g once, without retries (fn might not be idempotent),
+// and returns what fn returned. A rejected call returns a *GuardError
+// without calling fn. Handlers return the error as is: the server turns it
+// into the right problem+json (503 with Retry-After, 504, ...).
+func Do[T any](ctx context.Context, g *Guard, fn func(context.Context) (T, error)) (T, error) {
+	return Call[T]{Guard: g}.Do(ctx, fn)
+}
+
+// A Call describes one kind of guarded operation on a dependency: whether
+// it may be retried and what to answer when the dependency cannot. Define
+// it once, next to the code that calls the dependency:
+//
+//	var getUser = app.Call[User]{Guard: users, Idempotent: true}
+//	u, err := getUser.Do(ctx, func(ctx context.Context) (User, error) { ... })
+type Call[T any] struct {
+	// Guard is the dependency's guard; it must not be nil.
+	Guard *Guard
+	// Idempotent allows retries (reads, and writes that are safe to
+	// repeat); up to the guard's MaxAttempts within its retry budget.
+	Idempotent bool
+	// Fallback, when set, answers in place of the dependency when the call
+	// was rejected, timed out or failed (never for the caller's own
+	// cancellation, nor for errors IsFailure excuses). It gets the error.
+	Fallback func(ctx context.Context, err error) (T, error)
+}
+
+// Do runs fn through the guard as the Call describes.
+func (c Call[T]) Do(ctx context.Context, fn func(context.Context) (T, error)) (T, error) {
+	var out T
+	err := c.Guard.run(ctx, c.Idempotent, func(ctx context.Context) error {
+		v, err := fn(ctx)
+		out = v
+		return err
+	})
+	if c.Fallback != nil && c.Guard.fallbackFor(ctx, err) {
+		c.Guard.m.fallbacks.Inc()
+		return c.Fallback(ctx, err)
+	}
+	return out, err
+}

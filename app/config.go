@@ -1,0 +1,315 @@
+package app
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/threetier/threetier/tier"
+)
+
+// EnvPrefix prefixes the app tier's environment variables
+// (THREETIER_APP_ADDR, THREETIER_APP_MAX_IN_FLIGHT, ...).
+const EnvPrefix = tier.EnvPrefix + "APP_"
+
+// Defaults that a zero Config field stands for.
+const (
+	DefaultAddr              = "127.0.0.1:8081"
+	DefaultRequestTimeout    = 10 * time.Second
+	DefaultBodyLimit         = 4 << 20
+	DefaultMaxInFlight       = 1024
+	DefaultMinInFlight       = 4
+	DefaultReadHeaderTimeout = 5 * time.Second
+	DefaultIdleTimeout       = 2 * time.Minute
+	DefaultShedRetryAfter    = time.Second
+)
+
+// Config configures the app server. Every zero field means the documented
+// default, so Config{} is a working server; a negative value switches a
+// limit off. Load it from the environment with
+// tier.LoadEnv(app.EnvPrefix, &cfg).
+type Config struct {
+	// Addr is the listen address; zero means DefaultAddr.
+	Addr string `env:"ADDR" json:"addr"`
+
+	// RequestTimeout bounds each request through its context; zero means
+	// DefaultRequestTimeout, negative means none. Handlers see the deadline
+	// in c.Request().Context() and guards inherit it.
+	RequestTimeout time.Duration `env:"REQUEST_TIMEOUT" json:"request_timeout"`
+
+	// BodyLimit caps request bodies in bytes (413 beyond it); zero means
+	// DefaultBodyLimit, negative means no cap.
+	BodyLimit int64 `env:"BODY_LIMIT" json:"body_limit"`
+
+	// MaxInFlight caps the requests served at once; the rest are shed at
+	// once with 503 and Retry-After. Zero means DefaultMaxInFlight, negative
+	// means no cap.
+	MaxInFlight int `env:"MAX_IN_FLIGHT" json:"max_in_flight"`
+	// ShedLatency, when positive, makes the cap adaptive: while admitted
+	// requests take longer than ShedLatency the cap shrinks (down to
+	// MinInFlight), and it grows back toward MaxInFlight while they are
+	// faster. Zero keeps the cap fixed.
+	ShedLatency time.Duration `env:"SHED_LATENCY" json:"shed_latency"`
+	// MinInFlight is the floor of the adaptive cap; zero means
+	// DefaultMinInFlight.
+	MinInFlight int `env:"MIN_IN_FLIGHT" json:"min_in_flight"`
+	// ShedRetryAfter is the Retry-After sent with shed requests; zero means
+	// DefaultShedRetryAfter.
+	ShedRetryAfter time.Duration `env:"SHED_RETRY_AFTER" json:"shed_retry_after"`
+
+	// CORSOrigins, when set, turns CORS on for these origins ("*" for any).
+	CORSOrigins []string `env:"CORS_ORIGINS" envSeparator:"," json:"cors_origins"`
+
+	// ReadHeaderTimeout and IdleTimeout go to the http.Server; zero means
+	// DefaultReadHeaderTimeout and DefaultIdleTimeout.
+	ReadHeaderTimeout time.Duration `env:"READ_HEADER_TIMEOUT" json:"read_header_timeout"`
+	IdleTimeout       time.Duration `env:"IDLE_TIMEOUT" json:"idle_timeout"`
+
+	// HealthPath and ReadyPath serve liveness and readiness; zero means
+	// "/healthz" and "/readyz", "-" means not served.
+	HealthPath string `env:"HEALTH_PATH" json:"health_path"`
+	ReadyPath  string `env:"READY_PATH" json:"ready_path"`
+	// MetricsPath serves the registry given with WithMetrics (when it is a
+	// prometheus.Gatherer); zero means "/metrics", "-" means not served.
+	MetricsPath string `env:"METRICS_PATH" json:"metrics_path"`
+}
+
+// DefaultConfig returns a Config with every default spelled out.
+func DefaultConfig() Config {
+	return Config{}.withDefaults()
+}
+
+func (c Config) withDefaults() Config {
+	if c.Addr == "" {
+		c.Addr = DefaultAddr
+	}
+	if c.RequestTimeout == 0 {
+		c.RequestTimeout = DefaultRequestTimeout
+	}
+	if c.BodyLimit == 0 {
+		c.BodyLimit = DefaultBodyLimit
+	}
+	if c.MaxInFlight == 0 {
+		c.MaxInFlight = DefaultMaxInFlight
+	}
+	if c.MinInFlight == 0 {
+		c.MinInFlight = DefaultMinInFlight
+	}
+	if c.MaxInFlight > 0 && c.MinInFlight > c.MaxInFlight {
+		c.MinInFlight = c.MaxInFlight
+	}
+	if c.ShedRetryAfter == 0 {
+		c.ShedRetryAfter = DefaultShedRetryAfter
+	}
+	if c.ReadHeaderTimeout == 0 {
+		c.ReadHeaderTimeout = DefaultReadHeaderTimeout
+	}
+	if c.IdleTimeout == 0 {
+		c.IdleTimeout = DefaultIdleTimeout
+	}
+	if c.HealthPath == "" {
+		c.HealthPath = "/healthz"
+	}
+	if c.ReadyPath == "" {
+		c.ReadyPath = "/readyz"
+	}
+	if c.MetricsPath == "" {
+		c.MetricsPath = "/metrics"
+	}
+	return c
+}
+
+// Validate reports settings that cannot work, naming the variable.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(field string, v any, problem string) {
+		errs = append(errs, &tier.ConfigError{Var: EnvPrefix + field, Value: fmt.Sprint(v), Problem: problem})
+	}
+	if c.ShedLatency < 0 {
+		bad("SHED_LATENCY", c.ShedLatency, "must not be negative")
+	}
+	if c.ShedLatency > 0 && c.MaxInFlight < 0 {
+		bad("SHED_LATENCY", c.ShedLatency, "needs MAX_IN_FLIGHT: an adaptive cap needs a cap")
+	}
+	if c.MinInFlight < 0 {
+		bad("MIN_IN_FLIGHT", c.MinInFlight, "must not be negative")
+	}
+	if c.ShedRetryAfter < 0 {
+		bad("SHED_RETRY_AFTER", c.ShedRetryAfter, "must not be negative")
+	}
+	for _, p := range []struct{ name, v string }{
+		{"HEALTH_PATH", c.HealthPath}, {"READY_PATH", c.ReadyPath}, {"METRICS_PATH", c.MetricsPath},
+	} {
+		if p.v != "" && p.v != "-" && p.v[0] != '/' {
+			bad(p.name, p.v, `must start with "/" (or be "-" for off)`)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Guard defaults that a zero GuardConfig field stands for.
+const (
+	DefaultCallTimeout         = 2 * time.Second
+	DefaultConsecutiveFailures = 5
+	DefaultFailureRatio        = 0.5
+	DefaultMinCalls            = 20
+	DefaultWindow              = 10 * time.Second
+	DefaultOpenFor             = 5 * time.Second
+	DefaultHalfOpenProbes      = 1
+	DefaultMaxAttempts         = 3
+	DefaultBackoffBase         = 20 * time.Millisecond
+	DefaultBackoffMax          = time.Second
+	DefaultRetryRatio          = 0.2
+	DefaultMinRetriesPerSecond = 10
+	DefaultMaxConcurrent       = 256
+)
+
+// GuardConfig configures the guard of one dependency. Every zero field
+// means the documented default, so GuardConfig{} is a sensible guard; a
+// negative value switches that protection off. Load one per dependency
+// with tier.LoadEnv(app.EnvPrefix+"GUARD_USERS_", &cfg).
+type GuardConfig struct {
+	// Timeout bounds each attempt through its context; zero means
+	// DefaultCallTimeout, negative means none (the caller's deadline only).
+	Timeout time.Duration `env:"TIMEOUT" json:"timeout"`
+
+	// ConsecutiveFailures trips the breaker after this many failures in a
+	// row; zero means DefaultConsecutiveFailures, negative means never.
+	ConsecutiveFailures int `env:"CONSECUTIVE_FAILURES" json:"consecutive_failures"`
+	// FailureRatio trips the breaker when at least this share of the calls
+	// within Window failed, once Window holds MinCalls calls; zero means
+	// DefaultFailureRatio, negative means never.
+	FailureRatio float64 `env:"FAILURE_RATIO" json:"failure_ratio"`
+	// MinCalls is the volume below which FailureRatio is not judged; zero
+	// means DefaultMinCalls.
+	MinCalls int `env:"MIN_CALLS" json:"min_calls"`
+	// Window is the rolling window (ten buckets) over which calls are
+	// counted; zero means DefaultWindow.
+	Window time.Duration `env:"WINDOW" json:"window"`
+	// SlowCall, when positive, counts a call that took longer as a failure
+	// even if it succeeded (its result is still returned): a dependency
+	// that slows down trips the breaker before it times out. Zero means off.
+	SlowCall time.Duration `env:"SLOW_CALL" json:"slow_call"`
+	// OpenFor is how long an open breaker rejects calls before it lets
+	// probes through (half-open); zero means DefaultOpenFor.
+	OpenFor time.Duration `env:"OPEN_FOR" json:"open_for"`
+	// HalfOpenProbes is how many probe calls a half-open breaker lets
+	// through; as many successes close it, one failure opens it again. Zero
+	// means DefaultHalfOpenProbes.
+	HalfOpenProbes int `env:"HALF_OPEN_PROBES" json:"half_open_probes"`
+
+	// MaxAttempts bounds the attempts of an idempotent call, the first one
+	// included; zero means DefaultMaxAttempts, 1 or negative means no
+	// retries. Calls not marked idempotent are never retried.
+	MaxAttempts int `env:"MAX_ATTEMPTS" json:"max_attempts"`
+	// BackoffBase and BackoffMax shape the wait before retry n: a random
+	// duration between half and all of min(BackoffMax, BackoffBase*2^(n-1)).
+	// Zero means DefaultBackoffBase and DefaultBackoffMax.
+	BackoffBase time.Duration `env:"BACKOFF_BASE" json:"backoff_base"`
+	BackoffMax  time.Duration `env:"BACKOFF_MAX" json:"backoff_max"`
+	// RetryRatio and MinRetriesPerSecond form the retry budget: over the
+	// last ten seconds, retries may add at most RetryRatio of the calls,
+	// plus MinRetriesPerSecond so that a quiet dependency can still retry.
+	// Zero means DefaultRetryRatio and DefaultMinRetriesPerSecond; negative
+	// means none of that part.
+	RetryRatio          float64 `env:"RETRY_RATIO" json:"retry_ratio"`
+	MinRetriesPerSecond float64 `env:"MIN_RETRIES_PER_SECOND" json:"min_retries_per_second"`
+
+	// MaxConcurrent caps the calls in flight to the dependency (the
+	// bulkhead); zero means DefaultMaxConcurrent, negative means no cap.
+	MaxConcurrent int `env:"MAX_CONCURRENT" json:"max_concurrent"`
+	// MaxWait is how long a call may wait for a free slot; zero means it is
+	// rejected at once when the bulkhead is full.
+	MaxWait time.Duration `env:"MAX_WAIT" json:"max_wait"`
+
+	// UnreadyWhenOpen makes the tier unready (/readyz 503) while this
+	// breaker is open. Off by default: when every instance shares the
+	// dependency, all of them going unready turns a degraded service into
+	// an outage.
+	UnreadyWhenOpen bool `env:"UNREADY_WHEN_OPEN" json:"unready_when_open"`
+}
+
+// DefaultGuardConfig returns a GuardConfig with every default spelled out.
+func DefaultGuardConfig() GuardConfig {
+	return GuardConfig{}.withDefaults()
+}
+
+func (c GuardConfig) withDefaults() GuardConfig {
+	if c.Timeout == 0 {
+		c.Timeout = DefaultCallTimeout
+	}
+	if c.ConsecutiveFailures == 0 {
+		c.ConsecutiveFailures = DefaultConsecutiveFailures
+	}
+	if c.FailureRatio == 0 {
+		c.FailureRatio = DefaultFailureRatio
+	}
+	if c.MinCalls == 0 {
+		c.MinCalls = DefaultMinCalls
+	}
+	if c.Window == 0 {
+		c.Window = DefaultWindow
+	}
+	if c.OpenFor == 0 {
+		c.OpenFor = DefaultOpenFor
+	}
+	if c.HalfOpenProbes == 0 {
+		c.HalfOpenProbes = DefaultHalfOpenProbes
+	}
+	if c.MaxAttempts == 0 {
+		c.MaxAttempts = DefaultMaxAttempts
+	}
+	if c.BackoffBase == 0 {
+		c.BackoffBase = DefaultBackoffBase
+	}
+	if c.BackoffMax == 0 {
+		c.BackoffMax = DefaultBackoffMax
+	}
+	if c.RetryRatio == 0 {
+		c.RetryRatio = DefaultRetryRatio
+	}
+	if c.MinRetriesPerSecond == 0 {
+		c.MinRetriesPerSecond = DefaultMinRetriesPerSecond
+	}
+	if c.MaxConcurrent == 0 {
+		c.MaxConcurrent = DefaultMaxConcurrent
+	}
+	return c
+}
+
+// Validate reports settings that cannot work. The variable names assume
+// the guard's own prefix, so they are given without it.
+func (c GuardConfig) Validate() error {
+	var errs []error
+	bad := func(field string, v any, problem string) {
+		errs = append(errs, &tier.ConfigError{Var: field, Value: fmt.Sprint(v), Problem: problem})
+	}
+	if c.FailureRatio > 1 {
+		bad("FAILURE_RATIO", c.FailureRatio, "must be at most 1")
+	}
+	if c.MinCalls < 0 {
+		bad("MIN_CALLS", c.MinCalls, "must not be negative")
+	}
+	if c.Window < 0 {
+		bad("WINDOW", c.Window, "must not be negative")
+	}
+	if c.SlowCall < 0 {
+		bad("SLOW_CALL", c.SlowCall, "must not be negative")
+	}
+	if c.OpenFor < 0 {
+		bad("OPEN_FOR", c.OpenFor, "must not be negative")
+	}
+	if c.HalfOpenProbes < 0 {
+		bad("HALF_OPEN_PROBES", c.HalfOpenProbes, "must not be negative")
+	}
+	if c.BackoffBase < 0 {
+		bad("BACKOFF_BASE", c.BackoffBase, "must not be negative")
+	}
+	if c.BackoffMax < 0 {
+		bad("BACKOFF_MAX", c.BackoffMax, "must not be negative")
+	}
+	if c.MaxWait < 0 {
+		bad("MAX_WAIT", c.MaxWait, "must not be negative")
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,58 @@
+package app
+
+import (
+	"log/slog"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/threetier/threetier/tier"
+)
+
+// An Option sets something New or NewGuards takes from the caller rather
+// than from configuration: a logger, a metrics registry, hooks.
+type Option func(*options)
+
+type options struct {
+	log       *slog.Logger
+	reg       prometheus.Registerer
+	health    *tier.Health
+	guards    *Guards
+	validator *Validator
+	problems  func(error) *tier.Problem
+}
+
+func buildOptions(opts []Option) options {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
+	o.log = tier.LoggerOrDiscard(o.log)
+	return o
+}
+
+// WithLogger sets the logger for access logs, errors and breaker
+// transitions; without it nothing is logged.
+func WithLogger(l *slog.Logger) Option { return func(o *options) { o.log = l } }
+
+// WithMetrics registers the tier's metrics (threetier_app_...) with reg;
+// without it they go nowhere. When reg is a *prometheus.Registry (from
+// tier.NewRegistry), the server also serves it on Config.MetricsPath.
+func WithMetrics(reg prometheus.Registerer) Option { return func(o *options) { o.reg = reg } }
+
+// WithHealth sets the Health that serves /healthz and /readyz and on which
+// guards register as checkers; without it the server makes its own. Share
+// one Health between tiers to have a single readiness answer.
+func WithHealth(h *tier.Health) Option { return func(o *options) { o.health = h } }
+
+// WithGuards gives the server the registry of guards it reports on
+// /readyz; without it the server makes an empty one (see Server.Guards).
+func WithGuards(g *Guards) Option { return func(o *options) { o.guards = g } }
+
+// WithValidator sets the validator of bound requests; without it the
+// server uses NewValidator().
+func WithValidator(v *Validator) Option { return func(o *options) { o.validator = v } }
+
+// WithProblems lets the caller map its own errors to problems (a "not
+// found" from the data tier to 404, say). f is asked first; when it
+// returns nil, ProblemFor decides.
+func WithProblems(f func(error) *tier.Problem) Option { return func(o *options) { o.problems = f } }

@@ -1,0 +1,179 @@
+// Package app is the business-logic tier of a threetier service: an Echo
+// server with the defaults a service behind a balancer needs, and a guard
+// in front of every dependency it calls.
+//
+// The server (New) runs Echo v4 as a tier.Tier. Its chain gives every
+// request an ID, logs and measures it, recovers panics, sheds load past a
+// cap on requests in flight, limits bodies, bounds each request with a
+// timeout and answers every error, Echo's 404 and 405 included, as RFC
+// 9457 problem+json. Bind and Handle decode and validate requests so that
+// handlers only see valid input.
+//
+// Guards (NewGuards, Guards.Add) protect the tier from its dependencies:
+// each named dependency gets a circuit breaker (sony/gobreaker), a call
+// timeout, a bulkhead and budgeted retries for idempotent calls, and the
+// generic Do and Call run calls through them. A guard's refusal becomes a
+// 503 with Retry-After and a dependency timeout a 504, with no mapping code
+// in handlers. /readyz lists every guard.
+package app
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/threetier/threetier/tier"
+)
+
+// Server is the app tier: an Echo server with the default chain, run as a
+// tier.Tier (Start binds, Stop drains). Add routes on Echo().
+type Server struct {
+	*tier.HTTPServer
+
+	cfg    Config
+	echo   *echo.Echo
+	health *tier.Health
+	guards *Guards
+	shed   *shedder
+	log    *slog.Logger
+}
+
+var (
+	_ tier.Tier   = (*Server)(nil)
+	_ tier.Failer = (*Server)(nil)
+)
+
+// New builds the server; it serves once started. The middleware chain,
+// outermost first: request ID, access log, metrics, error answering,
+// panic recovery, CORS (when configured), load shedding, body limit,
+// request timeout. Routes added on Echo() run inside it.
+func New(cfg Config, opts ...Option) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	o := buildOptions(opts)
+	s := &Server{cfg: cfg, health: o.health, guards: o.guards, log: o.log}
+	if s.health == nil {
+		s.health = &tier.Health{}
+	}
+	if s.guards == nil {
+		s.guards = NewGuards(opts...)
+	}
+	s.guards.watch(s.health)
+	if o.validator == nil {
+		o.validator = NewValidator()
+	}
+
+	var limit func() float64
+	if cfg.MaxInFlight > 0 {
+		s.shed = newShedder(cfg.MaxInFlight, cfg.MinInFlight, cfg.ShedLatency, cfg.ShedRetryAfter, nil)
+		limit = func() float64 { return float64(s.shed.Limit()) }
+	}
+	metrics, err := newHTTPMetrics(tier.Registerer(o.reg), limit)
+	if err != nil {
+		return nil, fmt.Errorf("app: metrics: %w", err)
+	}
+
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.Logger.SetOutput(slogWriter{o.log})
+	e.HTTPErrorHandler = ErrorHandler(o.log, o.problems)
+	e.Validator = o.validator
+	s.echo = e
+
+	e.Use(requestID(), accessLog(o.log, s.isInfra), metrics.middleware, answerErrors, recoverPanics(o.log))
+	if len(cfg.CORSOrigins) > 0 {
+		e.Use(middleware.CORSWithConfig(middleware.CORSConfig{AllowOrigins: cfg.CORSOrigins}))
+	}
+	if s.shed != nil {
+		s.shed.shed = metrics.shed.Inc
+		e.Use(s.shed.middleware(s.isInfra))
+	}
+	if cfg.BodyLimit > 0 {
+		e.Use(bodyLimit(cfg.BodyLimit))
+	}
+	if cfg.RequestTimeout > 0 {
+		e.Use(requestTimeout(cfg.RequestTimeout, s.isInfra))
+	}
+	s.mountInfra(o.reg)
+
+	s.HTTPServer = tier.NewHTTPServer("app", &http.Server{
+		Addr:              cfg.Addr,
+		Handler:           e,
+		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
+		IdleTimeout:       cfg.IdleTimeout,
+		ErrorLog:          slog.NewLogLogger(o.log.Handler(), slog.LevelWarn),
+	})
+	return s, nil
+}
+
+// Echo returns the server's Echo instance, to add routes and middleware.
+func (s *Server) Echo() *echo.Echo { return s.echo }
+
+// Health returns the Health behind /healthz and /readyz.
+func (s *Server) Health() *tier.Health { return s.health }
+
+// Guards returns the registry of guards that /readyz reports on.
+func (s *Server) Guards() *Guards { return s.guards }
+
+// Config returns the configuration, defaults filled in.
+func (s *Server) Config() Config { return s.cfg }
+
+// isInfra tells the probe and scrape routes apart: they are neither shed
+// nor timed out, and they log quietly.
+func (s *Server) isInfra(c echo.Context) bool {
+	switch c.Path() {
+	case s.cfg.HealthPath, s.cfg.ReadyPath, s.cfg.MetricsPath:
+		return true
+	}
+	return false
+}
+
+// readiness is the body of /readyz: the checks of the Health, and every
+// guard's state.
+type readiness struct {
+	tier.Report
+	Guards []GuardStatus `json:"guards"`
+}
+
+func (s *Server) mountInfra(reg prometheus.Registerer) {
+	e := s.echo
+	if p := s.cfg.HealthPath; p != "-" {
+		e.GET(p, echo.WrapHandler(s.health.LivenessHandler()))
+	}
+	if p := s.cfg.ReadyPath; p != "-" {
+		e.GET(p, s.serveReady)
+	}
+	if r, ok := reg.(*prometheus.Registry); ok && s.cfg.MetricsPath != "-" {
+		e.GET(s.cfg.MetricsPath, echo.WrapHandler(tier.MetricsHandler(r)))
+	}
+}
+
+func (s *Server) serveReady(c echo.Context) error {
+	report := s.health.Check(c.Request().Context())
+	body := readiness{Report: report, Guards: s.guards.Status()}
+	h := c.Response().Header()
+	h.Set(echo.HeaderContentType, echo.MIMEApplicationJSON)
+	h.Set("Cache-Control", "no-store")
+	status := http.StatusOK
+	if !report.Ready {
+		status = http.StatusServiceUnavailable
+	}
+	c.Response().WriteHeader(status)
+	return json.NewEncoder(c.Response()).Encode(body)
+}
+
+// slogWriter sends the few lines Echo logs itself to the tier's logger.
+type slogWriter struct{ log *slog.Logger }
+
+func (w slogWriter) Write(p []byte) (int, error) {
+	w.log.LogAttrs(context.Background(), slog.LevelWarn, "echo", slog.String("msg", string(p)))
+	return len(p), nil
+}

@@ -1,0 +1,93 @@
+package app
+
+import (
+	"fmt"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/threetier/threetier/tier"
+)
+
+// shedder caps the requests served at once. Past the cap a request is
+// refused at once with 503 and Retry-After instead of queueing: a queue
+// only adds latency to every request once the tier is saturated, while a
+// refusal lets the balancer try another instance.
+//
+// With a latency target the cap adapts (AIMD, as in Netflix's
+// concurrency-limits): it shrinks by a tenth, at most once per target
+// period, while admitted requests take longer than the target, and grows
+// by one while they are faster and the cap is at least half used.
+type shedder struct {
+	max, min   int64
+	target     time.Duration // zero: fixed cap
+	retryAfter time.Duration
+
+	limit    atomic.Int64
+	inFlight atomic.Int64
+
+	mu           sync.Mutex
+	lastDecrease time.Time
+
+	shed func() // counts a refusal
+}
+
+func newShedder(maxInFlight, minInFlight int, target, retryAfter time.Duration, shed func()) *shedder {
+	s := &shedder{max: int64(maxInFlight), min: int64(max(minInFlight, 1)), target: target, retryAfter: retryAfter, shed: shed}
+	s.limit.Store(s.max)
+	return s
+}
+
+// middleware admits a request or refuses it; skip exempts probes and
+// scrapes, which must answer most when the tier is overloaded.
+func (s *shedder) middleware(skip func(echo.Context) bool) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			if skip(c) {
+				return next(c)
+			}
+			n := s.inFlight.Add(1)
+			if limit := s.limit.Load(); n > limit {
+				s.inFlight.Add(-1)
+				s.shed()
+				p := tier.NewProblem(http.StatusServiceUnavailable, fmt.Sprintf("the server is overloaded (%d requests in flight); retry later", limit))
+				p.RetryAfter = s.retryAfter
+				return p
+			}
+			start := time.Now()
+			defer func() { s.done(n, time.Since(start)) }()
+			return next(c)
+		}
+	}
+}
+
+// done releases a request's place and, when adaptive, adjusts the cap.
+// inFlight is how many were in flight when it was admitted.
+func (s *shedder) done(inFlight int64, took time.Duration) {
+	s.inFlight.Add(-1)
+	if s.target <= 0 {
+		return
+	}
+	limit := s.limit.Load()
+	if took > s.target {
+		now := time.Now()
+		s.mu.Lock()
+		// A burst of slow requests is one signal, not one per request.
+		if now.Sub(s.lastDecrease) >= s.target {
+			s.lastDecrease = now
+			next := max(s.min, min(limit-1, limit*9/10))
+			s.limit.Store(next)
+		}
+		s.mu.Unlock()
+		return
+	}
+	if limit < s.max && inFlight*2 >= limit {
+		s.limit.CompareAndSwap(limit, limit+1)
+	}
+}
+
+// Limit returns the current cap.
+func (s *shedder) Limit() int64 { return s.limit.Load() }

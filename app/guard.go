@@ -68,8 +68,8 @@ func WithStateChange(f func(guard string, from, to gobreaker.State)) GuardOption
 
 // DefaultIsFailure counts every error against the dependency except the
 // caller's cancellation and errors that describe a bad request rather than
-// a broken dependency: a *ValidationError, or a *tier.Problem or
-// *echo.HTTPError with a status below 500.
+// a broken dependency: a *ValidationError, or a *tier.Problem,
+// *echo.HTTPError or *StatusError with a status below 500.
 func DefaultIsFailure(err error) bool {
 	if err == nil || errors.Is(err, context.Canceled) {
 		return false
@@ -85,6 +85,10 @@ func DefaultIsFailure(err error) bool {
 	var he *echo.HTTPError
 	if errors.As(err, &he) {
 		return he.Code >= 500
+	}
+	var se *StatusError
+	if errors.As(err, &se) {
+		return se.Status >= 500
 	}
 	return true
 }

@@ -23,6 +23,7 @@ const StatusClientClosedRequest = 499
 //   - a *ValidationError is 422 with one entry per field;
 //   - a *GuardError is 503 with Retry-After for a rejection (open breaker,
 //     full bulkhead, spent retry budget) and 504 for a dependency timeout;
+//   - a *StatusError (another service's failure, see Client) is 502;
 //   - an *echo.HTTPError keeps its status (Echo's own 404, 405, 413, ...);
 //   - the caller's cancellation is 499, a deadline that passed is 503;
 //   - anything else is 500, without the error's text, which only the log
@@ -33,6 +34,7 @@ func ProblemFor(err error) *tier.Problem {
 		ve *ValidationError
 		ge *GuardError
 		he *echo.HTTPError
+		se *StatusError
 		mb *http.MaxBytesError
 	)
 	switch {
@@ -53,6 +55,8 @@ func ProblemFor(err error) *tier.Problem {
 		p := tier.NewProblem(http.StatusServiceUnavailable, "a dependency is unavailable: "+ge.Err.Error())
 		p.RetryAfter = max(ge.RetryAfter, 1)
 		return p
+	case errors.As(err, &se):
+		return tier.NewProblem(http.StatusBadGateway, fmt.Sprintf("a dependency answered %d", se.Status))
 	case errors.As(err, &mb):
 		return tier.NewProblem(http.StatusRequestEntityTooLarge, fmt.Sprintf("request body is larger than %d bytes", mb.Limit))
 	case errors.As(err, &he):

@@ -59,6 +59,9 @@ type Pool struct {
 	table    atomic.Pointer[table]
 	rr       atomic.Uint64
 	inflight atomic.Int64
+	// clock is the time of the latest response, to a millisecond: the
+	// "now" of latency decay, without a clock read in every pick.
+	clock atomic.Int64
 
 	mu       sync.Mutex // guards what follows, and building tables
 	eps      []*endpoint

@@ -101,7 +101,9 @@ func (e *endpoint) observe(d time.Duration, now int64) {
 
 // ewma returns the latency average decayed toward zero for the time since
 // the last sample, so that an endpoint which was slow once and then got no
-// traffic is tried again.
+// traffic is tried again. The decay here is hyperbolic (halved after one
+// time constant), which costs a division where exp would cost more than the
+// rest of a pick.
 func (e *endpoint) ewma(now int64) float64 {
 	cur := math.Float64frombits(e.ewmaBits.Load())
 	if cur == 0 {
@@ -111,5 +113,6 @@ func (e *endpoint) ewma(now int64) float64 {
 	if idle <= 0 {
 		return cur
 	}
-	return cur * math.Exp(-float64(idle)/float64(e.decayTime))
+	tau := float64(e.decayTime)
+	return cur * tau / (tau + float64(idle))
 }

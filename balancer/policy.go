@@ -9,7 +9,6 @@ import (
 	"net/textproto"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/cespare/xxhash/v2"
 )
@@ -43,7 +42,7 @@ func (p *Pool) choose(t *table, r *http.Request) *endpoint {
 	case PolicyLeastRequest:
 		return leastRequest(t)
 	case PolicyP2CEWMA:
-		return p2cEWMA(t, time.Now().UnixNano())
+		return p2cEWMA(t, p.clock.Load())
 	case PolicyHash:
 		if key, ok := p.hashKey.of(r); ok {
 			return p.hashPick(t, key)
@@ -69,8 +68,11 @@ func (p *Pool) choose(t *table, r *http.Request) *endpoint {
 // sampling with replacement would compare an endpoint with itself and send
 // it more than its share.
 func twoDistinct(n int) (int, int) {
-	i := rand.IntN(n)
-	j := rand.IntN(n - 1)
+	// One random draw, split in two: each half scaled to its range by
+	// multiply-and-shift (bias below n/2³², nothing at pool sizes).
+	r := rand.Uint64()
+	i := int((r & 0xffffffff) * uint64(n) >> 32)
+	j := int((r >> 32) * uint64(n-1) >> 32)
 	if j >= i {
 		j++
 	}
@@ -126,8 +128,7 @@ func (p *Pool) hashPick(t *table, key string) *endpoint {
 	if rg == nil || len(rg.hashes) == 0 {
 		return t.eps[0]
 	}
-	h := xxhash.Sum64String(key)
-	pos, _ := slices.BinarySearch(rg.hashes, h)
+	pos := rg.search(xxhash.Sum64String(key))
 	limit := int64(math.Ceil(p.cfg.HashLoadFactor * float64(p.inflight.Load()+1) / float64(len(t.eps))))
 	for k := range len(rg.idx) {
 		e := t.eps[rg.idx[(pos+k)%len(rg.idx)]]

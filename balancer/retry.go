@@ -87,31 +87,31 @@ type replayBody struct {
 // with GetBody, or one of at most Retry.MaxBodyBytes (read into memory). A
 // larger body is streamed to the first endpoint and the request is not
 // retried.
-func (p *Pool) prepareBody(r *http.Request, retries bool) (*replayBody, error) {
+func (p *Pool) prepareBody(r *http.Request, retries bool) (replayBody, error) {
 	switch {
 	case r.Body == nil || r.Body == http.NoBody:
-		return &replayBody{replayable: true, first: r.Body}, nil
+		return replayBody{replayable: true, first: r.Body}, nil
 	case !retries:
-		return &replayBody{first: r.Body}, nil
+		return replayBody{first: r.Body}, nil
 	case r.GetBody != nil:
-		return &replayBody{replayable: true, first: r.Body, getBody: r.GetBody}, nil
+		return replayBody{replayable: true, first: r.Body, getBody: r.GetBody}, nil
 	case r.ContentLength > p.cfg.Retry.MaxBodyBytes:
-		return &replayBody{first: r.Body}, nil
+		return replayBody{first: r.Body}, nil
 	}
 	limit := p.cfg.Retry.MaxBodyBytes
 	buf, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
 	if err != nil {
 		_ = r.Body.Close()
-		return nil, err
+		return replayBody{}, err
 	}
 	if int64(len(buf)) > limit {
 		// Too big to keep: send what was read, then the rest, once.
-		return &replayBody{first: struct {
+		return replayBody{first: struct {
 			io.Reader
 			io.Closer
 		}{io.MultiReader(bytes.NewReader(buf), r.Body), r.Body}}, nil
 	}
-	return &replayBody{replayable: true, buf: buf, orig: r.Body}, nil
+	return replayBody{replayable: true, buf: buf, orig: r.Body}, nil
 }
 
 func (b *replayBody) forAttempt(r *http.Request, n int) (io.ReadCloser, error) {

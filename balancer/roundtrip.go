@@ -3,6 +3,7 @@ package balancer
 import (
 	"io"
 	"net/http"
+	"net/url"
 	"sync/atomic"
 	"time"
 
@@ -38,7 +39,7 @@ func (p *Pool) RoundTrip(r *http.Request) (*http.Response, error) {
 	var tried [maxAttempts]*endpoint
 	for n := 0; ; n++ {
 		tried[n] = e
-		out, err := p.outgoing(r, e, body, n)
+		out, err := p.outgoing(r, e, &body, n)
 		if err != nil {
 			return nil, err
 		}
@@ -75,6 +76,9 @@ func (p *Pool) send(e *endpoint, out *http.Request) (*http.Response, error) {
 	start := time.Now()
 	resp, err := p.transport.RoundTrip(out)
 	end := time.Now()
+	if now := end.UnixNano(); now-p.clock.Load() > int64(time.Millisecond) {
+		p.clock.Store(now)
+	}
 	p.metrics.observe(end.Sub(start))
 	switch {
 	case err != nil:
@@ -144,11 +148,14 @@ func (b *trackedRWBody) Write(p []byte) (int, error) { return b.w.Write(p) }
 // outgoing is r aimed at e, with a fresh body for the attempt and the
 // request ID of r's context forwarded.
 func (p *Pool) outgoing(r *http.Request, e *endpoint, body *replayBody, attempt int) (*http.Request, error) {
-	out := new(http.Request)
-	*out = *r
-	u := *r.URL
-	u.Scheme, u.Host = e.url.Scheme, e.url.Host
-	out.URL = &u
+	// One allocation for the request and its URL.
+	both := &struct {
+		req http.Request
+		url url.URL
+	}{req: *r, url: *r.URL}
+	out := &both.req
+	both.url.Scheme, both.url.Host = e.url.Scheme, e.url.Host
+	out.URL = &both.url
 	b, err := body.forAttempt(r, attempt)
 	if err != nil {
 		return nil, err

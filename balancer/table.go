@@ -34,6 +34,19 @@ type ring struct {
 	sig    uint64
 	hashes []uint64
 	idx    []uint32 // index into table.eps, by position on the ring
+	// lut[b] is the first position whose hash has top bits ≥ b, so that a
+	// lookup searches only the few points of one bucket.
+	lut   []uint32
+	shift uint
+}
+
+// search returns the position of the first point at or after h (wrapping
+// is left to the caller).
+func (r *ring) search(h uint64) int {
+	b := h >> r.shift
+	lo, hi := int(r.lut[b]), int(r.lut[b+1])
+	pos, _ := slices.BinarySearch(r.hashes[lo:hi], h)
+	return lo + pos
 }
 
 // buildTable chooses the endpoints that take traffic: the available
@@ -234,6 +247,19 @@ func (p *Pool) ringFor(eps []*endpoint) *ring {
 	r := &ring{sig: sig, hashes: make([]uint64, len(pts)), idx: make([]uint32, len(pts))}
 	for j, pt := range pts {
 		r.hashes[j], r.idx[j] = pt.h, pt.i
+	}
+	bits := uint(1)
+	for bits < 16 && 1<<bits < len(pts) {
+		bits++
+	}
+	r.shift = 64 - bits
+	r.lut = make([]uint32, 1<<bits+1)
+	j := 0
+	for b := range r.lut {
+		for j < len(pts) && pts[j].h>>r.shift < uint64(b) {
+			j++
+		}
+		r.lut[b] = uint32(j)
 	}
 	p.lastRing = r
 	return r

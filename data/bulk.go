@@ -41,12 +41,12 @@ func (db *DB) BulkInsert(ctx context.Context, rows any) (int64, error) {
 			return 0, fmt.Errorf("%w: row %d is nil", ErrBulkInput, i)
 		}
 	}
-	if db.Dialect() != Postgres || txFrom(ctx) != nil {
-		return db.insertBatches(ctx, rows, v.Len())
-	}
 	stmt := &gorm.Statement{DB: db.gorm}
 	if err := stmt.Parse(rows); err != nil {
 		return 0, fmt.Errorf("%w: %w", ErrBulkInput, err)
+	}
+	if db.Dialect() != Postgres || txFrom(ctx) != nil {
+		return db.insertBatches(ctx, rows, v.Len())
 	}
 	fields := copyFields(ctx, stmt.Schema, v)
 	cols := make([]string, len(fields))

@@ -121,7 +121,7 @@ func Open(ctx context.Context, cfg Config, opts ...Option) (*DB, error) {
 	})
 	if err != nil {
 		_ = db.primary.Close()
-		return nil, fmt.Errorf("data: open gorm: %w", err)
+		return nil, fmt.Errorf("data: open: %w", Classify(err))
 	}
 	db.gorm = g
 	if err := db.setup(cfg); err != nil {

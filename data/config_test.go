@@ -1,0 +1,150 @@
+package data
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/threetier/threetier/tier"
+)
+
+func TestConfigFromEnvironment(t *testing.T) {
+	var cfg Config
+	err := tier.LoadEnvFrom([]string{
+		"THREETIER_DATA_DSN=postgres://app:secret@127.0.0.1:5432/shop",
+		"THREETIER_DATA_REPLICAS=postgres://127.0.0.1:5433/shop,postgres://127.0.0.1:5434/shop",
+		"THREETIER_DATA_MAX_OPEN_CONNS=20",
+		"THREETIER_DATA_STATEMENT_TIMEOUT=2s",
+		"THREETIER_DATA_PGBOUNCER=true",
+	}, EnvPrefix, &cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Dialect() != Postgres || len(cfg.Replicas) != 2 || cfg.MaxOpenConns != 20 || cfg.StatementTimeout != 2*time.Second || !cfg.PgBouncer {
+		t.Errorf("loaded %+v", cfg)
+	}
+	if (Config{}).Dialect() != SQLite {
+		t.Error("the zero Config is not SQLite")
+	}
+	d := Config{}.withDefaults()
+	if d.Path != "threetier.db" || d.MaxOpenConns != 4 || d.OpTimeout != 10*time.Second || d.TxAttempts != 10 {
+		t.Errorf("defaults %+v", d)
+	}
+}
+
+func TestInvalidConfigIsAClearError(t *testing.T) {
+	cases := []struct {
+		cfg  Config
+		want string
+	}{
+		{Config{DSN: "mysql://root@127.0.0.1/x"}, "THREETIER_DATA_DSN"},
+		{Config{DSN: "postgres://u:hunter2@127.0.0.1/x", MaxOpenConns: 2, MaxIdleConns: 5}, "MAX_IDLE_CONNS"},
+		{Config{Replicas: []string{"postgres://127.0.0.1/x"}}, "need a PostgreSQL primary"},
+		{Config{MaxOpenConns: -1}, "MAX_OPEN_CONNS"},
+		{Config{OpTimeout: -time.Second}, "OP_TIMEOUT"},
+		{Config{DSN: "postgres://127.0.0.1/x", Replicas: []string{"http://127.0.0.1/"}}, "REPLICAS"},
+		{Config{DSN: "postgres://127.0.0.1:notaport/x"}, "DSN"},
+	}
+	for _, c := range cases {
+		_, err := Open(context.Background(), c.cfg)
+		var ce *tier.ConfigError
+		if !errors.As(err, &ce) || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("Open(%+v): %v, want a ConfigError about %s", c.cfg, err, c.want)
+		}
+		if err != nil && strings.Contains(err.Error(), "hunter2") {
+			t.Errorf("the error shows the password: %v", err)
+		}
+	}
+}
+
+// A database that is not there fails Open quickly, as unavailable.
+func TestOpenFailsFastWhenTheDatabaseIsDown(t *testing.T) {
+	start := time.Now()
+	_, err := Open(context.Background(), Config{DSN: "postgres://postgres@127.0.0.1:1/none?sslmode=disable", ConnectTimeout: time.Second})
+	if !errors.Is(err, ErrUnavailable) || !IsFailure(err) {
+		t.Errorf("Open on a closed port: %v, want ErrUnavailable", err)
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Errorf("Open took %v to fail", d)
+	}
+	_, err = Open(context.Background(), Config{Path: filepath.Join(t.TempDir(), "no", "such", "dir.db")})
+	if !errors.Is(err, ErrUnavailable) {
+		t.Errorf("SQLite in a missing directory: %v, want ErrUnavailable", err)
+	}
+}
+
+func TestSQLiteSettings(t *testing.T) {
+	db := openTest(t, Config{Path: filepath.Join(t.TempDir(), "s.db"), BusyTimeout: 1234 * time.Millisecond})
+	for pragma, want := range map[string]string{"journal_mode": "wal", "foreign_keys": "1", "busy_timeout": "1234"} {
+		var got string
+		if err := db.Gorm().Raw("PRAGMA " + pragma).Scan(&got).Error; err != nil || got != want {
+			t.Errorf("PRAGMA %s = %q, %v; want %s", pragma, got, err, want)
+		}
+	}
+	if db.Name() != "data" || db.Dialect() != SQLite || db.Check(context.Background()) != nil {
+		t.Error("Name, Dialect or Check")
+	}
+}
+
+func TestPostgresSettings(t *testing.T) {
+	for _, pgbouncer := range []bool{false, true} {
+		db := openTest(t, Config{DSN: pgSchema(t), StatementTimeout: 1500 * time.Millisecond, LockTimeout: 700 * time.Millisecond, PgBouncer: pgbouncer})
+		g := db.Gorm()
+		for setting, want := range map[string]string{"statement_timeout": "1500ms", "lock_timeout": "700ms", "application_name": "threetier"} {
+			var got string
+			if err := g.Raw("SHOW " + setting).Scan(&got).Error; err != nil || got != want {
+				t.Errorf("pgbouncer=%v: %s = %q, %v; want %s", pgbouncer, setting, got, err, want)
+			}
+		}
+		// Prepared statements: cached per connection normally, none at all
+		// in PgBouncer mode. One connection makes the check deterministic.
+		db.SQL().SetMaxOpenConns(1)
+		for range 3 {
+			var p Product
+			_ = g.Where("name = ?", "x").Find(&p).Error
+		}
+		var prepared int
+		if err := g.Raw("SELECT count(*) FROM pg_prepared_statements").Scan(&prepared).Error; err != nil {
+			t.Fatal(err)
+		}
+		if pgbouncer && prepared != 0 || !pgbouncer && prepared == 0 {
+			t.Errorf("pgbouncer=%v: %d prepared statements", pgbouncer, prepared)
+		}
+	}
+}
+
+func TestMetrics(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	db := openTest(t, Config{Path: filepath.Join(t.TempDir(), "m.db")}, WithRegisterer(reg))
+	var p Product
+	_ = db.Gorm().First(&p, 42).Error
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for _, f := range families {
+		seen[f.GetName()] = true
+		if f.GetName() == "threetier_data_errors_total" {
+			if l := f.GetMetric()[0].GetLabel()[0]; l.GetValue() != "not_found" {
+				t.Errorf("errors_total label %v", l)
+			}
+		}
+	}
+	for _, name := range []string{"threetier_data_connections_open", "threetier_data_connections_in_use", "threetier_data_connections_max", "threetier_data_pool_waits_total", "threetier_data_tx_retries_total", "threetier_data_errors_total"} {
+		if !seen[name] {
+			t.Errorf("metric %s missing", name)
+		}
+	}
+	// Close unregisters, so the registry can take a new DB.
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db2 := openTest(t, Config{Path: filepath.Join(t.TempDir(), "m2.db")}, WithRegisterer(reg))
+	_ = db2
+}

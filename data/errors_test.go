@@ -1,0 +1,151 @@
+package data
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+	"testing"
+
+	"gorm.io/gorm"
+)
+
+// Bad input (oversized values, wrong types, broken references, injection
+// strings) gets a classified error and changes nothing.
+func TestBadInputIsClassifiedAndChangesNothing(t *testing.T) {
+	dialects(t, func(t *testing.T, cfg Config) {
+		db := openTest(t, cfg)
+		ctx := context.Background()
+		g := db.WithContext(ctx)
+		p := Product{Name: "widget", Stock: 3}
+		if err := g.Create(&p).Error; err != nil {
+			t.Fatal(err)
+		}
+		snapshot := func() string {
+			var ps []Product
+			var os []Order
+			if err := g.Order("id").Find(&ps).Error; err != nil {
+				t.Fatal(err)
+			}
+			if err := g.Order("id").Find(&os).Error; err != nil {
+				t.Fatal(err)
+			}
+			var b strings.Builder
+			for _, p := range ps {
+				b.WriteString(p.Name + ";")
+			}
+			b.WriteString("|")
+			for _, o := range os {
+				b.WriteString(o.Note + ";")
+			}
+			return b.String()
+		}
+		before := snapshot()
+
+		cases := []struct {
+			name   string
+			run    func() error
+			want   error
+			status int
+		}{
+			{"duplicate name", func() error { return g.Create(&Product{Name: "widget", Stock: 1}).Error }, ErrDuplicate, http.StatusConflict},
+			{"duplicate key", func() error { return g.Create(&Product{ID: p.ID, Name: "other", Stock: 1}).Error }, ErrDuplicate, http.StatusConflict},
+			{"oversized name", func() error { return g.Create(&Product{Name: strings.Repeat("x", 65), Stock: 1}).Error }, ErrViolation, http.StatusUnprocessableEntity},
+			{"oversized note", func() error {
+				return g.Create(&Order{ProductID: p.ID, Qty: 1, Note: strings.Repeat("'; DROP TABLE orders; --", 20)}).Error
+			}, ErrViolation, http.StatusUnprocessableEntity},
+			{"negative stock (check)", func() error { return g.Model(&p).Update("stock", -1).Error }, ErrViolation, http.StatusUnprocessableEntity},
+			{"zero quantity (check)", func() error { return g.Create(&Order{ProductID: p.ID, Qty: 0, Note: "z"}).Error }, ErrViolation, http.StatusUnprocessableEntity},
+			{"unknown product (foreign key)", func() error { return g.Create(&Order{ProductID: p.ID + 1000, Qty: 1}).Error }, ErrViolation, http.StatusUnprocessableEntity},
+			{"text in an integer column", func() error {
+				return g.Exec("INSERT INTO products (name, stock) VALUES (?, ?)", "typed", "three").Error
+			}, ErrViolation, http.StatusUnprocessableEntity},
+			{"injection in a lookup", func() error {
+				var got Product
+				return g.Where("name = ?", "widget' OR '1'='1").First(&got).Error
+			}, ErrNotFound, http.StatusNotFound},
+			{"injection in a key", func() error {
+				var got Product
+				return g.First(&got, "id = ?", "1; DELETE FROM products").Error
+			}, nil, 0}, // PostgreSQL: invalid integer (422); SQLite: no such row (404)
+			{"missing row", func() error { var got Product; return g.First(&got, p.ID+1000).Error }, ErrNotFound, http.StatusNotFound},
+		}
+		for _, c := range cases {
+			err := c.run()
+			if err == nil {
+				t.Errorf("%s: no error", c.name)
+				continue
+			}
+			if c.want == nil {
+				if !errors.Is(err, ErrViolation) && !errors.Is(err, ErrNotFound) {
+					t.Errorf("%s: %v is neither a violation nor not-found", c.name, err)
+				}
+				continue
+			}
+			if !errors.Is(err, c.want) {
+				t.Errorf("%s: got %v, want %v", c.name, err, c.want)
+			}
+			if s := StatusOf(err); s != c.status {
+				t.Errorf("%s: status %d, want %d", c.name, s, c.status)
+			}
+			if IsFailure(err) {
+				t.Errorf("%s: counted as a database failure", c.name)
+			}
+		}
+		// Strings that look like SQL are stored as they are.
+		evil := Product{Name: "x'); DROP TABLE products; --", Stock: 1}
+		if err := g.Create(&evil).Error; err != nil {
+			t.Fatal(err)
+		}
+		var back Product
+		if err := g.First(&back, evil.ID).Error; err != nil || back.Name != evil.Name {
+			t.Fatalf("injection string stored as %q, %v", back.Name, err)
+		}
+		if err := g.Delete(&evil).Error; err != nil {
+			t.Fatal(err)
+		}
+		if after := snapshot(); after != before {
+			t.Errorf("bad input changed the data:\nbefore %s\nafter  %s", before, after)
+		}
+		// GORM's own sentinels still match underneath.
+		var got Product
+		if err := g.First(&got, p.ID+1000).Error; !errors.Is(err, gorm.ErrRecordNotFound) {
+			t.Errorf("not found %v does not match gorm.ErrRecordNotFound", err)
+		}
+	})
+}
+
+func TestClassification(t *testing.T) {
+	cases := []struct {
+		err     error
+		status  int
+		failure bool
+	}{
+		{nil, 200, false},
+		{gorm.ErrRecordNotFound, 404, false},
+		{gorm.ErrDuplicatedKey, 409, false},
+		{gorm.ErrForeignKeyViolated, 422, false},
+		{context.DeadlineExceeded, 504, true},
+		{context.Canceled, 499, false},
+		{errors.New("syntax error"), 500, false},
+		{&Error{Kind: ErrUnavailable, Err: errors.New("refused")}, 503, true},
+		{&Error{Kind: ErrRetryable}, 503, false},
+	}
+	for _, c := range cases {
+		if s := StatusOf(c.err); s != c.status {
+			t.Errorf("StatusOf(%v) = %d, want %d", c.err, s, c.status)
+		}
+		if f := IsFailure(c.err); f != c.failure {
+			t.Errorf("IsFailure(%v) = %v, want %v", c.err, f, c.failure)
+		}
+	}
+	for code, want := range map[string]error{"23505": ErrDuplicate, "23503": ErrViolation, "22001": ErrViolation, "40001": ErrRetryable, "40P01": ErrRetryable, "57014": ErrTimeout, "57P01": ErrUnavailable, "08006": ErrUnavailable, "42601": nil} {
+		if got := pgKind(code); got != want {
+			t.Errorf("SQLSTATE %s: %v, want %v", code, got, want)
+		}
+	}
+	p := Problem(&Error{Kind: ErrUnavailable, Err: errors.New("dial tcp 10.0.0.1: secret detail")})
+	if p.Status != 503 || p.RetryAfter <= 0 || strings.Contains(p.Detail, "secret") {
+		t.Errorf("problem %+v", p)
+	}
+}

@@ -1,0 +1,93 @@
+package data
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+
+	"gorm.io/gorm"
+)
+
+// Reads go to the replica unless the same session wrote: then they go to
+// the primary. The "replica" is a second schema that never receives the
+// primary's writes, which makes every routing decision visible.
+func TestReadYourWritesWithReplicas(t *testing.T) {
+	primaryDSN, replicaDSN := pgSchema(t), pgSchema(t)
+	replica := openTest(t, Config{DSN: replicaDSN})
+	if err := replica.Gorm().Create(&Product{Name: "replica-only", Stock: 1}).Error; err != nil {
+		t.Fatal(err)
+	}
+	db := openTest(t, Config{DSN: primaryDSN, Replicas: []string{replicaDSN}})
+	find := func(ctx context.Context, name string) error {
+		var p Product
+		return db.WithContext(ctx).Where("name = ?", name).First(&p).Error
+	}
+	bg := context.Background()
+
+	if err := db.WithContext(bg).Create(&Product{Name: "fresh", Stock: 1}).Error; err != nil {
+		t.Fatal(err)
+	}
+	if err := find(bg, "fresh"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("read without a session: %v, want not found (served by the replica)", err)
+	}
+	if err := find(bg, "replica-only"); err != nil {
+		t.Errorf("read without a session did not reach the replica: %v", err)
+	}
+
+	// A session that has not written yet still reads from the replica.
+	s := WithSession(bg)
+	if err := find(s, "replica-only"); err != nil {
+		t.Errorf("session before any write: %v", err)
+	}
+	if err := db.WithContext(s).Model(&Product{}).Where("name = ?", "fresh").Update("stock", 2).Error; err != nil {
+		t.Fatal(err)
+	}
+	if err := find(s, "fresh"); err != nil {
+		t.Errorf("read after a write in the same session: %v (not served by the primary)", err)
+	}
+	var n int64
+	if err := db.WithContext(s).Raw("SELECT count(*) FROM products WHERE name = 'fresh'").Scan(&n).Error; err != nil || n != 1 {
+		t.Errorf("raw read after a write: %d, %v", n, err)
+	}
+	if err := find(s, "replica-only"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("session read after a write reached the replica: %v", err)
+	}
+
+	// A committed Tx marks the session; a read-only one does not.
+	s2 := WithSession(bg)
+	if err := db.Tx(s2, func(tx *gorm.DB) error { var p Product; return tx.First(&p).Error }, ReadOnly()); err != nil {
+		t.Fatal(err)
+	}
+	if err := find(s2, "replica-only"); err != nil {
+		t.Errorf("after a read-only Tx: %v", err)
+	}
+	if err := db.Tx(s2, func(tx *gorm.DB) error { return tx.Create(&Product{Name: "tx", Stock: 1}).Error }); err != nil {
+		t.Fatal(err)
+	}
+	if err := find(s2, "tx"); err != nil {
+		t.Errorf("after a Tx: %v", err)
+	}
+
+	// The middleware gives each request its own session.
+	h := SessionMiddleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost {
+			if err := db.WithContext(r.Context()).Create(&Product{Name: r.URL.Query().Get("name"), Stock: 1}).Error; err != nil {
+				w.WriteHeader(StatusOf(err))
+				return
+			}
+		}
+		w.WriteHeader(StatusOf(find(r.Context(), r.URL.Query().Get("name"))))
+	}))
+	for _, c := range []struct {
+		method, name string
+		want         int
+	}{{"POST", "via-http", 200}, {"GET", "via-http", 404}, {"GET", "replica-only", 200}} {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(c.method, "/?name="+c.name, nil))
+		if rec.Code != c.want {
+			t.Errorf("%s %s: %d, want %d", c.method, c.name, rec.Code, c.want)
+		}
+	}
+}

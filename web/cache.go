@@ -1,0 +1,174 @@
+package web
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// stamp identifies one version of a file on disk: a change of size, mtime
+// or inode means the cached copy is stale.
+type stamp struct {
+	size    int64
+	modTime time.Time
+	ino     uint64
+}
+
+// rep is a compressed representation of a file: a precompressed sidecar
+// or an encoding made once from cached contents.
+type rep struct {
+	etag    string
+	size    int64
+	content []byte // nil: read from file
+	file    string // sidecar name, "" when made in memory
+}
+
+// entry is what the handler knows of one path. It is immutable once in the
+// cache, except for the bookkeeping atomics.
+type entry struct {
+	name    string
+	isDir   bool
+	stamp   stamp
+	etag    string
+	ctype   string
+	content []byte // nil: too large to keep, sent from disk
+	// reps holds the compressed representations available, by encoding.
+	reps [numEncodings]*rep
+	// sidecars are the stamps of the sidecar files seen at load, zero when
+	// absent, so that a sidecar added or changed is noticed.
+	sidecars [numEncodings]stamp
+	// stream: compressible but too large to keep; compress per request.
+	stream bool
+
+	checked atomic.Int64 // unix nanoseconds of the last check on disk
+	ref     atomic.Bool  // used since the clock hand last passed
+	slot    int          // index in cache.ring, guarded by cache.mu
+	cost    int64
+}
+
+// negotiable reports whether the response depends on Accept-Encoding.
+func (e *entry) negotiable() bool {
+	if e.stream {
+		return true
+	}
+	for _, r := range e.reps {
+		if r != nil {
+			return true
+		}
+	}
+	return false
+}
+
+func (e *entry) avail() (a [numEncodings]bool) {
+	for i, r := range e.reps {
+		a[i] = r != nil || (e.stream && encoding(i) != identity)
+	}
+	return a
+}
+
+// entryOverhead approximates the memory of an entry beyond its contents.
+const entryOverhead = 256
+
+func (e *entry) computeCost() {
+	e.cost = entryOverhead + int64(len(e.name)) + int64(len(e.content))
+	for _, r := range e.reps {
+		if r != nil {
+			e.cost += int64(len(r.content))
+		}
+	}
+}
+
+// cache is a byte-bounded map of entries evicted by the CLOCK algorithm: a
+// hit only sets a flag, so concurrent readers share a read lock and never
+// reorder a list.
+type cache struct {
+	max int64
+	// onUsed, when set, is told every change of the bytes held.
+	onUsed func(delta int64)
+
+	mu   sync.RWMutex
+	m    map[string]*entry
+	ring []*entry
+	hand int
+	used int64
+}
+
+func newCache(maxBytes int64) *cache {
+	return &cache{max: maxBytes, m: make(map[string]*entry)}
+}
+
+func (c *cache) get(name string) *entry {
+	c.mu.RLock()
+	e := c.m[name]
+	c.mu.RUnlock()
+	if e != nil && !e.ref.Load() {
+		e.ref.Store(true)
+	}
+	return e
+}
+
+// put stores e, replacing any entry for the same name, and evicts until
+// the cache fits. An entry larger than the whole cache is not kept.
+func (c *cache) put(e *entry) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if old := c.m[e.name]; old != nil {
+		c.removeLocked(old)
+	}
+	if e.cost > c.max {
+		return
+	}
+	e.ref.Store(true)
+	e.slot = len(c.ring)
+	c.ring = append(c.ring, e)
+	c.m[e.name] = e
+	c.used += e.cost
+	if c.onUsed != nil {
+		c.onUsed(e.cost)
+	}
+	for c.used > c.max && len(c.ring) > 0 {
+		if c.hand >= len(c.ring) {
+			c.hand = 0
+		}
+		victim := c.ring[c.hand]
+		if victim.ref.Load() && victim != e {
+			victim.ref.Store(false)
+			c.hand++
+			continue
+		}
+		if victim == e && len(c.ring) > 1 {
+			c.hand++
+			continue
+		}
+		c.removeLocked(victim)
+	}
+}
+
+func (c *cache) remove(name string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e := c.m[name]; e != nil {
+		c.removeLocked(e)
+	}
+}
+
+func (c *cache) removeLocked(e *entry) {
+	last := len(c.ring) - 1
+	moved := c.ring[last]
+	c.ring[e.slot] = moved
+	moved.slot = e.slot
+	c.ring[last] = nil
+	c.ring = c.ring[:last]
+	delete(c.m, e.name)
+	c.used -= e.cost
+	if c.onUsed != nil {
+		c.onUsed(-e.cost)
+	}
+}
+
+// stats returns the number of entries and the bytes they hold.
+func (c *cache) stats() (n int, used int64) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return len(c.m), c.used
+}

@@ -1,0 +1,104 @@
+package web
+
+import (
+	"net/http"
+	"strings"
+	"time"
+)
+
+// precondition evaluates the conditional request headers in the order RFC
+// 9110 §13.2.2 gives and returns 0 (go on), 304 or 412.
+func precondition(r *http.Request, etag string, modTime time.Time) int {
+	h := r.Header
+	getOrHead := r.Method == http.MethodGet || r.Method == http.MethodHead
+	if im := h.Get("If-Match"); im != "" {
+		if !etagListMatch(im, etag, true) {
+			return http.StatusPreconditionFailed
+		}
+	} else if ius := h.Get("If-Unmodified-Since"); ius != "" && !modTime.IsZero() {
+		if t, err := http.ParseTime(ius); err == nil && modTime.Truncate(time.Second).After(t) {
+			return http.StatusPreconditionFailed
+		}
+	}
+	if inm := h.Get("If-None-Match"); inm != "" {
+		if etagListMatch(inm, etag, false) {
+			if getOrHead {
+				return http.StatusNotModified
+			}
+			return http.StatusPreconditionFailed
+		}
+	} else if ims := h.Get("If-Modified-Since"); ims != "" && getOrHead && !modTime.IsZero() {
+		if t, err := http.ParseTime(ims); err == nil && !modTime.Truncate(time.Second).After(t) {
+			return http.StatusNotModified
+		}
+	}
+	return 0
+}
+
+// ifRangeAllows reports whether a Range request may be honoured: true when
+// there is no If-Range, or when it names the current representation by a
+// strong ETag or by exactly its Last-Modified date.
+func ifRangeAllows(r *http.Request, etag string, modTime time.Time) bool {
+	ir := r.Header.Get("If-Range")
+	if ir == "" {
+		return true
+	}
+	if strings.HasPrefix(ir, `"`) || strings.HasPrefix(ir, "W/") {
+		tag, rest, ok := scanETag(ir)
+		return ok && strings.TrimSpace(rest) == "" && !strings.HasPrefix(tag, "W/") && tag == etag
+	}
+	if modTime.IsZero() {
+		return false
+	}
+	t, err := http.ParseTime(ir)
+	return err == nil && t.Equal(modTime.Truncate(time.Second))
+}
+
+// etagListMatch reports whether list ("*" or comma-separated entity tags)
+// matches etag, comparing strongly (If-Match) or weakly (If-None-Match).
+func etagListMatch(list, etag string, strong bool) bool {
+	list = strings.TrimSpace(list)
+	if list == "*" {
+		return true
+	}
+	for {
+		list = strings.TrimLeft(list, " \t,")
+		if list == "" {
+			return false
+		}
+		tag, rest, ok := scanETag(list)
+		if !ok {
+			return false
+		}
+		if strong {
+			if !strings.HasPrefix(tag, "W/") && tag == etag {
+				return true
+			}
+		} else if strings.TrimPrefix(tag, "W/") == strings.TrimPrefix(etag, "W/") {
+			return true
+		}
+		list = rest
+	}
+}
+
+// scanETag reads one entity tag (W/"x" or "x") from the front of s.
+func scanETag(s string) (tag, rest string, ok bool) {
+	start := 0
+	if strings.HasPrefix(s, "W/") {
+		start = 2
+	}
+	if len(s) < start+2 || s[start] != '"' {
+		return "", "", false
+	}
+	for i := start + 1; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '"':
+			return s[:i+1], s[i+1:], true
+		case c == 0x21 || (c >= 0x23 && c <= 0x7e) || c >= 0x80:
+		default:
+			return "", "", false
+		}
+	}
+	return "", "", false
+}

@@ -1,0 +1,286 @@
+package web
+
+import (
+	"errors"
+	"fmt"
+	"path"
+	"strings"
+	"time"
+
+	"github.com/threetier/threetier/tier"
+)
+
+// EnvPrefix is the prefix of the web tier's environment variables
+// (THREETIER_WEB_LISTEN, THREETIER_WEB_FILES_ROOT, ...).
+const EnvPrefix = tier.EnvPrefix + "WEB_"
+
+// Defaults applied when a Config or FilesConfig field is left at zero.
+const (
+	DefaultListen            = "127.0.0.1:8080"
+	DefaultIndex             = "index.html"
+	DefaultCompressMinSize   = 1024
+	DefaultCacheMaxBytes     = 64 << 20
+	DefaultCacheFileMax      = 64 << 10
+	DefaultCacheCheck        = time.Second
+	DefaultReadHeaderTimeout = 5 * time.Second
+	DefaultIdleTimeout       = 120 * time.Second
+	DefaultMaxHeaderBytes    = 16 << 10
+)
+
+// FilesConfig configures the file handler. The zero value serves nothing
+// until Root is set (or a file system is given with WithFS), with every
+// default below.
+type FilesConfig struct {
+	// Root is the directory to serve. Files are opened through os.Root, so
+	// a symbolic link that leads outside Root is refused. Ignored when
+	// WithFS is given.
+	Root string `env:"ROOT" json:"root"`
+	// Prefix is stripped from the request path before the file is looked up
+	// ("/static/" serves Root/app.js at /static/app.js). Empty means "/".
+	Prefix string `env:"PREFIX" json:"prefix"`
+	// Index is the file served for a directory; empty means "index.html".
+	Index string `env:"INDEX" json:"index"`
+	// Listing enables an HTML listing of directories without an index.
+	// Off by default: a directory without index answers 403.
+	Listing bool `env:"LISTING" json:"listing"`
+	// SPA enables the single-page-app fallback: a GET for a missing file
+	// from a browser navigation (Accept: text/html) gets the root index
+	// with status 200, except under SPAExclude.
+	SPA bool `env:"SPA" json:"spa"`
+	// SPAExclude lists path prefixes that never fall back, so that API
+	// clients still see 404; empty means "/api/".
+	SPAExclude []string `env:"SPA_EXCLUDE" json:"spa_exclude"`
+	// Dotfiles serves names starting with "." (hidden by default, except
+	// /.well-known/).
+	Dotfiles bool `env:"DOTFILES" json:"dotfiles"`
+	// CacheControl sets Cache-Control by path pattern; the first matching
+	// rule wins and no rule means no header.
+	CacheControl CacheRules `env:"CACHE_CONTROL" json:"cache_control"`
+	// DisableCompression turns off on-the-fly compression. Precompressed
+	// sidecar files (.br, .zst, .gz) are still served.
+	DisableCompression bool `env:"DISABLE_COMPRESSION" json:"disable_compression"`
+	// CompressMinSize is the smallest file compressed on the fly; zero
+	// means 1 KiB.
+	CompressMinSize int64 `env:"COMPRESS_MIN_SIZE" json:"compress_min_size"`
+	// CacheMaxBytes bounds the in-memory cache of file contents; zero means
+	// 64 MiB, negative keeps no contents in memory.
+	CacheMaxBytes int64 `env:"CACHE_MAX_BYTES" json:"cache_max_bytes"`
+	// CacheFileMax is the largest file kept in memory; zero means 64 KiB.
+	// Larger files are sent from disk with sendfile.
+	CacheFileMax int64 `env:"CACHE_FILE_MAX" json:"cache_file_max"`
+	// CacheCheck is how often a cached file is checked for changes on
+	// disk; zero means one second, negative checks on every request.
+	CacheCheck time.Duration `env:"CACHE_CHECK" json:"cache_check"`
+}
+
+func (c FilesConfig) withDefaults() FilesConfig {
+	if c.Prefix == "" {
+		c.Prefix = "/"
+	}
+	if !strings.HasSuffix(c.Prefix, "/") {
+		c.Prefix += "/"
+	}
+	if c.Index == "" {
+		c.Index = DefaultIndex
+	}
+	if c.SPAExclude == nil {
+		c.SPAExclude = []string{"/api/"}
+	}
+	if c.CompressMinSize == 0 {
+		c.CompressMinSize = DefaultCompressMinSize
+	}
+	if c.CacheMaxBytes == 0 {
+		c.CacheMaxBytes = DefaultCacheMaxBytes
+	}
+	if c.CacheFileMax == 0 {
+		c.CacheFileMax = DefaultCacheFileMax
+	}
+	if c.CacheCheck == 0 {
+		c.CacheCheck = DefaultCacheCheck
+	}
+	return c
+}
+
+// Validate reports settings that cannot work.
+func (c FilesConfig) Validate() error {
+	var errs []error
+	if c.Prefix != "" && !strings.HasPrefix(c.Prefix, "/") {
+		errs = append(errs, &tier.ConfigError{Var: EnvPrefix + "FILES_PREFIX", Value: c.Prefix, Problem: "must start with /"})
+	}
+	if c.Index != "" && (strings.ContainsAny(c.Index, "/\\\x00") || c.Index == "." || c.Index == "..") {
+		errs = append(errs, &tier.ConfigError{Var: EnvPrefix + "FILES_INDEX", Value: c.Index, Problem: "must be a plain file name"})
+	}
+	for _, p := range c.SPAExclude {
+		if !strings.HasPrefix(p, "/") {
+			errs = append(errs, &tier.ConfigError{Var: EnvPrefix + "FILES_SPA_EXCLUDE", Value: p, Problem: "must start with /"})
+		}
+	}
+	if c.CompressMinSize < 0 {
+		errs = append(errs, &tier.ConfigError{Var: EnvPrefix + "FILES_COMPRESS_MIN_SIZE", Value: fmt.Sprint(c.CompressMinSize), Problem: "must not be negative"})
+	}
+	if c.CacheFileMax < 0 {
+		errs = append(errs, &tier.ConfigError{Var: EnvPrefix + "FILES_CACHE_FILE_MAX", Value: fmt.Sprint(c.CacheFileMax), Problem: "must not be negative"})
+	}
+	if err := c.CacheControl.validate(); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// A CacheRule sets Cache-Control for the paths matching Pattern.
+type CacheRule struct {
+	// Pattern is a path.Match pattern. With a "/" it is matched against the
+	// whole request path ("/assets/*"); without, against the last element
+	// ("*.html").
+	Pattern string `json:"pattern"`
+	// Value is the Cache-Control header value ("public, max-age=31536000, immutable").
+	Value string `json:"value"`
+}
+
+// ParseCacheRule reads "pattern=value", the form flags and environment use.
+func ParseCacheRule(s string) (CacheRule, error) {
+	pat, val, ok := strings.Cut(s, "=")
+	pat, val = strings.TrimSpace(pat), strings.TrimSpace(val)
+	if !ok || pat == "" || val == "" {
+		return CacheRule{}, &tier.ConfigError{Var: EnvPrefix + "FILES_CACHE_CONTROL", Value: s, Problem: "want pattern=value", Allowed: "for example *.html=no-cache"}
+	}
+	r := CacheRule{Pattern: pat, Value: val}
+	return r, r.validate()
+}
+
+func (r CacheRule) validate() error {
+	if _, err := path.Match(r.Pattern, ""); err != nil {
+		return &tier.ConfigError{Var: EnvPrefix + "FILES_CACHE_CONTROL", Value: r.Pattern, Problem: "bad pattern: " + err.Error()}
+	}
+	if strings.ContainsAny(r.Value, "\r\n\x00") {
+		return &tier.ConfigError{Var: EnvPrefix + "FILES_CACHE_CONTROL", Value: r.Value, Problem: "value must be one header line"}
+	}
+	return nil
+}
+
+func (r CacheRule) matches(urlPath string) bool {
+	target := urlPath
+	if !strings.Contains(r.Pattern, "/") {
+		target = path.Base(urlPath)
+	}
+	ok, _ := path.Match(r.Pattern, target)
+	return ok
+}
+
+// CacheRules is an ordered list of rules; the first match wins. In the
+// environment it is written "pattern=value;pattern=value".
+type CacheRules []CacheRule
+
+// UnmarshalText parses "pattern=value;pattern=value".
+func (rs *CacheRules) UnmarshalText(b []byte) error {
+	*rs = nil
+	for part := range strings.SplitSeq(string(b), ";") {
+		if strings.TrimSpace(part) == "" {
+			continue
+		}
+		r, err := ParseCacheRule(part)
+		if err != nil {
+			return err
+		}
+		*rs = append(*rs, r)
+	}
+	return nil
+}
+
+func (rs CacheRules) validate() error {
+	var errs []error
+	for _, r := range rs {
+		if err := r.validate(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// value returns the Cache-Control of the first rule matching urlPath.
+func (rs CacheRules) value(urlPath string) string {
+	for _, r := range rs {
+		if r.matches(urlPath) {
+			return r.Value
+		}
+	}
+	return ""
+}
+
+// Config configures the web tier server. The zero value listens on
+// 127.0.0.1:8080 over plain HTTP with every default below.
+type Config struct {
+	// Listen is the address to serve on; empty means 127.0.0.1:8080.
+	Listen string `env:"LISTEN" json:"listen"`
+	// TLSCert and TLSKey are PEM files; with both set the server speaks
+	// HTTPS with HTTP/2.
+	TLSCert string `env:"TLS_CERT" json:"tls_cert"`
+	TLSKey  string `env:"TLS_KEY" json:"tls_key"`
+	// RedirectListen, with TLS on, is a plain-HTTP address whose every
+	// request is redirected (308) to the HTTPS server.
+	RedirectListen string `env:"REDIRECT_LISTEN" json:"redirect_listen"`
+	// HSTS, when positive and TLS is on, sends Strict-Transport-Security
+	// with this max-age.
+	HSTS time.Duration `env:"HSTS" json:"hsts"`
+	// NoSecurityHeaders turns off X-Content-Type-Options, Referrer-Policy
+	// and X-Frame-Options, which are sent by default.
+	NoSecurityHeaders bool `env:"NO_SECURITY_HEADERS" json:"no_security_headers"`
+	// FrameOptions is the X-Frame-Options value; empty means SAMEORIGIN.
+	FrameOptions string `env:"FRAME_OPTIONS" json:"frame_options"`
+	// ReadHeaderTimeout bounds the time to read request headers; zero
+	// means 5s.
+	ReadHeaderTimeout time.Duration `env:"READ_HEADER_TIMEOUT" json:"read_header_timeout"`
+	// ReadTimeout bounds reading a whole request; zero means no bound
+	// beyond ReadHeaderTimeout.
+	ReadTimeout time.Duration `env:"READ_TIMEOUT" json:"read_timeout"`
+	// WriteTimeout bounds writing a response; zero means none, so that
+	// large files reach slow clients.
+	WriteTimeout time.Duration `env:"WRITE_TIMEOUT" json:"write_timeout"`
+	// IdleTimeout closes idle keep-alive connections; zero means 120s.
+	IdleTimeout time.Duration `env:"IDLE_TIMEOUT" json:"idle_timeout"`
+	// MaxHeaderBytes bounds the request headers; zero means 16 KiB.
+	MaxHeaderBytes int `env:"MAX_HEADER_BYTES" json:"max_header_bytes"`
+	// Files configures the file handler mounted at the root. Files.Root
+	// empty and no WithFS option means no files are served.
+	Files FilesConfig `envPrefix:"FILES_" json:"files"`
+}
+
+func (c Config) withDefaults() Config {
+	if c.Listen == "" {
+		c.Listen = DefaultListen
+	}
+	if c.FrameOptions == "" {
+		c.FrameOptions = "SAMEORIGIN"
+	}
+	if c.ReadHeaderTimeout == 0 {
+		c.ReadHeaderTimeout = DefaultReadHeaderTimeout
+	}
+	if c.IdleTimeout == 0 {
+		c.IdleTimeout = DefaultIdleTimeout
+	}
+	if c.MaxHeaderBytes == 0 {
+		c.MaxHeaderBytes = DefaultMaxHeaderBytes
+	}
+	return c
+}
+
+// Validate reports settings that cannot work.
+func (c Config) Validate() error {
+	var errs []error
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		errs = append(errs, &tier.ConfigError{Var: EnvPrefix + "TLS_CERT", Problem: "TLS needs both a certificate and a key file"})
+	}
+	if c.RedirectListen != "" && c.TLSCert == "" {
+		errs = append(errs, &tier.ConfigError{Var: EnvPrefix + "REDIRECT_LISTEN", Value: c.RedirectListen, Problem: "redirecting to HTTPS needs TLS on"})
+	}
+	if c.HSTS < 0 {
+		errs = append(errs, &tier.ConfigError{Var: EnvPrefix + "HSTS", Value: c.HSTS.String(), Problem: "must not be negative"})
+	}
+	if c.MaxHeaderBytes < 0 {
+		errs = append(errs, &tier.ConfigError{Var: EnvPrefix + "MAX_HEADER_BYTES", Value: fmt.Sprint(c.MaxHeaderBytes), Problem: "must not be negative"})
+	}
+	if err := c.Files.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}

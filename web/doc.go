@@ -1,0 +1,71 @@
+// Package web is the static web tier of a threetier service: it answers
+// HTTP and HTTPS, serves static files as well as nginx does, and hands
+// dynamic routes to the app tier.
+//
+// # Files
+//
+// Files is an http.Handler (and, through EchoHandler, an Echo handler)
+// over a directory or any fs.FS, embed.FS included. It can be used alone
+// in any Echo app or net/http mux:
+//
+//   - validators: a strong ETag computed from the content (so it works
+//     without modification times and is the same on every server of the
+//     tier) and Last-Modified; If-Match, If-Unmodified-Since, If-None-Match
+//     and If-Modified-Since evaluated in the order of RFC 9110 §13.2.2;
+//     HEAD answers with the headers of GET.
+//   - ranges: single ranges, multipart/byteranges for several, If-Range,
+//     and 416 with "Content-Range: bytes */size" when nothing overlaps.
+//     More than 16 ranges, or ranges adding up to more than the file, get
+//     the whole file instead.
+//   - compression: precompressed sidecars (name.br, name.zst, name.gz) and,
+//     for compressible types of at least CompressMinSize bytes, brotli,
+//     zstd or gzip made on the fly (once, for files kept in memory), chosen
+//     by the Accept-Encoding q-values; every negotiated response carries
+//     Vary: Accept-Encoding and each coding has its own ETag. A range is
+//     always served from the identity form.
+//   - Cache-Control by path pattern (CacheRule).
+//   - directories: the index file, a 301 to the path with a trailing
+//     slash, 403 without an index unless the HTML listing is on, and an
+//     optional single-page-app fallback to the root index for browser
+//     navigations (Accept: text/html) outside SPAExclude, so that API
+//     clients still get their 404.
+//   - safety: a directory is opened with os.Root, so no path and no
+//     symbolic link leads outside it; the path is percent-decoded exactly
+//     once (by net/http); "." and ".." segments, empty segments, NUL,
+//     backslashes and invalid UTF-8 are refused with 400; names starting
+//     with "." are hidden (404) except /.well-known/.
+//   - speed: files up to CacheFileMax live in a CLOCK cache bounded by
+//     CacheMaxBytes that checks the disk (size, mtime, inode, sidecars)
+//     every CacheCheck; larger files go out with sendfile, also through
+//     Echo, whose response wrapper would otherwise hide ReadFrom.
+//
+// Errors are RFC 9457 problem+json (tier.WriteProblem).
+//
+// # Server
+//
+// Server is the web tier as a tier.Tier: an Echo app (Echo returns it, to
+// add routes and middleware) with the files mounted at Config.Files.Prefix,
+// HTTPS with HTTP/2 from certificate and key files, an optional plain-HTTP
+// listener that redirects to HTTPS, optional HSTS, security headers by
+// default (X-Content-Type-Options, Referrer-Policy, X-Frame-Options),
+// ReadHeaderTimeout and MaxHeaderBytes against slow or hostile clients,
+// request IDs, slog access logs and threetier_web_* Prometheus metrics.
+//
+// # Differences from nginx
+//
+// The same requests were sent to nginx and to this handler over the same
+// files (examples/bench/web-compare.sh). These differences are deliberate:
+//
+//   - Non-canonical paths ("/a/../b", "/./a", "//a") are refused with 400;
+//     nginx resolves them. One file has one URL, so caches in front cannot
+//     be poisoned through aliases.
+//   - Backslashes and invalid UTF-8 in paths are refused with 400; nginx
+//     looks them up as literal names.
+//   - Dotfiles are hidden (404) by default; nginx serves them.
+//   - ETags are strong content hashes; nginx derives them from mtime and
+//     size, so they differ across servers and after a touch.
+//   - Range is ignored on HEAD (RFC 9110 §14.2 defines it for GET only).
+//   - Errors are problem+json rather than HTML pages.
+//   - Unknown extensions are application/octet-stream, as in nginx's
+//     default configuration.
+package web

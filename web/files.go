@@ -1,0 +1,579 @@
+package web
+
+import (
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"os"
+	"path"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/threetier/threetier/tier"
+)
+
+// Files serves a directory or an fs.FS over HTTP the way a static web
+// server should: validators, ranges, precompressed and on-the-fly
+// compression, Cache-Control rules, directory index and listing, SPA
+// fallback, and no way out of its root. It is an http.Handler; use
+// EchoHandler to mount it in an Echo app. Safe for concurrent use.
+type Files struct {
+	cfg   FilesConfig
+	fsys  fs.FS
+	root  *os.Root // opened by NewFiles, closed by Close
+	cache *cache
+	comp  *compressors
+	log   *slog.Logger
+	met   *filesMetrics
+}
+
+var _ http.Handler = (*Files)(nil)
+
+// metadataOnlyCache bounds the cache when contents are not kept in memory
+// (CacheMaxBytes < 0): it still remembers ETags and sidecars.
+const metadataOnlyCache = 16 << 20
+
+// NewFiles returns a handler over cfg.Root, or over the file system given
+// with WithFS. Call Close to release the root directory.
+func NewFiles(cfg FilesConfig, opts ...Option) (*Files, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	o := buildOptions(opts)
+	cfg = cfg.withDefaults()
+	f := &Files{cfg: cfg, fsys: o.fsys, comp: newCompressors(), log: tier.LoggerOrDiscard(o.log)}
+	if f.fsys == nil {
+		if cfg.Root == "" {
+			return nil, ErrNoRoot
+		}
+		root, err := os.OpenRoot(cfg.Root)
+		if err != nil {
+			return nil, fmt.Errorf("web: open root: %w", err)
+		}
+		f.root, f.fsys = root, root.FS()
+	}
+	max := cfg.CacheMaxBytes
+	if max < 0 {
+		max = metadataOnlyCache
+	}
+	met, err := newFilesMetrics(o.reg)
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	f.met = met
+	f.cache = newCache(max)
+	f.cache.onUsed = func(d int64) { met.bytes.Add(float64(d)) }
+	return f, nil
+}
+
+// Close releases the root directory opened by NewFiles.
+func (f *Files) Close() error {
+	if f.root != nil {
+		return f.root.Close()
+	}
+	return nil
+}
+
+// ServeHTTP answers GET and HEAD for files under the root.
+func (f *Files) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		problem(w, r, http.StatusMethodNotAllowed, "static files answer GET and HEAD only")
+		return
+	}
+	name, dir, err := cleanPath(r.URL.Path, f.cfg.Prefix)
+	if err != nil {
+		problem(w, r, http.StatusBadRequest, err.Error())
+		return
+	}
+	if !f.cfg.Dotfiles && hidden(name) {
+		f.notFound(w, r)
+		return
+	}
+	e, err := f.lookup(name)
+	if err != nil {
+		f.lookupFailed(w, r, err)
+		return
+	}
+	if !e.isDir {
+		if dir {
+			f.notFound(w, r) // a file asked for as a directory
+			return
+		}
+		f.serve(w, r, e)
+		return
+	}
+	if !dir {
+		// Relative links in an index page need the trailing slash.
+		loc := r.URL.EscapedPath() + "/"
+		if r.URL.RawQuery != "" {
+			loc += "?" + r.URL.RawQuery
+		}
+		w.Header().Set("Location", loc)
+		w.WriteHeader(http.StatusMovedPermanently)
+		return
+	}
+	idx, err := f.lookup(path.Join(name, f.cfg.Index))
+	if err == nil && !idx.isDir {
+		f.serve(w, r, idx)
+		return
+	}
+	if f.cfg.Listing {
+		f.list(w, r, name)
+		return
+	}
+	problem(w, r, http.StatusForbidden, "directory listing is disabled")
+}
+
+// lookupFailed maps a failed lookup to 403 or 404; anything but "not
+// there" or "not allowed" (an I/O error, a link out of the root) is logged.
+func (f *Files) lookupFailed(w http.ResponseWriter, r *http.Request, err error) {
+	switch {
+	case errors.Is(err, fs.ErrPermission):
+		problem(w, r, http.StatusForbidden, "permission denied")
+		return
+	case !errors.Is(err, fs.ErrNotExist):
+		f.log.WarnContext(r.Context(), "web: file lookup", "path", r.URL.Path, "err", err)
+	}
+	f.notFound(w, r)
+}
+
+// notFound answers 404, or the SPA index for a browser navigation outside
+// the excluded prefixes.
+func (f *Files) notFound(w http.ResponseWriter, r *http.Request) {
+	if f.cfg.SPA && acceptsHTML(r) && !f.spaExcluded(r.URL.Path) {
+		if idx, err := f.lookup(f.cfg.Index); err == nil && !idx.isDir {
+			f.serve(w, r, idx)
+			return
+		}
+	}
+	problem(w, r, http.StatusNotFound, "no such file")
+}
+
+func (f *Files) spaExcluded(p string) bool {
+	for _, ex := range f.cfg.SPAExclude {
+		if strings.HasPrefix(p, ex) || p+"/" == ex {
+			return true
+		}
+	}
+	return false
+}
+
+// acceptsHTML tells a browser navigation from an API or asset request.
+func acceptsHTML(r *http.Request) bool {
+	for _, v := range r.Header.Values("Accept") {
+		if strings.Contains(v, "text/html") {
+			return true
+		}
+	}
+	return false
+}
+
+// lookup returns the entry for name, from the cache when it is still
+// current on disk.
+func (f *Files) lookup(name string) (*entry, error) {
+	if e := f.cache.get(name); e != nil {
+		if f.current(e) {
+			f.met.hits.Inc()
+			return e, nil
+		}
+		f.cache.remove(name)
+	}
+	f.met.misses.Inc()
+	e, err := f.load(name)
+	if err != nil {
+		return nil, err
+	}
+	f.cache.put(e)
+	return e, nil
+}
+
+// current reports whether e still matches the disk, checking at most once
+// per CacheCheck.
+func (f *Files) current(e *entry) bool {
+	now := time.Now().UnixNano()
+	if f.cfg.CacheCheck > 0 && now-e.checked.Load() < int64(f.cfg.CacheCheck) {
+		return true
+	}
+	st, err := f.stat(fsName(e.name))
+	if err != nil || st != e.stamp {
+		return false
+	}
+	if !e.isDir {
+		for _, enc := range preference {
+			st, _ := f.stat(fsName(e.name) + enc.ext())
+			if st != e.sidecars[enc] {
+				return false
+			}
+		}
+	}
+	e.checked.Store(now)
+	return true
+}
+
+// stat returns the stamp of a regular file or directory; anything else
+// (devices, sockets) does not exist as far as the handler is concerned.
+func (f *Files) stat(name string) (stamp, error) {
+	fi, err := fs.Stat(f.fsys, name)
+	if err != nil {
+		return stamp{}, err
+	}
+	if !fi.Mode().IsRegular() && !fi.IsDir() {
+		return stamp{}, fs.ErrNotExist
+	}
+	return stampOf(fi), nil
+}
+
+func stampOf(fi fs.FileInfo) stamp {
+	st := stamp{modTime: fi.ModTime(), ino: inode(fi)}
+	if !fi.IsDir() {
+		st.size = fi.Size()
+	}
+	return st
+}
+
+// fsName maps the handler's names ("" for the root) to fs.FS names.
+func fsName(name string) string {
+	if name == "" {
+		return "."
+	}
+	return name
+}
+
+// load reads what serving name needs: its ETag, its contents when small,
+// its sidecars, and its compressed forms when worth it.
+func (f *Files) load(name string) (*entry, error) {
+	fi, err := fs.Stat(f.fsys, fsName(name))
+	if err != nil {
+		return nil, err
+	}
+	e := &entry{name: name, isDir: fi.IsDir(), stamp: stampOf(fi)}
+	e.checked.Store(time.Now().UnixNano())
+	if e.isDir {
+		e.computeCost()
+		return e, nil
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrNotExist}
+	}
+	e.ctype = contentType(name)
+	if e.content, e.etag, err = f.readFile(name, fi.Size()); err != nil {
+		return nil, err
+	}
+	for _, enc := range preference {
+		sname := name + enc.ext()
+		sfi, err := fs.Stat(f.fsys, sname)
+		if err != nil || !sfi.Mode().IsRegular() {
+			continue
+		}
+		content, etag, err := f.readFile(sname, sfi.Size())
+		if err != nil {
+			continue
+		}
+		e.sidecars[enc] = stampOf(sfi)
+		e.reps[enc] = &rep{etag: etag, size: sfi.Size(), content: content, file: sname}
+	}
+	if !f.cfg.DisableCompression && compressible(e.ctype) && e.stamp.size >= f.cfg.CompressMinSize {
+		if e.content == nil {
+			e.stream = true
+		} else {
+			for _, enc := range preference {
+				if e.reps[enc] != nil {
+					continue
+				}
+				if c := f.comp.compress(enc, e.content); len(c) < len(e.content) {
+					e.reps[enc] = &rep{etag: variantETag(e.etag, enc), size: int64(len(c)), content: c}
+				}
+			}
+		}
+	}
+	e.computeCost()
+	return e, nil
+}
+
+// readFile returns the strong ETag of a file and, when it is small enough
+// to cache, its contents.
+func (f *Files) readFile(name string, size int64) (content []byte, etag string, err error) {
+	if f.cfg.CacheMaxBytes > 0 && size <= f.cfg.CacheFileMax {
+		content, err = fs.ReadFile(f.fsys, name)
+		if err != nil {
+			return nil, "", err
+		}
+		sum := sha256.Sum256(content)
+		return content, formatETag(sum[:]), nil
+	}
+	file, err := f.fsys.Open(name)
+	if err != nil {
+		return nil, "", err
+	}
+	defer file.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, file); err != nil {
+		return nil, "", err
+	}
+	return nil, etagOf(h), nil
+}
+
+func etagOf(h hash.Hash) string { return formatETag(h.Sum(nil)) }
+
+// formatETag makes a strong ETag from a content digest: 128 bits are
+// plenty to tell versions of one file apart, and the same bytes give the
+// same ETag on every server of the tier.
+func formatETag(sum []byte) string {
+	return `"` + base64.RawURLEncoding.EncodeToString(sum[:16]) + `"`
+}
+
+// variantETag names a compressed form made by the handler: a different
+// representation needs a different strong ETag.
+func variantETag(etag string, enc encoding) string {
+	return etag[:len(etag)-1] + "-" + enc.token() + `"`
+}
+
+// errStale: the file on disk is no longer the version in the cache, found
+// before any header was sent, so the request can be served again.
+var errStale = errors.New("file changed on disk")
+
+// headersSet lists what serveFile may set before it finds a file stale.
+var headersSet = []string{"Cache-Control", "Vary", "ETag", "Last-Modified", "Content-Type",
+	"Content-Encoding", "Accept-Ranges", "Content-Length", "Content-Range"}
+
+// serve sends e, and once more from disk if the file changed between the
+// lookup and the open.
+func (f *Files) serve(w http.ResponseWriter, r *http.Request, e *entry) {
+	for attempt := 0; ; attempt++ {
+		if !errors.Is(f.serveFile(w, r, e), errStale) {
+			return
+		}
+		f.cache.remove(e.name)
+		for _, k := range headersSet {
+			w.Header().Del(k)
+		}
+		if attempt > 0 {
+			p := tier.NewProblem(http.StatusServiceUnavailable, "the file keeps changing on disk")
+			p.RetryAfter = time.Second
+			p.Instance = r.URL.EscapedPath()
+			p.RequestID = tier.RequestID(r.Context())
+			tier.WriteProblem(w, p)
+			return
+		}
+		var err error
+		if e, err = f.lookup(e.name); err != nil {
+			f.lookupFailed(w, r, err)
+			return
+		}
+		if e.isDir {
+			f.notFound(w, r)
+			return
+		}
+	}
+}
+
+// serveFile sends e (or its best compressed form) after the conditional
+// and range headers are applied. It returns errStale, having written
+// nothing, when the file changed since e was loaded.
+func (f *Files) serveFile(w http.ResponseWriter, r *http.Request, e *entry) error {
+	h := w.Header()
+	if cc := f.cfg.CacheControl.value(r.URL.Path); cc != "" {
+		h.Set("Cache-Control", cc)
+	}
+	rangeHeader := ""
+	if r.Method == http.MethodGet {
+		rangeHeader = r.Header.Get("Range")
+	}
+	enc := identity
+	if e.negotiable() {
+		h.Add("Vary", "Accept-Encoding")
+		// A range is always of the identity form: a client resuming a
+		// download must be able to splice the bytes it already has.
+		if rangeHeader == "" {
+			enc = negotiate(r.Header.Get("Accept-Encoding"), e.avail())
+		}
+	}
+	var rp *rep
+	etag, size := e.etag, e.stamp.size
+	if enc != identity {
+		if rp = e.reps[enc]; rp != nil {
+			etag, size = rp.etag, rp.size
+		} else {
+			etag, size = variantETag(e.etag, enc), -1
+		}
+	}
+	h.Set("ETag", etag)
+	if !e.stamp.modTime.IsZero() {
+		h.Set("Last-Modified", e.stamp.modTime.UTC().Format(http.TimeFormat))
+	}
+	switch precondition(r, etag, e.stamp.modTime) {
+	case http.StatusNotModified:
+		w.WriteHeader(http.StatusNotModified)
+		return nil
+	case http.StatusPreconditionFailed:
+		problem(w, r, http.StatusPreconditionFailed, "precondition failed")
+		return nil
+	}
+	h.Set("Content-Type", e.ctype)
+	if enc != identity {
+		h.Set("Content-Encoding", enc.token())
+		return f.sendEncoded(w, r, e, enc, rp, size)
+	}
+	h.Set("Accept-Ranges", "bytes")
+	if rangeHeader != "" && ifRangeAllows(r, etag, e.stamp.modTime) {
+		ranges, err := parseRange(rangeHeader, size)
+		switch {
+		case errors.Is(err, errUnsatisfiable):
+			h.Set("Content-Range", "bytes */"+strconv.FormatInt(size, 10))
+			problem(w, r, http.StatusRequestedRangeNotSatisfiable, "no requested range overlaps the file")
+			return nil
+		case err == nil:
+			return f.sendRanges(w, r, e, ranges)
+		}
+	}
+	h.Set("Content-Length", strconv.FormatInt(size, 10))
+	if e.content != nil {
+		w.WriteHeader(http.StatusOK)
+		if r.Method != http.MethodHead {
+			_, _ = w.Write(e.content)
+		}
+		return nil
+	}
+	file, err := f.open(e)
+	if err != nil {
+		return err
+	}
+	defer file.Close()
+	w.WriteHeader(http.StatusOK)
+	if r.Method != http.MethodHead {
+		// CopyN hands the *os.File to the ResponseWriter's ReadFrom inside
+		// an io.LimitedReader, which net/http turns into sendfile.
+		_, _ = io.CopyN(w, file, size)
+	}
+	return nil
+}
+
+// open opens e's file for sending and checks that it is still the version
+// whose headers are about to go out.
+func (f *Files) open(e *entry) (fs.File, error) {
+	file, err := f.fsys.Open(e.name)
+	if err != nil {
+		return nil, errStale
+	}
+	if fi, err := file.Stat(); err != nil || stampOf(fi) != e.stamp {
+		file.Close()
+		return nil, errStale
+	}
+	return file, nil
+}
+
+// sendEncoded sends a compressed form: a cached or sidecar one with its
+// length, or one compressed on the fly (no length, chunked).
+func (f *Files) sendEncoded(w http.ResponseWriter, r *http.Request, e *entry, enc encoding, rp *rep, size int64) error {
+	if rp != nil && rp.content != nil {
+		w.Header().Set("Content-Length", strconv.FormatInt(size, 10))
+		w.WriteHeader(http.StatusOK)
+		if r.Method != http.MethodHead {
+			_, _ = w.Write(rp.content)
+		}
+		return nil
+	}
+	if rp != nil {
+		file, err := f.fsys.Open(rp.file)
+		if err != nil {
+			return errStale
+		}
+		defer file.Close()
+		if fi, err := file.Stat(); err != nil || stampOf(fi) != e.sidecars[enc] {
+			return errStale
+		}
+		w.Header().Set("Content-Length", strconv.FormatInt(size, 10))
+		w.WriteHeader(http.StatusOK)
+		if r.Method != http.MethodHead {
+			_, _ = io.CopyN(w, file, size)
+		}
+		return nil
+	}
+	file, err := f.open(e)
+	if err != nil {
+		return err
+	}
+	defer file.Close()
+	w.WriteHeader(http.StatusOK)
+	if r.Method == http.MethodHead {
+		return nil
+	}
+	zw := f.comp.get(enc, w)
+	_, err = io.Copy(zw, file)
+	if cerr := zw.Close(); err == nil {
+		err = cerr
+	}
+	f.comp.put(enc, zw)
+	if err != nil {
+		f.log.DebugContext(r.Context(), "web: compressed send", "path", r.URL.Path, "err", err)
+	}
+	return nil
+}
+
+// sendRanges answers 206 with one range, or with multipart/byteranges.
+func (f *Files) sendRanges(w http.ResponseWriter, r *http.Request, e *entry, ranges []byteRange) error {
+	h := w.Header()
+	size := e.stamp.size
+	var file fs.File
+	if e.content == nil {
+		var err error
+		if file, err = f.open(e); err != nil {
+			return err
+		}
+		defer file.Close()
+	}
+	send := func(br byteRange) error {
+		if file == nil {
+			_, err := w.Write(e.content[br.start:br.end])
+			return err
+		}
+		return copyRange(w, file, br)
+	}
+	if len(ranges) == 1 {
+		h.Set("Content-Range", ranges[0].contentRange(size))
+		h.Set("Content-Length", strconv.FormatInt(ranges[0].length(), 10))
+		w.WriteHeader(http.StatusPartialContent)
+		_ = send(ranges[0])
+		return nil
+	}
+	mp := newByteranges(ranges, e.ctype, size)
+	h.Set("Content-Type", mp.contentType())
+	h.Set("Content-Length", strconv.FormatInt(mp.length, 10))
+	w.WriteHeader(http.StatusPartialContent)
+	for i, br := range ranges {
+		if _, err := io.WriteString(w, mp.heads[i]); err != nil {
+			return nil
+		}
+		if err := send(br); err != nil {
+			return nil
+		}
+	}
+	_, _ = io.WriteString(w, mp.tail)
+	return nil
+}
+
+// copyRange sends one span of file, through sendfile when file is an
+// *os.File.
+func copyRange(w io.Writer, file fs.File, br byteRange) error {
+	if s, ok := file.(io.Seeker); ok {
+		if _, err := s.Seek(br.start, io.SeekStart); err != nil {
+			return err
+		}
+		_, err := io.CopyN(w, file, br.length())
+		return err
+	}
+	if ra, ok := file.(io.ReaderAt); ok {
+		_, err := io.Copy(w, io.NewSectionReader(ra, br.start, br.length()))
+		return err
+	}
+	return errors.New("file does not support ranges")
+}

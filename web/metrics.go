@@ -1,0 +1,107 @@
+package web
+
+import (
+	"errors"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/threetier/threetier/tier"
+)
+
+const metricsSubsystem = "web"
+
+// filesMetrics are the file handler's cache counters.
+type filesMetrics struct {
+	hits, misses prometheus.Counter
+	bytes        prometheus.Gauge
+}
+
+// newFilesMetrics registers the cache metrics; handlers sharing a registry
+// share (and add up in) the same series.
+func newFilesMetrics(reg prometheus.Registerer) (*filesMetrics, error) {
+	reg = tier.Registerer(reg)
+	m := &filesMetrics{
+		hits: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: tier.MetricsNamespace, Subsystem: metricsSubsystem,
+			Name: "file_cache_hits_total", Help: "File lookups answered from the in-memory cache.",
+		}),
+		misses: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: tier.MetricsNamespace, Subsystem: metricsSubsystem,
+			Name: "file_cache_misses_total", Help: "File lookups that went to disk.",
+		}),
+		bytes: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: tier.MetricsNamespace, Subsystem: metricsSubsystem,
+			Name: "file_cache_bytes", Help: "Bytes held by the in-memory file cache.",
+		}),
+	}
+	var err error
+	if m.hits, err = register(reg, m.hits); err != nil {
+		return nil, err
+	}
+	if m.misses, err = register(reg, m.misses); err != nil {
+		return nil, err
+	}
+	if m.bytes, err = register(reg, m.bytes); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// register adds col to reg, or returns the collector already registered
+// under the same name so that two servers can share a registry.
+func register[C prometheus.Collector](reg prometheus.Registerer, col C) (C, error) {
+	if err := reg.Register(col); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if errors.As(err, &are) {
+			if existing, ok := are.ExistingCollector.(C); ok {
+				return existing, nil
+			}
+		}
+		return col, err
+	}
+	return col, nil
+}
+
+// serverMetrics are the web tier's request metrics.
+type serverMetrics struct {
+	requests *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+	bytes    prometheus.Counter
+	inFlight prometheus.Gauge
+}
+
+func newServerMetrics(reg prometheus.Registerer) (*serverMetrics, error) {
+	reg = tier.Registerer(reg)
+	m := &serverMetrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: tier.MetricsNamespace, Subsystem: metricsSubsystem,
+			Name: "requests_total", Help: "Requests answered by the web tier, by method and status code.",
+		}, []string{"method", "code"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: tier.MetricsNamespace, Subsystem: metricsSubsystem,
+			Name: "request_duration_seconds", Help: "Time to answer a request, by method.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}, []string{"method"}),
+		bytes: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: tier.MetricsNamespace, Subsystem: metricsSubsystem,
+			Name: "response_bytes_total", Help: "Response body bytes sent.",
+		}),
+		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: tier.MetricsNamespace, Subsystem: metricsSubsystem,
+			Name: "in_flight_requests", Help: "Requests being answered.",
+		}),
+	}
+	var err error
+	if m.requests, err = register(reg, m.requests); err != nil {
+		return nil, err
+	}
+	if m.duration, err = register(reg, m.duration); err != nil {
+		return nil, err
+	}
+	if m.bytes, err = register(reg, m.bytes); err != nil {
+		return nil, err
+	}
+	if m.inFlight, err = register(reg, m.inFlight); err != nil {
+		return nil, err
+	}
+	return m, nil
+}

@@ -1,0 +1,38 @@
+package web
+
+import (
+	"io/fs"
+	"log/slog"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// An Option sets what Config cannot hold: file systems, loggers,
+// and registries.
+type Option func(*options)
+
+type options struct {
+	fsys fs.FS
+	log  *slog.Logger
+	reg  prometheus.Registerer
+}
+
+// WithFS serves fsys (an embed.FS, fstest.MapFS, ...) instead of
+// FilesConfig.Root.
+func WithFS(fsys fs.FS) Option { return func(o *options) { o.fsys = fsys } }
+
+// WithLogger logs through l: unexpected file errors and, in the server,
+// one access-log line per request. Without it nothing is logged.
+func WithLogger(l *slog.Logger) Option { return func(o *options) { o.log = l } }
+
+// WithRegistry registers the threetier_web_* metrics with reg. Without it
+// they go nowhere.
+func WithRegistry(reg prometheus.Registerer) Option { return func(o *options) { o.reg = reg } }
+
+func buildOptions(opts []Option) options {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
+	return o
+}

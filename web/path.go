@@ -1,0 +1,60 @@
+package web
+
+import (
+	"fmt"
+	"strings"
+	"unicode/utf8"
+)
+
+// cleanPath turns a request path (already percent-decoded once by net/http)
+// into a name for fs.FS, or rejects it. It never decodes again, so "%2e%2e"
+// in the URL is ".." here (rejected) and "%252e" is the literal name "%2e".
+// Non-canonical paths (".", "..", "//") are refused rather than cleaned, so
+// that one file has one URL and caches cannot be poisoned by aliases.
+//
+// The result has no leading slash ("" is the root) and dir reports a
+// trailing slash.
+func cleanPath(p, prefix string) (name string, dir bool, err error) {
+	if !strings.HasPrefix(p, prefix) {
+		if p+"/" == prefix {
+			return "", true, nil
+		}
+		return "", false, fmt.Errorf("%w: outside %s", ErrBadPath, prefix)
+	}
+	rest := p[len(prefix):]
+	if strings.IndexByte(rest, 0) >= 0 {
+		return "", false, fmt.Errorf("%w: NUL byte", ErrBadPath)
+	}
+	if strings.IndexByte(rest, '\\') >= 0 {
+		return "", false, fmt.Errorf("%w: backslash", ErrBadPath)
+	}
+	if !utf8.ValidString(rest) {
+		return "", false, fmt.Errorf("%w: not UTF-8", ErrBadPath)
+	}
+	dir = rest == "" || strings.HasSuffix(rest, "/")
+	name = strings.TrimSuffix(rest, "/")
+	if name == "" {
+		if rest != "" { // "//" right after the prefix
+			return "", false, fmt.Errorf("%w: empty path element", ErrBadPath)
+		}
+		return "", true, nil
+	}
+	for elem := range strings.SplitSeq(name, "/") {
+		switch elem {
+		case "":
+			return "", false, fmt.Errorf("%w: empty path element", ErrBadPath)
+		case ".", "..":
+			return "", false, fmt.Errorf("%w: dot segment", ErrBadPath)
+		}
+	}
+	return name, dir, nil
+}
+
+// hidden reports whether name has an element starting with "." other than
+// the /.well-known/ directory (RFC 8615), which must stay reachable.
+func hidden(name string) bool {
+	if name == ".well-known" || strings.HasPrefix(name, ".well-known/") {
+		name = strings.TrimPrefix(strings.TrimPrefix(name, ".well-known"), "/")
+	}
+	return name != "" && (name[0] == '.' || strings.Contains(name, "/."))
+}

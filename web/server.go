@@ -1,0 +1,246 @@
+package web
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+	"github.com/threetier/threetier/tier"
+)
+
+// Server is the web tier: an Echo app that serves the files of
+// Config.Files at "/" (when a root or file system is given), with
+// security headers, request IDs, access logs and metrics on every route,
+// over HTTP or HTTPS with HTTP/2. Add routes and middleware to Echo() as
+// with any Echo app; they take precedence over the files.
+type Server struct {
+	cfg      Config
+	echo     *echo.Echo
+	files    *Files
+	health   *tier.Health
+	main     *tier.HTTPServer
+	redirect *tier.HTTPServer
+	log      *slog.Logger
+
+	mu      sync.Mutex
+	failed  chan error
+	stopped chan struct{}
+	watched sync.WaitGroup
+}
+
+var (
+	_ tier.Tier   = (*Server)(nil)
+	_ tier.Failer = (*Server)(nil)
+)
+
+// New builds the web tier from cfg. It loads the TLS key pair and opens the
+// files root now, so that mistakes show before Start.
+func New(cfg Config, opts ...Option) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	o := buildOptions(opts)
+	s := &Server{cfg: cfg, health: &tier.Health{}, log: tier.LoggerOrDiscard(o.log), failed: make(chan error, 1)}
+
+	var tlsConfig *tls.Config
+	if cfg.TLSCert != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
+		if err != nil {
+			return nil, fmt.Errorf("web: load TLS key pair: %w", err)
+		}
+		tlsConfig = &tls.Config{
+			Certificates: []tls.Certificate{cert},
+			MinVersion:   tls.VersionTLS12,
+			NextProtos:   []string{"h2", "http/1.1"},
+		}
+	}
+
+	met, err := newServerMetrics(o.reg)
+	if err != nil {
+		return nil, err
+	}
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.HTTPErrorHandler = s.handleError
+	// Recover sits inside observe so that a panic is counted and logged
+	// as the 500 it becomes.
+	e.Use(requestID, observe(met, o.log), middleware.Recover())
+	if !cfg.NoSecurityHeaders {
+		e.Use(securityHeaders(cfg, tlsConfig != nil))
+	}
+	e.GET("/healthz", echo.WrapHandler(s.health.LivenessHandler()))
+	e.GET("/readyz", echo.WrapHandler(s.health.ReadinessHandler()))
+	s.echo = e
+
+	if cfg.Files.Root != "" || o.fsys != nil {
+		if s.files, err = NewFiles(cfg.Files, opts...); err != nil {
+			return nil, err
+		}
+		e.Any(s.files.cfg.Prefix+"*", s.files.EchoHandler())
+	}
+
+	s.main = tier.NewHTTPServer("web", &http.Server{
+		Addr:              cfg.Listen,
+		Handler:           e,
+		TLSConfig:         tlsConfig,
+		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
+		ReadTimeout:       cfg.ReadTimeout,
+		WriteTimeout:      cfg.WriteTimeout,
+		IdleTimeout:       cfg.IdleTimeout,
+		MaxHeaderBytes:    cfg.MaxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+	})
+	if cfg.RedirectListen != "" {
+		s.redirect = tier.NewHTTPServer("web-redirect", &http.Server{
+			Addr:              cfg.RedirectListen,
+			Handler:           http.HandlerFunc(s.redirectToHTTPS),
+			ReadHeaderTimeout: cfg.ReadHeaderTimeout,
+			IdleTimeout:       cfg.IdleTimeout,
+			MaxHeaderBytes:    cfg.MaxHeaderBytes,
+		})
+	}
+	return s, nil
+}
+
+// Echo returns the Echo app the tier runs, to add routes and middleware.
+func (s *Server) Echo() *echo.Echo { return s.echo }
+
+// Files returns the file handler mounted at Config.Files.Prefix, or nil
+// when no files are served.
+func (s *Server) Files() *Files { return s.files }
+
+// Health returns the readiness checks behind /healthz and /readyz.
+func (s *Server) Health() *tier.Health { return s.health }
+
+// Name returns "web".
+func (s *Server) Name() string { return "web" }
+
+// Addr returns the address the server listens on once started.
+func (s *Server) Addr() string { return s.main.Addr() }
+
+// RedirectAddr returns the plain-HTTP redirect address, or "" without one.
+func (s *Server) RedirectAddr() string {
+	if s.redirect == nil {
+		return ""
+	}
+	return s.redirect.Addr()
+}
+
+// Start binds the listeners and begins serving.
+func (s *Server) Start(ctx context.Context) error {
+	if err := s.main.Start(ctx); err != nil {
+		return err
+	}
+	if s.redirect != nil {
+		if err := s.redirect.Start(ctx); err != nil {
+			_ = s.main.Stop(ctx)
+			return fmt.Errorf("redirect listener: %w", err)
+		}
+	}
+	stopped := make(chan struct{})
+	s.mu.Lock()
+	s.stopped = stopped
+	s.mu.Unlock()
+	s.watch(s.main, stopped)
+	if s.redirect != nil {
+		s.watch(s.redirect, stopped)
+	}
+	return nil
+}
+
+// watch passes a listener's failure on to Failed until stopped closes.
+func (s *Server) watch(h *tier.HTTPServer, stopped <-chan struct{}) {
+	s.watched.Add(1)
+	go func() {
+		defer s.watched.Done()
+		select {
+		case err := <-h.Failed():
+			select {
+			case s.failed <- fmt.Errorf("%s: %w", h.Name(), err):
+			default:
+			}
+		case <-stopped:
+		}
+	}()
+}
+
+// Failed yields an error if a listener stops serving on its own.
+func (s *Server) Failed() <-chan error { return s.failed }
+
+// Stop stops accepting, drains in-flight requests until ctx ends, and
+// releases the files root.
+func (s *Server) Stop(ctx context.Context) error {
+	var errs []error
+	if s.redirect != nil {
+		errs = append(errs, s.redirect.Stop(ctx))
+	}
+	errs = append(errs, s.main.Stop(ctx))
+	s.mu.Lock()
+	if s.stopped != nil {
+		close(s.stopped)
+		s.stopped = nil
+	}
+	s.mu.Unlock()
+	s.watched.Wait()
+	if s.files != nil {
+		errs = append(errs, s.files.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// redirectToHTTPS sends a plain-HTTP request to the same host and path over
+// HTTPS; 308 keeps the method and body of non-GET requests.
+func (s *Server) redirectToHTTPS(w http.ResponseWriter, r *http.Request) {
+	host := r.Host
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	if host == "" {
+		problem(w, r, http.StatusBadRequest, "a Host header is needed to redirect to HTTPS")
+		return
+	}
+	if _, port, err := net.SplitHostPort(s.main.Addr()); err == nil && port != "443" {
+		host = net.JoinHostPort(host, port)
+	} else if ip := net.ParseIP(host); ip != nil && ip.To4() == nil {
+		host = "[" + host + "]"
+	}
+	w.Header().Set("Location", "https://"+host+r.URL.RequestURI())
+	w.WriteHeader(http.StatusPermanentRedirect)
+}
+
+// handleError answers every error a handler returns as problem+json.
+func (s *Server) handleError(err error, c echo.Context) {
+	if c.Response().Committed {
+		return
+	}
+	r, w := c.Request(), c.Response()
+	var p *tier.Problem
+	var he *echo.HTTPError
+	switch {
+	case errors.As(err, &p):
+	case errors.As(err, &he):
+		detail := http.StatusText(he.Code)
+		if msg, ok := he.Message.(string); ok {
+			detail = msg
+		}
+		p = tier.NewProblem(he.Code, detail)
+	default:
+		s.log.ErrorContext(r.Context(), "web: handler error", "method", r.Method, "path", r.URL.Path, "err", err)
+		p = tier.NewProblem(http.StatusInternalServerError, "internal error")
+	}
+	if p.Instance == "" {
+		p.Instance = r.URL.EscapedPath()
+	}
+	if p.RequestID == "" {
+		p.RequestID = tier.RequestID(r.Context())
+	}
+	tier.WriteProblem(w, p)
+}

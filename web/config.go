@@ -129,9 +129,10 @@ func (c FilesConfig) Validate() error {
 
 // A CacheRule sets Cache-Control for the paths matching Pattern.
 type CacheRule struct {
-	// Pattern is a path.Match pattern. With a "/" it is matched against the
-	// whole request path ("/assets/*"); without, against the last element
-	// ("*.html").
+	// Pattern is a path.Match pattern, matched against the URL path of the
+	// file served (for a directory, its index file). With a "/" it is
+	// matched against the whole path ("/assets/*"); without, against the
+	// last element ("*.html").
 	Pattern string `json:"pattern"`
 	// Value is the Cache-Control header value ("public, max-age=31536000, immutable").
 	Value string `json:"value"`

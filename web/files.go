@@ -381,7 +381,9 @@ func (f *Files) serve(w http.ResponseWriter, r *http.Request, e *entry) {
 // nothing, when the file changed since e was loaded.
 func (f *Files) serveFile(w http.ResponseWriter, r *http.Request, e *entry) error {
 	h := w.Header()
-	if cc := f.cfg.CacheControl.value(r.URL.Path); cc != "" {
+	// Rules match the file served, so a directory index or the SPA
+	// fallback gets the rules of index.html.
+	if cc := f.cfg.CacheControl.value(f.cfg.Prefix + e.name); cc != "" {
 		h.Set("Cache-Control", cc)
 	}
 	rangeHeader := ""

@@ -1,0 +1,126 @@
+// Command static is the standalone static file server to run instead of
+// nginx for files: validators, ranges, precompressed and on-the-fly
+// compression, sendfile, an in-memory cache, HTTPS with HTTP/2.
+//
+//	go run ./examples/static -listen 127.0.0.1:8080 -root ./public
+//	go run ./examples/static -root ./dist -spa -cache '/assets/*=public, max-age=31536000, immutable' -cache '*.html=no-cache'
+//	go run ./examples/static -root ./public -listen :8443 -tls-cert cert.pem -tls-key key.pem -redirect-http :8080 -hsts 8760h
+//
+// Invalid flags print one line and exit with status 2.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/threetier/threetier/tier"
+	"github.com/threetier/threetier/web"
+)
+
+func main() {
+	ctx, stop := tier.SignalContext(context.Background())
+	defer stop()
+	err := run(ctx, os.Args[1:], os.Stderr, nil)
+	switch {
+	case err == nil:
+	case errors.Is(err, flag.ErrHelp):
+		os.Exit(0)
+	default:
+		fmt.Fprintln(os.Stderr, "static:", oneLine(err))
+		os.Exit(2)
+	}
+}
+
+// oneLine joins a multi-error on one line.
+func oneLine(err error) string { return strings.ReplaceAll(err.Error(), "\n", "; ") }
+
+// cacheFlag collects repeated -cache pattern=value flags.
+type cacheFlag struct{ rules *web.CacheRules }
+
+func (c cacheFlag) String() string { return "" }
+
+func (c cacheFlag) Set(s string) error {
+	r, err := web.ParseCacheRule(s)
+	if err != nil {
+		return errors.New("want pattern=value, for example '*.html=no-cache'")
+	}
+	*c.rules = append(*c.rules, r)
+	return nil
+}
+
+// run parses args, builds the server and serves until ctx ends. ready, when
+// not nil, receives the address once serving.
+func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- string) error {
+	var cfg web.Config
+	fl := flag.NewFlagSet("static", flag.ContinueOnError)
+	fl.SetOutput(io.Discard) // errors are reported once, on one line, by main
+	fl.StringVar(&cfg.Listen, "listen", web.DefaultListen, "address to serve on")
+	fl.StringVar(&cfg.Files.Root, "root", ".", "directory to serve")
+	fl.StringVar(&cfg.TLSCert, "tls-cert", "", "PEM certificate file (with -tls-key: HTTPS and HTTP/2)")
+	fl.StringVar(&cfg.TLSKey, "tls-key", "", "PEM key file")
+	fl.StringVar(&cfg.RedirectListen, "redirect-http", "", "plain-HTTP address that redirects to HTTPS")
+	fl.DurationVar(&cfg.HSTS, "hsts", 0, "Strict-Transport-Security max-age (with TLS), e.g. 8760h")
+	fl.BoolVar(&cfg.Files.Listing, "listing", false, "list directories without an index")
+	fl.BoolVar(&cfg.Files.SPA, "spa", false, "serve /index.html for browser navigations to missing paths")
+	spaExclude := fl.String("spa-exclude", "/api/", "comma-separated path prefixes the SPA fallback leaves alone")
+	fl.BoolVar(&cfg.Files.Dotfiles, "dotfiles", false, "serve names starting with a dot")
+	fl.BoolVar(&cfg.Files.DisableCompression, "no-compress", false, "no on-the-fly compression (sidecars still served)")
+	fl.Var(cacheFlag{&cfg.Files.CacheControl}, "cache", "Cache-Control rule pattern=value; repeat for more, first match wins")
+	accessLog := fl.Bool("access-log", true, "log every request")
+	help := fl.Bool("h", false, "show this help")
+	if err := fl.Parse(args); err != nil {
+		return err
+	}
+	if *help {
+		fl.SetOutput(stderr)
+		fmt.Fprintln(stderr, "usage: static [flags]")
+		fl.PrintDefaults()
+		return flag.ErrHelp
+	}
+	if fl.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q (flags only)", fl.Arg(0))
+	}
+	cfg.Files.SPAExclude = []string{}
+	for p := range strings.SplitSeq(*spaExclude, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			cfg.Files.SPAExclude = append(cfg.Files.SPAExclude, p)
+		}
+	}
+	if st, err := os.Stat(cfg.Files.Root); err != nil || !st.IsDir() {
+		return fmt.Errorf("-root %q is not a directory", cfg.Files.Root)
+	}
+
+	var logCfg tier.LogConfig
+	if err := tier.LoadEnv(tier.EnvPrefix, &logCfg); err != nil {
+		return err
+	}
+	log, err := tier.NewLogger(logCfg, stderr)
+	if err != nil {
+		return err
+	}
+	opts := []web.Option{}
+	if *accessLog {
+		opts = append(opts, web.WithLogger(log))
+	}
+	site, err := web.New(cfg, opts...)
+	if err != nil {
+		return err
+	}
+	runner := tier.Runner{Logger: log, StopTimeout: 10 * time.Second, Started: func() {
+		scheme := "http"
+		if cfg.TLSCert != "" {
+			scheme = "https"
+		}
+		log.Info("serving", "url", scheme+"://"+site.Addr()+"/", "root", cfg.Files.Root)
+		if ready != nil {
+			ready <- site.Addr()
+		}
+	}}
+	return runner.Run(ctx, site)
+}

@@ -1,0 +1,103 @@
+package main
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// TestStaticServes runs the server over a real socket with SPA and cache
+// rules, then stops it.
+func TestStaticServes(t *testing.T) {
+	root := t.TempDir()
+	_ = os.WriteFile(filepath.Join(root, "index.html"), []byte("<h1>app</h1>\n"), 0o644)
+	_ = os.MkdirAll(filepath.Join(root, "assets"), 0o755)
+	_ = os.WriteFile(filepath.Join(root, "assets", "app.js"), []byte("console.log(1)\n"), 0o644)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan string, 1)
+	done := make(chan error, 1)
+	args := []string{"-listen", "127.0.0.1:0", "-root", root, "-spa", "-access-log=false",
+		"-cache", "/assets/*=public, max-age=31536000, immutable", "-cache", "*.html=no-cache"}
+	go func() { done <- run(ctx, args, io.Discard, ready) }()
+	var addr string
+	select {
+	case addr = <-ready:
+	case err := <-done:
+		t.Fatalf("ended before serving: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("not serving within 30s")
+	}
+	tr := &http.Transport{}
+	defer tr.CloseIdleConnections()
+	c := &http.Client{Transport: tr}
+	get := func(path, accept string) (*http.Response, string) {
+		req, _ := http.NewRequest("GET", "http://"+addr+path, nil)
+		req.Header.Set("Accept", accept)
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		return resp, string(b)
+	}
+	if resp, body := get("/assets/app.js", "*/*"); resp.StatusCode != 200 || body != "console.log(1)\n" || resp.Header.Get("Cache-Control") != "public, max-age=31536000, immutable" {
+		t.Fatalf("asset: %d %q %q", resp.StatusCode, body, resp.Header.Get("Cache-Control"))
+	}
+	if resp, body := get("/some/route", "text/html"); resp.StatusCode != 200 || body != "<h1>app</h1>\n" || resp.Header.Get("Cache-Control") != "no-cache" {
+		t.Fatalf("SPA route: %d %q %q", resp.StatusCode, body, resp.Header.Get("Cache-Control"))
+	}
+	if resp, _ := get("/api/missing", "text/html"); resp.StatusCode != 404 {
+		t.Fatalf("API path: %d", resp.StatusCode)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("shutdown: %v", err)
+	}
+}
+
+// TestStaticBadFlags runs the built command: each mistake is one line on
+// stderr and exit status 2.
+func TestStaticBadFlags(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the command")
+	}
+	bin := filepath.Join(t.TempDir(), "static")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	cases := map[string][]string{
+		"flag needs an argument: -listen": {"-listen"},
+		"not a directory":                 {"-root", "/nonexistent/dir"},
+		"want pattern=value":              {"-cache", "nonsense"},
+		"flag provided but not defined":   {"-nope"},
+		"needs both a certificate":        {"-root", ".", "-tls-cert", "c.pem"},
+		"unexpected argument":             {"-root", ".", "extra"},
+		"invalid value":                   {"-hsts", "soon"},
+	}
+	for want, args := range cases {
+		cmd := exec.Command(bin, args...)
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
+		err := cmd.Run()
+		ee, ok := err.(*exec.ExitError)
+		if !ok || ee.ExitCode() != 2 {
+			t.Errorf("%v: %v, want exit 2", args, err)
+		}
+		out := stderr.String()
+		if strings.Count(out, "\n") != 1 || !strings.HasPrefix(out, "static: ") || !strings.Contains(out, want) {
+			t.Errorf("%v: stderr %q, want one line with %q", args, out, want)
+		}
+	}
+}

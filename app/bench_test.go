@@ -99,6 +99,23 @@ func BenchmarkGuardedCall(b *testing.B) {
 	})
 }
 
+// BenchmarkClock is the price of the clock reads a guarded call makes
+// (gobreaker reads time.Now twice, the guard time.Since twice): on virtual
+// machines without a fast TSC clock they dominate the guard's cost.
+func BenchmarkClock(b *testing.B) {
+	b.Run("now", func(b *testing.B) {
+		for b.Loop() {
+			sink += int(time.Now().UnixNano())
+		}
+	})
+	b.Run("since", func(b *testing.B) {
+		start := time.Now()
+		for b.Loop() {
+			sink += int(time.Since(start))
+		}
+	})
+}
+
 type benchItem struct {
 	ID   int    `json:"id"`
 	Name string `json:"name"`

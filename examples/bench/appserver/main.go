@@ -81,4 +81,3 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	}}
 	return runner.Run(ctx, t)
 }
-

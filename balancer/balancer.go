@@ -208,8 +208,9 @@ func (p *Pool) retryAfter() time.Duration {
 	return time.Duration(soonest - now)
 }
 
-// Add puts an endpoint in the pool at run time; it takes traffic at once
-// (through slow start when configured) and is checked when the pool runs.
+// Add puts an endpoint in the pool at run time. It takes traffic at once
+// (through slow start when configured), or, while health checks run, once
+// its first check passes.
 func (p *Pool) Add(ep Endpoint) error {
 	return p.add(ep, true)
 }
@@ -229,11 +230,7 @@ func (p *Pool) add(ep Endpoint, static bool) error {
 		return fmt.Errorf("balancer %q: endpoint %s already in the pool", p.cfg.Name, u)
 	}
 	e := newEndpoint(u, w, ep.Backup, static, p.cfg.EWMADecay)
-	p.warm(e)
-	p.eps = append(p.eps, e)
-	if p.run != nil {
-		p.run.watch(p, e)
-	}
+	p.admit(e)
 	p.rebuild()
 	p.log.Info("endpoint added", "endpoint", e.key, "weight", w, "backup", ep.Backup)
 	return nil
@@ -249,10 +246,24 @@ func checkWeight(w int) (int, error) {
 	return w, nil
 }
 
-// warm starts e's slow start, when configured.
+// warm starts e's slow start, when configured and when other endpoints
+// are serving (with nobody to share with, there is nothing to ramp).
 func (p *Pool) warm(e *endpoint) {
-	if p.cfg.SlowStart > 0 {
+	if p.cfg.SlowStart > 0 && p.table.Load() != nil && p.table.Load().healthy > 0 {
 		e.warmFrom.Store(time.Now().UnixNano())
+	}
+}
+
+// admit puts a new endpoint in the pool; p.mu held. While health checks
+// run, it takes no traffic until its first check passes.
+func (p *Pool) admit(e *endpoint) {
+	p.warm(e)
+	p.eps = append(p.eps, e)
+	if p.run != nil {
+		if p.cfg.Health.Path != "" {
+			e.down.Store(true)
+		}
+		p.run.watch(p, e)
 	}
 }
 

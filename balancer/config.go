@@ -149,6 +149,11 @@ type RetryConfig struct {
 	Backoff time.Duration `env:"BACKOFF" json:"backoff,omitempty"`
 	// MaxBackoff caps the wait; zero means 250ms.
 	MaxBackoff time.Duration `env:"MAX_BACKOFF" json:"max_backoff,omitempty"`
+	// AttemptTimeout bounds each attempt until its response headers; an
+	// attempt that overruns it counts as a failure of the endpoint and is
+	// retried (when safe) within the caller's own deadline. Zero means no
+	// bound other than the caller's context.
+	AttemptTimeout time.Duration `env:"ATTEMPT_TIMEOUT" json:"attempt_timeout,omitempty"`
 	// MaxBodyBytes is the largest request body kept in memory so that it can
 	// be sent again; larger bodies are streamed and not retried once sent.
 	// Zero means 64 KiB.
@@ -244,7 +249,7 @@ func (c Config) Validate() error {
 		{"SlowStart", c.SlowStart}, {"EWMADecay", c.EWMADecay}, {"DiscoveryInterval", c.DiscoveryInterval},
 		{"Health.Interval", c.Health.Interval}, {"Health.Timeout", c.Health.Timeout},
 		{"Outlier.BaseEjection", c.Outlier.BaseEjection}, {"Outlier.MaxEjection", c.Outlier.MaxEjection},
-		{"Retry.Backoff", c.Retry.Backoff}, {"Retry.MaxBackoff", c.Retry.MaxBackoff},
+		{"Retry.Backoff", c.Retry.Backoff}, {"Retry.MaxBackoff", c.Retry.MaxBackoff}, {"Retry.AttemptTimeout", c.Retry.AttemptTimeout},
 	}
 	for _, d := range durations {
 		if d.d < 0 {

@@ -15,6 +15,10 @@ var ErrNoEndpoint = errors.New("no endpoint can take the request")
 // Remove) for a URL the pool does not hold.
 var ErrUnknownEndpoint = errors.New("unknown endpoint")
 
+// ErrAttemptTimeout is wrapped by the error of an attempt that got no
+// response headers within Config.Retry.AttemptTimeout.
+var ErrAttemptTimeout = errors.New("attempt timed out")
+
 // NoEndpointError is the error RoundTrip returns when no endpoint can take a
 // request. It matches ErrNoEndpoint.
 type NoEndpointError struct {

@@ -1,6 +1,7 @@
 package balancer
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"time"
@@ -20,6 +21,30 @@ func WriteUnavailable(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	p := tier.NewProblem(http.StatusServiceUnavailable, "no healthy instance can take the request; try again later")
 	p.RetryAfter = retry
+	p.Instance = r.URL.Path
+	p.RequestID = tier.RequestID(r.Context())
+	tier.WriteProblem(w, p)
+}
+
+// ProxyErrorHandler answers for a request that an httputil.ReverseProxy
+// over a pool could not forward: 503 with Retry-After when no endpoint could
+// take it, 504 when it timed out, 502 otherwise; always
+// application/problem+json, never the upstream's internals.
+func ProxyErrorHandler(w http.ResponseWriter, r *http.Request, err error) {
+	var status int
+	var detail string
+	switch {
+	case errors.Is(err, ErrNoEndpoint):
+		WriteUnavailable(w, r, err)
+		return
+	case errors.Is(err, context.Canceled) && r.Context().Err() != nil:
+		return // the client left; nobody reads an answer
+	case errors.Is(err, ErrAttemptTimeout) || errors.Is(err, context.DeadlineExceeded):
+		status, detail = http.StatusGatewayTimeout, "the upstream did not answer in time"
+	default:
+		status, detail = http.StatusBadGateway, "the upstream could not be reached"
+	}
+	p := tier.NewProblem(status, detail)
 	p.Instance = r.URL.Path
 	p.RequestID = tier.RequestID(r.Context())
 	tier.WriteProblem(w, p)

@@ -1,6 +1,9 @@
 package balancer
 
 import (
+	"context"
+	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -43,7 +46,7 @@ func (p *Pool) RoundTrip(r *http.Request) (*http.Response, error) {
 		if err != nil {
 			return nil, err
 		}
-		resp, err := p.send(e, out)
+		resp, err := p.send(e, out, r.Context())
 		if n+1 >= attempts || !body.replayable || r.Context().Err() != nil {
 			return resp, err
 		}
@@ -69,21 +72,34 @@ func (p *Pool) RoundTrip(r *http.Request) (*http.Response, error) {
 
 // send makes one attempt on e and does the bookkeeping: in-flight counts
 // until the response body is closed, latency, outlier detection.
-func (p *Pool) send(e *endpoint, out *http.Request) (*http.Response, error) {
+func (p *Pool) send(e *endpoint, out *http.Request, caller context.Context) (*http.Response, error) {
+	var cancel context.CancelFunc
+	var timer *time.Timer
+	if d := p.cfg.Retry.AttemptTimeout; d > 0 {
+		var ctx context.Context
+		ctx, cancel = context.WithCancel(caller)
+		timer = time.AfterFunc(d, cancel)
+		out = out.WithContext(ctx)
+	}
 	e.inflight.Add(1)
 	p.inflight.Add(1)
 	e.requests.Add(1)
 	start := time.Now()
 	resp, err := p.transport.RoundTrip(out)
 	end := time.Now()
+	if timer != nil && !timer.Stop() && err != nil && caller.Err() == nil {
+		err = fmt.Errorf("%s after %s: %w", e.key, p.cfg.Retry.AttemptTimeout, ErrAttemptTimeout)
+	}
 	if now := end.UnixNano(); now-p.clock.Load() > int64(time.Millisecond) {
 		p.clock.Store(now)
 	}
 	p.metrics.observe(end.Sub(start))
 	switch {
 	case err != nil:
-		p.done(e)
-		if out.Context().Err() == nil { // the caller giving up is not the endpoint's fault
+		p.done(e, cancel)
+		// The caller giving up is not the endpoint's fault; its deadline
+		// passing while the endpoint is silent is.
+		if !errors.Is(caller.Err(), context.Canceled) {
 			p.failed(e, end.UnixNano(), err)
 		}
 		return nil, err
@@ -93,39 +109,45 @@ func (p *Pool) send(e *endpoint, out *http.Request) (*http.Response, error) {
 		p.succeeded(e, end.UnixNano())
 	}
 	e.observe(end.Sub(start), end.UnixNano())
-	resp.Body = p.track(e, resp.Body)
+	resp.Body = p.track(e, resp.Body, cancel)
 	return resp, nil
 }
 
-func (p *Pool) done(e *endpoint) {
+// done ends an attempt: it is no longer in flight, and its attempt
+// context, if it has one, is released.
+func (p *Pool) done(e *endpoint, cancel context.CancelFunc) {
 	e.inflight.Add(-1)
 	p.inflight.Add(-1)
+	if cancel != nil {
+		cancel()
+	}
 }
 
 // track wraps a response body so that the attempt stays in flight until the
 // body is read to its end or closed.
-func (p *Pool) track(e *endpoint, b io.ReadCloser) io.ReadCloser {
+func (p *Pool) track(e *endpoint, b io.ReadCloser, cancel context.CancelFunc) io.ReadCloser {
 	if b == nil || b == http.NoBody {
-		p.done(e)
+		p.done(e, cancel)
 		return b
 	}
 	if rw, ok := b.(io.ReadWriteCloser); ok { // 101 Switching Protocols
-		return &trackedRWBody{trackedBody: trackedBody{ReadCloser: b, pool: p, ep: e}, w: rw}
+		return &trackedRWBody{trackedBody: trackedBody{ReadCloser: b, pool: p, ep: e, cancel: cancel}, w: rw}
 	}
-	return &trackedBody{ReadCloser: b, pool: p, ep: e}
+	return &trackedBody{ReadCloser: b, pool: p, ep: e, cancel: cancel}
 }
 
 type trackedBody struct {
 	io.ReadCloser
-	pool *Pool
-	ep   *endpoint
-	once atomic.Bool
+	pool   *Pool
+	ep     *endpoint
+	cancel context.CancelFunc
+	once   atomic.Bool
 }
 
 func (b *trackedBody) Read(buf []byte) (int, error) {
 	n, err := b.ReadCloser.Read(buf)
 	if err != nil && b.once.CompareAndSwap(false, true) {
-		b.pool.done(b.ep)
+		b.pool.done(b.ep, b.cancel)
 	}
 	return n, err
 }
@@ -133,7 +155,7 @@ func (b *trackedBody) Read(buf []byte) (int, error) {
 func (b *trackedBody) Close() error {
 	err := b.ReadCloser.Close()
 	if b.once.CompareAndSwap(false, true) {
-		b.pool.done(b.ep)
+		b.pool.done(b.ep, b.cancel)
 	}
 	return err
 }

@@ -29,7 +29,8 @@ func (p *Pool) Start(ctx context.Context) error {
 		return errors.New("balancer: already started")
 	}
 	runCtx, cancel := context.WithCancel(context.Background())
-	rs := &runState{ctx: runCtx, cancel: cancel, checks: make(map[*endpoint]context.CancelFunc)}
+	var first sync.WaitGroup
+	rs := &runState{ctx: runCtx, cancel: cancel, checks: make(map[*endpoint]context.CancelFunc), first: &first}
 	p.run = rs
 	p.mu.Unlock()
 
@@ -46,9 +47,7 @@ func (p *Pool) Start(ctx context.Context) error {
 		rs.wg.Go(func() { p.discoveryLoop(runCtx) })
 	}
 
-	var first sync.WaitGroup
 	p.mu.Lock()
-	rs.first = &first
 	for _, e := range p.eps {
 		rs.watch(p, e)
 	}
@@ -96,7 +95,7 @@ func (p *Pool) Stop(ctx context.Context) error {
 
 // watch starts e's health checks; p.mu held.
 func (rs *runState) watch(p *Pool, e *endpoint) {
-	if p.cfg.Health.Path == "" {
+	if _, ok := rs.checks[e]; ok || p.cfg.Health.Path == "" {
 		return
 	}
 	ctx, cancel := context.WithCancel(rs.ctx)
@@ -196,12 +195,7 @@ func (p *Pool) discover(ctx context.Context) error {
 		}
 		u, _ := parseEndpointURL(key)
 		w := wanted[key]
-		e := newEndpoint(u, w.weight, w.backup, false, p.cfg.EWMADecay)
-		p.warm(e)
-		p.eps = append(p.eps, e)
-		if p.run != nil {
-			p.run.watch(p, e)
-		}
+		p.admit(newEndpoint(u, w.weight, w.backup, false, p.cfg.EWMADecay))
 		added++
 	}
 	p.rebuild()

@@ -47,6 +47,10 @@ func (p *Pool) Snapshot() []EndpointStatus {
 	p.mu.Lock()
 	eps := append([]*endpoint(nil), p.eps...)
 	p.mu.Unlock()
+	serving := make(map[*endpoint]int32, len(t.eps))
+	for i, e := range t.eps { // the weights the policy uses now
+		serving[e] = t.w[i]
+	}
 	out := make([]EndpointStatus, 0, len(eps))
 	for _, e := range eps {
 		s := EndpointStatus{
@@ -60,11 +64,8 @@ func (p *Pool) Snapshot() []EndpointStatus {
 			EWMA:            time.Duration(e.ewma(now) * float64(time.Second)),
 			Ejections:       e.ejections.Load(),
 		}
-		for i, x := range t.eps { // what the policy uses now
-			if x == e {
-				s.Serving, s.EffectiveWeight = true, int(t.w[i])
-				break
-			}
+		if w, ok := serving[e]; ok {
+			s.Serving, s.EffectiveWeight = true, int(w)
 		}
 		switch {
 		case e.draining.Load():

@@ -15,7 +15,8 @@ import (
 	"github.com/threetier/threetier/tier"
 )
 
-// Bind decodes a request into a new T and validates it: path parameters
+// Bind decodes a request into a new T (a struct, or any type a JSON body
+// decodes into) and validates it: path parameters
 // into fields tagged `param`, query parameters into fields tagged `query`
 // (for every method), then a JSON body into the `json` fields. A request
 // that cannot be decoded gets a 400 problem (413 past the body limit, 415
@@ -42,7 +43,11 @@ func Bind[T any](c echo.Context) (T, error) {
 		return v, err
 	}
 	if val := c.Echo().Validator; val != nil {
-		if err := val.Validate(&v); err != nil {
+		target := any(&v)
+		if reflect.TypeFor[T]().Kind() == reflect.Pointer {
+			target = v // the struct it points to, if the body made one
+		}
+		if err := val.Validate(target); err != nil {
 			return v, err
 		}
 	}
@@ -71,12 +76,8 @@ func Handle[In, Out any](status int, h func(c echo.Context, in In) (Out, error))
 	}
 }
 
-func isStruct(t reflect.Type) bool {
-	for t.Kind() == reflect.Pointer {
-		t = t.Elem()
-	}
-	return t.Kind() == reflect.Struct
-}
+// isStruct tells the types Echo can bind parameters into.
+func isStruct(t reflect.Type) bool { return t.Kind() == reflect.Struct }
 
 func badRequest(what string, err error) *tier.Problem {
 	msg := err.Error()

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/go-playground/validator/v10"
 	"github.com/labstack/echo/v4"
 
 	"github.com/threetier/threetier/tier"
@@ -90,6 +91,26 @@ func TestBindReportsEveryField(t *testing.T) {
 		t.Errorf("fields %v, want exactly %d", got, len(want))
 	}
 	if p := ProblemFor(err); p.Status != http.StatusUnprocessableEntity || len(p.Errors) != len(want) {
+		t.Fatalf("problem %+v", p)
+	}
+}
+
+func TestBindPointerAndForeignValidator(t *testing.T) {
+	type note struct {
+		Title string `json:"title" validate:"required"`
+	}
+	in, err := bindRequest[*note](t, "POST", "/s", "application/json", `{"title":"x"}`)
+	if err != nil || in == nil || in.Title != "x" {
+		t.Fatalf("%+v, %v", in, err)
+	}
+	if _, err := bindRequest[*note](t, "POST", "/s", "application/json", `{"title":""}`); ProblemFor(err).Status != http.StatusUnprocessableEntity {
+		t.Fatalf("pointer target: err = %v, want 422", err)
+	}
+	// A plain go-playground validator's errors map to 422 as well.
+	err = validator.New().Struct(struct {
+		Name string `validate:"required"`
+	}{})
+	if p := ProblemFor(err); p.Status != http.StatusUnprocessableEntity || len(p.Errors) != 1 || p.Errors[0].Field != "Name" {
 		t.Fatalf("problem %+v", p)
 	}
 }

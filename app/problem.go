@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 
+	"github.com/go-playground/validator/v10"
 	"github.com/labstack/echo/v4"
 
 	"github.com/threetier/threetier/tier"
@@ -32,6 +33,7 @@ func ProblemFor(err error) *tier.Problem {
 	var (
 		p  *tier.Problem
 		ve *ValidationError
+		vs validator.ValidationErrors
 		ge *GuardError
 		he *echo.HTTPError
 		se *StatusError
@@ -42,12 +44,14 @@ func ProblemFor(err error) *tier.Problem {
 		cp := *p
 		return &cp
 	case errors.As(err, &ve):
-		return &tier.Problem{
-			Title:  http.StatusText(http.StatusUnprocessableEntity),
-			Status: http.StatusUnprocessableEntity,
-			Detail: "the request has invalid fields",
-			Errors: ve.Fields,
+		return invalidFields(ve.Fields)
+	case errors.As(err, &vs):
+		// From a validator used directly rather than through Validator.
+		fields := make([]tier.FieldProblem, len(vs))
+		for i, fe := range vs {
+			fields[i] = tier.FieldProblem{Field: fieldPath(fe), Detail: describe(fe)}
 		}
+		return invalidFields(fields)
 	case errors.As(err, &ge):
 		if errors.Is(ge.Err, ErrTimeout) {
 			return tier.NewProblem(http.StatusGatewayTimeout, "a dependency did not answer in time")
@@ -74,6 +78,15 @@ func ProblemFor(err error) *tier.Problem {
 		return tier.NewProblem(http.StatusServiceUnavailable, "the request took too long")
 	}
 	return tier.NewProblem(http.StatusInternalServerError, "")
+}
+
+func invalidFields(fields []tier.FieldProblem) *tier.Problem {
+	return &tier.Problem{
+		Title:  http.StatusText(http.StatusUnprocessableEntity),
+		Status: http.StatusUnprocessableEntity,
+		Detail: "the request has invalid fields",
+		Errors: fields,
+	}
 }
 
 // ErrorHandler returns Echo's HTTPErrorHandler for the tier: every error

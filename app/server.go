@@ -52,7 +52,8 @@ var (
 // New builds the server; it serves once started. The middleware chain,
 // outermost first: request ID, access log, metrics, error answering,
 // panic recovery, CORS (when configured), load shedding, body limit,
-// request timeout. Routes added on Echo() run inside it.
+// request timeout. Routes added on Echo() run inside it. The probe and
+// metrics routes are neither shed nor timed out.
 func New(cfg Config, opts ...Option) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -73,12 +74,14 @@ func New(cfg Config, opts ...Option) (*Server, error) {
 
 	var limit func() float64
 	if cfg.MaxInFlight > 0 {
-		s.shed = newShedder(cfg.MaxInFlight, cfg.MinInFlight, cfg.ShedLatency, cfg.ShedRetryAfter, nil)
 		limit = func() float64 { return float64(s.shed.Limit()) }
 	}
 	metrics, err := newHTTPMetrics(tier.Registerer(o.reg), limit)
 	if err != nil {
 		return nil, fmt.Errorf("app: metrics: %w", err)
+	}
+	if cfg.MaxInFlight > 0 {
+		s.shed = newShedder(cfg.MaxInFlight, cfg.MinInFlight, cfg.ShedLatency, cfg.ShedRetryAfter, metrics.shed.Inc)
 	}
 
 	e := echo.New()
@@ -86,6 +89,9 @@ func New(cfg Config, opts ...Option) (*Server, error) {
 	e.Logger.SetOutput(slogWriter{o.log})
 	e.HTTPErrorHandler = ErrorHandler(o.log, o.problems)
 	e.Validator = o.validator
+	// Behind the web tier and the balancers the client's address is in
+	// X-Forwarded-For, set by proxies on loopback or private networks.
+	e.IPExtractor = echo.ExtractIPFromXFFHeader()
 	s.echo = e
 
 	e.Use(requestID(), accessLog(o.log, s.isInfra), metrics.middleware, answerErrors, recoverPanics(o.log))
@@ -93,7 +99,6 @@ func New(cfg Config, opts ...Option) (*Server, error) {
 		e.Use(middleware.CORSWithConfig(middleware.CORSConfig{AllowOrigins: cfg.CORSOrigins}))
 	}
 	if s.shed != nil {
-		s.shed.shed = metrics.shed.Inc
 		e.Use(s.shed.middleware(s.isInfra))
 	}
 	if cfg.BodyLimit > 0 {
@@ -145,11 +150,12 @@ type readiness struct {
 
 func (s *Server) mountInfra(reg prometheus.Registerer) {
 	e := s.echo
+	probe := []string{http.MethodGet, http.MethodHead}
 	if p := s.cfg.HealthPath; p != "-" {
-		e.GET(p, echo.WrapHandler(s.health.LivenessHandler()))
+		e.Match(probe, p, echo.WrapHandler(s.health.LivenessHandler()))
 	}
 	if p := s.cfg.ReadyPath; p != "-" {
-		e.GET(p, s.serveReady)
+		e.Match(probe, p, s.serveReady)
 	}
 	if r, ok := reg.(*prometheus.Registry); ok && s.cfg.MetricsPath != "-" {
 		e.GET(s.cfg.MetricsPath, echo.WrapHandler(tier.MetricsHandler(r)))

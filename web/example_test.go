@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
+	"github.com/threetier/threetier/balancer"
 	"github.com/threetier/threetier/web"
 )
 
@@ -104,4 +105,41 @@ func ExampleNew() {
 	// / 200 "<h1>home</h1>\n"
 	// /api/ping 200 "pong"
 	// /settings 200 "<h1>home</h1>\n"
+}
+
+// Dynamic routes go to the app tier through a balancer pool; the app sees
+// the client in X-Forwarded-For and the request ID of the web tier.
+func ExampleWithForward() {
+	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "app: %s %s from %s", r.Method, r.URL.Path, r.Header.Get("X-Forwarded-For"))
+	}))
+	defer app.Close()
+	pool, err := balancer.New(balancer.Config{Name: "app", Endpoints: []string{app.URL}})
+	if err != nil {
+		panic(err)
+	}
+	site, err := web.New(web.Config{Listen: "127.0.0.1:0"},
+		web.WithForward(pool, web.ForwardConfig{Prefix: "/api/", Timeout: 5 * time.Second}))
+	if err != nil {
+		panic(err)
+	}
+	if err := site.Start(context.Background()); err != nil {
+		panic(err)
+	}
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = site.Stop(ctx)
+	}()
+
+	client := &http.Client{Transport: &http.Transport{}}
+	defer client.CloseIdleConnections()
+	resp, err := client.Get("http://" + site.Addr() + "/api/orders")
+	if err != nil {
+		panic(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	fmt.Println(resp.StatusCode, string(body))
+	// Output: 200 app: GET /api/orders from 127.0.0.1
 }

@@ -8,13 +8,15 @@ import (
 )
 
 // An Option sets what Config cannot hold: file systems, loggers,
-// and registries.
+// registries and forwarded routes.
 type Option func(*options)
 
 type options struct {
 	fsys fs.FS
 	log  *slog.Logger
 	reg  prometheus.Registerer
+	// forwards are the routes handed to the app tier, in order.
+	forwards []forward
 }
 
 // WithFS serves fsys (an embed.FS, fstest.MapFS, ...) instead of

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 
 	"github.com/labstack/echo/v4"
@@ -80,6 +81,15 @@ func New(cfg Config, opts ...Option) (*Server, error) {
 	e.GET("/readyz", echo.WrapHandler(s.health.ReadinessHandler()))
 	s.echo = e
 
+	for _, f := range o.forwards {
+		fw, err := NewForwarder(f.pool, f.cfg, opts...)
+		if err != nil {
+			return nil, err
+		}
+		h := echo.WrapHandler(fw)
+		e.Any(f.cfg.Prefix+"*", h)
+		e.Any(strings.TrimSuffix(f.cfg.Prefix, "/"), h)
+	}
 	if cfg.Files.Root != "" || o.fsys != nil {
 		if s.files, err = NewFiles(cfg.Files, opts...); err != nil {
 			return nil, err

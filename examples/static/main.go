@@ -5,6 +5,7 @@
 //	go run ./examples/static -listen 127.0.0.1:8080 -root ./public
 //	go run ./examples/static -root ./dist -spa -cache '/assets/*=public, max-age=31536000, immutable' -cache '*.html=no-cache'
 //	go run ./examples/static -root ./public -listen :8443 -tls-cert cert.pem -tls-key key.pem -redirect-http :8080 -hsts 8760h
+//	go run ./examples/static -root ./dist -forward /api/=http://127.0.0.1:9001,http://127.0.0.1:9002
 //
 // Invalid flags print one line and exit with status 2.
 package main
@@ -19,6 +20,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/threetier/threetier/balancer"
 	"github.com/threetier/threetier/tier"
 	"github.com/threetier/threetier/web"
 )
@@ -54,6 +56,25 @@ func (c cacheFlag) Set(s string) error {
 	return nil
 }
 
+// forwardFlag collects repeated -forward prefix=url,url flags.
+type forwardFlag struct{ routes *[]forwardRoute }
+
+type forwardRoute struct {
+	prefix    string
+	endpoints []string
+}
+
+func (f forwardFlag) String() string { return "" }
+
+func (f forwardFlag) Set(s string) error {
+	prefix, urls, ok := strings.Cut(s, "=")
+	if !ok || !strings.HasPrefix(prefix, "/") || !strings.HasSuffix(prefix, "/") || urls == "" {
+		return errors.New("want /prefix/=http://host:port[,http://host:port...]")
+	}
+	*f.routes = append(*f.routes, forwardRoute{prefix, strings.Split(urls, ",")})
+	return nil
+}
+
 // run parses args, builds the server and serves until ctx ends. ready, when
 // not nil, receives the address once serving.
 func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- string) error {
@@ -72,6 +93,8 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- stri
 	fl.BoolVar(&cfg.Files.Dotfiles, "dotfiles", false, "serve names starting with a dot")
 	fl.BoolVar(&cfg.Files.DisableCompression, "no-compress", false, "no on-the-fly compression (sidecars still served)")
 	fl.Var(cacheFlag{&cfg.Files.CacheControl}, "cache", "Cache-Control rule pattern=value; repeat for more, first match wins")
+	var routes []forwardRoute
+	fl.Var(forwardFlag{&routes}, "forward", "hand /prefix/ to the app tier: /prefix/=http://host:port[,...]; repeatable")
 	accessLog := fl.Bool("access-log", true, "log every request")
 	help := fl.Bool("h", false, "show this help")
 	if err := fl.Parse(args); err != nil {
@@ -108,10 +131,20 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- stri
 	if *accessLog {
 		opts = append(opts, web.WithLogger(log))
 	}
+	var tiers []tier.Tier
+	for _, rt := range routes {
+		pool, err := balancer.New(balancer.Config{Name: "app" + strings.TrimSuffix(rt.prefix, "/"), Endpoints: rt.endpoints}, balancer.WithLogger(log))
+		if err != nil {
+			return fmt.Errorf("-forward %s: %w", rt.prefix, err)
+		}
+		tiers = append(tiers, pool)
+		opts = append(opts, web.WithForward(pool, web.ForwardConfig{Prefix: rt.prefix}))
+	}
 	site, err := web.New(cfg, opts...)
 	if err != nil {
 		return err
 	}
+	tiers = append(tiers, site)
 	runner := tier.Runner{Logger: log, StopTimeout: 10 * time.Second, Started: func() {
 		scheme := "http"
 		if cfg.TLSCert != "" {
@@ -122,5 +155,5 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- stri
 			ready <- site.Addr()
 		}
 	}}
-	return runner.Run(ctx, site)
+	return runner.Run(ctx, tiers...)
 }

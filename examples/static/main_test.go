@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,6 +20,10 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // TestStaticServes runs the server over a real socket with SPA and cache
 // rules, then stops it.
 func TestStaticServes(t *testing.T) {
+	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, "app says "+r.URL.Path)
+	}))
+	defer app.Close()
 	root := t.TempDir()
 	_ = os.WriteFile(filepath.Join(root, "index.html"), []byte("<h1>app</h1>\n"), 0o644)
 	_ = os.MkdirAll(filepath.Join(root, "assets"), 0o755)
@@ -28,7 +33,7 @@ func TestStaticServes(t *testing.T) {
 	ready := make(chan string, 1)
 	done := make(chan error, 1)
 	args := []string{"-listen", "127.0.0.1:0", "-root", root, "-spa", "-access-log=false",
-		"-cache", "/assets/*=public, max-age=31536000, immutable", "-cache", "*.html=no-cache"}
+		"-cache", "/assets/*=public, max-age=31536000, immutable", "-cache", "*.html=no-cache", "-forward", "/api/=" + app.URL}
 	go func() { done <- run(ctx, args, io.Discard, ready) }()
 	var addr string
 	select {
@@ -58,8 +63,8 @@ func TestStaticServes(t *testing.T) {
 	if resp, body := get("/some/route", "text/html"); resp.StatusCode != 200 || body != "<h1>app</h1>\n" || resp.Header.Get("Cache-Control") != "no-cache" {
 		t.Fatalf("SPA route: %d %q %q", resp.StatusCode, body, resp.Header.Get("Cache-Control"))
 	}
-	if resp, _ := get("/api/missing", "text/html"); resp.StatusCode != 404 {
-		t.Fatalf("API path: %d", resp.StatusCode)
+	if resp, body := get("/api/orders", "application/json"); resp.StatusCode != 200 || body != "app says /api/orders" {
+		t.Fatalf("forwarded: %d %q", resp.StatusCode, body)
 	}
 	cancel()
 	if err := <-done; err != nil {
@@ -84,6 +89,7 @@ func TestStaticBadFlags(t *testing.T) {
 		"flag provided but not defined":   {"-nope"},
 		"needs both a certificate":        {"-root", ".", "-tls-cert", "c.pem"},
 		"unexpected argument":             {"-root", ".", "extra"},
+		"want /prefix/=":                  {"-forward", "api=http://x"},
 		"invalid value":                   {"-hsts", "soon"},
 	}
 	for want, args := range cases {

@@ -18,7 +18,7 @@ import (
 // seen is what the app tier received.
 type seen struct {
 	Path, RawQuery, Host, XFF, XFHost, XFProto, RequestID, Traceparent, Tracestate string
-	BodyLen                                                                       int
+	BodyLen                                                                        int
 }
 
 // appTier starts an upstream that reports what it received as JSON and

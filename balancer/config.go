@@ -122,8 +122,9 @@ type OutlierConfig struct {
 	BaseEjection time.Duration `env:"BASE_EJECTION" json:"base_ejection,omitempty"`
 	// MaxEjection caps one ejection; zero means 5m.
 	MaxEjection time.Duration `env:"MAX_EJECTION" json:"max_ejection,omitempty"`
-	// MaxEjectionPercent caps the share of endpoints ejected at once (one
-	// endpoint may always be ejected when there are two or more); zero means 50.
+	// MaxEjectionPercent caps the share of endpoints ejected at once,
+	// counting the one about to be (so with 50, one of two or three, two of
+	// four); a lone endpoint is never ejected below 100. Zero means 50.
 	MaxEjectionPercent int `env:"MAX_EJECTION_PERCENT" json:"max_ejection_percent,omitempty"`
 }
 

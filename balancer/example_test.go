@@ -80,3 +80,47 @@ func ExampleWriteUnavailable() {
 	// Output:
 	// 503 application/problem+json 1
 }
+
+// The hash policy keeps a user on one instance (for its caches), and moves
+// as few users as possible when instances come and go.
+func ExampleConfig_hash() {
+	var urls []string
+	for i := range 3 {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, i) }))
+		defer srv.Close()
+		urls = append(urls, srv.URL)
+	}
+	pool, err := balancer.New(balancer.Config{Endpoints: urls, Policy: balancer.PolicyHash, HashKey: "header:X-User"})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	instanceOf := func(user string) string {
+		req, _ := http.NewRequest("GET", "http://app/cart", nil)
+		req.Header.Set("X-User", user)
+		resp, err := pool.Client().Do(req)
+		if err != nil {
+			return err.Error()
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return string(b)
+	}
+	first := instanceOf("alice")
+	fmt.Println(instanceOf("alice") == first, instanceOf("alice") == first)
+	// Output:
+	// true true
+}
+
+// Snapshot tells what each endpoint is doing, for a stats page or an
+// admin API.
+func ExamplePool_Snapshot() {
+	pool, _ := balancer.New(balancer.Config{Endpoints: []string{"http://10.0.0.1:8080", "http://10.0.0.2:8080"}})
+	_ = pool.SetWeight("http://10.0.0.2:8080", 3)
+	for _, s := range pool.Snapshot() {
+		fmt.Println(s.URL, s.State, s.Weight, s.InFlight)
+	}
+	// Output:
+	// http://10.0.0.1:8080 up 1 0
+	// http://10.0.0.2:8080 up 3 0
+}

@@ -134,3 +134,39 @@ func TestFailingBackendEjectedThenSlowStart(t *testing.T) {
 		t.Fatalf("after slow start: a %d, b %d", ah, bh)
 	}
 }
+
+func TestMaxEjectionPercent(t *testing.T) {
+	bs := []*backend{newBackend(t), newBackend(t), newBackend(t), newBackend(t), newBackend(t)}
+	var urls []string
+	for _, b := range bs {
+		b.status.Store(500)
+		urls = append(urls, b.url)
+	}
+	p := newPool(t, Config{
+		Endpoints: urls,
+		Outlier:   OutlierConfig{ConsecutiveFailures: 2, BaseEjection: time.Minute, MaxEjectionPercent: 50},
+		Retry:     RetryConfig{Attempts: 1},
+	})
+	for range 100 {
+		_, _, _ = get(t, p.Client(), "http://upstream/")
+	}
+	ejected := 0
+	for _, s := range p.Snapshot() {
+		if s.State == StateEjected {
+			ejected++
+		}
+	}
+	if ejected != 2 { // 50% of 5, rounded down
+		t.Fatalf("%d of 5 ejected, want 2", ejected)
+	}
+
+	lone := newBackend(t)
+	lone.status.Store(500)
+	p1 := newPool(t, Config{Endpoints: []string{lone.url}, Outlier: OutlierConfig{ConsecutiveFailures: 1}})
+	for range 5 {
+		_, _, _ = get(t, p1.Client(), "http://upstream/")
+	}
+	if st := statusOf(p1, lone.url); st.State != StateUp || st.Ejections != 0 {
+		t.Fatalf("a lone endpoint was ejected: %+v", st)
+	}
+}

@@ -62,11 +62,8 @@ func (p *Pool) eject(e *endpoint, now int64, cause error) {
 			ejected++
 		}
 	}
-	limit := total * p.cfg.Outlier.MaxEjectionPercent / 100
-	if total >= 2 {
-		limit = max(limit, 1)
-	}
-	if ejected >= limit {
+	// The limit holds after this ejection: 50% of 3 endpoints is one.
+	if (ejected+1)*100 > total*p.cfg.Outlier.MaxEjectionPercent {
 		if e.consec.Load() == int32(p.cfg.Outlier.ConsecutiveFailures) {
 			p.log.Warn("endpoint failing but not ejected: too many ejected already", "endpoint", e.key, "ejected", ejected, "max_percent", p.cfg.Outlier.MaxEjectionPercent)
 		}

@@ -123,3 +123,32 @@ func TestRequestIDForwarded(t *testing.T) {
 		t.Fatal("the caller's request was modified")
 	}
 }
+
+func TestConfigFromEnvironment(t *testing.T) {
+	// Start from the zero Config: its zero values are the defaults.
+	var cfg Config
+	err := tier.LoadEnvFrom([]string{
+		"THREETIER_BALANCER_ENDPOINTS=http://10.0.0.1:80,http://10.0.0.2:80",
+		"THREETIER_BALANCER_POLICY=least_request",
+		"THREETIER_BALANCER_HEALTH_PATH=/readyz",
+		"THREETIER_BALANCER_HEALTH_INTERVAL=2s",
+		"THREETIER_BALANCER_RETRY_ON=500,503",
+		"THREETIER_BALANCER_OUTLIER_MAX_EJECTION_PERCENT=30",
+	}, EnvPrefix, &cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Endpoints) != 2 || cfg.Policy != PolicyLeastRequest || cfg.Health.Path != "/readyz" ||
+		cfg.Health.Interval != 2*time.Second || len(cfg.Retry.On) != 2 || cfg.Outlier.MaxEjectionPercent != 30 {
+		t.Fatalf("cfg = %+v", cfg)
+	}
+	if _, err := New(cfg); err != nil {
+		t.Fatal(err)
+	}
+	cfg = Config{}
+	err = tier.LoadEnvFrom([]string{"THREETIER_BALANCER_POLICY=fastest"}, EnvPrefix, &cfg)
+	var ce *tier.ConfigError
+	if !errors.As(err, &ce) || ce.Var != "Policy" {
+		t.Fatalf("err = %v", err)
+	}
+}

@@ -14,7 +14,9 @@ import (
 
 // EnvPrefix is the default prefix of the balancer's environment variables:
 // tier.LoadEnv(balancer.EnvPrefix, &cfg) reads THREETIER_BALANCER_ENDPOINTS and
-// so on. A service with several pools gives each its own prefix.
+// so on. A service with several pools gives each its own prefix. Load into a
+// zero Config (its zero values are the defaults): fields already set are
+// kept over the environment.
 const EnvPrefix = tier.EnvPrefix + "BALANCER_"
 
 // Policy names accepted in Config.Policy.

@@ -12,24 +12,22 @@ import (
 // checkLoop checks e now and then every Health.Interval ±10% until ctx
 // ends. first, when set, is told after the first check.
 func (p *Pool) checkLoop(ctx context.Context, e *endpoint, first *sync.WaitGroup) {
+	p.checkOnce(ctx, e, true)
+	if first != nil {
+		first.Done()
+	}
 	interval := p.cfg.Health.Interval
-	timer := time.NewTimer(0)
+	timer := time.NewTimer(interval)
 	defer timer.Stop()
-	<-timer.C
-	initial := true
 	for {
-		p.checkOnce(ctx, e, initial)
-		if initial && first != nil {
-			first.Done()
-		}
-		initial = false
-		jitter := time.Duration(rand.Int64N(int64(interval)/5+1)) - interval/10
-		timer.Reset(interval + jitter)
 		select {
 		case <-ctx.Done():
 			return
 		case <-timer.C:
 		}
+		p.checkOnce(ctx, e, false)
+		jitter := time.Duration(rand.Int64N(int64(interval)/5+1)) - interval/10
+		timer.Reset(interval + jitter)
 	}
 }
 

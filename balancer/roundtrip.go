@@ -23,6 +23,12 @@ const maxAttempts = 8
 // allows, and returns the last response or error. With no endpoint to send
 // to it returns a *NoEndpointError. r is not modified.
 func (p *Pool) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.URL == nil {
+		if r.Body != nil {
+			_ = r.Body.Close()
+		}
+		return nil, errors.New("balancer: request has no URL")
+	}
 	p.budget.request(time.Now())
 	e := p.pick(r, nil)
 	if e == nil {

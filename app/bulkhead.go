@@ -7,31 +7,36 @@ import (
 )
 
 // bulkhead caps the calls in flight to one dependency, so that a slow
-// dependency holds at most that many goroutines and connections.
+// dependency holds at most that many goroutines and connections. Taking a
+// free slot is one compare-and-swap; only a call that has to wait uses a
+// channel and a timer.
 type bulkhead struct {
-	slots   chan struct{} // nil: no cap
+	max     int64 // zero: no cap (calls are still counted)
 	maxWait time.Duration
+
+	inUse   atomic.Int64
 	waiting atomic.Int64
+	freed   chan struct{} // a slot was released while calls were waiting
 }
 
 func newBulkhead(maxConcurrent int, maxWait time.Duration) *bulkhead {
-	b := &bulkhead{maxWait: maxWait}
-	if maxConcurrent > 0 {
-		b.slots = make(chan struct{}, maxConcurrent)
-	}
-	return b
+	return &bulkhead{max: int64(max(maxConcurrent, 0)), maxWait: maxWait, freed: make(chan struct{}, 1)}
 }
 
 // tryAcquire takes a slot if one is free at once.
 func (b *bulkhead) tryAcquire() bool {
-	if b.slots == nil {
+	if b.max == 0 {
+		b.inUse.Add(1)
 		return true
 	}
-	select {
-	case b.slots <- struct{}{}:
-		return true
-	default:
-		return false
+	for {
+		n := b.inUse.Load()
+		if n >= b.max {
+			return false
+		}
+		if b.inUse.CompareAndSwap(n, n+1) {
+			return true
+		}
 	}
 }
 
@@ -45,21 +50,40 @@ func (b *bulkhead) wait(ctx context.Context) bool {
 	defer b.waiting.Add(-1)
 	t := time.NewTimer(b.maxWait)
 	defer t.Stop()
-	select {
-	case b.slots <- struct{}{}:
-		return true
-	case <-t.C:
-		return false
-	case <-ctx.Done():
-		return false
+	for {
+		// Registered as waiting before trying: a release after this
+		// attempt leaves a signal in freed.
+		if b.tryAcquire() {
+			// One signal stands for any number of releases: pass it on
+			// while slots and waiters remain.
+			if b.waiting.Load() > 1 && b.inUse.Load() < b.max {
+				b.signal()
+			}
+			return true
+		}
+		select {
+		case <-b.freed:
+		case <-t.C:
+			return false
+		case <-ctx.Done():
+			return false
+		}
 	}
 }
 
 func (b *bulkhead) release() {
-	if b.slots != nil {
-		<-b.slots
+	b.inUse.Add(-1)
+	if b.waiting.Load() > 0 {
+		b.signal()
 	}
 }
 
-// inUse is the number of slots taken (0 without a cap).
-func (b *bulkhead) inUse() int { return len(b.slots) }
+func (b *bulkhead) signal() {
+	select {
+	case b.freed <- struct{}{}:
+	default:
+	}
+}
+
+// inFlight is the number of calls holding a slot.
+func (b *bulkhead) inFlight() int { return int(b.inUse.Load()) }

@@ -148,7 +148,7 @@ func (g *Guard) State() gobreaker.State { return g.cb.State() }
 func (g *Guard) Counts() gobreaker.Counts { return g.cb.Counts() }
 
 // InFlight returns the number of calls holding a bulkhead slot.
-func (g *Guard) InFlight() int { return g.bulkhead.inUse() }
+func (g *Guard) InFlight() int { return g.bulkhead.inFlight() }
 
 // RetryAfter returns how long the breaker stays open, or zero when it is
 // not open.

@@ -540,3 +540,33 @@ threetier_app_guard_state{guard="db"} 2
 		t.Fatal("the same guard name twice on one Registerer was accepted")
 	}
 }
+
+// Many callers queue on a small bulkhead: every one gets a slot in turn
+// (no wake-up is lost) and never more than the cap run at once.
+func TestBulkheadWaitersAllGetThrough(t *testing.T) {
+	const limit = 2
+	g := newTestGuard(t, GuardConfig{MaxConcurrent: limit, MaxWait: 3 * time.Second})
+	var inside, peak, rejected atomic.Int64
+	var wg sync.WaitGroup
+	for range 40 {
+		wg.Go(func() {
+			for range 10 {
+				_, err := Do(context.Background(), g, func(context.Context) (int, error) {
+					n := inside.Add(1)
+					for p := peak.Load(); n > p && !peak.CompareAndSwap(p, n); p = peak.Load() {
+					}
+					time.Sleep(50 * time.Microsecond)
+					inside.Add(-1)
+					return 1, nil
+				})
+				if err != nil {
+					rejected.Add(1)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if rejected.Load() != 0 || peak.Load() > limit || g.InFlight() != 0 {
+		t.Fatalf("%d calls refused, peak %d, %d still in flight: want 0, at most %d, 0", rejected.Load(), peak.Load(), g.InFlight(), limit)
+	}
+}

@@ -31,7 +31,8 @@ var ErrResponseTooLarge = errors.New("response body too large")
 //
 // A Client reads each answer whole (up to its limit) before returning, so
 // the response outlives the call's context; it is meant for API calls, not
-// for streaming.
+// for streaming. Run the pool as a tier (tier.Run) so that its health
+// checks and discovery run; the Client works without that too.
 type Client struct {
 	pool    *balancer.Pool
 	guard   *Guard

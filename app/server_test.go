@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"regexp"
 	"strings"
@@ -268,6 +269,9 @@ func TestSheddingAnswers503AtOnce(t *testing.T) {
 	if x := do(t, c, "GET", ps.url+"/healthz", "", nil); x.status != http.StatusOK {
 		t.Fatalf("/healthz while saturated: %d", x.status)
 	}
+	if x := do(t, c, "GET", ps.url+"/metrics", "", nil); !bytes.Contains(x.body, []byte("threetier_app_requests_shed_total 1\n")) {
+		t.Fatalf("/metrics does not count the shed request:\n%s", x.body)
+	}
 	close(ps.hold)
 	if x := <-done; x.status != http.StatusOK {
 		t.Fatalf("held request: %d", x.status)
@@ -281,8 +285,17 @@ func TestRequestID(t *testing.T) {
 	if x.status != http.StatusCreated || x.header.Get(tier.HeaderRequestID) != "caller-id.42" {
 		t.Fatalf("%d, request ID %q: want the caller's kept", x.status, x.header.Get(tier.HeaderRequestID))
 	}
-	if !strings.Contains(ps.logs.String(), `"request_id":"caller-id.42"`) {
-		t.Fatalf("access log line without the request ID:\n%s", ps.logs)
+	var line map[string]any
+	for l := range strings.Lines(ps.logs.String()) {
+		if strings.Contains(l, `"msg":"request"`) {
+			if err := json.Unmarshal([]byte(l), &line); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if line["request_id"] != "caller-id.42" || line["method"] != "POST" || line["path"] != "/items/1" ||
+		line["route"] != "/items/:id" || line["status"] != float64(201) || line["took"] == nil {
+		t.Fatalf("access log line %v", line)
 	}
 	for _, bad := range []string{"has space", strings.Repeat("x", 200), "new\nline"} {
 		x := do(t, c, "GET", ps.url+"/nope", "", nil, tier.HeaderRequestID, strings.ReplaceAll(bad, "\n", "%0A"))
@@ -397,5 +410,60 @@ func TestConfig(t *testing.T) {
 	}
 	if _, err := New(Config{}, WithMetrics(reg)); err == nil {
 		t.Fatal("a second server registered the same metrics without error")
+	}
+}
+
+// Under tier.Run the server drains: a request in flight when the context
+// ends still gets its answer, and Run returns cleanly.
+func TestRunDrainsInFlight(t *testing.T) {
+	s := newTestServer(t, Config{})
+	release := make(chan struct{})
+	entered := make(chan struct{})
+	s.Echo().GET("/slow", func(c echo.Context) error {
+		close(entered)
+		<-release
+		return c.String(http.StatusOK, "finished")
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	started := make(chan struct{})
+	ran := make(chan error, 1)
+	go func() {
+		ran <- tier.Runner{StopTimeout: 10 * time.Second, Started: func() { close(started) }}.Run(ctx, s)
+	}()
+	<-started
+	c := testClient(t)
+	got := make(chan exchange, 1)
+	go func() { got <- do(t, c, "GET", "http://"+s.Addr()+"/slow", "", nil) }()
+	<-entered
+	cancel()
+	waitFor(t, 5*time.Second, "the listener to close", func() bool {
+		conn, err := net.DialTimeout("tcp", s.Addr(), 100*time.Millisecond)
+		if err == nil {
+			_ = conn.Close()
+		}
+		return err != nil
+	})
+	close(release)
+	if x := <-got; x.status != http.StatusOK || string(x.body) != "finished" {
+		t.Fatalf("in-flight request: %d %s", x.status, x.body)
+	}
+	if err := <-ran; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+}
+
+func TestGuardConfigFromEnv(t *testing.T) {
+	var cfg GuardConfig
+	err := tier.LoadEnvFrom([]string{
+		"THREETIER_APP_GUARD_USERS_TIMEOUT=300ms", "THREETIER_APP_GUARD_USERS_MAX_CONCURRENT=8",
+		"THREETIER_APP_GUARD_USERS_UNREADY_WHEN_OPEN=true", "THREETIER_APP_GUARD_USERS_FAILURE_RATIO=0.3",
+	}, EnvPrefix+"GUARD_USERS_", &cfg)
+	if err != nil || cfg.Timeout != 300*time.Millisecond || cfg.MaxConcurrent != 8 || !cfg.UnreadyWhenOpen || cfg.FailureRatio != 0.3 {
+		t.Fatalf("%+v, %v", cfg, err)
+	}
+	d := DefaultGuardConfig()
+	if d.Timeout != DefaultCallTimeout || d.MaxAttempts != DefaultMaxAttempts || d.OpenFor != DefaultOpenFor {
+		t.Fatalf("defaults %+v", d)
 	}
 }

@@ -170,3 +170,38 @@ func TestMaxEjectionPercent(t *testing.T) {
 		t.Fatalf("a lone endpoint was ejected: %+v", st)
 	}
 }
+
+func TestEjectionsBackOffExponentially(t *testing.T) {
+	p := staticPool(t, 3, Config{Outlier: OutlierConfig{BaseEjection: time.Second, MaxEjection: 5 * time.Second}})
+	e := p.eps[0]
+	now := time.Now().UnixNano()
+	var lengths []time.Duration
+	for range 5 {
+		p.eject(e, now, nil)
+		to := e.ejectedTo.Load()
+		lengths = append(lengths, time.Duration(to-now))
+		// The ejection ends and the endpoint fails again at once.
+		now = to
+		p.mu.Lock()
+		p.unEject(e, to)
+		p.mu.Unlock()
+	}
+	want := []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 5 * time.Second, 5 * time.Second}
+	for i := range want {
+		if lengths[i] != want[i] {
+			t.Fatalf("ejection lengths %v, want %v", lengths, want)
+		}
+	}
+	// Serving well for as long as the last ejection lasted forgives it.
+	p.succeeded(e, now+int64(4*time.Second))
+	if e.streak.Load() == 0 {
+		t.Fatal("forgiven too early")
+	}
+	p.succeeded(e, now+int64(5*time.Second))
+	if e.streak.Load() != 0 {
+		t.Fatal("not forgiven")
+	}
+	if e.ejections.Load() != 5 {
+		t.Fatalf("%d ejections counted", e.ejections.Load())
+	}
+}

@@ -2,8 +2,10 @@ package balancer
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -233,4 +235,55 @@ type failingDiscovery struct{}
 
 func (failingDiscovery) Discover(context.Context) ([]Endpoint, error) {
 	return nil, errors.New("registry unreachable")
+}
+
+func TestHealthExpectStatus(t *testing.T) {
+	a := newBackend(t)
+	ctx := context.Background()
+	p := newPool(t, Config{Endpoints: []string{a.url}, Health: HealthConfig{Path: "/healthz", ExpectStatus: http.StatusNoContent}})
+	if err := p.probe(ctx, p.eps[0]); err == nil || !strings.Contains(err.Error(), "status 200") {
+		t.Fatalf("200 passed a check expecting 204: %v", err)
+	}
+	a.health.Store(http.StatusNoContent)
+	if err := p.probe(ctx, p.eps[0]); err != nil {
+		t.Fatal(err)
+	}
+	p2 := newPool(t, Config{Endpoints: []string{a.url}, Health: HealthConfig{Path: "/healthz"}})
+	a.health.Store(http.StatusFound)
+	if err := p2.probe(ctx, p2.eps[0]); err != nil {
+		t.Fatalf("3xx is healthy by default: %v", err)
+	}
+	a.health.Store(http.StatusTooManyRequests)
+	if err := p2.probe(ctx, p2.eps[0]); err == nil {
+		t.Fatal("429 passed")
+	}
+}
+
+func TestStatusHandler(t *testing.T) {
+	a := newBackend(t)
+	p := newPool(t, Config{Name: "app", Endpoints: []string{a.url}})
+	_, _, _ = get(t, p.Client(), "http://upstream/")
+	srv := httptest.NewServer(p.StatusHandler())
+	defer srv.Close()
+	resp, err := http.Get(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var st Status
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+		t.Fatal(err)
+	}
+	if st.Pool != "app" || !st.Ready || st.Panic || len(st.Endpoints) != 1 || st.Endpoints[0].Requests != 1 || st.Endpoints[0].State != StateUp {
+		t.Fatalf("status = %+v", st)
+	}
+	resp2, err := http.Post(srv.URL, "text/plain", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp2.Body.Close()
+	if resp2.StatusCode != http.StatusMethodNotAllowed {
+		t.Fatalf("POST: %d", resp2.StatusCode)
+	}
+	http.DefaultClient.CloseIdleConnections()
 }

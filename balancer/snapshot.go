@@ -1,7 +1,11 @@
 package balancer
 
 import (
+	"encoding/json"
+	"net/http"
 	"time"
+
+	"github.com/threetier/threetier/tier"
 )
 
 // State is what an endpoint is doing, as Snapshot reports it.
@@ -86,4 +90,46 @@ func (p *Pool) Snapshot() []EndpointStatus {
 		out = append(out, s)
 	}
 	return out
+}
+
+// Status is the whole pool at a glance: what a stats page or an admin API
+// shows.
+type Status struct {
+	Pool   string `json:"pool"`
+	Policy string `json:"policy"`
+	// Ready is Check's verdict: some endpoint can take traffic on its merit.
+	Ready bool `json:"ready"`
+	// Panic is true when requests spread over endpoints that are not up,
+	// because too few are (see Config.PanicThreshold).
+	Panic     bool             `json:"panic"`
+	InFlight  int64            `json:"in_flight"`
+	Endpoints []EndpointStatus `json:"endpoints"`
+}
+
+// Status returns the pool's state and every endpoint's.
+func (p *Pool) Status() Status {
+	t := p.table.Load()
+	return Status{
+		Pool:      p.cfg.Name,
+		Policy:    p.cfg.Policy,
+		Ready:     t.healthy > 0,
+		Panic:     t.panic,
+		InFlight:  p.inflight.Load(),
+		Endpoints: p.Snapshot(),
+	}
+}
+
+// StatusHandler serves Status as JSON, for an admin listener (it names
+// internal addresses: do not expose it to the public).
+func (p *Pool) StatusHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header().Set("Allow", "GET, HEAD")
+			tier.WriteProblem(w, tier.NewProblem(http.StatusMethodNotAllowed, "use GET"))
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Cache-Control", "no-store")
+		_ = json.NewEncoder(w).Encode(p.Status())
+	})
 }

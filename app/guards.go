@@ -59,8 +59,12 @@ func (r *Guards) Add(name string, cfg GuardConfig, opts ...GuardOption) (*Guard,
 		return nil, fmt.Errorf("app: guard %q already exists", name)
 	}
 	g := newGuard(name, cfg, r.log, r.vecs.forGuard(name), opts...)
-	for _, c := range newStateGauges(g) {
+	gauges := newStateGauges(g)
+	for i, c := range gauges {
 		if err := r.reg.Register(c); err != nil {
+			for _, done := range gauges[:i] {
+				r.reg.Unregister(done)
+			}
 			return nil, fmt.Errorf("app: guard %q metrics: %w", name, err)
 		}
 	}

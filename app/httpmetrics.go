@@ -58,8 +58,8 @@ func (m *httpMetrics) middleware(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		start := time.Now()
 		m.inFlight.Inc()
+		defer m.inFlight.Dec() // also when a handler aborts with a panic
 		err := next(c)
-		m.inFlight.Dec()
 		method, route := methodLabel(c.Request().Method), c.Path()
 		if route == "" {
 			route = "unmatched"

@@ -6,6 +6,10 @@ import "context"
 // and returns what fn returned. A rejected call returns a *GuardError
 // without calling fn. Handlers return the error as is: the server turns it
 // into the right problem+json (503 with Retry-After, 504, ...).
+//
+// The context fn gets carries the guard's call timeout and ends when the
+// attempt does: fn must finish its work with the dependency (read the
+// body, scan the rows) before it returns.
 func Do[T any](ctx context.Context, g *Guard, fn func(context.Context) (T, error)) (T, error) {
 	return Call[T]{Guard: g}.Do(ctx, fn)
 }

@@ -49,8 +49,8 @@ type GuardOption func(*Guard)
 // timeout are decided before it); returning false means the dependency did
 // its job (a "not found", a constraint violation) and the error goes back
 // to the caller without tripping the breaker, retrying or falling back.
-// The data tier's error classification plugs in here. The default is
-// DefaultIsFailure.
+// The data tier's classification plugs in here:
+// app.WithIsFailure(data.IsFailure). The default is DefaultIsFailure.
 func WithIsFailure(f func(error) bool) GuardOption {
 	return func(g *Guard) {
 		if f != nil {

@@ -1,6 +1,8 @@
 package data
 
 import (
+	"context"
+	"errors"
 	"fmt"
 
 	"gorm.io/gorm"
@@ -58,21 +60,74 @@ func registerSessionCallbacks(g *gorm.DB) error {
 			wrote(tx)
 		}
 	}
+	// GORM runs the "before *" callbacks last registered first: these run
+	// ahead of dbresolver's, registered before them.
 	cb := g.Callback()
 	regs := []struct {
 		name string
 		err  error
 	}{
-		{"create", cb.Create().Before("gorm:db_resolver").Register("threetier:session", wrote)},
-		{"update", cb.Update().Before("gorm:db_resolver").Register("threetier:session", wrote)},
-		{"delete", cb.Delete().Before("gorm:db_resolver").Register("threetier:session", wrote)},
-		{"query", cb.Query().Before("gorm:db_resolver").Register("threetier:session", read)},
-		{"row", cb.Row().Before("gorm:db_resolver").Register("threetier:session", raw)},
-		{"raw", cb.Raw().Before("gorm:db_resolver").Register("threetier:session", raw)},
+		{"create", cb.Create().Before("*").Register("threetier:session", wrote)},
+		{"update", cb.Update().Before("*").Register("threetier:session", wrote)},
+		{"delete", cb.Delete().Before("*").Register("threetier:session", wrote)},
+		{"query", cb.Query().Before("*").Register("threetier:session", read)},
+		{"row", cb.Row().Before("*").Register("threetier:session", raw)},
+		{"raw", cb.Raw().Before("*").Register("threetier:session", raw)},
 	}
 	for _, r := range regs {
 		if r.err != nil {
 			return fmt.Errorf("data: register %s session callback: %w", r.name, r.err)
+		}
+	}
+	return nil
+}
+
+type deadlineKey struct{}
+
+type deadline struct {
+	orig   context.Context
+	cancel context.CancelFunc
+}
+
+// registerDeadlineCallbacks bounds a statement by Config.OpTimeout when its
+// context has no deadline and it would wait for a connection. Only then:
+// a deadline makes database/sql watch the context with a goroutine per
+// statement, a cost the common case need not pay. Row and Rows are left
+// alone, since their results are read after the callbacks return.
+func registerDeadlineCallbacks(g *gorm.DB, db *DB) error {
+	if db.cfg.OpTimeout < 0 {
+		return nil
+	}
+	before := func(tx *gorm.DB) {
+		ctx := tx.Statement.Context
+		if _, ok := ctx.Deadline(); ok || !db.saturated() {
+			return
+		}
+		bounded, cancel := context.WithTimeout(ctx, db.cfg.OpTimeout)
+		tx.Statement.Context = bounded
+		tx.Statement.Settings.Store(deadlineKey{}, deadline{ctx, cancel})
+	}
+	// after restores the caller's context: a Statement can be reused.
+	after := func(tx *gorm.DB) {
+		if v, ok := tx.Statement.Settings.LoadAndDelete(deadlineKey{}); ok {
+			d := v.(deadline)
+			d.cancel()
+			tx.Statement.Context = d.orig
+		}
+	}
+	cb := g.Callback()
+	for _, p := range []struct {
+		name          string
+		before, after error
+	}{
+		{"create", cb.Create().Before("*").Register("threetier:deadline", before), cb.Create().After("*").Register("threetier:deadline_end", after)},
+		{"query", cb.Query().Before("*").Register("threetier:deadline", before), cb.Query().After("*").Register("threetier:deadline_end", after)},
+		{"update", cb.Update().Before("*").Register("threetier:deadline", before), cb.Update().After("*").Register("threetier:deadline_end", after)},
+		{"delete", cb.Delete().Before("*").Register("threetier:deadline", before), cb.Delete().After("*").Register("threetier:deadline_end", after)},
+		{"raw", cb.Raw().Before("*").Register("threetier:deadline", before), cb.Raw().After("*").Register("threetier:deadline_end", after)},
+	} {
+		if err := errors.Join(p.before, p.after); err != nil {
+			return fmt.Errorf("data: register %s deadline callback: %w", p.name, err)
 		}
 	}
 	return nil

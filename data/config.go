@@ -38,9 +38,12 @@ type Config struct {
 
 	// ConnectTimeout bounds dialing one PostgreSQL connection; zero means 3s.
 	ConnectTimeout time.Duration `env:"CONNECT_TIMEOUT" json:"connect_timeout,omitempty"`
-	// OpTimeout bounds every statement and transaction whose context has no
-	// deadline, waiting for a pooled connection included, so that a dead or
-	// saturated database fails calls instead of queueing them; zero means 10s.
+	// OpTimeout bounds, when the caller's context has no deadline: each
+	// transaction; each statement that has to wait for a pooled connection;
+	// and, on Linux, how long a PostgreSQL connection may go without the
+	// server acknowledging what was sent (TCP_USER_TIMEOUT), so that a dead
+	// or saturated database fails calls instead of queueing them. Zero
+	// means 10s; negative turns the bounds off.
 	OpTimeout time.Duration `env:"OP_TIMEOUT" json:"op_timeout,omitempty"`
 	// StatementTimeout is PostgreSQL's statement_timeout; zero means 30s.
 	StatementTimeout time.Duration `env:"STATEMENT_TIMEOUT" json:"statement_timeout,omitempty"`
@@ -122,7 +125,7 @@ func (c Config) Validate() error {
 		v    time.Duration
 	}{
 		{"CONN_MAX_LIFETIME", c.ConnMaxLifetime}, {"CONN_MAX_IDLE_TIME", c.ConnMaxIdleTime},
-		{"CONNECT_TIMEOUT", c.ConnectTimeout}, {"OP_TIMEOUT", c.OpTimeout},
+		{"CONNECT_TIMEOUT", c.ConnectTimeout},
 		{"STATEMENT_TIMEOUT", c.StatementTimeout}, {"LOCK_TIMEOUT", c.LockTimeout},
 		{"BUSY_TIMEOUT", c.BusyTimeout}, {"TX_BACKOFF", c.TxBackoff}, {"TX_MAX_BACKOFF", c.TxMaxBackoff},
 	}

@@ -46,7 +46,7 @@ func TestInvalidConfigIsAClearError(t *testing.T) {
 		{Config{DSN: "postgres://u:hunter2@127.0.0.1/x", MaxOpenConns: 2, MaxIdleConns: 5}, "MAX_IDLE_CONNS"},
 		{Config{Replicas: []string{"postgres://127.0.0.1/x"}}, "need a PostgreSQL primary"},
 		{Config{MaxOpenConns: -1}, "MAX_OPEN_CONNS"},
-		{Config{OpTimeout: -time.Second}, "OP_TIMEOUT"},
+		{Config{StatementTimeout: -time.Second}, "STATEMENT_TIMEOUT"},
 		{Config{DSN: "postgres://127.0.0.1/x", Replicas: []string{"http://127.0.0.1/"}}, "REPLICAS"},
 		{Config{DSN: "postgres://127.0.0.1:notaport/x"}, "DSN"},
 	}

@@ -116,8 +116,11 @@ func Open(ctx context.Context, cfg Config, opts ...Option) (*DB, error) {
 		SkipDefaultTransaction: true,
 		TranslateError:         true,
 		DisableAutomaticPing:   true,
-		DefaultContextTimeout:  cfg.OpTimeout,
 		Logger:                 slogLogger{log: db.log, slow: cfg.SlowQuery},
+		// dbresolver keeps a prepared-statement cache per pool; with any
+		// other TTL each cache runs a goroutine that never exits. pgx
+		// already caches prepared statements per connection.
+		PrepareStmtTTL: 10 * 365 * 24 * time.Hour,
 	})
 	if err != nil {
 		_ = db.primary.Close()
@@ -159,6 +162,9 @@ func (db *DB) setup(cfg Config) error {
 		db.metrics = nil
 		return fmt.Errorf("data: register metrics: %w", err)
 	}
+	if err := registerDeadlineCallbacks(db.gorm, db); err != nil {
+		return err
+	}
 	return registerClassifyCallbacks(db.gorm, db.metrics)
 }
 
@@ -172,6 +178,7 @@ func openPostgres(cfg Config, dsn string) (*sql.DB, error) {
 	if cc.ConnectTimeout == 0 {
 		cc.ConnectTimeout = cfg.ConnectTimeout
 	}
+	cc.DialFunc = dialer(cfg.OpTimeout).DialContext
 	setDefault(cc.RuntimeParams, "statement_timeout", strconv.FormatInt(cfg.StatementTimeout.Milliseconds(), 10))
 	setDefault(cc.RuntimeParams, "lock_timeout", strconv.FormatInt(cfg.LockTimeout.Milliseconds(), 10))
 	setDefault(cc.RuntimeParams, "application_name", "threetier")
@@ -296,10 +303,25 @@ func (db *DB) ping(ctx context.Context) error {
 	return nil
 }
 
-// withOpTimeout bounds ctx by d unless it already has a deadline.
+// withOpTimeout bounds ctx by d unless it already has a deadline or d is
+// negative (bounds off).
 func withOpTimeout(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
-	if _, ok := ctx.Deadline(); ok {
+	if _, ok := ctx.Deadline(); ok || d < 0 {
 		return ctx, func() {}
 	}
 	return context.WithTimeout(ctx, d)
+}
+
+// saturated reports whether a statement would have to wait for a
+// connection: every connection of some pool is in use.
+func (db *DB) saturated() bool {
+	if s := db.primary.Stats(); s.InUse >= s.MaxOpenConnections {
+		return true
+	}
+	for _, r := range db.replicas {
+		if s := r.Stats(); s.InUse >= s.MaxOpenConnections {
+			return true
+		}
+	}
+	return false
 }

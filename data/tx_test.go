@@ -198,3 +198,45 @@ func TestBackoffIsBoundedAndGrows(t *testing.T) {
 		}
 	}
 }
+
+// When every connection is busy, a statement waits at most OpTimeout for
+// one and fails as a timeout, rather than queueing without end.
+func TestPoolWaitIsBounded(t *testing.T) {
+	dialects(t, func(t *testing.T, cfg Config) {
+		cfg.MaxOpenConns, cfg.OpTimeout = 1, 300*time.Millisecond
+		db := openTest(t, cfg)
+		holding, release := make(chan struct{}), make(chan struct{})
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		done := make(chan error, 1)
+		go func() {
+			done <- db.Tx(ctx, func(tx *gorm.DB) error {
+				if err := tx.Create(&Product{Name: "held", Stock: 1}).Error; err != nil {
+					return err
+				}
+				close(holding)
+				<-release
+				return nil
+			})
+		}()
+		<-holding
+		start := time.Now()
+		var p Product
+		err := db.WithContext(context.Background()).First(&p).Error
+		elapsed := time.Since(start)
+		close(release)
+		if !errors.Is(err, ErrTimeout) || !IsFailure(err) {
+			t.Errorf("query on a saturated pool: %v, want ErrTimeout", err)
+		}
+		if elapsed < 250*time.Millisecond || elapsed > 5*time.Second {
+			t.Errorf("query on a saturated pool failed after %v, want about 300ms", elapsed)
+		}
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		// The statement's context was restored: the same session works.
+		if err := db.WithContext(context.Background()).First(&p).Error; err != nil {
+			t.Errorf("after the pool freed up: %v", err)
+		}
+	})
+}

@@ -1,0 +1,117 @@
+package data
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// The data tier side by side with raw pgx on the same PostgreSQL (the
+// database users would otherwise talk to directly). examples/bench/data.sh
+// runs them and prints the ratios.
+
+func benchSetup(b *testing.B) (*DB, *pgxpool.Pool, context.Context) {
+	b.Helper()
+	dsn := pgSchema(b)
+	db := openTest(b, Config{DSN: dsn})
+	ctx := context.Background()
+	pool, err := pgxpool.New(ctx, dsn)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(pool.Close)
+	return db, pool, ctx
+}
+
+func BenchmarkPKRead(b *testing.B) {
+	db, pool, ctx := benchSetup(b)
+	p := Product{Name: "widget", Stock: 7}
+	if err := db.Gorm().Create(&p).Error; err != nil {
+		b.Fatal(err)
+	}
+	b.Run("impl=data", func(b *testing.B) {
+		for b.Loop() {
+			var got Product
+			if err := db.WithContext(ctx).Take(&got, p.ID).Error; err != nil || got.Stock != 7 {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("impl=pgx", func(b *testing.B) {
+		for b.Loop() {
+			var got Product
+			err := pool.QueryRow(ctx, "SELECT id, name, stock FROM products WHERE id = $1", p.ID).Scan(&got.ID, &got.Name, &got.Stock)
+			if err != nil || got.Stock != 7 {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+func BenchmarkInsert(b *testing.B) {
+	db, pool, ctx := benchSetup(b)
+	now := time.Now()
+	b.Run("impl=data", func(b *testing.B) {
+		i := 0
+		for b.Loop() {
+			i++
+			e := Event{Kind: "bench", Payload: "data", Amount: int64(i), CreatedAt: now}
+			if err := db.WithContext(ctx).Create(&e).Error; err != nil || e.ID == 0 {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("impl=pgx", func(b *testing.B) {
+		i := 0
+		for b.Loop() {
+			i++
+			var id int64
+			err := pool.QueryRow(ctx, "INSERT INTO events (kind, payload, amount, created_at) VALUES ($1, $2, $3, $4) RETURNING id",
+				"bench", "pgx", int64(i), now).Scan(&id)
+			if err != nil || id == 0 {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+func BenchmarkBulkInsert10k(b *testing.B) {
+	db, pool, ctx := benchSetup(b)
+	const n = 10_000
+	rows := makeEvents(n, "bench")
+	now := time.Now()
+	for i := range rows {
+		rows[i].CreatedAt = now
+	}
+	b.Run("impl=data", func(b *testing.B) {
+		for b.Loop() {
+			if got, err := db.BulkInsert(ctx, rows); err != nil || got != n {
+				b.Fatal(got, err)
+			}
+		}
+	})
+	b.Run("impl=pgx", func(b *testing.B) {
+		for b.Loop() {
+			src := make([][]any, n)
+			for i, e := range rows {
+				src[i] = []any{e.Kind, e.Payload, e.Amount, e.CreatedAt}
+			}
+			got, err := pool.CopyFrom(ctx, pgx.Identifier{"events"}, []string{"kind", "payload", "amount", "created_at"}, pgx.CopyFromRows(src))
+			if err != nil || got != n {
+				b.Fatal(got, err)
+			}
+		}
+	})
+	b.Run("impl=gorm_batches", func(b *testing.B) {
+		for b.Loop() {
+			batch := make([]Event, n)
+			copy(batch, rows)
+			if err := db.WithContext(ctx).CreateInBatches(batch, 1000).Error; err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}

@@ -62,6 +62,16 @@ func BenchmarkGuardedCall(b *testing.B) {
 			sink += v
 		}
 	})
+	b.Run("rejected-open", func(b *testing.B) {
+		g := newGuard(b, GuardConfig{Timeout: -1, ConsecutiveFailures: 1, OpenFor: time.Hour})
+		_, _ = Do(ctx, g, func(context.Context) (int, error) { return 0, errDown })
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := Do(ctx, g, bareCall); err == nil {
+				b.Fatal("an open breaker let a call through")
+			}
+		}
+	})
 	b.Run("bare-parallel", func(b *testing.B) {
 		b.ReportAllocs()
 		b.RunParallel(func(pb *testing.PB) {

@@ -149,7 +149,7 @@ func TestClientBreakerOpensOnFailingService(t *testing.T) {
 
 func TestClientTimeoutCoversTheBody(t *testing.T) {
 	a := newUpstream(t, "a")
-	c := newTestClient(t, GuardConfig{Timeout: 50 * time.Millisecond}, a)
+	c := newTestClient(t, GuardConfig{Timeout: 5 * time.Second}, a)
 	// The answer is read before the call's context ends, so the caller
 	// can read it afterwards.
 	req, _ := http.NewRequest(http.MethodGet, "http://users/users/3", nil)
@@ -163,6 +163,7 @@ func TestClientTimeoutCoversTheBody(t *testing.T) {
 	}
 
 	a.mode.Store("hang")
+	c = newTestClient(t, GuardConfig{Timeout: 50 * time.Millisecond}, a)
 	err = c.JSON(context.Background(), http.MethodGet, "/users/3", nil, nil)
 	if !errors.Is(err, ErrTimeout) {
 		t.Fatalf("err = %v, want ErrTimeout", err)

@@ -156,6 +156,12 @@ func (g *Guard) RetryAfter() time.Duration {
 	if g.cb.State() != gobreaker.StateOpen {
 		return 0
 	}
+	return g.openLeft()
+}
+
+// openLeft is what remains of the current open period, for a breaker known
+// to be open.
+func (g *Guard) openLeft() time.Duration {
 	left := time.Until(time.Unix(0, g.openedAt.Load()).Add(g.cfg.OpenFor))
 	return max(left, 0)
 }
@@ -272,9 +278,13 @@ func (g *Guard) attempt(ctx context.Context, fn func(context.Context) error, now
 		}
 		return struct{}{}, errCountFailure
 	})
-	if errors.Is(berr, gobreaker.ErrOpenState) || errors.Is(berr, gobreaker.ErrTooManyRequests) {
+	switch berr {
+	case gobreaker.ErrOpenState:
 		g.m.rejected[rejectOpen].Inc()
-		return false, &GuardError{Guard: g.name, Err: ErrBreakerOpen, RetryAfter: g.RetryAfter()}
+		return false, &GuardError{Guard: g.name, Err: ErrBreakerOpen, RetryAfter: g.openLeft()}
+	case gobreaker.ErrTooManyRequests: // half-open, every probe slot taken
+		g.m.rejected[rejectOpen].Inc()
+		return false, &GuardError{Guard: g.name, Err: ErrBreakerOpen}
 	}
 	switch out {
 	case outcomeTimeout:

@@ -152,7 +152,7 @@ func checkProblem(t *testing.T, x exchange, status int, path string) tier.Proble
 }
 
 func TestProblemJSONOnEveryErrorPath(t *testing.T) {
-	ps := newProblemServer(t, Config{BodyLimit: 1024, RequestTimeout: 100 * time.Millisecond})
+	ps := newProblemServer(t, Config{BodyLimit: 1024, RequestTimeout: time.Second})
 	c := testClient(t)
 	const js = "application/json"
 	big := `{"name":"` + strings.Repeat("x", 2048) + `"}`
@@ -183,7 +183,7 @@ func TestProblemJSONOnEveryErrorPath(t *testing.T) {
 		{name: "panic", method: "GET", path: "/panic", status: 500},
 		{name: "open breaker", method: "GET", path: "/open", status: 503, retryAfter: true},
 		{name: "dependency timeout", method: "GET", path: "/slow-dep", status: 504},
-		{name: "request timeout", method: "GET", path: "/slow", status: 503, detail: "took longer than 100ms"},
+		{name: "request timeout", method: "GET", path: "/slow", status: 503, detail: "took longer than 1s"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -47,6 +47,10 @@ over guarded bare
 over guarded-timeout bare-timeout
 over guarded-parallel bare-parallel
 over guarded-parallel-bulkhead bare-parallel
+now=$(field "BenchmarkClock/now-$procs" ns/op)
+since=$(field "BenchmarkClock/since-$procs" ns/op)
+echo "of which clock reads (2 time.Now in gobreaker, 2 time.Since in the guard): $(awk -v a="$now" -v b="$since" 'BEGIN {printf "%.0f", 2*a+2*b}') ns on this machine"
+echo "an open breaker refuses a call in $(field "BenchmarkGuardedCall/rejected-open-$procs" ns/op) ns"
 chain=$(field "BenchmarkChain/app-chain-$procs" ns/op)
 bare=$(field "BenchmarkChain/bare-echo-$procs" ns/op)
 echo "in-process chain / bare Echo: $(awk -v a="$chain" -v b="$bare" 'BEGIN {printf "%.2fx", a/b}') the time per request ($chain vs $bare ns)"

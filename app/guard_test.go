@@ -572,3 +572,25 @@ func TestBulkheadWaitersAllGetThrough(t *testing.T) {
 		t.Fatalf("%d calls refused, peak %d, %d still in flight: want 0, at most %d, 0", rejected.Load(), peak.Load(), g.InFlight(), limit)
 	}
 }
+
+// Failures older than the window stop counting: the ratio is judged over
+// the recent calls only.
+func TestFailureRatioWindowRolls(t *testing.T) {
+	g := newTestGuard(t, GuardConfig{ConsecutiveFailures: -1, FailureRatio: 0.5, MinCalls: 4, Window: 200 * time.Millisecond})
+	ctx := context.Background()
+	var calls atomic.Int64
+	for range 3 {
+		_, _ = Do(ctx, g, failing(&calls)) // below the minimum volume
+	}
+	waitFor(t, 5*time.Second, "the old failures to leave the window", func() bool {
+		_ = g.State() // the breaker rolls its window when asked
+		return g.Counts().TotalFailures == 0
+	})
+	_, _ = Do(ctx, g, failing(&calls))
+	for range 3 {
+		_, _ = Do(ctx, g, func(context.Context) (int, error) { return 1, nil })
+	}
+	if s := g.State(); s != gobreaker.StateClosed {
+		t.Fatalf("breaker %s: 1 failure in the 4 recent calls must not trip a 0.5 ratio", s)
+	}
+}

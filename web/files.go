@@ -425,7 +425,6 @@ func (f *Files) serveFile(w http.ResponseWriter, r *http.Request, e *entry) erro
 		h.Set("Content-Encoding", enc.token())
 		return f.sendEncoded(w, r, e, enc, rp, size)
 	}
-	h.Set("Accept-Ranges", "bytes")
 	if rangeHeader != "" && ifRangeAllows(r, etag, e.stamp.modTime) {
 		ranges, err := parseRange(rangeHeader, size)
 		switch {
@@ -437,6 +436,7 @@ func (f *Files) serveFile(w http.ResponseWriter, r *http.Request, e *entry) erro
 			return f.sendRanges(w, r, e, ranges)
 		}
 	}
+	h.Set("Accept-Ranges", "bytes")
 	h.Set("Content-Length", strconv.FormatInt(size, 10))
 	if e.content != nil {
 		w.WriteHeader(http.StatusOK)

@@ -33,7 +33,9 @@ var (
 // parseRange reads a Range header against a file of size bytes.
 func parseRange(h string, size int64) ([]byteRange, error) {
 	unit, set, ok := strings.Cut(h, "=")
-	if !ok || !strings.EqualFold(strings.TrimSpace(unit), "bytes") {
+	// An empty file has no ranges to give: send it whole (as nginx does)
+	// rather than 416, which confuses download resumers.
+	if !ok || !strings.EqualFold(strings.TrimSpace(unit), "bytes") || size == 0 {
 		return nil, errRangeIgnored
 	}
 	var out []byteRange
@@ -58,7 +60,7 @@ func parseRange(h string, size int64) ([]byteRange, error) {
 			if err != nil {
 				return nil, errRangeIgnored
 			}
-			if n == 0 || size == 0 {
+			if n == 0 {
 				continue // a zero-length suffix is unsatisfiable
 			}
 			r = byteRange{max(size-n, 0), size}

@@ -1,0 +1,107 @@
+# Shared by web-compare.sh and web.sh (source it, do not run it): builds
+# the same tree of files, starts nginx with its own configuration and
+# examples/static over it on 127.0.0.1, and stops both by PID on exit.
+#
+# Variables: NGINX_PORT (18480), STATIC_PORT (18481).
+
+NGINX_PORT=${NGINX_PORT:-18480}
+STATIC_PORT=${STATIC_PORT:-18481}
+NGINX_URL="http://127.0.0.1:$NGINX_PORT"
+STATIC_URL="http://127.0.0.1:$STATIC_PORT"
+work=$(mktemp -d)
+chmod 755 "$work" # nginx workers run as an unprivileged user
+pids=()
+
+web_cleanup() {
+	for pid in "${pids[@]}"; do
+		kill "$pid" 2>/dev/null || true
+	done
+	for pid in "${pids[@]}"; do
+		wait "$pid" 2>/dev/null || true
+	done
+	rm -rf "$work"
+}
+trap web_cleanup EXIT
+
+# web_install installs what is missing from Debian packages.
+web_install() {
+	local need=()
+	command -v nginx >/dev/null || need+=(nginx)
+	command -v curl >/dev/null || need+=(curl)
+	for tool in "$@"; do command -v "$tool" >/dev/null || need+=("$tool"); done
+	if ((${#need[@]})); then
+		echo "installing ${need[*]}" >&2
+		apt-get update -qq && apt-get install -y -qq "${need[@]}" >/dev/null
+	fi
+}
+
+# web_tree writes the files both servers serve, with fixed mtimes so that
+# Last-Modified is the same on both sides.
+web_tree() {
+	local p="$work/public"
+	mkdir -p "$p/dir" "$p/noindex/sub" "$p/.git" "$p/assets"
+	head -c 1024 /dev/urandom >"$p/1k.bin"
+	head -c 65536 /dev/urandom >"$p/64k.bin"
+	head -c 1048576 /dev/urandom >"$p/1m.bin"
+	awk 'BEGIN { for (i = 0; i < 500; i++) print "body { color: #333; margin: 0 auto; }" }' >"$p/app.css"
+	gzip -9 -k "$p/app.css"
+	printf '<h1>root</h1>\n' >"$p/index.html"
+	printf '<h1>dir</h1>\n' >"$p/dir/index.html"
+	printf 'a\n' >"$p/noindex/a.txt"
+	printf 'secret\n' >"$p/.env"
+	printf 'secret\n' >"$p/.git/config"
+	printf 'small\n' >"$p/small.txt"
+	: >"$p/empty.txt"
+	printf 'console.log(1)\n' >"$p/assets/app.1234.js"
+	printf 'outside\n' >"$work/outside.txt"
+	ln -s "$work/outside.txt" "$p/link-out"
+	find "$p" -exec touch -h -d '2026-01-02 03:04:05 UTC' {} +
+}
+
+# web_start starts nginx and examples/static and waits until both answer.
+web_start() {
+	mkdir -p "$work/nginx/logs"
+	cat >"$work/nginx/nginx.conf" <<CONF
+worker_processes auto;
+error_log $work/nginx/logs/error.log warn;
+pid $work/nginx/nginx.pid;
+events { worker_connections 4096; }
+http {
+	include /etc/nginx/mime.types;
+	default_type application/octet-stream;
+	access_log off;
+	sendfile on;
+	tcp_nopush on;
+	keepalive_requests 1000000;
+	open_file_cache max=1000 inactive=60s;
+	open_file_cache_valid 1s;
+	gzip_static on;
+	client_body_temp_path $work/nginx/tmp;
+	proxy_temp_path $work/nginx/tmp;
+	fastcgi_temp_path $work/nginx/tmp;
+	uwsgi_temp_path $work/nginx/tmp;
+	scgi_temp_path $work/nginx/tmp;
+	server {
+		listen 127.0.0.1:$NGINX_PORT;
+		root $work/public;
+		index index.html;
+	}
+}
+CONF
+	nginx -p "$work/nginx" -c "$work/nginx/nginx.conf" -g 'daemon off;' &
+	pids+=($!)
+	go build -o "$work/static" ./examples/static
+	"$work/static" -listen "127.0.0.1:$STATIC_PORT" -root "$work/public" -access-log=false 2>"$work/static.log" &
+	pids+=($!)
+	local deadline=$((SECONDS + 60))
+	for url in "$NGINX_URL" "$STATIC_URL"; do
+		until curl -s -o /dev/null "$url/small.txt"; do
+			if ((SECONDS > deadline)); then
+				echo "server at $url did not start" >&2
+				cat "$work/nginx/logs/error.log" "$work/static.log" >&2 || true
+				exit 1
+			fi
+			sleep 0.2
+		done
+	done
+}

@@ -23,6 +23,9 @@ type DNS struct {
 	SRV  bool // look up SRV records instead of addresses
 	// Scheme of the endpoints: "http" (the default) or "https".
 	Scheme string
+	// Network is "ip4" or "ip6" to keep only the addresses of one family
+	// (so that a dual-stack instance is not counted twice); zero means both.
+	Network string
 	// Resolver to use; nil means net.DefaultResolver.
 	Resolver *net.Resolver
 }
@@ -79,8 +82,12 @@ func (d *DNS) Discover(ctx context.Context) ([]Endpoint, error) {
 	if scheme == "" {
 		scheme = "http"
 	}
+	network := d.Network
+	if network == "" {
+		network = "ip"
+	}
 	if !d.SRV {
-		ips, err := r.LookupNetIP(ctx, "ip", d.Host)
+		ips, err := r.LookupNetIP(ctx, network, d.Host)
 		if err != nil {
 			return nil, fmt.Errorf("resolve %s: %w", d.Host, err)
 		}
@@ -101,7 +108,7 @@ func (d *DNS) Discover(ctx context.Context) ([]Endpoint, error) {
 	var eps []Endpoint
 	var errs []error
 	for _, s := range srvs {
-		ips, err := r.LookupNetIP(ctx, "ip", s.Target)
+		ips, err := r.LookupNetIP(ctx, network, s.Target)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("resolve SRV target %s: %w", s.Target, err))
 			continue

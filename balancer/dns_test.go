@@ -220,9 +220,16 @@ func TestDNSPlainAddresses(t *testing.T) {
 		t.Fatal(err)
 	}
 	d.Resolver = z.resolver()
-	eps, err := d.Discover(context.Background())
-	if err != nil || len(eps) != 1 || eps[0].URL != a.url {
-		t.Fatalf("discover = %v, %v", eps, err)
+	for _, network := range []string{"", "ip4"} {
+		d.Network = network
+		eps, err := d.Discover(context.Background())
+		if err != nil || len(eps) != 1 || eps[0].URL != a.url {
+			t.Fatalf("discover (%q) = %v, %v", network, eps, err)
+		}
+	}
+	d.Network = "ip6"
+	if eps, err := d.Discover(context.Background()); err == nil && len(eps) != 0 {
+		t.Fatalf("ip6 found %v", eps)
 	}
 }
 

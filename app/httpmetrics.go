@@ -54,20 +54,14 @@ func newHTTPMetrics(reg prometheus.Registerer, limit func() float64) (*httpMetri
 	return m, nil
 }
 
-func (m *httpMetrics) middleware(next echo.HandlerFunc) echo.HandlerFunc {
-	return func(c echo.Context) error {
-		start := time.Now()
-		m.inFlight.Inc()
-		defer m.inFlight.Dec() // also when a handler aborts with a panic
-		err := next(c)
-		method, route := methodLabel(c.Request().Method), c.Path()
-		if route == "" {
-			route = "unmatched"
-		}
-		m.requests.WithLabelValues(method, route, strconv.Itoa(c.Response().Status)).Inc()
-		m.duration.WithLabelValues(method, route).Observe(time.Since(start).Seconds())
-		return err
+// record counts an answered request and its duration.
+func (m *httpMetrics) record(c echo.Context, took time.Duration) {
+	method, route := methodLabel(c.Request().Method), c.Path()
+	if route == "" {
+		route = "unmatched"
 	}
+	m.requests.WithLabelValues(method, route, strconv.Itoa(c.Response().Status)).Inc()
+	m.duration.WithLabelValues(method, route).Observe(took.Seconds())
 }
 
 // methodLabel keeps the label's values few whatever methods clients send.

@@ -50,7 +50,7 @@ var (
 )
 
 // New builds the server; it serves once started. The middleware chain,
-// outermost first: request ID, access log, metrics, error answering,
+// outermost first: request ID, access log and metrics, error answering,
 // panic recovery, CORS (when configured), load shedding, body limit,
 // request timeout. Routes added on Echo() run inside it. The probe and
 // metrics routes are neither shed nor timed out.
@@ -94,7 +94,7 @@ func New(cfg Config, opts ...Option) (*Server, error) {
 	e.IPExtractor = echo.ExtractIPFromXFFHeader()
 	s.echo = e
 
-	e.Use(requestID(), accessLog(o.log, s.isInfra), metrics.middleware, answerErrors, recoverPanics(o.log))
+	e.Use(requestID(), observe(o.log, metrics, s.isInfra), answerErrors, recoverPanics(o.log))
 	if len(cfg.CORSOrigins) > 0 {
 		e.Use(middleware.CORSWithConfig(middleware.CORSConfig{AllowOrigins: cfg.CORSOrigins}))
 	}

@@ -57,6 +57,10 @@ func (s *shedder) middleware(skip func(echo.Context) bool) echo.MiddlewareFunc {
 				p.RetryAfter = s.retryAfter
 				return p
 			}
+			if s.target <= 0 {
+				defer s.inFlight.Add(-1)
+				return next(c)
+			}
 			start := time.Now()
 			defer func() { s.done(n, time.Since(start)) }()
 			return next(c)
@@ -64,13 +68,10 @@ func (s *shedder) middleware(skip func(echo.Context) bool) echo.MiddlewareFunc {
 	}
 }
 
-// done releases a request's place and, when adaptive, adjusts the cap.
-// inFlight is how many were in flight when it was admitted.
+// done releases a request's place and adjusts the adaptive cap. inFlight
+// is how many were in flight when it was admitted.
 func (s *shedder) done(inFlight int64, took time.Duration) {
 	s.inFlight.Add(-1)
-	if s.target <= 0 {
-		return
-	}
 	limit := s.limit.Load()
 	if took > s.target {
 		now := time.Now()

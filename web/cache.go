@@ -1,6 +1,8 @@
 package web
 
 import (
+	"net/http"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -19,6 +21,10 @@ type stamp struct {
 type rep struct {
 	etag    string
 	size    int64
+	// hdrETag and hdrLength are ready-made header values, shared by every
+	// response: building them per request costs more than the rest of the
+	// handler. They are never modified.
+	hdrETag, hdrLength []string
 	content []byte // nil: read from file
 	file    string // sidecar name, "" when made in memory
 }
@@ -39,6 +45,9 @@ type entry struct {
 	sidecars [numEncodings]stamp
 	// stream: compressible but too large to keep; compress per request.
 	stream bool
+	// Ready-made header values (see rep); hdrLastMod is nil without a
+	// modification time.
+	hdrETag, hdrLastMod, hdrType, hdrLength []string
 
 	checked atomic.Int64 // unix nanoseconds of the last check on disk
 	ref     atomic.Bool  // used since the clock hand last passed
@@ -68,6 +77,29 @@ func (e *entry) avail() (a [numEncodings]bool) {
 
 // entryOverhead approximates the memory of an entry beyond its contents.
 const entryOverhead = 256
+
+// one returns a header value slice of capacity 1, so that a middleware
+// appending to it gets a copy instead of writing into the shared one.
+func one(v string) []string { return []string{v} }
+
+// prepareHeaders fills the ready-made header values once e is loaded.
+func (e *entry) prepareHeaders() {
+	if e.isDir {
+		return
+	}
+	e.hdrETag = one(e.etag)
+	if !e.stamp.modTime.IsZero() {
+		e.hdrLastMod = one(e.stamp.modTime.UTC().Format(http.TimeFormat))
+	}
+	e.hdrType = one(e.ctype)
+	e.hdrLength = one(strconv.FormatInt(e.stamp.size, 10))
+	for _, r := range e.reps {
+		if r != nil {
+			r.hdrETag = one(r.etag)
+			r.hdrLength = one(strconv.FormatInt(r.size, 10))
+		}
+	}
+}
 
 func (e *entry) computeCost() {
 	e.cost = entryOverhead + int64(len(e.name)) + int64(len(e.content))

@@ -11,23 +11,23 @@ import (
 func precondition(r *http.Request, etag string, modTime time.Time) int {
 	h := r.Header
 	getOrHead := r.Method == http.MethodGet || r.Method == http.MethodHead
-	if im := h.Get("If-Match"); im != "" {
+	if im := header(h, "If-Match"); im != "" {
 		if !etagListMatch(im, etag, true) {
 			return http.StatusPreconditionFailed
 		}
-	} else if ius := h.Get("If-Unmodified-Since"); ius != "" && !modTime.IsZero() {
+	} else if ius := header(h, "If-Unmodified-Since"); ius != "" && !modTime.IsZero() {
 		if t, err := http.ParseTime(ius); err == nil && modTime.Truncate(time.Second).After(t) {
 			return http.StatusPreconditionFailed
 		}
 	}
-	if inm := h.Get("If-None-Match"); inm != "" {
+	if inm := header(h, "If-None-Match"); inm != "" {
 		if etagListMatch(inm, etag, false) {
 			if getOrHead {
 				return http.StatusNotModified
 			}
 			return http.StatusPreconditionFailed
 		}
-	} else if ims := h.Get("If-Modified-Since"); ims != "" && getOrHead && !modTime.IsZero() {
+	} else if ims := header(h, "If-Modified-Since"); ims != "" && getOrHead && !modTime.IsZero() {
 		if t, err := http.ParseTime(ims); err == nil && !modTime.Truncate(time.Second).After(t) {
 			return http.StatusNotModified
 		}
@@ -39,7 +39,7 @@ func precondition(r *http.Request, etag string, modTime time.Time) int {
 // there is no If-Range, or when it names the current representation by a
 // strong ETag or by exactly its Last-Modified date.
 func ifRangeAllows(r *http.Request, etag string, modTime time.Time) bool {
-	ir := r.Header.Get("If-Range")
+	ir := header(r.Header, "If-Range")
 	if ir == "" {
 		return true
 	}

@@ -295,6 +295,7 @@ func (f *Files) load(name string) (*entry, error) {
 			}
 		}
 	}
+	e.prepareHeaders()
 	e.computeCost()
 	return e, nil
 }
@@ -336,6 +337,20 @@ func formatETag(sum []byte) string {
 func variantETag(etag string, enc encoding) string {
 	return etag[:len(etag)-1] + "-" + enc.token() + `"`
 }
+
+// header returns the first value of a request header by its canonical
+// key, without canonicalizing it again.
+func header(h http.Header, canonicalKey string) string {
+	if v := h[canonicalKey]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
+}
+
+var (
+	acceptRangesBytes = []string{"bytes"}
+	encodingHeaders   = [numEncodings][]string{encBrotli: {"br"}, encZstd: {"zstd"}, encGzip: {"gzip"}}
+)
 
 // errStale: the file on disk is no longer the version in the cache, found
 // before any header was sent, so the request can be served again.
@@ -384,33 +399,37 @@ func (f *Files) serveFile(w http.ResponseWriter, r *http.Request, e *entry) erro
 	// Rules match the file served, so a directory index or the SPA
 	// fallback gets the rules of index.html.
 	if cc := f.cfg.CacheControl.value(f.cfg.Prefix + e.name); cc != "" {
-		h.Set("Cache-Control", cc)
+		h["Cache-Control"] = []string{cc}
 	}
 	rangeHeader := ""
 	if r.Method == http.MethodGet {
-		rangeHeader = r.Header.Get("Range")
+		rangeHeader = header(r.Header, "Range")
 	}
 	enc := identity
 	if e.negotiable() {
-		h.Add("Vary", "Accept-Encoding")
+		h["Vary"] = append(h["Vary"], "Accept-Encoding")
 		// A range is always of the identity form: a client resuming a
 		// download must be able to splice the bytes it already has.
 		if rangeHeader == "" {
-			enc = negotiate(r.Header.Get("Accept-Encoding"), e.avail())
+			enc = negotiate(header(r.Header, "Accept-Encoding"), e.avail())
 		}
 	}
 	var rp *rep
 	etag, size := e.etag, e.stamp.size
+	hdrETag := e.hdrETag
 	if enc != identity {
 		if rp = e.reps[enc]; rp != nil {
-			etag, size = rp.etag, rp.size
+			etag, size, hdrETag = rp.etag, rp.size, rp.hdrETag
 		} else {
 			etag, size = variantETag(e.etag, enc), -1
+			hdrETag = one(etag)
 		}
 	}
-	h.Set("ETag", etag)
-	if !e.stamp.modTime.IsZero() {
-		h.Set("Last-Modified", e.stamp.modTime.UTC().Format(http.TimeFormat))
+	// Header keys are written in canonical form ("Etag") so that no
+	// request pays for canonicalizing them.
+	h["Etag"] = hdrETag
+	if e.hdrLastMod != nil {
+		h["Last-Modified"] = e.hdrLastMod
 	}
 	switch precondition(r, etag, e.stamp.modTime) {
 	case http.StatusNotModified:
@@ -420,9 +439,9 @@ func (f *Files) serveFile(w http.ResponseWriter, r *http.Request, e *entry) erro
 		problem(w, r, http.StatusPreconditionFailed, "precondition failed")
 		return nil
 	}
-	h.Set("Content-Type", e.ctype)
+	h["Content-Type"] = e.hdrType
 	if enc != identity {
-		h.Set("Content-Encoding", enc.token())
+		h["Content-Encoding"] = encodingHeaders[enc]
 		return f.sendEncoded(w, r, e, enc, rp, size)
 	}
 	if rangeHeader != "" && ifRangeAllows(r, etag, e.stamp.modTime) {
@@ -436,8 +455,8 @@ func (f *Files) serveFile(w http.ResponseWriter, r *http.Request, e *entry) erro
 			return f.sendRanges(w, r, e, ranges)
 		}
 	}
-	h.Set("Accept-Ranges", "bytes")
-	h.Set("Content-Length", strconv.FormatInt(size, 10))
+	h["Accept-Ranges"] = acceptRangesBytes
+	h["Content-Length"] = e.hdrLength
 	if e.content != nil {
 		w.WriteHeader(http.StatusOK)
 		if r.Method != http.MethodHead {
@@ -477,7 +496,7 @@ func (f *Files) open(e *entry) (fs.File, error) {
 // length, or one compressed on the fly (no length, chunked).
 func (f *Files) sendEncoded(w http.ResponseWriter, r *http.Request, e *entry, enc encoding, rp *rep, size int64) error {
 	if rp != nil && rp.content != nil {
-		w.Header().Set("Content-Length", strconv.FormatInt(size, 10))
+		w.Header()["Content-Length"] = rp.hdrLength
 		w.WriteHeader(http.StatusOK)
 		if r.Method != http.MethodHead {
 			_, _ = w.Write(rp.content)

@@ -1,8 +1,10 @@
 package web
 
 import (
+	"fmt"
 	"log/slog"
 	"net/http"
+	"runtime/debug"
 	"strconv"
 	"time"
 
@@ -10,21 +12,73 @@ import (
 	"github.com/threetier/threetier/tier"
 )
 
-// requestID takes the caller's X-Request-Id when it is sane, or makes one,
-// puts it in the request context (for logs and the next tier) and echoes
-// it in the response.
-func requestID(next echo.HandlerFunc) echo.HandlerFunc {
-	return func(c echo.Context) error {
-		r := c.Request()
-		id := r.Header.Get(tier.HeaderRequestID)
-		if !validRequestID(id) {
-			id = tier.NewRequestID()
-			r.Header.Set(tier.HeaderRequestID, id)
+// edge is the web tier's one middleware: request ID, security headers,
+// panic recovery, metrics and the access log. It is one function rather
+// than five because Echo builds the middleware chain anew for every
+// request, and each link costs an allocation on the hottest path.
+func edge(cfg Config, tlsOn bool, m *serverMetrics, log *slog.Logger) echo.MiddlewareFunc {
+	security := securityHeaders(cfg, tlsOn)
+	log = tier.LoggerOrDiscard(log)
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			start := time.Now()
+			r, w := c.Request(), c.Response()
+			h := w.Header()
+
+			id := header(r.Header, tier.HeaderRequestID)
+			if !validRequestID(id) {
+				id = tier.NewRequestID()
+				r.Header[tier.HeaderRequestID] = []string{id}
+			}
+			r = r.WithContext(tier.WithRequestID(r.Context(), id))
+			c.SetRequest(r)
+			h[tier.HeaderRequestID] = []string{id}
+			for _, kv := range security {
+				h[kv.key] = kv.value
+			}
+
+			m.inFlight.Inc()
+			if err := serveRecovering(next, c, log); err != nil {
+				c.Error(err) // write the problem now, so status and size are known
+			}
+			m.inFlight.Dec()
+
+			elapsed := time.Since(start)
+			method := methodLabel(r.Method)
+			m.requests.WithLabelValues(method, strconv.Itoa(w.Status)).Inc()
+			m.duration.WithLabelValues(method).Observe(elapsed.Seconds())
+			m.bytes.Add(float64(w.Size))
+			if log.Enabled(r.Context(), slog.LevelInfo) {
+				log.LogAttrs(r.Context(), slog.LevelInfo, "access",
+					slog.String("remote", r.RemoteAddr),
+					slog.String("method", r.Method),
+					slog.String("uri", r.RequestURI),
+					slog.String("proto", r.Proto),
+					slog.Int("status", w.Status),
+					slog.Int64("bytes", w.Size),
+					slog.Duration("duration", elapsed),
+					slog.String("user_agent", r.UserAgent()),
+				)
+			}
+			return nil
 		}
-		c.SetRequest(r.WithContext(tier.WithRequestID(r.Context(), id)))
-		c.Response().Header().Set(tier.HeaderRequestID, id)
-		return next(c)
 	}
+}
+
+// serveRecovering runs next and turns a panic into an error (a 500 for
+// the client, a logged stack for the operator). http.ErrAbortHandler is
+// passed on: it is how a handler asks net/http to drop the connection.
+func serveRecovering(next echo.HandlerFunc, c echo.Context, log *slog.Logger) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			if p == http.ErrAbortHandler {
+				panic(p)
+			}
+			log.ErrorContext(c.Request().Context(), "web: handler panic", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+			err = fmt.Errorf("handler panic: %v", p)
+		}
+	}()
+	return next(c)
 }
 
 // validRequestID accepts up to 128 characters of [A-Za-z0-9._:-], so that
@@ -42,60 +96,26 @@ func validRequestID(id string) bool {
 	return true
 }
 
-// securityHeaders sets the headers every response of a public site should
-// carry; HSTS only over TLS, where browsers honour it.
-func securityHeaders(cfg Config, tlsOn bool) echo.MiddlewareFunc {
-	hsts := ""
-	if tlsOn && cfg.HSTS > 0 {
-		hsts = "max-age=" + strconv.FormatInt(int64(cfg.HSTS/time.Second), 10) + "; includeSubDomains"
-	}
-	return func(next echo.HandlerFunc) echo.HandlerFunc {
-		return func(c echo.Context) error {
-			h := c.Response().Header()
-			h.Set("X-Content-Type-Options", "nosniff")
-			h.Set("Referrer-Policy", "strict-origin-when-cross-origin")
-			h.Set("X-Frame-Options", cfg.FrameOptions)
-			if hsts != "" {
-				h.Set("Strict-Transport-Security", hsts)
-			}
-			return next(c)
-		}
-	}
+type headerValue struct {
+	key   string // canonical
+	value []string
 }
 
-// observe counts and times every request and, with a logger, writes one
-// access-log line per request.
-func observe(m *serverMetrics, log *slog.Logger) echo.MiddlewareFunc {
-	return func(next echo.HandlerFunc) echo.HandlerFunc {
-		return func(c echo.Context) error {
-			start := time.Now()
-			m.inFlight.Inc()
-			err := next(c)
-			if err != nil {
-				c.Error(err) // write the problem now, so status and size are known
-			}
-			m.inFlight.Dec()
-			r, w := c.Request(), c.Response()
-			elapsed := time.Since(start)
-			method := methodLabel(r.Method)
-			m.requests.WithLabelValues(method, strconv.Itoa(w.Status)).Inc()
-			m.duration.WithLabelValues(method).Observe(elapsed.Seconds())
-			m.bytes.Add(float64(w.Size))
-			if log != nil && log.Enabled(r.Context(), slog.LevelInfo) {
-				log.LogAttrs(r.Context(), slog.LevelInfo, "access",
-					slog.String("remote", r.RemoteAddr),
-					slog.String("method", r.Method),
-					slog.String("uri", r.RequestURI),
-					slog.String("proto", r.Proto),
-					slog.Int("status", w.Status),
-					slog.Int64("bytes", w.Size),
-					slog.Duration("duration", elapsed),
-					slog.String("user_agent", r.UserAgent()),
-				)
-			}
-			return nil
-		}
+// securityHeaders returns the headers every response of a public site
+// should carry; HSTS only over TLS, where browsers honour it.
+func securityHeaders(cfg Config, tlsOn bool) []headerValue {
+	if cfg.NoSecurityHeaders {
+		return nil
 	}
+	hs := []headerValue{
+		{"X-Content-Type-Options", one("nosniff")},
+		{"Referrer-Policy", one("strict-origin-when-cross-origin")},
+		{"X-Frame-Options", one(cfg.FrameOptions)},
+	}
+	if tlsOn && cfg.HSTS > 0 {
+		hs = append(hs, headerValue{"Strict-Transport-Security", one("max-age=" + strconv.FormatInt(int64(cfg.HSTS/time.Second), 10) + "; includeSubDomains")})
+	}
+	return hs
 }
 
 // methodLabel bounds the method label to the standard methods.

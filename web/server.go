@@ -12,7 +12,6 @@ import (
 	"sync"
 
 	"github.com/labstack/echo/v4"
-	"github.com/labstack/echo/v4/middleware"
 	"github.com/threetier/threetier/tier"
 )
 
@@ -71,12 +70,7 @@ func New(cfg Config, opts ...Option) (*Server, error) {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.handleError
-	// Recover sits inside observe so that a panic is counted and logged
-	// as the 500 it becomes.
-	e.Use(requestID, observe(met, o.log), middleware.Recover())
-	if !cfg.NoSecurityHeaders {
-		e.Use(securityHeaders(cfg, tlsConfig != nil))
-	}
+	e.Use(edge(cfg, tlsConfig != nil, met, o.log))
 	e.GET("/healthz", echo.WrapHandler(s.health.LivenessHandler()))
 	e.GET("/readyz", echo.WrapHandler(s.health.ReadinessHandler()))
 	s.echo = e

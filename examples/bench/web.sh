@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# Throughput of examples/static beside nginx over the same files:
+# wrk -t2 -c64 against 1 KiB, 64 KiB and 1 MiB files and 304 revalidations
+# (If-None-Match with each server's own ETag of the 1 KiB file), rounds
+# alternating between the servers (and their order), medians and the
+# static/nginx ratio. Both servers use 2 workers (nginx worker_processes
+# auto, GOMAXPROCS) on the same machine as wrk; everything on 127.0.0.1.
+# Targets: 1 KiB >= 0.9x, 64 KiB >= 1.0x, 1 MiB >= 1.0x, 304 >= 0.9x.
+# Usage: examples/bench/web.sh [rounds] [seconds]   (defaults 5 and 5)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+rounds=${1:-5}
+secs=${2:-5}
+source examples/bench/web-lib.sh
+web_install wrk
+web_tree
+web_start
+
+etag_of() { curl -s -o /dev/null -D - -I "$1" | tr -d '\r' | awk -F': ' 'tolower($1) == "etag" {print $2}'; }
+
+# rps server case -> requests per second of one wrk run.
+rps() {
+	local base=$1 kase=$2 args=(-t2 -c64 -d"${secs}s")
+	case $kase in
+	1k) args+=("$base/1k.bin") ;;
+	64k) args+=("$base/64k.bin") ;;
+	1m) args+=("$base/1m.bin") ;;
+	304) args+=(-H "If-None-Match: $(etag_of "$base/1k.bin")" "$base/1k.bin") ;;
+	esac
+	local out
+	out=$(timeout $((secs + 30)) wrk "${args[@]}")
+	if grep -q 'Non-2xx or 3xx' <<<"$out"; then
+		echo "unexpected statuses from $base ($kase):" >&2
+		echo "$out" >&2
+		exit 1
+	fi
+	awk '/^Requests\/sec:/ {print $2}' <<<"$out"
+}
+
+median() { sort -n | awk '{v[NR] = $1} END {if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
+
+cases=(1k 64k 1m 304)
+echo "warming up" >&2
+for kase in "${cases[@]}"; do
+	secs_saved=$secs
+	secs=1
+	rps "$NGINX_URL" "$kase" >/dev/null
+	rps "$STATIC_URL" "$kase" >/dev/null
+	secs=$secs_saved
+done
+
+for r in $(seq "$rounds"); do
+	for kase in "${cases[@]}"; do
+		if ((r % 2)); then order=(nginx static); else order=(static nginx); fi
+		for srv in "${order[@]}"; do
+			url=$NGINX_URL
+			[[ $srv == static ]] && url=$STATIC_URL
+			v=$(rps "$url" "$kase")
+			echo "$v" >>"$work/$srv-$kase"
+			echo "round $r $kase $srv: $v req/s" >&2
+		done
+	done
+done
+
+echo
+echo "wrk -t2 -c64 -d${secs}s, $rounds alternating rounds, medians (nginx $(nginx -v 2>&1 | cut -d/ -f2), examples/static at $(git rev-parse --short HEAD), $(nproc) CPUs)"
+printf '%-6s %14s %14s %8s %8s\n' case nginx static ratio target
+declare -A target=([1k]=0.9 [64k]=1.0 [1m]=1.0 [304]=0.9)
+for kase in "${cases[@]}"; do
+	n=$(median <"$work/nginx-$kase")
+	s=$(median <"$work/static-$kase")
+	printf '%-6s %14.0f %14.0f %7.2fx %7.1fx\n' "$kase" "$n" "$s" "$(awk -v a="$s" -v b="$n" 'BEGIN {print a / b}')" "${target[$kase]}"
+done

@@ -19,14 +19,14 @@ type stamp struct {
 // rep is a compressed representation of a file: a precompressed sidecar
 // or an encoding made once from cached contents.
 type rep struct {
-	etag    string
-	size    int64
+	etag string
+	size int64
 	// hdrETag and hdrLength are ready-made header values, shared by every
 	// response: building them per request costs more than the rest of the
 	// handler. They are never modified.
 	hdrETag, hdrLength []string
-	content []byte // nil: read from file
-	file    string // sidecar name, "" when made in memory
+	content            []byte // nil: read from file
+	file               string // sidecar name, "" when made in memory
 }
 
 // entry is what the handler knows of one path. It is immutable once in the

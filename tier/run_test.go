@@ -215,3 +215,19 @@ func TestRunCallsStartedOnceAllTiersAreReady(t *testing.T) {
 		t.Fatalf("Started called after a failed start: %q", j.String())
 	}
 }
+
+func TestFuncsRunsInTheStartOrder(t *testing.T) {
+	j := &journal{}
+	ctx, cancel := context.WithCancel(context.Background())
+	step := tier.Funcs{
+		TierName: "wire",
+		OnStart:  func(context.Context) error { j.add("start:wire"); return nil },
+	}
+	r := tier.Runner{Started: cancel}
+	if err := r.Run(ctx, &fakeTier{name: "app", j: j}, step, &fakeTier{name: "web", j: j}); err != nil {
+		t.Fatal(err)
+	}
+	if want := "start:app start:wire start:web stop:web stop:app"; j.String() != want {
+		t.Fatalf("events %q, want %q", j.String(), want)
+	}
+}

@@ -4,37 +4,28 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"runtime"
 
 	"github.com/labstack/echo/v4"
-	"github.com/labstack/echo/v4/middleware"
 
 	"github.com/threetier/threetier/tier"
 )
 
-// recoverPanics turns a panic in a handler into a 500 problem and logs
-// the panic with the goroutine's stack; the server keeps serving.
-func recoverPanics(log *slog.Logger) echo.MiddlewareFunc {
-	return middleware.RecoverWithConfig(middleware.RecoverConfig{
-		StackSize:           8 << 10,
-		DisableStackAll:     true,
-		DisableErrorHandler: true, // return the error: the chain answers it
-		LogErrorFunc: func(c echo.Context, err error, stack []byte) error {
-			log.LogAttrs(c.Request().Context(), slog.LevelError, "panic serving request",
-				slog.String("path", c.Request().URL.Path),
-				slog.String("panic", err.Error()),
-				slog.String("stack", string(stack)))
-			return fmt.Errorf("%w: panic: %w", tier.NewProblem(http.StatusInternalServerError, ""), err)
-		},
-	})
-}
+// panicStackSize bounds the stack logged with a panic.
+const panicStackSize = 8 << 10
 
-// answerErrors sends the answer for an error right where it is returned, so
-// that the access log and the metrics around it see the final status.
-func answerErrors(next echo.HandlerFunc) echo.HandlerFunc {
-	return func(c echo.Context) error {
-		if err := next(c); err != nil {
-			c.Error(err)
-		}
-		return nil
+// panicked turns a handler's panic into a 500 problem and logs it with the
+// goroutine's stack; the server keeps serving. http.ErrAbortHandler keeps
+// its meaning: it goes on up and aborts the response.
+func panicked(log *slog.Logger, c echo.Context, v any) error {
+	if v == http.ErrAbortHandler {
+		panic(v)
 	}
+	stack := make([]byte, panicStackSize)
+	stack = stack[:runtime.Stack(stack, false)]
+	log.LogAttrs(c.Request().Context(), slog.LevelError, "panic serving request",
+		slog.String("path", c.Request().URL.Path),
+		slog.String("panic", fmt.Sprint(v)),
+		slog.String("stack", string(stack)))
+	return fmt.Errorf("%w: panic: %v", tier.NewProblem(http.StatusInternalServerError, ""), v)
 }

@@ -1,7 +1,7 @@
 package app
 
 import (
-	"github.com/labstack/echo/v4"
+	"net/http"
 
 	"github.com/threetier/threetier/tier"
 )
@@ -9,23 +9,13 @@ import (
 // maxRequestIDLen bounds an incoming request ID; longer ones are replaced.
 const maxRequestIDLen = 128
 
-// requestID gives every request an ID: the one the caller sent in
-// tier.HeaderRequestID when it looks like an ID, a fresh one otherwise. The
-// ID goes into the request context (so every log line and every outbound
-// call carries it) and back in the response header.
-func requestID() echo.MiddlewareFunc {
-	return func(next echo.HandlerFunc) echo.HandlerFunc {
-		return func(c echo.Context) error {
-			r := c.Request()
-			id := r.Header.Get(tier.HeaderRequestID)
-			if !validRequestID(id) {
-				id = tier.NewRequestID()
-			}
-			c.Response().Header().Set(tier.HeaderRequestID, id)
-			c.SetRequest(r.WithContext(tier.WithRequestID(r.Context(), id)))
-			return next(c)
-		}
+// requestIDOf returns the request's ID: the one the caller sent in
+// tier.HeaderRequestID when it looks like an ID, a fresh one otherwise.
+func requestIDOf(r *http.Request) string {
+	if id := r.Header.Get(tier.HeaderRequestID); validRequestID(id) {
+		return id
 	}
+	return tier.NewRequestID()
 }
 
 // validRequestID accepts short IDs of letters, digits and -_.:, which keep

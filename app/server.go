@@ -36,12 +36,14 @@ import (
 type Server struct {
 	*tier.HTTPServer
 
-	cfg    Config
-	echo   *echo.Echo
-	health *tier.Health
-	guards *Guards
-	shed   *shedder
-	log    *slog.Logger
+	cfg     Config
+	echo    *echo.Echo
+	health  *tier.Health
+	guards  *Guards
+	shed    *shedder
+	metrics *httpMetrics
+	cors    echo.MiddlewareFunc
+	log     *slog.Logger
 }
 
 var (
@@ -49,11 +51,11 @@ var (
 	_ tier.Failer = (*Server)(nil)
 )
 
-// New builds the server; it serves once started. The middleware chain,
+// New builds the server; it serves once started. Its middleware chain,
 // outermost first: request ID, access log and metrics, error answering,
 // panic recovery, CORS (when configured), load shedding, body limit,
-// request timeout. Routes added on Echo() run inside it. The probe and
-// metrics routes are neither shed nor timed out.
+// request timeout. Routes and middleware added on Echo() run inside it.
+// The probe and metrics routes are neither shed nor timed out.
 func New(cfg Config, opts ...Option) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -94,19 +96,11 @@ func New(cfg Config, opts ...Option) (*Server, error) {
 	e.IPExtractor = echo.ExtractIPFromXFFHeader()
 	s.echo = e
 
-	e.Use(requestID(), observe(o.log, metrics, s.isInfra), answerErrors, recoverPanics(o.log))
+	s.metrics = metrics
 	if len(cfg.CORSOrigins) > 0 {
-		e.Use(middleware.CORSWithConfig(middleware.CORSConfig{AllowOrigins: cfg.CORSOrigins}))
+		s.cors = middleware.CORSWithConfig(middleware.CORSConfig{AllowOrigins: cfg.CORSOrigins})
 	}
-	if s.shed != nil {
-		e.Use(s.shed.middleware(s.isInfra))
-	}
-	if cfg.BodyLimit > 0 {
-		e.Use(bodyLimit(cfg.BodyLimit))
-	}
-	if cfg.RequestTimeout > 0 {
-		e.Use(requestTimeout(cfg.RequestTimeout, s.isInfra))
-	}
+	e.Use(s.chain)
 	s.mountInfra(o.reg)
 
 	s.HTTPServer = tier.NewHTTPServer("app", &http.Server{

@@ -7,8 +7,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/labstack/echo/v4"
-
 	"github.com/threetier/threetier/tier"
 )
 
@@ -41,31 +39,33 @@ func newShedder(maxInFlight, minInFlight int, target, retryAfter time.Duration, 
 	return s
 }
 
-// middleware admits a request or refuses it; skip exempts probes and
-// scrapes, which must answer most when the tier is overloaded.
-func (s *shedder) middleware(skip func(echo.Context) bool) echo.MiddlewareFunc {
-	return func(next echo.HandlerFunc) echo.HandlerFunc {
-		return func(c echo.Context) error {
-			if skip(c) {
-				return next(c)
-			}
-			n := s.inFlight.Add(1)
-			if limit := s.limit.Load(); n > limit {
-				s.inFlight.Add(-1)
-				s.shed()
-				p := tier.NewProblem(http.StatusServiceUnavailable, fmt.Sprintf("the server is overloaded (%d requests in flight); retry later", limit))
-				p.RetryAfter = s.retryAfter
-				return p
-			}
-			if s.target <= 0 {
-				defer s.inFlight.Add(-1)
-				return next(c)
-			}
-			start := time.Now()
-			defer func() { s.done(n, time.Since(start)) }()
-			return next(c)
-		}
+// admit takes a place for a request, or reports that there is none. n is
+// the number of requests in flight with this one.
+func (s *shedder) admit() (n int64, ok bool) {
+	n = s.inFlight.Add(1)
+	if n > s.limit.Load() {
+		s.inFlight.Add(-1)
+		s.shed()
+		return n, false
 	}
+	return n, true
+}
+
+// refusal is the answer to a shed request.
+func (s *shedder) refusal() *tier.Problem {
+	p := tier.NewProblem(http.StatusServiceUnavailable, fmt.Sprintf("the server is overloaded (%d requests in flight); retry later", s.limit.Load()))
+	p.RetryAfter = s.retryAfter
+	return p
+}
+
+// release gives back the place of a request admitted as the n-th in
+// flight at start.
+func (s *shedder) release(n int64, start time.Time) {
+	if s.target <= 0 {
+		s.inFlight.Add(-1)
+		return
+	}
+	s.done(n, time.Since(start))
 }
 
 // done releases a request's place and adjusts the adaptive cap. inFlight

@@ -20,6 +20,7 @@ const (
 	DefaultMaxInFlight       = 1024
 	DefaultMinInFlight       = 4
 	DefaultReadHeaderTimeout = 5 * time.Second
+	DefaultReadTimeout       = 30 * time.Second
 	DefaultIdleTimeout       = 2 * time.Minute
 	DefaultShedRetryAfter    = time.Second
 )
@@ -60,9 +61,13 @@ type Config struct {
 	// CORSOrigins, when set, turns CORS on for these origins ("*" for any).
 	CORSOrigins []string `env:"CORS_ORIGINS" envSeparator:"," json:"cors_origins"`
 
-	// ReadHeaderTimeout and IdleTimeout go to the http.Server; zero means
-	// DefaultReadHeaderTimeout and DefaultIdleTimeout.
+	// ReadHeaderTimeout, ReadTimeout and IdleTimeout go to the http.Server:
+	// the first two stop clients that send slowly from holding a goroutine
+	// each (the request timeout cannot interrupt a body read). Zero means
+	// DefaultReadHeaderTimeout, DefaultReadTimeout and DefaultIdleTimeout;
+	// a negative ReadTimeout means none.
 	ReadHeaderTimeout time.Duration `env:"READ_HEADER_TIMEOUT" json:"read_header_timeout"`
+	ReadTimeout       time.Duration `env:"READ_TIMEOUT" json:"read_timeout"`
 	IdleTimeout       time.Duration `env:"IDLE_TIMEOUT" json:"idle_timeout"`
 
 	// HealthPath and ReadyPath serve liveness and readiness; zero means
@@ -103,6 +108,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.ReadHeaderTimeout == 0 {
 		c.ReadHeaderTimeout = DefaultReadHeaderTimeout
+	}
+	if c.ReadTimeout == 0 {
+		c.ReadTimeout = DefaultReadTimeout
 	}
 	if c.IdleTimeout == 0 {
 		c.IdleTimeout = DefaultIdleTimeout

@@ -107,6 +107,7 @@ func New(cfg Config, opts ...Option) (*Server, error) {
 		Addr:              cfg.Addr,
 		Handler:           e,
 		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
+		ReadTimeout:       max(cfg.ReadTimeout, 0),
 		IdleTimeout:       cfg.IdleTimeout,
 		ErrorLog:          slog.NewLogLogger(o.log.Handler(), slog.LevelWarn),
 	})

@@ -1,54 +1,130 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/threetier/threetier/data"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-// TestHelloServesPageAndAPI starts the service over a real socket, calls its
-// page and its endpoint, then stops it and checks it shut down cleanly.
-func TestHelloServesPageAndAPI(t *testing.T) {
+// TestHelloOnSQLite runs the service on the embedded default, as
+// `go run ./examples/hello` does, over real sockets.
+func TestHelloOnSQLite(t *testing.T) {
+	exercise(t, []string{"-db", filepath.Join(t.TempDir(), "hello.db")})
+}
+
+// TestHelloOnPostgres runs the same service against PostgreSQL, in a schema
+// of its own.
+func TestHelloOnPostgres(t *testing.T) {
+	dsn := os.Getenv("THREETIER_TEST_POSTGRES")
+	if dsn == "" {
+		t.Skip("THREETIER_TEST_POSTGRES is unset: skipping the PostgreSQL run (see README)")
+	}
+	ctx := context.Background()
+	admin, err := data.Open(ctx, data.Config{DSN: dsn})
+	if err != nil {
+		t.Fatalf("THREETIER_TEST_POSTGRES is set but PostgreSQL is unreachable: %v", err)
+	}
+	defer admin.Close()
+	schema := fmt.Sprintf("hello_%d", time.Now().UnixNano())
+	if err := admin.Gorm().Exec("CREATE SCHEMA " + schema).Error; err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Gorm().Exec("DROP SCHEMA " + schema + " CASCADE")
+
+	u, err := url.Parse(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := u.Query()
+	q.Set("search_path", schema)
+	u.RawQuery = q.Encode()
+	t.Setenv("THREETIER_DATA_DSN", u.String())
+	exercise(t, nil)
+}
+
+// exercise starts the service, uses its page and API through the web tier,
+// and stops it.
+func exercise(t *testing.T, args []string) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
 	ready := make(chan string, 1)
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, []string{"-listen", "127.0.0.1:0"}, io.Discard, ready) }()
-	var addr string
+	go func() { done <- run(ctx, append([]string{"-listen", "127.0.0.1:0", "-apps", "2"}, args...), io.Discard, ready) }()
+	var base string
 	select {
-	case addr = <-ready:
+	case addr := <-ready:
+		base = "http://" + addr
 	case err := <-done:
 		t.Fatalf("service ended before serving: %v", err)
 	case <-time.After(30 * time.Second):
 		t.Fatal("service not ready within 30s")
 	}
+	client := &http.Client{Timeout: 10 * time.Second}
+	defer client.CloseIdleConnections()
 
-	resp, err := http.Get("http://" + addr + "/")
-	if err != nil {
-		t.Fatal(err)
-	}
-	page, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != 200 || !strings.Contains(string(page), "<h1>hello, threetier</h1>") {
-		t.Fatalf("page: %d %q", resp.StatusCode, page)
+	status, page := call(t, client, "GET", base+"/", "")
+	if status != 200 || !strings.Contains(page, "<h1>hello, threetier</h1>") {
+		t.Fatalf("page: %d %q", status, page)
 	}
 
-	resp, err = http.Get("http://" + addr + "/api/hello")
-	if err != nil {
-		t.Fatal(err)
+	status, body := call(t, client, "POST", base+"/api/greetings", `{"name":"Ada"}`)
+	var created Greeting
+	if status != http.StatusCreated || json.Unmarshal([]byte(body), &created) != nil || created.ID == 0 || created.Name != "Ada" {
+		t.Fatalf("create: %d %s", status, body)
 	}
-	var body map[string]any
-	err = json.NewDecoder(resp.Body).Decode(&body)
-	resp.Body.Close()
-	if err != nil || resp.StatusCode != 200 || body["message"] != "hello, threetier" {
-		t.Fatalf("api: %d %v %v", resp.StatusCode, body, err)
+
+	// Invalid input is refused at the app tier and stores nothing.
+	status, body = call(t, client, "POST", base+"/api/greetings", `{"name":""}`)
+	if status != http.StatusUnprocessableEntity || !strings.Contains(body, `"field":"name"`) {
+		t.Fatalf("invalid create: %d %s", status, body)
+	}
+	status, body = call(t, client, "POST", base+"/api/greetings", `{"name":`)
+	if status != http.StatusBadRequest {
+		t.Fatalf("malformed create: %d %s", status, body)
+	}
+
+	status, body = call(t, client, "GET", base+"/api/greetings", "")
+	var list []Greeting
+	if status != 200 || json.Unmarshal([]byte(body), &list) != nil || len(list) != 1 || list[0].ID != created.ID {
+		t.Fatalf("list: %d %s", status, body)
+	}
+
+	// The web tier balances over both app instances.
+	servedBy := map[string]int{}
+	for range 20 {
+		status, body = call(t, client, "GET", base+"/api/hello", "")
+		var h Hello
+		if status != 200 || json.Unmarshal([]byte(body), &h) != nil || h.Greetings != 1 {
+			t.Fatalf("hello: %d %s", status, body)
+		}
+		servedBy[h.ServedBy]++
+	}
+	if len(servedBy) != 2 {
+		t.Fatalf("requests served by %v, want both app instances", servedBy)
+	}
+
+	status, body = call(t, client, "GET", base+"/api/missing", "")
+	if status != 404 || !strings.Contains(body, `"status":404`) {
+		t.Fatalf("missing API route: %d %s", status, body)
+	}
+	if status, body = call(t, client, "GET", base+"/readyz", ""); status != 200 {
+		t.Fatalf("readyz: %d %s", status, body)
 	}
 
 	cancel()
@@ -57,10 +133,29 @@ func TestHelloServesPageAndAPI(t *testing.T) {
 	}
 }
 
+func call(t *testing.T, c *http.Client, method, url, body string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, bytes.NewBufferString(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
 func TestHelloRejectsBadFlags(t *testing.T) {
-	var stderr strings.Builder
-	err := run(context.Background(), []string{"-listen"}, &stderr, nil)
-	if err == nil || !strings.Contains(stderr.String(), "flag needs an argument: -listen") {
-		t.Fatalf("err %v, stderr %q", err, stderr.String())
+	for _, args := range [][]string{{"-listen"}, {"-apps", "0"}, {"extra"}} {
+		var stderr strings.Builder
+		if err := run(context.Background(), args, &stderr, nil); err == nil {
+			t.Errorf("%v accepted", args)
+		}
 	}
 }

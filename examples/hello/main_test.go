@@ -65,7 +65,9 @@ func exercise(t *testing.T, args []string) {
 	defer cancel()
 	ready := make(chan string, 1)
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, append([]string{"-listen", "127.0.0.1:0", "-apps", "2"}, args...), io.Discard, ready) }()
+	go func() {
+		done <- run(ctx, append([]string{"-listen", "127.0.0.1:0", "-apps", "2"}, args...), io.Discard, ready)
+	}()
 	var base string
 	select {
 	case addr := <-ready:

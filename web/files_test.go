@@ -154,6 +154,9 @@ func TestEmbedFS(t *testing.T) {
 	if r := do(t, c, "GET", url+"/other/hello.txt"); r.status != 400 {
 		t.Fatalf("outside the prefix: %d", r.status)
 	}
+	if r := do(t, c, "GET", url+"/static"); r.status != 301 || r.header.Get("Location") != "/static/" {
+		t.Fatalf("the prefix without its slash: %d %q", r.status, r.header.Get("Location"))
+	}
 }
 
 func TestRanges(t *testing.T) {

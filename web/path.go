@@ -16,8 +16,8 @@ import (
 // trailing slash.
 func cleanPath(p, prefix string) (name string, dir bool, err error) {
 	if !strings.HasPrefix(p, prefix) {
-		if p+"/" == prefix {
-			return "", true, nil
+		if p+"/" == prefix { // "/static" for "/static/": the root, to be redirected
+			return "", false, nil
 		}
 		return "", false, fmt.Errorf("%w: outside %s", ErrBadPath, prefix)
 	}

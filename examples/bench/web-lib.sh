@@ -2,12 +2,15 @@
 # the same tree of files, starts nginx with its own configuration and
 # examples/static over it on 127.0.0.1, and stops both by PID on exit.
 #
-# Variables: NGINX_PORT (18480), STATIC_PORT (18481).
+# Variables: NGINX_PORT (18480), STATIC_PORT (18481), WORKERS (nginx
+# worker_processes and the GOMAXPROCS of examples/static; default: the
+# number of CPUs, which is what both pick on their own).
 
 NGINX_PORT=${NGINX_PORT:-18480}
 STATIC_PORT=${STATIC_PORT:-18481}
 NGINX_URL="http://127.0.0.1:$NGINX_PORT"
 STATIC_URL="http://127.0.0.1:$STATIC_PORT"
+WORKERS=${WORKERS:-$(nproc)}
 work=$(mktemp -d)
 chmod 755 "$work" # nginx workers run as an unprivileged user
 pids=()
@@ -62,7 +65,7 @@ web_tree() {
 web_start() {
 	mkdir -p "$work/nginx/logs"
 	cat >"$work/nginx/nginx.conf" <<CONF
-worker_processes auto;
+worker_processes $WORKERS;
 error_log $work/nginx/logs/error.log warn;
 pid $work/nginx/nginx.pid;
 events { worker_connections 4096; }
@@ -91,7 +94,7 @@ CONF
 	nginx -p "$work/nginx" -c "$work/nginx/nginx.conf" -g 'daemon off;' &
 	pids+=($!)
 	go build -o "$work/static" ./examples/static
-	"$work/static" -listen "127.0.0.1:$STATIC_PORT" -root "$work/public" -access-log=false 2>"$work/static.log" &
+	GOMAXPROCS=$WORKERS "$work/static" -listen "127.0.0.1:$STATIC_PORT" -root "$work/public" -access-log=false 2>"$work/static.log" &
 	pids+=($!)
 	local deadline=$((SECONDS + 60))
 	for url in "$NGINX_URL" "$STATIC_URL"; do

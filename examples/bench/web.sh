@@ -3,10 +3,11 @@
 # wrk -t2 -c64 against 1 KiB, 64 KiB and 1 MiB files and 304 revalidations
 # (If-None-Match with each server's own ETag of the 1 KiB file), rounds
 # alternating between the servers (and their order), medians and the
-# static/nginx ratio. Both servers use 2 workers (nginx worker_processes
-# auto, GOMAXPROCS) on the same machine as wrk; everything on 127.0.0.1.
+# static/nginx ratio. Both servers get WORKERS workers (nginx
+# worker_processes, GOMAXPROCS; default the number of CPUs) on the same
+# machine as wrk; everything on 127.0.0.1.
 # Targets: 1 KiB >= 0.9x, 64 KiB >= 1.0x, 1 MiB >= 1.0x, 304 >= 0.9x.
-# Usage: examples/bench/web.sh [rounds] [seconds]   (defaults 5 and 5)
+# Usage: [WORKERS=n] examples/bench/web.sh [rounds] [seconds]   (defaults 5 and 5)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 rounds=${1:-5}
@@ -63,7 +64,7 @@ for r in $(seq "$rounds"); do
 done
 
 echo
-echo "wrk -t2 -c64 -d${secs}s, $rounds alternating rounds, medians (nginx $(nginx -v 2>&1 | cut -d/ -f2), examples/static at $(git rev-parse --short HEAD), $(nproc) CPUs)"
+echo "wrk -t2 -c64 -d${secs}s, $rounds alternating rounds, medians (nginx $(nginx -v 2>&1 | cut -d/ -f2), examples/static at $(git rev-parse --short HEAD), $WORKERS workers each, $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg))"
 printf '%-6s %14s %14s %8s %8s\n' case nginx static ratio target
 declare -A target=([1k]=0.9 [64k]=1.0 [1m]=1.0 [304]=0.9)
 for kase in "${cases[@]}"; do

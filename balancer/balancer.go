@@ -267,8 +267,12 @@ func (p *Pool) admit(e *endpoint) {
 	}
 }
 
-// SetWeight changes an endpoint's weight (1 to MaxWeight).
+// SetWeight changes an endpoint's weight (1 to MaxWeight; to stop its
+// traffic, Drain it).
 func (p *Pool) SetWeight(rawURL string, weight int) error {
+	if weight == 0 {
+		return &tier.ConfigError{Var: "weight", Value: "0", Problem: "out of range; Drain stops an endpoint's traffic", Allowed: fmt.Sprintf("1 to %d", MaxWeight)}
+	}
 	w, err := checkWeight(weight)
 	if err != nil {
 		return err

@@ -205,3 +205,36 @@ func TestEjectionsBackOffExponentially(t *testing.T) {
 		t.Fatalf("%d ejections counted", e.ejections.Load())
 	}
 }
+
+func TestRunTimeChangesUnderLoad(t *testing.T) {
+	a, b, c := newBackend(t), newBackend(t), newBackend(t)
+	p := newPool(t, Config{Endpoints: []string{a.url, b.url}, Policy: PolicyLeastRequest, SlowStart: 100 * time.Millisecond})
+	stop := make(chan struct{})
+	sent, failed, wait := load(t, p, 8, stop)
+	ctx := context.Background()
+	for i := range 30 {
+		if err := p.Add(Endpoint{URL: c.url, Weight: 1 + i%3}); err != nil {
+			t.Fatal(err)
+		}
+		if err := p.SetWeight(a.url, 1+i%5); err != nil {
+			t.Fatal(err)
+		}
+		if err := p.Drain(ctx, b.url); err != nil {
+			t.Fatal(err)
+		}
+		if err := p.Undrain(b.url); err != nil {
+			t.Fatal(err)
+		}
+		if err := p.Remove(ctx, c.url); err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(stop)
+	wait()
+	if failed.Load() != 0 || sent.Load() == 0 {
+		t.Fatalf("%d of %d requests failed", failed.Load(), sent.Load())
+	}
+	if err := p.SetWeight(a.url, 0); err == nil {
+		t.Fatal("weight 0 accepted")
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -14,6 +15,10 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	if os.Getenv(benchBackendEnv) == "1" {
+		serveBenchBackend()
+		return
+	}
 	goleak.VerifyTestMain(m)
 }
 

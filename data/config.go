@@ -189,11 +189,17 @@ func checkPostgresDSN(dsn string) string {
 	return ""
 }
 
-// redact hides the password of a DSN for error messages.
+// redact shows a DSN in error messages as scheme://user@host/path only: no
+// password, no parameters. One that is not a well-formed postgres URL is
+// not shown at all, since where its password sits is anyone's guess.
 func redact(dsn string) string {
 	u, err := url.Parse(dsn)
-	if err != nil {
-		return "(unparsable DSN)"
+	if err != nil || u.Opaque != "" || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+		return "(DSN hidden)"
 	}
-	return u.Redacted()
+	shown := url.URL{Scheme: u.Scheme, Host: u.Host, Path: u.Path}
+	if u.User != nil {
+		shown.User = url.User(u.User.Username())
+	}
+	return shown.String()
 }

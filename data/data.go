@@ -173,7 +173,8 @@ func (db *DB) setup(cfg Config) error {
 func openPostgres(cfg Config, dsn string) (*sql.DB, error) {
 	cc, err := pgx.ParseConfig(dsn)
 	if err != nil {
-		return nil, &tier.ConfigError{Var: EnvPrefix + "DSN", Value: redact(dsn), Problem: "cannot parse: " + err.Error()}
+		// pgx's message may quote the DSN: say only that it did not parse.
+		return nil, &tier.ConfigError{Var: EnvPrefix + "DSN", Value: redact(dsn), Problem: "cannot parse as a PostgreSQL connection string"}
 	}
 	if cc.ConnectTimeout == 0 {
 		cc.ConnectTimeout = cfg.ConnectTimeout

@@ -39,6 +39,8 @@ var (
 	ErrUnavailable = errors.New("data: database unavailable")
 )
 
+var sentinels = []error{ErrNotFound, ErrDuplicate, ErrViolation, ErrRetryable, ErrTimeout, ErrUnavailable}
+
 // Error is a classified database error: Kind is one of the sentinels above
 // and Err the original error.
 type Error struct {
@@ -135,6 +137,11 @@ func kindOf(err error) error {
 	var ce *Error
 	if errors.As(err, &ce) {
 		return ce.Kind
+	}
+	for _, s := range sentinels {
+		if errors.Is(err, s) {
+			return s
+		}
 	}
 	switch {
 	case errors.Is(err, gorm.ErrRecordNotFound):

@@ -349,8 +349,10 @@ func TestReadyzListsGuards(t *testing.T) {
 	if f := b.Failed(); len(f) != 1 || f[0] != "guard:db" {
 		t.Fatalf("failed checks %v", f)
 	}
-	if x := do(t, c, "GET", url+"/healthz", "", nil); x.status != http.StatusOK {
-		t.Fatalf("/healthz %d", x.status)
+	for _, m := range []string{"GET", "HEAD"} {
+		if x := do(t, c, m, url+"/healthz", "", nil); x.status != http.StatusOK {
+			t.Fatalf("%s /healthz %d", m, x.status)
+		}
 	}
 
 	x := do(t, c, "GET", url+"/metrics", "", nil)

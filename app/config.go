@@ -49,7 +49,9 @@ type Config struct {
 	// ShedLatency, when positive, makes the cap adaptive: while admitted
 	// requests take longer than ShedLatency the cap shrinks (down to
 	// MinInFlight), and it grows back toward MaxInFlight while they are
-	// faster. Zero keeps the cap fixed.
+	// faster. Set it well above the latency of a healthy request: requests
+	// that are always slower keep the cap at its floor. Zero keeps the cap
+	// fixed.
 	ShedLatency time.Duration `env:"SHED_LATENCY" json:"shed_latency"`
 	// MinInFlight is the floor of the adaptive cap; zero means
 	// DefaultMinInFlight.

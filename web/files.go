@@ -14,6 +14,7 @@ import (
 	"path"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/threetier/threetier/tier"
@@ -140,7 +141,8 @@ func (f *Files) lookupFailed(w http.ResponseWriter, r *http.Request, err error) 
 	case errors.Is(err, fs.ErrPermission):
 		problem(w, r, http.StatusForbidden, "permission denied")
 		return
-	case !errors.Is(err, fs.ErrNotExist):
+	case !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, fs.ErrInvalid) &&
+		!errors.Is(err, syscall.ENOTDIR) && !errors.Is(err, syscall.ENAMETOOLONG):
 		f.log.WarnContext(r.Context(), "web: file lookup", "path", r.URL.Path, "err", err)
 	}
 	f.notFound(w, r)

@@ -25,14 +25,14 @@ func edge(cfg Config, tlsOn bool, m *serverMetrics, log *slog.Logger) echo.Middl
 			r, w := c.Request(), c.Response()
 			h := w.Header()
 
-			id := header(r.Header, tier.HeaderRequestID)
-			if !validRequestID(id) {
-				id = tier.NewRequestID()
-				r.Header[tier.HeaderRequestID] = []string{id}
+			ids := r.Header[tier.HeaderRequestID]
+			if len(ids) != 1 || !validRequestID(ids[0]) {
+				ids = []string{tier.NewRequestID()}
+				r.Header[tier.HeaderRequestID] = ids
 			}
-			r = r.WithContext(tier.WithRequestID(r.Context(), id))
+			r = r.WithContext(tier.WithRequestID(r.Context(), ids[0]))
 			c.SetRequest(r)
-			h[tier.HeaderRequestID] = []string{id}
+			h[tier.HeaderRequestID] = ids
 			for _, kv := range security {
 				h[kv.key] = kv.value
 			}
@@ -45,7 +45,7 @@ func edge(cfg Config, tlsOn bool, m *serverMetrics, log *slog.Logger) echo.Middl
 
 			elapsed := time.Since(start)
 			method := methodLabel(r.Method)
-			m.requests.WithLabelValues(method, strconv.Itoa(w.Status)).Inc()
+			m.requests.WithLabelValues(method, codeLabel(w.Status)).Inc()
 			m.duration.WithLabelValues(method).Observe(elapsed.Seconds())
 			m.bytes.Add(float64(w.Size))
 			if log.Enabled(r.Context(), slog.LevelInfo) {
@@ -116,6 +116,23 @@ func securityHeaders(cfg Config, tlsOn bool) []headerValue {
 		hs = append(hs, headerValue{"Strict-Transport-Security", one("max-age=" + strconv.FormatInt(int64(cfg.HSTS/time.Second), 10) + "; includeSubDomains")})
 	}
 	return hs
+}
+
+// codeLabel is strconv.Itoa without an allocation for the usual codes.
+func codeLabel(code int) string {
+	switch code {
+	case 200:
+		return "200"
+	case 206:
+		return "206"
+	case 301:
+		return "301"
+	case 304:
+		return "304"
+	case 404:
+		return "404"
+	}
+	return strconv.Itoa(code)
 }
 
 // methodLabel bounds the method label to the standard methods.

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/go-playground/validator/v10"
+	"github.com/labstack/echo/v4"
 
 	"github.com/threetier/threetier/tier"
 )
@@ -17,6 +18,8 @@ import (
 type Validator struct {
 	v *validator.Validate
 }
+
+var _ echo.Validator = (*Validator)(nil)
 
 // NewValidator returns a Validator with go-playground's built-in rules.
 // Add rules of your own on Engine().

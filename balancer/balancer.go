@@ -14,8 +14,19 @@
 // are retried on another endpoint when that is safe, within a retry budget.
 //
 // A Pool is also a tier.Tier: between Start and Stop it runs its health
-// checks and its discovery. Without Start it balances over its static
-// endpoints, all assumed healthy, and still ejects the ones that fail.
+// checks and its discovery (a static list, or DNS A/AAAA and SRV records as
+// Kubernetes headless Services and Consul publish them). Without Start it
+// balances over its static endpoints, all assumed healthy, and still ejects
+// the ones that fail. It is a tier.Checker too: ready while some endpoint
+// can take traffic.
+//
+// When no endpoint can take a request, RoundTrip fails with an error that
+// matches ErrNoEndpoint; servers answer it with WriteUnavailable (503
+// problem+json with Retry-After), and ProxyErrorHandler does that and the
+// rest for an httputil.ReverseProxy over a pool.
+//
+// Snapshot, Status and StatusHandler show each endpoint's state; the
+// threetier_balancer_* metrics go to the registry given WithRegistry.
 package balancer
 
 import (

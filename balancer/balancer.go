@@ -204,19 +204,12 @@ func (p *Pool) onTimer() {
 // retryAfter is how long until the first ejected endpoint comes back, or a
 // second when nothing is known.
 func (p *Pool) retryAfter() time.Duration {
-	now := time.Now().UnixNano()
-	var soonest int64
-	p.mu.Lock()
-	for _, e := range p.eps {
-		if to := e.ejectedTo.Load(); to > now && (soonest == 0 || to < soonest) {
-			soonest = to
+	if at := p.table.Load().backAt; at != 0 {
+		if d := time.Until(time.Unix(0, at)); d > 0 {
+			return d
 		}
 	}
-	p.mu.Unlock()
-	if soonest == 0 {
-		return time.Second
-	}
-	return time.Duration(soonest - now)
+	return time.Second
 }
 
 // Add puts an endpoint in the pool at run time. It takes traffic at once

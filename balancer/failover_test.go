@@ -2,6 +2,7 @@ package balancer
 
 import (
 	"context"
+	"errors"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -239,5 +240,26 @@ func TestRunTimeChangesUnderLoad(t *testing.T) {
 	}
 	if err := p.SetWeight(a.url, 0); err == nil {
 		t.Fatal("weight 0 accepted")
+	}
+}
+
+func TestAllEjectedPanicsAndTellsWhenBack(t *testing.T) {
+	a := newBackend(t)
+	a.status.Store(500)
+	p := newPool(t, Config{
+		Endpoints: []string{a.url},
+		Outlier:   OutlierConfig{ConsecutiveFailures: 1, BaseEjection: 30 * time.Second, MaxEjectionPercent: 100},
+	})
+	_, _, _ = get(t, p.Client(), "http://upstream/")
+	err := p.Check(context.Background())
+	var ne *NoEndpointError
+	if !errors.As(err, &ne) || ne.RetryAfter < 25*time.Second || ne.RetryAfter > 30*time.Second {
+		t.Fatalf("check = %v", err)
+	}
+	// Nothing healthy is left: the ejected endpoint still gets requests
+	// rather than none at all.
+	a.status.Store(0)
+	if code, _, err := get(t, p.Client(), "http://upstream/"); err != nil || code != 200 {
+		t.Fatalf("got %d %v", code, err)
 	}
 }

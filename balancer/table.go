@@ -28,6 +28,9 @@ type table struct {
 	// through panic routing).
 	healthy int
 	panic   bool
+	// backAt is when the first ejected endpoint comes back (unix nanos),
+	// zero if none is ejected: the Retry-After of a refusal.
+	backAt int64
 }
 
 type ring struct {
@@ -54,7 +57,7 @@ func (r *ring) search(h uint64) int {
 // them. It also returns when the table must be built again (an ejection
 // ends, a slow start moves a step), zero if never.
 func (p *Pool) buildTable(all []*endpoint, now int64) (*table, int64) {
-	var next int64
+	var next, backAt int64
 	soon := func(t int64) {
 		if t > now && (next == 0 || t < next) {
 			next = t
@@ -71,6 +74,9 @@ func (p *Pool) buildTable(all []*endpoint, now int64) (*table, int64) {
 				p.unEject(e, to)
 			} else {
 				soon(to)
+				if backAt == 0 || to < backAt {
+					backAt = to
+				}
 			}
 		}
 		if from := e.warmFrom.Load(); from != 0 {
@@ -94,7 +100,7 @@ func (p *Pool) buildTable(all []*endpoint, now int64) (*table, int64) {
 			}
 		}
 	}
-	t := &table{}
+	t := &table{backAt: backAt}
 	switch {
 	case len(primUp) > 0 && len(primUp)*100 >= p.cfg.PanicThreshold*len(prim):
 		t.eps, t.healthy = primUp, len(primUp)

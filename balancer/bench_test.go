@@ -29,7 +29,7 @@ func BenchmarkPick(b *testing.B) {
 				p := staticPool(b, n, Config{Policy: policy, HashKey: "header:X-User"})
 				for i, e := range p.eps { // varied weights and latencies, as in life
 					e.weight.Store(int32(1 + i%3))
-					e.observe(time.Duration(1+i%7)*time.Millisecond, time.Now().UnixNano())
+					e.record(time.Duration(1+i%7)*time.Millisecond, true, time.Now().UnixNano())
 				}
 				p.mu.Lock()
 				p.rebuild()

@@ -37,6 +37,8 @@ type endpoint struct {
 
 	ewmaBits  atomic.Uint64 // float64 seconds; 0 = no sample yet
 	ewmaStamp atomic.Int64  // unix nanos of the last sample
+	okBits    atomic.Uint64 // float64 share of attempts that succeeded, averaged like the latency
+	okStamp   atomic.Int64
 
 	mu        sync.Mutex
 	checkAt   time.Time
@@ -49,6 +51,8 @@ type endpoint struct {
 func newEndpoint(u *url.URL, weight int, backup, static bool, decay time.Duration) *endpoint {
 	e := &endpoint{url: u, key: u.String(), static: static, decayTime: decay}
 	e.backup.Store(backup)
+	e.okBits.Store(math.Float64bits(1))
+	e.okStamp.Store(time.Now().UnixNano())
 	e.weight.Store(int32(weight))
 	return e
 }
@@ -80,23 +84,49 @@ func (e *endpoint) effectiveWeight(now int64, window time.Duration) int32 {
 	return max(1, int32(math.Round(float64(w)*f)))
 }
 
-// observe folds one latency sample into the peak EWMA: a slower sample is
-// taken at once (so a degrading endpoint is avoided quickly), faster ones
-// pull the average down with time constant decayTime.
-func (e *endpoint) observe(d time.Duration, now int64) {
-	sample := d.Seconds()
+// record folds one attempt into the endpoint's averages: its latency (when
+// d ≥ 0; a transport error has none worth keeping) and whether it
+// succeeded.
+//
+// Latency is a peak EWMA: a slower sample is taken at once (so a degrading
+// endpoint is avoided quickly), faster ones pull the average down with time
+// constant decayTime. The success ratio is averaged the same way, so that a
+// fast-failing endpoint does not look like the fastest one.
+func (e *endpoint) record(d time.Duration, ok bool, now int64) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	cur := math.Float64frombits(e.ewmaBits.Load())
-	last := e.ewmaStamp.Load()
-	if cur == 0 || sample > cur {
-		cur = sample
-	} else {
-		w := math.Exp(-float64(now-last) / float64(e.decayTime))
-		cur = cur*w + sample*(1-w)
+	if d >= 0 {
+		sample := d.Seconds()
+		cur := math.Float64frombits(e.ewmaBits.Load())
+		if cur == 0 || sample > cur {
+			cur = sample
+		} else {
+			w := math.Exp(-float64(now-e.ewmaStamp.Load()) / float64(e.decayTime))
+			cur = cur*w + sample*(1-w)
+		}
+		e.ewmaBits.Store(math.Float64bits(cur))
+		e.ewmaStamp.Store(now)
 	}
-	e.ewmaBits.Store(math.Float64bits(cur))
-	e.ewmaStamp.Store(now)
+	x := 0.0
+	if ok {
+		x = 1
+	}
+	cur := math.Float64frombits(e.okBits.Load())
+	w := math.Exp(-float64(max(now-e.okStamp.Load(), 0)) / float64(e.decayTime))
+	e.okBits.Store(math.Float64bits(cur*w + x*(1-w)))
+	e.okStamp.Store(now)
+}
+
+// success returns the success ratio, recovering toward 1 while the
+// endpoint is idle (hyperbolically, like ewma).
+func (e *endpoint) success(now int64) float64 {
+	cur := math.Float64frombits(e.okBits.Load())
+	idle := now - e.okStamp.Load()
+	if idle <= 0 || cur >= 1 {
+		return cur
+	}
+	tau := float64(e.decayTime)
+	return 1 - (1-cur)*tau/(tau+float64(idle))
 }
 
 // ewma returns the latency average decayed toward zero for the time since

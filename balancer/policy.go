@@ -108,6 +108,9 @@ func p2cEWMA(t *table, now int64) *endpoint {
 	return t.eps[j]
 }
 
+// ewmaCost is latency × (requests in flight + 1) / weight, divided by the
+// success ratio (at least 5%) so that an endpoint answering errors fast
+// does not draw the traffic a fast endpoint would.
 func ewmaCost(e *endpoint, w int32, now int64) float64 {
 	in := float64(e.inflight.Load())
 	lat := e.ewma(now)
@@ -117,7 +120,7 @@ func ewmaCost(e *endpoint, w int32, now int64) float64 {
 		}
 		return 0
 	}
-	return lat * (in + 1) / float64(w)
+	return lat * (in + 1) / (float64(w) * max(e.success(now), 0.05))
 }
 
 // hashPick walks the ring from the key's point to the first endpoint whose

@@ -51,7 +51,7 @@ func TestEWMAColdStartDoesNotFlood(t *testing.T) {
 	p := staticPool(t, 3, Config{Policy: PolicyP2CEWMA})
 	now := time.Now().UnixNano()
 	for _, e := range p.eps {
-		e.observe(20*time.Millisecond, now)
+		e.record(20*time.Millisecond, true, now)
 		e.inflight.Store(3)
 	}
 	if err := p.Add(Endpoint{URL: "http://10.9.9.9:8080"}); err != nil {
@@ -74,7 +74,7 @@ func TestEWMAColdStartDoesNotFlood(t *testing.T) {
 	}
 	// Once it has answered fast, it takes its share and more.
 	fresh.inflight.Store(0)
-	fresh.observe(5*time.Millisecond, time.Now().UnixNano())
+	fresh.record(5*time.Millisecond, true, time.Now().UnixNano())
 	got := 0
 	for range 1000 {
 		if p.pick(req, nil) == fresh {
@@ -217,5 +217,31 @@ func TestHashKeySources(t *testing.T) {
 	p := staticPool(t, 3, Config{Policy: PolicyHash, HashKey: "header:X-User"})
 	if p.pick(httptest.NewRequest(http.MethodGet, "/", nil), nil) == nil {
 		t.Fatal("no endpoint for a keyless request")
+	}
+}
+
+func TestEWMAAvoidsFastFailures(t *testing.T) {
+	p := staticPool(t, 2, Config{Policy: PolicyP2CEWMA})
+	good, bad := p.eps[0], p.eps[1]
+	now := time.Now().UnixNano()
+	// Both answer in 10ms; bad fails half its requests (fast, as errors do).
+	for i := range 6000 { // 30s: three time constants
+		now += int64(5 * time.Millisecond)
+		good.record(10*time.Millisecond, true, now)
+		bad.record(10*time.Millisecond, i%2 == 0, now)
+	}
+	p.clock.Store(now)
+	if s := bad.success(now); s < 0.4 || s > 0.6 {
+		t.Fatalf("success ratio of a 50%% failing endpoint: %.2f", s)
+	}
+	req := httptest.NewRequest("GET", "/", nil)
+	for range 100 {
+		if p.pick(req, nil) != good {
+			t.Fatal("picked the failing endpoint")
+		}
+	}
+	// Idle, the failing endpoint is forgiven little by little.
+	if s := bad.success(now + int64(time.Minute)); s < 0.9 {
+		t.Fatalf("success after a quiet minute: %.2f", s)
 	}
 }

@@ -107,14 +107,16 @@ func (p *Pool) send(e *endpoint, out *http.Request, caller context.Context) (*ht
 		// passing while the endpoint is silent is.
 		if !errors.Is(caller.Err(), context.Canceled) {
 			p.failed(e, end.UnixNano(), err)
+			e.record(-1, false, end.UnixNano())
 		}
 		return nil, err
 	case resp.StatusCode >= 500:
 		p.failed(e, end.UnixNano(), nil)
+		e.record(end.Sub(start), false, end.UnixNano())
 	default:
 		p.succeeded(e, end.UnixNano())
+		e.record(end.Sub(start), true, end.UnixNano())
 	}
-	e.observe(end.Sub(start), end.UnixNano())
 	resp.Body = p.track(e, resp.Body, cancel)
 	return resp, nil
 }

@@ -37,11 +37,14 @@ type EndpointStatus struct {
 	Requests        uint64        `json:"requests"`
 	Failures        uint64        `json:"failures"`
 	EWMA            time.Duration `json:"ewma_ns"`
-	Ejections       uint32        `json:"ejections"`
-	EjectedUntil    time.Time     `json:"ejected_until,omitzero"`
-	LastCheck       time.Time     `json:"last_check,omitzero"`
-	LastCheckOK     bool          `json:"last_check_ok,omitempty"`
-	LastCheckError  string        `json:"last_check_error,omitempty"`
+	// SuccessRatio is the recent share of attempts that succeeded, averaged
+	// over the EWMA time constant.
+	SuccessRatio   float64   `json:"success_ratio"`
+	Ejections      uint32    `json:"ejections"`
+	EjectedUntil   time.Time `json:"ejected_until,omitzero"`
+	LastCheck      time.Time `json:"last_check,omitzero"`
+	LastCheckOK    bool      `json:"last_check_ok,omitempty"`
+	LastCheckError string    `json:"last_check_error,omitempty"`
 }
 
 // Snapshot returns every endpoint's state, in the pool's order.
@@ -66,6 +69,7 @@ func (p *Pool) Snapshot() []EndpointStatus {
 			Requests:        e.requests.Load(),
 			Failures:        e.failures.Load(),
 			EWMA:            time.Duration(e.ewma(now) * float64(time.Second)),
+			SuccessRatio:    e.success(now),
 			Ejections:       e.ejections.Load(),
 		}
 		if w, ok := serving[e]; ok {

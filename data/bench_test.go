@@ -7,6 +7,9 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"gorm.io/driver/postgres"
+	"gorm.io/gorm"
+	gormlogger "gorm.io/gorm/logger"
 )
 
 // The data tier side by side with raw pgx on the same PostgreSQL (the
@@ -14,6 +17,14 @@ import (
 // runs them and prints the ratios.
 
 func benchSetup(b *testing.B) (*DB, *pgxpool.Pool, context.Context) {
+	b.Helper()
+	db, pool, _, ctx := benchSetupGorm(b)
+	return db, pool, ctx
+}
+
+// benchSetupGorm adds plain GORM (gorm.Open on the same server, no default
+// write transaction) to show what the data tier adds to GORM itself.
+func benchSetupGorm(b *testing.B) (*DB, *pgxpool.Pool, *gorm.DB, context.Context) {
 	b.Helper()
 	dsn := pgSchema(b)
 	db := openTest(b, Config{DSN: dsn})
@@ -23,11 +34,17 @@ func benchSetup(b *testing.B) (*DB, *pgxpool.Pool, context.Context) {
 		b.Fatal(err)
 	}
 	b.Cleanup(pool.Close)
-	return db, pool, ctx
+	g, err := gorm.Open(postgres.Open(dsn), &gorm.Config{SkipDefaultTransaction: true, Logger: gormlogger.Discard})
+	if err != nil {
+		b.Fatal(err)
+	}
+	sqlDB, _ := g.DB()
+	b.Cleanup(func() { _ = sqlDB.Close() })
+	return db, pool, g, ctx
 }
 
 func BenchmarkPKRead(b *testing.B) {
-	db, pool, ctx := benchSetup(b)
+	db, pool, g, ctx := benchSetupGorm(b)
 	p := Product{Name: "widget", Stock: 7}
 	if err := db.Gorm().Create(&p).Error; err != nil {
 		b.Fatal(err)
@@ -36,6 +53,14 @@ func BenchmarkPKRead(b *testing.B) {
 		for b.Loop() {
 			var got Product
 			if err := db.WithContext(ctx).Take(&got, p.ID).Error; err != nil || got.Stock != 7 {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("impl=gorm", func(b *testing.B) {
+		for b.Loop() {
+			var got Product
+			if err := g.WithContext(ctx).Take(&got, p.ID).Error; err != nil || got.Stock != 7 {
 				b.Fatal(err)
 			}
 		}
@@ -52,7 +77,7 @@ func BenchmarkPKRead(b *testing.B) {
 }
 
 func BenchmarkInsert(b *testing.B) {
-	db, pool, ctx := benchSetup(b)
+	db, pool, g, ctx := benchSetupGorm(b)
 	now := time.Now()
 	b.Run("impl=data", func(b *testing.B) {
 		i := 0
@@ -60,6 +85,16 @@ func BenchmarkInsert(b *testing.B) {
 			i++
 			e := Event{Kind: "bench", Payload: "data", Amount: int64(i), CreatedAt: now}
 			if err := db.WithContext(ctx).Create(&e).Error; err != nil || e.ID == 0 {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("impl=gorm", func(b *testing.B) {
+		i := 0
+		for b.Loop() {
+			i++
+			e := Event{Kind: "bench", Payload: "gorm", Amount: int64(i), CreatedAt: now}
+			if err := g.WithContext(ctx).Create(&e).Error; err != nil || e.ID == 0 {
 				b.Fatal(err)
 			}
 		}

@@ -27,7 +27,8 @@ var ErrBulkInput = errors.New("data: bulk insert needs a slice of GORM models")
 // database fills itself (an auto-increment key, a column with a DEFAULT)
 // are left out when every row leaves them zero; COPY does not read back
 // generated keys, so those stay zero in rows. Hooks (BeforeCreate...) do
-// not run.
+// not run. Without a deadline in ctx, the call is bounded by
+// Config.OpTimeout: give large loads a deadline of their own.
 func (db *DB) BulkInsert(ctx context.Context, rows any) (int64, error) {
 	v := reflect.Indirect(reflect.ValueOf(rows))
 	if v.Kind() != reflect.Slice {

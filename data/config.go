@@ -53,7 +53,10 @@ type Config struct {
 	BusyTimeout time.Duration `env:"BUSY_TIMEOUT" json:"busy_timeout,omitempty"`
 
 	// PgBouncer turns off server-side prepared statements so that the pool
-	// works behind PgBouncer in transaction mode.
+	// works behind PgBouncer in transaction mode. PgBouncer must let the
+	// statement_timeout and lock_timeout startup parameters through
+	// (track_extra_parameters) or ignore them (ignore_startup_parameters,
+	// then set them on the role instead).
 	PgBouncer bool `env:"PGBOUNCER" json:"pgbouncer,omitempty"`
 	// SlowQuery logs statements slower than this at warn level; zero means
 	// 200ms, negative turns it off.

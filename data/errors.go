@@ -188,6 +188,9 @@ func pgKind(code string) error {
 	case "57P01", "57P02", "57P03", "53300", "25006": // shutdown, cannot connect now, too many connections, read-only replica
 		return ErrUnavailable
 	}
+	if len(code) != 5 {
+		return nil
+	}
 	switch code[:2] {
 	case "22", "23": // data exception, integrity constraint violation
 		return ErrViolation

@@ -23,7 +23,8 @@ var ErrNoMigrations = errors.New("data: no migrations for this dialect")
 // order, each in its own transaction, and returns how many it applied. On
 // PostgreSQL it holds an advisory lock (scoped to the database and schema)
 // meanwhile, so that instances starting together apply each migration
-// exactly once: the others wait, then find nothing left to do.
+// exactly once: the others wait, then find nothing left to do. An SQLite
+// file belongs to one process, which needs no such lock.
 func (db *DB) Migrate(ctx context.Context) (int, error) {
 	if db.fsys == nil {
 		return 0, ErrNoMigrations

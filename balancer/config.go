@@ -71,7 +71,9 @@ type Config struct {
 	// no endpoint at all is healthy (and no backup is).
 	PanicThreshold int `env:"PANIC_THRESHOLD" json:"panic_threshold,omitempty"`
 	// SlowStart is the window over which a new or recovered endpoint's share
-	// of traffic ramps from 10% to its full weight. Zero means no ramp.
+	// of traffic ramps from 10% to its full weight, in steps of a tenth of
+	// the window; not when it is the only endpoint serving, and not under the
+	// hash policy, which keeps keys where they belong. Zero means no ramp.
 	SlowStart time.Duration `env:"SLOW_START" json:"slow_start,omitempty"`
 	// EWMADecay is the time constant of the latency average used by p2c_ewma;
 	// zero means 10s.

@@ -222,6 +222,17 @@ func TestStartStop(t *testing.T) {
 	if code, _, err := get(t, p.Client(), "http://upstream/"); err != nil || code != 200 {
 		t.Fatalf("after stop: %d %v", code, err)
 	}
+	// And it starts again.
+	b.health.Store(0)
+	if err := p.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if st := statusOf(p, b.url); st.State != StateUp {
+		t.Fatalf("b after restart: %+v", st)
+	}
+	if err := p.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func TestStartFailsWithoutAnyEndpoint(t *testing.T) {

@@ -18,6 +18,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"runtime/pprof"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -44,8 +45,20 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	fl := flag.NewFlagSet("appserver", flag.ContinueOnError)
 	mode := fl.String("mode", "app", "bare (Echo alone) or app (the app tier's chain)")
 	listen := fl.String("listen", "127.0.0.1:0", "address to serve on")
+	cpuProfile := fl.String("cpuprofile", "", "write a CPU profile of the run to this file")
 	if err := fl.Parse(args); err != nil {
 		return err
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
 	}
 	handler := func(c echo.Context) error {
 		return c.JSON(http.StatusOK, item{ID: 7, Name: "seven"})

@@ -118,9 +118,9 @@ func (fw *Forwarder) rewrite(pr *httputil.ProxyRequest) {
 	// in X-Forwarded-Host.
 	pr.Out.URL.Scheme, pr.Out.URL.Host, pr.Out.Host = "http", "app", ""
 	if fw.cfg.StripPrefix {
-		pr.Out.URL.Path = "/" + strings.TrimPrefix(strings.TrimPrefix(pr.In.URL.Path, fw.cfg.Prefix), "/")
+		pr.Out.URL.Path = stripPrefix(pr.In.URL.Path, fw.cfg.Prefix)
 		if pr.In.URL.RawPath != "" {
-			pr.Out.URL.RawPath = "/" + strings.TrimPrefix(strings.TrimPrefix(pr.In.URL.RawPath, fw.cfg.Prefix), "/")
+			pr.Out.URL.RawPath = stripPrefix(pr.In.URL.RawPath, fw.cfg.Prefix)
 		}
 	}
 	if fw.cfg.TrustForwarded {
@@ -132,6 +132,18 @@ func (fw *Forwarder) rewrite(pr *httputil.ProxyRequest) {
 	}
 	// traceparent and tracestate are end-to-end headers: ReverseProxy
 	// copies them; nothing here may drop them.
+}
+
+// stripPrefix turns "/api/orders" into "/orders" and "/api" into "/" for
+// prefix "/api/".
+func stripPrefix(p, prefix string) string {
+	if rest, ok := strings.CutPrefix(p, prefix); ok {
+		return "/" + rest
+	}
+	if p+"/" == prefix {
+		return "/"
+	}
+	return p
 }
 
 // fail answers a request the app tier did not: 413 for a body cut off by

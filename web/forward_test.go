@@ -90,6 +90,11 @@ func TestForwardToAppTier(t *testing.T) {
 	if got.Path != "/orders" {
 		t.Errorf("strip prefix: app saw %q", got.Path)
 	}
+	r = do(t, c, "GET", base+"/v2")
+	_ = json.Unmarshal(r.body, &got)
+	if got.Path != "/" {
+		t.Errorf("strip prefix of the bare prefix: app saw %q", got.Path)
+	}
 	// The app tier's 404 reaches the client, even with the SPA fallback on.
 	r = do(t, c, "GET", base+"/api/missing", "Accept: text/html")
 	if r.status != 404 || !strings.Contains(string(r.body), "no such order") {

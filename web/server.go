@@ -21,7 +21,6 @@ import (
 // over HTTP or HTTPS with HTTP/2. Add routes and middleware to Echo() as
 // with any Echo app; they take precedence over the files.
 type Server struct {
-	cfg      Config
 	echo     *echo.Echo
 	files    *Files
 	health   *tier.Health
@@ -48,7 +47,7 @@ func New(cfg Config, opts ...Option) (*Server, error) {
 	}
 	cfg = cfg.withDefaults()
 	o := buildOptions(opts)
-	s := &Server{cfg: cfg, health: &tier.Health{}, log: tier.LoggerOrDiscard(o.log), failed: make(chan error, 1)}
+	s := &Server{health: &tier.Health{}, log: tier.LoggerOrDiscard(o.log), failed: make(chan error, 1)}
 
 	var tlsConfig *tls.Config
 	if cfg.TLSCert != "" {

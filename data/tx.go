@@ -3,6 +3,7 @@ package data
 import (
 	"context"
 	"database/sql"
+	"fmt"
 	"math/rand/v2"
 	"time"
 
@@ -77,8 +78,11 @@ func (db *DB) Tx(ctx context.Context, fn func(tx *gorm.DB) error, opts ...TxOpti
 			}
 			return nil
 		}
-		if kindOf(err) != ErrRetryable || attempt >= o.attempts || ctx.Err() != nil {
+		if kindOf(err) != ErrRetryable || ctx.Err() != nil {
 			return err
+		}
+		if attempt >= o.attempts {
+			return fmt.Errorf("data: transaction gave up after %d attempts: %w", attempt, err)
 		}
 		db.metrics.retries.Inc()
 		if err := sleep(ctx, backoff(attempt, db.cfg.TxBackoff, db.cfg.TxMaxBackoff)); err != nil {

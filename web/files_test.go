@@ -570,3 +570,31 @@ func metricValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	}
 	return sum
 }
+
+// A large file replaced on disk is noticed when it is opened, even while
+// its entry is fresh in the cache: the new bytes go out with their own
+// ETag, never the old ETag with the new bytes.
+func TestLargeFileChangedBeforeOpen(t *testing.T) {
+	tr := newTree(t)
+	_, url := serveFiles(t, FilesConfig{Root: tr.root, CacheCheck: time.Hour})
+	c := client(t)
+	first := do(t, c, "GET", url+"/big.bin")
+	newer := bytes.Repeat([]byte("new content "), 30000)
+	if err := os.WriteFile(filepath.Join(tr.root, "big.bin"), newer, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, rng := range []string{"", "bytes=0-11"} {
+		var hs []string
+		if rng != "" {
+			hs = append(hs, "Range: "+rng)
+		}
+		r := do(t, c, "GET", url+"/big.bin", hs...)
+		want := newer
+		if rng != "" {
+			want = newer[:12]
+		}
+		if !bytes.Equal(r.body, want) || r.header.Get("ETag") == first.header.Get("ETag") {
+			t.Fatalf("range %q after the change: %d, %d bytes, etag %q (was %q)", rng, r.status, len(r.body), r.header.Get("ETag"), first.header.Get("ETag"))
+		}
+	}
+}

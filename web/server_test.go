@@ -312,3 +312,15 @@ func TestEchoHandlerKeepsSendfilePath(t *testing.T) {
 		}
 	}
 }
+
+func TestServerSecurityHeaderSettings(t *testing.T) {
+	deny := startServer(t, Config{FrameOptions: "DENY"})
+	off := startServer(t, Config{NoSecurityHeaders: true})
+	c := client(t)
+	if r := do(t, c, "GET", "http://"+deny.Addr()+"/healthz"); r.header.Get("X-Frame-Options") != "DENY" || r.header.Get("X-Content-Type-Options") != "nosniff" {
+		t.Errorf("frame options: %v", r.header)
+	}
+	if r := do(t, c, "GET", "http://"+off.Addr()+"/healthz"); r.header.Get("X-Frame-Options") != "" || r.header.Get("X-Content-Type-Options") != "" || r.header.Get("X-Request-Id") == "" {
+		t.Errorf("security headers off: %v", r.header)
+	}
+}

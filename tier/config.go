@@ -31,13 +31,19 @@ func LoadEnv(prefix string, cfg any) error {
 // LoadEnvFrom is LoadEnv over the given "KEY=value" list instead of the
 // process environment (tests use it to stay hermetic).
 func LoadEnvFrom(environ []string, prefix string, cfg any) error {
-	err := env.ParseWithOptions(cfg, env.Options{
-		Environment:                  env.ToMap(environ),
-		Prefix:                       prefix,
-		SetDefaultsForZeroValuesOnly: true,
-	})
-	if err != nil {
-		return explainEnvError(environ, prefix, cfg, err)
+	vars := env.ToMap(environ)
+	// Two passes, because the parser's "defaults for zero values only" mode
+	// also skips set variables for fields that hold a value. The first pass
+	// fills zero fields from their variables or envDefault tags; the second
+	// applies every set variable, defaults off, over values cfg already held.
+	passes := []env.Options{
+		{Environment: vars, Prefix: prefix, SetDefaultsForZeroValuesOnly: true},
+		{Environment: vars, Prefix: prefix, DefaultValueTagName: "envDefaultUnused"},
+	}
+	for _, opts := range passes {
+		if err := env.ParseWithOptions(cfg, opts); err != nil {
+			return explainEnvError(environ, prefix, cfg, err)
+		}
 	}
 	if v, ok := cfg.(Validator); ok {
 		return v.Validate()

@@ -36,10 +36,14 @@ func TestLoadEnvDefaultsAndOverrides(t *testing.T) {
 		t.Fatalf("cfg = %+v", cfg)
 	}
 
-	// Values already set by the caller (DefaultConfig) win over envDefault.
-	cfg = serverConfig{Workers: 9}
-	if err := tier.LoadEnvFrom(nil, "THREETIER_WEB_", &cfg); err != nil || cfg.Workers != 9 {
-		t.Fatalf("preset value lost: %+v %v", cfg, err)
+	// Values already set by the caller (DefaultConfig) win over envDefault,
+	// and set variables win over both.
+	cfg = serverConfig{Workers: 9, Timeout: time.Second}
+	if err := tier.LoadEnvFrom([]string{"THREETIER_WEB_TIMEOUT=2s"}, "THREETIER_WEB_", &cfg); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Workers != 9 || cfg.Timeout != 2*time.Second || cfg.Addr != "127.0.0.1:8080" {
+		t.Fatalf("preset and variables merged wrongly: %+v", cfg)
 	}
 }
 

@@ -2,6 +2,7 @@ package balancer
 
 import (
 	"context"
+	"errors"
 	"math"
 	"math/rand/v2"
 	"net"
@@ -153,26 +154,22 @@ func parseHashKey(s string) (hashKey, error) {
 	switch kind {
 	case "header":
 		if name == "" {
-			return hashKey{}, errString("header name missing")
+			return hashKey{}, errors.New("header name missing")
 		}
 		return hashKey{kind, textproto.CanonicalMIMEHeaderKey(name)}, nil
 	case "cookie":
 		if name == "" {
-			return hashKey{}, errString("cookie name missing")
+			return hashKey{}, errors.New("cookie name missing")
 		}
 		return hashKey{kind, name}, nil
 	case "client_addr", "path":
 		if name != "" {
-			return hashKey{}, errString(kind + " takes no name")
+			return hashKey{}, errors.New(kind + " takes no name")
 		}
 		return hashKey{kind: kind}, nil
 	}
-	return hashKey{}, errString("unknown key source")
+	return hashKey{}, errors.New("unknown key source")
 }
-
-type errString string
-
-func (e errString) Error() string { return string(e) }
 
 type affinityKey struct{}
 

@@ -2,8 +2,11 @@
 # Benchmarks of the balancer package, with medians of 5 runs:
 #   - Pick for 3 and 1,000 endpoints per policy (target: <= 100 ns, 0 allocs);
 #   - a Go client through the pool's transport to 2 local backends vs a plain
-#     http.Transport to 1 backend (target: >= 0.95x the plain throughput).
-# Everything runs in one Go test process on 127.0.0.1; nothing is left behind.
+#     http.Transport to 1 backend (target: >= 0.95x the plain throughput),
+#     and the pool to 1 backend (its own cost alone). The backends are
+#     processes the benchmark starts on 127.0.0.1 and kills by PID.
+# Each result has ns/op (wall) and cpu-ns/op (CPU time of the benchmark
+# process, the client only): on a shared machine the second varies less.
 # Usage: examples/bench/balancer.sh [count]   (run from anywhere in the repo)
 set -euo pipefail
 cd "$(dirname "$0")/../.."

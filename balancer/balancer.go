@@ -351,14 +351,20 @@ func (p *Pool) Remove(ctx context.Context, rawURL string) error {
 	return err
 }
 
-// forget drops e from the pool; p.mu held.
+// forget drops e from the pool and publishes the change; p.mu held.
 func (p *Pool) forget(e *endpoint) {
+	p.drop(e)
+	p.rebuild()
+}
+
+// drop takes e out of the pool's list without building a new table, for
+// callers that change several endpoints at once; p.mu held.
+func (p *Pool) drop(e *endpoint) {
 	e.removed.Store(true)
 	p.eps = slices.DeleteFunc(p.eps, func(x *endpoint) bool { return x == e })
 	if p.run != nil {
 		p.run.unwatch(e)
 	}
-	p.rebuild()
 	p.log.Info("endpoint removed", "endpoint", e.key)
 }
 

@@ -5,6 +5,7 @@ import (
 	"net"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -245,5 +246,41 @@ func TestParseDiscovery(t *testing.T) {
 	}
 	if _, err := New(Config{Discovery: "dns://app"}); err == nil {
 		t.Error("bad Config.Discovery accepted")
+	}
+}
+
+type discoverFunc func() []Endpoint
+
+func (f discoverFunc) Discover(context.Context) ([]Endpoint, error) { return f(), nil }
+
+func TestDiscoveryOfManyEndpoints(t *testing.T) {
+	gen := 0
+	list := func() []Endpoint {
+		var eps []Endpoint
+		for i := range 1000 {
+			eps = append(eps, Endpoint{URL: "http://10." + strconv.Itoa(gen) + "." + strconv.Itoa(i/250) + "." + strconv.Itoa(i%250+1) + ":80"})
+		}
+		return eps
+	}
+	p := newPool(t, Config{Policy: PolicyHash, DiscoveryInterval: time.Hour}, WithDiscovery(discoverFunc(list)))
+	if err := p.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(p.Snapshot()); n != 1000 {
+		t.Fatalf("%d endpoints", n)
+	}
+	// Every endpoint replaced at once: one table, not a thousand.
+	gen = 1
+	start := time.Now()
+	if err := p.discover(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("replaced in %s", time.Since(start))
+	if d := time.Since(start); d > 10*time.Second { // one table per endpoint would take minutes
+		t.Fatalf("replacing 1000 endpoints took %s", d)
+	}
+	eps := endpointURLs(p)
+	if len(eps) != 1000 || !strings.HasPrefix(eps[0], "http://10.1.") {
+		t.Fatalf("after the change: %d endpoints, first %s", len(eps), eps[0])
 	}
 }

@@ -178,19 +178,21 @@ func (p *Pool) discover(ctx context.Context) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	var added, removed int
+	have := make(map[string]bool, len(p.eps))
 	for _, e := range append([]*endpoint(nil), p.eps...) {
+		have[e.key] = true
 		w, ok := wanted[e.key]
 		switch {
 		case ok && !e.static:
 			e.weight.Store(int32(w.weight))
 			e.backup.Store(w.backup)
 		case !ok && !e.static:
-			p.forget(e)
+			p.drop(e)
 			removed++
 		}
 	}
 	for _, key := range order {
-		if p.find(key) != nil {
+		if have[key] {
 			continue
 		}
 		u, _ := parseEndpointURL(key)

@@ -1,13 +1,16 @@
 package balancer
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -79,4 +82,56 @@ func TestReverseProxyOverPool(t *testing.T) {
 	}
 	problem(http.StatusServiceUnavailable)
 	http.DefaultClient.CloseIdleConnections()
+}
+
+// An upgraded connection (WebSocket and the like) passes through a
+// ReverseProxy over the pool, and stays in flight until it closes.
+func TestUpgradeThroughPool(t *testing.T) {
+	backendSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Upgrade") != "echo" {
+			http.Error(w, "upgrade required", http.StatusUpgradeRequired)
+			return
+		}
+		conn, rw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			return
+		}
+		defer conn.Close()
+		_, _ = rw.WriteString("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
+		_ = rw.Flush()
+		line, _ := rw.ReadString('\n')
+		_, _ = rw.WriteString("echo: " + line)
+		_ = rw.Flush()
+	}))
+	defer backendSrv.Close()
+	p := newPool(t, Config{Endpoints: []string{backendSrv.URL}})
+	target, _ := url.Parse("http://app")
+	front := httptest.NewServer(&httputil.ReverseProxy{
+		Rewrite:   func(pr *httputil.ProxyRequest) { pr.SetURL(target) },
+		Transport: p,
+	})
+	defer front.Close()
+
+	conn, err := net.Dial("tcp", strings.TrimPrefix(front.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_, _ = conn.Write([]byte("GET /ws HTTP/1.1\r\nHost: front\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n"))
+	br := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("upgrade: %v %v", resp, err)
+	}
+	if n := statusOf(p, backendSrv.URL).InFlight; n != 1 {
+		t.Fatalf("upgraded connection not in flight: %d", n)
+	}
+	_, _ = conn.Write([]byte("hello\n"))
+	if line, err := br.ReadString('\n'); err != nil || line != "echo: hello\n" {
+		t.Fatalf("echo: %q %v", line, err)
+	}
+	conn.Close()
+	waitFor(t, 5*time.Second, "the upgraded connection to end", func() bool {
+		return statusOf(p, backendSrv.URL).InFlight == 0
+	})
 }

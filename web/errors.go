@@ -7,13 +7,12 @@ import (
 	"github.com/threetier/threetier/tier"
 )
 
-// Errors returned by path checks; the handler maps them to 400.
-var (
-	// ErrBadPath is wrapped by every rejection of a request path.
-	ErrBadPath = errors.New("bad request path")
-	// ErrNoRoot means neither FilesConfig.Root nor WithFS gave files to serve.
-	ErrNoRoot = errors.New("web: no root directory or file system to serve")
-)
+// ErrNoRoot means neither FilesConfig.Root nor WithFS gave files to serve.
+var ErrNoRoot = errors.New("web: no root directory or file system to serve")
+
+// errBadPath is wrapped by every rejection of a request path; the handler
+// answers it with 400.
+var errBadPath = errors.New("bad request path")
 
 // problem sends a problem+json error for r, carrying its request ID.
 func problem(w http.ResponseWriter, r *http.Request, status int, detail string) {

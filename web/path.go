@@ -19,32 +19,32 @@ func cleanPath(p, prefix string) (name string, dir bool, err error) {
 		if p+"/" == prefix { // "/static" for "/static/": the root, to be redirected
 			return "", false, nil
 		}
-		return "", false, fmt.Errorf("%w: outside %s", ErrBadPath, prefix)
+		return "", false, fmt.Errorf("%w: outside %s", errBadPath, prefix)
 	}
 	rest := p[len(prefix):]
 	if strings.IndexByte(rest, 0) >= 0 {
-		return "", false, fmt.Errorf("%w: NUL byte", ErrBadPath)
+		return "", false, fmt.Errorf("%w: NUL byte", errBadPath)
 	}
 	if strings.IndexByte(rest, '\\') >= 0 {
-		return "", false, fmt.Errorf("%w: backslash", ErrBadPath)
+		return "", false, fmt.Errorf("%w: backslash", errBadPath)
 	}
 	if !utf8.ValidString(rest) {
-		return "", false, fmt.Errorf("%w: not UTF-8", ErrBadPath)
+		return "", false, fmt.Errorf("%w: not UTF-8", errBadPath)
 	}
 	dir = rest == "" || strings.HasSuffix(rest, "/")
 	name = strings.TrimSuffix(rest, "/")
 	if name == "" {
 		if rest != "" { // "//" right after the prefix
-			return "", false, fmt.Errorf("%w: empty path element", ErrBadPath)
+			return "", false, fmt.Errorf("%w: empty path element", errBadPath)
 		}
 		return "", true, nil
 	}
 	for elem := range strings.SplitSeq(name, "/") {
 		switch elem {
 		case "":
-			return "", false, fmt.Errorf("%w: empty path element", ErrBadPath)
+			return "", false, fmt.Errorf("%w: empty path element", errBadPath)
 		case ".", "..":
-			return "", false, fmt.Errorf("%w: dot segment", ErrBadPath)
+			return "", false, fmt.Errorf("%w: dot segment", errBadPath)
 		}
 	}
 	return name, dir, nil

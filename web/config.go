@@ -277,6 +277,9 @@ func (c Config) Validate() error {
 	if c.HSTS < 0 {
 		errs = append(errs, &tier.ConfigError{Var: EnvPrefix + "HSTS", Value: c.HSTS.String(), Problem: "must not be negative"})
 	}
+	if strings.ContainsAny(c.FrameOptions, "\r\n\x00") {
+		errs = append(errs, &tier.ConfigError{Var: EnvPrefix + "FRAME_OPTIONS", Value: c.FrameOptions, Problem: "must be one header line", Allowed: "DENY, SAMEORIGIN"})
+	}
 	if c.MaxHeaderBytes < 0 {
 		errs = append(errs, &tier.ConfigError{Var: EnvPrefix + "MAX_HEADER_BYTES", Value: fmt.Sprint(c.MaxHeaderBytes), Problem: "must not be negative"})
 	}

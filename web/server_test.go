@@ -227,6 +227,7 @@ func TestServerConfigErrors(t *testing.T) {
 		{TLSCert: "cert.pem"},
 		{RedirectListen: ":80"},
 		{Files: FilesConfig{Prefix: "static"}},
+		{FrameOptions: "DENY\r\nX-Evil: 1"},
 		{Files: FilesConfig{Index: "../x"}},
 		{Files: FilesConfig{CacheControl: CacheRules{{Pattern: "[", Value: "x"}}}},
 	} {

@@ -181,6 +181,11 @@ func (rs *CacheRules) UnmarshalText(b []byte) error {
 		}
 		r, err := ParseCacheRule(part)
 		if err != nil {
+			// The environment loader names the variable; say only what is wrong.
+			var ce *tier.ConfigError
+			if errors.As(err, &ce) {
+				return fmt.Errorf("rule %q: %s", part, ce.Problem)
+			}
 			return err
 		}
 		*rs = append(*rs, r)

@@ -267,7 +267,7 @@ func TestConfigFromEnv(t *testing.T) {
 	}
 	var bad Config
 	err = tier.LoadEnvFrom([]string{"THREETIER_WEB_FILES_CACHE_CONTROL=nonsense"}, EnvPrefix, &bad)
-	if err == nil || !strings.Contains(err.Error(), "pattern=value") {
+	if err == nil || !strings.Contains(err.Error(), "pattern=value") || strings.Count(err.Error(), "THREETIER_WEB_FILES_CACHE_CONTROL") != 1 {
 		t.Fatalf("bad rule: %v", err)
 	}
 }

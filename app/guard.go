@@ -45,7 +45,7 @@ var _ tier.Checker = (*Guard)(nil)
 type GuardOption func(*Guard)
 
 // WithIsFailure sets what counts against the dependency. f sees every
-// error an attempt returned (the caller's own cancellation and the guard's
+// error an attempt returned (the caller's cancellation or deadline and the guard's
 // timeout are decided before it); returning false means the dependency did
 // its job (a "not found", a constraint violation) and the error goes back
 // to the caller without tripping the breaker, retrying or falling back.
@@ -197,9 +197,9 @@ const (
 	outcomeSuccess    outcome = iota // answered in time
 	outcomeSlow                      // answered, slower than SlowCall: a failure
 	outcomeFailure                   // failed
-	outcomeTimeout                   // did not answer within Timeout: a failure
+	outcomeTimeout                   // did not answer within Timeout or the caller's deadline: a failure
 	outcomeNotFailure                // failed in a way IsFailure excuses
-	outcomeCanceled                  // the caller gave up: not counted
+	outcomeCanceled                  // the caller canceled: not counted
 	numOutcomes
 )
 
@@ -288,6 +288,9 @@ func (g *Guard) attempt(ctx context.Context, fn func(context.Context) error, now
 	}
 	switch out {
 	case outcomeTimeout:
+		if ctx.Err() != nil {
+			return false, callErr // the caller's own deadline: its error, as is
+		}
 		return true, &GuardError{Guard: g.name, Err: ErrTimeout, Cause: callErr}
 	case outcomeFailure:
 		return true, callErr
@@ -302,8 +305,13 @@ func (g *Guard) classify(ctx, actx context.Context, err error, took time.Duratio
 		}
 		return outcomeSuccess
 	}
-	if ctx.Err() != nil {
-		return outcomeCanceled
+	if cerr := ctx.Err(); cerr != nil {
+		if errors.Is(cerr, context.Canceled) {
+			return outcomeCanceled
+		}
+		// The caller's deadline passed while the dependency was silent:
+		// it bounded this attempt in place of the guard's own timeout.
+		return outcomeTimeout
 	}
 	if actx != ctx && errors.Is(actx.Err(), context.DeadlineExceeded) {
 		return outcomeTimeout

@@ -254,17 +254,22 @@ func TestCallTimeout(t *testing.T) {
 		t.Fatalf("breaker %s after 2 timeouts, want open: timeouts are failures", s)
 	}
 
-	// A caller's sooner deadline bounds the call; it is not the
-	// dependency's fault.
-	g2 := newTestGuard(t, GuardConfig{Timeout: time.Minute, ConsecutiveFailures: 1})
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
-	defer cancel()
-	_, err = Do(ctx, g2, hang)
-	if !errors.Is(err, context.DeadlineExceeded) || errors.Is(err, ErrTimeout) {
-		t.Fatalf("caller deadline: err = %v", err)
-	}
-	if s := g2.State(); s != gobreaker.StateClosed {
-		t.Fatalf("breaker %s after the caller's deadline, want closed", s)
+	// A caller's sooner deadline bounds the call, and the caller gets its
+	// own deadline error back; but a dependency that stays silent until
+	// then is failing, or a guard without a timeout of its own (or with a
+	// longer one than the request's) would never open on a hung
+	// dependency.
+	for _, timeout := range []time.Duration{time.Minute, -1} {
+		g2 := newTestGuard(t, GuardConfig{Timeout: timeout, ConsecutiveFailures: 1})
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
+		_, err = Do(ctx, g2, hang)
+		cancel()
+		if !errors.Is(err, context.DeadlineExceeded) || errors.Is(err, ErrTimeout) {
+			t.Fatalf("timeout %v, caller deadline: err = %v, want the caller's deadline error", timeout, err)
+		}
+		if s := g2.State(); s != gobreaker.StateOpen {
+			t.Fatalf("timeout %v: breaker %s after the dependency outlasted the caller's deadline, want open", timeout, s)
+		}
 	}
 }
 

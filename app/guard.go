@@ -221,13 +221,13 @@ func (g *Guard) run(ctx context.Context, idempotent bool, fn func(context.Contex
 		if !retry || n >= attempts || ctx.Err() != nil {
 			return err
 		}
-		if !g.budget.withdraw(time.Since(g.epoch)) {
-			g.m.rejected[rejectBudget].Inc()
-			return &GuardError{Guard: g.name, Err: ErrRetryBudget, Cause: err}
-		}
 		wait := backoff(n, g.cfg.BackoffBase, g.cfg.BackoffMax)
 		if dl, ok := ctx.Deadline(); ok && time.Until(dl) <= wait {
 			return err // the caller cannot wait for another attempt
+		}
+		if !g.budget.withdraw(time.Since(g.epoch)) {
+			g.m.rejected[rejectBudget].Inc()
+			return &GuardError{Guard: g.name, Err: ErrRetryBudget, Cause: err}
 		}
 		if !sleep(ctx, wait) {
 			return err

@@ -599,3 +599,26 @@ func TestFailureRatioWindowRolls(t *testing.T) {
 		t.Fatalf("breaker %s: 1 failure in the 4 recent calls must not trip a 0.5 ratio", s)
 	}
 }
+
+func TestRetryNotTakenSpendsNoBudget(t *testing.T) {
+	// One retry in the budget (0.1 a second over ten seconds), and a
+	// back-off longer than the callers' deadlines: nobody can wait for the
+	// retry, so nobody may spend it.
+	g := newTestGuard(t, GuardConfig{MaxAttempts: 2, RetryRatio: -1, MinRetriesPerSecond: 0.1,
+		BackoffBase: time.Hour, BackoffMax: time.Hour, ConsecutiveFailures: -1, FailureRatio: -1})
+	var calls atomic.Int64
+	for range 3 {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		_, err := Call[int]{Guard: g, Idempotent: true}.Do(ctx, failing(&calls))
+		cancel()
+		if !errors.Is(err, errDown) || errors.Is(err, ErrRetryBudget) {
+			t.Fatalf("err = %v, want the failure itself: the deadline, not the budget, stops the retry", err)
+		}
+	}
+	if got := testutil.ToFloat64(g.m.retries); got != 0 {
+		t.Fatalf("retries metric = %v, want 0", got)
+	}
+	if !g.budget.withdraw(time.Since(g.epoch)) {
+		t.Fatal("the budget's one retry was spent by retries that never happened")
+	}
+}

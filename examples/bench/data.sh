@@ -3,7 +3,8 @@
 # time-per-operation ratios (data tier / pgx; lower is better, 1.00 = par):
 #
 #   primary-key read     target <= 1.10
-#   single-row insert    target <= 1.10
+#   single-row insert    target <= 1.10  (synchronous_commit=off: the
+#                                          client paths, not the disk)
 #   10,000-row bulk      target <= 1.50  (data.BulkInsert vs pgx CopyFrom)
 #
 # Plain GORM (gorm.Open, no default write transaction) is shown beside the
@@ -11,8 +12,10 @@
 # data tier adds and what GORM itself costs can be told apart.
 #
 # Each round runs every benchmark once, data tier and pgx back to back, so
-# the two sides of a ratio see the same machine load; the figure printed is
-# the median of the per-round ratios.
+# the two sides of a ratio see the same machine load; the figures printed
+# are medians (of ns/op, and of the per-round ratios). "cpu ratio" compares
+# the benchmark process's CPU time per operation (the client's cost, driver
+# goroutines included), which neighbours' load moves less than wall time.
 #
 #   examples/bench/data.sh              # 6 rounds
 #   ROUNDS=10 BENCHTIME=2s examples/bench/data.sh
@@ -66,39 +69,45 @@ for ((r = 1; r <= ROUNDS; r++)); do
 done
 echo
 
-# Per round: ratio of each benchmark's data and gorm_batches figures to its
-# pgx figure. Then medians across rounds.
+# Per round: ratio of each implementation's figures to pgx's, for wall time
+# (ns/op) and the process's CPU time (cpu-ns/op). Then medians across rounds.
 awk '
 function median(list,   n, a, i, j, t) {
 	n = split(list, a, " ")
 	for (i = 2; i <= n; i++) for (j = i; j > 1 && a[j-1] + 0 > a[j] + 0; j--) { t = a[j]; a[j] = a[j-1]; a[j-1] = t }
 	return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
 }
-function flush(   b, k) {
+function flush(   k, p) {
 	for (k in ns) {
 		split(k, p, SUBSEP)
-		if (p[2] != "pgx" && ((p[1], "pgx") in ns)) ratios[p[1], p[2]] = ratios[p[1], p[2]] " " ns[k] / ns[p[1], "pgx"]
 		times[p[1], p[2]] = times[p[1], p[2]] " " ns[k]
+		if (p[2] == "pgx" || !((p[1], "pgx") in ns)) continue
+		ratios[p[1], p[2]] = ratios[p[1], p[2]] " " ns[k] / ns[p[1], "pgx"]
+		if (cpu[p[1], "pgx"] > 0) cpuratios[p[1], p[2]] = cpuratios[p[1], p[2]] " " cpu[k] / cpu[p[1], "pgx"]
 	}
 	delete ns
+	delete cpu
 }
 /^round/ { flush(); next }
 /^Benchmark/ {
 	split($1, parts, "/")
 	bench = parts[1]; sub(/^Benchmark/, "", bench)
 	impl = parts[2]; sub(/^impl=/, "", impl); sub(/-[0-9]+$/, "", impl)
-	ns[bench, impl] = $3
+	for (i = 3; i < NF; i += 2) {
+		if ($(i + 1) == "ns/op") ns[bench, impl] = $i
+		if ($(i + 1) == "cpu-ns/op") cpu[bench, impl] = $i
+	}
 }
 END {
 	flush()
-	printf "%-16s %-14s %14s %14s %10s\n", "benchmark", "impl", "median ns/op", "pgx ns/op", "ratio"
+	printf "%-14s %-13s %13s %13s %11s %11s\n", "benchmark", "impl", "ns/op", "pgx ns/op", "time ratio", "cpu ratio"
 	n = split("PKRead Insert BulkInsert10k", order, " ")
 	for (i = 1; i <= n; i++) {
 		b = order[i]
 		m = split("data gorm gorm_batches", impls, " ")
 		for (j = 1; j <= m; j++) {
 			if (!((b, impls[j]) in ratios)) continue
-			printf "%-16s %-14s %14.0f %14.0f %9.2fx\n", b, impls[j], median(times[b, impls[j]]), median(times[b, "pgx"]), median(ratios[b, impls[j]])
+			printf "%-14s %-13s %13.0f %13.0f %10.2fx %10.2fx\n", b, impls[j], median(times[b, impls[j]]), median(times[b, "pgx"]), median(ratios[b, impls[j]]), median(cpuratios[b, impls[j]])
 		}
 	}
 }' "$work/raw.txt"

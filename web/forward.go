@@ -92,8 +92,15 @@ func NewForwarder(pool *balancer.Pool, cfg ForwardConfig, opts ...Option) (*Forw
 	return fw, nil
 }
 
-// ServeHTTP forwards r.
+// ServeHTTP forwards r. Headers already set on w (by middleware such as
+// the Server's security headers and request ID) are defaults: a header the
+// app tier sends replaces them rather than going out beside them.
 func (fw *Forwarder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if h := w.Header(); len(h) > 0 {
+		d := &defaultHeaders{ResponseWriter: w, defaults: h.Clone()}
+		clear(h)
+		w = d
+	}
 	if max := fw.cfg.MaxBodyBytes; max > 0 && r.Body != nil {
 		if r.ContentLength > max {
 			problem(w, r, http.StatusRequestEntityTooLarge, "request body over "+strconv.FormatInt(max, 10)+" bytes")
@@ -168,3 +175,34 @@ type forward struct {
 	pool *balancer.Pool
 	cfg  ForwardConfig
 }
+
+// defaultHeaders adds its defaults to the final response for the keys the
+// response does not set itself. Informational (1xx) responses get none.
+type defaultHeaders struct {
+	http.ResponseWriter
+	defaults http.Header
+	applied  bool
+}
+
+func (d *defaultHeaders) WriteHeader(code int) {
+	if !d.applied && (code >= 200 || code == http.StatusSwitchingProtocols) {
+		d.applied = true
+		h := d.ResponseWriter.Header()
+		for k, v := range d.defaults {
+			if _, set := h[k]; !set {
+				h[k] = v
+			}
+		}
+	}
+	d.ResponseWriter.WriteHeader(code)
+}
+
+func (d *defaultHeaders) Write(b []byte) (int, error) {
+	if !d.applied {
+		d.WriteHeader(http.StatusOK)
+	}
+	return d.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach Flush and Hijack beneath.
+func (d *defaultHeaders) Unwrap() http.ResponseWriter { return d.ResponseWriter }

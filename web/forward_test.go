@@ -202,3 +202,49 @@ func TestForwardFailures(t *testing.T) {
 		t.Error("503 without Retry-After")
 	}
 }
+
+// The app tier's own security headers and request ID replace the web
+// tier's defaults instead of being sent beside them; the defaults still go
+// on responses that lack them, including the web tier's own errors.
+func TestForwardAppHeadersWin(t *testing.T) {
+	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/api/plain" {
+			_, _ = io.WriteString(w, "plain")
+			return
+		}
+		h := w.Header()
+		h.Set("X-Frame-Options", "DENY")
+		h.Set("Referrer-Policy", "no-referrer")
+		h.Set("X-Request-Id", r.Header.Get("X-Request-Id"))
+		_, _ = io.WriteString(w, "own headers")
+	}))
+	t.Cleanup(app.Close)
+	pool := newPool(t, balancer.Config{Name: "app", Endpoints: []string{app.URL}})
+	s := startServer(t, Config{}, WithForward(pool, ForwardConfig{Prefix: "/api/", MaxBodyBytes: 4}))
+	c := client(t)
+	base := "http://" + s.Addr()
+
+	r := do(t, c, "GET", base+"/api/own", "X-Request-Id: req-1")
+	for k, want := range map[string]string{"X-Frame-Options": "DENY", "Referrer-Policy": "no-referrer",
+		"X-Content-Type-Options": "nosniff", "X-Request-Id": "req-1"} {
+		if got := r.header.Values(k); len(got) != 1 || got[0] != want {
+			t.Errorf("%s: %q, want just %q", k, got, want)
+		}
+	}
+	r = do(t, c, "GET", base+"/api/plain")
+	for k, want := range map[string]string{"X-Frame-Options": "SAMEORIGIN", "Referrer-Policy": "strict-origin-when-cross-origin",
+		"X-Content-Type-Options": "nosniff"} {
+		if got := r.header.Values(k); len(got) != 1 || got[0] != want {
+			t.Errorf("%s without the app's: %q, want %q", k, got, want)
+		}
+	}
+	req, _ := http.NewRequest("POST", base+"/api/own", strings.NewReader("too long a body"))
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != 413 || resp.Header.Get("X-Frame-Options") != "SAMEORIGIN" || len(resp.Header.Values("X-Request-Id")) != 1 {
+		t.Errorf("web tier's own error: %d %v", resp.StatusCode, resp.Header)
+	}
+}

@@ -66,7 +66,9 @@ func (c *Client) Guard() *Guard { return c.guard }
 // *GuardError and no response. The request ID in req's context travels
 // with the request.
 func (c *Client) Do(req *http.Request) (*http.Response, error) {
+	sent := false
 	resp, err := Do(req.Context(), c.guard, func(ctx context.Context) (*http.Response, error) {
+		sent = true
 		resp, err := c.http.Do(req.WithContext(ctx))
 		if err != nil {
 			return nil, err
@@ -90,6 +92,9 @@ func (c *Client) Do(req *http.Request) (*http.Response, error) {
 		return resp, nil // counted against the service; the caller gets the answer
 	}
 	if err != nil {
+		if !sent && req.Body != nil {
+			_ = req.Body.Close() // refused: the body is closed as http.Client.Do would
+		}
 		return nil, err
 	}
 	return resp, nil

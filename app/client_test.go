@@ -195,3 +195,28 @@ func TestClientErrorsReachTheEdge(t *testing.T) {
 		t.Fatalf("Retry-After %q, want the breaker's remaining open time (30s)", ra)
 	}
 }
+
+// closeCounter is a request body that counts its closes.
+type closeCounter struct {
+	io.Reader
+	closed atomic.Int32
+}
+
+func (b *closeCounter) Close() error { b.closed.Add(1); return nil }
+
+func TestClientClosesTheBodyOfARefusedRequest(t *testing.T) {
+	c := newTestClient(t, GuardConfig{ConsecutiveFailures: 1, OpenFor: time.Minute}, newUpstream(t, "a"))
+	var calls atomic.Int64
+	_, _ = Do(context.Background(), c.Guard(), failing(&calls)) // opens the breaker
+	body := &closeCounter{Reader: strings.NewReader(`{"name":"x"}`)}
+	req, err := http.NewRequest(http.MethodPost, "http://users/orders", body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Do(req); !errors.Is(err, ErrBreakerOpen) {
+		t.Fatalf("err = %v, want ErrBreakerOpen", err)
+	}
+	if n := body.closed.Load(); n != 1 {
+		t.Fatalf("request body closed %d times by a refused call, want 1 (as http.Client.Do does)", n)
+	}
+}

@@ -14,6 +14,7 @@ import (
 	"path"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -33,7 +34,16 @@ type Files struct {
 	comp  *compressors
 	log   *slog.Logger
 	met   *filesMetrics
+
+	// lastWarn (unix nanoseconds) and quiet rate-limit the warnings of
+	// lookupFailed: the paths come from clients, who must not be able to
+	// flood the log.
+	lastWarn, quiet atomic.Int64
 }
+
+// warnEvery is the least time between two lookup warnings; the failures
+// in between are logged at debug and counted in the next warning.
+const warnEvery = time.Minute
 
 var _ http.Handler = (*Files)(nil)
 
@@ -143,9 +153,22 @@ func (f *Files) lookupFailed(w http.ResponseWriter, r *http.Request, err error) 
 		return
 	case !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, fs.ErrInvalid) &&
 		!errors.Is(err, syscall.ENOTDIR) && !errors.Is(err, syscall.ENAMETOOLONG):
-		f.log.WarnContext(r.Context(), "web: file lookup", "path", r.URL.Path, "err", err)
+		f.logLookup(r, err)
 	}
 	f.notFound(w, r)
+}
+
+// logLookup warns of an unexpected lookup failure at most once per
+// warnEvery, and logs the others at debug.
+func (f *Files) logLookup(r *http.Request, err error) {
+	now, last := time.Now().UnixNano(), f.lastWarn.Load()
+	if now-last < int64(warnEvery) || !f.lastWarn.CompareAndSwap(last, now) {
+		f.quiet.Add(1)
+		f.log.DebugContext(r.Context(), "web: file lookup", "path", r.URL.Path, "err", err)
+		return
+	}
+	f.log.WarnContext(r.Context(), "web: file lookup (more within a minute are logged at debug)",
+		"path", r.URL.Path, "err", err, "since_last_warning", f.quiet.Swap(0))
 }
 
 // notFound answers 404, or the SPA index for a browser navigation outside

@@ -5,7 +5,9 @@ import (
 	"compress/gzip"
 	"embed"
 	"encoding/json"
+	"fmt"
 	"io"
+	"log/slog"
 	"mime"
 	"mime/multipart"
 	"net/http"
@@ -596,5 +598,25 @@ func TestLargeFileChangedBeforeOpen(t *testing.T) {
 		if !bytes.Equal(r.body, want) || r.header.Get("ETag") == first.header.Get("ETag") {
 			t.Fatalf("range %q after the change: %d, %d bytes, etag %q (was %q)", rng, r.status, len(r.body), r.header.Get("ETag"), first.header.Get("ETag"))
 		}
+	}
+}
+
+// A link out of the root (or any odd lookup failure) is logged at warn
+// once, not once per request: clients could otherwise flood the logs.
+func TestLookupFailuresDoNotFloodTheLog(t *testing.T) {
+	tr := newTree(t)
+	var logs syncBuffer
+	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	_, base := serveFiles(t, FilesConfig{Root: tr.root}, WithLogger(log))
+	c := client(t)
+	for i := range 20 {
+		for _, p := range []string{"/link-out", "/dirlink-out/outside.txt", fmt.Sprintf("/dirlink-out/x%d", i)} {
+			if r := do(t, c, "GET", base+p); r.status != 404 {
+				t.Fatalf("%s: %d", p, r.status)
+			}
+		}
+	}
+	if n := strings.Count(logs.String(), "level=WARN"); n != 1 {
+		t.Errorf("%d warnings for 60 refused links, want 1:\n%s", n, logs.String())
 	}
 }

@@ -25,6 +25,7 @@ const (
 	DefaultReadHeaderTimeout = 5 * time.Second
 	DefaultIdleTimeout       = 120 * time.Second
 	DefaultMaxHeaderBytes    = 16 << 10
+	DefaultMetricsPath       = "/metrics"
 )
 
 // FilesConfig configures the file handler. The zero value serves nothing
@@ -246,6 +247,11 @@ type Config struct {
 	IdleTimeout time.Duration `env:"IDLE_TIMEOUT" json:"idle_timeout"`
 	// MaxHeaderBytes bounds the request headers; zero means 16 KiB.
 	MaxHeaderBytes int `env:"MAX_HEADER_BYTES" json:"max_header_bytes"`
+	// MetricsPath serves the threetier_web_* metrics (and whatever else
+	// is registered) when WithRegistry gives a *prometheus.Registry; empty
+	// means "/metrics", "-" means not served. The route takes precedence
+	// over a file of the same name.
+	MetricsPath string `env:"METRICS_PATH" json:"metrics_path"`
 	// Files configures the file handler mounted at the root. Files.Root
 	// empty and no WithFS option means no files are served.
 	Files FilesConfig `envPrefix:"FILES_" json:"files"`
@@ -267,6 +273,9 @@ func (c Config) withDefaults() Config {
 	if c.MaxHeaderBytes == 0 {
 		c.MaxHeaderBytes = DefaultMaxHeaderBytes
 	}
+	if c.MetricsPath == "" {
+		c.MetricsPath = DefaultMetricsPath
+	}
 	return c
 }
 
@@ -287,6 +296,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxHeaderBytes < 0 {
 		errs = append(errs, &tier.ConfigError{Var: EnvPrefix + "MAX_HEADER_BYTES", Value: fmt.Sprint(c.MaxHeaderBytes), Problem: "must not be negative"})
+	}
+	if p := c.MetricsPath; p != "" && p != "-" && (!strings.HasPrefix(p, "/") || strings.ContainsAny(p, ":*?#")) {
+		errs = append(errs, &tier.ConfigError{Var: EnvPrefix + "METRICS_PATH", Value: p, Problem: "must be a plain path starting with /", Allowed: `for example /metrics, or "-" for off`})
 	}
 	if err := c.Files.Validate(); err != nil {
 		errs = append(errs, err)

@@ -28,7 +28,8 @@ func WithFS(fsys fs.FS) Option { return func(o *options) { o.fsys = fsys } }
 func WithLogger(l *slog.Logger) Option { return func(o *options) { o.log = l } }
 
 // WithRegistry registers the threetier_web_* metrics with reg. Without it
-// they go nowhere.
+// they go nowhere. The Server serves a *prometheus.Registry at
+// Config.MetricsPath.
 func WithRegistry(reg prometheus.Registerer) Option { return func(o *options) { o.reg = reg } }
 
 func buildOptions(opts []Option) options {

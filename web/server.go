@@ -12,6 +12,7 @@ import (
 	"sync"
 
 	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/threetier/threetier/tier"
 )
 
@@ -72,6 +73,9 @@ func New(cfg Config, opts ...Option) (*Server, error) {
 	e.Use(edge(cfg, tlsConfig != nil, met, o.log))
 	e.GET("/healthz", echo.WrapHandler(s.health.LivenessHandler()))
 	e.GET("/readyz", echo.WrapHandler(s.health.ReadinessHandler()))
+	if reg, ok := o.reg.(*prometheus.Registry); ok && cfg.MetricsPath != "-" {
+		e.GET(cfg.MetricsPath, echo.WrapHandler(tier.MetricsHandler(reg)))
+	}
 	s.echo = e
 
 	for _, f := range o.forwards {

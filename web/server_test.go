@@ -325,3 +325,38 @@ func TestServerSecurityHeaderSettings(t *testing.T) {
 		t.Errorf("security headers off: %v", r.header)
 	}
 }
+
+func TestServerMetricsPath(t *testing.T) {
+	tr := newTree(t)
+	c := client(t)
+	for _, tc := range []struct {
+		name, path, get string
+		reg             bool
+		want            int
+	}{
+		{"default", "", "/metrics", true, 200},
+		{"custom", "/internal/metrics", "/internal/metrics", true, 200},
+		{"off", "-", "/metrics", true, 404},
+		{"no registry", "", "/metrics", false, 404},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var opts []Option
+			if tc.reg {
+				opts = append(opts, WithRegistry(prometheus.NewRegistry()))
+			}
+			s := startServer(t, Config{MetricsPath: tc.path, Files: FilesConfig{Root: tr.root}}, opts...)
+			base := "http://" + s.Addr()
+			do(t, c, "GET", base+"/tiny.txt")
+			r := do(t, c, "GET", base+tc.get)
+			if r.status != tc.want {
+				t.Fatalf("GET %s: %d, want %d", tc.get, r.status, tc.want)
+			}
+			if tc.want == 200 && !strings.Contains(string(r.body), `threetier_web_requests_total{code="200",method="GET"}`) {
+				t.Errorf("metrics page lacks the request counter:\n%s", r.body)
+			}
+		})
+	}
+	if _, err := New(Config{MetricsPath: "metrics"}); err == nil || !strings.Contains(err.Error(), "METRICS_PATH") {
+		t.Errorf("relative metrics path: %v", err)
+	}
+}

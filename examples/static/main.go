@@ -96,6 +96,7 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- stri
 	var routes []forwardRoute
 	fl.Var(forwardFlag{&routes}, "forward", "hand /prefix/ to the app tier: /prefix/=http://host:port[,...]; repeatable")
 	accessLog := fl.Bool("access-log", true, "log every request")
+	fl.StringVar(&cfg.MetricsPath, "metrics", "-", `serve Prometheus metrics at this path ("-": off)`)
 	help := fl.Bool("h", false, "show this help")
 	if err := fl.Parse(args); err != nil {
 		return err
@@ -128,6 +129,9 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- stri
 		return err
 	}
 	opts := []web.Option{}
+	if cfg.MetricsPath != "-" {
+		opts = append(opts, web.WithRegistry(tier.NewRegistry()))
+	}
 	if *accessLog {
 		opts = append(opts, web.WithLogger(log))
 	}

@@ -33,7 +33,7 @@ func TestStaticServes(t *testing.T) {
 	ready := make(chan string, 1)
 	done := make(chan error, 1)
 	args := []string{"-listen", "127.0.0.1:0", "-root", root, "-spa", "-access-log=false",
-		"-cache", "/assets/*=public, max-age=31536000, immutable", "-cache", "*.html=no-cache", "-forward", "/api/=" + app.URL}
+		"-cache", "/assets/*=public, max-age=31536000, immutable", "-cache", "*.html=no-cache", "-forward", "/api/=" + app.URL, "-metrics", "/metrics"}
 	go func() { done <- run(ctx, args, io.Discard, ready) }()
 	var addr string
 	select {
@@ -66,6 +66,9 @@ func TestStaticServes(t *testing.T) {
 	if resp, body := get("/api/orders", "application/json"); resp.StatusCode != 200 || body != "app says /api/orders" {
 		t.Fatalf("forwarded: %d %q", resp.StatusCode, body)
 	}
+	if resp, body := get("/metrics", "*/*"); resp.StatusCode != 200 || !strings.Contains(body, "threetier_web_requests_total") {
+		t.Fatalf("metrics: %d %q", resp.StatusCode, body)
+	}
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatalf("shutdown: %v", err)
@@ -91,6 +94,7 @@ func TestStaticBadFlags(t *testing.T) {
 		"unexpected argument":             {"-root", ".", "extra"},
 		"want /prefix/=":                  {"-forward", "api=http://x"},
 		"invalid value":                   {"-hsts", "soon"},
+		"METRICS_PATH":                    {"-root", ".", "-metrics", "metrics"},
 	}
 	for want, args := range cases {
 		cmd := exec.Command(bin, args...)

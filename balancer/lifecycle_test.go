@@ -91,7 +91,9 @@ func TestActiveHealthChecks(t *testing.T) {
 	dead.kill()
 	p := newPool(t, Config{
 		Endpoints: []string{a.url, b.url, dead.url},
-		Health:    HealthConfig{Path: "/healthz", Interval: 30 * time.Millisecond, Rise: 2, Fall: 2},
+		// A check times out after Interval: shorter would flip healthy
+		// endpoints down on a loaded machine.
+		Health: HealthConfig{Path: "/healthz", Interval: 200 * time.Millisecond, Rise: 2, Fall: 2},
 	})
 	if err := p.Start(context.Background()); err != nil {
 		t.Fatal(err)
@@ -123,7 +125,9 @@ func TestBackupsAndPanic(t *testing.T) {
 		Endpoints:      []string{a.url, b.url, c.url, d.url},
 		Backups:        []string{backup.url},
 		PanicThreshold: 50,
-		Health:         HealthConfig{Path: "/healthz", Interval: 20 * time.Millisecond, Rise: 1, Fall: 1},
+		// With Fall 1 one slow check takes an endpoint out, and a check
+		// times out after Interval: not shorter, on a loaded machine.
+		Health: HealthConfig{Path: "/healthz", Interval: 200 * time.Millisecond, Rise: 1, Fall: 1},
 	})
 	if err := p.Start(context.Background()); err != nil {
 		t.Fatal(err)

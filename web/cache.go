@@ -46,8 +46,8 @@ type entry struct {
 	// stream: compressible but too large to keep; compress per request.
 	stream bool
 	// Ready-made header values (see rep); hdrLastMod is nil without a
-	// modification time.
-	hdrETag, hdrLastMod, hdrType, hdrLength []string
+	// modification time, hdrCacheControl without a matching rule.
+	hdrETag, hdrLastMod, hdrType, hdrLength, hdrCacheControl []string
 
 	checked atomic.Int64 // unix nanoseconds of the last check on disk
 	ref     atomic.Bool  // used since the clock hand last passed

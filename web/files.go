@@ -321,6 +321,11 @@ func (f *Files) load(name string) (*entry, error) {
 		}
 	}
 	e.prepareHeaders()
+	// Rules match the file served, so a directory index or the SPA
+	// fallback gets the rules of index.html.
+	if cc := f.cfg.CacheControl.value(f.cfg.Prefix + name); cc != "" {
+		e.hdrCacheControl = one(cc)
+	}
 	e.computeCost()
 	return e, nil
 }
@@ -421,10 +426,8 @@ func (f *Files) serve(w http.ResponseWriter, r *http.Request, e *entry) {
 // nothing, when the file changed since e was loaded.
 func (f *Files) serveFile(w http.ResponseWriter, r *http.Request, e *entry) error {
 	h := w.Header()
-	// Rules match the file served, so a directory index or the SPA
-	// fallback gets the rules of index.html.
-	if cc := f.cfg.CacheControl.value(f.cfg.Prefix + e.name); cc != "" {
-		h["Cache-Control"] = []string{cc}
+	if e.hdrCacheControl != nil {
+		h["Cache-Control"] = e.hdrCacheControl
 	}
 	rangeHeader := ""
 	if r.Method == http.MethodGet {

@@ -2,6 +2,8 @@ package web
 
 import (
 	"errors"
+	"net/http"
+	"strconv"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/threetier/threetier/tier"
@@ -67,6 +69,37 @@ type serverMetrics struct {
 	duration *prometheus.HistogramVec
 	bytes    prometheus.Counter
 	inFlight prometheus.Gauge
+
+	// The series of the usual requests, looked up once: finding a child
+	// by its label values hashes them, on every request otherwise.
+	usual    [2][len(usualCodes)]prometheus.Counter // [GET, HEAD][code]
+	usualDur [2]prometheus.Observer
+}
+
+// usualCodes are the statuses of nearly every static file response.
+var usualCodes = [...]int{200, 206, 304, 404}
+
+// request counts one answered request and its duration.
+func (m *serverMetrics) request(method string, code int, seconds float64) {
+	mi := -1
+	switch method {
+	case http.MethodGet:
+		mi = 0
+	case http.MethodHead:
+		mi = 1
+	}
+	if mi >= 0 {
+		m.usualDur[mi].Observe(seconds)
+		for i, c := range usualCodes {
+			if c == code {
+				m.usual[mi][i].Inc()
+				return
+			}
+		}
+	} else {
+		m.duration.WithLabelValues(methodLabel(method)).Observe(seconds)
+	}
+	m.requests.WithLabelValues(methodLabel(method), strconv.Itoa(code)).Inc()
 }
 
 func newServerMetrics(reg prometheus.Registerer) (*serverMetrics, error) {
@@ -103,5 +136,21 @@ func newServerMetrics(reg prometheus.Registerer) (*serverMetrics, error) {
 	if m.inFlight, err = register(reg, m.inFlight); err != nil {
 		return nil, err
 	}
+	for mi, method := range []string{http.MethodGet, http.MethodHead} {
+		m.usualDur[mi] = m.duration.WithLabelValues(method)
+		for i, c := range usualCodes {
+			m.usual[mi][i] = m.requests.WithLabelValues(method, strconv.Itoa(c))
+		}
+	}
 	return m, nil
+}
+
+// methodLabel bounds the method label to the standard methods.
+func methodLabel(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodOptions, http.MethodConnect, http.MethodTrace:
+		return m
+	}
+	return "OTHER"
 }

@@ -44,9 +44,7 @@ func edge(cfg Config, tlsOn bool, m *serverMetrics, log *slog.Logger) echo.Middl
 			m.inFlight.Dec()
 
 			elapsed := time.Since(start)
-			method := methodLabel(r.Method)
-			m.requests.WithLabelValues(method, codeLabel(w.Status)).Inc()
-			m.duration.WithLabelValues(method).Observe(elapsed.Seconds())
+			m.request(r.Method, w.Status, elapsed.Seconds())
 			m.bytes.Add(float64(w.Size))
 			if log.Enabled(r.Context(), slog.LevelInfo) {
 				log.LogAttrs(r.Context(), slog.LevelInfo, "access",
@@ -116,31 +114,4 @@ func securityHeaders(cfg Config, tlsOn bool) []headerValue {
 		hs = append(hs, headerValue{"Strict-Transport-Security", one("max-age=" + strconv.FormatInt(int64(cfg.HSTS/time.Second), 10) + "; includeSubDomains")})
 	}
 	return hs
-}
-
-// codeLabel is strconv.Itoa without an allocation for the usual codes.
-func codeLabel(code int) string {
-	switch code {
-	case 200:
-		return "200"
-	case 206:
-		return "206"
-	case 301:
-		return "301"
-	case 304:
-		return "304"
-	case 404:
-		return "404"
-	}
-	return strconv.Itoa(code)
-}
-
-// methodLabel bounds the method label to the standard methods.
-func methodLabel(m string) string {
-	switch m {
-	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
-		http.MethodDelete, http.MethodOptions, http.MethodConnect, http.MethodTrace:
-		return m
-	}
-	return "OTHER"
 }

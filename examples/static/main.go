@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/pprof"
 	"strings"
 	"time"
 
@@ -97,6 +98,7 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- stri
 	fl.Var(forwardFlag{&routes}, "forward", "hand /prefix/ to the app tier: /prefix/=http://host:port[,...]; repeatable")
 	accessLog := fl.Bool("access-log", true, "log every request")
 	fl.StringVar(&cfg.MetricsPath, "metrics", "-", `serve Prometheus metrics at this path ("-": off)`)
+	cpuProfile := fl.String("cpuprofile", "", "write a CPU profile of the whole run to this file (for tuning)")
 	help := fl.Bool("h", false, "show this help")
 	if err := fl.Parse(args); err != nil {
 		return err
@@ -118,6 +120,17 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- stri
 	}
 	if st, err := os.Stat(cfg.Files.Root); err != nil || !st.IsDir() {
 		return fmt.Errorf("-root %q is not a directory", cfg.Files.Root)
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return fmt.Errorf("-cpuprofile: %w", err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fmt.Errorf("-cpuprofile: %w", err)
+		}
+		defer pprof.StopCPUProfile()
 	}
 
 	var logCfg tier.LogConfig

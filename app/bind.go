@@ -21,7 +21,8 @@ import (
 // (for every method), then a JSON body into the `json` fields. A request
 // that cannot be decoded gets a 400 problem (413 past the body limit, 415
 // for a body that is not JSON); fields that break their `validate` rules
-// or have the wrong JSON type get a 422 problem naming each one. The
+// or have the wrong JSON type get a 422 problem naming each one. With a
+// pointer T the body is optional: none (or JSON null) gives nil. The
 // handler returns that error as it is:
 //
 //	in, err := app.Bind[CreateUser](c)

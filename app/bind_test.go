@@ -106,6 +106,14 @@ func TestBindPointerAndForeignValidator(t *testing.T) {
 	if _, err := bindRequest[*note](t, "POST", "/s", "application/json", `{"title":""}`); ProblemFor(err).Status != http.StatusUnprocessableEntity {
 		t.Fatalf("pointer target: err = %v, want 422", err)
 	}
+	// A pointer target is how a handler takes an optional body: none, or
+	// JSON null, gives nil, which has no fields to validate.
+	for _, body := range []string{"", "null"} {
+		in, err := bindRequest[*note](t, "POST", "/s", "application/json", body)
+		if err != nil || in != nil {
+			t.Fatalf("body %q into a pointer: %+v, %v (problem %d), want nil and no error", body, in, err, ProblemFor(err).Status)
+		}
+	}
 	// A plain go-playground validator's errors map to 422 as well.
 	err = validator.New().Struct(struct {
 		Name string `validate:"required"`

@@ -32,14 +32,18 @@ func NewValidator() *Validator {
 // Engine returns the underlying validator, to register custom rules.
 func (v *Validator) Engine() *validator.Validate { return v.v }
 
-// Validate checks i (a struct or a pointer to one; anything else passes)
-// and returns a *ValidationError listing every invalid field.
+// Validate checks i (a struct or a pointer to one; anything else, a nil
+// pointer included, passes) and returns a *ValidationError listing every
+// invalid field.
 func (v *Validator) Validate(i any) error {
-	t := reflect.TypeOf(i)
-	for t != nil && t.Kind() == reflect.Pointer {
-		t = t.Elem()
+	rv := reflect.ValueOf(i)
+	for rv.Kind() == reflect.Pointer {
+		if rv.IsNil() {
+			return nil // an optional body that was not sent
+		}
+		rv = rv.Elem()
 	}
-	if t == nil || t.Kind() != reflect.Struct {
+	if rv.Kind() != reflect.Struct {
 		return nil
 	}
 	err := v.v.Struct(i)

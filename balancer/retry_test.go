@@ -172,3 +172,48 @@ func TestBackoffIsBoundedAndJittered(t *testing.T) {
 		t.Fatalf("backoff hardly varies: %d distinct values of 40", len(seen))
 	}
 }
+
+// TestInFlightSettlesOnEveryPath: whatever way an attempt ends (retried
+// 5xx, refused connection, attempt timeout, caller cancellation, a body
+// read half and closed, a body read to its end and never closed), nothing
+// stays counted in flight, or least-request and Drain would go wrong.
+func TestInFlightSettlesOnEveryPath(t *testing.T) {
+	failing, ok, dead, slow := newBackend(t), newBackend(t), newBackend(t), newBackend(t)
+	failing.status.Store(http.StatusServiceUnavailable)
+	dead.kill()
+	p := newPool(t, Config{
+		Endpoints: []string{failing.url, ok.url, dead.url, slow.url},
+		Outlier:   OutlierConfig{Disable: true},
+		Retry:     RetryConfig{Attempts: 4, AttemptTimeout: 50 * time.Millisecond, BudgetMinPerSecond: 1000, Backoff: time.Microsecond},
+	})
+	c := p.Client()
+	for range 20 {
+		for _, method := range []string{http.MethodGet, http.MethodHead, http.MethodPost} {
+			req, _ := http.NewRequest(method, "http://upstream/", strings.NewReader("x"))
+			resp, err := c.Do(req)
+			if err == nil {
+				var half [1]byte
+				_, _ = resp.Body.Read(half[:])
+				_ = resp.Body.Close()
+			}
+		}
+		// Read to the end, never closed.
+		if resp, err := c.Get("http://upstream/"); err == nil {
+			_, _ = io.ReadAll(resp.Body)
+		}
+		// The caller gives up while the attempt waits.
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Millisecond)
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://upstream/slow", nil)
+		if resp, err := c.Do(req); err == nil {
+			_ = resp.Body.Close()
+		}
+		cancel()
+	}
+	waitFor(t, 5*time.Second, "nothing in flight", func() bool {
+		n := p.inflight.Load()
+		for _, s := range p.Snapshot() {
+			n += s.InFlight
+		}
+		return n == 0
+	})
+}

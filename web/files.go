@@ -293,6 +293,12 @@ func (f *Files) load(name string) (*entry, error) {
 	if e.content, e.etag, err = f.readFile(name, fi.Size()); err != nil {
 		return nil, err
 	}
+	if e.content != nil {
+		// A file rewritten between the stat and the read: the length
+		// sent must be that of the bytes kept. The stamp then differs
+		// from the disk, so the next check loads the file again.
+		e.stamp.size = int64(len(e.content))
+	}
 	for _, enc := range preference {
 		sname := name + enc.ext()
 		sfi, err := fs.Stat(f.fsys, sname)
@@ -304,7 +310,12 @@ func (f *Files) load(name string) (*entry, error) {
 			continue
 		}
 		e.sidecars[enc] = stampOf(sfi)
-		e.reps[enc] = &rep{etag: etag, size: sfi.Size(), content: content, file: sname}
+		size := sfi.Size()
+		if content != nil {
+			size = int64(len(content)) // as for the file itself
+			e.sidecars[enc].size = size
+		}
+		e.reps[enc] = &rep{etag: etag, size: size, content: content, file: sname}
 	}
 	if !f.cfg.DisableCompression && compressible(e.ctype) && e.stamp.size >= f.cfg.CompressMinSize {
 		if e.content == nil {

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"mime"
 	"mime/multipart"
@@ -618,5 +619,35 @@ func TestLookupFailuresDoNotFloodTheLog(t *testing.T) {
 	}
 	if n := strings.Count(logs.String(), "level=WARN"); n != 1 {
 		t.Errorf("%d warnings for 60 refused links, want 1:\n%s", n, logs.String())
+	}
+}
+
+// sizeLiarFS reports every file 100 bytes longer than its contents, as a
+// file being rewritten in place between the stat and the read does.
+type sizeLiarFS struct{ fstest.MapFS }
+
+func (l sizeLiarFS) Stat(name string) (fs.FileInfo, error) {
+	fi, err := l.MapFS.Stat(name)
+	if err != nil || fi.IsDir() {
+		return fi, err
+	}
+	return longerInfo{fi}, nil
+}
+
+type longerInfo struct{ fs.FileInfo }
+
+func (l longerInfo) Size() int64 { return l.FileInfo.Size() + 100 }
+
+// The length sent is the length of the bytes sent, whatever the stat said
+// before the file was read.
+func TestFileChangedWhileLoading(t *testing.T) {
+	data := []byte("0123456789")
+	_, url := serveFiles(t, FilesConfig{}, WithFS(sizeLiarFS{fstest.MapFS{"grow.txt": {Data: data}}}))
+	c := client(t)
+	if r := do(t, c, "GET", url+"/grow.txt"); r.status != 200 || !bytes.Equal(r.body, data) || r.header.Get("Content-Length") != "10" {
+		t.Errorf("whole: %d %q length %q", r.status, r.body, r.header.Get("Content-Length"))
+	}
+	if r := do(t, c, "GET", url+"/grow.txt", "Range: bytes=5-50"); r.status != 206 || string(r.body) != "56789" || r.header.Get("Content-Range") != "bytes 5-9/10" {
+		t.Errorf("range: %d %q %q", r.status, r.body, r.header.Get("Content-Range"))
 	}
 }

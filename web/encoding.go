@@ -112,9 +112,14 @@ func contentType(name string) string {
 	return "application/octet-stream"
 }
 
-// compressible reports whether a media type gains from compression:
-// text, JSON, JavaScript, XML, SVG, WebAssembly and uncompressed fonts.
-func compressible(ctype string) bool {
+// compressible reports whether a file gains from compression: text,
+// JSON, JavaScript, XML, SVG, WebAssembly and uncompressed fonts, by media
+// type, except ".svgz" files, which are gzip data that many mime.types
+// files (nginx's among them) label image/svg+xml.
+func compressible(name, ctype string) bool {
+	if strings.HasSuffix(strings.ToLower(name), ".svgz") {
+		return false
+	}
 	mt, _, _ := strings.Cut(ctype, ";")
 	mt = strings.ToLower(strings.TrimSpace(mt))
 	if strings.HasPrefix(mt, "text/") {

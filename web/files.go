@@ -317,7 +317,7 @@ func (f *Files) load(name string) (*entry, error) {
 		}
 		e.reps[enc] = &rep{etag: etag, size: size, content: content, file: sname}
 	}
-	if !f.cfg.DisableCompression && compressible(e.ctype) && e.stamp.size >= f.cfg.CompressMinSize {
+	if !f.cfg.DisableCompression && compressible(name, e.ctype) && e.stamp.size >= f.cfg.CompressMinSize {
 		if e.content == nil {
 			e.stream = true
 		} else {

@@ -651,3 +651,24 @@ func TestFileChangedWhileLoading(t *testing.T) {
 		t.Errorf("range: %d %q %q", r.status, r.body, r.header.Get("Content-Range"))
 	}
 }
+
+func TestCompressibleSkipsCompressedData(t *testing.T) {
+	for _, tc := range []struct {
+		name, ctype string
+		want        bool
+	}{
+		{"a.css", "text/css; charset=utf-8", true},
+		{"a.svg", "image/svg+xml", true},
+		{"a.svgz", "image/svg+xml", false},
+		{"A.SVGZ", "image/svg+xml", false},
+		{"a.svgz", "image/svg+xml-compressed", false},
+		{"a.css.gz", "application/gzip", false},
+		{"a.woff2", "font/woff2", false},
+		{"a.png", "image/png", false},
+		{"a.json", "application/json", true},
+	} {
+		if got := compressible(tc.name, tc.ctype); got != tc.want {
+			t.Errorf("compressible(%q, %q) = %v, want %v", tc.name, tc.ctype, got, tc.want)
+		}
+	}
+}

@@ -113,7 +113,9 @@ func newPool(t testing.TB, cfg Config, opts ...Option) *Pool {
 		if err := p.Stop(ctx); err != nil && !errors.Is(err, context.Canceled) {
 			t.Errorf("stop: %v", err)
 		}
-		p.ownedTr.CloseIdleConnections()
+		if p.ownedTr != nil {
+			p.ownedTr.CloseIdleConnections()
+		}
 	})
 	return p
 }

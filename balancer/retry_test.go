@@ -2,11 +2,13 @@ package balancer
 
 import (
 	"context"
+	"errors"
 	"io"
 	"math"
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -216,4 +218,53 @@ func TestInFlightSettlesOnEveryPath(t *testing.T) {
 		}
 		return n == 0
 	})
+}
+
+// lateTransport answers only once the attempt's context has ended, with a
+// body that cannot be read: a response whose headers came in just as the
+// attempt timed out.
+type lateTransport struct{ hits atomic.Int64 }
+
+func (lt *lateTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	lt.hits.Add(1)
+	if r.Body != nil {
+		_ = r.Body.Close()
+	}
+	<-r.Context().Done()
+	return &http.Response{StatusCode: http.StatusOK, Body: ctxBody{r.Context()}, Request: r}, nil
+}
+
+type ctxBody struct{ ctx context.Context }
+
+func (b ctxBody) Read([]byte) (int, error) { return 0, b.ctx.Err() }
+func (ctxBody) Close() error               { return nil }
+
+func TestResponseAfterTheAttemptTimeoutIsATimeout(t *testing.T) {
+	lt := &lateTransport{}
+	p := newPool(t, Config{
+		Endpoints: []string{"http://127.0.0.1:1", "http://127.0.0.1:2"},
+		Outlier:   OutlierConfig{Disable: true},
+		Retry:     RetryConfig{Attempts: 2, AttemptTimeout: 10 * time.Millisecond, BudgetMinPerSecond: 100},
+	}, WithTransport(lt))
+	resp, err := p.RoundTrip(httptestRequest(t))
+	if err == nil {
+		_, rerr := io.ReadAll(resp.Body)
+		_ = resp.Body.Close()
+		t.Fatalf("got a %d whose body fails (%v): its attempt had timed out", resp.StatusCode, rerr)
+	}
+	if !errors.Is(err, ErrAttemptTimeout) || lt.hits.Load() != 2 {
+		t.Fatalf("err = %v after %d attempts, want ErrAttemptTimeout after 2", err, lt.hits.Load())
+	}
+	if n := p.inflight.Load(); n != 0 {
+		t.Fatalf("%d in flight after the request ended", n)
+	}
+}
+
+func httptestRequest(t *testing.T) *http.Request {
+	t.Helper()
+	r, err := http.NewRequest(http.MethodGet, "http://upstream/", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
 }

@@ -93,8 +93,13 @@ func (p *Pool) send(e *endpoint, out *http.Request, caller context.Context) (*ht
 	start := time.Now()
 	resp, err := p.transport.RoundTrip(out)
 	end := time.Now()
-	if timer != nil && !timer.Stop() && err != nil && caller.Err() == nil {
-		err = fmt.Errorf("%s after %s: %w", e.key, p.cfg.Retry.AttemptTimeout, ErrAttemptTimeout)
+	if timer != nil && !timer.Stop() && caller.Err() == nil {
+		// The attempt timed out, even if headers came in as it did: their
+		// body is cut off with the attempt's context.
+		if err == nil {
+			_ = resp.Body.Close()
+		}
+		resp, err = nil, fmt.Errorf("%s after %s: %w", e.key, p.cfg.Retry.AttemptTimeout, ErrAttemptTimeout)
 	}
 	if now := end.UnixNano(); now-p.clock.Load() > int64(time.Millisecond) {
 		p.clock.Store(now)

@@ -120,6 +120,9 @@ const retryAfter = time.Second
 func Problem(err error) *tier.Problem {
 	status := StatusOf(err)
 	p := tier.NewProblem(status, "")
+	if p.Title == "" {
+		p.Title = "Client Closed Request" // 499 has no standard text
+	}
 	if k := kindOf(err); k != nil {
 		p.Detail = k.Error()
 	}

@@ -144,6 +144,9 @@ func TestClassification(t *testing.T) {
 			t.Errorf("SQLSTATE %s: %v, want %v", code, got, want)
 		}
 	}
+	if p := Problem(context.Canceled); p.Status != 499 || p.Title == "" {
+		t.Errorf("problem for a cancelled call: %+v", p)
+	}
 	p := Problem(&Error{Kind: ErrUnavailable, Err: errors.New("dial tcp 10.0.0.1: secret detail")})
 	if p.Status != 503 || p.RetryAfter <= 0 || strings.Contains(p.Detail, "secret") {
 		t.Errorf("problem %+v", p)

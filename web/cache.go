@@ -176,10 +176,12 @@ func (c *cache) put(e *entry) {
 	}
 }
 
-func (c *cache) remove(name string) {
+// removeEntry drops e if it is still the entry for its name: a request
+// that found e stale must not drop the fresh entry another has just put.
+func (c *cache) removeEntry(e *entry) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if e := c.m[name]; e != nil {
+	if c.m[e.name] == e {
 		c.removeLocked(e)
 	}
 }

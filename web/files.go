@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/threetier/threetier/tier"
+	"golang.org/x/sync/singleflight"
 )
 
 // Files serves a directory or an fs.FS over HTTP the way a static web
@@ -34,6 +35,7 @@ type Files struct {
 	comp  *compressors
 	log   *slog.Logger
 	met   *filesMetrics
+	loads singleflight.Group
 
 	// lastWarn (unix nanoseconds) and quiet rate-limit the warnings of
 	// lookupFailed: the paths come from clients, who must not be able to
@@ -210,15 +212,23 @@ func (f *Files) lookup(name string) (*entry, error) {
 			f.met.hits.Inc()
 			return e, nil
 		}
-		f.cache.remove(name)
+		f.cache.removeEntry(e)
 	}
 	f.met.misses.Inc()
-	e, err := f.load(name)
+	// Concurrent misses share one load: a large file is read whole for
+	// its ETag, and a burst of requests must not read it once each.
+	v, err, _ := f.loads.Do(name, func() (any, error) {
+		e, err := f.load(name)
+		if err != nil {
+			return nil, err
+		}
+		f.cache.put(e)
+		return e, nil
+	})
 	if err != nil {
 		return nil, err
 	}
-	f.cache.put(e)
-	return e, nil
+	return v.(*entry), nil
 }
 
 // current reports whether e still matches the disk, checking at most once
@@ -408,7 +418,7 @@ func (f *Files) serve(w http.ResponseWriter, r *http.Request, e *entry) {
 		if !errors.Is(f.serveFile(w, r, e), errStale) {
 			return
 		}
-		f.cache.remove(e.name)
+		f.cache.removeEntry(e)
 		for _, k := range headersSet {
 			w.Header().Del(k)
 		}

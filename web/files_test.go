@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"testing/fstest"
 	"time"
@@ -670,5 +671,73 @@ func TestCompressibleSkipsCompressedData(t *testing.T) {
 		if got := compressible(tc.name, tc.ctype); got != tc.want {
 			t.Errorf("compressible(%q, %q) = %v, want %v", tc.name, tc.ctype, got, tc.want)
 		}
+	}
+}
+
+// gateFS holds the first Open of big.bin until gate closes and counts the
+// Opens of big.bin.
+type gateFS struct {
+	fstest.MapFS
+	gate  chan struct{}
+	mu    sync.Mutex
+	opens int
+}
+
+func (g *gateFS) Open(name string) (fs.File, error) {
+	if name == "big.bin" {
+		g.mu.Lock()
+		g.opens++
+		first := g.opens == 1
+		g.mu.Unlock()
+		if first {
+			<-g.gate
+		}
+	}
+	return g.MapFS.Open(name)
+}
+
+func (g *gateFS) count() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.opens
+}
+
+// Requests for a file being loaded wait for that load instead of reading
+// (and hashing) the whole file once each.
+func TestConcurrentMissesLoadOnce(t *testing.T) {
+	data := bytes.Repeat([]byte("0123456789abcdef"), 256)
+	g := &gateFS{MapFS: fstest.MapFS{"big.bin": {Data: data}}, gate: make(chan struct{})}
+	_, url := serveFiles(t, FilesConfig{CacheFileMax: 16}, WithFS(g))
+	c := client(t)
+	const n = 8
+	bodies := make(chan []byte, n)
+	for range n {
+		go func() {
+			resp, err := c.Get(url + "/big.bin")
+			if err != nil {
+				bodies <- nil
+				return
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			bodies <- b
+		}()
+	}
+	waitFor(t, "the first load", func() bool { return g.count() >= 1 })
+	// Give loads that do not wait for the first one time to show; a
+	// correct handler never gets past one, whatever the timing.
+	deadline := time.Now().Add(time.Second)
+	for g.count() == 1 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	during := g.count()
+	close(g.gate)
+	for range n {
+		if b := <-bodies; !bytes.Equal(b, data) {
+			t.Fatalf("body of %d bytes, want %d", len(b), len(data))
+		}
+	}
+	if during != 1 {
+		t.Errorf("%d opens while the first load was running, want 1", during)
 	}
 }

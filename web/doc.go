@@ -49,7 +49,13 @@
 // listener that redirects to HTTPS, optional HSTS, security headers by
 // default (X-Content-Type-Options, Referrer-Policy, X-Frame-Options),
 // ReadHeaderTimeout and MaxHeaderBytes against slow or hostile clients,
-// request IDs, slog access logs and threetier_web_* Prometheus metrics.
+// request IDs, slog access logs and threetier_web_* Prometheus metrics
+// (served at Config.MetricsPath when WithRegistry gives a registry).
+//
+// Routes given with WithForward go to the app tier through a balancer
+// Pool (Forwarder). The security headers and request ID the web tier sets
+// are defaults there: a header the app tier sends replaces the web tier's,
+// so none goes out twice.
 //
 // # Differences from nginx
 //

@@ -11,6 +11,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/sony/gobreaker/v2"
 
+	"github.com/threetier/threetier/internal/retry"
 	"github.com/threetier/threetier/tier"
 )
 
@@ -27,7 +28,7 @@ type Guard struct {
 	cfg       GuardConfig
 	cb        *gobreaker.CircuitBreaker[struct{}]
 	bulkhead  *bulkhead
-	budget    *retryBudget
+	budget    *retry.Budget
 	isFailure func(error) bool
 	onChange  func(name string, from, to gobreaker.State)
 	log       *slog.Logger
@@ -106,7 +107,7 @@ func newGuard(name string, cfg GuardConfig, log *slog.Logger, m guardMetrics, op
 		name:      name,
 		cfg:       cfg,
 		bulkhead:  newBulkhead(cfg.MaxConcurrent, cfg.MaxWait),
-		budget:    newRetryBudget(cfg.RetryRatio, cfg.MinRetriesPerSecond),
+		budget:    retry.NewBudget(cfg.RetryRatio, cfg.MinRetriesPerSecond),
 		isFailure: DefaultIsFailure,
 		log:       log,
 		m:         m,
@@ -211,25 +212,25 @@ func (g *Guard) run(ctx context.Context, idempotent bool, fn func(context.Contex
 		return err // a dead request never reaches the dependency
 	}
 	now := time.Since(g.epoch)
-	g.budget.call(now)
+	g.budget.Request(int64(now / time.Second))
 	attempts := 1
 	if idempotent {
 		attempts = max(g.cfg.MaxAttempts, 1)
 	}
 	for n := 1; ; n++ {
-		retry, err := g.attempt(ctx, fn, now)
-		if !retry || n >= attempts || ctx.Err() != nil {
+		again, err := g.attempt(ctx, fn, now)
+		if !again || n >= attempts || ctx.Err() != nil {
 			return err
 		}
 		wait := backoff(n, g.cfg.BackoffBase, g.cfg.BackoffMax)
 		if dl, ok := ctx.Deadline(); ok && time.Until(dl) <= wait {
 			return err // the caller cannot wait for another attempt
 		}
-		if !g.budget.withdraw(time.Since(g.epoch)) {
+		if !g.budget.Withdraw(int64(time.Since(g.epoch) / time.Second)) {
 			g.m.rejected[rejectBudget].Inc()
 			return &GuardError{Guard: g.name, Err: ErrRetryBudget, Cause: err}
 		}
-		if !sleep(ctx, wait) {
+		if !retry.Sleep(ctx, wait) {
 			return err
 		}
 		g.m.retries.Inc()
@@ -237,9 +238,9 @@ func (g *Guard) run(ctx context.Context, idempotent bool, fn func(context.Contex
 	}
 }
 
-// attempt makes one call; retry says whether the failure is worth another.
+// attempt makes one call; again says whether the failure is worth another.
 // now is the guard's clock when the attempt began.
-func (g *Guard) attempt(ctx context.Context, fn func(context.Context) error, now time.Duration) (retry bool, err error) {
+func (g *Guard) attempt(ctx context.Context, fn func(context.Context) error, now time.Duration) (again bool, err error) {
 	if !g.bulkhead.tryAcquire() {
 		// Waiting for a slot is pointless when the breaker would refuse.
 		if g.cb.State() == gobreaker.StateOpen || !g.bulkhead.wait(ctx) {
@@ -330,16 +331,4 @@ func (g *Guard) fallbackFor(ctx context.Context, err error) bool {
 	}
 	var ge *GuardError
 	return errors.As(err, &ge) || g.isFailure(err)
-}
-
-// sleep waits d or until ctx ends; it reports whether the wait was full.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }

@@ -618,7 +618,7 @@ func TestRetryNotTakenSpendsNoBudget(t *testing.T) {
 	if got := testutil.ToFloat64(g.m.retries); got != 0 {
 		t.Fatalf("retries metric = %v, want 0", got)
 	}
-	if !g.budget.withdraw(time.Since(g.epoch)) {
+	if !g.budget.Withdraw(int64(time.Since(g.epoch) / time.Second)) {
 		t.Fatal("the budget's one retry was spent by retries that never happened")
 	}
 }

@@ -40,6 +40,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/threetier/threetier/internal/retry"
 	"github.com/threetier/threetier/tier"
 )
 
@@ -60,7 +61,7 @@ type Pool struct {
 	hashKey   hashKey
 	retryOn   [600]bool
 	metrics   *metrics
-	budget    retryBudget
+	budget    *retry.Budget
 	// resolveNow asks the discovery loop to run early (an endpoint failed
 	// to connect); buffered, never blocks.
 	resolveNow chan struct{}
@@ -122,7 +123,7 @@ func New(cfg Config, opts ...Option) (*Pool, error) {
 		p.retryOn[s] = true
 	}
 	p.rr.Store(rand.Uint64()) // so that clients started together do not all begin with the same endpoint
-	p.budget.ratio, p.budget.floor = cfg.Retry.BudgetRatio, cfg.Retry.BudgetMinPerSecond
+	p.budget = retry.NewBudget(cfg.Retry.BudgetRatio, cfg.Retry.BudgetMinPerSecond)
 	for _, list := range []struct {
 		urls   []string
 		backup bool

@@ -146,8 +146,9 @@ type RetryConfig struct {
 	// BudgetRatio caps retries at this share of the requests of the last ten
 	// seconds, so that a failing cluster is not stormed; zero means 0.2.
 	BudgetRatio float64 `env:"BUDGET_RATIO" json:"budget_ratio,omitempty"`
-	// BudgetMinPerSecond is a floor under the budget, so that a quiet pool
-	// can still retry; zero means 10.
+	// BudgetMinPerSecond adds a reserve of this many retries a second (over
+	// the same ten seconds) to the budget, so that a quiet pool can still
+	// retry; zero means 10.
 	BudgetMinPerSecond float64 `env:"BUDGET_MIN_PER_SECOND" json:"budget_min_per_second,omitempty"`
 	// Backoff is the base wait before a retry, doubled each time with full
 	// jitter; zero means 5ms.

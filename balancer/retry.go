@@ -2,16 +2,15 @@ package balancer
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"io"
 	"math/rand/v2"
 	"net"
 	"net/http"
-	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/threetier/threetier/internal/retry"
 )
 
 // isIdempotent reports whether r may be sent twice: its method is idempotent
@@ -38,12 +37,12 @@ func neverSent(err error) bool {
 // before the attempt after attempt n. It returns false when the budget is
 // spent or r's context ends during the wait.
 func (p *Pool) allowRetry(r *http.Request, n int) bool {
-	if !p.budget.allow(time.Now()) {
+	if !p.budget.Withdraw(time.Now().Unix()) {
 		p.metrics.budgetExhausted.Add(1)
 		return false
 	}
 	p.metrics.retries.Add(1)
-	return sleep(r.Context(), backoff(p.cfg.Retry.Backoff, p.cfg.Retry.MaxBackoff, n))
+	return retry.Sleep(r.Context(), backoff(p.cfg.Retry.Backoff, p.cfg.Retry.MaxBackoff, n))
 }
 
 // backoff is a "full jitter" wait before retry n+1: uniform in
@@ -58,20 +57,6 @@ func backoff(base, maxWait time.Duration, n int) time.Duration {
 		return 0
 	}
 	return rand.N(ceiling)
-}
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	if d <= 0 {
-		return ctx.Err() == nil
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }
 
 // replayBody gives each attempt its copy of the request body.
@@ -130,59 +115,4 @@ func (b *replayBody) close() {
 	if b.orig != nil {
 		_ = b.orig.Close()
 	}
-}
-
-// retryBudget caps retries at ratio × the requests of the last ten seconds,
-// with a floor of `floor` retries in each second. Counting a request is two
-// atomic operations; the lock is taken once a second and when retrying.
-type retryBudget struct {
-	ratio, floor float64
-	mu           sync.Mutex
-	slots        [budgetWindow]budgetSlot
-}
-
-const budgetWindow = 10 // seconds
-
-type budgetSlot struct {
-	sec      atomic.Int64
-	requests atomic.Int64
-	retries  atomic.Int64
-}
-
-func (b *retryBudget) slot(now time.Time) *budgetSlot {
-	sec := now.Unix()
-	s := &b.slots[sec%budgetWindow]
-	if s.sec.Load() != sec {
-		b.mu.Lock()
-		if s.sec.Load() != sec {
-			s.requests.Store(0)
-			s.retries.Store(0)
-			s.sec.Store(sec)
-		}
-		b.mu.Unlock()
-	}
-	return s
-}
-
-func (b *retryBudget) request(now time.Time) { b.slot(now).requests.Add(1) }
-
-// allow spends one retry if the budget has one.
-func (b *retryBudget) allow(now time.Time) bool {
-	cur := b.slot(now)
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	sec := now.Unix()
-	var requests, retries int64
-	for i := range b.slots {
-		s := &b.slots[i]
-		if d := sec - s.sec.Load(); d >= 0 && d < budgetWindow {
-			requests += s.requests.Load()
-			retries += s.retries.Load()
-		}
-	}
-	if float64(retries+1) <= b.ratio*float64(requests) || float64(cur.retries.Load()+1) <= b.floor {
-		cur.retries.Add(1)
-		return true
-	}
-	return false
 }

@@ -29,7 +29,7 @@ func (p *Pool) RoundTrip(r *http.Request) (*http.Response, error) {
 		}
 		return nil, errors.New("balancer: request has no URL")
 	}
-	p.budget.request(time.Now())
+	p.budget.Request(time.Now().Unix())
 	e := p.pick(r, nil)
 	if e == nil {
 		p.metrics.noEndpoint.Add(1)

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"sync"
 	"time"
+
+	"github.com/threetier/threetier/internal/retry"
 )
 
 // runState is what exists between Start and Stop: the health check and
@@ -128,7 +130,7 @@ func (p *Pool) discoveryLoop(ctx context.Context) {
 			return
 		case <-timer.C:
 		case <-p.resolveNow:
-			if wait := minGap - time.Since(last); wait > 0 && !sleep(ctx, wait) {
+			if wait := minGap - time.Since(last); wait > 0 && !retry.Sleep(ctx, wait) {
 				return
 			}
 		}

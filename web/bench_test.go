@@ -73,3 +73,32 @@ func BenchmarkServerSmall(b *testing.B) {
 	defer s.files.Close()
 	benchServe(b, s.Echo())
 }
+
+// BenchmarkFilesSmallCacheRules: the 1 KiB file with Cache-Control rules
+// to match, as a real site has.
+func BenchmarkFilesSmallCacheRules(b *testing.B) {
+	f, err := NewFiles(FilesConfig{Root: benchRoot(b), CacheControl: CacheRules{
+		{Pattern: "/assets/*", Value: "public, max-age=31536000, immutable"},
+		{Pattern: "*.html", Value: "no-cache"},
+		{Pattern: "*.bin", Value: "public, max-age=3600"},
+	}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	benchServe(b, f)
+}
+
+// BenchmarkServer304: a matching revalidation through the whole web tier.
+func BenchmarkServer304(b *testing.B) {
+	s, err := New(Config{Files: FilesConfig{Root: benchRoot(b)}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.files.Close()
+	e, err := s.files.lookup("1k.bin")
+	if err != nil {
+		b.Fatal(err)
+	}
+	benchServe(b, s.Echo(), "If-None-Match", e.etag)
+}

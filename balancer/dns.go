@@ -16,7 +16,9 @@ import (
 // SRV: every SRV record of Host ("_http._tcp.app.service.consul"), each
 // target resolved to its addresses at the record's port, weighted by the
 // record's weight (clamped to 1..MaxWeight); records of the lowest priority
-// are primaries and the others backups.
+// are primaries and the others backups. A target that does not exist is
+// left out; one whose lookup fails otherwise fails the whole discovery, so
+// that the pool keeps the endpoints it has.
 type DNS struct {
 	Host string
 	Port int  // plain lookups only
@@ -110,7 +112,14 @@ func (d *DNS) Discover(ctx context.Context) ([]Endpoint, error) {
 	for _, s := range srvs {
 		ips, err := r.LookupNetIP(ctx, network, s.Target)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("resolve SRV target %s: %w", s.Target, err))
+			err = fmt.Errorf("resolve SRV target %s: %w", s.Target, err)
+			var dnsErr *net.DNSError
+			if !errors.As(err, &dnsErr) || !dnsErr.IsNotFound {
+				// Not an answer but a failure to get one: a partial list
+				// would remove the target's endpoints, healthy or not.
+				return nil, err
+			}
+			errs = append(errs, err) // the target is gone
 			continue
 		}
 		for _, ip := range ips {

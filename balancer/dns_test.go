@@ -20,6 +20,7 @@ type zone struct {
 	srv      map[string][]*dns.SRV // by owner name
 	a        map[string]net.IP
 	servfail bool
+	failing  map[string]bool // names whose A lookups fail with SERVFAIL
 	queries  int
 	server   *dns.Server
 	addr     string
@@ -47,7 +48,7 @@ func (z *zone) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 	m := new(dns.Msg)
 	m.SetReply(req)
 	m.Authoritative = true
-	if z.servfail {
+	if z.servfail || z.failing[req.Question[0].Name] {
 		m.Rcode = dns.RcodeServerFailure
 		_ = w.WriteMsg(m)
 		return
@@ -282,5 +283,34 @@ func TestDiscoveryOfManyEndpoints(t *testing.T) {
 	eps := endpointURLs(p)
 	if len(eps) != 1000 || !strings.HasPrefix(eps[0], "http://10.1.") {
 		t.Fatalf("after the change: %d endpoints, first %s", len(eps), eps[0])
+	}
+}
+
+func TestDNSSRVTargetHiccupKeepsThePool(t *testing.T) {
+	z := newZone(t)
+	a, b := newBackend(t), newBackend(t)
+	const name = "_http._tcp.app.test."
+	z.setSRV(name, srvRec{b: a}, srvRec{b: b})
+	d := &DNS{Host: name, SRV: true, Network: "ip4", Resolver: z.resolver()}
+	ctx := context.Background()
+
+	// One target's address lookup fails for now: the answer is partial,
+	// and taken as it is it would drop a healthy endpoint.
+	z.mu.Lock()
+	z.failing = map[string]bool{z.srv[name][1].Target: true}
+	z.mu.Unlock()
+	if eps, err := d.Discover(ctx); err == nil {
+		t.Fatalf("partial answer %v taken as the whole: a passing DNS failure would remove an endpoint", eps)
+	}
+
+	// A target that no longer exists (NXDOMAIN) is gone: the rest is the
+	// answer.
+	z.mu.Lock()
+	z.failing = nil
+	delete(z.a, z.srv[name][1].Target)
+	z.mu.Unlock()
+	eps, err := d.Discover(ctx)
+	if err != nil || len(eps) != 1 || eps[0].URL != a.url {
+		t.Fatalf("with one target gone: %v, %v; want only %s", eps, err, a.url)
 	}
 }

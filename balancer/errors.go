@@ -7,8 +7,9 @@ import (
 )
 
 // ErrNoEndpoint is matched (errors.Is) by the error of a request that no
-// endpoint could take: none configured, all drained, or all down with no
-// panic routing left.
+// endpoint could take: none configured or discovered, or all drained or
+// removed. (Endpoints that are down or ejected still take requests in
+// panic mode, when nothing better is left.)
 var ErrNoEndpoint = errors.New("no endpoint can take the request")
 
 // ErrUnknownEndpoint is returned by the run-time changes (SetWeight, Drain,

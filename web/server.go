@@ -209,6 +209,8 @@ func (s *Server) redirectToHTTPS(w http.ResponseWriter, r *http.Request) {
 	host := r.Host
 	if h, _, err := net.SplitHostPort(host); err == nil {
 		host = h
+	} else if len(host) > 1 && host[0] == '[' && host[len(host)-1] == ']' {
+		host = host[1 : len(host)-1] // "[::1]" without a port
 	}
 	if host == "" {
 		problem(w, r, http.StatusBadRequest, "a Host header is needed to redirect to HTTPS")

@@ -16,6 +16,7 @@ import (
 	"math/big"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -358,5 +359,30 @@ func TestServerMetricsPath(t *testing.T) {
 	}
 	if _, err := New(Config{MetricsPath: "metrics"}); err == nil || !strings.Contains(err.Error(), "METRICS_PATH") {
 		t.Errorf("relative metrics path: %v", err)
+	}
+}
+
+func TestRedirectLocation(t *testing.T) {
+	certFile, keyFile, _ := selfSigned(t)
+	for _, tc := range []struct{ listen, host, want string }{
+		{"127.0.0.1:8443", "example.com", "https://example.com:8443/a?b=c"},
+		{"127.0.0.1:8443", "example.com:80", "https://example.com:8443/a?b=c"},
+		{"127.0.0.1:8443", "[::1]", "https://[::1]:8443/a?b=c"},
+		{"127.0.0.1:8443", "[::1]:80", "https://[::1]:8443/a?b=c"},
+		{"127.0.0.1:443", "[::1]", "https://[::1]/a?b=c"},
+		{"127.0.0.1:443", "[::1]:80", "https://[::1]/a?b=c"},
+		{"127.0.0.1:443", "example.com:80", "https://example.com/a?b=c"},
+	} {
+		s, err := New(Config{Listen: tc.listen, TLSCert: certFile, TLSKey: keyFile})
+		if err != nil {
+			t.Fatal(err)
+		}
+		req := httptest.NewRequest("GET", "http://x/a?b=c", nil)
+		req.Host = tc.host
+		w := httptest.NewRecorder()
+		s.redirectToHTTPS(w, req)
+		if got := w.Header().Get("Location"); w.Code != http.StatusPermanentRedirect || got != tc.want {
+			t.Errorf("listen %s, Host %s: %d %q, want %q", tc.listen, tc.host, w.Code, got, tc.want)
+		}
 	}
 }

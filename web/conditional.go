@@ -11,7 +11,7 @@ import (
 func precondition(r *http.Request, etag string, modTime time.Time) int {
 	h := r.Header
 	getOrHead := r.Method == http.MethodGet || r.Method == http.MethodHead
-	if im := header(h, "If-Match"); im != "" {
+	if im := headerList(h, "If-Match"); im != "" {
 		if !etagListMatch(im, etag, true) {
 			return http.StatusPreconditionFailed
 		}
@@ -20,7 +20,7 @@ func precondition(r *http.Request, etag string, modTime time.Time) int {
 			return http.StatusPreconditionFailed
 		}
 	}
-	if inm := header(h, "If-None-Match"); inm != "" {
+	if inm := headerList(h, "If-None-Match"); inm != "" {
 		if etagListMatch(inm, etag, false) {
 			if getOrHead {
 				return http.StatusNotModified
@@ -33,6 +33,19 @@ func precondition(r *http.Request, etag string, modTime time.Time) int {
 		}
 	}
 	return 0
+}
+
+// headerList returns a list-valued header as one comma-separated list,
+// however many lines it came in.
+func headerList(h http.Header, canonicalKey string) string {
+	switch v := h[canonicalKey]; len(v) {
+	case 0:
+		return ""
+	case 1:
+		return v[0]
+	default:
+		return strings.Join(v, ",")
+	}
 }
 
 // ifRangeAllows reports whether a Range request may be honoured: true when

@@ -741,3 +741,28 @@ func TestConcurrentMissesLoadOnce(t *testing.T) {
 		t.Errorf("%d opens while the first load was running, want 1", during)
 	}
 }
+
+// An entity-tag list may come in several header lines (RFC 9110 §5.3).
+func TestETagListOverSeveralLines(t *testing.T) {
+	tr := newTree(t)
+	_, url := serveFiles(t, FilesConfig{Root: tr.root})
+	c := client(t)
+	etag := do(t, c, "GET", url+"/tiny.txt").header.Get("ETag")
+	for _, tc := range []struct {
+		header string
+		want   int
+	}{{"If-None-Match", 304}, {"If-Match", 200}} {
+		req, _ := http.NewRequest("GET", url+"/tiny.txt", nil)
+		req.Header.Add(tc.header, `"other"`)
+		req.Header.Add(tc.header, etag)
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != tc.want {
+			t.Errorf("%s in two lines, the second matching: %d, want %d", tc.header, resp.StatusCode, tc.want)
+		}
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"strings"
 
 	"github.com/threetier/threetier/balancer"
 	"github.com/threetier/threetier/tier"
@@ -37,7 +38,6 @@ type Client struct {
 	pool    *balancer.Pool
 	guard   *Guard
 	http    *http.Client
-	base    string
 	maxBody int64
 }
 
@@ -49,7 +49,6 @@ func NewClient(pool *balancer.Pool, guard *Guard) *Client {
 		pool:    pool,
 		guard:   guard,
 		http:    pool.Client(),
-		base:    "http://" + pool.Name(),
 		maxBody: DefaultMaxResponseBytes,
 	}
 }
@@ -100,10 +99,15 @@ func (c *Client) Do(req *http.Request) (*http.Response, error) {
 	return resp, nil
 }
 
-// JSON sends in (when not nil) as a JSON body to path and decodes the
-// answer into out (when not nil). An answer that is not 2xx becomes a
-// *StatusError carrying the service's problem, if it sent one.
+// JSON sends in (when not nil) as a JSON body to path (with its query,
+// starting with "/") and decodes the answer into out (when not nil). An
+// answer that is not 2xx becomes a *StatusError carrying the service's
+// problem, if it sent one. The Host header is the instance's address, as
+// in a direct call.
 func (c *Client) JSON(ctx context.Context, method, path string, in, out any) error {
+	if !strings.HasPrefix(path, "/") {
+		return fmt.Errorf("calling %s: path %q must start with /", c.pool.Name(), path)
+	}
 	var body io.Reader
 	if in != nil {
 		b, err := json.Marshal(in)
@@ -112,10 +116,12 @@ func (c *Client) JSON(ctx context.Context, method, path string, in, out any) err
 		}
 		body = bytes.NewReader(b)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
+	// The pool puts in the instance's scheme and host.
+	req, err := http.NewRequestWithContext(ctx, method, "http://upstream"+path, body)
 	if err != nil {
 		return err
 	}
+	req.Host = ""
 	req.Header.Set("Accept", "application/json, "+tier.ContentTypeProblem)
 	if in != nil {
 		req.Header.Set("Content-Type", "application/json")

@@ -26,6 +26,7 @@ type upstream struct {
 	mode     atomic.Value // "ok", "fail", "hang"
 	requests atomic.Int64
 	lastID   atomic.Value
+	lastHost atomic.Value
 }
 
 func newUpstream(t *testing.T, name string) *upstream {
@@ -35,6 +36,7 @@ func newUpstream(t *testing.T, name string) *upstream {
 	u.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		u.requests.Add(1)
 		u.lastID.Store(r.Header.Get(tier.HeaderRequestID))
+		u.lastHost.Store(r.Host)
 		switch u.mode.Load() {
 		case "fail":
 			tier.WriteProblem(w, tier.NewProblem(http.StatusServiceUnavailable, "down for maintenance"))
@@ -218,5 +220,33 @@ func TestClientClosesTheBodyOfARefusedRequest(t *testing.T) {
 	}
 	if n := body.closed.Load(); n != 1 {
 		t.Fatalf("request body closed %d times by a refused call, want 1 (as http.Client.Do does)", n)
+	}
+}
+
+func TestClientJSONWhateverThePoolName(t *testing.T) {
+	u := newUpstream(t, "a")
+	tr := &http.Transport{}
+	t.Cleanup(tr.CloseIdleConnections)
+	// A pool name is free text for logs and metrics; it must not end up
+	// in the request's URL.
+	pool, err := balancer.New(balancer.Config{Name: "users api/v2", Endpoints: []string{u.URL}},
+		balancer.WithTransport(tr), balancer.WithRegistry(prometheus.NewRegistry()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	guard, err := NewGuards().Add("users", GuardConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := NewClient(pool, guard)
+	var out servedBy
+	if err := c.JSON(context.Background(), http.MethodGet, "/orders?n=1", nil, &out); err != nil || out.Path != "/orders" {
+		t.Fatalf("upstream saw path %q (%v), want /orders", out.Path, err)
+	}
+	if host := u.lastHost.Load(); host != strings.TrimPrefix(u.URL, "http://") {
+		t.Fatalf("upstream saw Host %q, want its own address", host)
+	}
+	if err := c.JSON(context.Background(), http.MethodGet, "orders", nil, &out); err == nil {
+		t.Fatal("a path without its leading / was sent")
 	}
 }

@@ -65,10 +65,13 @@ done
 
 echo
 echo "wrk -t2 -c64 -d${secs}s, $rounds alternating rounds, medians (nginx $(nginx -v 2>&1 | cut -d/ -f2), examples/static at $(git rev-parse --short HEAD), $WORKERS workers each, $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg))"
-printf '%-6s %14s %14s %8s %8s\n' case nginx static ratio target
+# ratio is of the medians; "rounds" is the spread of the ratio within
+# single rounds, which shows how much the machine's noise moved it.
+printf '%-6s %14s %14s %8s %8s %16s\n' case nginx static ratio target rounds
 declare -A target=([1k]=0.9 [64k]=1.0 [1m]=1.0 [304]=0.9)
 for kase in "${cases[@]}"; do
 	n=$(median <"$work/nginx-$kase")
 	s=$(median <"$work/static-$kase")
-	printf '%-6s %14.0f %14.0f %7.2fx %7.1fx\n' "$kase" "$n" "$s" "$(awk -v a="$s" -v b="$n" 'BEGIN {print a / b}')" "${target[$kase]}"
+	spread=$(paste "$work/static-$kase" "$work/nginx-$kase" | awk '{r = $1 / $2; if (NR == 1 || r < lo) lo = r; if (NR == 1 || r > hi) hi = r} END {printf "%.2f-%.2fx", lo, hi}')
+	printf '%-6s %14.0f %14.0f %7.2fx %7.1fx %16s\n' "$kase" "$n" "$s" "$(awk -v a="$s" -v b="$n" 'BEGIN {print a / b}')" "${target[$kase]}" "$spread"
 done

@@ -138,7 +138,7 @@ type OutlierConfig struct {
 // connection was refused).
 type RetryConfig struct {
 	// Attempts is the most tries per request, the first included; zero
-	// means 3, and 1 turns retries off.
+	// means 3, 1 turns retries off, and more than 8 counts as 8.
 	Attempts int `env:"ATTEMPTS" json:"attempts,omitempty"`
 	// On lists the response statuses that are retried (idempotent requests
 	// only); zero means 502, 503 and 504.

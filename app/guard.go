@@ -46,10 +46,11 @@ var _ tier.Checker = (*Guard)(nil)
 type GuardOption func(*Guard)
 
 // WithIsFailure sets what counts against the dependency. f sees every
-// error an attempt returned (the caller's cancellation or deadline and the guard's
-// timeout are decided before it); returning false means the dependency did
-// its job (a "not found", a constraint violation) and the error goes back
-// to the caller without tripping the breaker, retrying or falling back.
+// error an attempt returned (the caller's cancellation or deadline and the
+// guard's timeout are decided before it); returning false means the
+// dependency did its job (a "not found", a constraint violation) and the
+// error goes back to the caller without tripping the breaker, retrying or
+// falling back.
 // The data tier's classification plugs in here:
 // app.WithIsFailure(data.IsFailure). The default is DefaultIsFailure.
 func WithIsFailure(f func(error) bool) GuardOption {

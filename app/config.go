@@ -181,6 +181,7 @@ const (
 type GuardConfig struct {
 	// Timeout bounds each attempt through its context; zero means
 	// DefaultCallTimeout, negative means none (the caller's deadline only).
+	// Either one passing while the dependency is silent counts against it.
 	Timeout time.Duration `env:"TIMEOUT" json:"timeout"`
 
 	// ConsecutiveFailures trips the breaker after this many failures in a

@@ -16,7 +16,7 @@ func registerClassifyCallbacks(g *gorm.DB, m *metrics) error {
 		if tx.Error == nil {
 			return
 		}
-		tx.Error = Classify(tx.Error)
+		tx.Error = classifyIn(tx.Statement.Context, tx.Error)
 		m.countError(tx.Error)
 	}
 	cb := g.Callback()

@@ -77,6 +77,29 @@ func Classify(err error) error {
 	return err
 }
 
+// classifyIn is Classify for an error of a statement run with ctx. When
+// the caller cancelled ctx, the driver's report of the interruption
+// (SQLite's "interrupted", PostgreSQL's 57014 "canceling statement due to
+// user request") is that cancellation, not a timeout of the database.
+func classifyIn(ctx context.Context, err error) error {
+	if err != nil && ctx != nil && errors.Is(ctx.Err(), context.Canceled) &&
+		!errors.Is(err, context.Canceled) && kindOf(err) == ErrTimeout {
+		var ce *Error
+		if errors.As(err, &ce) {
+			err = ce.Err
+		}
+		return &canceledError{err}
+	}
+	return Classify(err)
+}
+
+// canceledError is a driver error caused by the caller's cancellation: it
+// matches context.Canceled and still unwraps to the driver's error.
+type canceledError struct{ err error }
+
+func (e *canceledError) Error() string   { return "canceled: " + e.err.Error() }
+func (e *canceledError) Unwrap() []error { return []error{context.Canceled, e.err} }
+
 // IsFailure reports whether err means the database itself is failing
 // (unavailable or timing out): what a circuit breaker in front of the data
 // tier should count. Not-found, duplicates, violations, contention and the
@@ -137,6 +160,10 @@ func kindOf(err error) error {
 	if err == nil {
 		return nil
 	}
+	if errors.Is(err, context.Canceled) {
+		// The caller's own doing, whatever the driver made of it.
+		return nil
+	}
 	var ce *Error
 	if errors.As(err, &ce) {
 		return ce.Kind
@@ -162,11 +189,8 @@ func kindOf(err error) error {
 	if errors.As(err, &sqErr) {
 		return sqliteKind(sqErr.Code())
 	}
-	switch {
-	case errors.Is(err, context.DeadlineExceeded), pgconn.Timeout(err):
+	if errors.Is(err, context.DeadlineExceeded) || pgconn.Timeout(err) {
 		return ErrTimeout
-	case errors.Is(err, context.Canceled):
-		return nil
 	}
 	var connectErr *pgconn.ConnectError
 	var netErr net.Error

@@ -6,7 +6,9 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"gorm.io/gorm"
 )
 
@@ -144,6 +146,12 @@ func TestClassification(t *testing.T) {
 			t.Errorf("SQLSTATE %s: %v, want %v", code, got, want)
 		}
 	}
+	// PostgreSQL's report of a statement the caller cancelled.
+	cancelled, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := classifyIn(cancelled, &pgconn.PgError{Code: "57014"}); StatusOf(err) != 499 || IsFailure(err) || !errors.As(err, new(*pgconn.PgError)) {
+		t.Errorf("57014 after the caller cancelled: %v, status %d", err, StatusOf(err))
+	}
 	if p := Problem(context.Canceled); p.Status != 499 || p.Title == "" {
 		t.Errorf("problem for a cancelled call: %+v", p)
 	}
@@ -151,4 +159,41 @@ func TestClassification(t *testing.T) {
 	if p.Status != 503 || p.RetryAfter <= 0 || strings.Contains(p.Detail, "secret") {
 		t.Errorf("problem %+v", p)
 	}
+}
+
+// A statement the caller cancels is the caller's doing: not a timeout, not
+// a failure of the database (a breaker must not count it), 499 at the
+// edge. One that runs past the caller's deadline is a timeout.
+func TestCallerCancellationIsNotATimeout(t *testing.T) {
+	dialects(t, func(t *testing.T, cfg Config) {
+		db := openTest(t, cfg)
+		slow := "SELECT pg_sleep(30)"
+		if cfg.Dialect() == SQLite {
+			// Bounded: the driver can miss an interrupt that comes before
+			// the statement steps, and the query must end then too.
+			slow = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c WHERE x < 50000000) SELECT count(*) FROM c"
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		go func() {
+			// Cancel once the statement holds a connection (or after a while,
+			// which still cancels it, if not earlier).
+			for deadline := time.Now().Add(5 * time.Second); db.SQL().Stats().InUse == 0 && time.Now().Before(deadline); {
+				time.Sleep(5 * time.Millisecond)
+			}
+			cancel()
+		}()
+		err := db.WithContext(ctx).Exec(slow).Error
+		if err == nil && cfg.Dialect() == SQLite {
+			t.Log("the driver missed the interrupt; the statement ran to its end")
+		} else if err == nil || errors.Is(err, ErrTimeout) || IsFailure(err) || StatusOf(err) != 499 {
+			t.Errorf("cancelled: %v (status %d, failure %v); want 499 and no failure", err, StatusOf(err), IsFailure(err))
+		}
+
+		ctx, cancel = context.WithTimeout(context.Background(), 200*time.Millisecond)
+		defer cancel()
+		err = db.WithContext(ctx).Exec(slow).Error
+		if !errors.Is(err, ErrTimeout) || !IsFailure(err) || StatusOf(err) != 504 {
+			t.Errorf("deadline: %v (status %d, failure %v); want ErrTimeout", err, StatusOf(err), IsFailure(err))
+		}
+	})
 }

@@ -3,9 +3,11 @@ package data
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"io/fs"
+	"time"
 
 	"github.com/pressly/goose/v3"
 	"github.com/pressly/goose/v3/lock"
@@ -37,7 +39,7 @@ func (db *DB) Migrate(ctx context.Context) (int, error) {
 	opts := []goose.ProviderOption{goose.WithDisableGlobalRegistry(true), goose.WithSlog(db.log)}
 	if db.Dialect() == Postgres {
 		dialect = goose.DialectPostgres
-		opts = append(opts, goose.WithSessionLocker(advisoryLock{}))
+		opts = append(opts, goose.WithSessionLocker(advisoryLock{unlockTimeout: db.cfg.OpTimeout}))
 	}
 	p, err := goose.NewProvider(dialect, db.primary, dir, append(opts, goose.WithTableName(MigrationTable))...)
 	if errors.Is(err, goose.ErrNoMigrations) {
@@ -59,35 +61,55 @@ func (db *DB) Migrate(ctx context.Context) (int, error) {
 }
 
 // advisoryLock is a goose session locker that blocks on
-// pg_advisory_lock (honouring ctx) rather than polling. The key hashes the
-// database, the schema and the table, so that databases and schemas that
-// share a server migrate independently.
-type advisoryLock struct{}
+// pg_advisory_lock (honouring ctx) rather than polling. goose holds it on
+// one pinned connection, on which it then runs the migrations. The key
+// hashes the database, the schema and the table, so that databases and
+// schemas that share a server migrate independently.
+type advisoryLock struct{ unlockTimeout time.Duration }
 
 var _ lock.SessionLocker = advisoryLock{}
 
 const lockKey = `hashtextextended(current_database() || '.' || current_schema() || '.` + MigrationTable + `', 0)`
 
-// SessionLock also lifts statement_timeout on the connection that goose
-// then runs the migrations on: a long migration is bounded by the caller's
-// context instead.
+// SessionLock lifts statement_timeout and lock_timeout on the connection:
+// waiting for another instance's migrations, and a long migration, are
+// bounded by the caller's context instead. lock_timeout is restored once
+// the lock is held, so that the migrations' own DDL cannot queue behind a
+// long transaction while blocking every statement that comes after it.
 func (advisoryLock) SessionLock(ctx context.Context, conn *sql.Conn) error {
-	if _, err := conn.ExecContext(ctx, `SET statement_timeout = 0`); err != nil {
+	if _, err := conn.ExecContext(ctx, `SET statement_timeout = 0; SET lock_timeout = 0`); err != nil {
 		return err
 	}
-	if _, err := conn.ExecContext(ctx, `SELECT pg_advisory_lock(`+lockKey+`)`); err != nil {
-		_, _ = conn.ExecContext(context.WithoutCancel(ctx), `RESET statement_timeout`)
+	_, err := conn.ExecContext(ctx, `SELECT pg_advisory_lock(`+lockKey+`)`)
+	if err == nil {
+		_, err = conn.ExecContext(ctx, `RESET lock_timeout`)
+	}
+	if err != nil {
+		// The connection goes back to the pool: drop it, and with it any
+		// setting or lock it still holds.
+		discard(conn)
 		return err
 	}
 	return nil
 }
 
-func (advisoryLock) SessionUnlock(ctx context.Context, conn *sql.Conn) error {
-	if _, err := conn.ExecContext(ctx, `SELECT pg_advisory_unlock(`+lockKey+`)`); err != nil {
-		return err
+// SessionUnlock releases the lock (goose calls it with a context that is
+// never cancelled: bound it). A connection that fails to release it is
+// discarded, so the server ends its session and the lock with it rather
+// than a pooled connection keeping every other instance waiting.
+func (l advisoryLock) SessionUnlock(ctx context.Context, conn *sql.Conn) error {
+	ctx, cancel := withOpTimeout(ctx, l.unlockTimeout)
+	defer cancel()
+	_, err := conn.ExecContext(ctx, `SELECT pg_advisory_unlock(`+lockKey+`); RESET statement_timeout; RESET lock_timeout`)
+	if err != nil {
+		discard(conn)
 	}
-	_, err := conn.ExecContext(ctx, `RESET statement_timeout`)
 	return err
+}
+
+// discard makes database/sql close conn instead of reusing it.
+func discard(conn *sql.Conn) {
+	_ = conn.Raw(func(any) error { return driver.ErrBadConn })
 }
 
 // AutoMigrate creates or alters tables to match models, GORM's quick start

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // envMigrateChild, when set to a DSN, makes the test binary a child process
@@ -138,5 +140,60 @@ func TestMigrateWithoutMigrations(t *testing.T) {
 	var v int64
 	if err := db2.Gorm().Raw("SELECT max(version_id) FROM " + MigrationTable).Scan(&v).Error; err != nil || v != 2 {
 		t.Errorf("version after the failure: %d, %v; want 2", v, err)
+	}
+}
+
+// An instance waiting for another's migrations waits as long as its context
+// allows, not lock_timeout: that bounds the statements of the service, and
+// a migration may well run longer.
+func TestMigrateWaitsForTheLockBeyondLockTimeout(t *testing.T) {
+	dsn := pgSchema(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	db, err := Open(ctx, Config{DSN: dsn, LockTimeout: 50 * time.Millisecond}, WithMigrations(testMigrations(t, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	holder, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Close(context.Background())
+	if _, err := holder.Exec(ctx, `SELECT pg_advisory_lock(`+lockKey+`)`); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := db.Migrate(ctx)
+		done <- err
+	}()
+	// Hold the lock until Migrate has waited for it ten times lock_timeout.
+	deadline := time.Now().Add(20 * time.Second)
+	for waited := false; !waited; {
+		select {
+		case err := <-done:
+			t.Fatalf("Migrate returned while another session held the lock: %v", err)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("Migrate never waited on the advisory lock")
+		}
+		err := holder.QueryRow(ctx, `SELECT count(*) > 0 FROM pg_locks l JOIN pg_stat_activity a USING (pid)
+			WHERE l.locktype = 'advisory' AND NOT l.granted AND a.query_start < clock_timestamp() - interval '500 ms'`).Scan(&waited)
+		if err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if _, err := holder.Exec(ctx, `SELECT pg_advisory_unlock(`+lockKey+`)`); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("Migrate after the lock was released: %v", err)
+	}
+	// The lock went with the migrations: the next caller takes it at once.
+	if _, err := db.Migrate(ctx); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -46,7 +46,7 @@ func (db *DB) BulkInsert(ctx context.Context, rows any) (int64, error) {
 	if err := stmt.Parse(rows); err != nil {
 		return 0, fmt.Errorf("%w: %w", ErrBulkInput, err)
 	}
-	if db.Dialect() != Postgres || txFrom(ctx) != nil {
+	if db.Dialect() != Postgres || db.txFrom(ctx) != nil {
 		return db.insertBatches(ctx, rows, v.Len())
 	}
 	fields := copyFields(ctx, stmt.Schema, v)

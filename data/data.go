@@ -239,8 +239,8 @@ func (db *DB) Gorm() *gorm.DB { return db.gorm }
 // WithContext returns a GORM session bound to ctx: inside a Tx closure's
 // context it is that transaction, so helpers that take a ctx join it.
 func (db *DB) WithContext(ctx context.Context) *gorm.DB {
-	if tx := txFrom(ctx); tx != nil {
-		return tx.WithContext(ctx)
+	if st := db.txFrom(ctx); st != nil {
+		return st.tx.WithContext(ctx)
 	}
 	return db.gorm.WithContext(ctx)
 }

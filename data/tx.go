@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"math/rand/v2"
+	"sync"
 	"time"
 
 	"gorm.io/gorm"
@@ -38,12 +39,41 @@ func Attempts(n int) TxOption { return func(o *txOptions) { o.attempts = max(n, 
 
 type txKey struct{}
 
-func txFrom(ctx context.Context) *gorm.DB {
+// txState is what a Tx closure's context carries: the transaction, the DB
+// it belongs to, and the outermost transaction, which a retryable error in
+// any nested one dooms.
+type txState struct {
+	db   *DB
+	tx   *gorm.DB
+	root *txState
+
+	mu   sync.Mutex
+	doom error // the retryable error of a nested Tx; root only
+}
+
+// txFrom returns the transaction of db that ctx runs in, or nil.
+func (db *DB) txFrom(ctx context.Context) *txState {
 	if ctx == nil {
 		return nil
 	}
-	tx, _ := ctx.Value(txKey{}).(*gorm.DB)
-	return tx
+	if st, _ := ctx.Value(txKey{}).(*txState); st != nil && st.db == db {
+		return st
+	}
+	return nil
+}
+
+func (st *txState) doomWith(err error) {
+	st.root.mu.Lock()
+	defer st.root.mu.Unlock()
+	if st.root.doom == nil {
+		st.root.doom = err
+	}
+}
+
+func (st *txState) doomed() error {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.doom
 }
 
 // Tx runs fn in a transaction and commits it when fn returns nil. When the
@@ -55,12 +85,19 @@ func txFrom(ctx context.Context) *gorm.DB {
 //
 // Called with a context that is already inside a Tx (the one fn's tx
 // carries), Tx nests: it runs fn under a savepoint, rolled back alone if fn
-// fails, and leaves retries to the outermost Tx.
+// fails, and leaves retries to the outermost Tx: a retryable error in a
+// nested Tx makes the outermost one roll back and rerun even if the outer
+// closure carries on (PostgreSQL would fail the rest of a doomed
+// serializable transaction anyway). Options are those of the outermost Tx.
 func (db *DB) Tx(ctx context.Context, fn func(tx *gorm.DB) error, opts ...TxOption) error {
-	if outer := txFrom(ctx); outer != nil {
-		return Classify(outer.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-			return fn(tx.WithContext(context.WithValue(ctx, txKey{}, tx)))
+	if outer := db.txFrom(ctx); outer != nil {
+		err := classifyIn(ctx, outer.tx.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+			return fn(tx.WithContext(context.WithValue(ctx, txKey{}, &txState{db: db, tx: tx, root: outer.root})))
 		}))
+		if kindOf(err) == ErrRetryable {
+			outer.doomWith(err)
+		}
+		return err
 	}
 	o := txOptions{attempts: db.cfg.TxAttempts}
 	for _, opt := range opts {
@@ -71,7 +108,7 @@ func (db *DB) Tx(ctx context.Context, fn func(tx *gorm.DB) error, opts ...TxOpti
 		sqlOpts.Isolation = o.isolation
 	}
 	for attempt := 1; ; attempt++ {
-		err := Classify(db.txOnce(ctx, fn, sqlOpts))
+		err := classifyIn(ctx, db.txOnce(ctx, fn, sqlOpts))
 		if err == nil {
 			if s := sessionFrom(ctx); s != nil && !o.readOnly {
 				s.markWrote()
@@ -94,8 +131,14 @@ func (db *DB) Tx(ctx context.Context, fn func(tx *gorm.DB) error, opts ...TxOpti
 func (db *DB) txOnce(ctx context.Context, fn func(tx *gorm.DB) error, opts *sql.TxOptions) error {
 	ctx, cancel := withOpTimeout(ctx, db.cfg.OpTimeout)
 	defer cancel()
+	st := &txState{db: db}
+	st.root = st
 	return db.gorm.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		return fn(tx.WithContext(context.WithValue(ctx, txKey{}, tx)))
+		st.tx = tx
+		if err := fn(tx.WithContext(context.WithValue(ctx, txKey{}, st))); err != nil {
+			return err
+		}
+		return st.doomed()
 	}, opts)
 }
 

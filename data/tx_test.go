@@ -240,3 +240,66 @@ func TestPoolWaitIsBounded(t *testing.T) {
 		}
 	})
 }
+
+// A serialization failure or deadlock inside a nested Tx dooms the whole
+// transaction: the outer Tx reruns from the start even when its closure
+// carries on past the inner error.
+func TestRetryableErrorInNestedTxRerunsTheOuterOne(t *testing.T) {
+	dialects(t, func(t *testing.T, cfg Config) {
+		db := openTest(t, cfg)
+		ctx := context.Background()
+		calls := 0
+		err := db.Tx(ctx, func(tx *gorm.DB) error {
+			calls++
+			if err := tx.Create(&Product{Name: fmt.Sprint("p", calls), Stock: 1}).Error; err != nil {
+				return err
+			}
+			inner := db.Tx(tx.Statement.Context, func(tx *gorm.DB) error {
+				return db.Tx(tx.Statement.Context, func(*gorm.DB) error {
+					if calls < 3 {
+						return &Error{Kind: ErrRetryable, Err: errors.New("simulated conflict")}
+					}
+					return nil
+				})
+			})
+			_ = inner // the closure ignores it: the transaction is doomed all the same
+			return nil
+		}, Attempts(5))
+		if err != nil || calls != 3 {
+			t.Fatalf("err %v after %d calls, want nil after 3", err, calls)
+		}
+		var names []string
+		if err := db.Gorm().Model(&Product{}).Pluck("name", &names).Error; err != nil {
+			t.Fatal(err)
+		}
+		if fmt.Sprint(names) != "[p3]" {
+			t.Errorf("products %v, want [p3]: only the last run commits", names)
+		}
+	})
+}
+
+// A Tx closure that panics rolls back and the panic goes on up.
+func TestTxRollsBackOnPanic(t *testing.T) {
+	dialects(t, func(t *testing.T, cfg Config) {
+		db := openTest(t, cfg)
+		func() {
+			defer func() {
+				if r := recover(); r != "boom" {
+					t.Errorf("recovered %v, want boom", r)
+				}
+			}()
+			_ = db.Tx(context.Background(), func(tx *gorm.DB) error {
+				if err := tx.Create(&Product{Name: "x", Stock: 1}).Error; err != nil {
+					return err
+				}
+				panic("boom")
+			})
+		}()
+		if n := count(t, db, "products"); n != 0 {
+			t.Errorf("%d products after a panic", n)
+		}
+		if s := db.SQL().Stats(); s.InUse != 0 {
+			t.Errorf("%d connections still in use after a panic", s.InUse)
+		}
+	})
+}

@@ -46,10 +46,13 @@ func (db *DB) BulkInsert(ctx context.Context, rows any) (int64, error) {
 	if err := stmt.Parse(rows); err != nil {
 		return 0, fmt.Errorf("%w: %w", ErrBulkInput, err)
 	}
+	fields, err := copyFields(ctx, stmt.Schema, v)
+	if err != nil {
+		return 0, err
+	}
 	if db.Dialect() != Postgres || db.txFrom(ctx) != nil {
 		return db.insertBatches(ctx, rows, v.Len())
 	}
-	fields := copyFields(ctx, stmt.Schema, v)
 	cols := make([]string, len(fields))
 	for i, f := range fields {
 		cols[i] = f.DBName
@@ -74,7 +77,7 @@ func (db *DB) BulkInsert(ctx context.Context, rows any) (int64, error) {
 		if s := sessionFrom(ctx); s != nil {
 			s.markWrote()
 		}
-		err = Classify(err)
+		err = classifyIn(ctx, err)
 		db.metrics.countError(err)
 		return n, err
 	}
@@ -96,28 +99,37 @@ func (db *DB) insertBatches(ctx context.Context, rows any, n int) (int64, error)
 }
 
 // copyFields lists the columns COPY writes: every creatable column, less
-// those the database defaults that every row leaves zero.
-func copyFields(ctx context.Context, s *schema.Schema, rows reflect.Value) []*schema.Field {
+// those the database defaults that every row leaves zero. Such a column
+// that only some rows set is refused: one COPY cannot default it for some
+// rows only, and would store the others' zero.
+func copyFields(ctx context.Context, s *schema.Schema, rows reflect.Value) ([]*schema.Field, error) {
 	var out []*schema.Field
 	for _, f := range s.Fields {
 		if f.DBName == "" || !f.Creatable {
 			continue
 		}
-		if f.HasDefaultValue && f.DefaultValueInterface == nil && f.AutoCreateTime == 0 && allZero(ctx, f, rows) {
-			continue
+		if f.HasDefaultValue && f.DefaultValueInterface == nil && f.AutoCreateTime == 0 {
+			switch zeros := countZero(ctx, f, rows); zeros {
+			case rows.Len():
+				continue
+			case 0:
+			default:
+				return nil, fmt.Errorf("%w: column %s is set in some rows and left to its database default in %d others: insert those apart", ErrBulkInput, f.DBName, zeros)
+			}
 		}
 		out = append(out, f)
 	}
-	return out
+	return out, nil
 }
 
-func allZero(ctx context.Context, f *schema.Field, rows reflect.Value) bool {
+func countZero(ctx context.Context, f *schema.Field, rows reflect.Value) int {
+	n := 0
 	for i := range rows.Len() {
-		if _, zero := f.ValueOf(ctx, reflect.Indirect(rows.Index(i))); !zero {
-			return false
+		if _, zero := f.ValueOf(ctx, reflect.Indirect(rows.Index(i))); zero {
+			n++
 		}
 	}
-	return true
+	return n
 }
 
 // rowSource feeds a slice of models to CopyFrom one row at a time.

@@ -2,8 +2,10 @@ package data
 
 import (
 	"context"
+	"database/sql/driver"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -84,4 +86,65 @@ func TestBulkInsert(t *testing.T) {
 			t.Errorf("empty: %d, %v", n, err)
 		}
 	})
+}
+
+// A column the database fills (the auto-increment key here) that some rows
+// set and others leave zero cannot go in one COPY: the zero would be
+// stored as such. BulkInsert refuses it, on every dialect, and writes
+// nothing.
+func TestBulkInsertRefusesPartlySetDefaultedColumns(t *testing.T) {
+	dialects(t, func(t *testing.T, cfg Config) {
+		db := openTest(t, cfg)
+		rows := []Event{{Kind: "a", Payload: "x"}, {ID: 1_000_000, Kind: "b", Payload: "y"}}
+		if n, err := db.BulkInsert(context.Background(), rows); !errors.Is(err, ErrBulkInput) || !strings.Contains(err.Error(), "id") {
+			t.Errorf("partly set ids: %d, %v; want ErrBulkInput naming the column", n, err)
+		}
+		if n := count(t, db, "events"); n != 0 {
+			t.Errorf("%d rows written", n)
+		}
+	})
+}
+
+// cancelPayload cancels a context when COPY encodes the row it is in.
+type cancelPayload struct {
+	s      string
+	cancel context.CancelFunc
+}
+
+func (p cancelPayload) Value() (driver.Value, error) {
+	if p.cancel != nil {
+		p.cancel()
+	}
+	return p.s, nil
+}
+
+type cancellingEvent struct {
+	ID        int64
+	Kind      string
+	Payload   cancelPayload
+	Amount    int64
+	CreatedAt time.Time
+}
+
+func (cancellingEvent) TableName() string { return "events" }
+
+// A bulk insert cancelled halfway writes nothing, reports the
+// cancellation (not a database failure), and gives its connection back.
+func TestBulkInsertCancelledMidway(t *testing.T) {
+	db := openTest(t, Config{DSN: pgSchema(t)})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	rows := make([]cancellingEvent, 50_000)
+	for i := range rows {
+		rows[i] = cancellingEvent{Kind: "c", Payload: cancelPayload{s: "x"}, Amount: int64(i)}
+	}
+	rows[20_000].Payload.cancel = cancel
+	n, err := db.BulkInsert(ctx, rows)
+	if err == nil || IsFailure(err) || StatusOf(err) != 499 {
+		t.Errorf("cancelled bulk insert: %d, %v (status %d); want the cancellation", n, err, StatusOf(err))
+	}
+	if got := count(t, db, "events"); got != 0 {
+		t.Errorf("%d rows after a cancelled bulk insert", got)
+	}
+	eventually(t, 10*time.Second, "the connection returned to the pool", func() bool { return db.SQL().Stats().InUse == 0 })
 }

@@ -47,6 +47,7 @@ type DB struct {
 	fsys     fs.FS // migrations; nil when none
 	metrics  *metrics
 	reg      prometheus.Registerer
+	conns    connSet // PostgreSQL connections, for Stop
 	close    sync.Once
 	closeErr error
 }
@@ -95,7 +96,7 @@ func Open(ctx context.Context, cfg Config, opts ...Option) (*DB, error) {
 	var dialector gorm.Dialector
 	switch cfg.Dialect() {
 	case Postgres:
-		primary, err := openPostgres(cfg, cfg.DSN)
+		primary, err := openPostgres(cfg, cfg.DSN, &db.conns)
 		if err != nil {
 			return nil, err
 		}
@@ -142,7 +143,7 @@ func Open(ctx context.Context, cfg Config, opts ...Option) (*DB, error) {
 func (db *DB) setup(cfg Config) error {
 	var replicas []gorm.Dialector
 	for _, dsn := range cfg.Replicas {
-		r, err := openPostgres(cfg, dsn)
+		r, err := openPostgres(cfg, dsn, &db.conns)
 		if err != nil {
 			return err
 		}
@@ -170,7 +171,7 @@ func (db *DB) setup(cfg Config) error {
 
 // openPostgres opens a pgx pool behind database/sql with cfg's limits, and
 // the server-side timeouts sent at connection start.
-func openPostgres(cfg Config, dsn string) (*sql.DB, error) {
+func openPostgres(cfg Config, dsn string, conns *connSet) (*sql.DB, error) {
 	cc, err := pgx.ParseConfig(dsn)
 	if err != nil {
 		// pgx's message may quote the DSN: say only that it did not parse.
@@ -179,7 +180,7 @@ func openPostgres(cfg Config, dsn string) (*sql.DB, error) {
 	if cc.ConnectTimeout == 0 {
 		cc.ConnectTimeout = cfg.ConnectTimeout
 	}
-	cc.DialFunc = dialer(cfg.OpTimeout).DialContext
+	cc.DialFunc = conns.wrap(dialer(cfg.OpTimeout).DialContext)
 	setDefault(cc.RuntimeParams, "statement_timeout", strconv.FormatInt(cfg.StatementTimeout.Milliseconds(), 10))
 	setDefault(cc.RuntimeParams, "lock_timeout", strconv.FormatInt(cfg.LockTimeout.Milliseconds(), 10))
 	setDefault(cc.RuntimeParams, "application_name", "threetier")
@@ -267,9 +268,36 @@ func (db *DB) Start(ctx context.Context) error {
 	return err
 }
 
-// Stop closes the pools; statements in flight finish first (database/sql
-// waits for connections in use to be returned).
-func (db *DB) Stop(context.Context) error { return db.Close() }
+// Stop closes the pools: no statement starts any more, and those in flight
+// have until ctx ends to finish. Then, on PostgreSQL, their connections are
+// closed under them (they fail, and their transactions roll back) and Stop
+// returns ctx's error; an SQLite statement cannot be cut off and runs on.
+func (db *DB) Stop(ctx context.Context) error {
+	err := db.Close()
+	if db.inUse() == 0 {
+		return err
+	}
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for db.inUse() > 0 {
+		select {
+		case <-ctx.Done():
+			db.conns.closeAll()
+			return errors.Join(err, fmt.Errorf("data: statements cut off: %w", ctx.Err()))
+		case <-tick.C:
+		}
+	}
+	return err
+}
+
+// inUse counts the connections of every pool busy with a statement.
+func (db *DB) inUse() int {
+	n := db.primary.Stats().InUse
+	for _, r := range db.replicas {
+		n += r.Stats().InUse
+	}
+	return n
+}
 
 // Close closes every pool and unregisters the metrics. It is idempotent.
 func (db *DB) Close() error {

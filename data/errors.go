@@ -232,7 +232,7 @@ func sqliteKind(code int) error {
 	switch code {
 	case sqlite3.SQLITE_CONSTRAINT_UNIQUE, sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY:
 		return ErrDuplicate
-	case sqlite3.SQLITE_TOOBIG, sqlite3.SQLITE_MISMATCH, sqlite3.SQLITE_RANGE:
+	case sqlite3.SQLITE_TOOBIG, sqlite3.SQLITE_MISMATCH:
 		return ErrViolation
 	}
 	switch code & 0xff {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"gorm.io/gorm"
+	sqlite3 "modernc.org/sqlite/lib"
 )
 
 // Bad input (oversized values, wrong types, broken references, injection
@@ -144,6 +145,12 @@ func TestClassification(t *testing.T) {
 	for code, want := range map[string]error{"23505": ErrDuplicate, "23503": ErrViolation, "22001": ErrViolation, "40001": ErrRetryable, "40P01": ErrRetryable, "57014": ErrTimeout, "57P01": ErrUnavailable, "08006": ErrUnavailable, "42601": nil} {
 		if got := pgKind(code); got != want {
 			t.Errorf("SQLSTATE %s: %v, want %v", code, got, want)
+		}
+	}
+	// A bind index out of range is a bug in the caller's SQL, not bad input.
+	for code, want := range map[int]error{sqlite3.SQLITE_CONSTRAINT_UNIQUE: ErrDuplicate, sqlite3.SQLITE_CONSTRAINT_NOTNULL: ErrViolation, sqlite3.SQLITE_BUSY_SNAPSHOT: ErrRetryable, sqlite3.SQLITE_RANGE: nil} {
+		if got := sqliteKind(code); got != want {
+			t.Errorf("SQLite code %d: %v, want %v", code, got, want)
 		}
 	}
 	// PostgreSQL's report of a statement the caller cancelled.

@@ -218,8 +218,11 @@ func findCookie(line, name string) (string, bool) {
 		part, line, _ = strings.Cut(line, ";")
 		part = strings.TrimSpace(part)
 		n, v, ok := strings.Cut(part, "=")
+		if len(v) >= 2 && v[0] == '"' && v[len(v)-1] == '"' {
+			v = v[1 : len(v)-1] // a quoted value (RFC 6265)
+		}
 		if ok && n == name && v != "" {
-			return strings.Trim(v, `"`), true
+			return v, true
 		}
 	}
 	return "", false

@@ -80,10 +80,11 @@ func Classify(err error) error {
 // classifyIn is Classify for an error of a statement run with ctx. When
 // the caller cancelled ctx, the driver's report of the interruption
 // (SQLite's "interrupted", PostgreSQL's 57014 "canceling statement due to
-// user request") is that cancellation, not a timeout of the database.
+// user request", or the connection pgx closed to interrupt a COPY) is that
+// cancellation, not a timeout or an outage of the database.
 func classifyIn(ctx context.Context, err error) error {
 	if err != nil && ctx != nil && errors.Is(ctx.Err(), context.Canceled) &&
-		!errors.Is(err, context.Canceled) && kindOf(err) == ErrTimeout {
+		!errors.Is(err, context.Canceled) && (kindOf(err) == ErrTimeout || kindOf(err) == ErrUnavailable) {
 		var ce *Error
 		if errors.As(err, &ce) {
 			err = ce.Err

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"io"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"syscall"
@@ -42,21 +41,7 @@ func (p *Pool) allowRetry(r *http.Request, n int) bool {
 		return false
 	}
 	p.metrics.retries.Add(1)
-	return retry.Sleep(r.Context(), backoff(p.cfg.Retry.Backoff, p.cfg.Retry.MaxBackoff, n))
-}
-
-// backoff is a "full jitter" wait before retry n+1: uniform in
-// [0, min(max, base·2ⁿ)), so that clients that failed together do not
-// come back together.
-func backoff(base, maxWait time.Duration, n int) time.Duration {
-	ceiling := maxWait
-	if n < 30 && base<<n < maxWait {
-		ceiling = base << n
-	}
-	if ceiling <= 0 {
-		return 0
-	}
-	return rand.N(ceiling)
+	return retry.Sleep(r.Context(), retry.Backoff(p.cfg.Retry.Backoff, p.cfg.Retry.MaxBackoff, n))
 }
 
 // replayBody gives each attempt its copy of the request body.

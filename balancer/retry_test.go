@@ -163,20 +163,6 @@ func TestRetryOnlyWhenSafe(t *testing.T) {
 	})
 }
 
-func TestBackoffIsBoundedAndJittered(t *testing.T) {
-	seen := map[time.Duration]bool{}
-	for n := range 40 {
-		d := backoff(time.Millisecond, 50*time.Millisecond, n)
-		if d < 0 || d >= 50*time.Millisecond || (n == 0 && d >= time.Millisecond) {
-			t.Fatalf("backoff(%d) = %s", n, d)
-		}
-		seen[d] = true
-	}
-	if len(seen) < 30 {
-		t.Fatalf("backoff hardly varies: %d distinct values of 40", len(seen))
-	}
-}
-
 // TestInFlightSettlesOnEveryPath: whatever way an attempt ends (retried
 // 5xx, refused connection, attempt timeout, caller cancellation, a body
 // read half and closed, a body read to its end and never closed), nothing

@@ -4,11 +4,12 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"math/rand/v2"
 	"sync"
 	"time"
 
 	"gorm.io/gorm"
+
+	"github.com/threetier/threetier/internal/retry"
 )
 
 // A TxOption changes how Tx runs one transaction.
@@ -122,8 +123,8 @@ func (db *DB) Tx(ctx context.Context, fn func(tx *gorm.DB) error, opts ...TxOpti
 			return fmt.Errorf("data: transaction gave up after %d attempts: %w", attempt, err)
 		}
 		db.metrics.retries.Inc()
-		if err := sleep(ctx, backoff(attempt, db.cfg.TxBackoff, db.cfg.TxMaxBackoff)); err != nil {
-			return Classify(err)
+		if !retry.Sleep(ctx, backoff(attempt, db.cfg.TxBackoff, db.cfg.TxMaxBackoff)) {
+			return Classify(ctx.Err())
 		}
 	}
 }
@@ -142,22 +143,8 @@ func (db *DB) txOnce(ctx context.Context, fn func(tx *gorm.DB) error, opts *sql.
 	}, opts)
 }
 
-// backoff is "full jitter": a random wait up to base·2^(attempt-1), capped.
+// backoff is the wait before attempt+1 (attempt from 1): full jitter up to
+// base·2^(attempt-1), capped, and never zero.
 func backoff(attempt int, base, ceiling time.Duration) time.Duration {
-	d := ceiling
-	if attempt < 30 && base<<(attempt-1) < ceiling {
-		d = base << (attempt - 1)
-	}
-	return rand.N(d) + 1
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return retry.Backoff(base, ceiling, attempt-1) + 1
 }

@@ -156,6 +156,16 @@ func Problem(err error) *tier.Problem {
 	return p
 }
 
+// ProblemOrNil is Problem for the errors the data tier classified, and nil
+// for any other, so that it plugs into app.WithProblems and leaves the rest
+// to the app tier.
+func ProblemOrNil(err error) *tier.Problem {
+	if StatusOf(err) == http.StatusInternalServerError {
+		return nil
+	}
+	return Problem(err)
+}
+
 // kindOf returns the sentinel err belongs to, or nil.
 func kindOf(err error) error {
 	if err == nil {

@@ -209,3 +209,12 @@ func TestCallerCancellationIsNotATimeout(t *testing.T) {
 		}
 	})
 }
+
+func TestProblemOrNil(t *testing.T) {
+	if p := ProblemOrNil(errors.New("a bug in the handler")); p != nil {
+		t.Fatalf("unclassified error mapped to %+v, want nil", p)
+	}
+	if p := ProblemOrNil(&Error{Kind: ErrNotFound, Err: errors.New("no rows")}); p == nil || p.Status != 404 {
+		t.Fatalf("not found mapped to %+v, want 404", p)
+	}
+}

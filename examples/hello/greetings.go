@@ -11,7 +11,6 @@ import (
 
 	"github.com/threetier/threetier/app"
 	"github.com/threetier/threetier/data"
-	"github.com/threetier/threetier/tier"
 )
 
 // Greeting is the one table of the example.
@@ -46,7 +45,7 @@ type greetings struct {
 func newAPI(db *data.DB, instance string, log *slog.Logger) (*app.Server, error) {
 	api, err := app.New(app.Config{Addr: "127.0.0.1:0"},
 		app.WithLogger(log.With("instance", instance)),
-		app.WithProblems(dataProblem))
+		app.WithProblems(data.ProblemOrNil))
 	if err != nil {
 		return nil, err
 	}
@@ -92,13 +91,4 @@ func (g *greetings) create(c echo.Context, in NewGreeting) (Greeting, error) {
 		err := g.db.Tx(ctx, func(tx *gorm.DB) error { return tx.Create(&row).Error })
 		return row, data.Classify(err)
 	})
-}
-
-// dataProblem maps the data tier's error classes (not found, duplicate, ...)
-// to HTTP; other errors are left to the app tier.
-func dataProblem(err error) *tier.Problem {
-	if data.StatusOf(err) == http.StatusInternalServerError {
-		return nil
-	}
-	return data.Problem(err)
 }

@@ -61,6 +61,15 @@ func BenchmarkPKRead(b *testing.B) {
 			}
 		}
 	})
+	b.Run("impl=typed", func(b *testing.B) {
+		defer reportCPU(b)()
+		for b.Loop() {
+			got, err := Get[Product](ctx, db, p.ID)
+			if err != nil || got.Stock != 7 {
+				b.Fatal(err)
+			}
+		}
+	})
 	b.Run("impl=gorm", func(b *testing.B) {
 		defer reportCPU(b)()
 		for b.Loop() {
@@ -92,6 +101,17 @@ func BenchmarkInsert(b *testing.B) {
 			i++
 			e := Event{Kind: "bench", Payload: "data", Amount: int64(i), CreatedAt: now}
 			if err := db.WithContext(ctx).Create(&e).Error; err != nil || e.ID == 0 {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("impl=typed", func(b *testing.B) {
+		defer reportCPU(b)()
+		i := 0
+		for b.Loop() {
+			i++
+			e := Event{Kind: "bench", Payload: "typed", Amount: int64(i), CreatedAt: now}
+			if err := Insert(ctx, db, &e); err != nil || e.ID == 0 {
 				b.Fatal(err)
 			}
 		}

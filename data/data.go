@@ -47,7 +47,8 @@ type DB struct {
 	fsys     fs.FS // migrations; nil when none
 	metrics  *metrics
 	reg      prometheus.Registerer
-	conns    connSet // PostgreSQL connections, for Stop
+	conns    connSet  // PostgreSQL connections, for Stop
+	plans    sync.Map // reflect.Type -> *typedPlan, for Get and Insert
 	close    sync.Once
 	closeErr error
 }

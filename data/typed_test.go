@@ -1,0 +1,485 @@
+package data
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"gorm.io/gorm"
+
+	"github.com/threetier/threetier/tier"
+)
+
+// Tags is a driver.Valuer and sql.Scanner stored as comma-separated text.
+type Tags []string
+
+func (t Tags) Value() (driver.Value, error) { return strings.Join(t, ","), nil }
+
+func (t *Tags) Scan(src any) error {
+	switch s := src.(type) {
+	case string:
+		*t = nil
+		if s != "" {
+			*t = strings.Split(s, ",")
+		}
+		return nil
+	case []byte:
+		return t.Scan(string(s))
+	}
+	return fmt.Errorf("tags: cannot scan %T", src)
+}
+
+// Gadget has most of what models carry: gorm.Model's soft delete and
+// timestamps, nullable columns, a Valuer/Scanner, default: tags, and a
+// column the database fills.
+type Gadget struct {
+	gorm.Model
+	Name   string
+	Color  *string
+	Rating int    // nullable column
+	Note   string // nullable column
+	Tags   Tags
+	Price  sql.NullInt64
+	Status string    `gorm:"default:new"`
+	Level  int       `gorm:"default:7"`
+	Seen   time.Time `gorm:"default:CURRENT_TIMESTAMP"`
+	Extra  string    `gorm:"-"`
+}
+
+// HookedProduct maps products with hooks, which Get and Insert leave to GORM.
+type HookedProduct struct {
+	ID    int64
+	Name  string
+	Stock int
+	found int
+}
+
+func (HookedProduct) TableName() string { return "products" }
+
+func (p *HookedProduct) BeforeCreate(*gorm.DB) error { p.Stock += 100; return nil }
+
+func (p *HookedProduct) AfterFind(*gorm.DB) error { p.found++; return nil }
+
+// TextStock reads products.stock into a string: database/sql converts, pgx
+// does not, so Get must end up on GORM's path with GORM's answer.
+type TextStock struct {
+	ID    int64
+	Name  string
+	Stock string
+}
+
+func (TextStock) TableName() string { return "products" }
+
+var gadgetMigrations = map[string]string{
+	"postgres/00003_gadgets.sql": `-- +goose Up
+CREATE TABLE gadgets (
+    id         bigserial PRIMARY KEY,
+    created_at timestamptz,
+    updated_at timestamptz,
+    deleted_at timestamptz,
+    name       varchar(64) NOT NULL UNIQUE,
+    color      text,
+    rating     integer,
+    note       text,
+    tags       text,
+    price      bigint,
+    status     text NOT NULL DEFAULT 'db',
+    level      integer NOT NULL DEFAULT 0,
+    seen       timestamptz NOT NULL DEFAULT CURRENT_TIMESTAMP
+);
+-- +goose Down
+DROP TABLE gadgets;
+`,
+	"sqlite/00003_gadgets.sql": `-- +goose Up
+CREATE TABLE gadgets (
+    id         integer PRIMARY KEY AUTOINCREMENT,
+    created_at datetime,
+    updated_at datetime,
+    deleted_at datetime,
+    name       text NOT NULL UNIQUE CHECK (length(name) <= 64),
+    color      text,
+    rating     integer,
+    note       text,
+    tags       text,
+    price      integer,
+    status     text NOT NULL DEFAULT 'db',
+    level      integer NOT NULL DEFAULT 0,
+    seen       datetime NOT NULL DEFAULT CURRENT_TIMESTAMP
+);
+-- +goose Down
+DROP TABLE gadgets;
+`,
+}
+
+func openGadgets(t *testing.T, cfg Config, opts ...Option) *DB {
+	t.Helper()
+	return openTest(t, cfg, append(opts, WithMigrations(testMigrations(t, gadgetMigrations)))...)
+}
+
+// sameGadget compares two gadgets field by field, times by instant (and
+// by location too unless anyLoc).
+func sameGadget(t *testing.T, what string, got, want Gadget, anyLoc ...bool) {
+	t.Helper()
+	if len(anyLoc) == 0 && got.CreatedAt.Location() != want.CreatedAt.Location() || got.Seen.Location() != want.Seen.Location() {
+		t.Errorf("%s: times in %v and %v, want %v and %v", what, got.CreatedAt.Location(), got.Seen.Location(), want.CreatedAt.Location(), want.Seen.Location())
+	}
+	norm := func(g Gadget) string {
+		for _, tm := range []*time.Time{&g.CreatedAt, &g.UpdatedAt, &g.Seen, &g.DeletedAt.Time} {
+			*tm = tm.UTC().Truncate(time.Microsecond) // as stored
+		}
+		color := "<nil>"
+		if g.Color != nil {
+			color = *g.Color
+		}
+		g.Color = nil
+		return fmt.Sprintf("%+v color=%s", g, color)
+	}
+	if g, w := norm(got), norm(want); g != w {
+		t.Errorf("%s:\n got %s\nwant %s", what, g, w)
+	}
+}
+
+// Insert and Get give what GORM's Create and Take give, row for row.
+func TestTypedMatchesGORM(t *testing.T) {
+	dialects(t, func(t *testing.T, cfg Config) {
+		db := openGadgets(t, cfg)
+		ctx := context.Background()
+		red := "red"
+		when := time.Date(2026, 1, 2, 3, 4, 5, 6000, time.UTC)
+		inputs := []Gadget{
+			{Name: "plain"},
+			{Name: "full", Color: &red, Rating: 5, Note: "n", Tags: Tags{"a", "b"}, Price: sql.NullInt64{Int64: 1250, Valid: true},
+				Status: "sold", Level: 3, Seen: when, Model: gorm.Model{CreatedAt: when, UpdatedAt: when}},
+			{Name: "injection'); DROP TABLE gadgets; --", Tags: Tags{}},
+		}
+		for i, in := range inputs {
+			viaTyped, viaGorm := in, in
+			viaGorm.Name += " (gorm)"
+			if err := Insert(ctx, db, &viaTyped); err != nil {
+				t.Fatalf("Insert %d: %v", i, err)
+			}
+			if err := db.WithContext(ctx).Create(&viaGorm).Error; err != nil {
+				t.Fatalf("Create %d: %v", i, err)
+			}
+			if viaTyped.ID == 0 || viaTyped.CreatedAt.IsZero() || viaTyped.Seen.IsZero() {
+				t.Errorf("Insert %d did not fill the key, timestamps or database default: %+v", i, viaTyped)
+			}
+			// The rows differ in key, name and the times taken at insert.
+			cmp := viaGorm
+			cmp.ID, cmp.Name = viaTyped.ID, viaTyped.Name
+			if in.CreatedAt.IsZero() {
+				cmp.CreatedAt, cmp.UpdatedAt = viaTyped.CreatedAt, viaTyped.UpdatedAt
+			}
+			if in.Seen.IsZero() {
+				cmp.Seen = viaTyped.Seen
+			}
+			sameGadget(t, fmt.Sprintf("row %d as inserted", i), viaTyped, cmp)
+
+			got, err := Get[Gadget](ctx, db, viaTyped.ID)
+			if err != nil {
+				t.Fatalf("Get %d: %v", i, err)
+			}
+			var want Gadget
+			if err := db.WithContext(ctx).Take(&want, viaTyped.ID).Error; err != nil {
+				t.Fatal(err)
+			}
+			sameGadget(t, fmt.Sprintf("row %d as read", i), *got, want)
+			sameGadget(t, fmt.Sprintf("row %d read back", i), *got, viaTyped, true) // SQLite reads UTC
+		}
+
+		// NULLs in nullable columns read as zero values, as GORM reads them.
+		if err := db.Gorm().Exec("INSERT INTO gadgets (name) VALUES ('nulls')").Error; err != nil {
+			t.Fatal(err)
+		}
+		var want Gadget
+		if err := db.Gorm().Where("name = ?", "nulls").Take(&want).Error; err != nil {
+			t.Fatal(err)
+		}
+		got, err := Get[Gadget](ctx, db, want.ID)
+		if err != nil {
+			t.Fatalf("Get of a row of NULLs: %v", err)
+		}
+		sameGadget(t, "row of NULLs", *got, want)
+		if got.Color != nil || got.Rating != 0 || got.Tags != nil || got.Price.Valid || !got.CreatedAt.IsZero() || got.Status != "db" {
+			t.Errorf("row of NULLs: %+v", got)
+		}
+
+		// A soft-deleted row is not found, as by Take.
+		if err := db.WithContext(ctx).Delete(&Gadget{}, want.ID).Error; err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Get[Gadget](ctx, db, want.ID); !errors.Is(err, ErrNotFound) || !errors.Is(err, gorm.ErrRecordNotFound) {
+			t.Errorf("Get of a soft-deleted row: %v, want not found", err)
+		}
+		if p, _ := db.planFor(reflect.TypeFor[Gadget]()); p.readBroken.Load() {
+			t.Error("Get left the fast path for Gadget")
+		}
+	})
+}
+
+// Models with hooks go through GORM, hooks included.
+func TestTypedHooksFallBack(t *testing.T) {
+	dialects(t, func(t *testing.T, cfg Config) {
+		db := openTest(t, cfg)
+		ctx := context.Background()
+		p := HookedProduct{Name: "hooked", Stock: 1}
+		if err := Insert(ctx, db, &p); err != nil {
+			t.Fatal(err)
+		}
+		got, err := Get[HookedProduct](ctx, db, p.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Stock != 101 || got.found != 1 {
+			t.Errorf("hooks did not run: %+v", got)
+		}
+		// A column pgx cannot decode into its field: GORM's conversion.
+		for range 2 {
+			ts, err := Get[TextStock](ctx, db, p.ID)
+			if err != nil || ts.Stock != "101" {
+				t.Errorf("Get[TextStock]: %+v, %v", ts, err)
+			}
+		}
+		if p, _ := db.planFor(reflect.TypeFor[TextStock]()); cfg.Dialect() == Postgres && !p.readBroken.Load() {
+			t.Error("TextStock still on the fast path")
+		}
+	})
+}
+
+// The fast path sends the SQL GORM would.
+func TestTypedSQLIsGORMs(t *testing.T) {
+	db := openGadgets(t, Config{DSN: pgSchema(t)})
+	dry := db.Gorm().Session(&gorm.Session{DryRun: true})
+	for _, c := range []struct {
+		model any
+		plan  func() (*typedPlan, error)
+	}{
+		{&Gadget{}, func() (*typedPlan, error) { return db.planFor(reflect.TypeFor[Gadget]()) }},
+		{&Event{}, func() (*typedPlan, error) { return db.planFor(reflect.TypeFor[Event]()) }},
+	} {
+		p, err := c.plan()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !p.readFast || !p.writeFast {
+			t.Fatalf("%s: fast read %v, fast write %v", p.schema.Name, p.readFast, p.writeFast)
+		}
+		take := dry.Take(c.model, 1).Statement.SQL.String()
+		if take != p.selectSQL {
+			t.Errorf("%s: Get sends\n%s\nGORM's Take sends\n%s", p.schema.Name, p.selectSQL, take)
+		}
+		create := dry.Create(c.model).Statement.SQL.String()
+		if create != p.insertSQL[0] {
+			t.Errorf("%s: Insert sends\n%s\nGORM's Create sends\n%s", p.schema.Name, p.insertSQL[0], create)
+		}
+	}
+	// A row that sets its database-defaulted fields sends them too.
+	p, _ := db.planFor(reflect.TypeFor[Gadget]())
+	g := Gadget{Model: gorm.Model{ID: 9}, Seen: time.Now()}
+	create := dry.Create(&g).Statement.SQL.String()
+	if all := p.insertSQL[len(p.insertSQL)-1]; create != all {
+		t.Errorf("Insert with every default set sends\n%s\nGORM's Create sends\n%s", all, create)
+	}
+	if hp, _ := db.planFor(reflect.TypeFor[HookedProduct]()); hp.readFast || hp.writeFast {
+		t.Errorf("a model with hooks is on the fast path")
+	}
+}
+
+// Errors are classified and counted as GORM's are; bad input is harmless.
+func TestTypedErrors(t *testing.T) {
+	dialects(t, func(t *testing.T, cfg Config) {
+		db := openTest(t, cfg)
+		ctx := context.Background()
+		errs := func(kind string) float64 { return counterValue(t, db.metrics.errors.WithLabelValues(kind)) }
+
+		_, err := Get[Product](ctx, db, 12345)
+		if !errors.Is(err, ErrNotFound) || !errors.Is(err, gorm.ErrRecordNotFound) || StatusOf(err) != 404 {
+			t.Errorf("missing row: %v", err)
+		}
+		if n := errs("not_found"); n != 1 {
+			t.Errorf("not_found counted %v times, want 1", n)
+		}
+
+		p := Product{Name: "dup", Stock: 1}
+		if err := Insert(ctx, db, &p); err != nil || p.ID == 0 {
+			t.Fatalf("insert: %v (id %d)", err, p.ID)
+		}
+		again := Product{Name: "dup", Stock: 2}
+		err = Insert(ctx, db, &again)
+		if !errors.Is(err, ErrDuplicate) || !errors.Is(err, gorm.ErrDuplicatedKey) || StatusOf(err) != 409 {
+			t.Errorf("duplicate: %v", err)
+		}
+		if n := errs("duplicate"); n != 1 {
+			t.Errorf("duplicate counted %v times, want 1", n)
+		}
+
+		long := Product{Name: strings.Repeat("x", 65), Stock: 1}
+		if err := Insert(ctx, db, &long); !errors.Is(err, ErrViolation) {
+			t.Errorf("oversized value: %v, want a violation", err)
+		}
+		if err := Insert(ctx, db, &Product{Name: "negative", Stock: -1}); !errors.Is(err, ErrViolation) {
+			t.Errorf("check constraint: %v, want a violation", err)
+		}
+
+		for _, key := range []any{"1 OR 1=1", "1; DROP TABLE products", "0) OR (1=1"} {
+			got, err := Get[Product](ctx, db, key)
+			if got != nil || err == nil || StatusOf(err) == 500 || IsFailure(err) {
+				t.Errorf("Get(%q): %+v, %v (status %d)", key, got, err, StatusOf(err))
+			}
+		}
+		if _, err := Get[Product](ctx, db, []int64{1, 2}); !errors.Is(err, gorm.ErrInvalidValue) {
+			t.Errorf("slice key: %v", err)
+		}
+		if got, err := Get[Product](ctx, db, p.ID); err != nil || got.Name != "dup" {
+			t.Errorf("after the bad input: %+v, %v", got, err)
+		}
+		if err := Insert[Product](ctx, db, nil); err == nil {
+			t.Error("nil row inserted")
+		}
+		if _, err := Get[int](ctx, db, 1); err == nil {
+			t.Error("Get of a non-struct succeeded")
+		}
+	})
+}
+
+// A statement that has to wait for a connection gives up after OpTimeout.
+func TestTypedOpTimeout(t *testing.T) {
+	dialects(t, func(t *testing.T, cfg Config) {
+		cfg.MaxOpenConns, cfg.OpTimeout = 1, 300*time.Millisecond
+		db := openTest(t, cfg)
+		ctx := context.Background()
+		p := Product{Name: "p", Stock: 1}
+		if err := Insert(ctx, db, &p); err != nil {
+			t.Fatal(err)
+		}
+		held, err := db.SQL().Conn(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer held.Close()
+		start := time.Now()
+		_, err = Get[Product](ctx, db, p.ID)
+		if !errors.Is(err, ErrTimeout) {
+			t.Errorf("Get with the pool exhausted: %v, want a timeout", err)
+		}
+		err = Insert(ctx, db, &Product{Name: "q", Stock: 1})
+		if !errors.Is(err, ErrTimeout) {
+			t.Errorf("Insert with the pool exhausted: %v, want a timeout", err)
+		}
+		if d := time.Since(start); d > 10*time.Second {
+			t.Errorf("took %v", d)
+		}
+		if n := counterValue(t, db.metrics.errors.WithLabelValues("timeout")); n != 2 {
+			t.Errorf("timeouts counted: %v, want 2", n)
+		}
+	})
+}
+
+// Inside a Tx closure, Get and Insert join the transaction.
+func TestTypedInTx(t *testing.T) {
+	dialects(t, func(t *testing.T, cfg Config) {
+		db := openTest(t, cfg)
+		ctx := context.Background()
+		errRollback := errors.New("roll back")
+		var id int64
+		err := db.Tx(ctx, func(tx *gorm.DB) error {
+			ctx := tx.Statement.Context
+			p := Product{Name: "in-tx", Stock: 3}
+			if err := Insert(ctx, db, &p); err != nil {
+				return err
+			}
+			id = p.ID
+			got, err := Get[Product](ctx, db, p.ID)
+			if err != nil || got.Stock != 3 {
+				return fmt.Errorf("read inside the tx: %+v, %w", got, err)
+			}
+			return errRollback
+		})
+		if !errors.Is(err, errRollback) {
+			t.Fatalf("tx: %v", err)
+		}
+		if _, err := Get[Product](ctx, db, id); !errors.Is(err, ErrNotFound) {
+			t.Errorf("row of a rolled-back tx: %v", err)
+		}
+		if n := count(t, db, "products"); n != 0 {
+			t.Errorf("%d products after rollback", n)
+		}
+	})
+}
+
+// Reads go to a replica unless the session wrote; inserts go to the primary
+// and mark the session. The replica is a schema the primary never writes to.
+func TestTypedReadYourWrites(t *testing.T) {
+	primaryDSN, replicaDSN := pgSchema(t), pgSchema(t)
+	replica := openTest(t, Config{DSN: replicaDSN})
+	if err := replica.Gorm().Create(&Product{Name: "replica-only", Stock: 1}).Error; err != nil {
+		t.Fatal(err)
+	}
+	db := openTest(t, Config{DSN: primaryDSN, Replicas: []string{replicaDSN}})
+	bg := context.Background()
+
+	fresh := Product{Name: "fresh", Stock: 1}
+	if err := Insert(bg, db, &fresh); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := Get[Product](bg, db, fresh.ID); err != nil || got.Name != "replica-only" {
+		t.Errorf("read without a session: %+v, %v; want the replica's row", got, err)
+	}
+	s := WithSession(bg)
+	if got, err := Get[Product](s, db, fresh.ID); err != nil || got.Name != "replica-only" {
+		t.Errorf("session before any write: %+v, %v; want the replica's row", got, err)
+	}
+	other := Product{Name: "other", Stock: 1}
+	if err := Insert(s, db, &other); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := Get[Product](s, db, fresh.ID); err != nil || got.Name != "fresh" {
+		t.Errorf("read after a write in the session: %+v, %v; want the primary's row", got, err)
+	}
+}
+
+// Statements are logged as GORM's are: slow ones at warn, without values.
+func TestTypedLogging(t *testing.T) {
+	var buf bytes.Buffer
+	log, err := tier.NewLogger(tier.LogConfig{Level: "info", Format: "json"}, &buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := openTest(t, Config{DSN: pgSchema(t), SlowQuery: time.Nanosecond}, WithLogger(log))
+	ctx := context.Background()
+	buf.Reset()
+	p := Product{Name: "secret-value", Stock: 1}
+	if err := Insert(ctx, db, &p); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Get[Product](ctx, db, p.ID); err != nil {
+		t.Fatal(err)
+	}
+	_, _ = Get[Product](ctx, db, p.ID+1)
+	if err := Insert(ctx, db, &Product{Name: "secret-value", Stock: 1}); !errors.Is(err, ErrDuplicate) {
+		t.Fatal(err)
+	}
+	if strings.Contains(buf.String(), "secret-value") {
+		t.Errorf("values leaked into the log:\n%s", buf.String())
+	}
+	var got []string
+	for _, line := range strings.Split(strings.TrimSpace(buf.String()), "\n") {
+		var r map[string]any
+		if err := json.Unmarshal([]byte(line), &r); err != nil {
+			t.Fatalf("log line %q: %v", line, err)
+		}
+		got = append(got, fmt.Sprintf("%s %s %.6s", r["level"], r["msg"], r["sql"]))
+	}
+	want := []string{"WARN slow sql INSERT", "WARN slow sql SELECT", "WARN slow sql SELECT", "WARN slow sql INSERT"}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("log records %q, want %q", got, want)
+	}
+}

@@ -445,6 +445,10 @@ func (f *Files) serve(w http.ResponseWriter, r *http.Request, e *entry) {
 // serveFile sends e (or its best compressed form) after the conditional
 // and range headers are applied. It returns errStale, having written
 // nothing, when the file changed since e was loaded.
+// autoLengthMax is the largest body net/http sizes on its own when the
+// handler writes it at once and returns: the size of its chunking buffer.
+const autoLengthMax = 2048
+
 func (f *Files) serveFile(w http.ResponseWriter, r *http.Request, e *entry) error {
 	h := w.Header()
 	if e.hdrCacheControl != nil {
@@ -505,14 +509,22 @@ func (f *Files) serveFile(w http.ResponseWriter, r *http.Request, e *entry) erro
 		}
 	}
 	h["Accept-Ranges"] = acceptRangesBytes
-	h["Content-Length"] = e.hdrLength
 	if e.content != nil {
+		// net/http and HTTP/2 add the Content-Length of a small body
+		// written at once themselves (see http.ResponseWriter.Write).
+		// Leaving it to them keeps a typical response at eight header
+		// entries, the most a Go map holds before it grows into a table
+		// that net/http then copies for every response.
+		if r.Method == http.MethodHead || len(e.content) > autoLengthMax {
+			h["Content-Length"] = e.hdrLength
+		}
 		w.WriteHeader(http.StatusOK)
 		if r.Method != http.MethodHead {
 			_, _ = w.Write(e.content)
 		}
 		return nil
 	}
+	h["Content-Length"] = e.hdrLength
 	file, err := f.open(e)
 	if err != nil {
 		return err

@@ -107,7 +107,7 @@ func TestHEADMatchesGET(t *testing.T) {
 	tr := newTree(t)
 	_, url := serveFiles(t, FilesConfig{Root: tr.root})
 	c := client(t)
-	for _, name := range []string{"/small.txt", "/big.bin", "/app.css", "/big.js"} {
+	for _, name := range []string{"/tiny.txt", "/empty.txt", "/small.txt", "/big.bin", "/app.css", "/big.js"} {
 		get, head := do(t, c, "GET", url+name), do(t, c, "HEAD", url+name)
 		if head.status != 200 || len(head.body) != 0 {
 			t.Fatalf("%s HEAD: %d with %d body bytes", name, head.status, len(head.body))

@@ -183,6 +183,16 @@ func TestServerTLSWithHTTP2AndRedirect(t *testing.T) {
 	if got := resp.Header.Get("Strict-Transport-Security"); got != "max-age=86400; includeSubDomains" {
 		t.Fatalf("HSTS %q", got)
 	}
+	// A small cached file leaves its Content-Length to the HTTP/2 server.
+	resp, err = c.Get("https://" + s.Addr() + "/tiny.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.ProtoMajor != 2 || string(body) != "tiny\n" || resp.Header.Get("Content-Length") != "5" {
+		t.Fatalf("HTTPS tiny.txt: %s, %q, Content-Length %q", resp.Proto, body, resp.Header.Get("Content-Length"))
+	}
 
 	_, port, _ := net.SplitHostPort(s.Addr())
 	r := do(t, client(t), "POST", "http://"+s.RedirectAddr()+"/a/b?c=d")

@@ -11,6 +11,13 @@
 // sentinels the app tier maps to HTTP statuses and to circuit-breaker
 // failures (Classify, StatusOf, IsFailure); pool metrics for Prometheus. A
 // *DB is a tier.Tier and a tier.Checker.
+//
+// Get and Insert are typed shortcuts for the two commonest statements, a
+// read by primary key and a single-row insert: on PostgreSQL they run
+// through pgx on the same pools without GORM's statement building and
+// database/sql's scanning (at about raw pgx's cost), and fall back to GORM
+// with identical results where they cannot reproduce it (SQLite, inside a
+// Tx, models with hooks or associations; see their documentation).
 package data
 
 import (

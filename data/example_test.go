@@ -102,6 +102,40 @@ func ExampleDB_Tx() {
 	// 2
 }
 
+// Get and Insert are the typed primary-key read and single-row insert: on
+// PostgreSQL they skip GORM's statement building, with GORM's results; on
+// SQLite (as here) and inside a Tx they run through GORM.
+func ExampleGet() {
+	dir, _ := os.MkdirTemp("", "example")
+	defer os.RemoveAll(dir)
+	ctx := context.Background()
+	fsys, _ := fs(migrations)
+	db, err := data.Open(ctx, data.Config{Path: filepath.Join(dir, "shop.db")}, data.WithMigrations(fsys))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer db.Close()
+	if _, err := db.Migrate(ctx); err != nil {
+		fmt.Println(err)
+		return
+	}
+
+	p := Product{Name: "widget", Stock: 3}
+	if err := data.Insert(ctx, db, &p); err != nil {
+		fmt.Println(err)
+		return
+	}
+	got, err := data.Get[Product](ctx, db, p.ID)
+	fmt.Println(got.Name, got.Stock, err)
+
+	_, err = data.Get[Product](ctx, db, 42)
+	fmt.Println(data.StatusOf(err))
+	// Output:
+	// widget 3 <nil>
+	// 404
+}
+
 // The edge turns a data error into an HTTP status, or a whole problem+json
 // body; the app tier's breaker counts only IsFailure errors.
 func ExampleStatusOf() {

@@ -278,6 +278,7 @@ func buildInsert(stmt *gorm.Statement, fixed, defaulted []*schema.Field, mask in
 
 var (
 	scannerType    = reflect.TypeFor[sql.Scanner]()
+	valuerType     = reflect.TypeFor[driver.Valuer]()
 	gormValuerType = reflect.TypeFor[gorm.Valuer]()
 	exprType       = reflect.TypeFor[clause.Expression]()
 	timeType       = reflect.TypeFor[time.Time]()
@@ -313,18 +314,24 @@ func directField(f *schema.Field) bool {
 			return false
 		}
 	}
-	if pt.Implements(scannerType) || t == timeType {
+	if t == timeType {
 		return true
 	}
+	scanner := pt.Implements(scannerType)
 	switch t.Kind() {
 	case reflect.Bool, reflect.String, reflect.Float32, reflect.Float64,
 		reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
 		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
 		return true
-	case reflect.Slice:
-		return t.Elem().Kind() == reflect.Uint8
+	case reflect.Slice, reflect.Array:
+		if t.Kind() == reflect.Slice && t.Elem().Kind() == reflect.Uint8 {
+			return true
+		}
+		// GORM binds any other list element by element, unless it is a
+		// driver.Valuer.
+		return scanner && t.Implements(valuerType)
 	}
-	return false
+	return scanner
 }
 
 // checkKey refuses keys that GORM would expand into a list.
@@ -391,12 +398,11 @@ func (p *typedPlan) scan(ctx context.Context, rows pgx.Rows, row reflect.Value) 
 		if raw[i] == nil {
 			continue
 		}
+		// Every readable field is a direct one, or the plan would not
+		// be on this path.
 		f, ok := p.columns[fd.Name]
 		if !ok {
 			continue
-		}
-		if !directField(f) {
-			return fmt.Errorf("%w: column %s into field %s of type %s", errDecode, fd.Name, f.Name, f.FieldType)
 		}
 		dest[i] = f.ReflectValueOf(ctx, row).Addr().Interface()
 	}
@@ -418,14 +424,14 @@ func (p *typedPlan) insert(ctx context.Context, db *DB, row reflect.Value) error
 			case f.DefaultValueInterface != nil:
 				v = f.DefaultValueInterface
 				if err := f.Set(ctx, row, v); err != nil {
-					return err
+					return db.finish(ctx, begin, "", 0, err)
 				}
 			case f.AutoCreateTime > 0 || f.AutoUpdateTime > 0:
 				if now.IsZero() {
 					now = db.gorm.NowFunc()
 				}
 				if err := f.Set(ctx, row, now); err != nil {
-					return err
+					return db.finish(ctx, begin, "", 0, err)
 				}
 				v, _ = f.ValueOf(ctx, row)
 			}
@@ -567,6 +573,8 @@ func (db *DB) finish(ctx context.Context, begin time.Time, query string, rows in
 		err = classifyIn(ctx, err)
 		db.metrics.countError(err)
 	}
-	db.gorm.Logger.Trace(ctx, begin, func() (string, int64) { return query, rows }, err)
+	if query != "" {
+		db.gorm.Logger.Trace(ctx, begin, func() (string, int64) { return query, rows }, err)
+	}
 	return err
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"gorm.io/gorm"
+	"gorm.io/gorm/schema"
 
 	"github.com/threetier/threetier/tier"
 )
@@ -68,15 +69,15 @@ func (p *HookedProduct) BeforeCreate(*gorm.DB) error { p.Stock += 100; return ni
 
 func (p *HookedProduct) AfterFind(*gorm.DB) error { p.found++; return nil }
 
-// TextStock reads products.stock into a string: database/sql converts, pgx
+// BoolStock reads products.stock into a bool: database/sql converts, pgx
 // does not, so Get must end up on GORM's path with GORM's answer.
-type TextStock struct {
+type BoolStock struct {
 	ID    int64
 	Name  string
-	Stock string
+	Stock bool
 }
 
-func (TextStock) TableName() string { return "products" }
+func (BoolStock) TableName() string { return "products" }
 
 var gadgetMigrations = map[string]string{
 	"postgres/00003_gadgets.sql": `-- +goose Up
@@ -242,14 +243,18 @@ func TestTypedHooksFallBack(t *testing.T) {
 			t.Errorf("hooks did not run: %+v", got)
 		}
 		// A column pgx cannot decode into its field: GORM's conversion.
+		one := Product{Name: "one", Stock: 1}
+		if err := Insert(ctx, db, &one); err != nil {
+			t.Fatal(err)
+		}
 		for range 2 {
-			ts, err := Get[TextStock](ctx, db, p.ID)
-			if err != nil || ts.Stock != "101" {
-				t.Errorf("Get[TextStock]: %+v, %v", ts, err)
+			bs, err := Get[BoolStock](ctx, db, one.ID)
+			if err != nil || !bs.Stock || bs.Name != "one" {
+				t.Errorf("Get[BoolStock]: %+v, %v", bs, err)
 			}
 		}
-		if p, _ := db.planFor(reflect.TypeFor[TextStock]()); cfg.Dialect() == Postgres && !p.readBroken.Load() {
-			t.Error("TextStock still on the fast path")
+		if p, _ := db.planFor(reflect.TypeFor[BoolStock]()); cfg.Dialect() == Postgres && !p.readBroken.Load() {
+			t.Error("BoolStock still on the fast path")
 		}
 	})
 }
@@ -481,5 +486,40 @@ func TestTypedLogging(t *testing.T) {
 	want := []string{"WARN slow sql INSERT", "WARN slow sql SELECT", "WARN slow sql SELECT", "WARN slow sql INSERT"}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("log records %q, want %q", got, want)
+	}
+}
+
+// scanOnly is a list GORM would bind element by element.
+type scanOnly []string
+
+func (s *scanOnly) Scan(any) error { return nil }
+
+// Which field types the fast path handles itself.
+func TestDirectField(t *testing.T) {
+	for _, c := range []struct {
+		typ  reflect.Type
+		want bool
+	}{
+		{reflect.TypeFor[string](), true},
+		{reflect.TypeFor[*int64](), true},
+		{reflect.TypeFor[time.Time](), true},
+		{reflect.TypeFor[json.RawMessage](), true},
+		{reflect.TypeFor[gorm.DeletedAt](), true},
+		{reflect.TypeFor[sql.NullString](), true},
+		{reflect.TypeFor[Tags](), true},
+		{reflect.TypeFor[scanOnly](), false},
+		{reflect.TypeFor[[]string](), false},
+		{reflect.TypeFor[[16]byte](), false},
+		{reflect.TypeFor[map[string]any](), false},
+		{reflect.TypeFor[Product](), false},
+	} {
+		f := &schema.Field{FieldType: c.typ, StructField: reflect.StructField{Index: []int{0}}}
+		if got := directField(f); got != c.want {
+			t.Errorf("%s: direct %v, want %v", c.typ, got, c.want)
+		}
+	}
+	embeddedPtr := &schema.Field{FieldType: reflect.TypeFor[string](), StructField: reflect.StructField{Index: []int{-1, 0}}}
+	if directField(embeddedPtr) {
+		t.Error("a field of an embedded pointer is direct")
 	}
 }

@@ -104,7 +104,7 @@ END {
 	n = split("PKRead Insert BulkInsert10k", order, " ")
 	for (i = 1; i <= n; i++) {
 		b = order[i]
-		m = split("data gorm gorm_batches", impls, " ")
+		m = split("data typed gorm gorm_batches", impls, " ")
 		for (j = 1; j <= m; j++) {
 			if (!((b, impls[j]) in ratios)) continue
 			printf "%-14s %-13s %13.0f %13.0f %10.2fx %10.2fx\n", b, impls[j], median(times[b, impls[j]]), median(times[b, "pgx"]), median(ratios[b, impls[j]]), median(cpuratios[b, impls[j]])

@@ -532,6 +532,7 @@ func (f *Files) serveFile(w http.ResponseWriter, r *http.Request, e *entry) erro
 	defer file.Close()
 	w.WriteHeader(http.StatusOK)
 	if r.Method != http.MethodHead {
+		defer cork(w, r)()
 		// CopyN hands the *os.File to the ResponseWriter's ReadFrom inside
 		// an io.LimitedReader, which net/http turns into sendfile.
 		_, _ = io.CopyN(w, file, size)
@@ -624,6 +625,9 @@ func (f *Files) sendRanges(w http.ResponseWriter, r *http.Request, e *entry, ran
 		h.Set("Content-Range", ranges[0].contentRange(size))
 		h.Set("Content-Length", strconv.FormatInt(ranges[0].length(), 10))
 		w.WriteHeader(http.StatusPartialContent)
+		if file != nil {
+			defer cork(w, r)()
+		}
 		_ = send(ranges[0])
 		return nil
 	}
@@ -631,6 +635,10 @@ func (f *Files) sendRanges(w http.ResponseWriter, r *http.Request, e *entry, ran
 	h.Set("Content-Type", mp.contentType())
 	h.Set("Content-Length", strconv.FormatInt(mp.length, 10))
 	w.WriteHeader(http.StatusPartialContent)
+	if file != nil {
+		// Part headers and spans leave together in full segments.
+		defer cork(w, r)()
+	}
 	for i, br := range ranges {
 		if _, err := io.WriteString(w, mp.heads[i]); err != nil {
 			return nil

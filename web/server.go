@@ -99,6 +99,7 @@ func New(cfg Config, opts ...Option) (*Server, error) {
 		Handler:           e,
 		TLSConfig:         tlsConfig,
 		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
+		ConnContext:       ConnContext,
 		ReadTimeout:       cfg.ReadTimeout,
 		WriteTimeout:      cfg.WriteTimeout,
 		IdleTimeout:       cfg.IdleTimeout,

@@ -38,12 +38,12 @@
 //     CacheMaxBytes that checks the disk (size, mtime, inode, sidecars)
 //     every CacheCheck; larger files go out with sendfile, also through
 //     Echo, whose response wrapper would otherwise hide ReadFrom. Files
-//     from disk are sent corked (TCP_CORK on
-//     Linux, like nginx's tcp_nopush) when the server's ConnContext is
-//     ConnContext, as the Server's is: headers and body leave in full
-//     segments. Bodies of at most 2 KiB get their Content-Length from
-//     net/http, which keeps a typical response within the eight header
-//     entries a Go map holds before it grows.
+//     from disk are sent corked (TCP_CORK on Linux, like nginx's
+//     tcp_nopush) when the server's ConnContext is ConnContext, as the
+//     Server's is: headers and body leave in full segments. Bodies of at
+//     most 2 KiB get their Content-Length from net/http, which keeps a
+//     typical response within the eight header entries a Go map holds
+//     before it grows.
 //
 // Errors are RFC 9457 problem+json (tier.WriteProblem).
 //

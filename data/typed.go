@@ -118,13 +118,13 @@ type typedPlan struct {
 
 	readFast   bool
 	readBroken atomic.Bool // a column did not decode: GORM from now on
-	selectSQL  string
+	read       *statement
 	columns    map[string]*schema.Field // result column -> field, as GORM's scan maps them
 
 	writeFast bool
 	fixed     []*schema.Field // always inserted, in GORM's order
 	defaulted []*schema.Field // left to the database when zero
-	insertSQL []string        // by bit mask of the defaulted fields set
+	inserts   []*statement    // by bit mask of the defaulted fields set
 	returning bool
 }
 
@@ -170,7 +170,7 @@ func newTypedPlan(db *DB, t reflect.Type) (*typedPlan, error) {
 	softDelete, ok := softDeleteField(s)
 	p.readFast = p.readFast && ok
 	if p.readFast {
-		p.selectSQL = buildSelect(stmt, p.pk, softDelete)
+		p.read = newStatement(buildSelect(stmt, p.pk, softDelete))
 	}
 
 	for _, name := range s.DBNames {
@@ -193,9 +193,9 @@ func newTypedPlan(db *DB, t reflect.Type) (*typedPlan, error) {
 		len(s.CreateClauses) == 0 && len(p.defaulted) <= maxDefaultFields &&
 		allDirect(p.fixed) && allDirect(p.defaulted) && allDirect(returning)
 	if p.writeFast {
-		p.insertSQL = make([]string, 1<<len(p.defaulted))
-		for mask := range p.insertSQL {
-			p.insertSQL[mask] = buildInsert(stmt, p.fixed, p.defaulted, mask, returning)
+		p.inserts = make([]*statement, 1<<len(p.defaulted))
+		for mask := range p.inserts {
+			p.inserts[mask] = newStatement(buildInsert(stmt, p.fixed, p.defaulted, mask, returning))
 		}
 	}
 	return p, nil
@@ -363,10 +363,10 @@ func (p *typedPlan) get(ctx context.Context, db *DB, row reflect.Value, key any)
 	ctx, cancel := db.boundOp(ctx, pool)
 	defer cancel()
 	var n int64
-	err := db.onConn(ctx, pool, func(c *pgx.Conn) error {
-		rows, err := c.Query(ctx, p.selectSQL, key, 1)
+	err := db.onConn(ctx, pool, func(dc any) error {
+		rows, err := pgxConn(dc).Query(ctx, p.read.sql, key, 1)
 		if err != nil {
-			return err
+			return retryable(err)
 		}
 		defer rows.Close()
 		if !rows.Next() {
@@ -385,7 +385,7 @@ func (p *typedPlan) get(ctx context.Context, db *DB, row reflect.Value, key any)
 	if errors.Is(err, errDecode) {
 		return err
 	}
-	return db.finish(ctx, begin, p.selectSQL, n, err)
+	return db.finish(ctx, begin, p.read, n, err)
 }
 
 // scan sets row's fields from the current row the way GORM's scan does:
@@ -424,14 +424,14 @@ func (p *typedPlan) insert(ctx context.Context, db *DB, row reflect.Value) error
 			case f.DefaultValueInterface != nil:
 				v = f.DefaultValueInterface
 				if err := f.Set(ctx, row, v); err != nil {
-					return db.finish(ctx, begin, "", 0, err)
+					return db.finish(ctx, begin, nil, 0, err)
 				}
 			case f.AutoCreateTime > 0 || f.AutoUpdateTime > 0:
 				if now.IsZero() {
 					now = db.gorm.NowFunc()
 				}
 				if err := f.Set(ctx, row, now); err != nil {
-					return db.finish(ctx, begin, "", 0, err)
+					return db.finish(ctx, begin, nil, 0, err)
 				}
 				v, _ = f.ValueOf(ctx, row)
 			}
@@ -445,22 +445,23 @@ func (p *typedPlan) insert(ctx context.Context, db *DB, row reflect.Value) error
 			args = append(args, bindVar(v))
 		}
 	}
-	query := p.insertSQL[mask]
+	st := p.inserts[mask]
 	if s := sessionFrom(ctx); s != nil {
 		s.markWrote()
 	}
 	ctx, cancel := db.boundOp(ctx, db.primary)
 	defer cancel()
 	var n int64
-	err := db.onConn(ctx, db.primary, func(c *pgx.Conn) error {
+	err := db.onConn(ctx, db.primary, func(dc any) error {
+		c := pgxConn(dc)
 		if !p.returning {
-			tag, err := c.Exec(ctx, query, args...)
+			tag, err := c.Exec(ctx, st.sql, args...)
 			n = tag.RowsAffected()
-			return err
+			return retryable(err)
 		}
-		rows, err := c.Query(ctx, query, args...)
+		rows, err := c.Query(ctx, st.sql, args...)
 		if err != nil {
-			return err
+			return retryable(err)
 		}
 		defer rows.Close()
 		if rows.Next() {
@@ -472,7 +473,7 @@ func (p *typedPlan) insert(ctx context.Context, db *DB, row reflect.Value) error
 		rows.Close()
 		return rows.Err()
 	})
-	return db.finish(ctx, begin, query, n, err)
+	return db.finish(ctx, begin, st, n, err)
 }
 
 // bindVar is the value GORM's statement builder binds for v: a nil
@@ -533,24 +534,31 @@ type badConn struct{ err error }
 func (e badConn) Error() string   { return e.err.Error() }
 func (e badConn) Unwrap() []error { return []error{driver.ErrBadConn, e.err} }
 
-// onConn runs fn on a pgx connection borrowed from pool: the pool's limits,
-// waits and statistics are those of any other statement. Like database/sql,
-// it retries on another connection a statement that failed before
-// reaching the server (a connection that died while idle).
-func (db *DB) onConn(ctx context.Context, pool *sql.DB, fn func(*pgx.Conn) error) error {
+// retryable marks an error of a statement that never reached the server
+// (see onConn).
+func retryable(err error) error {
+	if err != nil && pgconn.SafeToRetry(err) {
+		return badConn{err}
+	}
+	return err
+}
+
+// pgxConn is the pgx connection under a driver connection of the pools.
+func pgxConn(dc any) *pgx.Conn { return dc.(*stdlib.Conn).Conn() }
+
+// onConn runs fn with a driver connection borrowed from pool (see pgxConn):
+// the pool's limits, waits and statistics are those of any other
+// statement. Like database/sql, it reruns on another connection a
+// statement that failed before reaching the server (a connection that died
+// while idle), which fn reports through retryable.
+func (db *DB) onConn(ctx context.Context, pool *sql.DB, fn func(dc any) error) error {
 	const attempts = 3
 	for attempt := 1; ; attempt++ {
 		conn, err := pool.Conn(ctx)
 		if err != nil {
 			return err
 		}
-		err = conn.Raw(func(dc any) error {
-			err := fn(dc.(*stdlib.Conn).Conn())
-			if err != nil && pgconn.SafeToRetry(err) {
-				return badConn{err}
-			}
-			return err
-		})
+		err = conn.Raw(fn)
 		_ = conn.Close() // after a badConn, the pool has closed it already
 		var bc badConn
 		if !errors.As(err, &bc) {
@@ -565,7 +573,7 @@ func (db *DB) onConn(ctx context.Context, pool *sql.DB, fn func(*pgx.Conn) error
 // finish gives a fast-path statement's outcome what GORM's callbacks and
 // logger give theirs: the dialect's error translation, classification,
 // the error metric and the statement log.
-func (db *DB) finish(ctx context.Context, begin time.Time, query string, rows int64, err error) error {
+func (db *DB) finish(ctx context.Context, begin time.Time, st *statement, rows int64, err error) error {
 	if err != nil {
 		if t, ok := db.gorm.Dialector.(gorm.ErrorTranslator); ok && db.gorm.TranslateError {
 			err = t.Translate(err)
@@ -573,8 +581,22 @@ func (db *DB) finish(ctx context.Context, begin time.Time, query string, rows in
 		err = classifyIn(ctx, err)
 		db.metrics.countError(err)
 	}
-	if query != "" {
-		db.gorm.Logger.Trace(ctx, begin, func() (string, int64) { return query, rows }, err)
+	if st != nil {
+		db.gorm.Logger.Trace(ctx, begin, st.trace[min(rows, 1)], err)
 	}
 	return err
+}
+
+// A statement is the SQL of a plan with what the logger asks of it made
+// once, rather than a closure per call.
+type statement struct {
+	sql   string
+	trace [2]func() (string, int64) // by rows affected: 0 or 1
+}
+
+func newStatement(sql string) *statement {
+	return &statement{sql: sql, trace: [2]func() (string, int64){
+		func() (string, int64) { return sql, 0 },
+		func() (string, int64) { return sql, 1 },
+	}}
 }

@@ -278,19 +278,19 @@ func TestTypedSQLIsGORMs(t *testing.T) {
 			t.Fatalf("%s: fast read %v, fast write %v", p.schema.Name, p.readFast, p.writeFast)
 		}
 		take := dry.Take(c.model, 1).Statement.SQL.String()
-		if take != p.selectSQL {
-			t.Errorf("%s: Get sends\n%s\nGORM's Take sends\n%s", p.schema.Name, p.selectSQL, take)
+		if take != p.read.sql {
+			t.Errorf("%s: Get sends\n%s\nGORM's Take sends\n%s", p.schema.Name, p.read.sql, take)
 		}
 		create := dry.Create(c.model).Statement.SQL.String()
-		if create != p.insertSQL[0] {
-			t.Errorf("%s: Insert sends\n%s\nGORM's Create sends\n%s", p.schema.Name, p.insertSQL[0], create)
+		if create != p.inserts[0].sql {
+			t.Errorf("%s: Insert sends\n%s\nGORM's Create sends\n%s", p.schema.Name, p.inserts[0].sql, create)
 		}
 	}
 	// A row that sets its database-defaulted fields sends them too.
 	p, _ := db.planFor(reflect.TypeFor[Gadget]())
 	g := Gadget{Model: gorm.Model{ID: 9}, Seen: time.Now()}
 	create := dry.Create(&g).Statement.SQL.String()
-	if all := p.insertSQL[len(p.insertSQL)-1]; create != all {
+	if all := p.inserts[len(p.inserts)-1].sql; create != all {
 		t.Errorf("Insert with every default set sends\n%s\nGORM's Create sends\n%s", all, create)
 	}
 	if hp, _ := db.planFor(reflect.TypeFor[HookedProduct]()); hp.readFast || hp.writeFast {

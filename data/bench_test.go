@@ -2,6 +2,8 @@ package data
 
 import (
 	"context"
+	"os"
+	"slices"
 	"testing"
 	"time"
 
@@ -52,93 +54,97 @@ func BenchmarkPKRead(b *testing.B) {
 	if err := db.Gorm().Create(&p).Error; err != nil {
 		b.Fatal(err)
 	}
-	b.Run("impl=data", func(b *testing.B) {
-		defer reportCPU(b)()
-		for b.Loop() {
-			var got Product
-			if err := db.WithContext(ctx).Take(&got, p.ID).Error; err != nil || got.Stock != 7 {
-				b.Fatal(err)
+	runImpls(b, []impl{
+		{"data", func(b *testing.B) {
+			defer reportCPU(b)()
+			for b.Loop() {
+				var got Product
+				if err := db.WithContext(ctx).Take(&got, p.ID).Error; err != nil || got.Stock != 7 {
+					b.Fatal(err)
+				}
 			}
-		}
-	})
-	b.Run("impl=typed", func(b *testing.B) {
-		defer reportCPU(b)()
-		for b.Loop() {
-			got, err := Get[Product](ctx, db, p.ID)
-			if err != nil || got.Stock != 7 {
-				b.Fatal(err)
+		}},
+		{"typed", func(b *testing.B) {
+			defer reportCPU(b)()
+			for b.Loop() {
+				got, err := Get[Product](ctx, db, p.ID)
+				if err != nil || got.Stock != 7 {
+					b.Fatal(err)
+				}
 			}
-		}
-	})
-	b.Run("impl=gorm", func(b *testing.B) {
-		defer reportCPU(b)()
-		for b.Loop() {
-			var got Product
-			if err := g.WithContext(ctx).Take(&got, p.ID).Error; err != nil || got.Stock != 7 {
-				b.Fatal(err)
+		}},
+		{"gorm", func(b *testing.B) {
+			defer reportCPU(b)()
+			for b.Loop() {
+				var got Product
+				if err := g.WithContext(ctx).Take(&got, p.ID).Error; err != nil || got.Stock != 7 {
+					b.Fatal(err)
+				}
 			}
-		}
-	})
-	b.Run("impl=pgx", func(b *testing.B) {
-		defer reportCPU(b)()
-		for b.Loop() {
-			var got Product
-			err := pool.QueryRow(ctx, "SELECT id, name, stock FROM products WHERE id = $1", p.ID).Scan(&got.ID, &got.Name, &got.Stock)
-			if err != nil || got.Stock != 7 {
-				b.Fatal(err)
+		}},
+		{"pgx", func(b *testing.B) {
+			defer reportCPU(b)()
+			for b.Loop() {
+				var got Product
+				err := pool.QueryRow(ctx, "SELECT id, name, stock FROM products WHERE id = $1", p.ID).Scan(&got.ID, &got.Name, &got.Stock)
+				if err != nil || got.Stock != 7 {
+					b.Fatal(err)
+				}
 			}
-		}
+		}},
 	})
 }
 
 func BenchmarkInsert(b *testing.B) {
 	db, pool, g, ctx := benchSetupGorm(b)
 	now := time.Now()
-	b.Run("impl=data", func(b *testing.B) {
-		defer reportCPU(b)()
-		i := 0
-		for b.Loop() {
-			i++
-			e := Event{Kind: "bench", Payload: "data", Amount: int64(i), CreatedAt: now}
-			if err := db.WithContext(ctx).Create(&e).Error; err != nil || e.ID == 0 {
-				b.Fatal(err)
+	runImpls(b, []impl{
+		{"data", func(b *testing.B) {
+			defer reportCPU(b)()
+			i := 0
+			for b.Loop() {
+				i++
+				e := Event{Kind: "bench", Payload: "data", Amount: int64(i), CreatedAt: now}
+				if err := db.WithContext(ctx).Create(&e).Error; err != nil || e.ID == 0 {
+					b.Fatal(err)
+				}
 			}
-		}
-	})
-	b.Run("impl=typed", func(b *testing.B) {
-		defer reportCPU(b)()
-		i := 0
-		for b.Loop() {
-			i++
-			e := Event{Kind: "bench", Payload: "typed", Amount: int64(i), CreatedAt: now}
-			if err := Insert(ctx, db, &e); err != nil || e.ID == 0 {
-				b.Fatal(err)
+		}},
+		{"typed", func(b *testing.B) {
+			defer reportCPU(b)()
+			i := 0
+			for b.Loop() {
+				i++
+				e := Event{Kind: "bench", Payload: "typed", Amount: int64(i), CreatedAt: now}
+				if err := Insert(ctx, db, &e); err != nil || e.ID == 0 {
+					b.Fatal(err)
+				}
 			}
-		}
-	})
-	b.Run("impl=gorm", func(b *testing.B) {
-		defer reportCPU(b)()
-		i := 0
-		for b.Loop() {
-			i++
-			e := Event{Kind: "bench", Payload: "gorm", Amount: int64(i), CreatedAt: now}
-			if err := g.WithContext(ctx).Create(&e).Error; err != nil || e.ID == 0 {
-				b.Fatal(err)
+		}},
+		{"gorm", func(b *testing.B) {
+			defer reportCPU(b)()
+			i := 0
+			for b.Loop() {
+				i++
+				e := Event{Kind: "bench", Payload: "gorm", Amount: int64(i), CreatedAt: now}
+				if err := g.WithContext(ctx).Create(&e).Error; err != nil || e.ID == 0 {
+					b.Fatal(err)
+				}
 			}
-		}
-	})
-	b.Run("impl=pgx", func(b *testing.B) {
-		defer reportCPU(b)()
-		i := 0
-		for b.Loop() {
-			i++
-			var id int64
-			err := pool.QueryRow(ctx, "INSERT INTO events (kind, payload, amount, created_at) VALUES ($1, $2, $3, $4) RETURNING id",
-				"bench", "pgx", int64(i), now).Scan(&id)
-			if err != nil || id == 0 {
-				b.Fatal(err)
+		}},
+		{"pgx", func(b *testing.B) {
+			defer reportCPU(b)()
+			i := 0
+			for b.Loop() {
+				i++
+				var id int64
+				err := pool.QueryRow(ctx, "INSERT INTO events (kind, payload, amount, created_at) VALUES ($1, $2, $3, $4) RETURNING id",
+					"bench", "pgx", int64(i), now).Scan(&id)
+				if err != nil || id == 0 {
+					b.Fatal(err)
+				}
 			}
-		}
+		}},
 	})
 }
 
@@ -150,37 +156,58 @@ func BenchmarkBulkInsert10k(b *testing.B) {
 	for i := range rows {
 		rows[i].CreatedAt = now
 	}
-	b.Run("impl=data", func(b *testing.B) {
-		defer reportCPU(b)()
-		for b.Loop() {
-			if got, err := db.BulkInsert(ctx, rows); err != nil || got != n {
-				b.Fatal(got, err)
+	runImpls(b, []impl{
+		{"data", func(b *testing.B) {
+			defer reportCPU(b)()
+			for b.Loop() {
+				if got, err := db.BulkInsert(ctx, rows); err != nil || got != n {
+					b.Fatal(got, err)
+				}
 			}
-		}
+		}},
+		{"pgx", func(b *testing.B) {
+			defer reportCPU(b)()
+			for b.Loop() {
+				src := make([][]any, n)
+				for i, e := range rows {
+					src[i] = []any{e.Kind, e.Payload, e.Amount, e.CreatedAt}
+				}
+				got, err := pool.CopyFrom(ctx, pgx.Identifier{"events"}, []string{"kind", "payload", "amount", "created_at"}, pgx.CopyFromRows(src))
+				if err != nil || got != n {
+					b.Fatal(got, err)
+				}
+			}
+		}},
+		{"gorm_batches", func(b *testing.B) {
+			defer reportCPU(b)()
+			for b.Loop() {
+				batch := make([]Event, n)
+				copy(batch, rows)
+				if err := db.WithContext(ctx).CreateInBatches(batch, 1000).Error; err != nil {
+					b.Fatal(err)
+				}
+			}
+		}},
 	})
-	b.Run("impl=pgx", func(b *testing.B) {
-		defer reportCPU(b)()
-		for b.Loop() {
-			src := make([][]any, n)
-			for i, e := range rows {
-				src[i] = []any{e.Kind, e.Payload, e.Amount, e.CreatedAt}
-			}
-			got, err := pool.CopyFrom(ctx, pgx.Identifier{"events"}, []string{"kind", "payload", "amount", "created_at"}, pgx.CopyFromRows(src))
-			if err != nil || got != n {
-				b.Fatal(got, err)
-			}
-		}
-	})
-	b.Run("impl=gorm_batches", func(b *testing.B) {
-		defer reportCPU(b)()
-		for b.Loop() {
-			batch := make([]Event, n)
-			copy(batch, rows)
-			if err := db.WithContext(ctx).CreateInBatches(batch, 1000).Error; err != nil {
-				b.Fatal(err)
-			}
-		}
-	})
+}
+
+// An impl is one implementation of a benchmarked operation.
+type impl struct {
+	name string
+	fn   func(b *testing.B)
+}
+
+// runImpls runs the implementations as sub-benchmarks impl=name, in
+// reverse order when THREETIER_BENCH_REVERSE is set. data.sh reverses
+// every other round: on a shared machine, swapping two implementations run
+// back to back moved their ratio by some 10%.
+func runImpls(b *testing.B, impls []impl) {
+	if os.Getenv("THREETIER_BENCH_REVERSE") != "" {
+		slices.Reverse(impls)
+	}
+	for _, i := range impls {
+		b.Run("impl="+i.name, i.fn)
+	}
 }
 
 // reportCPU adds the process's CPU time per operation (user and system, all

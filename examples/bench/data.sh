@@ -12,10 +12,13 @@
 # data tier adds and what GORM itself costs can be told apart.
 #
 # Each round runs every benchmark once, data tier and pgx back to back, so
-# the two sides of a ratio see the same machine load; the figures printed
-# are medians (of ns/op, and of the per-round ratios). "cpu ratio" compares
-# the benchmark process's CPU time per operation (the client's cost, driver
-# goroutines included), which neighbours' load moves less than wall time.
+# the two sides of a ratio see the same machine load; every other round
+# runs the implementations in reverse order, since which of two runs first
+# moves their ratio too. The figures printed are medians (of ns/op, and of
+# the per-round ratios). "cpu ratio" compares the benchmark process's CPU
+# time per operation (the client's cost, driver goroutines included), which
+# neighbours' load moves less than wall time. "typed" is data.Get and
+# data.Insert, the data tier's typed fast path.
 #
 #   examples/bench/data.sh              # 6 rounds
 #   ROUNDS=10 BENCHTIME=2s examples/bench/data.sh
@@ -56,7 +59,9 @@ echo "note: a shared, noisy machine moves single figures a lot; read the medians
 
 for ((r = 1; r <= ROUNDS; r++)); do
 	echo "round $r" >>"$work/raw.txt"
-	timeout 600 "$work/data.test" -test.run '^$' -test.bench '^(BenchmarkPKRead|BenchmarkInsert|BenchmarkBulkInsert10k)$' \
+	reverse=
+	if ((r % 2 == 0)); then reverse=1; fi
+	THREETIER_BENCH_REVERSE=$reverse timeout 600 "$work/data.test" -test.run '^$' -test.bench '^(BenchmarkPKRead|BenchmarkInsert|BenchmarkBulkInsert10k)$' \
 		-test.benchtime "$BENCHTIME" -test.benchmem >"$work/round.txt" 2>&1 &
 	pid=$!
 	wait "$pid" || {

@@ -6,10 +6,8 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
-	"maps"
 	"math/rand/v2"
 	"reflect"
-	"slices"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -36,12 +34,14 @@ import (
 // metrics and logging as the GORM path. It takes GORM's path instead, with
 // the same results, on SQLite, inside a Tx closure's context, and for
 // models it cannot read exactly as GORM does: an AfterFind hook, query
-// clauses other than gorm.DeletedAt's soft delete, serializer fields,
-// fields in embedded struct pointers, or field types other than booleans,
-// numbers, strings, byte slices, time.Time, sql.Scanner types and pointers
-// to these (nor gorm.Valuer types). A column pgx cannot decode into its
-// field moves T to GORM's path for good. A NULL read into a field that is
-// not a pointer leaves its zero value, as GORM does.
+// clauses other than gorm.DeletedAt's soft delete, or a column field that
+// is a serializer field, sits in an embedded struct pointer, or has a type
+// other than booleans, numbers, strings, byte slices, time.Time,
+// sql.Scanner types (lists among them also driver.Valuers) and pointers to
+// these, gorm.Valuer types excepted. Association fields do not matter. A
+// column pgx cannot decode into its field (one database/sql converts, such
+// as an integer into a bool) moves T to GORM's path for good, with a
+// warning logged. A NULL leaves the field's zero value, as GORM does.
 func Get[T any](ctx context.Context, db *DB, key any) (*T, error) {
 	p, err := db.planFor(reflect.TypeFor[T]())
 	if err != nil {
@@ -86,9 +86,9 @@ func Get[T any](ctx context.Context, db *DB, key any) (*T, error) {
 // marking. It takes GORM's path instead, with the same results, on SQLite,
 // inside a Tx closure's context (it then joins the transaction), and for
 // models whose insert GORM does more for: create or save hooks,
-// associations, create clauses, serializer fields, fields in embedded
-// struct pointers, field types outside those Get reads directly, or more
-// than six fields with a database default.
+// associations, create clauses, or inserted and returned fields that Get
+// would not read directly (see Get), or more than six fields with a
+// database default.
 func Insert[T any](ctx context.Context, db *DB, row *T) error {
 	if row == nil {
 		return fmt.Errorf("data: Insert: %w", gorm.ErrInvalidValue)
@@ -120,6 +120,7 @@ type typedPlan struct {
 	readBroken atomic.Bool // a column did not decode: GORM from now on
 	read       *statement
 	columns    map[string]*schema.Field // result column -> field, as GORM's scan maps them
+	indirect   map[string]bool          // columns GORM maps to fields the fast path cannot set
 
 	writeFast bool
 	fixed     []*schema.Field // always inserted, in GORM's order
@@ -149,7 +150,7 @@ func newTypedPlan(db *DB, t reflect.Type) (*typedPlan, error) {
 		return nil, fmt.Errorf("data: model %s: %w", t, err)
 	}
 	s := stmt.Schema
-	p := &typedPlan{schema: s, columns: make(map[string]*schema.Field, len(s.Fields))}
+	p := &typedPlan{schema: s, columns: make(map[string]*schema.Field, len(s.Fields)), indirect: map[string]bool{}}
 	if len(s.PrimaryFields) == 1 {
 		p.pk = s.PrimaryFields[0]
 	}
@@ -161,12 +162,19 @@ func newTypedPlan(db *DB, t reflect.Type) (*typedPlan, error) {
 	for name, f := range s.FieldsByDBName {
 		p.columns[name] = f
 	}
+	p.readFast = p.pk != nil && !s.AfterFind
 	for name, f := range p.columns {
-		if !f.Readable {
+		switch {
+		case !f.Readable:
+			delete(p.columns, name)
+		case !directField(f):
+			// A field without a column (an association) only meets a
+			// result column named like it by accident: then GORM reads it.
+			p.readFast = p.readFast && f.DBName == ""
+			p.indirect[name] = true
 			delete(p.columns, name)
 		}
 	}
-	p.readFast = p.pk != nil && !s.AfterFind && allDirect(slices.Collect(maps.Values(p.columns)))
 	softDelete, ok := softDeleteField(s)
 	p.readFast = p.readFast && ok
 	if p.readFast {
@@ -398,10 +406,11 @@ func (p *typedPlan) scan(ctx context.Context, rows pgx.Rows, row reflect.Value) 
 		if raw[i] == nil {
 			continue
 		}
-		// Every readable field is a direct one, or the plan would not
-		// be on this path.
 		f, ok := p.columns[fd.Name]
 		if !ok {
+			if p.indirect[fd.Name] {
+				return fmt.Errorf("%w: column %s", errDecode, fd.Name)
+			}
 			continue
 		}
 		dest[i] = f.ReflectValueOf(ctx, row).Addr().Interface()

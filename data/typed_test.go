@@ -226,6 +226,47 @@ func TestTypedMatchesGORM(t *testing.T) {
 	})
 }
 
+// OrderWithProduct has a belongs-to association: Get reads it directly,
+// Insert leaves it to GORM (which saves associations).
+type OrderWithProduct struct {
+	ID        int64
+	ProductID int64
+	Qty       int
+	Note      string
+	Product   Product
+}
+
+func (OrderWithProduct) TableName() string { return "orders" }
+
+func TestTypedAssociations(t *testing.T) {
+	dialects(t, func(t *testing.T, cfg Config) {
+		db := openTest(t, cfg)
+		ctx := context.Background()
+		o := OrderWithProduct{Qty: 2, Note: "n", Product: Product{Name: "assoc", Stock: 5}}
+		if err := Insert(ctx, db, &o); err != nil {
+			t.Fatal(err)
+		}
+		if o.ID == 0 || o.ProductID == 0 || o.Product.ID != o.ProductID {
+			t.Fatalf("association not saved as GORM saves it: %+v", o)
+		}
+		got, err := Get[OrderWithProduct](ctx, db, o.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var want OrderWithProduct
+		if err := db.WithContext(ctx).Take(&want, o.ID).Error; err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(*got, want) || got.Product.ID != 0 {
+			t.Errorf("Get %+v, Take %+v", *got, want)
+		}
+		p, _ := db.planFor(reflect.TypeFor[OrderWithProduct]())
+		if !p.readFast || p.writeFast || p.readBroken.Load() {
+			t.Errorf("fast read %v (broken %v), fast write %v", p.readFast, p.readBroken.Load(), p.writeFast)
+		}
+	})
+}
+
 // Models with hooks go through GORM, hooks included.
 func TestTypedHooksFallBack(t *testing.T) {
 	dialects(t, func(t *testing.T, cfg Config) {

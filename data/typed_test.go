@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"gorm.io/gorm"
 	"gorm.io/gorm/schema"
 
@@ -562,5 +563,62 @@ func TestDirectField(t *testing.T) {
 	embeddedPtr := &schema.Field{FieldType: reflect.TypeFor[string](), StructField: reflect.StructField{Index: []int{-1, 0}}}
 	if directField(embeddedPtr) {
 		t.Error("a field of an embedded pointer is direct")
+	}
+}
+
+// An Insert blocked behind another transaction's uncommitted row: the
+// caller's cancellation is 499 and no failure, its deadline a timeout, and
+// Stop cuts it off when its context ends.
+func TestTypedCancellationAndStop(t *testing.T) {
+	dsn := pgSchema(t)
+	db := openTest(t, Config{DSN: dsn})
+	bg := context.Background()
+	holder, err := pgx.Connect(bg, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Close(bg)
+	tx, err := holder.Begin(bg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = tx.Rollback(bg) }()
+	if _, err := tx.Exec(bg, "INSERT INTO products (name, stock) VALUES ('held', 1)"); err != nil {
+		t.Fatal(err)
+	}
+	blocked := func(ctx context.Context) error { return Insert(ctx, db, &Product{Name: "held", Stock: 1}) }
+	waitInUse := func() {
+		eventually(t, 10*time.Second, "the insert in flight", func() bool { return db.SQL().Stats().InUse > 0 })
+	}
+
+	ctx, cancel := context.WithCancel(bg)
+	done := make(chan error, 1)
+	go func() { done <- blocked(ctx) }()
+	waitInUse()
+	cancel()
+	if err := <-done; err == nil || IsFailure(err) || StatusOf(err) != 499 {
+		t.Errorf("cancelled: %v (status %d, failure %v); want 499 and no failure", err, StatusOf(err), IsFailure(err))
+	}
+
+	ctx, cancel = context.WithTimeout(bg, 100*time.Millisecond)
+	defer cancel()
+	if err := blocked(ctx); !errors.Is(err, ErrTimeout) || !IsFailure(err) || StatusOf(err) != 504 {
+		t.Errorf("deadline: %v (status %d, failure %v); want ErrTimeout", err, StatusOf(err), IsFailure(err))
+	}
+
+	go func() { done <- blocked(bg) }()
+	waitInUse()
+	stopCtx, stopCancel := context.WithTimeout(bg, 200*time.Millisecond)
+	defer stopCancel()
+	if err := db.Stop(stopCtx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Stop: %v; want context.DeadlineExceeded (a statement was cut off)", err)
+	}
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Error("the insert cut off by Stop succeeded")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the insert in flight still runs 10s after Stop")
 	}
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/stdlib"
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
@@ -121,6 +122,7 @@ type typedPlan struct {
 	read       *statement
 	columns    map[string]*schema.Field // result column -> field, as GORM's scan maps them
 	indirect   map[string]bool          // columns GORM maps to fields the fast path cannot set
+	textOnly   map[string]bool          // columns of named string types: see textual
 
 	writeFast bool
 	fixed     []*schema.Field // always inserted, in GORM's order
@@ -150,7 +152,7 @@ func newTypedPlan(db *DB, t reflect.Type) (*typedPlan, error) {
 		return nil, fmt.Errorf("data: model %s: %w", t, err)
 	}
 	s := stmt.Schema
-	p := &typedPlan{schema: s, columns: make(map[string]*schema.Field, len(s.Fields)), indirect: map[string]bool{}}
+	p := &typedPlan{schema: s, columns: make(map[string]*schema.Field, len(s.Fields)), indirect: map[string]bool{}, textOnly: map[string]bool{}}
 	if len(s.PrimaryFields) == 1 {
 		p.pk = s.PrimaryFields[0]
 	}
@@ -173,6 +175,8 @@ func newTypedPlan(db *DB, t reflect.Type) (*typedPlan, error) {
 			p.readFast = p.readFast && f.DBName == ""
 			p.indirect[name] = true
 			delete(p.columns, name)
+		case namedString(f.FieldType):
+			p.textOnly[name] = true
 		}
 	}
 	softDelete, ok := softDeleteField(s)
@@ -290,6 +294,8 @@ var (
 	gormValuerType = reflect.TypeFor[gorm.Valuer]()
 	exprType       = reflect.TypeFor[clause.Expression]()
 	timeType       = reflect.TypeFor[time.Time]()
+	bytesType      = reflect.TypeFor[[]byte]()
+	stringType     = reflect.TypeFor[string]()
 )
 
 // allDirect reports whether every field can be read and written without
@@ -332,7 +338,9 @@ func directField(f *schema.Field) bool {
 		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
 		return true
 	case reflect.Slice, reflect.Array:
-		if t.Kind() == reflect.Slice && t.Elem().Kind() == reflect.Uint8 {
+		if t == bytesType {
+			// Not a named byte slice: database/sql does not convert a
+			// string into one, pgx does.
 			return true
 		}
 		// GORM binds any other list element by element, unless it is a
@@ -340,6 +348,28 @@ func directField(f *schema.Field) bool {
 		return scanner && t.Implements(valuerType)
 	}
 	return scanner
+}
+
+// namedString reports a string type of its own (type Status string), not
+// a sql.Scanner: database/sql fills one only from a string or byte value.
+func namedString(t reflect.Type) bool {
+	if t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	return t.Kind() == reflect.String && t != stringType && !reflect.PointerTo(t).Implements(scannerType)
+}
+
+// textual reports whether pgx's database/sql adapter returns a column of
+// this type as a string or bytes, the values database/sql converts into a
+// named string type; pgx would convert the others (numbers, times) too.
+func textual(oid uint32) bool {
+	switch oid {
+	case pgtype.BoolOID, pgtype.CIDOID, pgtype.OIDOID, pgtype.XIDOID, pgtype.DateOID,
+		pgtype.Float4OID, pgtype.Float8OID, pgtype.Int2OID, pgtype.Int4OID, pgtype.Int8OID,
+		pgtype.TimestampOID, pgtype.TimestamptzOID:
+		return false
+	}
+	return true
 }
 
 // checkKey refuses keys that GORM would expand into a list.
@@ -413,6 +443,9 @@ func (p *typedPlan) scan(ctx context.Context, rows pgx.Rows, row reflect.Value) 
 			}
 			continue
 		}
+		if len(p.textOnly) > 0 && p.textOnly[fd.Name] && !textual(fd.DataTypeOID) {
+			return fmt.Errorf("%w: column %s of type %d into %s", errDecode, fd.Name, fd.DataTypeOID, f.FieldType)
+		}
 		dest[i] = f.ReflectValueOf(ctx, row).Addr().Interface()
 	}
 	if err := rows.Scan(dest...); err != nil {
@@ -485,24 +518,15 @@ func (p *typedPlan) insert(ctx context.Context, db *DB, row reflect.Value) error
 	return db.finish(ctx, begin, st, n, err)
 }
 
-// bindVar is the value GORM's statement builder binds for v: a nil
-// driver.Valuer pointer and an empty byte slice are NULL.
+// bindVar is the value GORM's statement builder binds for v: an empty
+// list that is neither a driver.Valuer nor a []byte is NULL (GORM writes
+// "(NULL)").
 func bindVar(v any) any {
-	switch x := v.(type) {
-	case nil:
-		return nil
-	case driver.Valuer:
-		if rv := reflect.ValueOf(x); rv.Kind() == reflect.Pointer && rv.IsNil() {
-			return nil
-		}
-		return v
-	case []byte:
-		if len(x) == 0 {
-			return nil
-		}
+	switch v.(type) {
+	case driver.Valuer, []byte:
 		return v
 	}
-	if rv := reflect.ValueOf(v); rv.Kind() == reflect.Slice && rv.Len() == 0 {
+	if rv := reflect.ValueOf(v); (rv.Kind() == reflect.Slice || rv.Kind() == reflect.Array) && rv.Len() == 0 {
 		return nil
 	}
 	return v

@@ -53,8 +53,13 @@ type Gadget struct {
 	Status string    `gorm:"default:new"`
 	Level  int       `gorm:"default:7"`
 	Seen   time.Time `gorm:"default:CURRENT_TIMESTAMP"`
-	Extra  string    `gorm:"-"`
+	Bytes  []byte
+	Grade  Grade
+	Extra  string `gorm:"-"`
 }
+
+// Grade is a string type of its own.
+type Grade string
 
 // HookedProduct maps products with hooks, which Get and Insert leave to GORM.
 type HookedProduct struct {
@@ -80,6 +85,14 @@ type BoolStock struct {
 
 func (BoolStock) TableName() string { return "products" }
 
+// GradeStock reads products.stock into a Grade, which database/sql refuses.
+type GradeStock struct {
+	ID    int64
+	Stock Grade
+}
+
+func (GradeStock) TableName() string { return "products" }
+
 var gadgetMigrations = map[string]string{
 	"postgres/00003_gadgets.sql": `-- +goose Up
 CREATE TABLE gadgets (
@@ -95,7 +108,9 @@ CREATE TABLE gadgets (
     price      bigint,
     status     text NOT NULL DEFAULT 'db',
     level      integer NOT NULL DEFAULT 0,
-    seen       timestamptz NOT NULL DEFAULT CURRENT_TIMESTAMP
+    seen       timestamptz NOT NULL DEFAULT CURRENT_TIMESTAMP,
+    bytes      bytea,
+    grade      text
 );
 -- +goose Down
 DROP TABLE gadgets;
@@ -114,7 +129,9 @@ CREATE TABLE gadgets (
     price      integer,
     status     text NOT NULL DEFAULT 'db',
     level      integer NOT NULL DEFAULT 0,
-    seen       datetime NOT NULL DEFAULT CURRENT_TIMESTAMP
+    seen       datetime NOT NULL DEFAULT CURRENT_TIMESTAMP,
+    bytes      blob,
+    grade      text
 );
 -- +goose Down
 DROP TABLE gadgets;
@@ -160,7 +177,8 @@ func TestTypedMatchesGORM(t *testing.T) {
 			{Name: "plain"},
 			{Name: "full", Color: &red, Rating: 5, Note: "n", Tags: Tags{"a", "b"}, Price: sql.NullInt64{Int64: 1250, Valid: true},
 				Status: "sold", Level: 3, Seen: when, Model: gorm.Model{CreatedAt: when, UpdatedAt: when}},
-			{Name: "injection'); DROP TABLE gadgets; --", Tags: Tags{}},
+			{Name: "injection'); DROP TABLE gadgets; --", Tags: Tags{}, Bytes: []byte{}},
+			{Name: "bytes", Bytes: []byte{0, 1, 2}, Grade: "A"},
 		}
 		for i, in := range inputs {
 			viaTyped, viaGorm := in, in
@@ -297,6 +315,13 @@ func TestTypedHooksFallBack(t *testing.T) {
 		}
 		if p, _ := db.planFor(reflect.TypeFor[BoolStock]()); cfg.Dialect() == Postgres && !p.readBroken.Load() {
 			t.Error("BoolStock still on the fast path")
+		}
+		// One that database/sql refuses (an integer into a string type of
+		// its own) and pgx would convert: GORM's error.
+		var want GradeStock
+		wantErr := db.WithContext(ctx).Take(&want, one.ID).Error
+		if _, err := Get[GradeStock](ctx, db, one.ID); err == nil || wantErr == nil {
+			t.Errorf("Get[GradeStock]: %v; GORM's Take: %v; want both to fail", err, wantErr)
 		}
 	})
 }
@@ -545,7 +570,8 @@ func TestDirectField(t *testing.T) {
 		{reflect.TypeFor[string](), true},
 		{reflect.TypeFor[*int64](), true},
 		{reflect.TypeFor[time.Time](), true},
-		{reflect.TypeFor[json.RawMessage](), true},
+		{reflect.TypeFor[json.RawMessage](), false},
+		{reflect.TypeFor[Grade](), true},
 		{reflect.TypeFor[gorm.DeletedAt](), true},
 		{reflect.TypeFor[sql.NullString](), true},
 		{reflect.TypeFor[Tags](), true},

@@ -408,7 +408,7 @@ func (p *typedPlan) get(ctx context.Context, db *DB, row reflect.Value, key any)
 		}
 		defer rows.Close()
 		if !rows.Next() {
-			return rows.Err()
+			return retryable(rows.Err())
 		}
 		n = 1
 		if err := p.scan(ctx, rows, row); err != nil {
@@ -478,13 +478,13 @@ func (p *typedPlan) insert(ctx context.Context, db *DB, row reflect.Value) error
 				v, _ = f.ValueOf(ctx, row)
 			}
 		}
-		args = append(args, bindVar(v))
+		args = append(args, v) // GORM binds a direct field's value as is
 	}
 	mask := 0
 	for i, f := range p.defaulted {
 		if v, zero := f.ValueOf(ctx, row); !zero {
 			mask |= 1 << i
-			args = append(args, bindVar(v))
+			args = append(args, v) // GORM binds a direct field's value as is
 		}
 	}
 	st := p.inserts[mask]
@@ -513,23 +513,9 @@ func (p *typedPlan) insert(ctx context.Context, db *DB, row reflect.Value) error
 			}
 		}
 		rows.Close()
-		return rows.Err()
+		return retryable(rows.Err())
 	})
 	return db.finish(ctx, begin, st, n, err)
-}
-
-// bindVar is the value GORM's statement builder binds for v: an empty
-// list that is neither a driver.Valuer nor a []byte is NULL (GORM writes
-// "(NULL)").
-func bindVar(v any) any {
-	switch v.(type) {
-	case driver.Valuer, []byte:
-		return v
-	}
-	if rv := reflect.ValueOf(v); (rv.Kind() == reflect.Slice || rv.Kind() == reflect.Array) && rv.Len() == 0 {
-		return nil
-	}
-	return v
 }
 
 // readPool picks the pool a read runs on, as dbresolver and the session

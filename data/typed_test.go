@@ -648,3 +648,38 @@ func TestTypedCancellationAndStop(t *testing.T) {
 		t.Fatal("the insert in flight still runs 10s after Stop")
 	}
 }
+
+// Many goroutines share one plan per model, built by whichever comes first.
+func TestTypedConcurrent(t *testing.T) {
+	dialects(t, func(t *testing.T, cfg Config) {
+		db := openGadgets(t, cfg)
+		ctx := context.Background()
+		const workers, each = 8, 10
+		errs := make(chan error, workers)
+		for w := range workers {
+			go func() {
+				for i := range each {
+					g := Gadget{Name: fmt.Sprintf("g%d-%d", w, i), Grade: "B"}
+					if err := Insert(ctx, db, &g); err != nil {
+						errs <- err
+						return
+					}
+					got, err := Get[Gadget](ctx, db, g.ID)
+					if err != nil || got.Name != g.Name || got.Grade != "B" || got.Status != "new" {
+						errs <- fmt.Errorf("read back %+v: %v", got, err)
+						return
+					}
+				}
+				errs <- nil
+			}()
+		}
+		for range workers {
+			if err := <-errs; err != nil {
+				t.Error(err)
+			}
+		}
+		if n := count(t, db, "gadgets"); n != workers*each {
+			t.Errorf("%d gadgets, want %d", n, workers*each)
+		}
+	})
+}

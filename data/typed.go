@@ -532,7 +532,8 @@ func (db *DB) readPool(ctx context.Context) *sql.DB {
 
 // boundOp bounds ctx by Config.OpTimeout when it has no deadline and the
 // statement would wait for one of pool's connections, as the deadline
-// callbacks do for GORM's statements.
+// callbacks do for GORM's statements (they look at every pool, not knowing
+// which one dbresolver will pick; this looks at the one it uses).
 func (db *DB) boundOp(ctx context.Context, pool *sql.DB) (context.Context, context.CancelFunc) {
 	if db.cfg.OpTimeout < 0 {
 		return ctx, func() {}

@@ -4,10 +4,10 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/labstack/echo/v4"
-	"gorm.io/gorm"
 
 	"github.com/threetier/threetier/app"
 	"github.com/threetier/threetier/data"
@@ -57,6 +57,7 @@ func newAPI(db *data.DB, instance string, log *slog.Logger) (*app.Server, error)
 	e := api.Echo()
 	e.GET("/api/hello", g.hello)
 	e.GET("/api/greetings", g.list)
+	e.GET("/api/greetings/:id", g.get)
 	e.POST("/api/greetings", app.Handle(http.StatusCreated, g.create))
 	return api, nil
 }
@@ -85,10 +86,27 @@ func (g *greetings) list(c echo.Context) error {
 	return c.JSON(http.StatusOK, list)
 }
 
+// get answers GET /api/greetings/:id; a missing greeting is a 404 problem
+// (data.ErrNotFound, mapped by data.ProblemOrNil).
+func (g *greetings) get(c echo.Context) error {
+	id, err := strconv.ParseUint(c.Param("id"), 10, 64)
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, "id must be a positive integer")
+	}
+	row, err := app.Do(c.Request().Context(), g.guard, func(ctx context.Context) (*Greeting, error) {
+		return data.Get[Greeting](ctx, g.db, id)
+	})
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, row)
+}
+
+// create stores one greeting: a single statement needs no transaction.
 func (g *greetings) create(c echo.Context, in NewGreeting) (Greeting, error) {
 	return app.Do(c.Request().Context(), g.guard, func(ctx context.Context) (Greeting, error) {
 		row := Greeting{Name: in.Name}
-		err := g.db.Tx(ctx, func(tx *gorm.DB) error { return tx.Create(&row).Error })
-		return row, data.Classify(err)
+		err := data.Insert(ctx, g.db, &row)
+		return row, err
 	})
 }

@@ -91,6 +91,17 @@ func exercise(t *testing.T, args []string) {
 		t.Fatalf("create: %d %s", status, body)
 	}
 
+	status, body = call(t, client, "GET", fmt.Sprintf("%s/api/greetings/%d", base, created.ID), "")
+	var got Greeting
+	if status != 200 || json.Unmarshal([]byte(body), &got) != nil || got.ID != created.ID || got.Name != "Ada" || got.CreatedAt.IsZero() {
+		t.Fatalf("get: %d %s", status, body)
+	}
+	for path, want := range map[string]int{"/api/greetings/999999": 404, "/api/greetings/abc": 400, "/api/greetings/-1": 400} {
+		if status, body = call(t, client, "GET", base+path, ""); status != want || !strings.Contains(body, fmt.Sprintf(`"status":%d`, want)) {
+			t.Fatalf("GET %s: %d %s, want %d problem", path, status, body, want)
+		}
+	}
+
 	// Invalid input is refused at the app tier and stores nothing.
 	status, body = call(t, client, "POST", base+"/api/greetings", `{"name":""}`)
 	if status != http.StatusUnprocessableEntity || !strings.Contains(body, `"field":"name"`) {

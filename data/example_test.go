@@ -63,20 +63,13 @@ func ExampleOpen() {
 // Tx reruns the closure when concurrent transactions conflict; a Tx opened
 // with the closure's context nests under a savepoint.
 func ExampleDB_Tx() {
-	dir, _ := os.MkdirTemp("", "example")
-	defer os.RemoveAll(dir)
 	ctx := context.Background()
-	fsys, _ := fs(migrations)
-	db, err := data.Open(ctx, data.Config{Path: filepath.Join(dir, "shop.db")}, data.WithMigrations(fsys))
+	db, done, err := migratedShop(ctx)
 	if err != nil {
 		fmt.Println(err)
 		return
 	}
-	defer db.Close()
-	if _, err := db.Migrate(ctx); err != nil {
-		fmt.Println(err)
-		return
-	}
+	defer done()
 	db.WithContext(ctx).Create(&Product{Name: "widget", Stock: 3})
 
 	err = db.Tx(ctx, func(tx *gorm.DB) error {
@@ -106,20 +99,13 @@ func ExampleDB_Tx() {
 // PostgreSQL they skip GORM's statement building, with GORM's results; on
 // SQLite (as here) and inside a Tx they run through GORM.
 func ExampleGet() {
-	dir, _ := os.MkdirTemp("", "example")
-	defer os.RemoveAll(dir)
 	ctx := context.Background()
-	fsys, _ := fs(migrations)
-	db, err := data.Open(ctx, data.Config{Path: filepath.Join(dir, "shop.db")}, data.WithMigrations(fsys))
+	db, done, err := migratedShop(ctx)
 	if err != nil {
 		fmt.Println(err)
 		return
 	}
-	defer db.Close()
-	if _, err := db.Migrate(ctx); err != nil {
-		fmt.Println(err)
-		return
-	}
+	defer done()
 
 	p := Product{Name: "widget", Stock: 3}
 	if err := data.Insert(ctx, db, &p); err != nil {
@@ -148,4 +134,28 @@ func ExampleStatusOf() {
 	// 422 false Unprocessable Entity
 	// 504 true Gateway Timeout
 	// 503 true Service Unavailable
+}
+
+// migratedShop opens the shop database of the examples in a temporary
+// directory and applies its migrations; done closes and removes it.
+func migratedShop(ctx context.Context) (db *data.DB, done func(), err error) {
+	dir, err := os.MkdirTemp("", "example")
+	if err != nil {
+		return nil, nil, err
+	}
+	fsys, _ := fs(migrations)
+	db, err = data.Open(ctx, data.Config{Path: filepath.Join(dir, "shop.db")}, data.WithMigrations(fsys))
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, nil, err
+	}
+	done = func() {
+		db.Close()
+		os.RemoveAll(dir)
+	}
+	if _, err := db.Migrate(ctx); err != nil {
+		done()
+		return nil, nil, err
+	}
+	return db, done, nil
 }

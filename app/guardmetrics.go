@@ -1,7 +1,6 @@
 package app
 
 import (
-	"errors"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -36,50 +35,44 @@ type guardVecs struct {
 func newGuardVecs(reg prometheus.Registerer) (*guardVecs, error) {
 	v := &guardVecs{reg: reg}
 	var err error
-	v.calls, err = register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+	if v.calls, err = tier.RegisterShared(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: tier.MetricsNamespace, Subsystem: metricsSubsystem, Name: "guard_calls_total",
 		Help: "Attempts made through a guard, by outcome (success, slow, failure, timeout, not_failure, canceled).",
-	}, []string{"guard", "outcome"}), err)
-	v.rejections, err = register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+	}, []string{"guard", "outcome"})); err != nil {
+		return nil, err
+	}
+	if v.rejections, err = tier.RegisterShared(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: tier.MetricsNamespace, Subsystem: metricsSubsystem, Name: "guard_rejections_total",
 		Help: "Calls a guard refused, by reason (breaker_open, bulkhead_full, retry_budget).",
-	}, []string{"guard", "reason"}), err)
-	v.retries, err = register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+	}, []string{"guard", "reason"})); err != nil {
+		return nil, err
+	}
+	if v.retries, err = tier.RegisterShared(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: tier.MetricsNamespace, Subsystem: metricsSubsystem, Name: "guard_retries_total",
 		Help: "Retries a guard made for idempotent calls.",
-	}, []string{"guard"}), err)
-	v.fallbacks, err = register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+	}, []string{"guard"})); err != nil {
+		return nil, err
+	}
+	if v.fallbacks, err = tier.RegisterShared(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: tier.MetricsNamespace, Subsystem: metricsSubsystem, Name: "guard_fallbacks_total",
 		Help: "Calls answered by their fallback.",
-	}, []string{"guard"}), err)
-	v.transitions, err = register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+	}, []string{"guard"})); err != nil {
+		return nil, err
+	}
+	if v.transitions, err = tier.RegisterShared(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: tier.MetricsNamespace, Subsystem: metricsSubsystem, Name: "guard_transitions_total",
 		Help: "Breaker state changes, by the state entered.",
-	}, []string{"guard", "to"}), err)
-	v.duration, err = register(reg, prometheus.NewHistogramVec(prometheus.HistogramOpts{
+	}, []string{"guard", "to"})); err != nil {
+		return nil, err
+	}
+	if v.duration, err = tier.RegisterShared(reg, prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Namespace: tier.MetricsNamespace, Subsystem: metricsSubsystem, Name: "guard_call_duration_seconds",
 		Help:    "Duration of the attempts made through a guard.",
 		Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
-	}, []string{"guard"}), err)
-	return v, err
-}
-
-// register registers c, or returns the collector already registered in
-// its place, so that two registries of guards can share a Registerer.
-func register[C prometheus.Collector](reg prometheus.Registerer, c C, prev error) (C, error) {
-	if prev != nil {
-		return c, prev
+	}, []string{"guard"})); err != nil {
+		return nil, err
 	}
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(C); ok {
-				return existing, nil
-			}
-		}
-		return c, err
-	}
-	return c, nil
+	return v, nil
 }
 
 // guardMetrics are one guard's children of the shared families, resolved

@@ -1,6 +1,7 @@
 package tier
 
 import (
+	"errors"
 	"net/http"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -35,4 +36,22 @@ func Registerer(reg prometheus.Registerer) prometheus.Registerer {
 		return prometheus.NewRegistry()
 	}
 	return reg
+}
+
+// RegisterShared registers c with reg, or returns the collector of the same
+// type already registered there under the same description, so that two
+// servers (or two registries of guards) given one Registerer share, and add
+// up in, the same series.
+func RegisterShared[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
+	err := reg.Register(c)
+	if err == nil {
+		return c, nil
+	}
+	var are prometheus.AlreadyRegisteredError
+	if errors.As(err, &are) {
+		if existing, ok := are.ExistingCollector.(C); ok {
+			return existing, nil
+		}
+	}
+	return c, err
 }

@@ -1,7 +1,6 @@
 package web
 
 import (
-	"errors"
 	"net/http"
 	"strconv"
 
@@ -36,31 +35,16 @@ func newFilesMetrics(reg prometheus.Registerer) (*filesMetrics, error) {
 		}),
 	}
 	var err error
-	if m.hits, err = register(reg, m.hits); err != nil {
+	if m.hits, err = tier.RegisterShared(reg, m.hits); err != nil {
 		return nil, err
 	}
-	if m.misses, err = register(reg, m.misses); err != nil {
+	if m.misses, err = tier.RegisterShared(reg, m.misses); err != nil {
 		return nil, err
 	}
-	if m.bytes, err = register(reg, m.bytes); err != nil {
+	if m.bytes, err = tier.RegisterShared(reg, m.bytes); err != nil {
 		return nil, err
 	}
 	return m, nil
-}
-
-// register adds col to reg, or returns the collector already registered
-// under the same name so that two servers can share a registry.
-func register[C prometheus.Collector](reg prometheus.Registerer, col C) (C, error) {
-	if err := reg.Register(col); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(C); ok {
-				return existing, nil
-			}
-		}
-		return col, err
-	}
-	return col, nil
 }
 
 // serverMetrics are the web tier's request metrics.
@@ -124,16 +108,16 @@ func newServerMetrics(reg prometheus.Registerer) (*serverMetrics, error) {
 		}),
 	}
 	var err error
-	if m.requests, err = register(reg, m.requests); err != nil {
+	if m.requests, err = tier.RegisterShared(reg, m.requests); err != nil {
 		return nil, err
 	}
-	if m.duration, err = register(reg, m.duration); err != nil {
+	if m.duration, err = tier.RegisterShared(reg, m.duration); err != nil {
 		return nil, err
 	}
-	if m.bytes, err = register(reg, m.bytes); err != nil {
+	if m.bytes, err = tier.RegisterShared(reg, m.bytes); err != nil {
 		return nil, err
 	}
-	if m.inFlight, err = register(reg, m.inFlight); err != nil {
+	if m.inFlight, err = tier.RegisterShared(reg, m.inFlight); err != nil {
 		return nil, err
 	}
 	for mi, method := range []string{http.MethodGet, http.MethodHead} {

@@ -1,18 +1,17 @@
 package app
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"slices"
-	"sync"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
 
+	"github.com/threetier/threetier/internal/syncbuf"
 	"github.com/threetier/threetier/tier"
 )
 
@@ -32,27 +31,9 @@ func waitFor(t testing.TB, within time.Duration, what string, cond func() bool) 
 	}
 }
 
-// logBuffer collects log output safely across goroutines.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-func newTestLogger(t testing.TB) (*slog.Logger, *logBuffer) {
+func newTestLogger(t testing.TB) (*slog.Logger, *syncbuf.Buffer) {
 	t.Helper()
-	buf := &logBuffer{}
+	buf := &syncbuf.Buffer{}
 	log, err := tier.NewLogger(tier.LogConfig{Level: "debug", Format: "json"}, buf)
 	if err != nil {
 		t.Fatal(err)

@@ -17,6 +17,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/threetier/threetier/internal/syncbuf"
 	"github.com/threetier/threetier/tier"
 )
 
@@ -35,7 +36,7 @@ type problemServer struct {
 	handled atomic.Int64 // calls that reached the item handler
 	hold    chan struct{}
 	held    chan struct{}
-	logs    *logBuffer
+	logs    *syncbuf.Buffer
 }
 
 func newProblemServer(t *testing.T, cfg Config) *problemServer {

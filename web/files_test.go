@@ -23,6 +23,7 @@ import (
 
 	"github.com/klauspost/compress/zstd"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/threetier/threetier/internal/syncbuf"
 	"github.com/threetier/threetier/tier"
 )
 
@@ -607,7 +608,7 @@ func TestLargeFileChangedBeforeOpen(t *testing.T) {
 // once, not once per request: clients could otherwise flood the logs.
 func TestLookupFailuresDoNotFloodTheLog(t *testing.T) {
 	tr := newTree(t)
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	_, base := serveFiles(t, FilesConfig{Root: tr.root}, WithLogger(log))
 	c := client(t)

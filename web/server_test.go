@@ -20,32 +20,14 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/threetier/threetier/internal/syncbuf"
 	"github.com/threetier/threetier/tier"
 )
-
-// syncBuffer is a log sink safe for the server's goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 func startServer(t *testing.T, cfg Config, opts ...Option) *Server {
 	t.Helper()
@@ -72,7 +54,7 @@ func startServer(t *testing.T, cfg Config, opts ...Option) *Server {
 func TestServerServesFilesAndRoutes(t *testing.T) {
 	tr := newTree(t)
 	reg := prometheus.NewRegistry()
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	log, _ := tier.NewLogger(tier.LogConfig{Format: "json"}, &logs)
 	s := startServer(t, Config{Files: FilesConfig{Root: tr.root}}, WithRegistry(reg), WithLogger(log))
 	s.Echo().GET("/api/hello", func(c echo.Context) error { return c.String(200, "hello") })

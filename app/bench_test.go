@@ -72,40 +72,30 @@ func BenchmarkGuardedCall(b *testing.B) {
 			}
 		}
 	})
-	b.Run("bare-parallel", func(b *testing.B) {
-		b.ReportAllocs()
-		b.RunParallel(func(pb *testing.PB) {
-			n := 0
-			for pb.Next() {
-				v, _ := bareCall(ctx)
-				n += v
-			}
-			_ = n
-		})
-	})
+	// parallel runs call on every P at once, as concurrent requests do.
+	parallel := func(call func(context.Context) (int, error)) func(*testing.B) {
+		return func(b *testing.B) {
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				n := 0
+				for pb.Next() {
+					v, _ := call(ctx)
+					n += v
+				}
+				_ = n
+			})
+		}
+	}
+	guarded := func(b *testing.B, cfg GuardConfig) func(context.Context) (int, error) {
+		g := newGuard(b, cfg)
+		return func(ctx context.Context) (int, error) { return Do(ctx, g, bareCall) }
+	}
+	b.Run("bare-parallel", parallel(bareCall))
 	b.Run("guarded-parallel", func(b *testing.B) {
-		g := newGuard(b, GuardConfig{Timeout: -1, MaxConcurrent: -1})
-		b.ReportAllocs()
-		b.RunParallel(func(pb *testing.PB) {
-			n := 0
-			for pb.Next() {
-				v, _ := Do(ctx, g, bareCall)
-				n += v
-			}
-			_ = n
-		})
+		parallel(guarded(b, GuardConfig{Timeout: -1, MaxConcurrent: -1}))(b)
 	})
 	b.Run("guarded-parallel-bulkhead", func(b *testing.B) {
-		g := newGuard(b, GuardConfig{Timeout: -1})
-		b.ReportAllocs()
-		b.RunParallel(func(pb *testing.PB) {
-			n := 0
-			for pb.Next() {
-				v, _ := Do(ctx, g, bareCall)
-				n += v
-			}
-			_ = n
-		})
+		parallel(guarded(b, GuardConfig{Timeout: -1}))(b)
 	})
 }
 

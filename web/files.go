@@ -442,13 +442,13 @@ func (f *Files) serve(w http.ResponseWriter, r *http.Request, e *entry) {
 	}
 }
 
-// serveFile sends e (or its best compressed form) after the conditional
-// and range headers are applied. It returns errStale, having written
-// nothing, when the file changed since e was loaded.
 // autoLengthMax is the largest body net/http sizes on its own when the
 // handler writes it at once and returns: the size of its chunking buffer.
 const autoLengthMax = 2048
 
+// serveFile sends e (or its best compressed form) after the conditional
+// and range headers are applied. It returns errStale, having written
+// nothing, when the file changed since e was loaded.
 func (f *Files) serveFile(w http.ResponseWriter, r *http.Request, e *entry) error {
 	h := w.Header()
 	if e.hdrCacheControl != nil {

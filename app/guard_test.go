@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/sony/gobreaker/v2"
 
+	"github.com/threetier/threetier/internal/wait"
 	"github.com/threetier/threetier/tier"
 )
 
@@ -81,7 +82,7 @@ func TestBreakerTripsRejectsFastProbesAndCloses(t *testing.T) {
 	}
 
 	// Half-open after OpenFor: exactly HalfOpenProbes calls go through.
-	waitFor(t, 5*time.Second, "half-open", func() bool { return g.State() == gobreaker.StateHalfOpen })
+	wait.For(t, 5*time.Second, "half-open", func() bool { return g.State() == gobreaker.StateHalfOpen })
 	release := make(chan struct{})
 	var probing sync.WaitGroup
 	var entered atomic.Int64
@@ -97,7 +98,7 @@ func TestBreakerTripsRejectsFastProbesAndCloses(t *testing.T) {
 			}
 		})
 	}
-	waitFor(t, 5*time.Second, "two probes in flight", func() bool { return entered.Load() == 2 })
+	wait.For(t, 5*time.Second, "two probes in flight", func() bool { return entered.Load() == 2 })
 	if _, err := Do(ctx, g, failing(&calls)); !errors.Is(err, ErrBreakerOpen) {
 		t.Fatalf("third call while two probes run: err = %v, want rejection", err)
 	}
@@ -115,7 +116,7 @@ func TestBreakerReopensWhenProbeFails(t *testing.T) {
 	g := newTestGuard(t, GuardConfig{ConsecutiveFailures: 1, OpenFor: 50 * time.Millisecond})
 	var calls atomic.Int64
 	_, _ = Do(context.Background(), g, failing(&calls))
-	waitFor(t, 5*time.Second, "half-open", func() bool { return g.State() == gobreaker.StateHalfOpen })
+	wait.For(t, 5*time.Second, "half-open", func() bool { return g.State() == gobreaker.StateHalfOpen })
 	_, _ = Do(context.Background(), g, failing(&calls))
 	if s := g.State(); s != gobreaker.StateOpen {
 		t.Fatalf("breaker %s after a failed probe, want open", s)
@@ -377,7 +378,7 @@ func TestBulkheadCapsConcurrency(t *testing.T) {
 			}
 		})
 	}
-	waitFor(t, 5*time.Second, "the bulkhead to fill and the rest to be refused", func() bool {
+	wait.For(t, 5*time.Second, "the bulkhead to fill and the rest to be refused", func() bool {
 		return inside.Load() == limit && rejected.Load() == callers-limit
 	})
 	if g.InFlight() != limit {
@@ -414,7 +415,7 @@ func TestBulkheadBoundedWait(t *testing.T) {
 		_, err := Do(context.Background(), g, func(context.Context) (int, error) { return 2, nil })
 		done <- err
 	}()
-	waitFor(t, 5*time.Second, "the second call to wait for a slot", func() bool { return g.bulkhead.waiting.Load() == 1 })
+	wait.For(t, 5*time.Second, "the second call to wait for a slot", func() bool { return g.bulkhead.waiting.Load() == 1 })
 	close(release) // the waiter gets the freed slot
 	if err := <-done; err != nil {
 		t.Fatalf("waiting call: %v, want it to get the freed slot", err)
@@ -587,7 +588,7 @@ func TestFailureRatioWindowRolls(t *testing.T) {
 	for range 3 {
 		_, _ = Do(ctx, g, failing(&calls)) // below the minimum volume
 	}
-	waitFor(t, 5*time.Second, "the old failures to leave the window", func() bool {
+	wait.For(t, 5*time.Second, "the old failures to leave the window", func() bool {
 		_ = g.State() // the breaker rolls its window when asked
 		return g.Counts().TotalFailures == 0
 	})

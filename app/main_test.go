@@ -19,18 +19,6 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t testing.TB, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", within, what)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
-
 func newTestLogger(t testing.TB) (*slog.Logger, *syncbuf.Buffer) {
 	t.Helper()
 	buf := &syncbuf.Buffer{}

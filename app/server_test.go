@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/threetier/threetier/internal/syncbuf"
+	"github.com/threetier/threetier/internal/wait"
 	"github.com/threetier/threetier/tier"
 )
 
@@ -440,7 +441,7 @@ func TestRunDrainsInFlight(t *testing.T) {
 	go func() { got <- do(t, c, "GET", "http://"+s.Addr()+"/slow", "", nil) }()
 	<-entered
 	cancel()
-	waitFor(t, 5*time.Second, "the listener to close", func() bool {
+	wait.For(t, 5*time.Second, "the listener to close", func() bool {
 		conn, err := net.DialTimeout("tcp", s.Addr(), 100*time.Millisecond)
 		if err == nil {
 			_ = conn.Close()

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/threetier/threetier/internal/wait"
 )
 
 // zone is a tiny authoritative DNS server on 127.0.0.1 whose records the
@@ -160,7 +162,7 @@ func TestDNSSRVDiscovery(t *testing.T) {
 
 	// a leaves, c joins, d is a backup (higher priority number).
 	z.setSRV(name, srvRec{b: b, weight: 3}, srvRec{b: c, weight: 3}, srvRec{b: d, weight: 1, priority: 20})
-	waitFor(t, 5*time.Second, "the pool to follow DNS", func() bool {
+	wait.For(t, 5*time.Second, "the pool to follow DNS", func() bool {
 		return slices.Equal(endpointURLs(p), sortedURLs(b, c, d))
 	})
 	if st := statusOf(p, b.url); st.Requests != bRequests {
@@ -175,7 +177,7 @@ func TestDNSSRVDiscovery(t *testing.T) {
 	z.servfail = true
 	seen := z.queries
 	z.mu.Unlock()
-	waitFor(t, 5*time.Second, "a failed resolution", func() bool {
+	wait.For(t, 5*time.Second, "a failed resolution", func() bool {
 		z.mu.Lock()
 		defer z.mu.Unlock()
 		return z.queries > seen+1
@@ -202,7 +204,7 @@ func TestDNSReresolvedAfterConnectFailure(t *testing.T) {
 	z.setSRV(name, srvRec{b: b, weight: 1})
 	a.kill()
 	_, _, _ = get(t, p.Client(), "http://app/") // fails to connect: asks for a new resolution
-	waitFor(t, 5*time.Second, "re-resolution after the connect failure", func() bool {
+	wait.For(t, 5*time.Second, "re-resolution after the connect failure", func() bool {
 		return slices.Equal(endpointURLs(p), []string{b.url})
 	})
 	if code, body, err := get(t, p.Client(), "http://app/"); err != nil || code != 200 || body != b.url {

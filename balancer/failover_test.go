@@ -8,11 +8,13 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/threetier/threetier/internal/wait"
 )
 
 // load sends GETs from several goroutines until stop is closed and counts
 // the ones that failed (an error or a status other than 200).
-func load(t *testing.T, p *Pool, workers int, stop <-chan struct{}) (sent, failed *atomic.Int64, wait func()) {
+func load(t *testing.T, p *Pool, workers int, stop <-chan struct{}) (sent, failed *atomic.Int64, done func()) {
 	sent, failed = new(atomic.Int64), new(atomic.Int64)
 	client := p.Client()
 	var wg sync.WaitGroup
@@ -46,21 +48,21 @@ func TestKilledBackendUnderLoad(t *testing.T) {
 				Outlier:   OutlierConfig{BaseEjection: time.Minute},
 			})
 			stop := make(chan struct{})
-			sent, failed, wait := load(t, p, 16, stop)
-			waitFor(t, 10*time.Second, "traffic on every backend", func() bool {
+			sent, failed, loadDone := load(t, p, 16, stop)
+			wait.For(t, 10*time.Second, "traffic on every backend", func() bool {
 				return a.hits.Load() > 50 && b.hits.Load() > 50 && c.hits.Load() > 50
 			})
 
 			b.kill()
 			killed := time.Now()
-			waitFor(t, time.Second, "the killed backend to be ejected", func() bool {
+			wait.For(t, time.Second, "the killed backend to be ejected", func() bool {
 				return statusOf(p, b.url).State == StateEjected
 			})
 			t.Logf("ejected %s after the kill", time.Since(killed))
 
 			// Something listens on the dead backend's address again: once the
 			// attempts picked before the ejection are over, it gets no request.
-			waitFor(t, time.Second, "attempts on the dead backend to end", func() bool {
+			wait.For(t, time.Second, "attempts on the dead backend to end", func() bool {
 				return statusOf(p, b.url).InFlight == 0
 			})
 			ln, err := net.Listen("tcp", b.ln.Addr().String())
@@ -69,9 +71,9 @@ func TestKilledBackendUnderLoad(t *testing.T) {
 			}
 			zombie := serveBackend(t, ln)
 			before := sent.Load()
-			waitFor(t, 10*time.Second, "more traffic", func() bool { return sent.Load() > before+300 })
+			wait.For(t, 10*time.Second, "more traffic", func() bool { return sent.Load() > before+300 })
 			close(stop)
-			wait()
+			loadDone()
 
 			if n := failed.Load(); n != 0 {
 				t.Fatalf("%d of %d requests failed", n, sent.Load())
@@ -114,7 +116,7 @@ func TestFailingBackendEjectedThenSlowStart(t *testing.T) {
 	}
 
 	b.status.Store(0) // recovered
-	waitFor(t, 5*time.Second, "b back in slow start", func() bool { return statusOf(p, b.url).State == StateSlowStart })
+	wait.For(t, 5*time.Second, "b back in slow start", func() bool { return statusOf(p, b.url).State == StateSlowStart })
 	a.hits.Store(0)
 	b.hits.Store(0)
 	for range 100 {
@@ -125,7 +127,7 @@ func TestFailingBackendEjectedThenSlowStart(t *testing.T) {
 	if ah, bh := a.hits.Load(), b.hits.Load(); bh == 0 || bh*2 > ah {
 		t.Fatalf("slow start: a got %d, b got %d; want b under half of a but not nothing", ah, bh)
 	}
-	waitFor(t, 5*time.Second, "b fully up", func() bool { return statusOf(p, b.url).State == StateUp })
+	wait.For(t, 5*time.Second, "b fully up", func() bool { return statusOf(p, b.url).State == StateUp })
 	a.hits.Store(0)
 	b.hits.Store(0)
 	for range 100 {
@@ -211,8 +213,8 @@ func TestRunTimeChangesUnderLoad(t *testing.T) {
 	a, b, c := newBackend(t), newBackend(t), newBackend(t)
 	p := newPool(t, Config{Endpoints: []string{a.url, b.url}, Policy: PolicyLeastRequest, SlowStart: 100 * time.Millisecond})
 	stop := make(chan struct{})
-	sent, failed, wait := load(t, p, 8, stop)
-	waitFor(t, 10*time.Second, "traffic", func() bool { return sent.Load() > 50 })
+	sent, failed, loadDone := load(t, p, 8, stop)
+	wait.For(t, 10*time.Second, "traffic", func() bool { return sent.Load() > 50 })
 	ctx := context.Background()
 	for i := range 30 {
 		if err := p.Add(Endpoint{URL: c.url, Weight: 1 + i%3}); err != nil {
@@ -232,9 +234,9 @@ func TestRunTimeChangesUnderLoad(t *testing.T) {
 		}
 	}
 	before := sent.Load()
-	waitFor(t, 10*time.Second, "more traffic", func() bool { return sent.Load() > before+50 })
+	wait.For(t, 10*time.Second, "more traffic", func() bool { return sent.Load() > before+50 })
 	close(stop)
-	wait()
+	loadDone()
 	if failed.Load() != 0 {
 		t.Fatalf("%d of %d requests failed", failed.Load(), sent.Load())
 	}

@@ -89,18 +89,6 @@ func (b *backend) kill() {
 	}
 }
 
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", d, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 func newPool(t testing.TB, cfg Config, opts ...Option) *Pool {
 	t.Helper()
 	p, err := New(cfg, opts...)

@@ -13,6 +13,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/threetier/threetier/internal/wait"
 )
 
 func TestDrainLetsInFlightRequestsFinish(t *testing.T) {
@@ -31,11 +33,11 @@ func TestDrainLetsInFlightRequestsFinish(t *testing.T) {
 			codes <- code
 		})
 	}
-	waitFor(t, 5*time.Second, "5 requests in flight on a", func() bool { return a.inflight.Load() == 5 })
+	wait.For(t, 5*time.Second, "5 requests in flight on a", func() bool { return a.inflight.Load() == 5 })
 
 	drained := make(chan error, 1)
 	go func() { drained <- p.Drain(context.Background(), a.url) }()
-	waitFor(t, 5*time.Second, "a draining", func() bool { return statusOf(p, a.url).State == StateDraining })
+	wait.For(t, 5*time.Second, "a draining", func() bool { return statusOf(p, a.url).State == StateDraining })
 
 	// New requests go elsewhere while a finishes.
 	if _, body, err := get(t, client, "http://upstream/"); err != nil || body != b.url {
@@ -73,7 +75,7 @@ func TestDrainGivesUpWithItsContext(t *testing.T) {
 		defer close(done)
 		_, _, _ = get(t, p.Client(), "http://upstream/slow")
 	}()
-	waitFor(t, 5*time.Second, "a request in flight", func() bool { return a.inflight.Load() == 1 })
+	wait.For(t, 5*time.Second, "a request in flight", func() bool { return a.inflight.Load() == 1 })
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
 	if err := p.Remove(ctx, a.url); !errors.Is(err, context.DeadlineExceeded) {
@@ -103,7 +105,7 @@ func TestActiveHealthChecks(t *testing.T) {
 		t.Fatalf("dead endpoint after Start: %+v", st)
 	}
 	b.health.Store(http.StatusInternalServerError)
-	waitFor(t, 5*time.Second, "b down", func() bool { return statusOf(p, b.url).State == StateDown })
+	wait.For(t, 5*time.Second, "b down", func() bool { return statusOf(p, b.url).State == StateDown })
 	if st := statusOf(p, b.url); !strings.Contains(st.LastCheckError, "500") {
 		t.Fatalf("last check error = %q", st.LastCheckError)
 	}
@@ -113,7 +115,7 @@ func TestActiveHealthChecks(t *testing.T) {
 		}
 	}
 	b.health.Store(0)
-	waitFor(t, 5*time.Second, "b up", func() bool { return statusOf(p, b.url).State == StateUp })
+	wait.For(t, 5*time.Second, "b up", func() bool { return statusOf(p, b.url).State == StateUp })
 	if err := p.Stop(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -148,13 +150,13 @@ func TestBackupsAndPanic(t *testing.T) {
 	for _, be := range []*backend{b, c, d} {
 		be.health.Store(http.StatusServiceUnavailable)
 	}
-	waitFor(t, 5*time.Second, "panic routing", func() bool { return p.table.Load().panic && serving() == 4 })
+	wait.For(t, 5*time.Second, "panic routing", func() bool { return p.table.Load().panic && serving() == 4 })
 	if err := p.Check(context.Background()); err != nil {
 		t.Fatalf("one healthy endpoint, yet Check = %v", err)
 	}
 	// No primary healthy: the backup takes over.
 	a.health.Store(http.StatusServiceUnavailable)
-	waitFor(t, 5*time.Second, "the backup alone", func() bool {
+	wait.For(t, 5*time.Second, "the backup alone", func() bool {
 		return serving() == 1 && statusOf(p, backup.url).Serving
 	})
 	if _, body, err := get(t, p.Client(), "http://upstream/"); err != nil || body != backup.url {
@@ -162,12 +164,12 @@ func TestBackupsAndPanic(t *testing.T) {
 	}
 	// Backup down too: Check fails, and requests still try every endpoint.
 	backup.health.Store(http.StatusServiceUnavailable)
-	waitFor(t, 5*time.Second, "not ready", func() bool { return p.Check(context.Background()) != nil })
+	wait.For(t, 5*time.Second, "not ready", func() bool { return p.Check(context.Background()) != nil })
 	if code, _, err := get(t, p.Client(), "http://upstream/"); err != nil || code != 200 {
 		t.Fatalf("panic over all: %d %v", code, err)
 	}
 	a.health.Store(0)
-	waitFor(t, 5*time.Second, "a back", func() bool { return p.Check(context.Background()) == nil })
+	wait.For(t, 5*time.Second, "a back", func() bool { return p.Check(context.Background()) == nil })
 	if err := p.Stop(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -215,7 +217,7 @@ func TestStartStop(t *testing.T) {
 	if err := p.Add(Endpoint{URL: b.url}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 5*time.Second, "the added endpoint checked", func() bool { return statusOf(p, b.url).State == StateDown })
+	wait.For(t, 5*time.Second, "the added endpoint checked", func() bool { return statusOf(p, b.url).State == StateDown })
 	if err := p.Stop(context.Background()); err != nil {
 		t.Fatal(err)
 	}

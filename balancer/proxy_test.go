@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/threetier/threetier/internal/wait"
 	"github.com/threetier/threetier/tier"
 )
 
@@ -131,7 +132,7 @@ func TestUpgradeThroughPool(t *testing.T) {
 		t.Fatalf("echo: %q %v", line, err)
 	}
 	conn.Close()
-	waitFor(t, 5*time.Second, "the upgraded connection to end", func() bool {
+	wait.For(t, 5*time.Second, "the upgraded connection to end", func() bool {
 		return statusOf(p, backendSrv.URL).InFlight == 0
 	})
 }

@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/threetier/threetier/internal/wait"
 )
 
 func TestRetryBudgetHoldsWhenAllFail(t *testing.T) {
@@ -199,7 +201,7 @@ func TestInFlightSettlesOnEveryPath(t *testing.T) {
 		}
 		cancel()
 	}
-	waitFor(t, 5*time.Second, "nothing in flight", func() bool {
+	wait.For(t, 5*time.Second, "nothing in flight", func() bool {
 		n := p.inflight.Load()
 		for _, s := range p.Snapshot() {
 			n += s.InFlight

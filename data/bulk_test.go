@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"gorm.io/gorm"
+
+	"github.com/threetier/threetier/internal/wait"
 )
 
 func makeEvents(n int, kind string) []Event {
@@ -146,5 +148,5 @@ func TestBulkInsertCancelledMidway(t *testing.T) {
 	if got := count(t, db, "events"); got != 0 {
 		t.Errorf("%d rows after a cancelled bulk insert", got)
 	}
-	eventually(t, 10*time.Second, "the connection returned to the pool", func() bool { return db.SQL().Stats().InUse == 0 })
+	wait.For(t, 10*time.Second, "the connection returned to the pool", func() bool { return db.SQL().Stats().InUse == 0 })
 }

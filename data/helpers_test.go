@@ -186,18 +186,6 @@ func openTest(t testing.TB, cfg Config, opts ...Option) *DB {
 	return db
 }
 
-// eventually polls cond until it holds or the deadline passes.
-func eventually(t testing.TB, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("after %v: %s", within, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 func count(t testing.TB, db *DB, table string) int64 {
 	t.Helper()
 	var n int64

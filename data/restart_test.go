@@ -22,6 +22,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"gorm.io/gorm"
+
+	"github.com/threetier/threetier/internal/wait"
 )
 
 // pgCluster is a private PostgreSQL server in a temporary directory, on a
@@ -131,7 +133,7 @@ func (c *pgCluster) crash() {
 	if err := syscall.Kill(pid, syscall.SIGQUIT); err != nil {
 		c.t.Fatal(err)
 	}
-	eventually(c.t, 30*time.Second, "postmaster to exit", func() bool { return syscall.Kill(pid, 0) != nil })
+	wait.For(c.t, 30*time.Second, "postmaster to exit", func() bool { return syscall.Kill(pid, 0) != nil })
 }
 
 func (c *pgCluster) stop() {
@@ -217,10 +219,10 @@ func TestPostgresRestartUnderLoad(t *testing.T) {
 	}()
 	nAcked := func() int { mu.Lock(); defer mu.Unlock(); return len(acked) }
 
-	eventually(t, 30*time.Second, "writes before the crash", func() bool { return nAcked() >= 100 })
+	wait.For(t, 30*time.Second, "writes before the crash", func() bool { return nAcked() >= 100 })
 	down := time.Now()
 	cluster.crash()
-	eventually(t, 30*time.Second, "calls to fail while the server is down", func() bool { return failed.Load() >= 40 })
+	wait.For(t, 30*time.Second, "calls to fail while the server is down", func() bool { return failed.Load() >= 40 })
 	// Transactions and health checks fail fast too.
 	start := time.Now()
 	if err := db.Tx(context.Background(), func(tx *gorm.DB) error { return tx.Create(&Event{Kind: "tx", Payload: "down"}).Error }); !IsFailure(err) {
@@ -236,7 +238,7 @@ func TestPostgresRestartUnderLoad(t *testing.T) {
 
 	cluster.start()
 	restartedAt.Store(true)
-	eventually(t, 60*time.Second, "writes through both paths to succeed again after the restart", func() bool {
+	wait.For(t, 60*time.Second, "writes through both paths to succeed again after the restart", func() bool {
 		return ackedAfter[0].Load() >= 50 && ackedAfter[1].Load() >= 50
 	})
 	close(stop)

@@ -11,6 +11,7 @@ import (
 
 	"gorm.io/gorm"
 
+	"github.com/threetier/threetier/internal/wait"
 	"github.com/threetier/threetier/tier"
 )
 
@@ -103,7 +104,7 @@ func TestStopHonoursItsContext(t *testing.T) {
 	db := openTest(t, Config{DSN: pgSchema(t)})
 	done := make(chan error, 1)
 	go func() { done <- db.WithContext(context.Background()).Exec("SELECT pg_sleep(30)").Error }()
-	eventually(t, 10*time.Second, "the statement in flight", func() bool { return db.SQL().Stats().InUse > 0 })
+	wait.For(t, 10*time.Second, "the statement in flight", func() bool { return db.SQL().Stats().InUse > 0 })
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
 	start := time.Now()

@@ -17,6 +17,7 @@ import (
 	"gorm.io/gorm"
 	"gorm.io/gorm/schema"
 
+	"github.com/threetier/threetier/internal/wait"
 	"github.com/threetier/threetier/tier"
 )
 
@@ -614,7 +615,7 @@ func TestTypedCancellationAndStop(t *testing.T) {
 	}
 	blocked := func(ctx context.Context) error { return Insert(ctx, db, &Product{Name: "held", Stock: 1}) }
 	waitInUse := func() {
-		eventually(t, 10*time.Second, "the insert in flight", func() bool { return db.SQL().Stats().InUse > 0 })
+		wait.For(t, 10*time.Second, "the insert in flight", func() bool { return db.SQL().Stats().InUse > 0 })
 	}
 
 	ctx, cancel := context.WithCancel(bg)

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/threetier/threetier/internal/wait"
 	"github.com/threetier/threetier/tier"
 )
 
@@ -45,7 +46,7 @@ func TestHTTPServerDrainsInFlightRequests(t *testing.T) {
 	go func() { stopped <- srv.Stop(context.Background()) }()
 
 	// New connections are refused while the in-flight request drains.
-	waitFor(t, func() bool {
+	wait.For(t, 10*time.Second, "new connections to be refused", func() bool {
 		c, err := net.DialTimeout("tcp", srv.Addr(), time.Second)
 		if err == nil {
 			c.Close()

@@ -10,6 +10,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/threetier/threetier/internal/wait"
 	"github.com/threetier/threetier/tier"
 )
 
@@ -75,7 +76,7 @@ func TestRunStartsInOrderAndStopsInReverse(t *testing.T) {
 	}
 	done := make(chan error, 1)
 	go func() { done <- tier.Run(ctx, tiers...) }()
-	waitFor(t, func() bool { return strings.Count(j.String(), "start:") == 3 })
+	wait.For(t, 10*time.Second, "three tiers to start", func() bool { return strings.Count(j.String(), "start:") == 3 })
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatalf("Run after cancel = %v, want nil", err)
@@ -116,7 +117,7 @@ func TestRunReturnsWhenATierFails(t *testing.T) {
 	go func() {
 		done <- tier.Run(context.Background(), &fakeTier{name: "data", j: j}, app, &fakeTier{name: "web", j: j})
 	}()
-	waitFor(t, func() bool { return strings.Count(j.String(), "start:") == 3 })
+	wait.For(t, 10*time.Second, "three tiers to start", func() bool { return strings.Count(j.String(), "start:") == 3 })
 	app.failed <- crash
 
 	select {
@@ -149,7 +150,7 @@ func TestRunHonoursStopTimeout(t *testing.T) {
 	go func() {
 		done <- r.Run(ctx, &fakeTier{name: "data", j: j}, &fakeTier{name: "app", j: j, stopHang: true})
 	}()
-	waitFor(t, func() bool { return strings.Count(j.String(), "start:") == 2 })
+	wait.For(t, 10*time.Second, "two tiers to start", func() bool { return strings.Count(j.String(), "start:") == 2 })
 	start := time.Now()
 	cancel()
 	err := <-done
@@ -177,23 +178,11 @@ func TestRunJoinsStopErrors(t *testing.T) {
 	go func() {
 		done <- tier.Run(ctx, &fakeTier{name: "data", j: j, stopErr: e1}, &fakeTier{name: "app", j: j, stopErr: e2})
 	}()
-	waitFor(t, func() bool { return strings.Count(j.String(), "start:") == 2 })
+	wait.For(t, 10*time.Second, "two tiers to start", func() bool { return strings.Count(j.String(), "start:") == 2 })
 	cancel()
 	err := <-done
 	if !errors.Is(err, e1) || !errors.Is(err, e2) {
 		t.Fatalf("err = %v, want both stop errors", err)
-	}
-}
-
-// waitFor polls cond until it holds or a deadline passes.
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met within 10s")
-		}
-		time.Sleep(time.Millisecond)
 	}
 }
 

@@ -24,6 +24,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/threetier/threetier/internal/syncbuf"
+	"github.com/threetier/threetier/internal/wait"
 	"github.com/threetier/threetier/tier"
 )
 
@@ -524,7 +525,7 @@ func TestCacheCheckInterval(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(tr.root, "tiny.txt"), []byte("changed, longer\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the change to be noticed", func() bool {
+	wait.For(t, 20*time.Second, "the change to be noticed", func() bool {
 		return string(do(t, c, "GET", url+"/tiny.txt").body) == "changed, longer\n"
 	})
 }
@@ -724,7 +725,7 @@ func TestConcurrentMissesLoadOnce(t *testing.T) {
 			bodies <- b
 		}()
 	}
-	waitFor(t, "the first load", func() bool { return g.count() >= 1 })
+	wait.For(t, 20*time.Second, "the first load", func() bool { return g.count() >= 1 })
 	// Give loads that do not wait for the first one time to show; a
 	// correct handler never gets past one, whatever the timing.
 	deadline := time.Now().Add(time.Second)

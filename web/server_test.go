@@ -26,6 +26,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/threetier/threetier/internal/syncbuf"
+	"github.com/threetier/threetier/internal/wait"
 	"github.com/threetier/threetier/tier"
 )
 
@@ -105,7 +106,7 @@ func TestServerServesFilesAndRoutes(t *testing.T) {
 	if n := metricValue(t, reg, "threetier_web_response_bytes_total"); n < float64(len(tr.big)) {
 		t.Errorf("response_bytes_total %v: sendfile bytes not counted", n)
 	}
-	waitFor(t, "access log lines", func() bool { return strings.Contains(logs.String(), `"status":500`) })
+	wait.For(t, 20*time.Second, "access log lines", func() bool { return strings.Contains(logs.String(), `"status":500`) })
 	out := logs.String()
 	for _, want := range []string{`"msg":"access"`, `"request_id":"abc-123"`, `"uri":"/small.txt"`, `"status":418`, `"bytes":307200`} {
 		if !strings.Contains(out, want) {

@@ -107,9 +107,13 @@ func TestValidatorsAndPreconditions(t *testing.T) {
 
 func TestHEADMatchesGET(t *testing.T) {
 	tr := newTree(t)
+	// The largest body whose Content-Length is left to net/http.
+	if err := os.WriteFile(filepath.Join(tr.root, "edge.bin"), bytes.Repeat([]byte{1}, autoLengthMax), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	_, url := serveFiles(t, FilesConfig{Root: tr.root})
 	c := client(t)
-	for _, name := range []string{"/tiny.txt", "/empty.txt", "/small.txt", "/big.bin", "/app.css", "/big.js"} {
+	for _, name := range []string{"/tiny.txt", "/empty.txt", "/edge.bin", "/small.txt", "/big.bin", "/app.css", "/big.js"} {
 		get, head := do(t, c, "GET", url+name), do(t, c, "HEAD", url+name)
 		if head.status != 200 || len(head.body) != 0 {
 			t.Fatalf("%s HEAD: %d with %d body bytes", name, head.status, len(head.body))

@@ -614,14 +614,34 @@ func TestTypedCancellationAndStop(t *testing.T) {
 		t.Fatal(err)
 	}
 	blocked := func(ctx context.Context) error { return Insert(ctx, db, &Product{Name: "held", Stock: 1}) }
-	waitInUse := func() {
-		wait.For(t, 10*time.Second, "the insert in flight", func() bool { return db.SQL().Stats().InUse > 0 })
+	observer, err := pgx.Connect(bg, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer observer.Close(bg)
+	// A busy pool connection is not proof enough: one given up on by an
+	// earlier phase can still be closing. Wait for PostgreSQL to show a
+	// statement, started after the call, that waits on the holder's lock.
+	goBlocked := func(ctx context.Context, done chan<- error) {
+		var since time.Time
+		if err := observer.QueryRow(bg, "SELECT clock_timestamp()").Scan(&since); err != nil {
+			t.Fatal(err)
+		}
+		go func() { done <- blocked(ctx) }()
+		wait.For(t, 10*time.Second, "the insert waiting on the held row", func() bool {
+			var n int
+			err := observer.QueryRow(bg, `SELECT count(*) FROM pg_stat_activity
+				WHERE $1::int = ANY(pg_blocking_pids(pid)) AND query_start >= $2`, holder.PgConn().PID(), since).Scan(&n)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return n > 0
+		})
 	}
 
 	ctx, cancel := context.WithCancel(bg)
 	done := make(chan error, 1)
-	go func() { done <- blocked(ctx) }()
-	waitInUse()
+	goBlocked(ctx, done)
 	cancel()
 	if err := <-done; err == nil || IsFailure(err) || StatusOf(err) != 499 {
 		t.Errorf("cancelled: %v (status %d, failure %v); want 499 and no failure", err, StatusOf(err), IsFailure(err))
@@ -633,8 +653,7 @@ func TestTypedCancellationAndStop(t *testing.T) {
 		t.Errorf("deadline: %v (status %d, failure %v); want ErrTimeout", err, StatusOf(err), IsFailure(err))
 	}
 
-	go func() { done <- blocked(bg) }()
-	waitInUse()
+	goBlocked(bg, done)
 	stopCtx, stopCancel := context.WithTimeout(bg, 200*time.Millisecond)
 	defer stopCancel()
 	if err := db.Stop(stopCtx); !errors.Is(err, context.DeadlineExceeded) {

@@ -19,6 +19,7 @@ import (
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
 	"gorm.io/gorm/schema"
+	"gorm.io/plugin/dbresolver"
 )
 
 // Get reads the row of model T whose primary key equals key, like
@@ -89,7 +90,9 @@ func Get[T any](ctx context.Context, db *DB, key any) (*T, error) {
 // models whose insert GORM does more for: create or save hooks,
 // associations, create clauses, or inserted and returned fields that Get
 // would not read directly (see Get), or more than six fields with a
-// database default.
+// database default. A returned column pgx cannot decode into its field
+// moves T to GORM's path for good, with a warning logged; the row it was
+// returned for is read back through GORM.
 func Insert[T any](ctx context.Context, db *DB, row *T) error {
 	if row == nil {
 		return fmt.Errorf("data: Insert: %w", gorm.ErrInvalidValue)
@@ -98,7 +101,7 @@ func Insert[T any](ctx context.Context, db *DB, row *T) error {
 	if err != nil {
 		return err
 	}
-	if db.cfg.Dialect() != Postgres || !p.writeFast || db.txFrom(ctx) != nil {
+	if db.cfg.Dialect() != Postgres || !p.writeFast || p.writeBroken.Load() || db.txFrom(ctx) != nil {
 		return db.WithContext(ctx).Create(row).Error
 	}
 	return p.insert(ctx, db, reflect.ValueOf(row).Elem())
@@ -124,11 +127,12 @@ type typedPlan struct {
 	indirect   map[string]bool          // columns GORM maps to fields the fast path cannot set
 	textOnly   map[string]bool          // columns of named string types: see textual
 
-	writeFast bool
-	fixed     []*schema.Field // always inserted, in GORM's order
-	defaulted []*schema.Field // left to the database when zero
-	inserts   []*statement    // by bit mask of the defaulted fields set
-	returning bool
+	writeFast   bool
+	writeBroken atomic.Bool     // a returned column did not decode: GORM from now on
+	fixed       []*schema.Field // always inserted, in GORM's order
+	defaulted   []*schema.Field // left to the database when zero
+	inserts     []*statement    // by bit mask of the defaulted fields set
+	returning   []*schema.Field // read back through RETURNING, in its order
 }
 
 func (db *DB) planFor(t reflect.Type) (*typedPlan, error) {
@@ -199,7 +203,7 @@ func newTypedPlan(db *DB, t reflect.Type) (*typedPlan, error) {
 			returning = append(returning, f)
 		}
 	}
-	p.returning = len(returning) > 0
+	p.returning = returning
 	p.writeFast = !s.BeforeSave && !s.BeforeCreate && !s.AfterCreate && !s.AfterSave &&
 		len(s.Relationships.Relations) == 0 && len(s.Relationships.EmbeddedRelations) == 0 &&
 		len(s.CreateClauses) == 0 && len(p.defaulted) <= maxDefaultFields &&
@@ -428,10 +432,11 @@ func (p *typedPlan) get(ctx context.Context, db *DB, row reflect.Value, key any)
 
 // scan sets row's fields from the current row the way GORM's scan does:
 // columns without a readable field are skipped, and so are NULLs (the
-// field keeps its value).
+// field keeps its value). It decodes column by column rather than through
+// rows.Scan, which closes the rows on a failure: the row stays readable.
 func (p *typedPlan) scan(ctx context.Context, rows pgx.Rows, row reflect.Value) error {
 	raw := rows.RawValues()
-	dest := make([]any, len(raw))
+	m := rows.Conn().TypeMap()
 	for i, fd := range rows.FieldDescriptions() {
 		if raw[i] == nil {
 			continue
@@ -446,10 +451,9 @@ func (p *typedPlan) scan(ctx context.Context, rows pgx.Rows, row reflect.Value) 
 		if len(p.textOnly) > 0 && p.textOnly[fd.Name] && !textual(fd.DataTypeOID) {
 			return fmt.Errorf("%w: column %s of type %d into %s", errDecode, fd.Name, fd.DataTypeOID, f.FieldType)
 		}
-		dest[i] = f.ReflectValueOf(ctx, row).Addr().Interface()
-	}
-	if err := rows.Scan(dest...); err != nil {
-		return fmt.Errorf("%w: %w", errDecode, err)
+		if err := m.Scan(fd.DataTypeOID, fd.Format, raw[i], f.ReflectValueOf(ctx, row).Addr().Interface()); err != nil {
+			return fmt.Errorf("%w: column %s: %w", errDecode, fd.Name, err)
+		}
 	}
 	return nil
 }
@@ -494,9 +498,11 @@ func (p *typedPlan) insert(ctx context.Context, db *DB, row reflect.Value) error
 	ctx, cancel := db.boundOp(ctx, db.primary)
 	defer cancel()
 	var n int64
+	var returned []any // when a returned column did not decode
+	var decodeErr error
 	err := db.onConn(ctx, db.primary, func(dc any) error {
 		c := pgxConn(dc)
-		if !p.returning {
+		if len(p.returning) == 0 {
 			tag, err := c.Exec(ctx, st.sql, args...)
 			n = tag.RowsAffected()
 			return retryable(err)
@@ -508,14 +514,51 @@ func (p *typedPlan) insert(ctx context.Context, db *DB, row reflect.Value) error
 		defer rows.Close()
 		if rows.Next() {
 			n = 1
-			if err := p.scan(ctx, rows, row); err != nil {
-				return err
+			if decodeErr = p.scan(ctx, rows, row); decodeErr != nil {
+				if !errors.Is(decodeErr, errDecode) {
+					return decodeErr
+				}
+				// The row is in: an error would have the caller
+				// insert it again. Keep the key to read it back by.
+				if returned, err = rows.Values(); err != nil {
+					return err
+				}
 			}
 		}
 		rows.Close()
 		return retryable(rows.Err())
 	})
+	if err == nil && returned != nil {
+		if p.writeBroken.CompareAndSwap(false, true) {
+			db.log.WarnContext(ctx, "data: Insert writes this model through GORM: a returned column does not decode directly", "model", p.schema.Name, "error", decodeErr.Error())
+		}
+		err = p.readBack(ctx, db, row, returned)
+	}
 	return db.finish(ctx, begin, st, n, err)
+}
+
+// readBack sets row's returned fields through GORM, from the row just
+// inserted: its primary key is among the returned values or in row.
+func (p *typedPlan) readBack(ctx context.Context, db *DB, row reflect.Value, returned []any) error {
+	if len(p.schema.PrimaryFields) == 0 {
+		return fmt.Errorf("data: Insert: the row of %s is inserted, but without a primary key its returned columns cannot be read back: %w", p.schema.Name, errDecode)
+	}
+	var where []clause.Expression
+	for _, pk := range p.schema.PrimaryFields {
+		v, _ := pk.ValueOf(ctx, row)
+		for i, f := range p.returning {
+			if f == pk {
+				v = returned[i]
+			}
+		}
+		where = append(where, clause.Eq{Column: clause.Column{Table: clause.CurrentTable, Name: pk.DBName}, Value: v})
+	}
+	cols := make([]string, len(p.returning))
+	for i, f := range p.returning {
+		cols[i] = f.DBName
+	}
+	return db.gorm.WithContext(ctx).Session(&gorm.Session{SkipHooks: true}).Clauses(dbresolver.Write).
+		Select(cols).Where(clause.And(where...)).Take(row.Addr().Interface()).Error
 }
 
 // readPool picks the pool a read runs on, as dbresolver and the session

@@ -327,6 +327,38 @@ func TestTypedHooksFallBack(t *testing.T) {
 	})
 }
 
+// LevelFlag reads gadgets.level, an integer the database defaults, into a
+// bool: database/sql converts it, pgx does not.
+type LevelFlag struct {
+	ID    int64
+	Name  string
+	Level bool `gorm:"default:abs(0)"`
+}
+
+func (LevelFlag) TableName() string { return "gadgets" }
+
+// A returned column pgx cannot decode into its field does not turn an
+// insert that is done into an error: a caller would insert the row again.
+func TestTypedInsertReturningDecode(t *testing.T) {
+	dialects(t, func(t *testing.T, cfg Config) {
+		db := openGadgets(t, cfg)
+		ctx := context.Background()
+		for i := range 2 {
+			f := LevelFlag{Name: fmt.Sprintf("flag%d", i)}
+			if err := Insert(ctx, db, &f); err != nil || f.ID == 0 || f.Level {
+				t.Fatalf("Insert %d: %+v, %v", i, f, err)
+			}
+			got, err := Get[LevelFlag](ctx, db, f.ID)
+			if err != nil || *got != f {
+				t.Errorf("Get %d: %+v, %v; want %+v", i, got, err, f)
+			}
+		}
+		if n := count(t, db, "gadgets"); n != 2 {
+			t.Errorf("%d gadgets, want 2", n)
+		}
+	})
+}
+
 // The fast path sends the SQL GORM would.
 func TestTypedSQLIsGORMs(t *testing.T) {
 	db := openGadgets(t, Config{DSN: pgSchema(t)})

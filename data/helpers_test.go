@@ -3,6 +3,7 @@ package data
 import (
 	"context"
 	"embed"
+	"errors"
 	"fmt"
 	"io/fs"
 	"net/url"
@@ -184,6 +185,39 @@ func openTest(t testing.TB, cfg Config, opts ...Option) *DB {
 		t.Fatalf("start: %v", err)
 	}
 	return db
+}
+
+// openWithReplica opens a primary with one "replica": a second schema that
+// never receives the primary's writes and holds a product named
+// "replica-only", which makes every routing decision visible.
+func openWithReplica(t *testing.T) *DB {
+	t.Helper()
+	primaryDSN, replicaDSN := pgSchema(t), pgSchema(t)
+	replica := openTest(t, Config{DSN: replicaDSN})
+	if err := replica.Gorm().Create(&Product{Name: "replica-only", Stock: 1}).Error; err != nil {
+		t.Fatal(err)
+	}
+	return openTest(t, Config{DSN: primaryDSN, Replicas: []string{replicaDSN}})
+}
+
+// stopCutsOff stops db with 200ms to spare while a statement that will not
+// end on its own is in flight (done reports it): Stop must say it cut the
+// statement off, and the statement must end with an error soon after.
+func stopCutsOff(t *testing.T, db *DB, done <-chan error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	if err := db.Stop(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Stop: %v; want context.DeadlineExceeded (a statement was cut off)", err)
+	}
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Error("the statement cut off by Stop succeeded")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the statement in flight still runs 10s after Stop")
+	}
 }
 
 func count(t testing.TB, db *DB, table string) int64 {

@@ -11,15 +11,9 @@ import (
 )
 
 // Reads go to the replica unless the same session wrote: then they go to
-// the primary. The "replica" is a second schema that never receives the
-// primary's writes, which makes every routing decision visible.
+// the primary (see openWithReplica).
 func TestReadYourWritesWithReplicas(t *testing.T) {
-	primaryDSN, replicaDSN := pgSchema(t), pgSchema(t)
-	replica := openTest(t, Config{DSN: replicaDSN})
-	if err := replica.Gorm().Create(&Product{Name: "replica-only", Stock: 1}).Error; err != nil {
-		t.Fatal(err)
-	}
-	db := openTest(t, Config{DSN: primaryDSN, Replicas: []string{replicaDSN}})
+	db := openWithReplica(t)
 	find := func(ctx context.Context, name string) error {
 		var p Product
 		return db.WithContext(ctx).Where("name = ?", name).First(&p).Error

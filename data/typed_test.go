@@ -521,14 +521,9 @@ func TestTypedInTx(t *testing.T) {
 }
 
 // Reads go to a replica unless the session wrote; inserts go to the primary
-// and mark the session. The replica is a schema the primary never writes to.
+// and mark the session (see openWithReplica).
 func TestTypedReadYourWrites(t *testing.T) {
-	primaryDSN, replicaDSN := pgSchema(t), pgSchema(t)
-	replica := openTest(t, Config{DSN: replicaDSN})
-	if err := replica.Gorm().Create(&Product{Name: "replica-only", Stock: 1}).Error; err != nil {
-		t.Fatal(err)
-	}
-	db := openTest(t, Config{DSN: primaryDSN, Replicas: []string{replicaDSN}})
+	db := openWithReplica(t)
 	bg := context.Background()
 
 	fresh := Product{Name: "fresh", Stock: 1}
@@ -686,19 +681,7 @@ func TestTypedCancellationAndStop(t *testing.T) {
 	}
 
 	goBlocked(bg, done)
-	stopCtx, stopCancel := context.WithTimeout(bg, 200*time.Millisecond)
-	defer stopCancel()
-	if err := db.Stop(stopCtx); !errors.Is(err, context.DeadlineExceeded) {
-		t.Errorf("Stop: %v; want context.DeadlineExceeded (a statement was cut off)", err)
-	}
-	select {
-	case err := <-done:
-		if err == nil {
-			t.Error("the insert cut off by Stop succeeded")
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("the insert in flight still runs 10s after Stop")
-	}
+	stopCutsOff(t, db, done)
 }
 
 // Many goroutines share one plan per model, built by whichever comes first.

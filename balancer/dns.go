@@ -56,6 +56,10 @@ func ParseDiscovery(raw string) (*DNS, error) {
 		return nil, errors.New("endpoint scheme must be http or https")
 	}
 	d := &DNS{Host: u.Hostname(), Scheme: scheme}
+	if d.Host == "" {
+		// "srv://:" or "dns://:80": a host part with no name in it.
+		return nil, errors.New("discovery URL names no host")
+	}
 	switch kind {
 	case "dns":
 		port, err := strconv.Atoi(u.Port())

@@ -241,7 +241,7 @@ func TestParseDiscovery(t *testing.T) {
 	for raw, ok := range map[string]bool{
 		"dns://app:8080": true, "dns+https://app:8443": true, "srv://_http._tcp.app.consul": true,
 		"dns://app": false, "srv://_http._tcp.app:80": false, "consul://app": false, "dns+ftp://app:1": false,
-		"dns://app:8080/path": false, "": false,
+		"dns://app:8080/path": false, "": false, "srv://:": false, "dns://:80": false,
 	} {
 		if _, err := ParseDiscovery(raw); (err == nil) != ok {
 			t.Errorf("ParseDiscovery(%q) = %v", raw, err)

@@ -26,7 +26,7 @@ func FuzzParseEndpointURL(f *testing.F) {
 }
 
 func FuzzParseDiscovery(f *testing.F) {
-	for _, s := range []string{"dns://app:80", "srv://_http._tcp.app", "dns+https://a:1", "srv://x:1", "dns://", "x"} {
+	for _, s := range []string{"dns://app:80", "srv://_http._tcp.app", "dns+https://a:1", "srv://x:1", "dns://", "x", "srv://:", "dns://:80"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, raw string) {

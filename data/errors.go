@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"syscall"
 	"time"
 
@@ -203,6 +204,9 @@ func kindOf(err error) error {
 	if errors.Is(err, context.DeadlineExceeded) || pgconn.Timeout(err) {
 		return ErrTimeout
 	}
+	if isArgumentError(err) {
+		return ErrViolation
+	}
 	var connectErr *pgconn.ConnectError
 	var netErr net.Error
 	if errors.As(err, &connectErr) || errors.As(err, &netErr) ||
@@ -258,6 +262,20 @@ func sqliteKind(code int) error {
 		return ErrUnavailable
 	}
 	return nil
+}
+
+// isArgumentError recognises a value the driver could not send as the
+// column's type, such as a uint64 above the int64 range: database/sql and
+// pgx report it before the statement leaves, as untyped errors. It is the
+// same bad input as a value the database refuses (22003, out of range).
+func isArgumentError(err error) bool {
+	for e := err; e != nil; e = errors.Unwrap(e) {
+		msg := e.Error()
+		if strings.HasPrefix(msg, "sql: converting argument ") || strings.HasPrefix(msg, "failed to encode args[") {
+			return true
+		}
+	}
+	return false
 }
 
 // isConnClosed recognises pgx's "conn closed" errors, which carry no type.

@@ -63,6 +63,13 @@ func TestBadInputIsClassifiedAndChangesNothing(t *testing.T) {
 			{"text in an integer column", func() error {
 				return g.Exec("INSERT INTO products (name, stock) VALUES (?, ?)", "typed", "three").Error
 			}, ErrViolation, http.StatusUnprocessableEntity},
+			{"key beyond the column's range", func() error {
+				var got Product
+				return g.First(&got, uint64(1)<<63).Error
+			}, ErrViolation, http.StatusUnprocessableEntity},
+			{"value beyond the column's range", func() error {
+				return g.Model(&p).Update("stock", uint64(1)<<63).Error
+			}, ErrViolation, http.StatusUnprocessableEntity},
 			{"injection in a lookup", func() error {
 				var got Product
 				return g.Where("name = ?", "widget' OR '1'='1").First(&got).Error

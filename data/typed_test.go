@@ -440,6 +440,9 @@ func TestTypedErrors(t *testing.T) {
 				t.Errorf("Get(%q): %+v, %v (status %d)", key, got, err, StatusOf(err))
 			}
 		}
+		if _, err := Get[Product](ctx, db, uint64(1)<<63); !errors.Is(err, ErrViolation) {
+			t.Errorf("key beyond int64: %v, want a violation", err)
+		}
 		if _, err := Get[Product](ctx, db, []int64{1, 2}); !errors.Is(err, gorm.ErrInvalidValue) {
 			t.Errorf("slice key: %v", err)
 		}

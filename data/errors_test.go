@@ -3,6 +3,7 @@ package data
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -11,6 +12,8 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"gorm.io/gorm"
 	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/threetier/threetier/internal/wait"
 )
 
 // Bad input (oversized values, wrong types, broken references, injection
@@ -177,41 +180,53 @@ func TestClassification(t *testing.T) {
 
 // A statement the caller cancels is the caller's doing: not a timeout, not
 // a failure of the database (a breaker must not count it), 499 at the
-// edge. One that runs past the caller's deadline is a timeout.
+// edge. One that runs past the caller's deadline is a timeout. Both end a
+// statement that is running: on SQLite the statement itself calls back
+// into the test, on PostgreSQL the server shows it in pg_stat_activity.
 func TestCallerCancellationIsNotATimeout(t *testing.T) {
 	dialects(t, func(t *testing.T, cfg Config) {
 		db := openTest(t, cfg)
-		slow := "SELECT pg_sleep(30)"
-		if cfg.Dialect() == SQLite {
-			// Bounded: the driver can miss an interrupt that comes before
-			// the statement steps, and the query must end then too.
-			slow = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c WHERE x < 1000000) SELECT count(*) FROM c"
-		}
-		ctx, cancel := context.WithCancel(context.Background())
-		go func() {
-			// Cancel once the statement holds a connection (or after a while,
-			// which still cancels it, if not earlier).
-			for deadline := time.Now().Add(5 * time.Second); db.SQL().Stats().InUse == 0 && time.Now().Before(deadline); {
-				time.Sleep(5 * time.Millisecond)
+		bg := context.Background()
+		// run starts a statement that runs for seconds and calls whileRunning
+		// once it runs; on SQLite, whileRunning is called from inside it.
+		run := func(ctx context.Context, whileRunning func()) error {
+			marker := sanitize(t.Name()) + fmt.Sprint(time.Now().UnixNano())
+			if cfg.Dialect() == SQLite {
+				defer sqliteHooks.Delete(marker)
+				sqliteHooks.Store(marker, whileRunning)
+				return db.WithContext(ctx).Exec(`WITH RECURSIVE c(x) AS (SELECT test_hook(?) UNION ALL
+					SELECT x+1 FROM c WHERE x < 100000000) SELECT count(*) FROM c`, marker).Error
 			}
-			// Give the statement a moment to start stepping: an interrupt
-			// before that can be missed, and the statement then runs out.
-			time.Sleep(20 * time.Millisecond)
-			cancel()
-		}()
-		err := db.WithContext(ctx).Exec(slow).Error
-		if err == nil && cfg.Dialect() == SQLite {
-			t.Log("the driver missed the interrupt; the statement ran to its end")
-		} else if err == nil || errors.Is(err, ErrTimeout) || IsFailure(err) || StatusOf(err) != 499 {
+			done := make(chan error, 1)
+			go func() { done <- db.WithContext(ctx).Exec("SELECT pg_sleep(30) -- " + marker).Error }()
+			// pgx never misses a deadline (it checks it before sending and
+			// cancels on the server after), and waiting for the statement to
+			// show would race with it.
+			if _, ok := ctx.Deadline(); !ok {
+				wait.For(t, 10*time.Second, "the statement to run", func() bool {
+					var n int64
+					err := db.WithContext(bg).Raw(`SELECT count(*) FROM pg_stat_activity
+						WHERE state = 'active' AND query LIKE '%' || ? AND pid <> pg_backend_pid()`, marker).Scan(&n).Error
+					if err != nil {
+						t.Fatal(err)
+					}
+					return n > 0
+				})
+			}
+			whileRunning()
+			return <-done
+		}
+
+		ctx, cancel := context.WithCancel(bg)
+		err := run(ctx, cancel)
+		if err == nil || errors.Is(err, ErrTimeout) || IsFailure(err) || StatusOf(err) != 499 {
 			t.Errorf("cancelled: %v (status %d, failure %v); want 499 and no failure", err, StatusOf(err), IsFailure(err))
 		}
 
-		ctx, cancel = context.WithTimeout(context.Background(), 50*time.Millisecond)
+		ctx, cancel = context.WithTimeout(bg, 50*time.Millisecond)
 		defer cancel()
-		err = db.WithContext(ctx).Exec(slow).Error
-		if err == nil && cfg.Dialect() == SQLite {
-			t.Log("the driver missed the deadline's interrupt; the statement ran to its end")
-		} else if !errors.Is(err, ErrTimeout) || !IsFailure(err) || StatusOf(err) != 504 {
+		err = run(ctx, func() { <-ctx.Done() })
+		if !errors.Is(err, ErrTimeout) || !IsFailure(err) || StatusOf(err) != 504 {
 			t.Errorf("deadline: %v (status %d, failure %v); want ErrTimeout", err, StatusOf(err), IsFailure(err))
 		}
 	})

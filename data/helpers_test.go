@@ -2,6 +2,7 @@ package data
 
 import (
 	"context"
+	"database/sql/driver"
 	"embed"
 	"errors"
 	"fmt"
@@ -10,10 +11,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"testing/fstest"
 	"time"
 
+	gosqlite "github.com/glebarez/go-sqlite"
 	"github.com/jackc/pgx/v5"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
@@ -26,10 +29,22 @@ var testdataFS embed.FS
 // envPostgres names the DSN of the PostgreSQL the tests use.
 const envPostgres = "THREETIER_TEST_POSTGRES"
 
+// sqliteHooks holds what the SQL function test_hook(marker) calls, by
+// marker: a statement that calls it tells the test it is running.
+var sqliteHooks sync.Map
+
 func TestMain(m *testing.M) {
 	if os.Getenv(envMigrateChild) != "" {
 		os.Exit(migrateChild())
 	}
+	// SQLite functions are registered for the whole process, before any
+	// connection opens.
+	gosqlite.MustRegisterScalarFunction("test_hook", 1, func(_ *gosqlite.FunctionContext, args []driver.Value) (driver.Value, error) {
+		if fn, ok := sqliteHooks.Load(args[0]); ok {
+			fn.(func())()
+		}
+		return int64(1), nil
+	})
 	goleak.VerifyTestMain(m)
 }
 

@@ -18,6 +18,10 @@
 // database/sql's scanning (at about raw pgx's cost), and fall back to GORM
 // with identical results where they cannot reproduce it (SQLite, inside a
 // Tx, models with hooks or associations; see their documentation).
+//
+// A key that comes from a request belongs in Get, or in a bound condition
+// such as Where("id = ?", key): GORM's First(&row, key) and Find(&rows,
+// key) read a string key as SQL, as GORM's security notes warn.
 package data
 
 import (

@@ -21,7 +21,8 @@
 //
 // A key that comes from a request belongs in Get, or in a bound condition
 // such as Where("id = ?", key): GORM's First(&row, key) and Find(&rows,
-// key) read a string key as SQL, as GORM's security notes warn.
+// key) read a string key that is not an integer as SQL, as GORM's security
+// notes warn.
 package data
 
 import (

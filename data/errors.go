@@ -269,20 +269,33 @@ func sqliteKind(code int) error {
 // pgx report it before the statement leaves, as untyped errors. It is the
 // same bad input as a value the database refuses (22003, out of range).
 func isArgumentError(err error) bool {
-	for e := err; e != nil; e = errors.Unwrap(e) {
-		msg := e.Error()
-		if strings.HasPrefix(msg, "sql: converting argument ") || strings.HasPrefix(msg, "failed to encode args[") {
-			return true
-		}
-	}
-	return false
+	return anyMessage(err, func(msg string) bool {
+		return strings.HasPrefix(msg, "sql: converting argument ") || strings.HasPrefix(msg, "failed to encode args[")
+	})
 }
 
 // isConnClosed recognises pgx's "conn closed" errors, which carry no type.
 func isConnClosed(err error) bool {
-	for e := err; e != nil; e = errors.Unwrap(e) {
-		if e.Error() == "conn closed" {
-			return true
+	return anyMessage(err, func(msg string) bool { return msg == "conn closed" })
+}
+
+// anyMessage reports whether the message of err, or of any error it wraps
+// (joined errors included), satisfies match: for drivers' untyped errors.
+func anyMessage(err error, match func(string) bool) bool {
+	if err == nil {
+		return false
+	}
+	if match(err.Error()) {
+		return true
+	}
+	switch e := err.(type) {
+	case interface{ Unwrap() error }:
+		return anyMessage(e.Unwrap(), match)
+	case interface{ Unwrap() []error }:
+		for _, inner := range e.Unwrap() {
+			if anyMessage(inner, match) {
+				return true
+			}
 		}
 	}
 	return false

@@ -143,6 +143,9 @@ func TestClassification(t *testing.T) {
 		{errors.New("syntax error"), 500, false},
 		{&Error{Kind: ErrUnavailable, Err: errors.New("refused")}, 503, true},
 		{&Error{Kind: ErrRetryable}, 503, false},
+		// Drivers' untyped messages count wherever they sit in the chain.
+		{fmt.Errorf("query: %w", errors.Join(errors.New("flush"), errors.New("conn closed"))), 503, true},
+		{fmt.Errorf("create: %w", errors.New("failed to encode args[0]: out of range")), 422, false},
 	}
 	for _, c := range cases {
 		if s := StatusOf(c.err); s != c.status {

@@ -31,11 +31,14 @@ package balancer
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -114,6 +117,11 @@ func New(cfg Config, opts ...Option) (*Pool, error) {
 		tr := http.DefaultTransport.(*http.Transport).Clone()
 		tr.MaxIdleConnsPerHost = 256
 		tr.MaxIdleConns = 0
+		tr.DialContext = (&net.Dialer{Timeout: cfg.ConnectTimeout, KeepAlive: 30 * time.Second}).DialContext
+		tr.TLSHandshakeTimeout = cfg.ConnectTimeout
+		if name := tlsServerName(cfg, o.discovery); name != "" {
+			tr.TLSClientConfig = &tls.Config{ServerName: name, MinVersion: tls.VersionTLS12}
+		}
 		p.transport, p.ownedTr = tr, tr
 	}
 	if cfg.HashKey != "" {
@@ -145,6 +153,26 @@ func New(cfg Config, opts ...Option) (*Pool, error) {
 	p.rebuild()
 	p.mu.Unlock()
 	return p, nil
+}
+
+// tlsServerName is the name https endpoints are verified against:
+// Config.TLSServerName, or the name DNS discovery looks up (its SRV
+// service and protocol labels dropped), or "" for each endpoint's own host.
+func tlsServerName(cfg Config, d Discoverer) string {
+	if cfg.TLSServerName != "" {
+		return cfg.TLSServerName
+	}
+	dns, ok := d.(*DNS)
+	if !ok || dns.Scheme != "https" {
+		return ""
+	}
+	name := dns.Host
+	if dns.SRV {
+		for strings.HasPrefix(name, "_") {
+			_, name, _ = strings.Cut(name, ".")
+		}
+	}
+	return strings.TrimSuffix(name, ".")
 }
 
 // Name returns Config.Name.

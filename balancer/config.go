@@ -86,6 +86,15 @@ type Config struct {
 	// asked soon after an endpoint fails to connect); zero means 30s.
 	DiscoveryInterval time.Duration `env:"DISCOVERY_INTERVAL" json:"discovery_interval,omitempty"`
 
+	// ConnectTimeout bounds connecting to an endpoint (with the TLS
+	// handshake) on the pool's own transport; zero means 5s.
+	ConnectTimeout time.Duration `env:"CONNECT_TIMEOUT" json:"connect_timeout,omitempty"`
+	// TLSServerName is the name https endpoints are verified against (and
+	// sent as SNI) on the pool's own transport. Zero means the endpoint's
+	// host, or, for endpoints found by Discovery, the name looked up: such
+	// endpoints are addresses, and their certificates name the service.
+	TLSServerName string `env:"TLS_SERVER_NAME" json:"tls_server_name,omitempty"`
+
 	Health  HealthConfig  `envPrefix:"HEALTH_" json:"health"`
 	Outlier OutlierConfig `envPrefix:"OUTLIER_" json:"outlier"`
 	Retry   RetryConfig   `envPrefix:"RETRY_" json:"retry"`
@@ -181,6 +190,7 @@ func (c Config) withDefaults() Config {
 	setDefault(&c.HashLoadFactor, 1.25)
 	setDefault(&c.EWMADecay, 10*time.Second)
 	setDefault(&c.DiscoveryInterval, 30*time.Second)
+	setDefault(&c.ConnectTimeout, 5*time.Second)
 
 	setDefault(&c.Health.Interval, 5*time.Second)
 	setDefault(&c.Health.Timeout, 2*time.Second)
@@ -252,7 +262,7 @@ func (c Config) Validate() error {
 		name string
 		d    time.Duration
 	}{
-		{"SlowStart", c.SlowStart}, {"EWMADecay", c.EWMADecay}, {"DiscoveryInterval", c.DiscoveryInterval},
+		{"SlowStart", c.SlowStart}, {"EWMADecay", c.EWMADecay}, {"DiscoveryInterval", c.DiscoveryInterval}, {"ConnectTimeout", c.ConnectTimeout},
 		{"Health.Interval", c.Health.Interval}, {"Health.Timeout", c.Health.Timeout},
 		{"Outlier.BaseEjection", c.Outlier.BaseEjection}, {"Outlier.MaxEjection", c.Outlier.MaxEjection},
 		{"Retry.Backoff", c.Retry.Backoff}, {"Retry.MaxBackoff", c.Retry.MaxBackoff}, {"Retry.AttemptTimeout", c.Retry.AttemptTimeout},

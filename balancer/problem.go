@@ -31,21 +31,33 @@ func WriteUnavailable(w http.ResponseWriter, r *http.Request, err error) {
 // take it, 504 when it timed out, 502 otherwise; always
 // application/problem+json, never the upstream's internals.
 func ProxyErrorHandler(w http.ResponseWriter, r *http.Request, err error) {
-	var status int
-	var detail string
-	switch {
-	case errors.Is(err, ErrNoEndpoint):
-		WriteUnavailable(w, r, err)
-		return
-	case errors.Is(err, context.Canceled) && r.Context().Err() != nil:
+	status, detail, retryAfter := upstreamFailure(r, err)
+	if status == 0 {
 		return // the client left; nobody reads an answer
-	case errors.Is(err, ErrAttemptTimeout) || errors.Is(err, context.DeadlineExceeded):
-		status, detail = http.StatusGatewayTimeout, "the upstream did not answer in time"
-	default:
-		status, detail = http.StatusBadGateway, "the upstream could not be reached"
 	}
 	p := tier.NewProblem(status, detail)
+	p.RetryAfter = retryAfter
 	p.Instance = r.URL.Path
 	p.RequestID = tier.RequestID(r.Context())
 	tier.WriteProblem(w, p)
+}
+
+// upstreamFailure is the answer to a request a pool could not serve: its
+// status (0 when the client left and nobody reads an answer), detail, and
+// Retry-After.
+func upstreamFailure(r *http.Request, err error) (int, string, time.Duration) {
+	switch {
+	case errors.Is(err, ErrNoEndpoint):
+		retry := time.Second
+		var ne *NoEndpointError
+		if errors.As(err, &ne) && ne.RetryAfter > retry {
+			retry = ne.RetryAfter
+		}
+		return http.StatusServiceUnavailable, "no healthy instance can take the request; try again later", retry
+	case errors.Is(err, context.Canceled) && r.Context().Err() != nil:
+		return 0, "", 0
+	case errors.Is(err, ErrAttemptTimeout) || errors.Is(err, context.DeadlineExceeded):
+		return http.StatusGatewayTimeout, "the upstream did not answer in time", 0
+	}
+	return http.StatusBadGateway, "the upstream could not be reached", 0
 }

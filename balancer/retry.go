@@ -1,11 +1,11 @@
 package balancer
 
 import (
-	"bytes"
 	"errors"
 	"io"
 	"net"
 	"net/http"
+	"sync"
 	"syscall"
 	"time"
 
@@ -44,60 +44,158 @@ func (p *Pool) allowRetry(r *http.Request, n int) bool {
 	return retry.Sleep(r.Context(), retry.Backoff(p.cfg.Retry.Backoff, p.cfg.Retry.MaxBackoff, n))
 }
 
-// replayBody gives each attempt its copy of the request body.
+// errStaleAttempt ends the body of an attempt that a retry replaced: its
+// transport may still be reading while the next attempt has the body.
+var errStaleAttempt = errors.New("balancer: request body taken by a retry")
+
+// replayBody gives each attempt the request body as it arrives: the bytes
+// earlier attempts read (kept up to Retry.MaxBodyBytes), then the rest
+// straight from the caller. So a body streams upstream while the client
+// sends it, and a request can be sent again as long as everything read so
+// far was kept. Only the current attempt reads; a retry takes over the body
+// from the attempt before it.
 type replayBody struct {
-	replayable bool
-	buf        []byte // the whole body, when buffered
-	getBody    func() (io.ReadCloser, error)
-	first      io.ReadCloser // the body of the first attempt
-	orig       io.ReadCloser // closed when the request is done
+	mu      sync.Mutex
+	cond    sync.Cond // signalled when a read of src ends
+	src     io.ReadCloser
+	getBody func() (io.ReadCloser, error) // the caller's way to replay, when given
+	limit   int64
+	buf     []byte
+	over    bool  // more than limit was read: no longer replayable
+	err     error // what src last returned (io.EOF at the end); sticky
+	reading bool  // an attempt is inside src.Read
+	gen     int   // the attempt that owns the body
+	// The request is over (final) once RoundTrip returns; src is closed
+	// then, or when the final attempt's transport closes its body, which
+	// may be later: the upload can go on after the response headers.
+	final, curClosed, closed bool
 }
 
-// prepareBody makes r's body replayable when it can be: no body, a body
-// with GetBody, or one of at most Retry.MaxBodyBytes (read into memory). A
-// larger body is streamed to the first endpoint and the request is not
-// retried.
-func (p *Pool) prepareBody(r *http.Request, retries bool) (replayBody, error) {
-	switch {
-	case r.Body == nil || r.Body == http.NoBody:
-		return replayBody{replayable: true, first: r.Body}, nil
-	case !retries:
-		return replayBody{first: r.Body}, nil
-	case r.GetBody != nil:
-		return replayBody{replayable: true, first: r.Body, getBody: r.GetBody}, nil
-	case r.ContentLength > p.cfg.Retry.MaxBodyBytes:
-		return replayBody{first: r.Body}, nil
+// prepareBody wraps r's body so that attempts can share and replay it. With
+// no body, or when retries are off, the body goes to the transport as it is.
+func (p *Pool) prepareBody(r *http.Request, retries bool) *replayBody {
+	if r.Body == nil || r.Body == http.NoBody || !retries {
+		return nil
 	}
-	limit := p.cfg.Retry.MaxBodyBytes
-	buf, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
-	if err != nil {
-		_ = r.Body.Close()
-		return replayBody{}, err
+	if r.GetBody != nil {
+		return &replayBody{getBody: r.GetBody}
 	}
-	if int64(len(buf)) > limit {
-		// Too big to keep: send what was read, then the rest, once.
-		return replayBody{first: struct {
-			io.Reader
-			io.Closer
-		}{io.MultiReader(bytes.NewReader(buf), r.Body), r.Body}}, nil
+	b := &replayBody{src: r.Body, limit: p.cfg.Retry.MaxBodyBytes}
+	if r.ContentLength > b.limit {
+		b.limit = 0 // too large to keep: replayable only until a byte is read
 	}
-	return replayBody{replayable: true, buf: buf, orig: r.Body}, nil
+	b.cond.L = &b.mu
+	return b
 }
 
+// replayable reports whether the body can be sent again in full.
+func (b *replayBody) replayable() bool {
+	if b == nil || b.getBody != nil {
+		return true
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return !b.over && (b.err == nil || b.err == io.EOF)
+}
+
+// forAttempt returns the body of attempt n, taking it over from attempt n-1.
+// A body the caller can replay itself (GetBody) goes to each attempt as the
+// caller gives it, and each transport closes its own.
 func (b *replayBody) forAttempt(r *http.Request, n int) (io.ReadCloser, error) {
 	switch {
-	case b.buf != nil:
-		return io.NopCloser(bytes.NewReader(b.buf)), nil
-	case n == 0:
-		return b.first, nil
+	case b == nil || b.getBody != nil && n == 0:
+		return r.Body, nil
 	case b.getBody != nil:
 		return b.getBody()
 	}
-	return b.first, nil // nil or NoBody
+	b.mu.Lock()
+	b.gen, b.curClosed = n, false
+	b.mu.Unlock()
+	return &attemptBody{b: b, gen: n}, nil
 }
 
-func (b *replayBody) close() {
-	if b.orig != nil {
-		_ = b.orig.Close()
+// finish marks the request over: src is closed now when the last attempt
+// failed or its body is already closed, otherwise when it is.
+func (b *replayBody) finish(failed bool) {
+	if b == nil || b.getBody != nil {
+		return
 	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.final = true
+	if failed || b.curClosed {
+		b.closeSrc()
+	}
+}
+
+// closeSrc closes the caller's body once; b.mu held.
+func (b *replayBody) closeSrc() {
+	if !b.closed {
+		b.closed = true
+		_ = b.src.Close()
+	}
+}
+
+// attemptBody is one attempt's view of a replayBody.
+type attemptBody struct {
+	b   *replayBody
+	gen int
+	pos int // bytes of b.buf this attempt has read
+}
+
+func (a *attemptBody) Read(p []byte) (int, error) {
+	b := a.b
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for {
+		switch {
+		case a.gen != b.gen:
+			return 0, errStaleAttempt
+		case a.pos < len(b.buf):
+			n := copy(p, b.buf[a.pos:])
+			a.pos += n
+			return n, nil
+		case b.err != nil:
+			return 0, b.err
+		case b.reading: // the attempt before this one is still reading
+			b.cond.Wait()
+			continue
+		}
+		b.reading = true
+		b.mu.Unlock()
+		n, err := b.src.Read(p)
+		b.mu.Lock()
+		b.reading = false
+		b.cond.Broadcast()
+		if !b.over {
+			if int64(len(b.buf)+n) <= b.limit {
+				b.buf = append(b.buf, p[:n]...)
+			} else {
+				b.over, b.buf = true, nil
+			}
+		}
+		if err != nil {
+			b.err = err
+		}
+		if a.gen != b.gen {
+			return 0, errStaleAttempt // the bytes are in buf for the attempt that took over
+		}
+		if !b.over {
+			a.pos += n
+		}
+		return n, err
+	}
+}
+
+func (a *attemptBody) Close() error {
+	b := a.b
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if a.gen == b.gen {
+		b.curClosed = true
+		if b.final {
+			b.closeSrc()
+		}
+	}
+	return nil
 }

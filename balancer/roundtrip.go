@@ -22,7 +22,18 @@ const maxAttempts = 8
 // is kept). It retries on another endpoint when that is safe and the budget
 // allows, and returns the last response or error. With no endpoint to send
 // to it returns a *NoEndpointError. r is not modified.
+//
+// A request body streams to the endpoint as the caller supplies it; up to
+// Retry.MaxBodyBytes of it is kept on the side so that the request can be
+// sent again, and a larger body is not retried once a byte of it was sent.
 func (p *Pool) RoundTrip(r *http.Request) (*http.Response, error) {
+	return p.roundTrip(r, false)
+}
+
+// roundTrip is RoundTrip; owned means r was made for this call (by the
+// proxy), so that its first attempt goes out as it is, aimed at the
+// endpoint, without a copy.
+func (p *Pool) roundTrip(r *http.Request, owned bool) (*http.Response, error) {
 	if r.URL == nil {
 		if r.Body != nil {
 			_ = r.Body.Close()
@@ -39,31 +50,20 @@ func (p *Pool) RoundTrip(r *http.Request) (*http.Response, error) {
 		return nil, &NoEndpointError{Pool: p.cfg.Name, RetryAfter: p.retryAfter()}
 	}
 	attempts := min(p.cfg.Retry.Attempts, maxAttempts)
-	body, err := p.prepareBody(r, attempts > 1)
-	if err != nil {
-		return nil, err
-	}
-	defer body.close()
+	body := p.prepareBody(r, attempts > 1)
 	idempotent := isIdempotent(r)
 	var tried [maxAttempts]*endpoint
 	for n := 0; ; n++ {
 		tried[n] = e
-		out, err := p.outgoing(r, e, &body, n)
+		out, err := p.outgoing(r, e, body, n, owned)
 		if err != nil {
+			body.finish(true)
 			return nil, err
 		}
 		resp, err := p.send(e, out, r.Context())
-		if n+1 >= attempts || !body.replayable || r.Context().Err() != nil {
-			return resp, err
-		}
-		switch {
-		case err != nil && (idempotent || neverSent(err)):
-		case err == nil && idempotent && p.retryOn[min(resp.StatusCode, len(p.retryOn)-1)]:
-		default:
-			return resp, err
-		}
-		next := p.pick(r, tried[:n+1])
-		if next == nil || !p.allowRetry(r, n) {
+		next := p.retryTarget(r, n, attempts, idempotent, body, resp, err, tried[:n+1])
+		if next == nil {
+			body.finish(err != nil)
 			return resp, err
 		}
 		if resp != nil {
@@ -74,6 +74,29 @@ func (p *Pool) RoundTrip(r *http.Request) (*http.Response, error) {
 		}
 		e = next
 	}
+}
+
+// retryTarget returns the endpoint for the attempt after attempt n, or nil
+// when the request is done: out of attempts, not safe to send again, not
+// worth it, nobody left to try, or no budget (after the back-off wait).
+func (p *Pool) retryTarget(r *http.Request, n, attempts int, idempotent bool, body *replayBody, resp *http.Response, err error, tried []*endpoint) *endpoint {
+	if n+1 >= attempts || r.Context().Err() != nil {
+		return nil
+	}
+	switch {
+	case err != nil && (idempotent || neverSent(err)):
+	case err == nil && idempotent && p.retryOn[min(resp.StatusCode, len(p.retryOn)-1)]:
+	default:
+		return nil
+	}
+	if !body.replayable() {
+		return nil
+	}
+	next := p.pick(r, tried)
+	if next == nil || !p.allowRetry(r, n) {
+		return nil
+	}
+	return next
 }
 
 // send makes one attempt on e and does the bookkeeping: in-flight counts
@@ -181,8 +204,18 @@ type trackedRWBody struct {
 func (b *trackedRWBody) Write(p []byte) (int, error) { return b.w.Write(p) }
 
 // outgoing is r aimed at e, with a fresh body for the attempt and the
-// request ID of r's context forwarded.
-func (p *Pool) outgoing(r *http.Request, e *endpoint, body *replayBody, attempt int) (*http.Request, error) {
+// request ID of r's context forwarded. The first attempt of an owned
+// request is r itself.
+func (p *Pool) outgoing(r *http.Request, e *endpoint, body *replayBody, attempt int, owned bool) (*http.Request, error) {
+	b, err := body.forAttempt(r, attempt)
+	if err != nil {
+		return nil, err
+	}
+	if owned && attempt == 0 {
+		r.URL.Scheme, r.URL.Host = e.url.Scheme, e.url.Host
+		r.Body = b
+		return r, nil
+	}
 	// One allocation for the request and its URL.
 	both := &struct {
 		req http.Request
@@ -191,10 +224,6 @@ func (p *Pool) outgoing(r *http.Request, e *endpoint, body *replayBody, attempt 
 	out := &both.req
 	both.url.Scheme, both.url.Host = e.url.Scheme, e.url.Host
 	out.URL = &both.url
-	b, err := body.forAttempt(r, attempt)
-	if err != nil {
-		return nil, err
-	}
 	out.Body = b
 	if id := tier.RequestID(r.Context()); id != "" && len(r.Header[tier.HeaderRequestID]) == 0 {
 		out.Header = r.Header.Clone()

@@ -26,7 +26,7 @@ func edge(cfg Config, tlsOn bool, m *serverMetrics, log *slog.Logger) echo.Middl
 			h := w.Header()
 
 			ids := r.Header[tier.HeaderRequestID]
-			if len(ids) != 1 || !validRequestID(ids[0]) {
+			if len(ids) != 1 || !tier.ValidRequestID(ids[0]) {
 				ids = []string{tier.NewRequestID()}
 				r.Header[tier.HeaderRequestID] = ids
 			}
@@ -77,21 +77,6 @@ func serveRecovering(next echo.HandlerFunc, c echo.Context, log *slog.Logger) (e
 		}
 	}()
 	return next(c)
-}
-
-// validRequestID accepts up to 128 characters of [A-Za-z0-9._:-], so that
-// a client cannot inject log lines or headers through it.
-func validRequestID(id string) bool {
-	if id == "" || len(id) > 128 {
-		return false
-	}
-	for i := 0; i < len(id); i++ {
-		c := id[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == ':' || c == '-') {
-			return false
-		}
-	}
-	return true
 }
 
 type headerValue struct {

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -109,7 +108,7 @@ func New(cfg Config, opts ...Option) (*Server, error) {
 	if cfg.RedirectListen != "" {
 		s.redirect = tier.NewHTTPServer("web-redirect", &http.Server{
 			Addr:              cfg.RedirectListen,
-			Handler:           http.HandlerFunc(s.redirectToHTTPS),
+			Handler:           tier.RedirectHTTPS(s.main.Addr),
 			ReadHeaderTimeout: cfg.ReadHeaderTimeout,
 			IdleTimeout:       cfg.IdleTimeout,
 			MaxHeaderBytes:    cfg.MaxHeaderBytes,
@@ -202,28 +201,6 @@ func (s *Server) Stop(ctx context.Context) error {
 		errs = append(errs, s.files.Close())
 	}
 	return errors.Join(errs...)
-}
-
-// redirectToHTTPS sends a plain-HTTP request to the same host and path over
-// HTTPS; 308 keeps the method and body of non-GET requests.
-func (s *Server) redirectToHTTPS(w http.ResponseWriter, r *http.Request) {
-	host := r.Host
-	if h, _, err := net.SplitHostPort(host); err == nil {
-		host = h
-	} else if len(host) > 1 && host[0] == '[' && host[len(host)-1] == ']' {
-		host = host[1 : len(host)-1] // "[::1]" without a port
-	}
-	if host == "" {
-		problem(w, r, http.StatusBadRequest, "a Host header is needed to redirect to HTTPS")
-		return
-	}
-	if _, port, err := net.SplitHostPort(s.main.Addr()); err == nil && port != "443" {
-		host = net.JoinHostPort(host, port)
-	} else if ip := net.ParseIP(host); ip != nil && ip.To4() == nil {
-		host = "[" + host + "]"
-	}
-	w.Header().Set("Location", "https://"+host+r.URL.RequestURI())
-	w.WriteHeader(http.StatusPermanentRedirect)
 }
 
 // handleError answers every error a handler returns as problem+json.

@@ -373,7 +373,7 @@ func TestRedirectLocation(t *testing.T) {
 		req := httptest.NewRequest("GET", "http://x/a?b=c", nil)
 		req.Host = tc.host
 		w := httptest.NewRecorder()
-		s.redirectToHTTPS(w, req)
+		tier.RedirectHTTPS(s.Addr).ServeHTTP(w, req)
 		if got := w.Header().Get("Location"); w.Code != http.StatusPermanentRedirect || got != tc.want {
 			t.Errorf("listen %s, Host %s: %d %q, want %q", tc.listen, tc.host, w.Code, got, tc.want)
 		}

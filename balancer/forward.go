@@ -1,0 +1,401 @@
+package balancer
+
+import (
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptrace"
+	"net/netip"
+	"net/textproto"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/threetier/threetier/tier"
+)
+
+// Header values shared by every request; the transport never writes to them.
+var (
+	protoHTTP    = []string{"http"}
+	protoHTTPS   = []string{"https"}
+	connUpgrade  = []string{"Upgrade"}
+	teTrailers   = []string{"trailers"}
+	bufferPool   = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+	errNoUpgrade = errors.New("the upstream switched to a protocol the client did not ask for")
+)
+
+// exchange is one forwarded request: what the 1xx callback needs, in the
+// same allocation as the outgoing URL.
+type exchange struct {
+	w     http.ResponseWriter
+	url   url.URL
+	trace httptrace.ClientTrace
+}
+
+// forward sends r to rt's pool and copies the answer back to w.
+func (px *Proxy) forward(w http.ResponseWriter, r *http.Request, rt *route) {
+	start := time.Now()
+	px.metrics.inFlight.Inc()
+	status := px.exchange(w, r, rt)
+	px.metrics.inFlight.Dec()
+	elapsed := time.Since(start)
+	rt.counter.observe(status, elapsed)
+	if px.cfg.AccessLog {
+		px.log.LogAttrs(r.Context(), slog.LevelInfo, "access",
+			slog.String("remote", r.RemoteAddr),
+			slog.String("method", r.Method),
+			slog.String("host", r.Host),
+			slog.String("uri", r.RequestURI),
+			slog.String("proto", r.Proto),
+			slog.String("pool", rt.pool.Name()),
+			slog.Int("status", status),
+			slog.Duration("duration", elapsed),
+			slog.String("request_id", w.Header().Get(tier.HeaderRequestID)),
+		)
+	}
+}
+
+// exchange does the forwarding and returns the status the client got (0
+// when it left before an answer).
+func (px *Proxy) exchange(w http.ResponseWriter, r *http.Request, rt *route) int {
+	id := requestID(r)
+	body := r.Body
+	if max := px.cfg.MaxBodyBytes; max > 0 && body != nil && body != http.NoBody {
+		if r.ContentLength > max {
+			return px.problem(w, r, id[0], http.StatusRequestEntityTooLarge, "request body over "+strconv.FormatInt(max, 10)+" bytes", 0)
+		}
+		body = http.MaxBytesReader(w, body, max)
+	}
+	if body != nil && body != http.NoBody && r.ProtoMajor == 1 {
+		// The upstream may answer before the upload ends (and the client
+		// may wait for that answer): read and write at once.
+		_ = http.NewResponseController(w).EnableFullDuplex()
+	}
+
+	ex := &exchange{w: w, url: url.URL{Path: r.URL.Path, RawPath: r.URL.RawPath, RawQuery: r.URL.RawQuery}}
+	if rt.StripPrefix {
+		ex.url.Path = stripPrefix(ex.url.Path, rt.PathPrefix)
+		if ex.url.RawPath != "" {
+			ex.url.RawPath = stripPrefix(ex.url.RawPath, rt.PathPrefix)
+		}
+	}
+	ex.trace.Got1xxResponse = ex.got1xx
+	out := r.WithContext(httptrace.WithClientTrace(r.Context(), &ex.trace))
+	out.URL = &ex.url
+	out.Proto, out.ProtoMajor, out.ProtoMinor = "HTTP/1.1", 1, 1
+	out.RequestURI, out.Close, out.TLS = "", false, nil
+	out.Body = body
+	upgrade := upgradeType(r)
+	out.Header = px.outHeader(r, id, upgrade)
+	switch rt.HostHeader {
+	case HostPass:
+		out.Host = r.Host
+	case HostEndpoint:
+		out.Host = ""
+	default:
+		out.Host = rt.HostHeader
+	}
+
+	resp, err := rt.pool.roundTrip(out, true)
+	if err != nil {
+		return px.fail(w, r, id[0], err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusSwitchingProtocols {
+		return px.tunnel(w, r, id[0], upgrade, resp)
+	}
+
+	h := w.Header()
+	copyEndToEnd(h, resp.Header)
+	if _, ok := h[tier.HeaderRequestID]; !ok {
+		h[tier.HeaderRequestID] = id
+	}
+	if len(resp.Trailer) > 0 {
+		names := make([]string, 0, len(resp.Trailer))
+		for k := range resp.Trailer {
+			names = append(names, k)
+		}
+		h["Trailer"] = []string{strings.Join(names, ", ")}
+	}
+	w.WriteHeader(resp.StatusCode)
+	stream := resp.ContentLength < 0 || strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream")
+	if err := copyBody(w, resp.Body, stream); err != nil {
+		if errors.Is(err, errUpstreamBody) && r.Context().Err() == nil {
+			// The upstream failed mid-body: the client must see the
+			// response cut off, not a clean end.
+			px.log.WarnContext(r.Context(), "upstream body cut off", "pool", rt.pool.Name(), "err", err)
+			panic(http.ErrAbortHandler)
+		}
+		return resp.StatusCode
+	}
+	for k, v := range resp.Trailer {
+		h[http.TrailerPrefix+k] = v
+	}
+	return resp.StatusCode
+}
+
+// requestID is the request's X-Request-Id when it is a valid one, else a
+// new one.
+func requestID(r *http.Request) []string {
+	if id := r.Header[tier.HeaderRequestID]; len(id) == 1 && tier.ValidRequestID(id[0]) {
+		return id
+	}
+	return []string{tier.NewRequestID()}
+}
+
+// got1xx passes an informational response (100 Continue, 103 Early Hints)
+// to the client as it comes. The headers the final response will carry
+// stay out of it.
+func (ex *exchange) got1xx(code int, header textproto.MIMEHeader) error {
+	h := ex.w.Header()
+	var saved http.Header
+	if len(h) > 0 {
+		saved = h.Clone()
+		clear(h)
+	}
+	for k, v := range header {
+		h[k] = v
+	}
+	ex.w.WriteHeader(code)
+	clear(h)
+	for k, v := range saved {
+		h[k] = v
+	}
+	return nil
+}
+
+// outHeader is the header of the request that goes upstream: the client's
+// end-to-end headers, the forwarding headers of this hop, the request ID.
+func (px *Proxy) outHeader(r *http.Request, id []string, upgrade string) http.Header {
+	trusted := px.trustedPeer(r.RemoteAddr)
+	h := make(http.Header, len(r.Header)+5)
+	for k, v := range r.Header {
+		switch k {
+		case "Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade":
+			continue
+		case "X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host", "Forwarded":
+			if !trusted {
+				continue
+			}
+		}
+		h[k] = v
+	}
+	if c := r.Header["Connection"]; len(c) > 0 {
+		for _, v := range c {
+			for name := range strings.SplitSeq(v, ",") {
+				if name = textproto.TrimString(name); name != "" {
+					delete(h, textproto.CanonicalMIMEHeaderKey(name))
+				}
+			}
+		}
+	}
+	if te := r.Header["Te"]; len(te) > 0 && hasToken(te, "trailers") {
+		h["Te"] = teTrailers // gRPC needs it; nothing else of TE is end to end
+	}
+	if upgrade != "" {
+		h["Connection"], h["Upgrade"] = connUpgrade, r.Header["Upgrade"]
+	}
+	h[tier.HeaderRequestID] = id
+
+	client := clientIP(r.RemoteAddr)
+	proto := protoHTTP
+	if r.TLS != nil {
+		proto = protoHTTPS
+	}
+	if prior := h["X-Forwarded-For"]; len(prior) > 0 && client != "" {
+		h["X-Forwarded-For"] = []string{strings.Join(prior, ", ") + ", " + client}
+	} else if client != "" {
+		h["X-Forwarded-For"] = []string{client}
+	}
+	if _, ok := h["X-Forwarded-Proto"]; !ok {
+		h["X-Forwarded-Proto"] = proto
+	}
+	if _, ok := h["X-Forwarded-Host"]; !ok && r.Host != "" {
+		h["X-Forwarded-Host"] = []string{r.Host}
+	}
+	elem := forwardedElement(client, r.Host, proto[0])
+	if prior := h["Forwarded"]; len(prior) > 0 {
+		h["Forwarded"] = []string{strings.Join(prior, ", ") + ", " + elem}
+	} else {
+		h["Forwarded"] = []string{elem}
+	}
+	return h
+}
+
+// trustedPeer reports whether the connection comes from a configured
+// trusted proxy, whose forwarding headers are kept.
+func (px *Proxy) trustedPeer(remote string) bool {
+	if len(px.trusted) == 0 {
+		return false
+	}
+	ap, err := netip.ParseAddrPort(remote)
+	if err != nil {
+		return false
+	}
+	a := ap.Addr().Unmap()
+	for _, n := range px.trusted {
+		if n.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// clientIP is the address part of a RemoteAddr ("203.0.113.7:5123").
+func clientIP(remote string) string {
+	if i := strings.LastIndexByte(remote, ':'); i > 0 {
+		remote = remote[:i]
+	}
+	return strings.TrimSuffix(strings.TrimPrefix(remote, "["), "]")
+}
+
+// forwardedElement is this hop's RFC 7239 Forwarded element.
+func forwardedElement(client, host, proto string) string {
+	var b strings.Builder
+	b.Grow(len(client) + len(host) + 32)
+	b.WriteString("for=")
+	switch {
+	case client == "":
+		b.WriteString("unknown")
+	case strings.Contains(client, ":"):
+		b.WriteString(`"[` + client + `]"`) // IPv6 must be quoted
+	default:
+		b.WriteString(client)
+	}
+	if host != "" {
+		b.WriteString(";host=")
+		b.WriteString(quoteForwarded(host))
+	}
+	b.WriteString(";proto=")
+	b.WriteString(proto)
+	return b.String()
+}
+
+// quoteForwarded quotes a value that is not an RFC 7230 token.
+func quoteForwarded(v string) string {
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0) {
+			return strconv.Quote(v)
+		}
+	}
+	return v
+}
+
+// upgradeType is the protocol an HTTP/1.1 request asks to switch to, or "".
+func upgradeType(r *http.Request) string {
+	if r.ProtoMajor != 1 || !hasToken(r.Header["Connection"], "upgrade") {
+		return ""
+	}
+	return r.Header.Get("Upgrade")
+}
+
+// hasToken reports whether a comma-separated header holds token.
+func hasToken(values []string, token string) bool {
+	for _, v := range values {
+		for t := range strings.SplitSeq(v, ",") {
+			if strings.EqualFold(textproto.TrimString(t), token) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// copyEndToEnd copies the response's end-to-end headers into dst: not the
+// hop-by-hop ones, nor the ones its Connection header names.
+func copyEndToEnd(dst, src http.Header) {
+	for k, v := range src {
+		switch k {
+		case "Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade":
+			continue
+		}
+		dst[k] = v
+	}
+	for _, v := range src["Connection"] {
+		for name := range strings.SplitSeq(v, ",") {
+			if name = textproto.TrimString(name); name != "" {
+				delete(dst, textproto.CanonicalMIMEHeaderKey(name))
+			}
+		}
+	}
+}
+
+// errUpstreamBody marks a failure to read the upstream's response body, as
+// opposed to a failure to write to the client.
+var errUpstreamBody = errors.New("reading the upstream's response body")
+
+// copyBody copies the response body to the client, flushing after every
+// read when the response is streamed.
+func copyBody(w http.ResponseWriter, body io.Reader, stream bool) error {
+	bp := bufferPool.Get().(*[]byte)
+	defer bufferPool.Put(bp)
+	buf := *bp
+	var rc *http.ResponseController
+	if stream {
+		rc = http.NewResponseController(w)
+	}
+	for {
+		n, rerr := body.Read(buf)
+		if n > 0 {
+			if _, err := w.Write(buf[:n]); err != nil {
+				return err
+			}
+			if rc != nil {
+				_ = rc.Flush()
+			}
+		}
+		switch {
+		case rerr == io.EOF:
+			return nil
+		case rerr != nil:
+			return errors.Join(errUpstreamBody, rerr)
+		}
+	}
+}
+
+// fail answers a request that could not be forwarded; it returns the status
+// sent (0 when the client had left).
+func (px *Proxy) fail(w http.ResponseWriter, r *http.Request, id string, err error) int {
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		return px.problem(w, r, id, http.StatusRequestEntityTooLarge, "request body over "+strconv.FormatInt(mbe.Limit, 10)+" bytes", 0)
+	}
+	status, detail, retryAfter := upstreamFailure(r, err)
+	if status == 0 {
+		return 0
+	}
+	if status != http.StatusServiceUnavailable {
+		px.log.DebugContext(r.Context(), "forward failed", "err", err)
+	}
+	return px.problem(w, r, id, status, detail, retryAfter)
+}
+
+// problem writes a problem+json answer and returns its status.
+func (px *Proxy) problem(w http.ResponseWriter, r *http.Request, id string, status int, detail string, retryAfter time.Duration) int {
+	p := tier.NewProblem(status, detail)
+	p.Instance = r.URL.EscapedPath()
+	p.RequestID = id
+	p.RetryAfter = retryAfter
+	w.Header()[tier.HeaderRequestID] = []string{id}
+	tier.WriteProblem(w, p)
+	return status
+}
+
+// stripPrefix turns "/api/orders" into "/orders" and "/api" into "/" for
+// prefix "/api/".
+func stripPrefix(p, prefix string) string {
+	if rest, ok := strings.CutPrefix(p, prefix); ok {
+		if strings.HasPrefix(rest, "/") {
+			return rest
+		}
+		return "/" + rest
+	}
+	if p+"/" == prefix {
+		return "/"
+	}
+	return p
+}

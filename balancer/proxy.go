@@ -1,0 +1,281 @@
+package balancer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"strings"
+
+	"golang.org/x/net/netutil"
+
+	"github.com/threetier/threetier/tier"
+)
+
+var (
+	_ tier.Tier    = (*Proxy)(nil)
+	_ tier.Failer  = (*Proxy)(nil)
+	_ tier.Checker = (*Proxy)(nil)
+	_ http.Handler = (*Proxy)(nil)
+)
+
+// Proxy is a front-door node: a reverse proxy over one or more pools, what
+// the seed's HAProxy pair is made of. It is an http.Handler (mount it in any
+// server, as the web tier's forwarding does) and a tier.Tier with its own
+// listener: HTTP/1.1, or HTTPS with HTTP/2 and certificates reloaded from
+// their files, bounded client connections, header and body limits.
+//
+// Each request goes to the pool of the first matching Route (or the default
+// pool) through the pool's RoundTrip, so it gets the pool's balancing,
+// health, ejection and retries. On the way, the node passes 1xx responses
+// (100 Continue, 103 Early Hints) as they come, streams request and
+// response bodies both ways as they arrive (flushing streamed responses
+// such as SSE), tunnels Upgrade (WebSocket) connections, removes hop-by-hop
+// headers, sets X-Forwarded-For, -Proto, -Host and Forwarded, and passes the
+// request ID and traceparent on. Failures are problem+json: 502, 503 with
+// Retry-After, 504, 413.
+type Proxy struct {
+	cfg     ProxyConfig
+	log     *slog.Logger
+	routes  []route
+	def     *route
+	trusted []netip.Prefix
+	metrics *proxyMetrics
+	health  *tier.Health
+	certs   *tier.CertReloader
+	tunnels tunnels
+
+	main     *tier.HTTPServer
+	redirect *tier.HTTPServer
+}
+
+// route is a Route with its pool found and its matching precomputed.
+type route struct {
+	Route
+	pool    *Pool
+	host    string // lower case; "" any
+	suffix  bool   // host is "*.x": match any subdomain of x
+	bare    string // PathPrefix without its final slash, also matched
+	counter *routeMetrics
+}
+
+// NewProxy builds a front-door node over pools (at least one), routed by
+// cfg.Routes. Pools are named by their Config.Name; their lifecycle stays
+// with the caller (run them as tiers before the proxy, so that their health
+// checks run). It returns a *tier.ConfigError (or several, joined) for a bad
+// setting.
+func NewProxy(cfg ProxyConfig, pools []*Pool, opts ...Option) (*Proxy, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if len(pools) == 0 {
+		return nil, &tier.ConfigError{Var: "pools", Problem: "a proxy needs at least one pool"}
+	}
+	cfg = cfg.withDefaults()
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
+	byName := make(map[string]*Pool, len(pools))
+	for _, p := range pools {
+		if byName[p.Name()] != nil {
+			return nil, &tier.ConfigError{Var: "pools", Value: p.Name(), Problem: "two pools have this name"}
+		}
+		byName[p.Name()] = p
+	}
+	px := &Proxy{cfg: cfg, log: tier.LoggerOrDiscard(o.logger).With("proxy", cfg.Name), health: &tier.Health{}}
+	m, err := newProxyMetrics(cfg.Name, o.registry)
+	if err != nil {
+		return nil, fmt.Errorf("proxy %q: metrics: %w", cfg.Name, err)
+	}
+	px.metrics = m
+	var errs []error
+	for i, r := range cfg.Routes {
+		p := byName[r.Pool]
+		if p == nil {
+			errs = append(errs, &tier.ConfigError{Var: fmt.Sprintf("Routes[%d].Pool", i), Value: r.Pool, Problem: "no pool has this name"})
+			continue
+		}
+		px.routes = append(px.routes, px.newRoute(r, p))
+	}
+	switch cfg.DefaultPool {
+	case "-":
+	case "":
+		def := px.newRoute(Route{Pool: pools[0].Name()}, pools[0])
+		px.def = &def
+	default:
+		p := byName[cfg.DefaultPool]
+		if p == nil {
+			errs = append(errs, &tier.ConfigError{Var: "DefaultPool", Value: cfg.DefaultPool, Problem: "no pool has this name"})
+			break
+		}
+		def := px.newRoute(Route{Pool: p.Name()}, p)
+		px.def = &def
+	}
+	for _, raw := range cfg.TrustedProxies {
+		n, _ := parsePrefix(raw)
+		px.trusted = append(px.trusted, n)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	for _, p := range pools {
+		px.health.Register("pool "+p.Name(), p)
+	}
+
+	srv := &http.Server{
+		Addr:              cfg.Listen,
+		Handler:           px,
+		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
+		IdleTimeout:       cfg.IdleTimeout,
+		MaxHeaderBytes:    cfg.MaxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(px.log.Handler(), slog.LevelDebug),
+	}
+	if cfg.TLSCert != "" {
+		if px.certs, err = tier.NewCertReloader(cfg.TLSCert, cfg.TLSKey); err != nil {
+			return nil, fmt.Errorf("proxy %q: %w", cfg.Name, err)
+		}
+		srv.TLSConfig = px.certs.TLSConfig()
+	}
+	px.main = tier.NewHTTPServer(cfg.Name, srv)
+	if cfg.RedirectListen != "" {
+		px.redirect = tier.NewHTTPServer(cfg.Name+"-redirect", &http.Server{
+			Addr:              cfg.RedirectListen,
+			Handler:           tier.RedirectHTTPS(px.main.Addr),
+			ReadHeaderTimeout: cfg.ReadHeaderTimeout,
+			IdleTimeout:       cfg.IdleTimeout,
+			MaxHeaderBytes:    cfg.MaxHeaderBytes,
+		})
+	}
+	return px, nil
+}
+
+func (px *Proxy) newRoute(r Route, p *Pool) route {
+	rt := route{Route: r, pool: p, host: strings.ToLower(r.Host), counter: px.metrics.route(p.Name())}
+	if h, ok := strings.CutPrefix(rt.host, "*"); ok {
+		rt.host, rt.suffix = h, true // ".example.com"
+	}
+	if strings.HasSuffix(r.PathPrefix, "/") {
+		rt.bare = strings.TrimSuffix(r.PathPrefix, "/")
+	}
+	return rt
+}
+
+// Name returns ProxyConfig.Name.
+func (px *Proxy) Name() string { return px.cfg.Name }
+
+// Config returns the configuration with the defaults filled in.
+func (px *Proxy) Config() ProxyConfig { return px.cfg }
+
+// Health returns the node's readiness checks: one per pool.
+func (px *Proxy) Health() *tier.Health { return px.health }
+
+// Check is the node's readiness: every pool has an endpoint that can take
+// traffic.
+func (px *Proxy) Check(ctx context.Context) error {
+	if rep := px.health.Check(ctx); !rep.Ready {
+		return fmt.Errorf("proxy %q: not ready: %s", px.cfg.Name, strings.Join(rep.Failed(), ", "))
+	}
+	return nil
+}
+
+// Addr returns the listener's address once started, or the configured one.
+func (px *Proxy) Addr() string { return px.main.Addr() }
+
+// RedirectAddr returns the HTTP-to-HTTPS listener's address, or "".
+func (px *Proxy) RedirectAddr() string {
+	if px.redirect == nil {
+		return ""
+	}
+	return px.redirect.Addr()
+}
+
+// Reload reads the TLS certificate and key files again (for SIGHUP); a
+// pair that fails to load is reported and the current one stays.
+func (px *Proxy) Reload() error {
+	if px.certs == nil {
+		return nil
+	}
+	return px.certs.Reload()
+}
+
+// Start binds the listeners and begins serving.
+func (px *Proxy) Start(ctx context.Context) error {
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", px.cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("proxy %q: %w", px.cfg.Name, err)
+	}
+	if err := px.main.Serve(netutil.LimitListener(ln, px.cfg.MaxConns)); err != nil {
+		return err
+	}
+	if px.redirect != nil {
+		if err := px.redirect.Start(ctx); err != nil {
+			_ = px.main.Stop(ctx)
+			return fmt.Errorf("proxy %q: redirect listener: %w", px.cfg.Name, err)
+		}
+	}
+	px.log.Info("front door listening", "addr", px.Addr(), "tls", px.certs != nil)
+	return nil
+}
+
+// Failed yields an error if the listener stops serving on its own.
+func (px *Proxy) Failed() <-chan error { return px.main.Failed() }
+
+// Stop stops accepting and lets in-flight requests finish until ctx ends;
+// then it closes the tunnelled (Upgrade) connections, whose clients
+// reconnect through another node.
+func (px *Proxy) Stop(ctx context.Context) error {
+	var errs []error
+	if px.redirect != nil {
+		errs = append(errs, px.redirect.Stop(ctx))
+	}
+	errs = append(errs, px.main.Stop(ctx))
+	px.tunnels.closeAll()
+	return errors.Join(errs...)
+}
+
+// ServeHTTP forwards r to the pool of its route.
+func (px *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	rt := px.match(r)
+	if rt == nil {
+		px.problem(w, r, requestID(r)[0], http.StatusNotFound, "no route for this host and path", 0)
+		return
+	}
+	px.forward(w, r, rt)
+}
+
+// match returns the first route that takes r, or the default one.
+func (px *Proxy) match(r *http.Request) *route {
+	for i := range px.routes {
+		if rt := &px.routes[i]; rt.matches(r) {
+			return rt
+		}
+	}
+	return px.def
+}
+
+func (rt *route) matches(r *http.Request) bool {
+	if rt.host != "" {
+		host := r.Host
+		if i := strings.LastIndexByte(host, ':'); i >= 0 && !strings.Contains(host[i:], "]") {
+			host = host[:i]
+		}
+		switch {
+		case rt.suffix:
+			if len(host) <= len(rt.host) || !strings.EqualFold(host[len(host)-len(rt.host):], rt.host) {
+				return false
+			}
+		case !strings.EqualFold(host, rt.host):
+			return false
+		}
+	}
+	if rt.PathPrefix != "" {
+		p := r.URL.Path
+		return strings.HasPrefix(p, rt.PathPrefix) || rt.bare != "" && p == rt.bare
+	}
+	return true
+}

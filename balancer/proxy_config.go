@@ -1,0 +1,171 @@
+package balancer
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/threetier/threetier/tier"
+)
+
+// ProxyEnvPrefix is the default prefix of the front door's environment
+// variables: THREETIER_PROXY_LISTEN and so on.
+const ProxyEnvPrefix = tier.EnvPrefix + "PROXY_"
+
+// Route values of HostHeader.
+const (
+	// HostPass sends the client's Host header upstream (HAProxy's way).
+	HostPass = ""
+	// HostEndpoint sends the endpoint's host:port as Host (nginx's
+	// proxy_pass default).
+	HostEndpoint = "endpoint"
+)
+
+// ProxyConfig describes one front-door node: what it listens on, how it
+// routes to its pools, and what it allows a client. The zero value of every
+// field is a working default, documented on the field.
+type ProxyConfig struct {
+	// Name names the node in logs and metrics; zero means "proxy".
+	Name string `env:"NAME" json:"name,omitempty"`
+	// Listen is the address of the listener; zero means ":8080".
+	Listen string `env:"LISTEN" json:"listen,omitempty"`
+	// Routes send requests to pools by host and path prefix, the first match
+	// winning (HAProxy's use_backend). A request no route matches goes to
+	// DefaultPool.
+	Routes []Route `json:"routes,omitempty"`
+	// DefaultPool names the pool for requests no route matches; zero means
+	// the first pool given to NewProxy. "-" means none: such requests get
+	// 404.
+	DefaultPool string `env:"DEFAULT_POOL" json:"default_pool,omitempty"`
+	// TrustedProxies are the networks (CIDRs, or single addresses) whose
+	// X-Forwarded-For, -Proto, -Host and Forwarded headers are kept and
+	// appended to. From anyone else they are replaced: by default the node
+	// is the edge and a client's claims about itself are dropped.
+	TrustedProxies []string `env:"TRUSTED_PROXIES" envSeparator:"," json:"trusted_proxies,omitempty"`
+
+	// TLSCert and TLSKey are PEM files; with both set the listener speaks
+	// HTTPS (HTTP/2 and HTTP/1.1). The files are read again when they change
+	// (checked at most once a second, on handshakes) and on Reload.
+	TLSCert string `env:"TLS_CERT" json:"tls_cert,omitempty"`
+	TLSKey  string `env:"TLS_KEY" json:"tls_key,omitempty"`
+	// RedirectListen, with TLS, is a plain-HTTP listener that redirects
+	// every request to HTTPS (308); zero means none.
+	RedirectListen string `env:"REDIRECT_LISTEN" json:"redirect_listen,omitempty"`
+
+	// ReadHeaderTimeout bounds reading a request's headers (slowloris);
+	// zero means 10s.
+	ReadHeaderTimeout time.Duration `env:"READ_HEADER_TIMEOUT" json:"read_header_timeout,omitempty"`
+	// IdleTimeout closes a keep-alive connection idle this long; zero means
+	// 60s.
+	IdleTimeout time.Duration `env:"IDLE_TIMEOUT" json:"idle_timeout,omitempty"`
+	// MaxConns caps the client connections open at once; past it, new ones
+	// wait in the kernel's accept queue (HAProxy's maxconn). Zero means
+	// 10,000.
+	MaxConns int `env:"MAX_CONNS" json:"max_conns,omitempty"`
+	// MaxHeaderBytes bounds a request's header block (431 beyond); zero
+	// means 64 KiB.
+	MaxHeaderBytes int `env:"MAX_HEADER_BYTES" json:"max_header_bytes,omitempty"`
+	// MaxBodyBytes bounds a request body (413 beyond); zero means 100 MiB,
+	// negative means no bound.
+	MaxBodyBytes int64 `env:"MAX_BODY_BYTES" json:"max_body_bytes,omitempty"`
+	// AccessLog logs every request at info level.
+	AccessLog bool `env:"ACCESS_LOG" json:"access_log,omitempty"`
+}
+
+// Route sends the requests it matches to one pool. Empty match fields match
+// everything.
+type Route struct {
+	// Host matches the request's host, without its port, case-insensitively:
+	// "shop.example.com", or "*.example.com" for any subdomain.
+	Host string `json:"host,omitempty"`
+	// PathPrefix matches the start of the path. A prefix ending in "/" also
+	// matches the path without that slash ("/api/" matches "/api").
+	PathPrefix string `json:"path_prefix,omitempty"`
+	// Pool names the pool (its Config.Name) that takes the requests.
+	Pool string `json:"pool"`
+	// StripPrefix removes PathPrefix (keeping a leading "/") before
+	// forwarding: "/api/orders" reaches the pool as "/orders".
+	StripPrefix bool `json:"strip_prefix,omitempty"`
+	// HostHeader is the Host sent upstream: HostPass (zero: the client's),
+	// HostEndpoint (the endpoint's host:port), or a fixed value.
+	HostHeader string `json:"host_header,omitempty"`
+}
+
+// DefaultProxyConfig returns a ProxyConfig with every default filled in.
+func DefaultProxyConfig() ProxyConfig { return ProxyConfig{}.withDefaults() }
+
+func (c ProxyConfig) withDefaults() ProxyConfig {
+	setDefault(&c.Name, "proxy")
+	setDefault(&c.Listen, ":8080")
+	setDefault(&c.ReadHeaderTimeout, 10*time.Second)
+	setDefault(&c.IdleTimeout, 60*time.Second)
+	setDefault(&c.MaxConns, 10000)
+	setDefault(&c.MaxHeaderBytes, 64<<10)
+	setDefault(&c.MaxBodyBytes, 100<<20)
+	return c
+}
+
+// Validate reports every invalid setting as a *tier.ConfigError (joined),
+// naming the ProxyConfig field.
+func (c ProxyConfig) Validate() error {
+	var errs []error
+	bad := func(field string, value any, problem, allowed string) {
+		errs = append(errs, &tier.ConfigError{Var: field, Value: fmt.Sprint(value), Problem: problem, Allowed: allowed})
+	}
+	for i, r := range c.Routes {
+		if r.Pool == "" {
+			bad(fmt.Sprintf("Routes[%d].Pool", i), r.Pool, "names no pool", "the Name of a pool given to NewProxy")
+		}
+		if r.PathPrefix != "" && !strings.HasPrefix(r.PathPrefix, "/") {
+			bad(fmt.Sprintf("Routes[%d].PathPrefix", i), r.PathPrefix, "must start with /", "")
+		}
+		if h := r.Host; strings.ContainsAny(h, "/ :") || strings.Contains(h, "*") && !strings.HasPrefix(h, "*.") {
+			bad(fmt.Sprintf("Routes[%d].Host", i), h, "not a host name", "shop.example.com or *.example.com, without a port")
+		}
+		if r.StripPrefix && r.PathPrefix == "" {
+			bad(fmt.Sprintf("Routes[%d].StripPrefix", i), true, "needs a PathPrefix", "")
+		}
+	}
+	for i, raw := range c.TrustedProxies {
+		if _, err := parsePrefix(raw); err != nil {
+			bad(fmt.Sprintf("TrustedProxies[%d]", i), raw, "not a network", "a CIDR (10.0.0.0/8) or an address")
+		}
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		bad("TLSCert", c.TLSCert, "TLSCert and TLSKey go together", "both or neither")
+	}
+	if c.RedirectListen != "" && c.TLSCert == "" {
+		bad("RedirectListen", c.RedirectListen, "redirects to HTTPS, which needs TLSCert and TLSKey", "")
+	}
+	for _, d := range []struct {
+		name string
+		d    time.Duration
+	}{{"ReadHeaderTimeout", c.ReadHeaderTimeout}, {"IdleTimeout", c.IdleTimeout}} {
+		if d.d < 0 {
+			bad(d.name, d.d, "must not be negative", "0 for the default")
+		}
+	}
+	if c.MaxConns < 0 {
+		bad("MaxConns", c.MaxConns, "must not be negative", "0 for the default")
+	}
+	if c.MaxHeaderBytes < 0 {
+		bad("MaxHeaderBytes", c.MaxHeaderBytes, "must not be negative", "0 for the default")
+	}
+	return errors.Join(errs...)
+}
+
+// parsePrefix reads "10.0.0.0/8" or a single address ("10.1.2.3", "::1").
+func parsePrefix(raw string) (netip.Prefix, error) {
+	raw = strings.TrimSpace(raw)
+	if strings.Contains(raw, "/") {
+		p, err := netip.ParsePrefix(raw)
+		return p.Masked(), err
+	}
+	a, err := netip.ParseAddr(raw)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	return netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()), nil
+}

@@ -93,9 +93,9 @@ func serveTestNode() {
 	os.Exit(1)
 }
 
-// startNode starts a front-door node as its own process and returns its
+// startProxyProcess starts a front-door node as its own process and returns its
 // address and the process, killed by its PID when the test ends.
-func startNode(t *testing.T, backends ...string) (string, *os.Process) {
+func startProxyProcess(t *testing.T, backends ...string) (string, *os.Process) {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), nodeEnv+"="+strings.Join(backends, ","))
@@ -124,8 +124,8 @@ func TestFrontDoorNodeKilledUnderLoad(t *testing.T) {
 	a, b := newBackend(t), newBackend(t)
 	close(a.hold)
 	close(b.hold)
-	addrA, procA := startNode(t, a.url, b.url)
-	addrB, _ := startNode(t, a.url, b.url)
+	addrA, procA := startProxyProcess(t, a.url, b.url)
+	addrB, _ := startProxyProcess(t, a.url, b.url)
 	nodes := newPool(t, Config{Name: "front-doors", Endpoints: []string{"http://" + addrA, "http://" + addrB}})
 	stop := make(chan struct{})
 	sent, failed, done := load(t, &http.Client{Transport: nodes, Timeout: 10 * time.Second}, "http://front/", 8, stop)

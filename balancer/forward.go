@@ -1,6 +1,7 @@
 package balancer
 
 import (
+	"context"
 	"errors"
 	"io"
 	"log/slog"
@@ -83,7 +84,15 @@ func (px *Proxy) exchange(w http.ResponseWriter, r *http.Request, rt *route) int
 		}
 	}
 	ex.trace.Got1xxResponse = ex.got1xx
-	out := r.WithContext(httptrace.WithClientTrace(r.Context(), &ex.trace))
+	ctx := r.Context()
+	var headersDue *time.Timer
+	if d := px.cfg.ResponseTimeout; d > 0 {
+		var cancel context.CancelCauseFunc
+		ctx, cancel = context.WithCancelCause(ctx)
+		defer cancel(nil)
+		headersDue = time.AfterFunc(d, func() { cancel(errResponseTimeout) })
+	}
+	out := r.WithContext(httptrace.WithClientTrace(ctx, &ex.trace))
 	out.URL = &ex.url
 	out.Proto, out.ProtoMajor, out.ProtoMinor = "HTTP/1.1", 1, 1
 	out.RequestURI, out.Close, out.TLS = "", false, nil
@@ -100,6 +109,12 @@ func (px *Proxy) exchange(w http.ResponseWriter, r *http.Request, rt *route) int
 	}
 
 	resp, err := rt.pool.roundTrip(out, true)
+	if headersDue != nil && !headersDue.Stop() && context.Cause(ctx) == errResponseTimeout {
+		if err == nil {
+			_ = resp.Body.Close()
+		}
+		return px.problem(w, r, id[0], http.StatusGatewayTimeout, "the upstream did not answer in time", 0)
+	}
 	if err != nil {
 		return px.fail(w, r, id[0], err)
 	}
@@ -122,6 +137,10 @@ func (px *Proxy) exchange(w http.ResponseWriter, r *http.Request, rt *route) int
 	}
 	w.WriteHeader(resp.StatusCode)
 	stream := resp.ContentLength < 0 || strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream")
+	if stream {
+		// The client sees the headers now, not with the first event.
+		_ = http.NewResponseController(w).Flush()
+	}
 	if err := copyBody(w, resp.Body, stream); err != nil {
 		if errors.Is(err, errUpstreamBody) && r.Context().Err() == nil {
 			// The upstream failed mid-body: the client must see the
@@ -325,6 +344,10 @@ func copyEndToEnd(dst, src http.Header) {
 		}
 	}
 }
+
+// errResponseTimeout ends a request whose upstream did not send its
+// response headers within ProxyConfig.ResponseTimeout.
+var errResponseTimeout = errors.New("no response headers within the response timeout")
 
 // errUpstreamBody marks a failure to read the upstream's response body, as
 // opposed to a failure to write to the client.

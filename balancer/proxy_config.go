@@ -60,6 +60,11 @@ type ProxyConfig struct {
 	// IdleTimeout closes a keep-alive connection idle this long; zero means
 	// 60s.
 	IdleTimeout time.Duration `env:"IDLE_TIMEOUT" json:"idle_timeout,omitempty"`
+	// ResponseTimeout bounds the wait for the upstream's response headers
+	// (504 after it), retries included; once they come, a response may
+	// stream for as long as it lasts (SSE, downloads, WebSocket). Zero
+	// means 60s, negative means no bound.
+	ResponseTimeout time.Duration `env:"RESPONSE_TIMEOUT" json:"response_timeout,omitempty"`
 	// MaxConns caps the client connections open at once; past it, new ones
 	// wait in the kernel's accept queue (HAProxy's maxconn). Zero means
 	// 10,000.
@@ -101,6 +106,7 @@ func (c ProxyConfig) withDefaults() ProxyConfig {
 	setDefault(&c.Listen, ":8080")
 	setDefault(&c.ReadHeaderTimeout, 10*time.Second)
 	setDefault(&c.IdleTimeout, 60*time.Second)
+	setDefault(&c.ResponseTimeout, 60*time.Second)
 	setDefault(&c.MaxConns, 10000)
 	setDefault(&c.MaxHeaderBytes, 64<<10)
 	setDefault(&c.MaxBodyBytes, 100<<20)

@@ -40,11 +40,18 @@ func newProxyMetrics(node string, reg prometheus.Registerer) (*proxyMetrics, err
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
 		}, []string{"pool"}),
 	}
+	// Two nodes of one name on one registry (instances of one service in
+	// one process) add up in the same series.
 	reg = tier.Registerer(reg)
-	for _, c := range []prometheus.Collector{m.inFlight, m.requests, m.duration} {
-		if err := reg.Register(c); err != nil {
-			return nil, err
-		}
+	var err error
+	if m.inFlight, err = tier.RegisterShared(reg, m.inFlight); err != nil {
+		return nil, err
+	}
+	if m.requests, err = tier.RegisterShared(reg, m.requests); err != nil {
+		return nil, err
+	}
+	if m.duration, err = tier.RegisterShared(reg, m.duration); err != nil {
+		return nil, err
 	}
 	return m, nil
 }

@@ -1,16 +1,13 @@
 package web
 
 import (
-	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/http"
-	"net/http/httputil"
-	"strconv"
 	"strings"
 	"time"
 
+	"github.com/labstack/echo/v4"
 	"github.com/threetier/threetier/balancer"
 	"github.com/threetier/threetier/tier"
 )
@@ -32,12 +29,14 @@ type ForwardConfig struct {
 	// MaxBodyBytes bounds request bodies (413 beyond); zero means 10 MiB,
 	// negative means no bound.
 	MaxBodyBytes int64 `json:"max_body_bytes"`
-	// Timeout bounds the whole exchange with the app tier (504 when it
-	// ends before the response headers); zero means 30s, negative none.
+	// Timeout bounds the wait for the app tier's response headers (504
+	// after it); the response may then stream as long as it lasts (SSE,
+	// WebSocket). Zero means 30s, negative none.
 	Timeout time.Duration `json:"timeout"`
-	// TrustForwarded keeps the X-Forwarded-For the client sent and appends
-	// to it: only behind a front door that sets it. By default the web
-	// tier is the edge and replaces whatever the client claims.
+	// TrustForwarded keeps the X-Forwarded-For, -Proto, -Host and
+	// Forwarded headers the client sent, appending to the lists: only
+	// behind a front door that sets them. By default the web tier is the
+	// edge and replaces whatever the client claims.
 	TrustForwarded bool `json:"trust_forwarded"`
 }
 
@@ -58,14 +57,16 @@ func (c ForwardConfig) withDefaults() ForwardConfig {
 	return c
 }
 
-// Forwarder hands requests to the app tier through a balancer pool: it
-// sets X-Forwarded-For, -Host and -Proto, passes the request ID and the
-// W3C traceparent on, bounds the body and the time, and answers failures
-// as problem+json (502 unreachable, 503 no endpoint, 504 too slow, 413
-// body too large). It is an http.Handler, usable without the Server.
+// Forwarder hands requests to the app tier through a balancer pool. It is a
+// use of balancer.Proxy, the front door's proxy path, so it gets all of it:
+// 1xx responses passed on, request and response bodies streamed both ways,
+// Upgrade (WebSocket) tunnels, X-Forwarded-For, -Host, -Proto and
+// Forwarded, the request ID and the W3C traceparent passed on, failures as
+// problem+json (502 unreachable, 503 no endpoint, 504 too slow, 413 body
+// too large). It is an http.Handler, usable without the Server.
 type Forwarder struct {
 	cfg   ForwardConfig
-	proxy *httputil.ReverseProxy
+	proxy *balancer.Proxy
 }
 
 var _ http.Handler = (*Forwarder)(nil)
@@ -81,15 +82,23 @@ func NewForwarder(pool *balancer.Pool, cfg ForwardConfig, opts ...Option) (*Forw
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
-	log := tier.LoggerOrDiscard(buildOptions(opts).log)
-	fw := &Forwarder{cfg: cfg}
-	fw.proxy = &httputil.ReverseProxy{
-		Rewrite:      fw.rewrite,
-		Transport:    pool,
-		ErrorHandler: fw.fail,
-		ErrorLog:     slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	o := buildOptions(opts)
+	pc := balancer.ProxyConfig{
+		Name: "web" + cfg.Prefix,
+		// The Host header follows the endpoint (as nginx's proxy_pass
+		// does); the client's goes in X-Forwarded-Host.
+		Routes:          []balancer.Route{{PathPrefix: cfg.Prefix, Pool: pool.Name(), StripPrefix: cfg.StripPrefix, HostHeader: balancer.HostEndpoint}},
+		MaxBodyBytes:    cfg.MaxBodyBytes,
+		ResponseTimeout: cfg.Timeout,
 	}
-	return fw, nil
+	if cfg.TrustForwarded {
+		pc.TrustedProxies = []string{"0.0.0.0/0", "::/0"}
+	}
+	px, err := balancer.NewProxy(pc, []*balancer.Pool{pool}, balancer.WithLogger(tier.LoggerOrDiscard(o.log)), balancer.WithRegistry(o.reg))
+	if err != nil {
+		return nil, fmt.Errorf("web: forward %s: %w", cfg.Prefix, err)
+	}
+	return &Forwarder{cfg: cfg, proxy: px}, nil
 }
 
 // ServeHTTP forwards r. Headers already set on w (by middleware such as
@@ -101,69 +110,35 @@ func (fw *Forwarder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		clear(h)
 		w = d
 	}
-	if max := fw.cfg.MaxBodyBytes; max > 0 && r.Body != nil {
-		if r.ContentLength > max {
-			problem(w, r, http.StatusRequestEntityTooLarge, "request body over "+strconv.FormatInt(max, 10)+" bytes")
-			return
-		}
-		r.Body = http.MaxBytesReader(w, r.Body, max)
-	}
-	if fw.cfg.Timeout > 0 {
-		ctx, cancel := context.WithTimeout(r.Context(), fw.cfg.Timeout)
-		defer cancel()
-		r = r.WithContext(ctx)
-	}
 	fw.proxy.ServeHTTP(w, r)
 }
 
-// rewrite aims the outgoing request at the pool (which picks the host)
-// and sets the forwarding headers. ReverseProxy has already dropped
-// hop-by-hop headers and the client's X-Forwarded-*.
-func (fw *Forwarder) rewrite(pr *httputil.ProxyRequest) {
-	// The pool puts the endpoint's scheme and host in; the Host header
-	// follows the endpoint (as nginx's proxy_pass does), the client's goes
-	// in X-Forwarded-Host.
-	pr.Out.URL.Scheme, pr.Out.URL.Host, pr.Out.Host = "http", "app", ""
-	if fw.cfg.StripPrefix {
-		pr.Out.URL.Path = stripPrefix(pr.In.URL.Path, fw.cfg.Prefix)
-		if pr.In.URL.RawPath != "" {
-			pr.Out.URL.RawPath = stripPrefix(pr.In.URL.RawPath, fw.cfg.Prefix)
-		}
-	}
-	if fw.cfg.TrustForwarded {
-		pr.Out.Header["X-Forwarded-For"] = pr.In.Header["X-Forwarded-For"]
-	}
-	pr.SetXForwarded()
-	if id := tier.RequestID(pr.In.Context()); id != "" {
-		pr.Out.Header.Set(tier.HeaderRequestID, id)
-	}
-	// traceparent and tracestate are end-to-end headers: ReverseProxy
-	// copies them; nothing here may drop them.
+// echoHandler serves the Forwarder in Echo. Echo's Response takes the
+// first status written as the final one, so informational (1xx) responses
+// go to the connection beneath it and the final one through it, for the
+// access log and metrics to see.
+func (fw *Forwarder) echoHandler(c echo.Context) error {
+	fw.ServeHTTP(&echoFinal{resp: c.Response()}, c.Request())
+	return nil
 }
 
-// stripPrefix turns "/api/orders" into "/orders" and "/api" into "/" for
-// prefix "/api/".
-func stripPrefix(p, prefix string) string {
-	if rest, ok := strings.CutPrefix(p, prefix); ok {
-		return "/" + rest
-	}
-	if p+"/" == prefix {
-		return "/"
-	}
-	return p
-}
+// echoFinal is an http.ResponseWriter over an echo.Response that passes
+// 1xx statuses beneath it.
+type echoFinal struct{ resp *echo.Response }
 
-// fail answers a request the app tier did not: 413 for a body cut off by
-// the limit, otherwise what balancer.ProxyErrorHandler says (503 when no
-// endpoint can take it, 504 on timeout, 502 else).
-func (fw *Forwarder) fail(w http.ResponseWriter, r *http.Request, err error) {
-	var mbe *http.MaxBytesError
-	if errors.As(err, &mbe) {
-		problem(w, r, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body over %d bytes", mbe.Limit))
+func (e *echoFinal) Header() http.Header         { return e.resp.Header() }
+func (e *echoFinal) Write(b []byte) (int, error) { return e.resp.Write(b) }
+func (e *echoFinal) WriteHeader(code int) {
+	if code < 200 && code != http.StatusSwitchingProtocols {
+		e.resp.Writer.WriteHeader(code)
 		return
 	}
-	balancer.ProxyErrorHandler(w, r, err)
+	e.resp.WriteHeader(code)
 }
+
+// Unwrap lets http.ResponseController reach Flush, Hijack and full duplex
+// beneath.
+func (e *echoFinal) Unwrap() http.ResponseWriter { return e.resp.Writer }
 
 // WithForward has the Server hand requests under cfg.Prefix to pool (see
 // NewForwarder). Forwarded routes take precedence over files.

@@ -82,7 +82,7 @@ func New(cfg Config, opts ...Option) (*Server, error) {
 		if err != nil {
 			return nil, err
 		}
-		h := echo.WrapHandler(fw)
+		h := fw.echoHandler
 		e.Any(f.cfg.Prefix+"*", h)
 		e.Any(strings.TrimSuffix(f.cfg.Prefix, "/"), h)
 	}

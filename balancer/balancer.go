@@ -59,7 +59,7 @@ type Pool struct {
 	cfg       Config
 	log       *slog.Logger
 	transport http.RoundTripper
-	ownedTr   *http.Transport // closed on Stop when the pool made it
+	ownedTr   interface{ CloseIdleConnections() } // closed on Stop when the pool made it
 	discovery Discoverer
 	hashKey   hashKey
 	retryOn   [600]bool
@@ -125,7 +125,8 @@ func New(cfg Config, opts ...Option) (*Pool, error) {
 		if name := tlsServerName(cfg, o.discovery); name != "" {
 			tr.TLSClientConfig = &tls.Config{ServerName: name, MinVersion: tls.VersionTLS12}
 		}
-		p.transport, p.ownedTr = tr, tr
+		h1 := newH1Transport(tr, cfg.ConnectTimeout)
+		p.transport, p.ownedTr = h1, h1
 	}
 	if cfg.HashKey != "" {
 		p.hashKey, _ = parseHashKey(cfg.HashKey)

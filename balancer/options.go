@@ -15,6 +15,7 @@ type options struct {
 	registry  prometheus.Registerer
 	discovery Discoverer
 	transport http.RoundTripper
+	cluster   ClusterView
 }
 
 // WithLogger sends the pool's events (ejections, health changes, discovery
@@ -34,3 +35,7 @@ func WithDiscovery(d Discoverer) Option { return func(o *options) { o.discovery 
 // By default the pool has its own *http.Transport, cloned from
 // http.DefaultTransport with room for 256 idle connections per endpoint.
 func WithTransport(rt http.RoundTripper) Option { return func(o *options) { o.transport = rt } }
+
+// WithClusterView shows v's members, and what each peer sees of the
+// endpoints, on a stats page (NewStats); a Pool ignores it.
+func WithClusterView(v ClusterView) Option { return func(o *options) { o.cluster = v } }

@@ -69,19 +69,24 @@ type replayBody struct {
 	// then, or when the final attempt's transport closes its body, which
 	// may be later: the upload can go on after the response headers.
 	final, curClosed, closed bool
+	keepOpen                 bool // src is the server's to close
 }
 
 // prepareBody wraps r's body so that attempts can share and replay it. With
-// no body, or when retries are off, the body goes to the transport as it is.
-func (p *Pool) prepareBody(r *http.Request, retries bool) *replayBody {
-	if r.Body == nil || r.Body == http.NoBody || !retries {
+// no body, or when retries are off, the body goes to the transport as it
+// is, unless the request is owned: an owned request's body is a server's
+// inbound body, which the server closes itself once the answer is written.
+// Closing it earlier would make net/http read it to its end, and a client
+// waiting for 100 Continue never sends it.
+func (p *Pool) prepareBody(r *http.Request, retries, owned bool) *replayBody {
+	if r.Body == nil || r.Body == http.NoBody || !retries && !owned {
 		return nil
 	}
-	if r.GetBody != nil {
+	if r.GetBody != nil && !owned {
 		return &replayBody{getBody: r.GetBody}
 	}
-	b := &replayBody{src: r.Body, limit: p.cfg.Retry.MaxBodyBytes}
-	if r.ContentLength > b.limit {
+	b := &replayBody{src: r.Body, limit: p.cfg.Retry.MaxBodyBytes, keepOpen: owned}
+	if r.ContentLength > b.limit || !retries {
 		b.limit = 0 // too large to keep: replayable only until a byte is read
 	}
 	b.cond.L = &b.mu
@@ -130,7 +135,7 @@ func (b *replayBody) finish(failed bool) {
 
 // closeSrc closes the caller's body once; b.mu held.
 func (b *replayBody) closeSrc() {
-	if !b.closed {
+	if !b.closed && !b.keepOpen {
 		b.closed = true
 		_ = b.src.Close()
 	}

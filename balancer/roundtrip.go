@@ -50,7 +50,7 @@ func (p *Pool) roundTrip(r *http.Request, owned bool) (*http.Response, error) {
 		return nil, &NoEndpointError{Pool: p.cfg.Name, RetryAfter: p.retryAfter()}
 	}
 	attempts := min(p.cfg.Retry.Attempts, maxAttempts)
-	body := p.prepareBody(r, attempts > 1)
+	body := p.prepareBody(r, attempts > 1, owned)
 	idempotent := isIdempotent(r)
 	var tried [maxAttempts]*endpoint
 	for n := 0; ; n++ {

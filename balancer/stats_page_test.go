@@ -1,0 +1,417 @@
+package balancer
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/net/html"
+	"golang.org/x/net/html/atom"
+)
+
+// attr returns n's attribute named key, and whether it has one.
+func attr(n *html.Node, key string) (string, bool) {
+	for _, a := range n.Attr {
+		if a.Key == key {
+			return a.Val, true
+		}
+	}
+	return "", false
+}
+
+// findAll returns the elements under n for which match holds, in document
+// order.
+func findAll(n *html.Node, match func(*html.Node) bool) []*html.Node {
+	var out []*html.Node
+	for d := range n.Descendants() {
+		if d.Type == html.ElementNode && match(d) {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+func textOf(n *html.Node) string {
+	var b strings.Builder
+	for d := range n.Descendants() {
+		if d.Type == html.TextNode {
+			b.WriteString(d.Data)
+		}
+	}
+	return strings.TrimSpace(b.String())
+}
+
+// pageRow is one endpoint row of the page: its data-field cells' text, and
+// its peer cells' text by peer name.
+type pageRow struct {
+	fields map[string]string
+	peers  map[string]string
+}
+
+// pageRows reads the endpoint rows of a page by their data attributes,
+// keyed by pool and endpoint URL.
+func pageRows(t *testing.T, doc *html.Node) map[[2]string]pageRow {
+	t.Helper()
+	rows := make(map[[2]string]pageRow)
+	for _, tr := range findAll(doc, func(n *html.Node) bool { _, ok := attr(n, "data-endpoint"); return n.DataAtom == atom.Tr && ok }) {
+		pool, _ := attr(tr, "data-pool")
+		ep, _ := attr(tr, "data-endpoint")
+		r := pageRow{fields: map[string]string{}, peers: map[string]string{}}
+		for _, td := range findAll(tr, func(n *html.Node) bool { return n.DataAtom == atom.Td }) {
+			if peer, ok := attr(td, "data-peer"); ok {
+				r.peers[peer] = textOf(td)
+			} else if f, ok := attr(td, "data-field"); ok {
+				r.fields[f] = textOf(td)
+			}
+		}
+		key := [2]string{pool, ep}
+		if _, dup := rows[key]; dup {
+			t.Fatalf("row %v twice", key)
+		}
+		rows[key] = r
+	}
+	return rows
+}
+
+// checkRowsMatch checks that every endpoint of the report has a row with
+// its state, weight and request count, and that there is no other row.
+func checkRowsMatch(t *testing.T, rows map[[2]string]pageRow, r StatsReport) {
+	t.Helper()
+	n := 0
+	for _, st := range r.Pools {
+		for _, e := range st.Endpoints {
+			n++
+			row, ok := rows[[2]string{st.Pool, e.URL}]
+			if !ok {
+				t.Errorf("no row for %s %s", st.Pool, e.URL)
+				continue
+			}
+			want := map[string]string{
+				"url": e.URL, "state": string(e.State), "weight": strconv.Itoa(e.Weight),
+				"requests": strconv.FormatUint(e.Requests, 10), "failures": strconv.FormatUint(e.Failures, 10),
+				"in_flight": strconv.FormatInt(e.InFlight, 10), "ejections": strconv.FormatUint(uint64(e.Ejections), 10),
+				"effective_weight": formatEffectiveWeight(e.EffectiveWeight),
+			}
+			for f, v := range want {
+				if row.fields[f] != v {
+					t.Errorf("%s %s: %s = %q on the page, %q in the JSON", st.Pool, e.URL, f, row.fields[f], v)
+				}
+			}
+		}
+	}
+	if len(rows) != n {
+		t.Errorf("%d rows for %d endpoints", len(rows), n)
+	}
+}
+
+// checkBalanced checks that the page's elements nest properly: every
+// element that is not void is closed, in order. html.Parse accepts any
+// input, so this is what "valid" means here.
+func checkBalanced(t *testing.T, page []byte) {
+	t.Helper()
+	void := map[string]bool{"meta": true, "link": true, "br": true, "hr": true, "img": true, "input": true, "col": true, "wbr": true}
+	z := html.NewTokenizer(bytes.NewReader(page))
+	var stack []string
+	sawDoctype := false
+	for {
+		switch z.Next() {
+		case html.ErrorToken:
+			if len(stack) != 0 {
+				t.Fatalf("unclosed elements: %v", stack)
+			}
+			if !sawDoctype {
+				t.Fatal("no doctype")
+			}
+			return
+		case html.DoctypeToken:
+			sawDoctype = true
+		case html.StartTagToken:
+			name, _ := z.TagName()
+			if !void[string(name)] {
+				stack = append(stack, string(name))
+			}
+		case html.EndTagToken:
+			name, _ := z.TagName()
+			if len(stack) == 0 || stack[len(stack)-1] != string(name) {
+				t.Fatalf("</%s> closes %v", name, stack)
+			}
+			stack = stack[:len(stack)-1]
+		}
+	}
+}
+
+func TestStatsPage(t *testing.T) {
+	a, b, c := newBackend(t), newBackend(t), newBackend(t)
+	web := newPool(t, Config{Name: "web", Endpoints: []string{a.url, b.url}})
+	app := newPool(t, Config{Name: "app", Endpoints: []string{c.url}, Backups: []string{a.url}})
+	empty := newPool(t, Config{Name: "empty", Endpoints: []string{c.url}})
+	if err := empty.Remove(context.Background(), c.url); err != nil {
+		t.Fatal(err)
+	}
+	for range 5 {
+		_, _, _ = get(t, web.Client(), "http://upstream/")
+	}
+	if err := web.Drain(context.Background(), b.url); err != nil {
+		t.Fatal(err)
+	}
+	ss := newStatsServer(t, StatsConfig{Node: "lb-1", Refresh: 3 * time.Second}, []*Pool{web, app, empty})
+
+	resp, page := ss.do("GET", "/", "", "", "")
+	if resp.StatusCode != 200 {
+		t.Fatalf("GET /: %d", resp.StatusCode)
+	}
+	csp := resp.Header.Get("Content-Security-Policy")
+	if !strings.Contains(csp, "default-src 'none'") || !strings.Contains(csp, "script-src 'nonce-") || resp.Header.Get("Cache-Control") != "no-store" {
+		t.Errorf("headers: %v", resp.Header)
+	}
+	checkBalanced(t, page)
+	// Nothing to fetch: no src, no stylesheet link; a meta refresh for
+	// browsers without scripts.
+	if bytes.Contains(page, []byte(" src=")) || bytes.Contains(page, []byte("<link")) {
+		t.Error("the page loads an external asset")
+	}
+	if !bytes.Contains(page, []byte(`<noscript><meta http-equiv="refresh" content="3"></noscript>`)) {
+		t.Error("no fallback refresh")
+	}
+	doc, err := html.Parse(bytes.NewReader(page))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The nonce of the inline script and style is the header's.
+	for _, n := range findAll(doc, func(n *html.Node) bool { return n.DataAtom == atom.Script || n.DataAtom == atom.Style }) {
+		if nonce, _ := attr(n, "nonce"); nonce == "" || !strings.Contains(csp, "'nonce-"+nonce+"'") {
+			t.Errorf("<%s nonce=%q> not allowed by %q", n.Data, nonce, csp)
+		}
+	}
+	r := ss.report()
+	checkRowsMatch(t, pageRows(t, doc), r)
+	if got := findAll(doc, func(n *html.Node) bool { v, _ := attr(n, "data-pool"); return n.DataAtom == atom.Section && v != "" }); len(got) != 3 {
+		t.Errorf("%d pool sections", len(got))
+	}
+	if !strings.Contains(textOf(doc), "lb-1") || !strings.Contains(textOf(doc), "no endpoints") {
+		t.Errorf("page text: %s", textOf(doc))
+	}
+	// Another page, another nonce.
+	resp2, _ := ss.do("GET", "/", "", "", "")
+	if resp2.Header.Get("Content-Security-Policy") == csp {
+		t.Error("the nonce did not change")
+	}
+	if resp, _ := ss.do("HEAD", "/", "", "", ""); resp.StatusCode != 200 {
+		t.Errorf("HEAD /: %d", resp.StatusCode)
+	}
+}
+
+func TestStatsPageEscapes(t *testing.T) {
+	a := newBackend(t)
+	const hostile = `<script>alert("x")</script>" data-x='1`
+	p := newPool(t, Config{Name: hostile, Endpoints: []string{a.url}})
+	ss := newStatsServer(t, StatsConfig{Node: "<b>node</b>"}, []*Pool{p})
+	_, page := ss.do("GET", "/", "", "", "")
+	if bytes.Contains(page, []byte(`<script>alert`)) || bytes.Contains(page, []byte(`<b>node`)) || bytes.Contains(page, []byte(`data-x='1`)) {
+		t.Fatalf("unescaped name in the page:\n%s", page)
+	}
+	checkBalanced(t, page)
+	doc, _ := html.Parse(bytes.NewReader(page))
+	rows := pageRows(t, doc)
+	if _, ok := rows[[2]string{hostile, a.url}]; !ok {
+		t.Fatalf("no row with the pool's name as its data-pool: %v", rows)
+	}
+	if got := findAll(doc, func(n *html.Node) bool { return n.DataAtom == atom.Script }); len(got) != 1 {
+		t.Fatalf("%d scripts", len(got))
+	}
+	// The name is addressable in the API, path-escaped.
+	ss2 := newStatsServer(t, StatsConfig{Token: "t"}, []*Pool{p})
+	resp, body := ss2.do("POST", "/api/pools/"+strings.ReplaceAll(urlPathEscape(hostile), "/", "%2F")+"/endpoints/weight", "t", "", fmt.Sprintf(`{"url": %q, "weight": 2}`, a.url))
+	if resp.StatusCode != 200 {
+		t.Fatalf("weight on the hostile pool: %d %s", resp.StatusCode, body)
+	}
+}
+
+func urlPathEscape(s string) string {
+	var b strings.Builder
+	for _, c := range []byte(s) {
+		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' {
+			b.WriteByte(c)
+		} else {
+			fmt.Fprintf(&b, "%%%02X", c)
+		}
+	}
+	return b.String()
+}
+
+// fakeCluster is a ClusterView with fixed members and peer views.
+type fakeCluster struct {
+	mu      sync.Mutex
+	members []Member
+	views   []PeerView
+}
+
+func (f *fakeCluster) Members() []Member {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.members)
+}
+
+func (f *fakeCluster) PeerViews() []PeerView {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.views)
+}
+
+var _ ClusterView = (*fakeCluster)(nil)
+
+func TestStatsPeerViews(t *testing.T) {
+	a, b := newBackend(t), newBackend(t)
+	p := newPool(t, Config{Name: "app", Endpoints: []string{a.url, b.url}})
+	now := time.Now().UTC().Truncate(time.Second)
+	fc := &fakeCluster{
+		members: []Member{
+			{Name: "lb-a", Addr: "10.0.0.1:7946", State: "alive", Self: true},
+			{Name: "lb-b", Addr: "10.0.0.2:7946", State: "alive"},
+			{Name: "lb-c", Addr: "10.0.0.3:7946", State: "suspect"},
+		},
+		views: []PeerView{
+			{Node: "lb-c", Pool: "app", Endpoint: a.url, State: StateDown, Updated: now},
+			{Node: "lb-b", Pool: "app", Endpoint: b.url, State: StateEjected, Until: now.Add(time.Minute), Updated: now},
+			{Node: "lb-b", Pool: "app", Endpoint: a.url, State: StateUp, Updated: now},
+			{Node: "lb-a", Pool: "app", Endpoint: a.url, State: StateUp, Updated: now}, // this node's own
+		},
+	}
+
+	// Without a cluster view, no peer columns and no members.
+	plain := newStatsServer(t, StatsConfig{}, []*Pool{p})
+	if got := findAll(plain.page(), func(n *html.Node) bool { _, ok := attr(n, "data-peer"); return ok }); len(got) != 0 {
+		t.Fatalf("peer cells without a cluster: %d", len(got))
+	}
+
+	ss := newStatsServer(t, StatsConfig{}, []*Pool{p}, WithClusterView(fc))
+	r := ss.report()
+	if r.Node != "lb-a" || len(r.Members) != 3 || len(r.PeerViews) != 4 {
+		t.Fatalf("report: %+v", r)
+	}
+	if !slices.IsSortedFunc(r.PeerViews, func(x, y PeerView) int {
+		return strings.Compare(x.Pool+" "+x.Endpoint+" "+x.Node, y.Pool+" "+y.Endpoint+" "+y.Node)
+	}) {
+		t.Fatalf("peer views not sorted: %+v", r.PeerViews)
+	}
+	doc := ss.page()
+	var heads []string
+	for _, th := range findAll(doc, func(n *html.Node) bool { _, ok := attr(n, "data-peer"); return n.DataAtom == atom.Th && ok }) {
+		v, _ := attr(th, "data-peer")
+		heads = append(heads, v)
+	}
+	if !slices.Equal(heads, []string{"lb-b", "lb-c"}) {
+		t.Fatalf("peer columns %v, want lb-b and lb-c (not this node)", heads)
+	}
+	rows := pageRows(t, doc)
+	want := map[string]map[string]string{
+		a.url: {"lb-b": "up", "lb-c": "down"},
+		b.url: {"lb-b": "ejected", "lb-c": "-"},
+	}
+	for ep, peers := range want {
+		row := rows[[2]string{"app", ep}]
+		for peer, state := range peers {
+			if row.peers[peer] != state {
+				t.Errorf("%s seen by %s: %q, want %q", ep, peer, row.peers[peer], state)
+			}
+		}
+	}
+	checkRowsMatch(t, rows, r)
+	members := findAll(doc, func(n *html.Node) bool { _, ok := attr(n, "data-member"); return ok })
+	if len(members) != 3 || !strings.Contains(textOf(members[0]), "this node") || !strings.Contains(textOf(members[2]), "suspect") {
+		t.Fatalf("members on the page: %d", len(members))
+	}
+}
+
+// chromium returns the path of a Chromium binary, or skips the test when
+// there is none, unless CI is set, where a missing browser is a failure.
+func chromium(t *testing.T) string {
+	t.Helper()
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	if os.Getenv("CI") != "" {
+		t.Fatal("no chromium on PATH (apt-get install chromium)")
+	}
+	t.Skip("no chromium on PATH")
+	return ""
+}
+
+// TestStatsPageInABrowser loads the page in headless Chromium, so that its
+// script runs, and compares the table the browser holds with the JSON.
+func TestStatsPageInABrowser(t *testing.T) {
+	bin := chromium(t)
+	a, b, c := newBackend(t), newBackend(t), newBackend(t)
+	web := newPool(t, Config{Name: "web", Endpoints: []string{a.url, b.url, c.url}})
+	app := newPool(t, Config{Name: "app <&>", Endpoints: []string{c.url}})
+	for range 7 {
+		_, _, _ = get(t, web.Client(), "http://upstream/")
+		_, _, _ = get(t, app.Client(), "http://upstream/")
+	}
+	if err := web.SetWeight(b.url, 4); err != nil {
+		t.Fatal(err)
+	}
+	if err := web.Drain(context.Background(), c.url); err != nil {
+		t.Fatal(err)
+	}
+	fc := &fakeCluster{
+		members: []Member{{Name: "lb-a", State: "alive", Self: true}, {Name: "lb-b", State: "alive"}},
+		views:   []PeerView{{Node: "lb-b", Pool: "web", Endpoint: a.url, State: StateEjected, Updated: time.Now()}},
+	}
+	// The pools are idle from here on: the page and the JSON see the same
+	// figures.
+	ss := newStatsServer(t, StatsConfig{Refresh: 200 * time.Millisecond}, []*Pool{web, app}, WithClusterView(fc))
+
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, "--headless", "--no-sandbox", "--disable-gpu",
+		"--disable-background-networking", "--disable-component-update", "--disable-sync",
+		"--no-first-run", "--disable-extensions", "--user-data-dir="+t.TempDir(),
+		// Let the page's clock run a second before the dump, so that its
+		// refresh (every 200ms) swaps the table at least once.
+		"--virtual-time-budget=1000",
+		"--dump-dom", ss.base+"/")
+	// The browser's own process only: exec kills it by PID when ctx ends.
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	cmd.WaitDelay = 5 * time.Second
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("chromium: %v\n%s", err, stderr.String())
+	}
+	r := ss.report()
+
+	doc, err := html.Parse(&stdout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := findAll(doc, func(n *html.Node) bool { return n.DataAtom == atom.Html })
+	if len(root) != 1 {
+		t.Fatalf("no <html> in the dump:\n%s", stdout.String())
+	}
+	if live, _ := attr(root[0], "data-live"); live != "on" {
+		t.Fatalf("the page's script did not run (data-live=%q); stderr:\n%s", live, stderr.String())
+	}
+	if n, _ := attr(root[0], "data-refreshes"); n == "" || n == "0" {
+		t.Fatalf("the page did not refresh itself (data-refreshes=%q); stderr:\n%s", n, stderr.String())
+	} else {
+		t.Logf("the page refreshed itself %s times", n)
+	}
+	rows := pageRows(t, doc)
+	checkRowsMatch(t, rows, r)
+	if got := rows[[2]string{"web", a.url}].peers["lb-b"]; got != "ejected" {
+		t.Errorf("lb-b's view of %s in the browser: %q", a.url, got)
+	}
+	if got := rows[[2]string{"web", c.url}].fields["state"]; got != "draining" {
+		t.Errorf("drained endpoint in the browser: %q", got)
+	}
+}

@@ -17,7 +17,6 @@ package main
 import (
 	"context"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -95,8 +94,8 @@ func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 	fl.StringVar(&f.pool.Policy, "policy", balancer.PolicyRoundRobin, "round_robin, least_request, p2c_ewma, hash, first or random")
 	fl.StringVar(&f.pool.Health.Path, "check-path", defaultCheckPath, `path of the health check GET on each backend ("": no active checks)`)
 	fl.DurationVar(&f.pool.Health.Interval, "check-interval", defaultCheckInterval, "time between health checks of one backend")
-	fl.StringVar(&f.stats, "stats", "", "admin listener: /healthz, /readyz, the pools' state (off by default)")
-	fl.StringVar(&f.statsTok, "stats-token", "", "bearer token that turns the stats runtime API on (better: the environment)")
+	fl.StringVar(&f.stats, "stats", "", "admin listener: the stats page and API, /healthz, /readyz, /metrics (off by default)")
+	fl.StringVar(&f.statsTok, "stats-token", "", "bearer token that turns the stats runtime API on (better: THREETIER_BALANCER_STATS_TOKEN)")
 	fl.StringVar(&f.clusterLn, "cluster-listen", "", "this node's gossip address ip:port (turns the cluster on)")
 	fl.StringVar(&f.peers, "peers", "", "comma-separated gossip addresses of the other nodes")
 	fl.StringVar(&f.key, "cluster-key", "", "the cluster's shared key, base64 of 16, 24 or 32 bytes (better: the environment)")
@@ -236,6 +235,10 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- list
 	if err != nil {
 		return err
 	}
+	statsCfg, err := statsConfig(f)
+	if err != nil {
+		return err
+	}
 	var logCfg tier.LogConfig
 	if err := tier.LoadEnv(tier.EnvPrefix, &logCfg); err != nil {
 		return err
@@ -268,8 +271,12 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- list
 	// /readyz goes away before the proxy stops accepting, and keepalived
 	// moves the address while this node still drains.
 	var stats *tier.HTTPServer
-	if addr := statsListen(f); addr != "" {
-		if stats, err = statsTier(addr, f, px, pools, reg, log); err != nil {
+	if statsCfg.Listen != "" {
+		var view balancer.ClusterView
+		if v, ok := cluster.(balancer.ClusterView); ok {
+			view = v
+		}
+		if stats, err = statsTier(statsCfg, px, pools, reg, view, log); err != nil {
 			return err
 		}
 		tiers = append(tiers, stats)
@@ -325,40 +332,55 @@ func reloadOnSignal(ctx context.Context, sig <-chan os.Signal, px *balancer.Prox
 	}
 }
 
-// statsListen is the admin listener's address: -stats, else "".
-func statsListen(f *flags) string { return f.stats }
+// statsConfig lays -stats, -stats-token and -node over the
+// THREETIER_BALANCER_STATS_* variables. The listener is on when it has an
+// address from either: unlike a library's, this node's admin port is
+// opened only when asked for.
+func statsConfig(f *flags) (balancer.StatsConfig, error) {
+	var cfg balancer.StatsConfig
+	if err := loadEnv(balancer.StatsEnvPrefix, &cfg); err != nil {
+		return cfg, err
+	}
+	override(f, "stats", &cfg.Listen, f.stats)
+	override(f, "stats-token", &cfg.Token, f.statsTok)
+	override(f, "node", &cfg.Node, f.node)
+	if cfg.Listen == "" && f.set["stats-token"] {
+		return cfg, errors.New("-stats-token needs -stats ADDR")
+	}
+	if err := cfg.Validate(); err != nil {
+		return cfg, errors.New(strings.NewReplacer("Token:", "-stats-token:").Replace(err.Error()))
+	}
+	return cfg, nil
+}
 
-// statsTier is the admin listener: /healthz and /readyz for keepalived's
-// vrrp_script (the node is ready while every pool has a backend that can
-// take traffic), the pools' state as JSON and the metrics. It names
-// internal addresses: keep it on loopback or a management network.
-func statsTier(addr string, f *flags, px *balancer.Proxy, pools []*balancer.Pool, reg *prometheus.Registry, log *slog.Logger) (*tier.HTTPServer, error) {
-	if f.statsTok != "" {
-		log.Warn("the stats runtime API is not built yet: -stats-token has no effect")
+// statsTier is the admin listener: the stats page, its JSON, the metrics
+// and the runtime API (with a token), and /healthz and /readyz for
+// keepalived's vrrp_script: the node is ready while every pool has a
+// backend that can take traffic. It names internal addresses: keep it on
+// loopback or a management network.
+func statsTier(cfg balancer.StatsConfig, px *balancer.Proxy, pools []*balancer.Pool, reg *prometheus.Registry, cluster balancer.ClusterView, log *slog.Logger) (*tier.HTTPServer, error) {
+	opts := []balancer.Option{balancer.WithLogger(log), balancer.WithRegistry(reg)}
+	if cluster != nil {
+		opts = append(opts, balancer.WithClusterView(cluster))
 	}
+	stats, err := balancer.NewStats(cfg, pools, opts...)
+	if err != nil {
+		return nil, err
+	}
+	cfg = stats.Config()
+	// One listener for the page and the probes: keepalived asks the port
+	// an operator already opened for the stats. Stats serves every path
+	// but these two, on a server of this command's own.
 	mux := http.NewServeMux()
-	mux.Handle("GET /healthz", px.Health().LivenessHandler())
-	mux.Handle("GET /readyz", px.Health().ReadinessHandler())
-	mux.Handle("GET /metrics", tier.MetricsHandler(reg))
-	mux.HandleFunc("GET /api/status", func(w http.ResponseWriter, r *http.Request) {
-		report := struct {
-			Pools []balancer.Status `json:"pools"`
-		}{}
-		for _, p := range pools {
-			report.Pools = append(report.Pools, p.Status())
-		}
-		w.Header().Set("Content-Type", "application/json")
-		w.Header().Set("Cache-Control", "no-store")
-		_ = json.NewEncoder(w).Encode(report)
-	})
-	for _, p := range pools {
-		mux.Handle("GET /api/pools/"+p.Name(), p.StatusHandler())
-	}
+	mux.Handle("/healthz", px.Health().LivenessHandler())
+	mux.Handle("/readyz", px.Health().ReadinessHandler())
+	mux.Handle("/", stats)
 	return tier.NewHTTPServer("stats", &http.Server{
-		Addr:              addr,
+		Addr:              cfg.Listen,
 		Handler:           mux,
-		ReadHeaderTimeout: 5 * time.Second,
-		IdleTimeout:       2 * time.Minute,
+		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
+		IdleTimeout:       cfg.IdleTimeout,
+		MaxHeaderBytes:    cfg.MaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}), nil
 }
@@ -374,7 +396,6 @@ type clusterSettings struct {
 // secrets come from the environment rather than the command line, which
 // every user of the machine can read in ps.
 type secrets struct {
-	StatsToken string `env:"STATS_TOKEN"`
 	ClusterKey string `env:"CLUSTER_KEY"`
 }
 
@@ -384,10 +405,6 @@ func clusterConfig(f *flags) (*clusterSettings, error) {
 	var env secrets
 	if err := tier.LoadEnv(tier.EnvPrefix, &env); err != nil {
 		return nil, err
-	}
-	setIfZero(&f.statsTok, env.StatsToken)
-	if f.statsTok != "" && f.stats == "" && f.set["stats-token"] {
-		return nil, errors.New("-stats-token needs -stats ADDR")
 	}
 	c := &clusterSettings{listen: f.clusterLn, peers: splitList(f.peers), key: f.key, node: f.node}
 	setIfZero(&c.key, env.ClusterKey)
@@ -411,8 +428,8 @@ func clusterConfig(f *flags) (*clusterSettings, error) {
 		return nil, err
 	}
 	if c.listen == "" && len(c.peers) == 0 {
-		if f.set["cluster-key"] || f.set["node"] {
-			return nil, errors.New("-cluster-key and -node need -cluster-listen or -peers")
+		if f.set["cluster-key"] {
+			return nil, errors.New("-cluster-key needs -cluster-listen or -peers")
 		}
 		return nil, nil
 	}

@@ -120,6 +120,7 @@ func TestLBBalancesAndSurvivesAKilledBackend(t *testing.T) {
 	t.Setenv("THREETIER_BALANCER_HEALTH_PATH", "/from-env")
 	t.Setenv("THREETIER_BALANCER_HEALTH_RISE", "1") // a variable no flag sets: it stays
 	t.Setenv("THREETIER_PROXY_LISTEN", "127.0.0.1:1")
+	t.Setenv("THREETIER_BALANCER_STATS_TOKEN", "s3cret")
 	l := startLB(t, "-listen", "127.0.0.1:0", "-backends", a.URL+","+b.URL, "-stats", "127.0.0.1:0",
 		"-check-path", "/healthz", "-check-interval", "50ms")
 
@@ -159,6 +160,47 @@ func TestLBBalancesAndSurvivesAKilledBackend(t *testing.T) {
 	if code := getJSON(t, c, "http://"+l.Stats+"/healthz", nil); code != http.StatusOK {
 		t.Fatalf("/healthz: %d", code)
 	}
+	page, err := c.Get("http://" + l.Stats + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	html, _ := io.ReadAll(page.Body)
+	page.Body.Close()
+	if page.StatusCode != 200 || !strings.Contains(string(html), b.URL) {
+		t.Fatalf("stats page: %d, names backend b: %v", page.StatusCode, strings.Contains(string(html), b.URL))
+	}
+
+	// The runtime API takes the token from the environment: drained, b
+	// takes no request; undrained, it takes its share again.
+	action := func(name, token string) int {
+		req, _ := http.NewRequest("POST", "http://"+l.Stats+"/api/pools/backend/endpoints/"+name, strings.NewReader(`{"url":"`+b.URL+`"}`))
+		req.Header.Set("Content-Type", "application/json")
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := action("drain", "wrong"); code != http.StatusUnauthorized {
+		t.Fatalf("drain with a wrong token: %d, want 401", code)
+	}
+	if code := action("drain", "s3cret"); code != http.StatusOK {
+		t.Fatalf("drain: %d", code)
+	}
+	for range 10 {
+		if body, err := get(); err != nil || body != "a" {
+			t.Fatalf("with b drained: %q %v", body, err)
+		}
+	}
+	if code := action("undrain", "s3cret"); code != http.StatusOK {
+		t.Fatalf("undrain: %d", code)
+	}
+	wait.For(t, 10*time.Second, "b back in rotation", func() bool { body, _ := get(); return body == "b" })
 
 	// Concurrent load, then b dies in the middle of it.
 	var ok, failed atomic.Int64
@@ -366,7 +408,7 @@ func TestLBBadFlags(t *testing.T) {
 		{"-peers", "", []string{"-backends", be, "-peers", "no-port"}},
 		{"-cluster-listen", "", []string{"-backends", be, "-cluster-listen", "nowhere"}},
 		{"-cluster-key: want base64", "", []string{"-backends", be, "-peers", "127.0.0.1:7946", "-cluster-key", "short"}},
-		{"need -cluster-listen or -peers", "", []string{"-backends", be, "-node", "lb-1"}},
+		{"-cluster-key needs -cluster-listen or -peers", "", []string{"-backends", be, "-cluster-key", "AAAAAAAAAAAAAAAAAAAAAA=="}},
 		{"-stats-token needs -stats", "", []string{"-backends", be, "-stats-token", "t"}},
 		{"cluster support is not built yet", "", []string{"-backends", be, "-cluster-listen", "127.0.0.1:0"}},
 		{"THREETIER_BALANCER_HEALTH_INTERVAL", "THREETIER_BALANCER_HEALTH_INTERVAL=soon", []string{"-backends", be}},

@@ -84,6 +84,9 @@ type Pool struct {
 	timer    *time.Timer
 	timerAt  int64
 	run      *runState // non-nil between Start and Stop
+	// observers are told of endpoint state changes (a Cluster shares them);
+	// called with mu held, off the request path.
+	observers []*observer
 }
 
 // New builds a pool from cfg. It returns a *tier.ConfigError (or several,

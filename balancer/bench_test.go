@@ -7,6 +7,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
+	neturl "net/url"
 	"os"
 	"os/exec"
 	"strings"
@@ -184,5 +186,46 @@ func BenchmarkThroughput(b *testing.B) {
 		}
 		defer p.transport.(*http.Transport).CloseIdleConnections()
 		benchGet(b, p, "http://upstream/")
+	})
+}
+
+// BenchmarkProxy is a Go client through a front-door node to two backend
+// processes: the node's cost per request (CPU and allocations include the
+// client's, the same in every case), beside httputil.ReverseProxy over the
+// same pool. The side-by-side with HAProxy is examples/bench/lb.sh.
+func BenchmarkProxy(b *testing.B) {
+	front := func(b *testing.B, h func(*Pool) http.Handler) string {
+		p, err := New(Config{Endpoints: []string{benchBackend(b), benchBackend(b)}})
+		if err != nil {
+			b.Fatal(err)
+		}
+		srv := httptest.NewServer(h(p))
+		b.Cleanup(func() { srv.Close(); p.ownedTr.CloseIdleConnections() })
+		return srv.URL
+	}
+	b.Run("proxy", func(b *testing.B) {
+		url := front(b, func(p *Pool) http.Handler {
+			px, err := NewProxy(ProxyConfig{}, []*Pool{p})
+			if err != nil {
+				b.Fatal(err)
+			}
+			return px
+		})
+		tr := benchTransport()
+		defer tr.CloseIdleConnections()
+		benchGet(b, tr, url+"/")
+	})
+	b.Run("httputil", func(b *testing.B) {
+		url := front(b, func(p *Pool) http.Handler {
+			target, _ := neturl.Parse("http://upstream")
+			return &httputil.ReverseProxy{
+				Rewrite:      func(pr *httputil.ProxyRequest) { pr.SetURL(target); pr.SetXForwarded() },
+				Transport:    p,
+				ErrorHandler: ProxyErrorHandler,
+			}
+		})
+		tr := benchTransport()
+		defer tr.CloseIdleConnections()
+		benchGet(b, tr, url+"/")
 	})
 }

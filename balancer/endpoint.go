@@ -35,6 +35,11 @@ type endpoint struct {
 	removed   atomic.Bool
 	warmFrom  atomic.Int64 // unix nanos when slow start began; 0 = none
 
+	// peerEjected and peerDown mark an ejection or a down that a Cluster
+	// peer reported rather than this pool's own observation.
+	peerEjected atomic.Bool
+	peerDown    atomic.Bool
+
 	ewmaBits  atomic.Uint64 // float64 seconds; 0 = no sample yet
 	ewmaStamp atomic.Int64  // unix nanos of the last sample
 	okBits    atomic.Uint64 // float64 share of attempts that succeeded, averaged like the latency

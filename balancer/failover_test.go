@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"net/http"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -12,11 +13,10 @@ import (
 	"github.com/threetier/threetier/internal/wait"
 )
 
-// load sends GETs from several goroutines until stop is closed and counts
-// the ones that failed (an error or a status other than 200).
-func load(t *testing.T, p *Pool, workers int, stop <-chan struct{}) (sent, failed *atomic.Int64, done func()) {
+// load sends GETs of url from several goroutines until stop is closed and
+// counts the ones that failed (an error or a status other than 200).
+func load(t *testing.T, client *http.Client, url string, workers int, stop <-chan struct{}) (sent, failed *atomic.Int64, done func()) {
 	sent, failed = new(atomic.Int64), new(atomic.Int64)
-	client := p.Client()
 	var wg sync.WaitGroup
 	for range workers {
 		wg.Go(func() {
@@ -26,7 +26,7 @@ func load(t *testing.T, p *Pool, workers int, stop <-chan struct{}) (sent, faile
 					return
 				default:
 				}
-				code, _, err := get(t, client, "http://upstream/x")
+				code, _, err := get(t, client, url)
 				sent.Add(1)
 				if err != nil || code != 200 {
 					failed.Add(1)
@@ -48,7 +48,7 @@ func TestKilledBackendUnderLoad(t *testing.T) {
 				Outlier:   OutlierConfig{BaseEjection: time.Minute},
 			})
 			stop := make(chan struct{})
-			sent, failed, loadDone := load(t, p, 16, stop)
+			sent, failed, loadDone := load(t, p.Client(), "http://upstream/x", 16, stop)
 			wait.For(t, 10*time.Second, "traffic on every backend", func() bool {
 				return a.hits.Load() > 50 && b.hits.Load() > 50 && c.hits.Load() > 50
 			})
@@ -213,7 +213,7 @@ func TestRunTimeChangesUnderLoad(t *testing.T) {
 	a, b, c := newBackend(t), newBackend(t), newBackend(t)
 	p := newPool(t, Config{Endpoints: []string{a.url, b.url}, Policy: PolicyLeastRequest, SlowStart: 100 * time.Millisecond})
 	stop := make(chan struct{})
-	sent, failed, loadDone := load(t, p, 8, stop)
+	sent, failed, loadDone := load(t, p.Client(), "http://upstream/x", 8, stop)
 	wait.For(t, 10*time.Second, "traffic", func() bool { return sent.Load() > 50 })
 	ctx := context.Background()
 	for i := range 30 {

@@ -205,23 +205,25 @@ func (px *Proxy) outHeader(r *http.Request, id []string, upgrade string) http.He
 	if r.TLS != nil {
 		proto = protoHTTPS
 	}
+	// One backing array for the values this hop sets, each a slice of one.
+	vals := make([]string, 3)
+	one := func(i int, v string) []string { vals[i] = v; return vals[i : i+1 : i+1] }
 	if prior := h["X-Forwarded-For"]; len(prior) > 0 && client != "" {
-		h["X-Forwarded-For"] = []string{strings.Join(prior, ", ") + ", " + client}
+		h["X-Forwarded-For"] = one(0, strings.Join(prior, ", ")+", "+client)
 	} else if client != "" {
-		h["X-Forwarded-For"] = []string{client}
+		h["X-Forwarded-For"] = one(0, client)
 	}
 	if _, ok := h["X-Forwarded-Proto"]; !ok {
 		h["X-Forwarded-Proto"] = proto
 	}
 	if _, ok := h["X-Forwarded-Host"]; !ok && r.Host != "" {
-		h["X-Forwarded-Host"] = []string{r.Host}
+		h["X-Forwarded-Host"] = one(1, r.Host)
 	}
 	elem := forwardedElement(client, r.Host, proto[0])
 	if prior := h["Forwarded"]; len(prior) > 0 {
-		h["Forwarded"] = []string{strings.Join(prior, ", ") + ", " + elem}
-	} else {
-		h["Forwarded"] = []string{elem}
+		elem = strings.Join(prior, ", ") + ", " + elem
 	}
+	h["Forwarded"] = one(2, elem)
 	return h
 }
 

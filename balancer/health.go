@@ -51,18 +51,25 @@ func (p *Pool) checkOnce(ctx context.Context, e *endpoint, initial bool) {
 	run := e.checkRun
 	e.mu.Unlock()
 
+	// Local checks overrule a peer's report both ways: a down that only a
+	// Cluster peer reported (peerDown) ends at the next passing check, and
+	// failing checks make it this pool's own.
 	switch down := e.down.Load(); {
 	case down && err == nil && (initial || run >= p.cfg.Health.Rise):
 		p.mu.Lock()
 		e.down.Store(false)
+		e.peerDown.Store(false)
 		p.warm(e)
 		p.rebuild()
+		p.notify(change{endpoint: e.key, kind: changeUp})
 		p.mu.Unlock()
 		p.log.Info("endpoint up", "endpoint", e.key, "passes", run)
-	case !down && err != nil && (initial || -run >= p.cfg.Health.Fall):
+	case (!down || e.peerDown.Load()) && err != nil && (initial || -run >= p.cfg.Health.Fall):
 		p.mu.Lock()
 		e.down.Store(true)
+		e.peerDown.Store(false)
 		p.rebuild()
+		p.notify(change{endpoint: e.key, kind: changeDown})
 		p.mu.Unlock()
 		p.log.Warn("endpoint down", "endpoint", e.key, "failures", -run, "err", err)
 	}

@@ -19,6 +19,10 @@ func TestMain(m *testing.M) {
 		serveBenchBackend()
 		return
 	}
+	if os.Getenv(nodeEnv) != "" {
+		serveTestNode()
+		return
+	}
 	goleak.VerifyTestMain(m)
 }
 

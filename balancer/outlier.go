@@ -52,18 +52,8 @@ func (p *Pool) eject(e *endpoint, now int64, cause error) {
 	if e.removed.Load() || e.ejected(now) {
 		return
 	}
-	total, ejected := 0, 0
-	for _, x := range p.eps {
-		if x.removed.Load() {
-			continue
-		}
-		total++
-		if x.ejected(now) {
-			ejected++
-		}
-	}
-	// The limit holds after this ejection: 50% of 3 endpoints is one.
-	if (ejected+1)*100 > total*p.cfg.Outlier.MaxEjectionPercent {
+	ejected, ok := p.mayEject(now)
+	if !ok {
 		if e.consec.Load() == int32(p.cfg.Outlier.ConsecutiveFailures) {
 			p.log.Warn("endpoint failing but not ejected: too many ejected already", "endpoint", e.key, "ejected", ejected, "max_percent", p.cfg.Outlier.MaxEjectionPercent)
 		}
@@ -72,9 +62,11 @@ func (p *Pool) eject(e *endpoint, now int64, cause error) {
 	n := e.streak.Add(1)
 	d := p.ejectionLength(n)
 	e.ejectedTo.Store(now + int64(d))
+	e.peerEjected.Store(false)
 	e.ejections.Add(1)
 	e.consec.Store(0)
 	p.rebuild()
+	p.notify(change{endpoint: e.key, kind: changeEject, until: now + int64(d)})
 	reason := "5xx responses"
 	if cause != nil {
 		reason = cause.Error()
@@ -88,9 +80,31 @@ func (p *Pool) unEject(e *endpoint, to int64) {
 	if !e.ejectedTo.CompareAndSwap(to, 0) {
 		return
 	}
-	e.backAt.Store(to)
+	peer := e.peerEjected.Swap(false)
+	if !peer { // a peer's ejection is no part of this pool's streak
+		e.backAt.Store(to)
+	}
 	if p.cfg.SlowStart > 0 {
 		e.warmFrom.Store(to)
 	}
 	p.log.Info("endpoint back from ejection", "endpoint", e.key)
+	p.notify(change{endpoint: e.key, kind: changeUnEject, peer: peer})
+}
+
+// mayEject reports whether one more endpoint may be ejected now under
+// MaxEjectionPercent, whoever asks (this pool or a Cluster peer), and how
+// many are ejected already; p.mu held.
+func (p *Pool) mayEject(now int64) (ejected int, ok bool) {
+	total := 0
+	for _, x := range p.eps {
+		if x.removed.Load() {
+			continue
+		}
+		total++
+		if x.ejected(now) {
+			ejected++
+		}
+	}
+	// The limit holds after this ejection: 50% of 3 endpoints is one.
+	return ejected, (ejected+1)*100 <= total*p.cfg.Outlier.MaxEjectionPercent
 }

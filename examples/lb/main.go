@@ -16,13 +16,11 @@ package main
 
 import (
 	"context"
-	"encoding/base64"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -96,9 +94,9 @@ func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 	fl.DurationVar(&f.pool.Health.Interval, "check-interval", defaultCheckInterval, "time between health checks of one backend")
 	fl.StringVar(&f.stats, "stats", "", "admin listener: the stats page and API, /healthz, /readyz, /metrics (off by default)")
 	fl.StringVar(&f.statsTok, "stats-token", "", "bearer token that turns the stats runtime API on (better: THREETIER_BALANCER_STATS_TOKEN)")
-	fl.StringVar(&f.clusterLn, "cluster-listen", "", "this node's gossip address ip:port (turns the cluster on)")
-	fl.StringVar(&f.peers, "peers", "", "comma-separated gossip addresses of the other nodes")
-	fl.StringVar(&f.key, "cluster-key", "", "the cluster's shared key, base64 of 16, 24 or 32 bytes (better: the environment)")
+	fl.StringVar(&f.clusterLn, "cluster-listen", "", "this node's gossip address ip:port, TCP and UDP (turns the cluster on)")
+	fl.StringVar(&f.peers, "peers", "", "comma-separated gossip addresses of the other nodes (turns the cluster on)")
+	fl.StringVar(&f.key, "cluster-key", "", "the cluster's shared key, base64 of 16, 24 or 32 bytes (better: THREETIER_BALANCER_CLUSTER_KEY)")
 	fl.StringVar(&f.node, "node", "", "this node's name in the cluster and on the stats page")
 	fl.StringVar(&f.proxy.TLSCert, "tls-cert", "", "PEM certificate file (with -tls-key: HTTPS and HTTP/2; SIGHUP reloads)")
 	fl.StringVar(&f.proxy.TLSKey, "tls-key", "", "PEM key file")
@@ -255,7 +253,7 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- list
 	}
 	pools := []*balancer.Pool{pool}
 	tiers := []tier.Tier{pool}
-	cluster, err := clusterTier(clusterCfg, pools, log)
+	cluster, err := clusterTier(clusterCfg, pools, reg, log)
 	if err != nil {
 		return err
 	}
@@ -266,6 +264,9 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- list
 	if err != nil {
 		return err
 	}
+	if cluster != nil {
+		px.Health().Register("cluster", cluster)
+	}
 	tiers = append(tiers, px)
 	// The admin listener starts last and so stops first: on shutdown
 	// /readyz goes away before the proxy stops accepting, and keepalived
@@ -273,8 +274,8 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- list
 	var stats *tier.HTTPServer
 	if statsCfg.Listen != "" {
 		var view balancer.ClusterView
-		if v, ok := cluster.(balancer.ClusterView); ok {
-			view = v
+		if cluster != nil {
+			view = cluster
 		}
 		if stats, err = statsTier(statsCfg, px, pools, reg, view, log); err != nil {
 			return err
@@ -301,7 +302,7 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- list
 			l.Stats = stats.Addr()
 		}
 		if cluster != nil {
-			l.Cluster = clusterAddr(cluster)
+			l.Cluster = cluster.LocalAddr()
 		}
 		log.Info("serving", "addr", l.Proxy, "backends", strings.Join(poolCfg.Endpoints, ","), "stats", l.Stats)
 		if ready != nil {
@@ -385,65 +386,63 @@ func statsTier(cfg balancer.StatsConfig, px *balancer.Proxy, pools []*balancer.P
 	}), nil
 }
 
-// clusterSettings are the cluster flags, checked.
-type clusterSettings struct {
-	listen string
-	peers  []string
-	key    string
-	node   string
+// clusterEnvPrefix is where the cluster's variables are read, beside the
+// pool's and the stats listener's: THREETIER_BALANCER_CLUSTER_KEY and so
+// on.
+const clusterEnvPrefix = balancer.EnvPrefix + "CLUSTER_"
+
+// clusterFlags are the flags that set a ClusterConfig field, by variable.
+var clusterFlags = []struct{ flag, variable string }{
+	{"cluster-listen", "LISTEN"}, {"peers", "PEERS"}, {"cluster-key", "KEY"}, {"node", "NAME"},
 }
 
-// secrets come from the environment rather than the command line, which
-// every user of the machine can read in ps.
-type secrets struct {
-	ClusterKey string `env:"CLUSTER_KEY"`
-}
-
-// clusterConfig checks the cluster flags; the cluster is on when
-// -cluster-listen or -peers is given.
-func clusterConfig(f *flags) (*clusterSettings, error) {
-	var env secrets
-	if err := tier.LoadEnv(tier.EnvPrefix, &env); err != nil {
-		return nil, err
+// clusterConfig lays the cluster flags over the THREETIER_BALANCER_CLUSTER_*
+// variables, or returns nil when the cluster is off: it is on when
+// -cluster-listen or -peers (or their variables) say where to gossip.
+func clusterConfig(f *flags) (*balancer.ClusterConfig, error) {
+	environ := os.Environ()
+	vars := map[string]bool{}
+	for _, kv := range environ {
+		name, value, _ := strings.Cut(kv, "=")
+		vars[name] = value != ""
 	}
-	c := &clusterSettings{listen: f.clusterLn, peers: splitList(f.peers), key: f.key, node: f.node}
-	setIfZero(&c.key, env.ClusterKey)
-	var errs []error
-	if c.listen != "" {
-		if _, port, err := net.SplitHostPort(c.listen); err != nil || port == "" {
-			errs = append(errs, fmt.Errorf("-cluster-listen %q: want ip:port", c.listen))
-		}
-	}
-	for _, p := range c.peers {
-		if _, port, err := net.SplitHostPort(p); err != nil || port == "" {
-			errs = append(errs, fmt.Errorf("-peers %q: want host:port", p))
-		}
-	}
-	if c.key != "" {
-		if k, err := base64.StdEncoding.DecodeString(c.key); err != nil || len(k) != 16 && len(k) != 24 && len(k) != 32 {
-			errs = append(errs, errors.New("-cluster-key: want base64 of 16, 24 or 32 bytes (head -c 32 /dev/urandom | base64)"))
-		}
-	}
-	if err := errors.Join(errs...); err != nil {
-		return nil, err
-	}
-	if c.listen == "" && len(c.peers) == 0 {
+	on := f.set["cluster-listen"] || f.set["peers"] || vars[clusterEnvPrefix+"LISTEN"] || vars[clusterEnvPrefix+"PEERS"]
+	if !on {
 		if f.set["cluster-key"] {
 			return nil, errors.New("-cluster-key needs -cluster-listen or -peers")
 		}
 		return nil, nil
 	}
-	return c, nil
+	// The flags go in as the variables they stand for, listed last so
+	// that they win: the config is then validated once, whole (a key
+	// given on the command line satisfies the check that a key is set).
+	values := map[string]string{"cluster-listen": f.clusterLn, "peers": f.peers, "cluster-key": f.key, "node": f.node}
+	for _, cf := range clusterFlags {
+		if f.set[cf.flag] {
+			environ = append(environ, clusterEnvPrefix+cf.variable+"="+values[cf.flag])
+		}
+	}
+	var cfg balancer.ClusterConfig
+	if err := tier.LoadEnvFrom(environ, clusterEnvPrefix, &cfg); err != nil {
+		return nil, errors.New(clusterFieldFlags.Replace(err.Error()))
+	}
+	return &cfg, nil
 }
 
-// clusterTier joins this node to its peers, or returns nil without a
-// cluster.
-func clusterTier(c *clusterSettings, _ []*balancer.Pool, _ *slog.Logger) (tier.Tier, error) {
-	if c == nil {
+// clusterFieldFlags names the flag and the variable behind a
+// ClusterConfig field in an error.
+var clusterFieldFlags = strings.NewReplacer(
+	"Listen=", "-cluster-listen ("+clusterEnvPrefix+"LISTEN)=",
+	"Peers[", "-peers ("+clusterEnvPrefix+"PEERS)[",
+	"Key:", "-cluster-key ("+clusterEnvPrefix+"KEY):",
+	"Name=", "-node ("+clusterEnvPrefix+"NAME)=",
+)
+
+// clusterTier is this node's membership of the cluster: it shares what
+// the node learns about the backends with its peers, and takes theirs.
+func clusterTier(cfg *balancer.ClusterConfig, pools []*balancer.Pool, reg *prometheus.Registry, log *slog.Logger) (*balancer.Cluster, error) {
+	if cfg == nil {
 		return nil, nil
 	}
-	return nil, errors.New("cluster support is not built yet: run without -cluster-listen and -peers")
+	return balancer.NewCluster(*cfg, pools, balancer.WithLogger(log), balancer.WithRegistry(reg))
 }
-
-// clusterAddr is the bound gossip address of a cluster tier.
-func clusterAddr(tier.Tier) string { return "" }

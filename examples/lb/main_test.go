@@ -8,6 +8,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
 	"io"
@@ -253,6 +254,83 @@ func TestLBBalancesAndSurvivesAKilledBackend(t *testing.T) {
 	})
 }
 
+// TestLBTwoNodesAsACluster runs two nodes over the same backends, joined
+// by gossip with the key from the environment, and a Go client that
+// balances over both: each node serves, and what one node learns of a
+// killed backend the other shows on its stats page.
+func TestLBTwoNodesAsACluster(t *testing.T) {
+	a, b := newBackend(t, "a"), newBackend(t, "b")
+	key := make([]byte, 32)
+	_, _ = rand.Read(key)
+	t.Setenv("THREETIER_BALANCER_CLUSTER_KEY", base64.StdEncoding.EncodeToString(key))
+	common := []string{"-listen", "127.0.0.1:0", "-backends", a.URL + "," + b.URL, "-stats", "127.0.0.1:0", "-check-interval", "50ms"}
+	n1 := startLB(t, append(common, "-cluster-listen", "127.0.0.1:0", "-node", "lb-1")...)
+	n2 := startLB(t, append(common, "-cluster-listen", "127.0.0.1:0", "-peers", n1.Cluster, "-node", "lb-2")...)
+
+	tr := &http.Transport{}
+	defer tr.CloseIdleConnections()
+	c := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+	report := func(node listening) (r balancer.StatsReport) {
+		getJSON(t, c, "http://"+node.Stats+"/api/status", &r)
+		return r
+	}
+	for _, node := range []listening{n1, n2} {
+		wait.For(t, 10*time.Second, "two members alive on "+node.Stats, func() bool {
+			alive := 0
+			for _, m := range report(node).Members {
+				if m.State == "alive" {
+					alive++
+				}
+			}
+			return alive == 2
+		})
+	}
+
+	// A Go client needs no virtual IP: it balances over the nodes.
+	nodes, err := balancer.New(balancer.Config{Name: "front-doors", Endpoints: []string{"http://" + n1.Proxy, "http://" + n2.Proxy}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := nodes.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = nodes.Stop(context.Background()) }()
+	client := nodes.Client()
+	for range 20 {
+		resp, err := client.Get("http://front-doors/hello")
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("through the nodes: %d", resp.StatusCode)
+		}
+	}
+	for _, node := range []listening{n1, n2} {
+		var served uint64
+		for _, e := range report(node).Pools[0].Endpoints {
+			served += e.Requests
+		}
+		if served == 0 {
+			t.Fatalf("node %s served none of the client's requests", node.Proxy)
+		}
+	}
+
+	b.kill()
+	wait.For(t, 10*time.Second, "lb-2's view of the killed backend on lb-1's stats", func() bool {
+		for _, v := range report(n1).PeerViews {
+			if v.Node == "lb-2" && v.Endpoint == b.URL && v.State != balancer.StateUp {
+				return true
+			}
+		}
+		return false
+	})
+	if code := getJSON(t, c, "http://"+n1.Stats+"/readyz", nil); code != http.StatusOK {
+		t.Fatalf("/readyz of a clustered node with a backend up: %d", code)
+	}
+}
+
 type statusError struct {
 	code int
 	body string
@@ -405,12 +483,13 @@ func TestLBBadFlags(t *testing.T) {
 		{"-redirect-http", "", []string{"-backends", be, "-redirect-http", ":8080"}},
 		{"-trusted-proxies[0]", "", []string{"-backends", be, "-trusted-proxies", "10.0.0.0/99"}},
 		{"-max-conns", "", []string{"-backends", be, "-max-conns", "-1"}},
-		{"-peers", "", []string{"-backends", be, "-peers", "no-port"}},
-		{"-cluster-listen", "", []string{"-backends", be, "-cluster-listen", "nowhere"}},
-		{"-cluster-key: want base64", "", []string{"-backends", be, "-peers", "127.0.0.1:7946", "-cluster-key", "short"}},
+		{"-peers (THREETIER_BALANCER_CLUSTER_PEERS)[0]", "", []string{"-backends", be, "-peers", "no-port"}},
+		{"-cluster-listen (THREETIER_BALANCER_CLUSTER_LISTEN)", "", []string{"-backends", be, "-cluster-listen", "nowhere"}},
+		{"-cluster-key (THREETIER_BALANCER_CLUSTER_KEY): not base64", "", []string{"-backends", be, "-peers", "127.0.0.1:7946", "-cluster-key", "short"}},
+		{"-cluster-key (THREETIER_BALANCER_CLUSTER_KEY): required", "", []string{"-backends", be, "-cluster-listen", "127.0.0.1:0"}},
+		{"-cluster-key (THREETIER_BALANCER_CLUSTER_KEY): not base64", "THREETIER_BALANCER_CLUSTER_KEY=short", []string{"-backends", be, "-peers", "127.0.0.1:7946"}},
 		{"-cluster-key needs -cluster-listen or -peers", "", []string{"-backends", be, "-cluster-key", "AAAAAAAAAAAAAAAAAAAAAA=="}},
 		{"-stats-token needs -stats", "", []string{"-backends", be, "-stats-token", "t"}},
-		{"cluster support is not built yet", "", []string{"-backends", be, "-cluster-listen", "127.0.0.1:0"}},
 		{"THREETIER_BALANCER_HEALTH_INTERVAL", "THREETIER_BALANCER_HEALTH_INTERVAL=soon", []string{"-backends", be}},
 		{"THREETIER_PROXY_MAX_CONNS", "THREETIER_PROXY_MAX_CONNS=many", []string{"-backends", be}},
 		{"THREETIER_BALANCER_* variables: Policy", "THREETIER_BALANCER_POLICY=fastest", []string{"-backends", be}},

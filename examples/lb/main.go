@@ -7,9 +7,11 @@
 //	go run ./examples/lb -listen 127.0.0.1:8080 -backends http://127.0.0.1:9001,http://127.0.0.1:9002
 //	go run ./examples/lb -listen :8443 -tls-cert cert.pem -tls-key key.pem -redirect-http :8080 -backends ...
 //	go run ./examples/lb -backends ... -stats 127.0.0.1:8404
+//	THREETIER_BALANCER_CLUSTER_KEY=... go run ./examples/lb -backends ... -cluster-listen 10.0.0.1:7946 -peers 10.0.0.2:7946
 //
-// Every setting also comes from THREETIER_BALANCER_* (the pool) and
-// THREETIER_PROXY_* (the node) variables; a flag given on the command line
+// Every setting also comes from THREETIER_BALANCER_* (the pool),
+// THREETIER_PROXY_* (the node), THREETIER_BALANCER_STATS_* and
+// THREETIER_BALANCER_CLUSTER_* variables; a flag given on the command line
 // wins over its variable. SIGHUP reads the TLS certificate and key again.
 // Invalid flags print one line and exit with status 2.
 package main

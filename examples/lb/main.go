@@ -271,8 +271,8 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- list
 	}
 	tiers = append(tiers, px)
 	// The admin listener starts last and so stops first: on shutdown
-	// /readyz goes away before the proxy stops accepting, and keepalived
-	// moves the address while this node still drains.
+	// /readyz fails before the proxy stops, and keepalived starts moving
+	// the address while the proxy drains what it has in flight.
 	var stats *tier.HTTPServer
 	if statsCfg.Listen != "" {
 		var view balancer.ClusterView

@@ -1,0 +1,165 @@
+#!/usr/bin/env bash
+# Throughput and tail latency of the front door, examples/lb, beside HAProxy
+# in front of the same two backends (examples/bench/jsonbackend, a 72-byte
+# JSON answer), and beside web.Forwarder (examples/static -forward), the
+# web tier's use of the same proxy path.
+#
+# HAProxy gets the configuration examples/lb has by default: round robin,
+# keep-alive on both sides with connections to the backends shared
+# (http-reuse always), X-Forwarded-For added, an HTTP health check of / on
+# each backend every 2s (fall 3, rise 2), no logging, one thread per CPU.
+# examples/lb and examples/static run with their defaults (GOMAXPROCS = the
+# number of CPUs), access logs off.
+#
+# Each round runs wrk -t2 -c64 -d${DURATION}s --latency against the three
+# in turn, the order reversed every other round; the medians over the
+# rounds give the ratios. Everything runs on 127.0.0.1, on one machine:
+# wrk, the proxies and the backends share its CPUs alike.
+#
+# Usage: [ROUNDS=5] [DURATION=10] examples/bench/lb.sh   (run from anywhere in the repo)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+ROUNDS=${ROUNDS:-5}
+DURATION=${DURATION:-10}
+BACKEND1_PORT=${BACKEND1_PORT:-18591}
+BACKEND2_PORT=${BACKEND2_PORT:-18592}
+HAPROXY_PORT=${HAPROXY_PORT:-18580}
+LB_PORT=${LB_PORT:-18581}
+FORWARD_PORT=${FORWARD_PORT:-18582}
+URL_PATH=/api/item # under the prefix examples/static forwards
+
+work=$(mktemp -d)
+pids=()
+cleanup() {
+	for pid in "${pids[@]}"; do
+		kill "$pid" 2>/dev/null || true
+	done
+	for pid in "${pids[@]}"; do
+		wait "$pid" 2>/dev/null || true
+	done
+	rm -rf "$work"
+}
+trap cleanup EXIT
+
+need=()
+command -v haproxy >/dev/null || need+=(haproxy)
+command -v wrk >/dev/null || need+=(wrk)
+command -v curl >/dev/null || need+=(curl)
+if ((${#need[@]})); then
+	echo "installing ${need[*]}" >&2
+	apt-get update -qq && apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+if pgrep -x wrk >/dev/null; then
+	echo "another wrk is running: the figures would be meaningless" >&2
+	pgrep -a wrk >&2
+	exit 1
+fi
+
+echo "building" >&2
+go build -o "$work/jsonbackend" ./examples/bench/jsonbackend
+go build -o "$work/lb" ./examples/lb
+go build -o "$work/static" ./examples/static
+mkdir "$work/public"
+
+backends="http://127.0.0.1:$BACKEND1_PORT,http://127.0.0.1:$BACKEND2_PORT"
+"$work/jsonbackend" -port "$BACKEND1_PORT" >"$work/backend1.log" 2>&1 &
+pids+=($!)
+"$work/jsonbackend" -port "$BACKEND2_PORT" >"$work/backend2.log" 2>&1 &
+pids+=($!)
+
+cat >"$work/haproxy.cfg" <<CONF
+global
+	nbthread $(nproc)
+	# examples/lb's -max-conns is 10000, but HAProxy needs two descriptors
+	# a connection and the limit here may be 20000: 64 are used anyway.
+	maxconn 8000
+defaults
+	mode http
+	timeout connect 5s
+	timeout client 60s
+	timeout server 60s
+	option http-keep-alive
+	option forwardfor
+	http-reuse always
+frontend front
+	bind 127.0.0.1:$HAPROXY_PORT
+	default_backend backends
+backend backends
+	balance roundrobin
+	option httpchk GET /
+	server b1 127.0.0.1:$BACKEND1_PORT check inter 2s fall 3 rise 2
+	server b2 127.0.0.1:$BACKEND2_PORT check inter 2s fall 3 rise 2
+CONF
+haproxy -f "$work/haproxy.cfg" -db >"$work/haproxy.log" 2>&1 &
+pids+=($!)
+"$work/lb" -listen "127.0.0.1:$LB_PORT" -backends "$backends" >"$work/lb.log" 2>&1 &
+pids+=($!)
+"$work/static" -listen "127.0.0.1:$FORWARD_PORT" -root "$work/public" -access-log=false \
+	-forward "/api/=$backends" >"$work/static.log" 2>&1 &
+pids+=($!)
+
+# Wait, bounded, until each answers 200 through to a backend.
+deadline=$((SECONDS + 60))
+for port in "$BACKEND1_PORT" "$BACKEND2_PORT" "$HAPROXY_PORT" "$LB_PORT" "$FORWARD_PORT"; do
+	until curl -fsS -o /dev/null "http://127.0.0.1:$port$URL_PATH" 2>/dev/null; do
+		dead=0
+		for pid in "${pids[@]}"; do kill -0 "$pid" 2>/dev/null || dead=1; done
+		if ((dead || SECONDS > deadline)); then
+			echo "nothing answers on 127.0.0.1:$port" >&2
+			tail -n 20 "$work"/*.log >&2 || true
+			exit 1
+		fi
+		sleep 0.2
+	done
+done
+
+# measure name url -> appends "rps p99_us" to $work/name.txt.
+measure() {
+	local name=$1 url=$2 out
+	out=$(timeout $((DURATION + 30)) wrk -t2 -c64 -d"${DURATION}s" --latency "$url")
+	if grep -qE 'Non-2xx or 3xx|Socket errors' <<<"$out"; then
+		echo "errors from $name:" >&2
+		echo "$out" >&2
+		exit 1
+	fi
+	awk '
+		/^Requests\/sec:/ {rps = $2}
+		$1 == "99%" {
+			v = $2; mult = 1
+			if (v ~ /us$/) {sub(/us$/, "", v)}
+			else if (v ~ /ms$/) {sub(/ms$/, "", v); mult = 1000}
+			else if (v ~ /s$/) {sub(/s$/, "", v); mult = 1000000}
+			p99 = v * mult
+		}
+		END {print rps, p99}' <<<"$out" >>"$work/$name.txt"
+	tail -n 1 "$work/$name.txt" | awk -v n="$name" '{printf "  %-10s %10.0f req/s  p99 %8.0f us\n", n, $1, $2}' >&2
+}
+
+declare -A urls=(
+	[haproxy]="http://127.0.0.1:$HAPROXY_PORT$URL_PATH"
+	[lb]="http://127.0.0.1:$LB_PORT$URL_PATH"
+	[forwarder]="http://127.0.0.1:$FORWARD_PORT$URL_PATH"
+)
+echo "warming up" >&2
+for name in haproxy lb forwarder; do
+	timeout 30 wrk -t2 -c64 -d1s "${urls[$name]}" >/dev/null
+done
+for r in $(seq "$ROUNDS"); do
+	echo "round $r of $ROUNDS" >&2
+	if ((r % 2)); then order=(haproxy lb forwarder); else order=(forwarder lb haproxy); fi
+	for name in "${order[@]}"; do
+		measure "$name" "${urls[$name]}"
+	done
+done
+
+median() { sort -n | awk '{v[NR] = $1} END {if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
+col() { awk -v c="$2" '{print $c}' "$work/$1.txt" | median; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.3f", a / b}'; }
+
+echo "wrk -t2 -c64 -d${DURATION}s --latency, $ROUNDS rounds, medians, $(nproc) CPUs"
+for name in haproxy lb forwarder; do
+	printf '%-10s %10.0f req/s  p99 %8.0f us\n' "$name" "$(col "$name" 1)" "$(col "$name" 2)"
+done
+echo "examples/lb throughput / HAProxy:    $(ratio "$(col lb 1)" "$(col haproxy 1)")x"
+echo "examples/lb p99 / HAProxy p99:       $(ratio "$(col lb 2)" "$(col haproxy 2)")x"
+echo "web.Forwarder / examples/lb throughput: $(ratio "$(col forwarder 1)" "$(col lb 1)")x"

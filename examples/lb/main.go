@@ -1,0 +1,450 @@
+// Command lb is the standalone front door to run instead of HAProxy: a
+// balancer.Proxy over one pool of backends, with active health checks on
+// by default, passive ejection and retries, HTTPS with HTTP/2 and
+// certificate reload, and an admin listener that keepalived and humans
+// can ask about the node.
+//
+//	go run ./examples/lb -listen 127.0.0.1:8080 -backends http://127.0.0.1:9001,http://127.0.0.1:9002
+//	go run ./examples/lb -listen :8443 -tls-cert cert.pem -tls-key key.pem -redirect-http :8080 -backends ...
+//	go run ./examples/lb -backends ... -stats 127.0.0.1:8404
+//	THREETIER_BALANCER_CLUSTER_KEY=... go run ./examples/lb -backends ... -cluster-listen 10.0.0.1:7946 -peers 10.0.0.2:7946
+//
+// Every setting also comes from THREETIER_BALANCER_* (the pool),
+// THREETIER_PROXY_* (the node), THREETIER_BALANCER_STATS_* and
+// THREETIER_BALANCER_CLUSTER_* variables; a flag given on the command line
+// wins over its variable. SIGHUP reads the TLS certificate and key again.
+// Invalid flags print one line and exit with status 2.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/threetier/threetier/balancer"
+	"github.com/threetier/threetier/tier"
+)
+
+func main() {
+	ctx, stop := tier.SignalContext(context.Background())
+	defer stop()
+	err := run(ctx, os.Args[1:], os.Stderr, nil)
+	switch {
+	case err == nil:
+	case errors.Is(err, flag.ErrHelp):
+		os.Exit(0)
+	default:
+		fmt.Fprintln(os.Stderr, "lb:", oneLine(err))
+		os.Exit(2)
+	}
+}
+
+// oneLine joins a multi-error on one line.
+func oneLine(err error) string { return strings.ReplaceAll(err.Error(), "\n", "; ") }
+
+// Defaults of the flags whose zero value in balancer.Config means
+// something else: the front door checks its backends unless told not to,
+// and more often than a library pool does, since it is the last line
+// before the browsers.
+const (
+	defaultCheckPath     = "/"
+	defaultCheckInterval = 2 * time.Second
+)
+
+// listening is what run hands to ready once every listener is bound.
+type listening struct {
+	Proxy    string // the front door
+	Redirect string // the HTTP-to-HTTPS listener, or ""
+	Stats    string // the admin listener, or ""
+	Cluster  string // the gossip address, or ""
+}
+
+// flags are the command line, before they are laid over the environment.
+type flags struct {
+	pool      balancer.Config
+	proxy     balancer.ProxyConfig
+	backends  string
+	trusted   string
+	stats     string
+	statsTok  string
+	clusterLn string
+	peers     string
+	key       string
+	node      string
+	set       map[string]bool // the flags given explicitly
+}
+
+func parseFlags(args []string, stderr io.Writer) (*flags, error) {
+	f := &flags{set: map[string]bool{}}
+	fl := flag.NewFlagSet("lb", flag.ContinueOnError)
+	fl.SetOutput(io.Discard) // errors are reported once, on one line, by main
+	fl.StringVar(&f.proxy.Listen, "listen", ":8080", "address to serve on")
+	fl.StringVar(&f.backends, "backends", "", "comma-separated base URLs of the backends: http://host:port,...")
+	fl.StringVar(&f.pool.Policy, "policy", balancer.PolicyRoundRobin, "round_robin, least_request, p2c_ewma, hash, first or random")
+	fl.StringVar(&f.pool.Health.Path, "check-path", defaultCheckPath, `path of the health check GET on each backend ("": no active checks)`)
+	fl.DurationVar(&f.pool.Health.Interval, "check-interval", defaultCheckInterval, "time between health checks of one backend")
+	fl.StringVar(&f.stats, "stats", "", "admin listener: the stats page and API, /healthz, /readyz, /metrics (off by default)")
+	fl.StringVar(&f.statsTok, "stats-token", "", "bearer token that turns the stats runtime API on (better: THREETIER_BALANCER_STATS_TOKEN)")
+	fl.StringVar(&f.clusterLn, "cluster-listen", "", "this node's gossip address ip:port, TCP and UDP (turns the cluster on)")
+	fl.StringVar(&f.peers, "peers", "", "comma-separated gossip addresses of the other nodes (turns the cluster on)")
+	fl.StringVar(&f.key, "cluster-key", "", "the cluster's shared key, base64 of 16, 24 or 32 bytes (better: THREETIER_BALANCER_CLUSTER_KEY)")
+	fl.StringVar(&f.node, "node", "", "this node's name in the cluster and on the stats page")
+	fl.StringVar(&f.proxy.TLSCert, "tls-cert", "", "PEM certificate file (with -tls-key: HTTPS and HTTP/2; SIGHUP reloads)")
+	fl.StringVar(&f.proxy.TLSKey, "tls-key", "", "PEM key file")
+	fl.StringVar(&f.proxy.RedirectListen, "redirect-http", "", "plain-HTTP address that redirects to HTTPS")
+	fl.StringVar(&f.trusted, "trusted-proxies", "", "comma-separated CIDRs whose X-Forwarded-* headers are kept")
+	fl.BoolVar(&f.proxy.AccessLog, "access-log", false, "log every request")
+	fl.IntVar(&f.proxy.MaxConns, "max-conns", 10000, "most client connections open at once")
+	help := fl.Bool("h", false, "show this help")
+	if err := fl.Parse(args); err != nil {
+		return nil, err
+	}
+	if *help {
+		fl.SetOutput(stderr)
+		fmt.Fprintln(stderr, "usage: lb -backends URL,... [flags]")
+		fl.PrintDefaults()
+		return nil, flag.ErrHelp
+	}
+	if fl.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q (flags only)", fl.Arg(0))
+	}
+	fl.Visit(func(fl *flag.Flag) { f.set[fl.Name] = true })
+	f.pool.Endpoints = splitList(f.backends)
+	f.proxy.TrustedProxies = splitList(f.trusted)
+	return f, nil
+}
+
+// splitList reads "a, b,c" as [a b c]; "" is nil.
+func splitList(s string) []string {
+	var out []string
+	for p := range strings.SplitSeq(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// override sets *dst to v when the flag was given: the command line wins
+// over the environment, the environment over the flag's default.
+func override[T any](f *flags, name string, dst *T, v T) {
+	if f.set[name] {
+		*dst = v
+	}
+}
+
+// configs lays the flags over the THREETIER_BALANCER_* and
+// THREETIER_PROXY_* variables.
+func configs(f *flags) (balancer.Config, balancer.ProxyConfig, error) {
+	var pool balancer.Config
+	var proxy balancer.ProxyConfig
+	if err := loadEnv(balancer.EnvPrefix, &pool); err != nil {
+		return pool, proxy, err
+	}
+	if err := loadEnv(balancer.ProxyEnvPrefix, &proxy); err != nil {
+		return pool, proxy, err
+	}
+	setIfZero(&pool.Name, "backend")
+	override(f, "backends", &pool.Endpoints, f.pool.Endpoints)
+	override(f, "policy", &pool.Policy, f.pool.Policy)
+	override(f, "check-path", &pool.Health.Path, f.pool.Health.Path)
+	override(f, "check-interval", &pool.Health.Interval, f.pool.Health.Interval)
+	if !f.set["check-path"] {
+		setIfZero(&pool.Health.Path, defaultCheckPath)
+	}
+	setIfZero(&pool.Health.Interval, defaultCheckInterval)
+	if len(pool.Endpoints) == 0 && pool.Discovery == "" {
+		return pool, proxy, errors.New("no backends: give -backends http://host:port,... (or THREETIER_BALANCER_ENDPOINTS, or THREETIER_BALANCER_DISCOVERY)")
+	}
+
+	override(f, "listen", &proxy.Listen, f.proxy.Listen)
+	override(f, "tls-cert", &proxy.TLSCert, f.proxy.TLSCert)
+	override(f, "tls-key", &proxy.TLSKey, f.proxy.TLSKey)
+	override(f, "redirect-http", &proxy.RedirectListen, f.proxy.RedirectListen)
+	override(f, "trusted-proxies", &proxy.TrustedProxies, f.proxy.TrustedProxies)
+	override(f, "access-log", &proxy.AccessLog, f.proxy.AccessLog)
+	override(f, "max-conns", &proxy.MaxConns, f.proxy.MaxConns)
+	setIfZero(&proxy.Name, "lb")
+	// Checked here, not only by NewProxy, so that a flag mistake is
+	// reported before any socket is bound.
+	if err := pool.Validate(); err != nil {
+		return pool, proxy, flagNames(err)
+	}
+	if err := proxy.Validate(); err != nil {
+		return pool, proxy, flagNames(err)
+	}
+	return pool, proxy, nil
+}
+
+// loadEnv is tier.LoadEnv, with the variables named in a validation
+// error (which names the Config field) so that the user knows the mistake
+// is in the environment, not on the command line.
+func loadEnv(prefix string, cfg any) error {
+	err := tier.LoadEnv(prefix, cfg)
+	if err != nil && !strings.Contains(err.Error(), prefix) {
+		return fmt.Errorf("%s* variables: %w", prefix, err)
+	}
+	return err
+}
+
+func setIfZero[T comparable](v *T, def T) {
+	var zero T
+	if *v == zero {
+		*v = def
+	}
+}
+
+// fieldFlags names the flag behind a Config field, so that an error names
+// what the user typed.
+var fieldFlags = strings.NewReplacer(
+	"Endpoints[", "-backends[",
+	"Policy=", "-policy=",
+	"Health.Path=", "-check-path=",
+	"Health.Interval=", "-check-interval=",
+	"TLSCert=", "-tls-cert=",
+	"RedirectListen=", "-redirect-http=",
+	"TrustedProxies[", "-trusted-proxies[",
+	"MaxConns=", "-max-conns=",
+)
+
+func flagNames(err error) error { return errors.New(fieldFlags.Replace(err.Error())) }
+
+// run parses args, builds the node and serves until ctx ends. ready, when
+// not nil, receives the bound addresses once serving.
+func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- listening) error {
+	f, err := parseFlags(args, stderr)
+	if err != nil {
+		return err
+	}
+	poolCfg, proxyCfg, err := configs(f)
+	if err != nil {
+		return err
+	}
+	clusterCfg, err := clusterConfig(f)
+	if err != nil {
+		return err
+	}
+	statsCfg, err := statsConfig(f)
+	if err != nil {
+		return err
+	}
+	var logCfg tier.LogConfig
+	if err := tier.LoadEnv(tier.EnvPrefix, &logCfg); err != nil {
+		return err
+	}
+	log, err := tier.NewLogger(logCfg, stderr)
+	if err != nil {
+		return err
+	}
+
+	reg := tier.NewRegistry()
+	pool, err := balancer.New(poolCfg, balancer.WithLogger(log), balancer.WithRegistry(reg))
+	if err != nil {
+		return err
+	}
+	pools := []*balancer.Pool{pool}
+	tiers := []tier.Tier{pool}
+	cluster, err := clusterTier(clusterCfg, pools, reg, log)
+	if err != nil {
+		return err
+	}
+	if cluster != nil {
+		tiers = append(tiers, cluster)
+	}
+	px, err := balancer.NewProxy(proxyCfg, pools, balancer.WithLogger(log), balancer.WithRegistry(reg))
+	if err != nil {
+		return err
+	}
+	if cluster != nil {
+		px.Health().Register("cluster", cluster)
+	}
+	tiers = append(tiers, px)
+	// The admin listener starts last and so stops first: on shutdown
+	// /readyz fails before the proxy stops, and keepalived starts moving
+	// the address while the proxy drains what it has in flight.
+	var stats *tier.HTTPServer
+	if statsCfg.Listen != "" {
+		var view balancer.ClusterView
+		if cluster != nil {
+			view = cluster
+		}
+		if stats, err = statsTier(statsCfg, px, pools, reg, view, log); err != nil {
+			return err
+		}
+		tiers = append(tiers, stats)
+	}
+
+	// SIGHUP is caught even without TLS: its default action would kill the
+	// front door of someone who expected a reload.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	reloadCtx, stopReloads := context.WithCancel(ctx)
+	reloadsDone := make(chan struct{})
+	go func() {
+		defer close(reloadsDone)
+		reloadOnSignal(reloadCtx, hup, px, log)
+	}()
+	defer func() { stopReloads(); <-reloadsDone }()
+
+	runner := tier.Runner{Logger: log, StopTimeout: 10 * time.Second, Started: func() {
+		l := listening{Proxy: px.Addr(), Redirect: px.RedirectAddr()}
+		if stats != nil {
+			l.Stats = stats.Addr()
+		}
+		if cluster != nil {
+			l.Cluster = cluster.LocalAddr()
+		}
+		log.Info("serving", "addr", l.Proxy, "backends", strings.Join(poolCfg.Endpoints, ","), "stats", l.Stats)
+		if ready != nil {
+			ready <- l
+		}
+	}}
+	return runner.Run(ctx, tiers...)
+}
+
+// reloadOnSignal reads the TLS pair again on each signal until ctx ends.
+// A pair that fails to load is logged and the one in service stays.
+func reloadOnSignal(ctx context.Context, sig <-chan os.Signal, px *balancer.Proxy, log *slog.Logger) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-sig:
+			if px.Config().TLSCert == "" {
+				log.Info("SIGHUP: no TLS certificate to reload")
+				continue
+			}
+			if err := px.Reload(); err != nil {
+				log.Error("SIGHUP: certificate not reloaded, the previous one stays", "err", err)
+				continue
+			}
+			log.Info("SIGHUP: certificate reloaded", "cert", px.Config().TLSCert)
+		}
+	}
+}
+
+// statsConfig lays -stats, -stats-token and -node over the
+// THREETIER_BALANCER_STATS_* variables. The listener is on when it has an
+// address from either: unlike a library's, this node's admin port is
+// opened only when asked for.
+func statsConfig(f *flags) (balancer.StatsConfig, error) {
+	var cfg balancer.StatsConfig
+	if err := loadEnv(balancer.StatsEnvPrefix, &cfg); err != nil {
+		return cfg, err
+	}
+	override(f, "stats", &cfg.Listen, f.stats)
+	override(f, "stats-token", &cfg.Token, f.statsTok)
+	override(f, "node", &cfg.Node, f.node)
+	if cfg.Listen == "" && f.set["stats-token"] {
+		return cfg, errors.New("-stats-token needs -stats ADDR")
+	}
+	if err := cfg.Validate(); err != nil {
+		return cfg, errors.New(strings.NewReplacer("Token:", "-stats-token:").Replace(err.Error()))
+	}
+	return cfg, nil
+}
+
+// statsTier is the admin listener: the stats page, its JSON, the metrics
+// and the runtime API (with a token), and /healthz and /readyz for
+// keepalived's vrrp_script: the node is ready while every pool has a
+// backend that can take traffic. It names internal addresses: keep it on
+// loopback or a management network.
+func statsTier(cfg balancer.StatsConfig, px *balancer.Proxy, pools []*balancer.Pool, reg *prometheus.Registry, cluster balancer.ClusterView, log *slog.Logger) (*tier.HTTPServer, error) {
+	opts := []balancer.Option{balancer.WithLogger(log), balancer.WithRegistry(reg)}
+	if cluster != nil {
+		opts = append(opts, balancer.WithClusterView(cluster))
+	}
+	stats, err := balancer.NewStats(cfg, pools, opts...)
+	if err != nil {
+		return nil, err
+	}
+	cfg = stats.Config()
+	// One listener for the page and the probes: keepalived asks the port
+	// an operator already opened for the stats. Stats serves every path
+	// but these two, on a server of this command's own.
+	mux := http.NewServeMux()
+	mux.Handle("/healthz", px.Health().LivenessHandler())
+	mux.Handle("/readyz", px.Health().ReadinessHandler())
+	mux.Handle("/", stats)
+	return tier.NewHTTPServer("stats", &http.Server{
+		Addr:              cfg.Listen,
+		Handler:           mux,
+		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
+		IdleTimeout:       cfg.IdleTimeout,
+		MaxHeaderBytes:    cfg.MaxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}), nil
+}
+
+// clusterEnvPrefix is where the cluster's variables are read, beside the
+// pool's and the stats listener's: THREETIER_BALANCER_CLUSTER_KEY and so
+// on.
+const clusterEnvPrefix = balancer.EnvPrefix + "CLUSTER_"
+
+// clusterFlags are the flags that set a ClusterConfig field, by variable.
+var clusterFlags = []struct{ flag, variable string }{
+	{"cluster-listen", "LISTEN"}, {"peers", "PEERS"}, {"cluster-key", "KEY"}, {"node", "NAME"},
+}
+
+// clusterConfig lays the cluster flags over the THREETIER_BALANCER_CLUSTER_*
+// variables, or returns nil when the cluster is off: it is on when
+// -cluster-listen or -peers (or their variables) say where to gossip.
+func clusterConfig(f *flags) (*balancer.ClusterConfig, error) {
+	environ := os.Environ()
+	vars := map[string]bool{}
+	for _, kv := range environ {
+		name, value, _ := strings.Cut(kv, "=")
+		vars[name] = value != ""
+	}
+	on := f.set["cluster-listen"] || f.set["peers"] || vars[clusterEnvPrefix+"LISTEN"] || vars[clusterEnvPrefix+"PEERS"]
+	if !on {
+		if f.set["cluster-key"] {
+			return nil, errors.New("-cluster-key needs -cluster-listen or -peers")
+		}
+		return nil, nil
+	}
+	// The flags go in as the variables they stand for, listed last so
+	// that they win: the config is then validated once, whole (a key
+	// given on the command line satisfies the check that a key is set).
+	values := map[string]string{"cluster-listen": f.clusterLn, "peers": f.peers, "cluster-key": f.key, "node": f.node}
+	for _, cf := range clusterFlags {
+		if f.set[cf.flag] {
+			environ = append(environ, clusterEnvPrefix+cf.variable+"="+values[cf.flag])
+		}
+	}
+	var cfg balancer.ClusterConfig
+	if err := tier.LoadEnvFrom(environ, clusterEnvPrefix, &cfg); err != nil {
+		return nil, errors.New(clusterFieldFlags.Replace(err.Error()))
+	}
+	return &cfg, nil
+}
+
+// clusterFieldFlags names the flag and the variable behind a
+// ClusterConfig field in an error.
+var clusterFieldFlags = strings.NewReplacer(
+	"Listen=", "-cluster-listen ("+clusterEnvPrefix+"LISTEN)=",
+	"Peers[", "-peers ("+clusterEnvPrefix+"PEERS)[",
+	"Key:", "-cluster-key ("+clusterEnvPrefix+"KEY):",
+	"Name=", "-node ("+clusterEnvPrefix+"NAME)=",
+)
+
+// clusterTier is this node's membership of the cluster: it shares what
+// the node learns about the backends with its peers, and takes theirs.
+func clusterTier(cfg *balancer.ClusterConfig, pools []*balancer.Pool, reg *prometheus.Registry, log *slog.Logger) (*balancer.Cluster, error) {
+	if cfg == nil {
+		return nil, nil
+	}
+	return balancer.NewCluster(*cfg, pools, balancer.WithLogger(log), balancer.WithRegistry(reg))
+}

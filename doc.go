@@ -32,7 +32,9 @@
 //     RFC 9457 problem+json errors.
 //   - balancer: client-side load balancing over the instances of the next
 //     tier: policies, active and passive health checks, retries with a budget,
-//     discovery. Any Go code balances by swapping its http.RoundTripper.
+//     discovery. Any Go code balances by swapping its http.RoundTripper. Its
+//     Proxy is the front door (the HAProxy node), Cluster joins such nodes,
+//     and Stats is their stats page and runtime API.
 //   - web: the static web tier on Echo: serves files as well as nginx does and
 //     forwards dynamic routes to the app tier.
 //   - app: the business-logic tier on Echo: per-dependency guards (circuit

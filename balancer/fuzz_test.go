@@ -60,3 +60,33 @@ func FuzzHashKey(f *testing.F) {
 		}
 	})
 }
+
+// FuzzProxyRoute feeds the front door's routing any host and path: it must
+// pick a route without panicking, and a stripped path stays absolute.
+func FuzzProxyRoute(f *testing.F) {
+	for _, s := range [][2]string{{"shop.example.com", "/api/x"}, {"ADMIN.example.com:80", "/"}, {"[::1]:8080", "/api"}, {"", ""}, {"x.example.com", "/static/../api/"}, {":", "//api/"}} {
+		f.Add(s[0], s[1])
+	}
+	pool, err := New(Config{Name: "p", Endpoints: []string{"http://127.0.0.1:1"}})
+	if err != nil {
+		f.Fatal(err)
+	}
+	px, err := NewProxy(ProxyConfig{Routes: []Route{
+		{Host: "admin.example.com", Pool: "p"},
+		{PathPrefix: "/api/", Pool: "p", StripPrefix: true},
+		{Host: "*.example.com", PathPrefix: "/static/", Pool: "p"},
+	}, DefaultPool: "-"}, []*Pool{pool})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, host, path string) {
+		r := httptest.NewRequest("GET", "/", nil)
+		r.Host, r.URL.Path = host, path
+		rt := px.match(r)
+		if rt != nil && rt.StripPrefix && strings.HasPrefix(path, "/") {
+			if got := stripPrefix(path, rt.PathPrefix); !strings.HasPrefix(got, "/") {
+				t.Fatalf("stripPrefix(%q, %q) = %q", path, rt.PathPrefix, got)
+			}
+		}
+	})
+}

@@ -26,6 +26,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
@@ -82,6 +83,7 @@ type flags struct {
 	peers     string
 	key       string
 	node      string
+	profile   string
 	set       map[string]bool // the flags given explicitly
 }
 
@@ -106,6 +108,7 @@ func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 	fl.StringVar(&f.trusted, "trusted-proxies", "", "comma-separated CIDRs whose X-Forwarded-* headers are kept")
 	fl.BoolVar(&f.proxy.AccessLog, "access-log", false, "log every request")
 	fl.IntVar(&f.proxy.MaxConns, "max-conns", 10000, "most client connections open at once")
+	fl.StringVar(&f.profile, "cpuprofile", "", "write a CPU profile of the whole run to this file (for tuning)")
 	help := fl.Bool("h", false, "show this help")
 	if err := fl.Parse(args); err != nil {
 		return nil, err
@@ -242,6 +245,17 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- list
 	var logCfg tier.LogConfig
 	if err := tier.LoadEnv(tier.EnvPrefix, &logCfg); err != nil {
 		return err
+	}
+	if f.profile != "" {
+		out, err := os.Create(f.profile)
+		if err != nil {
+			return fmt.Errorf("-cpuprofile: %w", err)
+		}
+		defer out.Close()
+		if err := pprof.StartCPUProfile(out); err != nil {
+			return fmt.Errorf("-cpuprofile: %w", err)
+		}
+		defer pprof.StopCPUProfile()
 	}
 	log, err := tier.NewLogger(logCfg, stderr)
 	if err != nil {

@@ -437,7 +437,6 @@ func siteAddrs(sites []*web.Server) []string {
 	return out
 }
 
-
 // quietProbes returns log with the web tier's access lines for probes
 // (/healthz, /readyz, /metrics) moved to debug level, as the app tier
 // logs them: the pools in front check every instance every second, and
@@ -476,4 +475,6 @@ func (h probeFilter) WithAttrs(attrs []slog.Attr) slog.Handler {
 	return probeFilter{h.Handler.WithAttrs(attrs)}
 }
 
-func (h probeFilter) WithGroup(name string) slog.Handler { return probeFilter{h.Handler.WithGroup(name)} }
+func (h probeFilter) WithGroup(name string) slog.Handler {
+	return probeFilter{h.Handler.WithGroup(name)}
+}

@@ -28,11 +28,12 @@ type flags struct {
 	name      string
 	db        string
 	environ   []string
+	stderr    io.Writer
 	set       map[string]bool // the flags given explicitly
 }
 
 func parseFlags(args, environ []string, stderr io.Writer) (*flags, error) {
-	f := &flags{environ: environ, set: map[string]bool{}}
+	f := &flags{environ: environ, stderr: stderr, set: map[string]bool{}}
 	fl := flag.NewFlagSet("shop", flag.ContinueOnError)
 	fl.SetOutput(io.Discard) // errors are reported once, on one line, by main
 	fl.StringVar(&f.role, "role", roleAll, "all (the whole shop in one process), balancer, web or app ("+roleEnv+")")

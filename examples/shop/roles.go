@@ -6,6 +6,7 @@ import (
 	"embed"
 	"encoding/base64"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -151,7 +152,7 @@ func runAll(ctx context.Context, f *flags, log *slog.Logger, ready chan<- listen
 				l.Stats = d.stats.Addr()
 			}
 		}
-		announce(log, l, db.Dialect())
+		announce(f.stderr, log, l, db.Dialect())
 		if ready != nil {
 			ready <- l
 		}
@@ -161,7 +162,7 @@ func runAll(ctx context.Context, f *flags, log *slog.Logger, ready chan<- listen
 
 // announce logs where everything listens and prints the URLs a person
 // opens.
-func announce(log *slog.Logger, l listening, dialect data.Dialect) {
+func announce(out io.Writer, log *slog.Logger, l listening, dialect data.Dialect) {
 	log.Info("serving", "role", l.Role, "doors", strings.Join(l.Doors, ","), "stats", l.Stats,
 		"webs", strings.Join(l.Webs, ","), "apps", strings.Join(l.Apps, ","), "database", string(dialect))
 	if l.Role != roleAll {
@@ -177,7 +178,7 @@ func announce(log *slog.Logger, l listening, dialect data.Dialect) {
 	}
 	fmt.Fprintf(&b, "  web tier    %s\n  app tier    %s\n  database    %s\nCtrl-C stops everything.\n",
 		strings.Join(l.Webs, " "), strings.Join(l.Apps, " "), dialect)
-	fmt.Fprint(os.Stderr, b.String())
+	fmt.Fprint(out, b.String())
 }
 
 // runBalancer runs one front door: the proxy over the web tier, its
@@ -221,7 +222,7 @@ func runBalancer(ctx context.Context, f *flags, log *slog.Logger, ready chan<- l
 		if d.cluster != nil {
 			l.Cluster = []string{d.cluster.LocalAddr()}
 		}
-		announce(log, l, "")
+		announce(f.stderr, log, l, "")
 		if ready != nil {
 			ready <- l
 		}
@@ -285,7 +286,7 @@ func runWeb(ctx context.Context, f *flags, log *slog.Logger, ready chan<- listen
 	}
 	runner := tier.Runner{Logger: log, StopTimeout: stopTimeout, Started: func() {
 		l := listening{Role: roleWeb, Webs: []string{site.Addr()}}
-		announce(log, l, "")
+		announce(f.stderr, log, l, "")
 		if ready != nil {
 			ready <- l
 		}
@@ -318,7 +319,7 @@ func runApp(ctx context.Context, f *flags, log *slog.Logger, ready chan<- listen
 	}
 	runner := tier.Runner{Logger: log, StopTimeout: stopTimeout, Started: func() {
 		l := listening{Role: roleApp, Apps: []string{srv.Addr()}}
-		announce(log, l, db.Dialect())
+		announce(f.stderr, log, l, db.Dialect())
 		if ready != nil {
 			ready <- l
 		}

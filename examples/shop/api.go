@@ -1,0 +1,243 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/threetier/threetier/app"
+	"github.com/threetier/threetier/data"
+	"github.com/threetier/threetier/tier"
+)
+
+// Headers the API sends beside its JSON.
+const (
+	// headerServedBy names the app instance that answered, so that a
+	// person (or a test) can see the balancing.
+	headerServedBy = "X-Served-By"
+	// headerReplayed marks the answer to a retried order: the order is
+	// the one the first request placed (Stripe's name for it).
+	headerReplayed = "Idempotent-Replayed"
+	// headerIdempotencyKey is the request header that makes an order safe
+	// to retry.
+	headerIdempotencyKey = "Idempotency-Key"
+)
+
+// api is one app-tier instance's handlers. Every database call goes
+// through the "db" guard, so a dead database trips a breaker instead of
+// piling up requests.
+type api struct {
+	store    store
+	guard    *app.Guard
+	instance string
+	cat      catalogue
+}
+
+// newAPI builds one app-tier instance.
+func newAPI(cfg app.Config, guardCfg app.GuardConfig, db *data.DB, instance string, log *slog.Logger, reg prometheus.Registerer) (*app.Server, error) {
+	srv, err := app.New(cfg,
+		app.WithLogger(log.With("instance", instance)),
+		app.WithMetrics(reg),
+		app.WithProblems(data.ProblemOrNil))
+	if err != nil {
+		return nil, err
+	}
+	guard, err := srv.Guards().Add("db", guardCfg, app.WithIsFailure(data.IsFailure))
+	if err != nil {
+		return nil, err
+	}
+	a := &api{store: store{db: db}, guard: guard, instance: instance}
+	e := srv.Echo()
+	e.Use(func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			c.Response().Header().Set(headerServedBy, instance)
+			return next(c)
+		}
+	})
+	e.GET("/api/products", a.listProducts)
+	e.GET("/api/products/:id", a.getProduct)
+	e.POST("/api/orders", a.placeOrder)
+	e.GET("/api/orders/:id", a.getOrder)
+	return srv, nil
+}
+
+// listProducts answers GET /api/products. When the database cannot answer,
+// the catalogue this instance last read is served instead, marked stale
+// (Cache-Status, Age): a shop window that shows yesterday's stock beats
+// one that shows an error, and orders are still checked against the real
+// stock.
+func (a *api) listProducts(c echo.Context) error {
+	var stale time.Duration
+	call := app.Call[[]Product]{Guard: a.guard, Idempotent: true, Fallback: func(_ context.Context, err error) ([]Product, error) {
+		list, age, ok := a.cat.all()
+		if !ok {
+			return nil, err
+		}
+		stale = age
+		return list, nil
+	}}
+	list, err := call.Do(c.Request().Context(), a.store.products)
+	if err != nil {
+		return err
+	}
+	if stale > 0 {
+		markStale(c, stale)
+	} else {
+		a.cat.setAll(list)
+	}
+	return c.JSON(http.StatusOK, list)
+}
+
+// getProduct answers GET /api/products/:id, with the same fallback.
+func (a *api) getProduct(c echo.Context) error {
+	id, err := pathID(c)
+	if err != nil {
+		return err
+	}
+	var stale time.Duration
+	call := app.Call[*Product]{Guard: a.guard, Idempotent: true, Fallback: func(_ context.Context, err error) (*Product, error) {
+		p, age, ok := a.cat.one(id)
+		if !ok {
+			return nil, err
+		}
+		stale = age
+		return &p, nil
+	}}
+	p, err := call.Do(c.Request().Context(), func(ctx context.Context) (*Product, error) { return a.store.product(ctx, id) })
+	if errors.Is(err, data.ErrNotFound) {
+		return tier.NewProblem(http.StatusNotFound, fmt.Sprintf("product %d does not exist", id))
+	}
+	if err != nil {
+		return err
+	}
+	if stale > 0 {
+		markStale(c, stale)
+	} else {
+		a.cat.setOne(*p)
+	}
+	return c.JSON(http.StatusOK, p)
+}
+
+// placeOrder answers POST /api/orders: 201 with the order, or the
+// order a previous request with the same Idempotency-Key placed.
+func (a *api) placeOrder(c echo.Context) error {
+	key := c.Request().Header.Get(headerIdempotencyKey)
+	if _, sent := c.Request().Header[headerIdempotencyKey]; sent && !validKey(key) {
+		return tier.NewProblem(http.StatusBadRequest, fmt.Sprintf("Idempotency-Key must be 1 to %d visible ASCII characters", maxKeyLen))
+	}
+	in, err := app.Bind[NewOrder](c)
+	if err != nil {
+		return err
+	}
+	type result struct {
+		order    *Order
+		replayed bool
+	}
+	// Not retried by the guard: the transaction retries its own conflicts,
+	// and a request that failed otherwise is the client's (or the
+	// balancer's) to send again, with its key.
+	r, err := app.Do(c.Request().Context(), a.guard, func(ctx context.Context) (result, error) {
+		o, replayed, err := a.store.place(ctx, key, in)
+		return result{o, replayed}, err
+	})
+	if err != nil {
+		return err
+	}
+	h := c.Response().Header()
+	h.Set(echo.HeaderLocation, fmt.Sprintf("/api/orders/%d", r.order.ID))
+	if r.replayed {
+		h.Set(headerReplayed, "true")
+	}
+	return c.JSON(http.StatusCreated, r.order)
+}
+
+// getOrder answers GET /api/orders/:id.
+func (a *api) getOrder(c echo.Context) error {
+	id, err := pathID(c)
+	if err != nil {
+		return err
+	}
+	call := app.Call[*Order]{Guard: a.guard, Idempotent: true}
+	o, err := call.Do(c.Request().Context(), func(ctx context.Context) (*Order, error) { return a.store.order(ctx, id) })
+	if errors.Is(err, data.ErrNotFound) {
+		return tier.NewProblem(http.StatusNotFound, fmt.Sprintf("order %d does not exist", id))
+	}
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, o)
+}
+
+func pathID(c echo.Context) (uint64, error) {
+	id, err := strconv.ParseUint(c.Param("id"), 10, 64)
+	if err != nil || id == 0 {
+		return 0, tier.NewProblem(http.StatusBadRequest, fmt.Sprintf("id must be a positive integer, not %q", c.Param("id")))
+	}
+	return id, nil
+}
+
+// markStale says, in the standard headers, that the answer is this
+// instance's copy of an earlier one (RFC 9211 Cache-Status, RFC 9111 Age).
+func markStale(c echo.Context, age time.Duration) {
+	h := c.Response().Header()
+	h.Set("Cache-Status", `shop-app; hit; detail="database unavailable"`)
+	h.Set("Age", strconv.FormatInt(int64(age/time.Second), 10))
+	h.Set(echo.HeaderCacheControl, "no-store")
+}
+
+// catalogue is an instance's copy of the last catalogue it read, for when
+// the database cannot be asked.
+type catalogue struct {
+	mu   sync.Mutex
+	list []Product
+	byID map[uint64]Product
+	at   time.Time
+}
+
+func (c *catalogue) setAll(list []Product) {
+	byID := make(map[uint64]Product, len(list))
+	for _, p := range list {
+		byID[p.ID] = p
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.list, c.byID, c.at = list, byID, time.Now()
+}
+
+func (c *catalogue) setOne(p Product) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.byID[p.ID]; ok {
+		c.byID[p.ID] = p
+	}
+}
+
+// all returns the copy and its age (never zero: a stale answer is marked
+// even when it is a few milliseconds old).
+func (c *catalogue) all() ([]Product, time.Duration, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.list == nil {
+		return nil, 0, false
+	}
+	list := make([]Product, len(c.list))
+	for i, p := range c.list {
+		list[i] = c.byID[p.ID]
+	}
+	return list, max(time.Since(c.at), time.Nanosecond), true
+}
+
+func (c *catalogue) one(id uint64) (Product, time.Duration, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	p, ok := c.byID[id]
+	return p, max(time.Since(c.at), time.Nanosecond), ok
+}

@@ -1,0 +1,119 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+// chromium returns the path of a Chromium binary, or skips the test when
+// there is none, unless CI is set, where a missing browser is a failure.
+func chromium(t *testing.T) string {
+	t.Helper()
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	if os.Getenv("CI") != "" {
+		t.Fatal("no chromium on PATH (apt-get install chromium)")
+	}
+	t.Skip("no chromium on PATH")
+	return ""
+}
+
+// dumpDOM loads url in headless Chromium, lets its scripts run, and
+// returns the document as the browser holds it then.
+func dumpDOM(t *testing.T, bin, url string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, "--headless", "--no-sandbox", "--disable-gpu",
+		"--disable-background-networking", "--disable-component-update", "--disable-sync",
+		"--no-first-run", "--disable-extensions", "--user-data-dir="+t.TempDir(),
+		"--virtual-time-budget=5000", "--dump-dom", url)
+	// The browser's own process only: exec kills it by PID when ctx ends.
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	cmd.WaitDelay = 5 * time.Second
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("chromium: %v\n%s", err, stderr.String())
+	}
+	return stdout.String()
+}
+
+// TestStorefrontInABrowser loads the storefront through a front door in
+// headless Chromium: the catalogue is listed, an order placed by the page's
+// own code (the path the "Place order" button takes) is shown with its id
+// and items, and the API has it.
+func TestStorefrontInABrowser(t *testing.T) {
+	bin := chromium(t)
+	s := startShop(t)
+
+	dom := dumpDOM(t, bin, s.door(0)+"/")
+	if !strings.Contains(dom, `data-state="ready"`) {
+		t.Fatalf("the page did not get to ready:\n%s", dom)
+	}
+	for _, name := range []string{"Espresso cup", "Hand grinder", "Last-edition mug"} {
+		if !strings.Contains(dom, name) {
+			t.Errorf("catalogue without %q", name)
+		}
+	}
+	if n := strings.Count(dom, `<tr data-product-id=`); n != 8 {
+		t.Errorf("%d product rows, want 8", n)
+	}
+
+	before1, before3 := s.product(t, 1), s.product(t, 3)
+	dom = dumpDOM(t, bin, s.door(1)+"/?demo=order:1x2,3x1")
+	if !strings.Contains(dom, `data-state="order"`) {
+		t.Fatalf("no order shown:\n%s", dom)
+	}
+	m := regexp.MustCompile(`id="order" aria-labelledby="order-title" data-order-id="(\d+)"`).FindStringSubmatch(dom)
+	if m == nil {
+		t.Fatalf("no order id in the page:\n%s", dom)
+	}
+	id := m[1]
+	if !strings.Contains(dom, `<span id="order-id">#`+id+`</span>`) {
+		t.Errorf("order id %s not shown", id)
+	}
+	for _, line := range []string{`data-product-id="1" data-quantity="2"><td>Espresso cup</td>`, `data-product-id="3" data-quantity="1"><td>Hand grinder</td>`} {
+		if !strings.Contains(dom, line) {
+			t.Errorf("order page without %s:\n%s", line, dom)
+		}
+	}
+
+	// The API has the order the page showed, and the stock went down.
+	var o Order
+	a := do(t, s.client, "GET", fmt.Sprintf("%s/api/orders/%s", s.door(0), id), "")
+	if a.status != 200 {
+		t.Fatalf("order %s: %d %s", id, a.status, a.body)
+	}
+	a.decode(t, &o)
+	if len(o.Items) != 2 || o.Items[0].ProductID != 1 || o.Items[0].Quantity != 2 || o.Items[1].ProductID != 3 || o.Items[1].Quantity != 1 {
+		t.Fatalf("order %s: %+v", id, o)
+	}
+	if p := s.product(t, 1); p.Stock != before1.Stock-2 {
+		t.Errorf("stock of 1: %d, want %d", p.Stock, before1.Stock-2)
+	}
+	if p := s.product(t, 3); p.Stock != before3.Stock-1 {
+		t.Errorf("stock of 3: %d, want %d", p.Stock, before3.Stock-1)
+	}
+
+	// The order's own page, as a link to it opens it.
+	dom = dumpDOM(t, bin, s.door(0)+"/?order="+id)
+	if !strings.Contains(dom, `<span id="order-id">#`+id+`</span>`) || !strings.Contains(dom, "Hand grinder") {
+		t.Errorf("order page /?order=%s:\n%s", id, dom)
+	}
+
+	// An error is shown to the person: more than the stock.
+	dom = dumpDOM(t, bin, s.door(0)+"/?demo=order:8x99")
+	if !strings.Contains(dom, `data-error="409"`) || !strings.Contains(dom, "not enough stock of") {
+		t.Errorf("a refused order is not shown as such:\n%s", dom)
+	}
+}

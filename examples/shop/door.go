@@ -1,0 +1,254 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/net/netutil"
+
+	"github.com/threetier/threetier/balancer"
+	"github.com/threetier/threetier/tier"
+)
+
+// doorSpec is what one front door is made of.
+type doorSpec struct {
+	name     string
+	pool     balancer.Config
+	discover balancer.Discoverer // nil: the pool's own endpoints or DNS
+	proxy    balancer.ProxyConfig
+	// cluster, when set, gives the node's cluster configuration at Start
+	// (so that one node can name another's bound address as its peer).
+	cluster func() (balancer.ClusterConfig, error)
+	stats   balancer.StatsConfig // no Listen: no admin listener
+}
+
+// door is one front-door node: the pool over the web tier, the node's
+// place in the cluster, the proxy on its listener, and the admin listener.
+type door struct {
+	pool    *balancer.Pool
+	cluster *lazyCluster // nil without a cluster
+	front   *frontDoor
+	stats   *tier.HTTPServer // nil without an admin listener
+}
+
+// newDoor builds the node. Each node has a registry of its own, as it
+// would on a machine of its own.
+func newDoor(s doorSpec, log *slog.Logger) (*door, error) {
+	if s.proxy.TLSCert != "" || s.proxy.RedirectListen != "" {
+		return nil, errors.New("the shop's front door serves plain HTTP: terminate TLS in front of it, or run examples/lb, which serves HTTPS")
+	}
+	reg := tier.NewRegistry()
+	opts := []balancer.Option{balancer.WithLogger(log), balancer.WithRegistry(reg)}
+	popts := opts
+	if s.discover != nil {
+		popts = append(popts, balancer.WithDiscovery(s.discover))
+	}
+	pool, err := balancer.New(s.pool, popts...)
+	if err != nil {
+		return nil, err
+	}
+	pools := []*balancer.Pool{pool}
+	d := &door{pool: pool}
+	px, err := balancer.NewProxy(s.proxy, pools, opts...)
+	if err != nil {
+		return nil, err
+	}
+	if s.cluster != nil {
+		d.cluster = &lazyCluster{config: s.cluster, pools: pools, opts: opts}
+		px.Health().Register("cluster", d.cluster)
+	}
+	d.front = newFrontDoor(px, log)
+	if s.stats.Listen != "" {
+		if d.stats, err = statsListener(s.stats, px, pools, reg, d.cluster, log); err != nil {
+			return nil, err
+		}
+	}
+	return d, nil
+}
+
+// tiers lists the node's parts in their start order. The admin listener
+// starts last and so stops first: on shutdown its /readyz fails before the
+// proxy stops, and keepalived moves the address while the proxy drains.
+func (d *door) tiers() []tier.Tier {
+	ts := []tier.Tier{d.pool}
+	if d.cluster != nil {
+		ts = append(ts, d.cluster)
+	}
+	ts = append(ts, d.front)
+	if d.stats != nil {
+		ts = append(ts, d.stats)
+	}
+	return ts
+}
+
+// frontDoor serves a Proxy on a listener of its own that also answers
+// /healthz and /readyz for the node itself, as HAProxy's monitor-uri does:
+// a probe that can only reach the public port (a Kubernetes Service, a
+// cloud load balancer, keepalived on another machine) learns whether this
+// node can take traffic. Every other path goes through the proxy.
+type frontDoor struct {
+	px  *balancer.Proxy
+	srv *tier.HTTPServer
+}
+
+func newFrontDoor(px *balancer.Proxy, log *slog.Logger) *frontDoor {
+	cfg := px.Config()
+	live, ready := px.Health().LivenessHandler(), px.Health().ReadinessHandler()
+	fd := &frontDoor{px: px}
+	fd.srv = tier.NewHTTPServer(cfg.Name, &http.Server{
+		Addr: cfg.Listen,
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			switch r.URL.Path {
+			case "/healthz":
+				live.ServeHTTP(w, r)
+			case "/readyz":
+				ready.ServeHTTP(w, r)
+			default:
+				px.ServeHTTP(w, r)
+			}
+		}),
+		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
+		IdleTimeout:       cfg.IdleTimeout,
+		MaxHeaderBytes:    cfg.MaxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	})
+	return fd
+}
+
+// Name is the node's name.
+func (fd *frontDoor) Name() string { return fd.srv.Name() }
+
+// Addr is the bound address once started.
+func (fd *frontDoor) Addr() string { return fd.srv.Addr() }
+
+// Failed yields an error if the listener dies.
+func (fd *frontDoor) Failed() <-chan error { return fd.srv.Failed() }
+
+// Start binds the listener, capped at MaxConns connections open at once
+// like the Proxy's own (past it, new ones wait in the accept queue).
+func (fd *frontDoor) Start(ctx context.Context) error {
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", fd.px.Config().Listen)
+	if err != nil {
+		return fmt.Errorf("front door %q: %w", fd.Name(), err)
+	}
+	return fd.srv.Serve(netutil.LimitListener(ln, fd.px.Config().MaxConns))
+}
+
+// Stop drains the requests in flight until ctx ends.
+func (fd *frontDoor) Stop(ctx context.Context) error { return fd.srv.Stop(ctx) }
+
+// statsListener is the node's admin listener: the stats page (with the
+// cluster view), its JSON and runtime API, the metrics, and the node's
+// /healthz and /readyz for keepalived's check script. It names internal
+// addresses: keep it on loopback or a management network.
+func statsListener(cfg balancer.StatsConfig, px *balancer.Proxy, pools []*balancer.Pool, reg *prometheus.Registry, cluster *lazyCluster, log *slog.Logger) (*tier.HTTPServer, error) {
+	opts := []balancer.Option{balancer.WithLogger(log), balancer.WithRegistry(reg)}
+	if cluster != nil {
+		opts = append(opts, balancer.WithClusterView(cluster))
+	}
+	stats, err := balancer.NewStats(cfg, pools, opts...)
+	if err != nil {
+		return nil, err
+	}
+	cfg = stats.Config()
+	mux := http.NewServeMux()
+	mux.Handle("/healthz", px.Health().LivenessHandler())
+	mux.Handle("/readyz", px.Health().ReadinessHandler())
+	mux.Handle("/", stats)
+	return tier.NewHTTPServer("stats", &http.Server{
+		Addr:              cfg.Listen,
+		Handler:           mux,
+		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
+		IdleTimeout:       cfg.IdleTimeout,
+		MaxHeaderBytes:    cfg.MaxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}), nil
+}
+
+// lazyCluster is a balancer.Cluster built at Start, from a configuration
+// known only then: in one process, the second front door's peer is the
+// first one's bound gossip address. It is also the stats page's view of
+// the cluster, empty until started.
+type lazyCluster struct {
+	config func() (balancer.ClusterConfig, error)
+	pools  []*balancer.Pool
+	opts   []balancer.Option
+
+	mu sync.Mutex
+	c  *balancer.Cluster
+}
+
+func (l *lazyCluster) get() *balancer.Cluster {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.c
+}
+
+// Name is "cluster".
+func (l *lazyCluster) Name() string { return "cluster" }
+
+// Start builds the node and joins its peers.
+func (l *lazyCluster) Start(ctx context.Context) error {
+	cfg, err := l.config()
+	if err != nil {
+		return err
+	}
+	c, err := balancer.NewCluster(cfg, l.pools, l.opts...)
+	if err != nil {
+		return err
+	}
+	if err := c.Start(ctx); err != nil {
+		return err
+	}
+	l.mu.Lock()
+	l.c = c
+	l.mu.Unlock()
+	return nil
+}
+
+// Stop leaves the cluster.
+func (l *lazyCluster) Stop(ctx context.Context) error {
+	if c := l.get(); c != nil {
+		return c.Stop(ctx)
+	}
+	return nil
+}
+
+// Check is the node's readiness in the cluster.
+func (l *lazyCluster) Check(ctx context.Context) error {
+	if c := l.get(); c != nil {
+		return c.Check(ctx)
+	}
+	return balancer.ErrClusterStopped
+}
+
+// LocalAddr is the bound gossip address, or "".
+func (l *lazyCluster) LocalAddr() string {
+	if c := l.get(); c != nil {
+		return c.LocalAddr()
+	}
+	return ""
+}
+
+// Members lists the cluster's nodes as this one sees them.
+func (l *lazyCluster) Members() []balancer.Member {
+	if c := l.get(); c != nil {
+		return c.Members()
+	}
+	return nil
+}
+
+// PeerViews lists what the peers report about the endpoints.
+func (l *lazyCluster) PeerViews() []balancer.PeerView {
+	if c := l.get(); c != nil {
+		return c.PeerViews()
+	}
+	return nil
+}

@@ -1,0 +1,158 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/threetier/threetier/balancer"
+	"github.com/threetier/threetier/tier"
+)
+
+// roleEnv chooses the role when -role is not given.
+const roleEnv = tier.EnvPrefix + "SHOP_ROLE"
+
+// flags are the command line, laid over the THREETIER_* variables by each
+// role (a flag given wins over its variable, the variable over the
+// default).
+type flags struct {
+	role      string
+	listen    string
+	backends  string
+	stats     string
+	clusterLn string
+	peers     string
+	key       string
+	name      string
+	db        string
+	environ   []string
+	stderr    io.Writer
+	set       map[string]bool // the flags given explicitly
+}
+
+func parseFlags(args, environ []string, stderr io.Writer) (*flags, error) {
+	f := &flags{environ: environ, stderr: stderr, set: map[string]bool{}}
+	fl := flag.NewFlagSet("shop", flag.ContinueOnError)
+	fl.SetOutput(io.Discard) // errors are reported once, on one line, by main
+	fl.StringVar(&f.role, "role", roleAll, "all (the whole shop in one process), balancer, web or app ("+roleEnv+")")
+	fl.StringVar(&f.listen, "listen", "", "address to serve on; for -role all, the two front doors (default 127.0.0.1:8080,127.0.0.1:8081)")
+	fl.StringVar(&f.backends, "backends", "", "the next tier: base URLs http://host:port,... or one dns://name:port or srv://_service._proto.name")
+	fl.StringVar(&f.stats, "stats", "", "balancer: admin listener with the stats page, /healthz, /readyz, /metrics (-role all: 127.0.0.1:8404)")
+	fl.StringVar(&f.clusterLn, "cluster-listen", "", "balancer: this node's gossip address ip:port (turns the cluster on)")
+	fl.StringVar(&f.peers, "peers", "", "balancer: comma-separated gossip addresses of the other front doors (turns the cluster on)")
+	fl.StringVar(&f.key, "cluster-key", "", "balancer: the cluster's shared key, base64 of 16, 24 or 32 bytes (better: THREETIER_BALANCER_CLUSTER_KEY)")
+	fl.StringVar(&f.name, "name", "", "this instance's name in logs, X-Served-By, the cluster and the stats page")
+	fl.StringVar(&f.db, "db", "", "app: a postgres:// URL, or the SQLite file (default shop.db; THREETIER_DATA_DSN, DATABASE_URL)")
+	help := fl.Bool("h", false, "show this help")
+	if err := fl.Parse(args); err != nil {
+		return nil, err
+	}
+	if *help {
+		fl.SetOutput(stderr)
+		fmt.Fprintln(stderr, "usage: shop [-role all|balancer|web|app] [flags]")
+		fl.PrintDefaults()
+		return nil, flag.ErrHelp
+	}
+	if fl.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q (flags only)", fl.Arg(0))
+	}
+	fl.Visit(func(fl *flag.Flag) { f.set[fl.Name] = true })
+	if !f.set["role"] {
+		if v := f.env(roleEnv); v != "" {
+			f.role = v
+		}
+	}
+	switch f.role {
+	case roleAll, roleBalancer, roleWeb, roleApp:
+	default:
+		return nil, fmt.Errorf("-role %q: want all, balancer, web or app", f.role)
+	}
+	// A flag that the role ignores is a mistake worth saying out loud.
+	only := map[string][]string{
+		"backends": {roleBalancer, roleWeb}, "stats": {roleAll, roleBalancer},
+		"cluster-listen": {roleBalancer}, "peers": {roleBalancer}, "cluster-key": {roleBalancer},
+		"db": {roleAll, roleApp},
+	}
+	for name, roles := range only {
+		if f.set[name] && !contains(roles, f.role) {
+			return nil, fmt.Errorf("-%s is for -role %s, not %s", name, strings.Join(roles, " or "), f.role)
+		}
+	}
+	return f, nil
+}
+
+// env returns the value of a variable of f's environment, or "".
+func (f *flags) env(name string) string {
+	for _, kv := range f.environ {
+		if k, v, ok := strings.Cut(kv, "="); ok && k == name {
+			return v
+		}
+	}
+	return ""
+}
+
+// override sets *dst to v when the flag was given.
+func override[T any](f *flags, name string, dst *T, v T) {
+	if f.set[name] {
+		*dst = v
+	}
+}
+
+func setIfZero[T comparable](v *T, def T) {
+	var zero T
+	if *v == zero {
+		*v = def
+	}
+}
+
+// splitList reads "a, b,c" as [a b c]; "" is nil.
+func splitList(s string) []string {
+	var out []string
+	for p := range strings.SplitSeq(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+// poolConfig is the pool over the next tier: THREETIER_BALANCER_*, then
+// -backends, which is either base URLs or one discovery URL. The pool
+// checks each instance's /readyz every second unless told otherwise: a
+// tier whose own dependencies are gone stops taking traffic.
+func poolConfig(f *flags, name string) (balancer.Config, error) {
+	var cfg balancer.Config
+	if err := tier.LoadEnvFrom(f.environ, balancer.EnvPrefix, &cfg); err != nil {
+		return cfg, err
+	}
+	if f.set["backends"] {
+		cfg.Endpoints, cfg.Discovery = nil, ""
+		list := splitList(f.backends)
+		if len(list) == 1 && (strings.HasPrefix(list[0], "dns") || strings.HasPrefix(list[0], "srv")) && strings.Contains(list[0], "://") {
+			cfg.Discovery = list[0]
+		} else {
+			cfg.Endpoints = list
+		}
+	}
+	setIfZero(&cfg.Name, name)
+	setIfZero(&cfg.Health.Path, "/readyz")
+	setIfZero(&cfg.Health.Interval, defaultCheckInterval)
+	if len(cfg.Endpoints) == 0 && cfg.Discovery == "" {
+		return cfg, errors.New("no backends: give -backends http://host:port,... or dns://name:port (or THREETIER_BALANCER_ENDPOINTS, THREETIER_BALANCER_DISCOVERY)")
+	}
+	if err := cfg.Validate(); err != nil {
+		return cfg, err
+	}
+	return cfg, nil
+}

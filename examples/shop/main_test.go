@@ -1,0 +1,499 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/threetier/threetier/balancer"
+	"github.com/threetier/threetier/tier"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// shop is the whole topology started through run, as `go run
+// ./examples/shop` starts it, on ports of its own.
+type shop struct {
+	l      listening
+	client *http.Client
+	stop   func() error
+}
+
+func startShop(t *testing.T, args ...string) *shop {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan listening, 1)
+	done := make(chan error, 1)
+	args = append([]string{"-listen", "127.0.0.1:0,127.0.0.1:0", "-stats", "127.0.0.1:0", "-db", filepath.Join(t.TempDir(), "shop.db")}, args...)
+	go func() { done <- run(ctx, args, io.Discard, ready) }()
+	s := &shop{client: &http.Client{Timeout: 10 * time.Second}}
+	select {
+	case s.l = <-ready:
+	case err := <-done:
+		cancel()
+		t.Fatalf("shop ended before serving: %v", err)
+	case <-time.After(30 * time.Second):
+		cancel()
+		t.Fatal("shop not ready within 30s")
+	}
+	var once sync.Once
+	var stopErr error
+	s.stop = func() error {
+		once.Do(func() {
+			cancel()
+			select {
+			case stopErr = <-done:
+			case <-time.After(30 * time.Second):
+				stopErr = fmt.Errorf("shop did not stop within 30s")
+			}
+			s.client.CloseIdleConnections()
+		})
+		return stopErr
+	}
+	t.Cleanup(func() {
+		if err := s.stop(); err != nil {
+			t.Errorf("stop: %v", err)
+		}
+	})
+	return s
+}
+
+func (s *shop) door(i int) string { return "http://" + s.l.Doors[i%len(s.l.Doors)] }
+
+type answer struct {
+	status int
+	header http.Header
+	body   string
+}
+
+func (a answer) decode(t *testing.T, v any) {
+	t.Helper()
+	if err := json.Unmarshal([]byte(a.body), v); err != nil {
+		t.Fatalf("decode %q: %v", a.body, err)
+	}
+}
+
+func do(t *testing.T, c *http.Client, method, url, body string, header ...string) answer {
+	t.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, err := http.NewRequest(method, url, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("%s %s: body: %v", method, url, err)
+	}
+	return answer{resp.StatusCode, resp.Header, string(b)}
+}
+
+// problem checks that a is an RFC 9457 problem with the status.
+func problem(t *testing.T, what string, a answer, status int) tier.Problem {
+	t.Helper()
+	if a.status != status {
+		t.Fatalf("%s: status %d, want %d: %s", what, a.status, status, a.body)
+	}
+	if ct := a.header.Get("Content-Type"); !strings.HasPrefix(ct, tier.ContentTypeProblem) {
+		t.Fatalf("%s: Content-Type %q, want %s: %s", what, ct, tier.ContentTypeProblem, a.body)
+	}
+	var p tier.Problem
+	a.decode(t, &p)
+	if p.Status != status || p.Title == "" {
+		t.Fatalf("%s: problem %+v", what, p)
+	}
+	return p
+}
+
+func (s *shop) product(t *testing.T, id uint64) Product {
+	t.Helper()
+	a := do(t, s.client, "GET", fmt.Sprintf("%s/api/products/%d", s.door(0), id), "")
+	if a.status != 200 {
+		t.Fatalf("product %d: %d %s", id, a.status, a.body)
+	}
+	var p Product
+	a.decode(t, &p)
+	return p
+}
+
+func orderBody(items ...[2]int) string {
+	var parts []string
+	for _, it := range items {
+		parts = append(parts, fmt.Sprintf(`{"product_id":%d,"quantity":%d}`, it[0], it[1]))
+	}
+	return `{"items":[` + strings.Join(parts, ",") + `]}`
+}
+
+// TestShopEndToEnd goes through both front doors, both web instances and
+// both app instances: the storefront, every endpoint, and every error.
+func TestShopEndToEnd(t *testing.T) {
+	s := startShop(t)
+	if len(s.l.Doors) != 2 || len(s.l.Webs) != 2 || len(s.l.Apps) != 2 || s.l.Stats == "" {
+		t.Fatalf("topology: %+v", s.l)
+	}
+
+	// The storefront, from the web tier through each front door.
+	for i := range 2 {
+		a := do(t, s.client, "GET", s.door(i)+"/", "")
+		if a.status != 200 || !strings.Contains(a.body, "<title>threetier shop</title>") || !strings.Contains(a.body, `src="/shop.js"`) {
+			t.Fatalf("page through door %d: %d %.200s", i, a.status, a.body)
+		}
+		for _, asset := range []string{"/shop.js", "/shop.css"} {
+			if a := do(t, s.client, "GET", s.door(i)+asset, ""); a.status != 200 || a.header.Get("ETag") == "" {
+				t.Fatalf("%s: %d %v", asset, a.status, a.header)
+			}
+		}
+	}
+
+	// The catalogue, served by both app instances.
+	servedBy := map[string]bool{}
+	var list []Product
+	for i := range 8 {
+		a := do(t, s.client, "GET", s.door(i)+"/api/products", "")
+		if a.status != 200 || !strings.HasPrefix(a.header.Get("Content-Type"), "application/json") {
+			t.Fatalf("products: %d %s", a.status, a.body)
+		}
+		a.decode(t, &list)
+		servedBy[a.header.Get(headerServedBy)] = true
+	}
+	if len(servedBy) != 2 {
+		t.Errorf("catalogue served by %v, want both app instances", servedBy)
+	}
+	if len(list) != 8 {
+		t.Fatalf("%d products, want the 8 seeded: %+v", len(list), list)
+	}
+	var raw []map[string]any
+	do(t, s.client, "GET", s.door(0)+"/api/products", "").decode(t, &raw)
+	for _, field := range []string{"id", "name", "price", "stock"} {
+		if _, ok := raw[0][field]; !ok {
+			t.Errorf("product without %q: %v", field, raw[0])
+		}
+	}
+	if p := s.product(t, 1); p.ID != 1 || p.Name != list[0].Name || p.Price != list[0].Price || p.Stock != list[0].Stock {
+		t.Fatalf("product 1: %+v, list says %+v", p, list[0])
+	}
+	problem(t, "unknown product", do(t, s.client, "GET", s.door(0)+"/api/products/999", ""), 404)
+	problem(t, "product id not a number", do(t, s.client, "GET", s.door(0)+"/api/products/abc", ""), 400)
+	problem(t, "product id zero", do(t, s.client, "GET", s.door(0)+"/api/products/0", ""), 400)
+
+	// An order: 201 with its id, items, total and Location; readable back.
+	before1, before2 := s.product(t, 1), s.product(t, 2)
+	a := do(t, s.client, "POST", s.door(0)+"/api/orders", orderBody([2]int{1, 2}, [2]int{2, 1}))
+	if a.status != http.StatusCreated {
+		t.Fatalf("order: %d %s", a.status, a.body)
+	}
+	var o Order
+	a.decode(t, &o)
+	if o.ID == 0 || len(o.Items) != 2 || o.Total != 2*before1.Price+before2.Price || o.CreatedAt.IsZero() {
+		t.Fatalf("order: %+v", o)
+	}
+	if loc := a.header.Get("Location"); loc != fmt.Sprintf("/api/orders/%d", o.ID) {
+		t.Errorf("Location %q", loc)
+	}
+	if a.header.Get(headerReplayed) != "" {
+		t.Errorf("a first order is marked replayed")
+	}
+	var got Order
+	a = do(t, s.client, "GET", fmt.Sprintf("%s/api/orders/%d", s.door(1), o.ID), "")
+	if a.status != 200 {
+		t.Fatalf("get order: %d %s", a.status, a.body)
+	}
+	a.decode(t, &got)
+	if got.ID != o.ID || got.Total != o.Total || len(got.Items) != 2 || got.Items[0] != o.Items[0] || got.Items[1] != o.Items[1] || !got.CreatedAt.Equal(o.CreatedAt) {
+		t.Fatalf("order read back: %+v, placed %+v", got, o)
+	}
+	if p := s.product(t, 1); p.Stock != before1.Stock-2 {
+		t.Errorf("stock of 1: %d, want %d", p.Stock, before1.Stock-2)
+	}
+	problem(t, "unknown order", do(t, s.client, "GET", s.door(0)+"/api/orders/999999", ""), 404)
+	problem(t, "order id not a number", do(t, s.client, "GET", s.door(0)+"/api/orders/x", ""), 400)
+
+	// Lines naming the same product are one line.
+	a = do(t, s.client, "POST", s.door(1)+"/api/orders", orderBody([2]int{4, 1}, [2]int{4, 2}))
+	a.decode(t, &o)
+	if a.status != 201 || len(o.Items) != 1 || o.Items[0].Quantity != 3 {
+		t.Fatalf("merged lines: %d %s", a.status, a.body)
+	}
+
+	// Every refusal is a problem and changes nothing.
+	scarce := s.product(t, 8)
+	for _, c := range []struct {
+		what, body, key string
+		status          int
+	}{
+		{"malformed JSON", `{"items":`, "", 400},
+		{"not an object", `[1,2]`, "", 400},
+		{"trailing data", `{"items":[{"product_id":1,"quantity":1}]} {}`, "", 400},
+		{"unknown product", orderBody([2]int{8, 1}, [2]int{999, 1}), "", 404},
+		{"not enough stock", orderBody([2]int{1, 1}, [2]int{8, scarce.Stock + 1}), "", 409},
+		{"no items", `{"items":[]}`, "", 422},
+		{"no body", ``, "", 422},
+		{"zero quantity", orderBody([2]int{8, 0}), "", 422},
+		{"negative quantity", orderBody([2]int{8, -1}), "", 422},
+		{"missing product id", `{"items":[{"quantity":1}]}`, "", 422},
+		{"quantity not a number", `{"items":[{"product_id":8,"quantity":"2"}]}`, "", 422},
+		{"key too long", orderBody([2]int{8, 1}), strings.Repeat("k", maxKeyLen+1), 400},
+		{"key with a space", orderBody([2]int{8, 1}), "a b", 400},
+	} {
+		var h []string
+		if c.key != "" {
+			h = []string{headerIdempotencyKey, c.key}
+		}
+		p := problem(t, c.what, do(t, s.client, "POST", s.door(0)+"/api/orders", c.body, h...), c.status)
+		if c.status == 422 && c.what != "no items" && c.what != "no body" && len(p.Errors) == 0 {
+			t.Errorf("%s: 422 without the invalid fields: %+v", c.what, p)
+		}
+	}
+	if p := s.product(t, 8); p.Stock != scarce.Stock {
+		t.Fatalf("refused orders changed the stock of 8: %d, was %d", p.Stock, scarce.Stock)
+	}
+	if p := s.product(t, 1); p.Stock != before1.Stock-2 {
+		t.Fatalf("a refused order changed the stock of 1: %d", p.Stock)
+	}
+	a = do(t, s.client, "POST", s.door(0)+"/api/orders", orderBody([2]int{1, 1}), "Content-Type", "text/plain")
+	problem(t, "body not JSON", a, 415)
+
+	// Unknown API routes are the app tier's 404 problem, not the page.
+	problem(t, "unknown route", do(t, s.client, "GET", s.door(0)+"/api/nope", "", "Accept", "text/html"), 404)
+
+	// Probes: the front doors answer for themselves, the admin listener
+	// too, with the cluster view.
+	for i := range 2 {
+		for _, path := range []string{"/healthz", "/readyz"} {
+			if a := do(t, s.client, "GET", s.door(i)+path, ""); a.status != 200 {
+				t.Errorf("door %d %s: %d %s", i, path, a.status, a.body)
+			}
+		}
+	}
+	if a := do(t, s.client, "GET", "http://"+s.l.Stats+"/readyz", ""); a.status != 200 || !strings.Contains(a.body, `"cluster"`) {
+		t.Errorf("stats /readyz: %d %s", a.status, a.body)
+	}
+	var rep balancer.StatsReport
+	do(t, s.client, "GET", "http://"+s.l.Stats+"/api/status", "").decode(t, &rep)
+	if len(rep.Pools) != 1 || len(rep.Pools[0].Endpoints) != 2 || rep.Node != "door-1" {
+		t.Errorf("stats: %+v", rep)
+	}
+	if a := do(t, s.client, "GET", "http://"+s.l.Stats+"/", ""); a.status != 200 || !strings.Contains(a.body, "<html") {
+		t.Errorf("stats page: %d", a.status)
+	}
+}
+
+// TestShopIdempotency: a retried order, on any instance, answers the first
+// order and takes the stock once; concurrent attempts with one key place
+// one order.
+func TestShopIdempotency(t *testing.T) {
+	s := startShop(t)
+	before := s.product(t, 5).Stock
+
+	body := orderBody([2]int{5, 2})
+	var first Order
+	a := do(t, s.client, "POST", s.door(0)+"/api/orders", body, headerIdempotencyKey, "order-1")
+	if a.status != 201 {
+		t.Fatalf("first: %d %s", a.status, a.body)
+	}
+	a.decode(t, &first)
+	servedBy := map[string]bool{a.header.Get(headerServedBy): true}
+	for i := range 4 {
+		a := do(t, s.client, "POST", s.door(i)+"/api/orders", body, headerIdempotencyKey, "order-1")
+		var again Order
+		a.decode(t, &again)
+		if a.status != 201 || again.ID != first.ID || a.header.Get(headerReplayed) != "true" || !again.CreatedAt.Equal(first.CreatedAt) {
+			t.Fatalf("retry %d: %d %s, first was %+v", i, a.status, a.body, first)
+		}
+		servedBy[a.header.Get(headerServedBy)] = true
+	}
+	if len(servedBy) != 2 {
+		t.Errorf("retries answered by %v only", servedBy)
+	}
+	if got := s.product(t, 5).Stock; got != before-2 {
+		t.Fatalf("stock %d after one order and retries, want %d", got, before-2)
+	}
+
+	// The key is the order's: another body with it is refused.
+	problem(t, "key reused for another order", do(t, s.client, "POST", s.door(1)+"/api/orders", orderBody([2]int{5, 3}), headerIdempotencyKey, "order-1"), 422)
+
+	// Concurrent attempts with one key, through both doors.
+	const n = 12
+	ids := make([]uint64, n)
+	statuses := make([]int, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			req, _ := http.NewRequest("POST", s.door(i)+"/api/orders", strings.NewReader(orderBody([2]int{5, 1})))
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set(headerIdempotencyKey, "order-2")
+			resp, err := s.client.Do(req)
+			if err != nil {
+				return
+			}
+			defer resp.Body.Close()
+			var o Order
+			_ = json.NewDecoder(resp.Body).Decode(&o)
+			ids[i], statuses[i] = o.ID, resp.StatusCode
+		})
+	}
+	wg.Wait()
+	for i := range n {
+		if statuses[i] != 201 || ids[i] == 0 || ids[i] != ids[0] {
+			t.Fatalf("concurrent same-key orders: statuses %v, ids %v", statuses, ids)
+		}
+	}
+	if got := s.product(t, 5).Stock; got != before-3 {
+		t.Fatalf("stock %d after %d concurrent same-key orders, want %d", got, n, before-3)
+	}
+}
+
+// TestShopStockNeverNegative sends more concurrent orders than there is
+// stock: exactly the stock is sold, the rest get 409, none gets a 5xx.
+func TestShopStockNeverNegative(t *testing.T) {
+	s := startShop(t)
+	const id = 8 // the scarce one
+	stock := s.product(t, id).Stock
+	const n = 16
+	statuses := make([]int, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			req, _ := http.NewRequest("POST", s.door(i)+"/api/orders", strings.NewReader(orderBody([2]int{id, 1}, [2]int{1, 1})))
+			req.Header.Set("Content-Type", "application/json")
+			resp, err := s.client.Do(req)
+			if err != nil {
+				return
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			statuses[i] = resp.StatusCode
+		})
+	}
+	wg.Wait()
+	sold := 0
+	for _, st := range statuses {
+		switch st {
+		case 201:
+			sold++
+		case 409:
+		default:
+			t.Fatalf("statuses %v: want only 201 and 409", statuses)
+		}
+	}
+	if sold != stock {
+		t.Fatalf("%d orders placed for a stock of %d (statuses %v)", sold, stock, statuses)
+	}
+	if got := s.product(t, id).Stock; got != 0 {
+		t.Fatalf("stock %d, want 0", got)
+	}
+}
+
+// TestShopStopsGracefully: Ctrl-C (the context) stops every tier, in
+// flight requests finish, and every port is closed after.
+func TestShopStopsGracefully(t *testing.T) {
+	s := startShop(t)
+	// A keep-alive connection is open on each door when the stop comes.
+	for i := range 2 {
+		if a := do(t, s.client, "GET", s.door(i)+"/api/products", ""); a.status != 200 {
+			t.Fatal(a.status)
+		}
+	}
+	start := time.Now()
+	if err := s.stop(); err != nil {
+		t.Fatalf("stop: %v", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("stop took %s", d)
+	}
+	addrs := append(append(append([]string{s.l.Stats}, s.l.Doors...), s.l.Webs...), s.l.Apps...)
+	for _, addr := range addrs {
+		if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+			c.Close()
+			t.Errorf("%s still accepts connections after the stop", addr)
+		}
+	}
+}
+
+// TestShopRoles runs one process of each role in this test's process,
+// wired by flags as a deployment wires them: app, web, then a front door.
+func TestShopRoles(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var wg sync.WaitGroup
+	start := func(args ...string) listening {
+		t.Helper()
+		ready := make(chan listening, 1)
+		done := make(chan error, 1)
+		wg.Go(func() { done <- run(ctx, args, io.Discard, ready) })
+		select {
+		case l := <-ready:
+			go func() {
+				if err := <-done; err != nil {
+					t.Errorf("%v: %v", args, err)
+				}
+			}()
+			return l
+		case err := <-done:
+			t.Fatalf("%v: %v", args, err)
+		case <-time.After(30 * time.Second):
+			t.Fatalf("%v: not ready within 30s", args)
+		}
+		return listening{}
+	}
+	db := filepath.Join(t.TempDir(), "shop.db")
+	ap := start("-role", "app", "-listen", "127.0.0.1:0", "-db", db, "-name", "app-a")
+	wb := start("-role", "web", "-listen", "127.0.0.1:0", "-backends", "http://"+ap.Apps[0])
+	lb := start("-role", "balancer", "-listen", "127.0.0.1:0", "-backends", "http://"+wb.Webs[0], "-stats", "127.0.0.1:0")
+	c := &http.Client{Timeout: 10 * time.Second}
+	defer c.CloseIdleConnections()
+	a := do(t, c, "GET", "http://"+lb.Doors[0]+"/api/products", "")
+	if a.status != 200 || a.header.Get(headerServedBy) != "app-a" {
+		t.Fatalf("through the roles: %d %v %s", a.status, a.header, a.body)
+	}
+	for _, u := range []string{"http://" + lb.Doors[0] + "/readyz", "http://" + lb.Stats + "/readyz", "http://" + wb.Webs[0] + "/readyz", "http://" + ap.Apps[0] + "/readyz"} {
+		if a := do(t, c, "GET", u, ""); a.status != 200 {
+			t.Errorf("%s: %d %s", u, a.status, a.body)
+		}
+	}
+	cancel()
+	wg.Wait()
+}
+
+func TestShopRejectsBadFlags(t *testing.T) {
+	for _, args := range [][]string{
+		{"-role", "db"},
+		{"extra"},
+		{"-listen", "127.0.0.1:0"},         // -role all runs two doors
+		{"-role", "balancer"},              // no backends
+		{"-role", "web", "-db", "x.db"},    // -db is the app's
+		{"-role", "app", "-backends", "x"}, // the app has no next tier
+		{"-role", "balancer", "-backends", "http://127.0.0.1:1", "-cluster-key", "k"},
+		{"-role", "balancer", "-backends", "http://127.0.0.1:1", "-peers", "127.0.0.1:7946"}, // no key
+		{"-role", "web", "-backends", "ftp://x"},
+	} {
+		var stderr bytes.Buffer
+		if err := run(context.Background(), args, &stderr, nil); err == nil {
+			t.Errorf("%v accepted", args)
+		}
+	}
+}

@@ -1,0 +1,481 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"embed"
+	"encoding/base64"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/threetier/threetier/app"
+	"github.com/threetier/threetier/balancer"
+	"github.com/threetier/threetier/data"
+	"github.com/threetier/threetier/tier"
+	"github.com/threetier/threetier/web"
+)
+
+//go:embed public
+var public embed.FS
+
+//go:embed migrations
+var migrations embed.FS
+
+// Defaults of the shop's servers.
+const (
+	defaultDoors         = "127.0.0.1:8080,127.0.0.1:8081"
+	defaultDoor          = "127.0.0.1:8080"
+	defaultStats         = "127.0.0.1:8404"
+	defaultWeb           = "127.0.0.1:9001"
+	defaultApp           = "127.0.0.1:9101"
+	defaultSQLite        = "shop.db"
+	defaultCheckInterval = time.Second
+	stopTimeout          = 10 * time.Second
+)
+
+// runAll runs the whole topology in one process: the database, two app
+// instances, two web instances each balancing over both apps, and two
+// front doors in a cluster, each balancing over both web instances. Each
+// instance has a loopback port of its own; the pools learn them from the
+// instances once bound, where a deployment gives -backends or DNS.
+func runAll(ctx context.Context, f *flags, log *slog.Logger, ready chan<- listening) error {
+	doorAddrs := splitList(defaultDoors)
+	if f.set["listen"] {
+		doorAddrs = splitList(f.listen)
+	}
+	if len(doorAddrs) != 2 {
+		return fmt.Errorf("-listen %q: -role all runs two front doors, give two addresses", f.listen)
+	}
+	statsAddr := defaultStats
+	override(f, "stats", &statsAddr, f.stats)
+
+	db, err := openDB(ctx, f, log, tier.NewRegistry())
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	tiers := []tier.Tier{db}
+
+	appCfg, guardCfg, err := appConfigs(f)
+	if err != nil {
+		return err
+	}
+	appCfg.Addr = "127.0.0.1:0"
+	var apps []*app.Server
+	for i := range 2 {
+		// Each instance has a registry of its own, as on a machine of
+		// its own.
+		a, err := newAPI(appCfg, guardCfg, db, fmt.Sprintf("app-%d", i+1), log, tier.NewRegistry())
+		if err != nil {
+			return err
+		}
+		apps = append(apps, a)
+		tiers = append(tiers, a)
+	}
+
+	webCfg, err := webConfig(f)
+	if err != nil {
+		return err
+	}
+	webCfg.Listen = "127.0.0.1:0"
+	var sites []*web.Server
+	for i := range 2 {
+		name := fmt.Sprintf("web-%d", i+1)
+		reg := tier.NewRegistry()
+		pool, err := balancer.New(inProcessPool("app"),
+			balancer.WithDiscovery(bound(func() []string { return appAddrs(apps) })),
+			balancer.WithLogger(log.With("instance", name)), balancer.WithRegistry(reg))
+		if err != nil {
+			return err
+		}
+		site, err := newSite(webCfg, pool, quietProbes(log).With("instance", name), reg)
+		if err != nil {
+			return err
+		}
+		sites = append(sites, site)
+		tiers = append(tiers, pool, site)
+	}
+
+	// The two front doors gossip over loopback with a key made for this
+	// run; the second one joins the first once it is bound.
+	key := make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
+		return err
+	}
+	var doors []*door
+	for i, addr := range doorAddrs {
+		name := fmt.Sprintf("door-%d", i+1)
+		first := i == 0
+		var prev *door
+		if !first {
+			prev = doors[0]
+		}
+		cluster := func() (balancer.ClusterConfig, error) {
+			cfg := balancer.ClusterConfig{Name: name, Listen: "127.0.0.1:0", Key: base64.StdEncoding.EncodeToString(key)}
+			if prev != nil {
+				cfg.Peers = []string{prev.cluster.LocalAddr()}
+			}
+			return cfg, nil
+		}
+		stats := ""
+		if first {
+			stats = statsAddr
+		}
+		d, err := newDoor(doorSpec{
+			name:     name,
+			pool:     inProcessPool("web"),
+			discover: bound(func() []string { return siteAddrs(sites) }),
+			proxy:    balancer.ProxyConfig{Name: name, Listen: addr},
+			cluster:  cluster,
+			stats:    balancer.StatsConfig{Listen: stats, Node: name},
+		}, log.With("instance", name))
+		if err != nil {
+			return err
+		}
+		doors = append(doors, d)
+		tiers = append(tiers, d.tiers()...)
+	}
+
+	runner := tier.Runner{Logger: log, StopTimeout: stopTimeout, Started: func() {
+		l := listening{Role: roleAll, Webs: siteAddrs(sites), Apps: appAddrs(apps)}
+		for _, d := range doors {
+			l.Doors = append(l.Doors, d.front.Addr())
+			l.Cluster = append(l.Cluster, d.cluster.LocalAddr())
+			if d.stats != nil {
+				l.Stats = d.stats.Addr()
+			}
+		}
+		announce(f.stderr, log, l, db.Dialect())
+		if ready != nil {
+			ready <- l
+		}
+	}}
+	return runner.Run(ctx, tiers...)
+}
+
+// announce logs where everything listens and prints the URLs a person
+// opens.
+func announce(out io.Writer, log *slog.Logger, l listening, dialect data.Dialect) {
+	log.Info("serving", "role", l.Role, "doors", strings.Join(l.Doors, ","), "stats", l.Stats,
+		"webs", strings.Join(l.Webs, ","), "apps", strings.Join(l.Apps, ","), "database", string(dialect))
+	if l.Role != roleAll {
+		return
+	}
+	var b strings.Builder
+	b.WriteString("\nthe shop is open:\n")
+	for _, d := range l.Doors {
+		fmt.Fprintf(&b, "  storefront  http://%s/\n", d)
+	}
+	if l.Stats != "" {
+		fmt.Fprintf(&b, "  stats       http://%s/\n", l.Stats)
+	}
+	fmt.Fprintf(&b, "  web tier    %s\n  app tier    %s\n  database    %s\nCtrl-C stops everything.\n",
+		strings.Join(l.Webs, " "), strings.Join(l.Apps, " "), dialect)
+	fmt.Fprint(out, b.String())
+}
+
+// runBalancer runs one front door: the proxy over the web tier, its
+// cluster membership and its admin listener.
+func runBalancer(ctx context.Context, f *flags, log *slog.Logger, ready chan<- listening) error {
+	poolCfg, err := poolConfig(f, "web")
+	if err != nil {
+		return err
+	}
+	var pxCfg balancer.ProxyConfig
+	if err := tier.LoadEnvFrom(f.environ, balancer.ProxyEnvPrefix, &pxCfg); err != nil {
+		return err
+	}
+	override(f, "listen", &pxCfg.Listen, f.listen)
+	setIfZero(&pxCfg.Listen, defaultDoor)
+	override(f, "name", &pxCfg.Name, f.name)
+	setIfZero(&pxCfg.Name, "door")
+	var statsCfg balancer.StatsConfig
+	if err := tier.LoadEnvFrom(f.environ, balancer.StatsEnvPrefix, &statsCfg); err != nil {
+		return err
+	}
+	override(f, "stats", &statsCfg.Listen, f.stats)
+	override(f, "name", &statsCfg.Node, f.name)
+	clusterCfg, err := clusterConfig(f)
+	if err != nil {
+		return err
+	}
+	spec := doorSpec{name: pxCfg.Name, pool: poolCfg, proxy: pxCfg, stats: statsCfg}
+	if clusterCfg != nil {
+		spec.cluster = func() (balancer.ClusterConfig, error) { return *clusterCfg, nil }
+	}
+	d, err := newDoor(spec, log)
+	if err != nil {
+		return err
+	}
+	runner := tier.Runner{Logger: log, StopTimeout: stopTimeout, Started: func() {
+		l := listening{Role: roleBalancer, Doors: []string{d.front.Addr()}}
+		if d.stats != nil {
+			l.Stats = d.stats.Addr()
+		}
+		if d.cluster != nil {
+			l.Cluster = []string{d.cluster.LocalAddr()}
+		}
+		announce(f.stderr, log, l, "")
+		if ready != nil {
+			ready <- l
+		}
+	}}
+	return runner.Run(ctx, d.tiers()...)
+}
+
+// clusterConfig lays -cluster-listen, -peers, -cluster-key and -name over
+// the THREETIER_BALANCER_CLUSTER_* variables, or returns nil when the
+// cluster is off: it is on when an address to gossip on or peers to join
+// are given.
+func clusterConfig(f *flags) (*balancer.ClusterConfig, error) {
+	const prefix = balancer.EnvPrefix + "CLUSTER_"
+	on := f.set["cluster-listen"] || f.set["peers"] || f.env(prefix+"LISTEN") != "" || f.env(prefix+"PEERS") != ""
+	if !on {
+		if f.set["cluster-key"] {
+			return nil, fmt.Errorf("-cluster-key needs -cluster-listen or -peers")
+		}
+		return nil, nil
+	}
+	var cfg balancer.ClusterConfig
+	// Loaded without validation first, so that a key given as a flag
+	// satisfies the check that there is one.
+	environ := append([]string(nil), f.environ...)
+	for flagName, v := range map[string]string{"cluster-listen": "LISTEN", "peers": "PEERS", "cluster-key": "KEY", "name": "NAME"} {
+		if f.set[flagName] {
+			val := map[string]string{"cluster-listen": f.clusterLn, "peers": f.peers, "cluster-key": f.key, "name": f.name}[flagName]
+			environ = append(environ, prefix+v+"="+val)
+		}
+	}
+	if err := tier.LoadEnvFrom(environ, prefix, &cfg); err != nil {
+		return nil, fmt.Errorf("cluster (-cluster-listen, -peers, -cluster-key or %s*): %w", prefix, err)
+	}
+	return &cfg, nil
+}
+
+// runWeb runs one web-tier instance: the storefront's files and /api/
+// forwarded to the app tier through a pool over its instances.
+func runWeb(ctx context.Context, f *flags, log *slog.Logger, ready chan<- listening) error {
+	poolCfg, err := poolConfig(f, "app")
+	if err != nil {
+		return err
+	}
+	cfg, err := webConfig(f)
+	if err != nil {
+		return err
+	}
+	override(f, "listen", &cfg.Listen, f.listen)
+	setIfZero(&cfg.Listen, defaultWeb)
+	if f.name != "" {
+		log = log.With("instance", f.name)
+	}
+	reg := tier.NewRegistry()
+	pool, err := balancer.New(poolCfg, balancer.WithLogger(log), balancer.WithRegistry(reg))
+	if err != nil {
+		return err
+	}
+	site, err := newSite(cfg, pool, quietProbes(log), reg)
+	if err != nil {
+		return err
+	}
+	runner := tier.Runner{Logger: log, StopTimeout: stopTimeout, Started: func() {
+		l := listening{Role: roleWeb, Webs: []string{site.Addr()}}
+		announce(f.stderr, log, l, "")
+		if ready != nil {
+			ready <- l
+		}
+	}}
+	return runner.Run(ctx, pool, site)
+}
+
+// runApp runs one app-tier instance over the database.
+func runApp(ctx context.Context, f *flags, log *slog.Logger, ready chan<- listening) error {
+	cfg, guardCfg, err := appConfigs(f)
+	if err != nil {
+		return err
+	}
+	override(f, "listen", &cfg.Addr, f.listen)
+	setIfZero(&cfg.Addr, defaultApp)
+	reg := tier.NewRegistry()
+	db, err := openDB(ctx, f, log, reg)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	name := f.name
+	if name == "" {
+		host, _ := os.Hostname()
+		name = host + "-" + cfg.Addr
+	}
+	srv, err := newAPI(cfg, guardCfg, db, name, log, reg)
+	if err != nil {
+		return err
+	}
+	runner := tier.Runner{Logger: log, StopTimeout: stopTimeout, Started: func() {
+		l := listening{Role: roleApp, Apps: []string{srv.Addr()}}
+		announce(f.stderr, log, l, db.Dialect())
+		if ready != nil {
+			ready <- l
+		}
+	}}
+	return runner.Run(ctx, db, srv)
+}
+
+// openDB opens the data tier with the shop's migrations: PostgreSQL when
+// -db, THREETIER_DATA_DSN or DATABASE_URL holds a postgres:// URL, else
+// the SQLite file -db names (shop.db by default).
+func openDB(ctx context.Context, f *flags, log *slog.Logger, reg prometheus.Registerer) (*data.DB, error) {
+	var cfg data.Config
+	if err := tier.LoadEnvFrom(f.environ, data.EnvPrefix, &cfg); err != nil {
+		return nil, err
+	}
+	if cfg.DSN == "" {
+		cfg.DSN = f.env("DATABASE_URL")
+	}
+	if f.set["db"] {
+		cfg.DSN = ""
+		if strings.HasPrefix(f.db, "postgres://") || strings.HasPrefix(f.db, "postgresql://") {
+			cfg.DSN = f.db
+		} else {
+			cfg.Path = f.db
+		}
+	}
+	setIfZero(&cfg.Path, defaultSQLite)
+	mig, err := fs.Sub(migrations, "migrations")
+	if err != nil {
+		return nil, err
+	}
+	return data.Open(ctx, cfg, data.WithLogger(log), data.WithRegisterer(reg), data.WithMigrations(mig))
+}
+
+// appConfigs reads the app server's THREETIER_APP_* variables and the
+// database guard's THREETIER_APP_GUARD_DB_* ones. The guard's breaker
+// stays open for two seconds rather than five: the database is shared,
+// and a restart of it should cost orders no longer than it lasts.
+func appConfigs(f *flags) (app.Config, app.GuardConfig, error) {
+	var cfg app.Config
+	if err := tier.LoadEnvFrom(f.environ, app.EnvPrefix, &cfg); err != nil {
+		return cfg, app.GuardConfig{}, err
+	}
+	guard := app.DefaultGuardConfig()
+	guard.OpenFor = 2 * time.Second
+	if err := tier.LoadEnvFrom(f.environ, app.EnvPrefix+"GUARD_DB_", &guard); err != nil {
+		return cfg, guard, err
+	}
+	return cfg, guard, nil
+}
+
+// webConfig reads THREETIER_WEB_*. The storefront's files are revalidated
+// on every load (their ETags make that a 304): they carry no version in
+// their names that would let a browser keep them longer.
+func webConfig(f *flags) (web.Config, error) {
+	var cfg web.Config
+	if err := tier.LoadEnvFrom(f.environ, web.EnvPrefix, &cfg); err != nil {
+		return cfg, err
+	}
+	if cfg.Files.CacheControl == nil {
+		cfg.Files.CacheControl = web.CacheRules{{Pattern: "*", Value: "no-cache"}}
+	}
+	return cfg, nil
+}
+
+// newSite is one web-tier instance: the embedded storefront, and /api/
+// handed to the app tier through pool. The front doors in front set the
+// X-Forwarded-* headers, which the web tier keeps and appends to.
+func newSite(cfg web.Config, pool *balancer.Pool, log *slog.Logger, reg *prometheus.Registry) (*web.Server, error) {
+	static, err := fs.Sub(public, "public")
+	if err != nil {
+		return nil, err
+	}
+	site, err := web.New(cfg,
+		web.WithFS(static),
+		web.WithForward(pool, web.ForwardConfig{Prefix: "/api/", TrustForwarded: true}),
+		web.WithLogger(log), web.WithRegistry(reg))
+	if err != nil {
+		return nil, err
+	}
+	site.Health().Register("app", pool)
+	return site, nil
+}
+
+// inProcessPool is the configuration of a pool over instances of this
+// process: the same checks as in a deployment.
+func inProcessPool(name string) balancer.Config {
+	return balancer.Config{Name: name, Health: balancer.HealthConfig{Path: "/readyz", Interval: defaultCheckInterval}}
+}
+
+// bound is a Discoverer over addresses known once the instances are bound.
+type bound func() []string
+
+// Discover lists the instances as endpoints.
+func (b bound) Discover(context.Context) ([]balancer.Endpoint, error) {
+	var eps []balancer.Endpoint
+	for _, a := range b() {
+		eps = append(eps, balancer.Endpoint{URL: "http://" + a})
+	}
+	return eps, nil
+}
+
+func appAddrs(apps []*app.Server) []string {
+	out := make([]string, len(apps))
+	for i, a := range apps {
+		out[i] = a.Addr()
+	}
+	return out
+}
+
+func siteAddrs(sites []*web.Server) []string {
+	out := make([]string, len(sites))
+	for i, s := range sites {
+		out[i] = s.Addr()
+	}
+	return out
+}
+
+// quietProbes returns log with the web tier's access lines for probes
+// (/healthz, /readyz, /metrics) moved to debug level, as the app tier
+// logs them: the pools in front check every instance every second, and
+// those lines would bury the ones a person reads.
+func quietProbes(log *slog.Logger) *slog.Logger {
+	return slog.New(probeFilter{log.Handler()})
+}
+
+type probeFilter struct{ slog.Handler }
+
+func (h probeFilter) Handle(ctx context.Context, r slog.Record) error {
+	if r.Message == "access" && r.Level == slog.LevelInfo {
+		probe := false
+		r.Attrs(func(a slog.Attr) bool {
+			if a.Key == "uri" {
+				switch a.Value.String() {
+				case "/healthz", "/readyz", "/metrics":
+					probe = true
+				}
+				return false
+			}
+			return true
+		})
+		if probe {
+			if !h.Enabled(ctx, slog.LevelDebug) {
+				return nil
+			}
+			r = r.Clone()
+			r.Level = slog.LevelDebug
+		}
+	}
+	return h.Handler.Handle(ctx, r)
+}
+
+func (h probeFilter) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return probeFilter{h.Handler.WithAttrs(attrs)}
+}
+
+func (h probeFilter) WithGroup(name string) slog.Handler {
+	return probeFilter{h.Handler.WithGroup(name)}
+}

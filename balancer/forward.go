@@ -34,7 +34,16 @@ type exchange struct {
 	w     http.ResponseWriter
 	url   url.URL
 	trace httptrace.ClientTrace
+	// The transport calls got1xx on its own goroutine, and may still do so
+	// after RoundTrip returned (a timeout, a retry): mu and done keep it
+	// off the response once the handler writes the final answer.
+	mu   sync.Mutex
+	done bool
+	n1xx int
 }
+
+// max1xx bounds the informational responses passed on for one request.
+const max1xx = 16
 
 // forward sends r to rt's pool and copies the answer back to w.
 func (px *Proxy) forward(w http.ResponseWriter, r *http.Request, rt *route) {
@@ -68,7 +77,7 @@ func (px *Proxy) exchange(w http.ResponseWriter, r *http.Request, rt *route) int
 		if r.ContentLength > max {
 			return px.problem(w, r, id[0], http.StatusRequestEntityTooLarge, "request body over "+strconv.FormatInt(max, 10)+" bytes", 0)
 		}
-		body = http.MaxBytesReader(w, body, max)
+		body = &limitedBody{ReadCloser: body, left: max, limit: max}
 	}
 	if body != nil && body != http.NoBody && r.ProtoMajor == 1 {
 		// The upstream may answer before the upload ends (and the client
@@ -108,7 +117,11 @@ func (px *Proxy) exchange(w http.ResponseWriter, r *http.Request, rt *route) int
 		out.Host = rt.HostHeader
 	}
 
-	resp, err := rt.pool.roundTrip(out, true)
+	resp, upload, err := rt.pool.roundTrip(out, true)
+	defer upload.detach()
+	ex.mu.Lock()
+	ex.done = true
+	ex.mu.Unlock()
 	if headersDue != nil && !headersDue.Stop() && context.Cause(ctx) == errResponseTimeout {
 		if err == nil {
 			_ = resp.Body.Close()
@@ -169,6 +182,14 @@ func requestID(r *http.Request) []string {
 // to the client as it comes. The headers the final response will carry
 // stay out of it.
 func (ex *exchange) got1xx(code int, header textproto.MIMEHeader) error {
+	ex.mu.Lock()
+	defer ex.mu.Unlock()
+	if ex.done {
+		return nil
+	}
+	if ex.n1xx++; ex.n1xx > max1xx {
+		return errors.New("too many informational responses")
+	}
 	h := ex.w.Header()
 	var saved http.Header
 	if len(h) > 0 {
@@ -387,6 +408,8 @@ func copyBody(w http.ResponseWriter, body io.Reader, stream bool) error {
 func (px *Proxy) fail(w http.ResponseWriter, r *http.Request, id string, err error) int {
 	var mbe *http.MaxBytesError
 	if errors.As(err, &mbe) {
+		// The rest of the body is not read: the connection cannot be reused.
+		w.Header().Set("Connection", "close")
 		return px.problem(w, r, id, http.StatusRequestEntityTooLarge, "request body over "+strconv.FormatInt(mbe.Limit, 10)+" bytes", 0)
 	}
 	status, detail, retryAfter := upstreamFailure(r, err)
@@ -423,4 +446,29 @@ func stripPrefix(p, prefix string) string {
 		return "/"
 	}
 	return p
+}
+
+// limitedBody fails a read past limit bytes with *http.MaxBytesError. It is
+// http.MaxBytesReader without its side effect on the ResponseWriter, which
+// would race with the handler: the transport reads bodies on its own
+// goroutine.
+type limitedBody struct {
+	io.ReadCloser
+	left, limit int64
+}
+
+func (b *limitedBody) Read(p []byte) (int, error) {
+	if b.left < 0 {
+		return 0, &http.MaxBytesError{Limit: b.limit}
+	}
+	if int64(len(p)) > b.left+1 {
+		p = p[:b.left+1] // one byte more tells "at the limit" from "over it"
+	}
+	n, err := b.ReadCloser.Read(p)
+	if int64(n) > b.left {
+		n, b.left = int(b.left), -1
+		return n, &http.MaxBytesError{Limit: b.limit}
+	}
+	b.left -= int64(n)
+	return n, err
 }

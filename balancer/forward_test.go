@@ -592,3 +592,50 @@ func TestProxyConfigErrors(t *testing.T) {
 		t.Error("no pools: no error")
 	}
 }
+
+// TestProxyEndless1xx: an upstream that sends informational responses
+// without end gets cut off after a few, and the client gets a final
+// answer; the transport's goroutine stops touching the response first
+// (run with -race).
+func TestProxyEndless1xx(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				_, _ = http.ReadRequest(bufio.NewReader(c))
+				for {
+					if _, err := io.WriteString(c, "HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n"); err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	for _, chunked := range []bool{false, true} { // the lean transport, and http.Transport
+		url, _, _ := newProxyFront(t, ProxyConfig{ResponseTimeout: 2 * time.Second}, Config{Endpoints: []string{"http://" + ln.Addr().String()}, Retry: RetryConfig{Attempts: 1}})
+		var body io.Reader = strings.NewReader("x")
+		pr, pw := io.Pipe()
+		if chunked {
+			body = pr
+			go func() { _, _ = io.WriteString(pw, "x"); _ = pw.Close() }()
+		}
+		resp, err := http.Post(url+"/", "text/plain", body)
+		_ = pw.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode < 500 {
+			t.Fatalf("chunked=%v: got %d, want a 5xx", chunked, resp.StatusCode)
+		}
+	}
+}

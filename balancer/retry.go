@@ -48,6 +48,9 @@ func (p *Pool) allowRetry(r *http.Request, n int) bool {
 // transport may still be reading while the next attempt has the body.
 var errStaleAttempt = errors.New("balancer: request body taken by a retry")
 
+// errNotReplayable refuses a retry whose body can no longer be sent whole.
+var errNotReplayable = errors.New("balancer: request body no longer replayable")
+
 // replayBody gives each attempt the request body as it arrives: the bytes
 // earlier attempts read (kept up to Retry.MaxBodyBytes), then the rest
 // straight from the caller. So a body streams upstream while the client
@@ -114,8 +117,11 @@ func (b *replayBody) forAttempt(r *http.Request, n int) (io.ReadCloser, error) {
 		return b.getBody()
 	}
 	b.mu.Lock()
+	defer b.mu.Unlock()
+	if n > 0 && (b.over || b.err != nil && b.err != io.EOF) {
+		return nil, errNotReplayable
+	}
 	b.gen, b.curClosed = n, false
-	b.mu.Unlock()
 	return &attemptBody{b: b, gen: n}, nil
 }
 
@@ -130,6 +136,22 @@ func (b *replayBody) finish(failed bool) {
 	b.final = true
 	if failed || b.curClosed {
 		b.closeSrc()
+	}
+}
+
+// detach takes the body away from every attempt, waiting for a read in
+// progress to end. A server's inbound body must not be read once its
+// handler has returned (net/http then reads the connection itself), and a
+// transport may still be writing an upload when the answer is done.
+func (b *replayBody) detach() {
+	if b == nil || b.getBody != nil {
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.gen = -1
+	for b.reading {
+		b.cond.Wait()
 	}
 }
 
@@ -172,21 +194,26 @@ func (a *attemptBody) Read(p []byte) (int, error) {
 		b.mu.Lock()
 		b.reading = false
 		b.cond.Broadcast()
-		if !b.over {
-			if int64(len(b.buf)+n) <= b.limit {
-				b.buf = append(b.buf, p[:n]...)
-			} else {
-				b.over, b.buf = true, nil
-			}
-		}
 		if err != nil {
 			b.err = err
 		}
-		if a.gen != b.gen {
-			return 0, errStaleAttempt // the bytes are in buf for the attempt that took over
-		}
-		if !b.over {
+		switch {
+		case a.gen != b.gen:
+			// A retry took the body over while this read was waiting: the
+			// bytes are kept for it whatever the limit (one read more at
+			// most), and past the limit no further retry is allowed.
+			b.buf = append(b.buf, p[:n]...)
+			b.over = b.over || int64(len(b.buf)) > b.limit
+			return 0, errStaleAttempt
+		case b.over:
+		case int64(len(b.buf)+n) <= b.limit:
+			b.buf = append(b.buf, p[:n]...)
 			a.pos += n
+		default:
+			// Too much to keep: from here on the body goes through, once.
+			// (What buf holds was read by this attempt already.)
+			b.over, b.buf = true, nil
+			a.pos = 0
 		}
 		return n, err
 	}

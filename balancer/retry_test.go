@@ -258,3 +258,49 @@ func httptestRequest(t *testing.T) *http.Request {
 	}
 	return r
 }
+
+// TestReplayBodyKeepsBytesAStaleAttemptRead: a retry takes the body over
+// while the attempt before it is still blocked reading the client's
+// upload. The bytes that read then returns belong to the retry, even past
+// the replay limit; past it, no further retry is allowed.
+func TestReplayBodyKeepsBytesAStaleAttemptRead(t *testing.T) {
+	pr, pw := io.Pipe()
+	p := newPool(t, Config{Endpoints: []string{"http://127.0.0.1:1"}, Retry: RetryConfig{MaxBodyBytes: 10}})
+	req, _ := http.NewRequest("PUT", "http://upstream/", pr)
+	req.ContentLength = -1
+	body := p.prepareBody(req, true, false)
+	first, err := body.forAttempt(req, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	staleErr := make(chan error, 1)
+	go func() {
+		_, err := first.Read(make([]byte, 64))
+		staleErr <- err
+	}()
+	wait.For(t, 5*time.Second, "the first attempt to block in the client's body", func() bool {
+		body.mu.Lock()
+		defer body.mu.Unlock()
+		return body.reading
+	})
+	second, err := body.forAttempt(req, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		_, _ = io.WriteString(pw, "0123456789abcdef") // over the limit of 10, in one read
+		_, _ = io.WriteString(pw, "-end")
+		_ = pw.Close()
+	}()
+	if err := <-staleErr; !errors.Is(err, errStaleAttempt) {
+		t.Fatalf("stale attempt's read: %v", err)
+	}
+	got, err := io.ReadAll(second)
+	if err != nil || string(got) != "0123456789abcdef-end" {
+		t.Fatalf("the retry got %q, %v: bytes lost", got, err)
+	}
+	if _, err := body.forAttempt(req, 2); !errors.Is(err, errNotReplayable) {
+		t.Fatalf("a third attempt past the limit: %v", err)
+	}
+	body.finish(false)
+}

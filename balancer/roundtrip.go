@@ -27,18 +27,20 @@ const maxAttempts = 8
 // Retry.MaxBodyBytes of it is kept on the side so that the request can be
 // sent again, and a larger body is not retried once a byte of it was sent.
 func (p *Pool) RoundTrip(r *http.Request) (*http.Response, error) {
-	return p.roundTrip(r, false)
+	resp, _, err := p.roundTrip(r, false)
+	return resp, err
 }
 
 // roundTrip is RoundTrip; owned means r was made for this call (by the
 // proxy), so that its first attempt goes out as it is, aimed at the
-// endpoint, without a copy.
-func (p *Pool) roundTrip(r *http.Request, owned bool) (*http.Response, error) {
+// endpoint, without a copy. For an owned request with a body it also
+// returns that body, which the caller detaches before its handler returns.
+func (p *Pool) roundTrip(r *http.Request, owned bool) (*http.Response, *replayBody, error) {
 	if r.URL == nil {
 		if r.Body != nil {
 			_ = r.Body.Close()
 		}
-		return nil, errors.New("balancer: request has no URL")
+		return nil, nil, errors.New("balancer: request has no URL")
 	}
 	p.budget.Request(time.Now().Unix())
 	e := p.pick(r, nil)
@@ -47,24 +49,35 @@ func (p *Pool) roundTrip(r *http.Request, owned bool) (*http.Response, error) {
 		if r.Body != nil {
 			_ = r.Body.Close()
 		}
-		return nil, &NoEndpointError{Pool: p.cfg.Name, RetryAfter: p.retryAfter()}
+		return nil, nil, &NoEndpointError{Pool: p.cfg.Name, RetryAfter: p.retryAfter()}
 	}
 	attempts := min(p.cfg.Retry.Attempts, maxAttempts)
 	body := p.prepareBody(r, attempts > 1, owned)
 	idempotent := isIdempotent(r)
 	var tried [maxAttempts]*endpoint
+	b, err := body.forAttempt(r, 0)
+	if err != nil {
+		return nil, body, err
+	}
 	for n := 0; ; n++ {
 		tried[n] = e
-		out, err := p.outgoing(r, e, body, n, owned)
-		if err != nil {
-			body.finish(true)
-			return nil, err
-		}
+		out := p.outgoing(r, e, b, n, owned)
 		resp, err := p.send(e, out, r.Context())
 		next := p.retryTarget(r, n, attempts, idempotent, body, resp, err, tried[:n+1])
+		if next != nil {
+			// Take the body over now, before the last answer is dropped: if
+			// the attempt still sending it went past what is kept, that
+			// answer stands.
+			nb, berr := body.forAttempt(r, n+1)
+			if berr != nil {
+				next = nil
+			} else {
+				b = nb
+			}
+		}
 		if next == nil {
 			body.finish(err != nil)
-			return resp, err
+			return resp, body, err
 		}
 		if resp != nil {
 			discard(resp.Body)
@@ -203,18 +216,14 @@ type trackedRWBody struct {
 
 func (b *trackedRWBody) Write(p []byte) (int, error) { return b.w.Write(p) }
 
-// outgoing is r aimed at e, with a fresh body for the attempt and the
-// request ID of r's context forwarded. The first attempt of an owned
-// request is r itself.
-func (p *Pool) outgoing(r *http.Request, e *endpoint, body *replayBody, attempt int, owned bool) (*http.Request, error) {
-	b, err := body.forAttempt(r, attempt)
-	if err != nil {
-		return nil, err
-	}
+// outgoing is r aimed at e, with body b for the attempt and the request
+// ID of r's context forwarded. The first attempt of an owned request is r
+// itself.
+func (p *Pool) outgoing(r *http.Request, e *endpoint, b io.ReadCloser, attempt int, owned bool) *http.Request {
 	if owned && attempt == 0 {
 		r.URL.Scheme, r.URL.Host = e.url.Scheme, e.url.Host
 		r.Body = b
-		return r, nil
+		return r
 	}
 	// One allocation for the request and its URL.
 	both := &struct {
@@ -232,7 +241,7 @@ func (p *Pool) outgoing(r *http.Request, e *endpoint, body *replayBody, attempt 
 		}
 		out.Header[tier.HeaderRequestID] = []string{id}
 	}
-	return out, nil
+	return out
 }
 
 // discard reads a little of a body that will not be used, so that its

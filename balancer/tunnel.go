@@ -11,19 +11,25 @@ import (
 // (WebSocket and any other Upgrade): net/http forgets hijacked connections,
 // so Stop closes them here once the ordinary requests have drained.
 type tunnels struct {
-	mu    sync.Mutex
-	conns map[io.Closer]struct{}
-	wg    sync.WaitGroup
+	mu     sync.Mutex
+	conns  map[io.Closer]struct{}
+	closed bool // closeAll ran: no new tunnel
+	wg     sync.WaitGroup
 }
 
-func (t *tunnels) add(c io.Closer) {
+// add tracks c; false means the proxy is stopping and c must not be used.
+func (t *tunnels) add(c io.Closer) bool {
 	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed {
+		return false
+	}
 	if t.conns == nil {
 		t.conns = make(map[io.Closer]struct{})
 	}
 	t.conns[c] = struct{}{}
-	t.mu.Unlock()
 	t.wg.Add(1)
+	return true
 }
 
 func (t *tunnels) done(c io.Closer) {
@@ -36,6 +42,7 @@ func (t *tunnels) done(c io.Closer) {
 // closeAll cuts every tunnel and waits for their copies to end.
 func (t *tunnels) closeAll() {
 	t.mu.Lock()
+	t.closed = true
 	for c := range t.conns {
 		_ = c.Close()
 	}
@@ -75,7 +82,9 @@ func (px *Proxy) tunnel(w http.ResponseWriter, r *http.Request, id, asked string
 	if _, err := brw.WriteString("\r\n"); err != nil || brw.Flush() != nil {
 		return http.StatusSwitchingProtocols
 	}
-	px.tunnels.add(conn)
+	if !px.tunnels.add(conn) {
+		return http.StatusSwitchingProtocols // stopping: the deferred Close ends it
+	}
 	defer px.tunnels.done(conn)
 
 	// Bytes the client sent after its request, already buffered, go first.

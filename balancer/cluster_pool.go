@@ -81,7 +81,8 @@ func (p *Pool) observe(fn func(change), seed func(endpoint string, until int64, 
 // so that the cluster can never take the last endpoints out. A refused
 // report is not retried until the next report about the pool arrives.
 // Nothing here touches the ejection streak or the ejection count, which
-// are this pool's own.
+// are this pool's own, and no peer's ejection lasts longer than
+// Outlier.MaxEjection from now.
 func (p *Pool) applyPeers(key string, until int64, down bool) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -90,6 +91,8 @@ func (p *Pool) applyPeers(key string, until int64, down bool) bool {
 		return false
 	}
 	now := time.Now().UnixNano()
+	// No peer ejects for longer than this pool would itself.
+	until = min(until, now+int64(p.cfg.Outlier.MaxEjection))
 	changed := false
 	ejected := e.ejected(now)
 	switch {

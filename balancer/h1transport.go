@@ -99,7 +99,16 @@ type h1Conn struct {
 	abort  func() // makes blocked I/O on conn fail; made once, for context.AfterFunc
 	idleAt time.Time
 	reused bool
+	// peek asks get to look at the socket before reuse: the last answer
+	// had no body, so a server that sends one anyway (after a HEAD, a 204)
+	// would have it taken for the next answer.
+	peek bool
 }
+
+// h1PeekIdle is how long a connection may sit idle before get looks at
+// its socket for bytes or an end the server sent meanwhile (a 408 and a
+// close). Busier connections are reused without the extra system call.
+const h1PeekIdle = 100 * time.Millisecond
 
 // h1Reader is what the connection's bufio.Reader reads: the connection,
 // with a bound on a response header's size, counting what it read.
@@ -266,6 +275,10 @@ func (h *h1Host) get(now time.Time, maxIdle time.Duration) *h1Conn {
 	h.idle[n-1] = nil
 	h.idle = h.idle[:n-1]
 	h.mu.Unlock()
+	if (pc.peek || idle > h1PeekIdle) && !idleConnClean(pc.conn) {
+		_ = pc.conn.Close()
+		return h.get(now, maxIdle)
+	}
 	return pc
 }
 
@@ -395,8 +408,10 @@ func (t *h1Transport) exchange(ctx context.Context, pc *h1Conn, r *http.Request,
 	pc.r.limit = -1
 
 	keep := !resp.Close && !r.Close && !hasToken(r.Header["Connection"], "close")
+	pc.peek = false
 	if resp.Body == http.NoBody || resp.Body == nil {
 		resp.Body = http.NoBody
+		pc.peek = true
 		t.release(pc, keep, stop)
 		return resp, h1Failed, nil
 	}
@@ -498,10 +513,14 @@ func writeRequest(bw *bufio.Writer, r *http.Request) error {
 		bw.WriteString("Connection: close\r\n")
 	}
 	hasBody := r.Body != nil && r.Body != http.NoBody
-	if hasBody {
+	switch {
+	case hasBody:
 		bw.WriteString("Content-Length: ")
 		bw.Write(strconv.AppendInt(bw.AvailableBuffer(), r.ContentLength, 10))
 		bw.WriteString("\r\n")
+	case r.Method == http.MethodPost || r.Method == http.MethodPut || r.Method == http.MethodPatch:
+		// As net/http does: some servers answer 411 to a POST without it.
+		bw.WriteString("Content-Length: 0\r\n")
 	}
 	bw.WriteString("\r\n")
 	if !hasBody {

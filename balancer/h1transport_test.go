@@ -733,3 +733,98 @@ func TestH1UnsafeRequestsAvoidLongIdleConnections(t *testing.T) {
 		t.Fatalf("%d connections, want 2: GETs take the kept ones", n)
 	}
 }
+
+// TestH1UnsolicitedBytesAreNotTheNextAnswer: an upstream that sends bytes
+// nobody asked for on an idle connection (a body after a HEAD answer, a 408
+// before closing) must not have them taken as the next request's answer.
+func TestH1UnsolicitedBytesAreNotTheNextAnswer(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var conns sync.WaitGroup
+	defer conns.Wait()
+	stray := make(chan struct{}) // the test says when the connection is idle
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			conns.Go(func() {
+				defer c.Close()
+				br := bufio.NewReader(c)
+				for {
+					req, err := http.ReadRequest(br)
+					if err != nil {
+						return
+					}
+					switch req.URL.Path {
+					case "/head": // a buggy app: a body after a HEAD answer
+						_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\n")
+						<-stray
+						_, _ = io.WriteString(c, "oops")
+					case "/then-408": // an answer, then a 408 on the idle connection
+						_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+						<-stray
+						_, _ = io.WriteString(c, "HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\n\r\n")
+					default:
+						_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\ngood")
+					}
+				}
+			})
+		}
+	}()
+	addr := ln.Addr().String()
+	tr := newH1Transport(http.DefaultTransport.(*http.Transport).Clone(), time.Second)
+	defer tr.CloseIdleConnections()
+	do := func(method, path string) (int, string) {
+		t.Helper()
+		req, _ := http.NewRequest(method, "http://"+addr+path, nil)
+		resp, err := tr.RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode, string(b)
+	}
+	// idleDirty has the server send its stray bytes once the connection is
+	// idle, and waits until they are on it.
+	idleDirty := func(backdate time.Duration) {
+		t.Helper()
+		h := tr.host(addr)
+		idle := func() *h1Conn {
+			h.mu.Lock()
+			defer h.mu.Unlock()
+			if len(h.idle) != 1 {
+				return nil
+			}
+			h.idle[0].idleAt = h.idle[0].idleAt.Add(-backdate)
+			return h.idle[0]
+		}
+		pc := idle()
+		if pc == nil {
+			t.Fatal("the connection was not kept")
+		}
+		stray <- struct{}{}
+		wait.For(t, 5*time.Second, "stray bytes on the idle connection", func() bool { return !idleConnClean(pc.conn) })
+	}
+
+	if code, _ := do("HEAD", "/head"); code != 200 {
+		t.Fatalf("HEAD: %d", code)
+	}
+	idleDirty(0) // a bodyless answer: looked at however briefly it was idle
+	if code, body := do("GET", "/"); code != 200 || body != "good" {
+		t.Fatalf("after a HEAD with a stray body: %d %q", code, body)
+	}
+
+	if code, body := do("GET", "/then-408"); code != 200 || body != "ok" {
+		t.Fatalf("first: %d %q", code, body)
+	}
+	idleDirty(time.Second) // idle long enough to be looked at
+	if code, body := do("GET", "/"); code != 200 || body != "good" {
+		t.Fatalf("after a stray 408: %d %q", code, body)
+	}
+}

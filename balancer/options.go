@@ -4,6 +4,8 @@ import (
 	"log/slog"
 	"net/http"
 
+	"github.com/threetier/threetier/tier"
+
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -16,6 +18,7 @@ type options struct {
 	discovery Discoverer
 	transport http.RoundTripper
 	cluster   ClusterView
+	health    *tier.Health
 }
 
 // WithLogger sends the pool's events (ejections, health changes, discovery
@@ -32,10 +35,16 @@ func WithRegistry(reg prometheus.Registerer) Option { return func(o *options) { 
 func WithDiscovery(d Discoverer) Option { return func(o *options) { o.discovery = d } }
 
 // WithTransport sends the pool's requests (and health checks) through rt.
-// By default the pool has its own *http.Transport, cloned from
-// http.DefaultTransport with room for 256 idle connections per endpoint.
+// By default the pool has its own transport: a lean HTTP/1.1 one for http
+// endpoints, an *http.Transport (cloned from http.DefaultTransport, room for
+// 256 idle connections per endpoint) for the rest.
 func WithTransport(rt http.RoundTripper) Option { return func(o *options) { o.transport = rt } }
 
 // WithClusterView shows v's members, and what each peer sees of the
 // endpoints, on a stats page (NewStats); a Pool ignores it.
 func WithClusterView(v ClusterView) Option { return func(o *options) { o.cluster = v } }
+
+// WithHealth serves h's /healthz and /readyz on a stats listener
+// (NewStats), so that keepalived or Kubernetes probe the node on the port
+// its operators already open; a Pool ignores it.
+func WithHealth(h *tier.Health) Option { return func(o *options) { o.health = h } }

@@ -135,7 +135,8 @@ var (
 // NewStats builds the stats page and API over pools, whose names must
 // differ. Of the options it reads WithLogger (runtime actions and refused
 // attempts are logged at info and warn level), WithRegistry (served on
-// /metrics when it is a *prometheus.Registry) and WithClusterView.
+// /metrics when it is a *prometheus.Registry), WithClusterView and
+// WithHealth.
 func NewStats(cfg StatsConfig, pools []*Pool, opts ...Option) (*Stats, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -173,7 +174,7 @@ func NewStats(cfg StatsConfig, pools []*Pool, opts ...Option) (*Stats, error) {
 		return nil, err
 	}
 	s.page = page
-	s.routes()
+	s.routes(o.health)
 	s.HTTPServer = tier.NewHTTPServer("balancer-stats", &http.Server{
 		Addr:              cfg.Listen,
 		Handler:           s,
@@ -192,9 +193,13 @@ func NewStats(cfg StatsConfig, pools []*Pool, opts ...Option) (*Stats, error) {
 // included: do not log it).
 func (s *Stats) Config() StatsConfig { return s.cfg }
 
-func (s *Stats) routes() {
+func (s *Stats) routes(health *tier.Health) {
 	// Patterns carry no method: each handler answers a wrong one itself,
 	// so that 405 (and 404) are problem+json like every other error.
+	if health != nil {
+		s.mux.Handle("/healthz", health.LivenessHandler())
+		s.mux.Handle("/readyz", health.ReadinessHandler())
+	}
 	s.mux.HandleFunc("/{$}", s.get(s.servePage))
 	s.mux.HandleFunc("/api/status", s.get(s.serveStatus))
 	s.mux.HandleFunc("/metrics", s.get(s.serveMetrics))

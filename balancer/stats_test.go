@@ -9,9 +9,11 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"reflect"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -470,5 +472,46 @@ func TestStatsConfig(t *testing.T) {
 	srv := s.Server()
 	if srv.ReadHeaderTimeout != 5*time.Second || srv.IdleTimeout != 120*time.Second || srv.MaxHeaderBytes != 16<<10 || srv.Handler != s {
 		t.Fatalf("server settings: %+v", srv)
+	}
+}
+
+// TestStatsServesTheNodesProbes: with WithHealth, the stats listener
+// answers /healthz and /readyz from the node's checks (keepalived's and
+// Kubernetes' probes); without it, those paths are not found.
+func TestStatsServesTheNodesProbes(t *testing.T) {
+	p := newPool(t, Config{Name: "web", Endpoints: []string{newBackend(t).url}})
+	var ready atomic.Bool
+	health := &tier.Health{}
+	health.Register("pool web", tier.CheckFunc(func(context.Context) error {
+		if ready.Load() {
+			return nil
+		}
+		return errors.New("no endpoint")
+	}))
+	s, err := NewStats(StatsConfig{}, []*Pool{p}, WithHealth(health))
+	if err != nil {
+		t.Fatal(err)
+	}
+	code := func(h http.Handler, path string) int {
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, httptest.NewRequest("GET", path, nil))
+		return w.Code
+	}
+	if c := code(s, "/healthz"); c != 200 {
+		t.Fatalf("/healthz: %d", c)
+	}
+	if c := code(s, "/readyz"); c != http.StatusServiceUnavailable {
+		t.Fatalf("/readyz while not ready: %d", c)
+	}
+	ready.Store(true)
+	if c := code(s, "/readyz"); c != 200 {
+		t.Fatalf("/readyz when ready: %d", c)
+	}
+	bare, err := NewStats(StatsConfig{}, []*Pool{p})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := code(bare, "/readyz"); c != http.StatusNotFound {
+		t.Fatalf("/readyz without WithHealth: %d", c)
 	}
 }

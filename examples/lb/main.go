@@ -23,7 +23,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/http"
 	"os"
 	"os/signal"
 	"runtime/pprof"
@@ -287,7 +286,7 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- list
 	// The admin listener starts last and so stops first: on shutdown
 	// /readyz fails before the proxy stops, and keepalived starts moving
 	// the address while the proxy drains what it has in flight.
-	var stats *tier.HTTPServer
+	var stats *balancer.Stats
 	if statsCfg.Listen != "" {
 		var view balancer.ClusterView
 		if cluster != nil {
@@ -375,31 +374,12 @@ func statsConfig(f *flags) (balancer.StatsConfig, error) {
 // keepalived's vrrp_script: the node is ready while every pool has a
 // backend that can take traffic. It names internal addresses: keep it on
 // loopback or a management network.
-func statsTier(cfg balancer.StatsConfig, px *balancer.Proxy, pools []*balancer.Pool, reg *prometheus.Registry, cluster balancer.ClusterView, log *slog.Logger) (*tier.HTTPServer, error) {
-	opts := []balancer.Option{balancer.WithLogger(log), balancer.WithRegistry(reg)}
+func statsTier(cfg balancer.StatsConfig, px *balancer.Proxy, pools []*balancer.Pool, reg *prometheus.Registry, cluster balancer.ClusterView, log *slog.Logger) (*balancer.Stats, error) {
+	opts := []balancer.Option{balancer.WithLogger(log), balancer.WithRegistry(reg), balancer.WithHealth(px.Health())}
 	if cluster != nil {
 		opts = append(opts, balancer.WithClusterView(cluster))
 	}
-	stats, err := balancer.NewStats(cfg, pools, opts...)
-	if err != nil {
-		return nil, err
-	}
-	cfg = stats.Config()
-	// One listener for the page and the probes: keepalived asks the port
-	// an operator already opened for the stats. Stats serves every path
-	// but these two, on a server of this command's own.
-	mux := http.NewServeMux()
-	mux.Handle("/healthz", px.Health().LivenessHandler())
-	mux.Handle("/readyz", px.Health().ReadinessHandler())
-	mux.Handle("/", stats)
-	return tier.NewHTTPServer("stats", &http.Server{
-		Addr:              cfg.Listen,
-		Handler:           mux,
-		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
-		IdleTimeout:       cfg.IdleTimeout,
-		MaxHeaderBytes:    cfg.MaxHeaderBytes,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
-	}), nil
+	return balancer.NewStats(cfg, pools, opts...)
 }
 
 // clusterEnvPrefix is where the cluster's variables are read, beside the

@@ -34,7 +34,7 @@ type door struct {
 	pool    *balancer.Pool
 	cluster *lazyCluster // nil without a cluster
 	front   *frontDoor
-	stats   *tier.HTTPServer // nil without an admin listener
+	stats   *balancer.Stats // nil without an admin listener
 }
 
 // newDoor builds the node. Each node has a registry of its own, as it
@@ -148,28 +148,12 @@ func (fd *frontDoor) Stop(ctx context.Context) error { return fd.srv.Stop(ctx) }
 // cluster view), its JSON and runtime API, the metrics, and the node's
 // /healthz and /readyz for keepalived's check script. It names internal
 // addresses: keep it on loopback or a management network.
-func statsListener(cfg balancer.StatsConfig, px *balancer.Proxy, pools []*balancer.Pool, reg *prometheus.Registry, cluster *lazyCluster, log *slog.Logger) (*tier.HTTPServer, error) {
-	opts := []balancer.Option{balancer.WithLogger(log), balancer.WithRegistry(reg)}
+func statsListener(cfg balancer.StatsConfig, px *balancer.Proxy, pools []*balancer.Pool, reg *prometheus.Registry, cluster *lazyCluster, log *slog.Logger) (*balancer.Stats, error) {
+	opts := []balancer.Option{balancer.WithLogger(log), balancer.WithRegistry(reg), balancer.WithHealth(px.Health())}
 	if cluster != nil {
 		opts = append(opts, balancer.WithClusterView(cluster))
 	}
-	stats, err := balancer.NewStats(cfg, pools, opts...)
-	if err != nil {
-		return nil, err
-	}
-	cfg = stats.Config()
-	mux := http.NewServeMux()
-	mux.Handle("/healthz", px.Health().LivenessHandler())
-	mux.Handle("/readyz", px.Health().ReadinessHandler())
-	mux.Handle("/", stats)
-	return tier.NewHTTPServer("stats", &http.Server{
-		Addr:              cfg.Listen,
-		Handler:           mux,
-		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
-		IdleTimeout:       cfg.IdleTimeout,
-		MaxHeaderBytes:    cfg.MaxHeaderBytes,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
-	}), nil
+	return balancer.NewStats(cfg, pools, opts...)
 }
 
 // lazyCluster is a balancer.Cluster built at Start, from a configuration

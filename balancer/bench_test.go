@@ -1,7 +1,6 @@
 package balancer
 
 import (
-	"bufio"
 	"fmt"
 	"io"
 	"net"
@@ -10,8 +9,6 @@ import (
 	"net/http/httputil"
 	neturl "net/url"
 	"os"
-	"os/exec"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -108,29 +105,8 @@ func serveBenchBackend() {
 // benchBackend starts a backend process and returns its base URL; the
 // process is killed by its PID when the benchmark ends.
 func benchBackend(b *testing.B) string {
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), benchBackendEnv+"=1")
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		b.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() {
-		_ = stdin.Close()
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-	})
-	addr, err := bufio.NewReader(stdout).ReadString('\n')
-	if err != nil {
-		b.Fatalf("backend process: %v", err)
-	}
-	return "http://" + strings.TrimSpace(addr)
+	addr, _ := startChild(b, []string{"-test.run=^$"}, benchBackendEnv+"=1")
+	return "http://" + addr
 }
 
 func benchTransport() *http.Transport {

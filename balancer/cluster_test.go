@@ -1,7 +1,6 @@
 package balancer
 
 import (
-	"bufio"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -10,7 +9,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"os/exec"
 	"strings"
 	"syscall"
 	"testing"
@@ -400,34 +398,17 @@ func TestClusterNodeProcess(t *testing.T) {
 	pa := newPool(t, Config{Name: "app", Endpoints: []string{x.url, y.url}})
 	a := startNode(t, ClusterConfig{Name: "a"}, pa)
 
-	cmd := exec.Command(os.Args[0], "-test.run=^TestClusterNodeProcess$", "-test.count=1")
-	cmd.Env = append(os.Environ(), clusterNodeEnv+"="+a.LocalAddr(), clusterNodeEnv+"_BACKEND="+x.url)
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = stdin.Close()
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-	})
-	line, err := bufio.NewReader(stdout).ReadString('\n')
-	if err != nil || !strings.HasPrefix(line, "node ") {
-		t.Fatalf("child: %q %v", line, err)
+	line, proc := startChild(t, []string{"-test.run=^TestClusterNodeProcess$", "-test.count=1"},
+		clusterNodeEnv+"="+a.LocalAddr(), clusterNodeEnv+"_BACKEND="+x.url)
+	if !strings.HasPrefix(line, "node ") {
+		t.Fatalf("child: %q", line)
 	}
 	name := strings.TrimSpace(strings.TrimPrefix(line, "node "))
 
 	wait.For(t, 5*time.Second, "a to see the child", func() bool { return memberState(a.Cluster, name) == "alive" })
 	wait.For(t, 5*time.Second, "the child's down to reach a", func() bool { return statusOf(pa, x.url).State == StateDown })
 
-	if err := syscall.Kill(cmd.Process.Pid, syscall.SIGKILL); err != nil {
+	if err := proc.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
 	killed := time.Now()

@@ -1,7 +1,6 @@
 package balancer
 
 import (
-	"bufio"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -17,7 +16,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -96,26 +94,7 @@ func serveTestNode() {
 // startProxyProcess starts a front-door node as its own process and returns its
 // address and the process, killed by its PID when the test ends.
 func startProxyProcess(t *testing.T, backends ...string) (string, *os.Process) {
-	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), nodeEnv+"="+strings.Join(backends, ","))
-	cmd.Stderr = os.Stderr
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-	})
-	addr, err := bufio.NewReader(out).ReadString('\n')
-	if err != nil {
-		t.Fatalf("node process: %v", err)
-	}
-	return strings.TrimSpace(addr), cmd.Process
+	return startChild(t, []string{"-test.run=^$"}, nodeEnv+"="+strings.Join(backends, ","))
 }
 
 // TestFrontDoorNodeKilledUnderLoad: a Go client balancing over two

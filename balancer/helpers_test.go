@@ -1,12 +1,15 @@
 package balancer
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"io"
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -143,4 +146,37 @@ func statusOf(p *Pool, url string) EndpointStatus {
 		}
 	}
 	return EndpointStatus{}
+}
+
+// startChild runs this test binary again as a child process, with args and
+// the variables in env that make it a backend or a node instead of a test
+// run, and returns the first line it prints (its address or name) and the
+// process. When the test ends, the child's standard input closes (children
+// that watch it exit) and it is killed by its PID.
+func startChild(tb testing.TB, args []string, env ...string) (string, *os.Process) {
+	tb.Helper()
+	cmd := exec.Command(os.Args[0], args...)
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stderr = os.Stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() {
+		_ = stdin.Close()
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	})
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil {
+		tb.Fatalf("child process: %v", err)
+	}
+	return strings.TrimSpace(line), cmd.Process
 }

@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"os"
-	"os/exec"
 	"slices"
 	"strconv"
 	"strings"
@@ -13,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/threetier/threetier/internal/chromium"
 	"golang.org/x/net/html"
 	"golang.org/x/net/html/atom"
 )
@@ -331,26 +330,10 @@ func TestStatsPeerViews(t *testing.T) {
 	}
 }
 
-// chromium returns the path of a Chromium binary, or skips the test when
-// there is none, unless CI is set, where a missing browser is a failure.
-func chromium(t *testing.T) string {
-	t.Helper()
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatal("no chromium on PATH (apt-get install chromium)")
-	}
-	t.Skip("no chromium on PATH")
-	return ""
-}
-
 // TestStatsPageInABrowser loads the page in headless Chromium, so that its
 // script runs, and compares the table the browser holds with the JSON.
 func TestStatsPageInABrowser(t *testing.T) {
-	bin := chromium(t)
+	bin := chromium.Find(t)
 	a, b, c := newBackend(t), newBackend(t), newBackend(t)
 	web := newPool(t, Config{Name: "web", Endpoints: []string{a.url, b.url, c.url}})
 	app := newPool(t, Config{Name: "app <&>", Endpoints: []string{c.url}})
@@ -372,37 +355,24 @@ func TestStatsPageInABrowser(t *testing.T) {
 	// figures.
 	ss := newStatsServer(t, StatsConfig{Refresh: 200 * time.Millisecond}, []*Pool{web, app}, WithClusterView(fc))
 
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, "--headless", "--no-sandbox", "--disable-gpu",
-		"--disable-background-networking", "--disable-component-update", "--disable-sync",
-		"--no-first-run", "--disable-extensions", "--user-data-dir="+t.TempDir(),
-		// Let the page's clock run a second before the dump, so that its
-		// refresh (every 200ms) swaps the table at least once.
-		"--virtual-time-budget=1000",
-		"--dump-dom", ss.base+"/")
-	// The browser's own process only: exec kills it by PID when ctx ends.
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	cmd.WaitDelay = 5 * time.Second
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("chromium: %v\n%s", err, stderr.String())
-	}
+	// Let the page's clock run a second before the dump, so that its
+	// refresh (every 200ms) swaps the table at least once.
+	dump := chromium.DumpDOM(t, bin, ss.base+"/", time.Second)
 	r := ss.report()
 
-	doc, err := html.Parse(&stdout)
+	doc, err := html.Parse(strings.NewReader(dump))
 	if err != nil {
 		t.Fatal(err)
 	}
 	root := findAll(doc, func(n *html.Node) bool { return n.DataAtom == atom.Html })
 	if len(root) != 1 {
-		t.Fatalf("no <html> in the dump:\n%s", stdout.String())
+		t.Fatalf("no <html> in the dump:\n%s", dump)
 	}
 	if live, _ := attr(root[0], "data-live"); live != "on" {
-		t.Fatalf("the page's script did not run (data-live=%q); stderr:\n%s", live, stderr.String())
+		t.Fatalf("the page's script did not run (data-live=%q)", live)
 	}
 	if n, _ := attr(root[0], "data-refreshes"); n == "" || n == "0" {
-		t.Fatalf("the page did not refresh itself (data-refreshes=%q); stderr:\n%s", n, stderr.String())
+		t.Fatalf("the page did not refresh itself (data-refreshes=%q)", n)
 	} else {
 		t.Logf("the page refreshed itself %s times", n)
 	}

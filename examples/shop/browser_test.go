@@ -1,62 +1,24 @@
 package main
 
 import (
-	"bytes"
-	"context"
 	"fmt"
-	"os"
-	"os/exec"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/threetier/threetier/internal/chromium"
 )
-
-// chromium returns the path of a Chromium binary, or skips the test when
-// there is none, unless CI is set, where a missing browser is a failure.
-func chromium(t *testing.T) string {
-	t.Helper()
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatal("no chromium on PATH (apt-get install chromium)")
-	}
-	t.Skip("no chromium on PATH")
-	return ""
-}
-
-// dumpDOM loads url in headless Chromium, lets its scripts run, and
-// returns the document as the browser holds it then.
-func dumpDOM(t *testing.T, bin, url string) string {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, "--headless", "--no-sandbox", "--disable-gpu",
-		"--disable-background-networking", "--disable-component-update", "--disable-sync",
-		"--no-first-run", "--disable-extensions", "--user-data-dir="+t.TempDir(),
-		"--virtual-time-budget=5000", "--dump-dom", url)
-	// The browser's own process only: exec kills it by PID when ctx ends.
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	cmd.WaitDelay = 5 * time.Second
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("chromium: %v\n%s", err, stderr.String())
-	}
-	return stdout.String()
-}
 
 // TestStorefrontInABrowser loads the storefront through a front door in
 // headless Chromium: the catalogue is listed, an order placed by the page's
 // own code (the path the "Place order" button takes) is shown with its id
 // and items, and the API has it.
 func TestStorefrontInABrowser(t *testing.T) {
-	bin := chromium(t)
+	bin := chromium.Find(t)
 	s := startShop(t)
 
-	dom := dumpDOM(t, bin, s.door(0)+"/")
+	dom := chromium.DumpDOM(t, bin, s.door(0)+"/", 5*time.Second)
 	if !strings.Contains(dom, `data-state="ready"`) {
 		t.Fatalf("the page did not get to ready:\n%s", dom)
 	}
@@ -70,7 +32,7 @@ func TestStorefrontInABrowser(t *testing.T) {
 	}
 
 	before1, before3 := s.product(t, 1), s.product(t, 3)
-	dom = dumpDOM(t, bin, s.door(1)+"/?demo=order:1x2,3x1")
+	dom = chromium.DumpDOM(t, bin, s.door(1)+"/?demo=order:1x2,3x1", 5*time.Second)
 	if !strings.Contains(dom, `data-state="order"`) {
 		t.Fatalf("no order shown:\n%s", dom)
 	}
@@ -106,13 +68,13 @@ func TestStorefrontInABrowser(t *testing.T) {
 	}
 
 	// The order's own page, as a link to it opens it.
-	dom = dumpDOM(t, bin, s.door(0)+"/?order="+id)
+	dom = chromium.DumpDOM(t, bin, s.door(0)+"/?order="+id, 5*time.Second)
 	if !strings.Contains(dom, `<span id="order-id">#`+id+`</span>`) || !strings.Contains(dom, "Hand grinder") {
 		t.Errorf("order page /?order=%s:\n%s", id, dom)
 	}
 
 	// An error is shown to the person: more than the stock.
-	dom = dumpDOM(t, bin, s.door(0)+"/?demo=order:8x99")
+	dom = chromium.DumpDOM(t, bin, s.door(0)+"/?demo=order:8x99", 5*time.Second)
 	if !strings.Contains(dom, `data-error="409"`) || !strings.Contains(dom, "not enough stock of") {
 		t.Errorf("a refused order is not shown as such:\n%s", dom)
 	}

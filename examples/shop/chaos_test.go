@@ -14,7 +14,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -27,6 +26,7 @@ import (
 
 	"github.com/threetier/threetier/balancer"
 	"github.com/threetier/threetier/data"
+	"github.com/threetier/threetier/internal/pgtest"
 	"github.com/threetier/threetier/internal/wait"
 )
 
@@ -42,7 +42,7 @@ func TestChaos(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the shop and starts nine processes")
 	}
-	pg := startPostgres(t)
+	pg := pgtest.Start(t, "max_connections=60")
 	bin := buildShop(t)
 
 	key := make([]byte, 32)
@@ -75,7 +75,7 @@ func TestChaos(t *testing.T) {
 	var appP, webP, doorP []*proc
 	for i := range 2 {
 		appP = append(appP, newProc(fmt.Sprintf("app-%d", i+1), "http://"+apps[i]+"/readyz",
-			"-role", "app", "-listen", apps[i], "-db", pg.dsn(), "-name", fmt.Sprintf("app-%d", i+1)))
+			"-role", "app", "-listen", apps[i], "-db", pg.DSN(), "-name", fmt.Sprintf("app-%d", i+1)))
 	}
 	for i := range 2 {
 		webP = append(webP, newProc(fmt.Sprintf("web-%d", i+1), "http://"+webs[i]+"/readyz",
@@ -105,7 +105,7 @@ func TestChaos(t *testing.T) {
 		p.waitReady(20 * time.Second)
 	}
 
-	db, err := data.Open(context.Background(), data.Config{DSN: pg.dsn(), MaxOpenConns: 2})
+	db, err := data.Open(context.Background(), data.Config{DSN: pg.DSN(), MaxOpenConns: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -165,7 +165,7 @@ func TestChaos(t *testing.T) {
 		step("restart "+p.name, func() { p.start(); p.waitReady(20 * time.Second) })
 		pause(2 * time.Second)
 	}
-	step("pg_ctl restart -m fast", pg.restart)
+	step("pg_ctl restart -m fast", pg.Restart)
 	ordersBack := time.Now()
 	wait.For(t, 20*time.Second, "an order to succeed after the PostgreSQL restart", func() bool {
 		return time.Unix(0, l.lastOrder.Load()).After(ordersBack)
@@ -546,103 +546,4 @@ func buildShop(t *testing.T) string {
 		t.Fatalf("go build: %v\n%s", err, out.String())
 	}
 	return bin
-}
-
-// pgServer is a private PostgreSQL server in a temporary directory, on a
-// port of its own, that the test may restart without disturbing anyone
-// else (never the machine's shared server).
-type pgServer struct {
-	t    *testing.T
-	bin  string
-	dir  string
-	port int
-	cred *syscall.Credential
-}
-
-func startPostgres(t *testing.T) *pgServer {
-	t.Helper()
-	bins, _ := filepath.Glob("/usr/lib/postgresql/*/bin/pg_ctl")
-	if len(bins) == 0 {
-		if os.Getenv("CI") != "" {
-			t.Fatal("no PostgreSQL server binaries under /usr/lib/postgresql/*/bin (apt-get install postgresql)")
-		}
-		t.Skip("no PostgreSQL server binaries (initdb, pg_ctl under /usr/lib/postgresql/*/bin): skipping the chaos test")
-	}
-	s := &pgServer{t: t, bin: filepath.Dir(bins[len(bins)-1])}
-	dir, err := os.MkdirTemp("", "shop-pg-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.dir = dir
-	t.Cleanup(func() {
-		s.stop()
-		_ = os.RemoveAll(dir)
-	})
-	if os.Geteuid() == 0 {
-		// The server refuses to run as root.
-		u, err := user.Lookup("postgres")
-		if err != nil {
-			t.Skipf("running as root and there is no postgres user to run the server as: %v", err)
-		}
-		uid, _ := strconv.Atoi(u.Uid)
-		gid, _ := strconv.Atoi(u.Gid)
-		s.cred = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), NoSetGroups: true}
-		if err := os.Chown(dir, uid, gid); err != nil {
-			t.Fatal(err)
-		}
-	}
-	s.port = freePorts(t, 1)[0]
-	s.run("initdb", "-D", s.data(), "-A", "trust", "-U", "postgres", "--no-sync", "--locale=C", "-E", "UTF8")
-	s.run("pg_ctl", "-D", s.data(), "-l", filepath.Join(s.dir, "log"), "-w", "-t", "60", "-o", s.opts(), "start")
-	return s
-}
-
-func (s *pgServer) data() string { return filepath.Join(s.dir, "data") }
-
-func (s *pgServer) opts() string {
-	return fmt.Sprintf("-p %d -k %s -c listen_addresses=127.0.0.1 -c max_connections=60", s.port, s.dir)
-}
-
-func (s *pgServer) dsn() string {
-	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", s.port)
-}
-
-// restart is `pg_ctl restart -m fast`: every connection is dropped, the
-// server shuts down cleanly and starts again.
-func (s *pgServer) restart() {
-	s.t.Helper()
-	s.run("pg_ctl", "-D", s.data(), "-l", filepath.Join(s.dir, "log"), "-w", "-t", "60", "-m", "fast", "-o", s.opts(), "restart")
-}
-
-func (s *pgServer) run(tool string, args ...string) {
-	s.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, filepath.Join(s.bin, tool), args...)
-	cmd.Dir = s.dir
-	cmd.Env = []string{"LC_ALL=C", "PATH=/usr/bin:/bin"}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: s.cred}
-	cmd.WaitDelay = 5 * time.Second
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Run(); err != nil {
-		s.t.Fatalf("%s: %v\n%s", tool, err, out.String())
-	}
-}
-
-// stop stops the postmaster, by the PID in its pid file.
-func (s *pgServer) stop() {
-	b, err := os.ReadFile(filepath.Join(s.data(), "postmaster.pid"))
-	if err != nil {
-		return
-	}
-	pid, _ := strconv.Atoi(strings.TrimSpace(strings.SplitN(string(b), "\n", 2)[0]))
-	if pid <= 0 || syscall.Kill(pid, 0) != nil {
-		return
-	}
-	_ = syscall.Kill(pid, syscall.SIGQUIT)
-	deadline := time.Now().Add(30 * time.Second)
-	for syscall.Kill(pid, 0) == nil && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
-	}
 }

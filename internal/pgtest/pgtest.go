@@ -1,0 +1,164 @@
+// Package pgtest runs a private PostgreSQL server for the tests that crash
+// or restart their database: in a temporary directory, on a port of its
+// own, so that nobody else's tests (on the machine's shared server) notice.
+package pgtest
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/threetier/threetier/internal/wait"
+)
+
+// Server is one private PostgreSQL server, stopped and removed when the test
+// that started it ends.
+type Server struct {
+	t        testing.TB
+	bin      string // directory of initdb and pg_ctl
+	dir      string
+	port     int
+	settings []string            // -c name=value, beyond the defaults
+	cred     *syscall.Credential // the postgres user, when running as root
+}
+
+// Start initialises a server and starts it, with each of settings
+// ("max_connections=60") passed as -c. Without the server binaries
+// (/usr/lib/postgresql/*/bin) the test is skipped, or fails when CI is set.
+func Start(t testing.TB, settings ...string) *Server {
+	t.Helper()
+	bins, _ := filepath.Glob("/usr/lib/postgresql/*/bin/pg_ctl")
+	if len(bins) == 0 {
+		if os.Getenv("CI") != "" {
+			t.Fatal("no PostgreSQL server binaries under /usr/lib/postgresql/*/bin (apt-get install postgresql)")
+		}
+		t.Skip("no PostgreSQL server binaries (initdb, pg_ctl under /usr/lib/postgresql/*/bin)")
+	}
+	s := &Server{t: t, bin: filepath.Dir(bins[len(bins)-1]), settings: settings}
+	dir, err := os.MkdirTemp("", "threetier-pg-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.dir = dir
+	t.Cleanup(func() {
+		s.Stop()
+		if err := os.RemoveAll(dir); err != nil {
+			t.Errorf("remove the private server: %v", err)
+		}
+	})
+	if os.Geteuid() == 0 {
+		// The server refuses to run as root.
+		u, err := user.Lookup("postgres")
+		if err != nil {
+			t.Skipf("running as root and there is no postgres user to run the server as: %v", err)
+		}
+		uid, _ := strconv.Atoi(u.Uid)
+		gid, _ := strconv.Atoi(u.Gid)
+		s.cred = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), NoSetGroups: true}
+		if err := os.Chown(dir, uid, gid); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.port = l.Addr().(*net.TCPAddr).Port
+	_ = l.Close()
+	s.run("initdb", "-D", s.data(), "-A", "trust", "-U", "postgres", "--no-sync", "--locale=C", "-E", "UTF8")
+	s.Start()
+	return s
+}
+
+func (s *Server) data() string { return filepath.Join(s.dir, "data") }
+
+// DSN is the server's postgres database, as the postgres user.
+func (s *Server) DSN() string {
+	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", s.port)
+}
+
+func (s *Server) options() string {
+	opts := fmt.Sprintf("-p %d -k %s -c listen_addresses=127.0.0.1", s.port, s.dir)
+	for _, kv := range s.settings {
+		opts += " -c " + kv
+	}
+	return opts
+}
+
+func (s *Server) run(tool string, args ...string) {
+	s.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, filepath.Join(s.bin, tool), args...)
+	cmd.Dir = s.dir
+	cmd.Env = []string{"LC_ALL=C", "PATH=/usr/bin:/bin"}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: s.cred}
+	cmd.WaitDelay = 5 * time.Second
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Run(); err != nil {
+		s.t.Fatalf("%s: %v\n%s", tool, err, out.String())
+	}
+}
+
+// Start runs the server and waits until it accepts connections.
+func (s *Server) Start() {
+	s.t.Helper()
+	s.run("pg_ctl", "-D", s.data(), "-l", filepath.Join(s.dir, "log"), "-w", "-t", "60", "-o", s.options(), "start")
+}
+
+// Restart is `pg_ctl restart -m fast`: every connection is dropped, the
+// server shuts down cleanly and starts again.
+func (s *Server) Restart() {
+	s.t.Helper()
+	s.run("pg_ctl", "-D", s.data(), "-l", filepath.Join(s.dir, "log"), "-w", "-t", "60", "-m", "fast", "-o", s.options(), "restart")
+}
+
+// PID is the postmaster's process ID, or 0 when it is not running.
+func (s *Server) PID() int {
+	b, err := os.ReadFile(filepath.Join(s.data(), "postmaster.pid"))
+	if err != nil {
+		return 0
+	}
+	pid, _ := strconv.Atoi(strings.TrimSpace(strings.SplitN(string(b), "\n", 2)[0]))
+	if pid <= 0 || syscall.Kill(pid, 0) != nil {
+		return 0
+	}
+	return pid
+}
+
+// Crash stops the server the way a power cut would for its clients:
+// SIGQUIT makes the postmaster drop every connection and exit at once,
+// without a checkpoint, so the next start runs crash recovery.
+func (s *Server) Crash() {
+	s.t.Helper()
+	pid := s.PID()
+	if pid == 0 {
+		s.t.Fatal("the private server is not running")
+	}
+	s.quit(pid)
+}
+
+// Stop stops the server if it runs (the same way as Crash).
+func (s *Server) Stop() {
+	if pid := s.PID(); pid != 0 {
+		s.quit(pid)
+	}
+}
+
+func (s *Server) quit(pid int) {
+	if err := syscall.Kill(pid, syscall.SIGQUIT); err != nil {
+		s.t.Fatal(err)
+	}
+	wait.For(s.t, 30*time.Second, "the postmaster to exit", func() bool { return syscall.Kill(pid, 0) != nil })
+}

@@ -28,32 +28,8 @@ LB_PORT=${LB_PORT:-18581}
 FORWARD_PORT=${FORWARD_PORT:-18582}
 URL_PATH=/api/item # under the prefix examples/static forwards
 
-work=$(mktemp -d)
-pids=()
-cleanup() {
-	for pid in "${pids[@]}"; do
-		kill "$pid" 2>/dev/null || true
-	done
-	for pid in "${pids[@]}"; do
-		wait "$pid" 2>/dev/null || true
-	done
-	rm -rf "$work"
-}
-trap cleanup EXIT
-
-need=()
-command -v haproxy >/dev/null || need+=(haproxy)
-command -v wrk >/dev/null || need+=(wrk)
-command -v curl >/dev/null || need+=(curl)
-if ((${#need[@]})); then
-	echo "installing ${need[*]}" >&2
-	apt-get update -qq && apt-get install -y -qq "${need[@]}" >/dev/null
-fi
-if pgrep -x wrk >/dev/null; then
-	echo "another wrk is running: the figures would be meaningless" >&2
-	pgrep -a wrk >&2
-	exit 1
-fi
+. examples/bench/wrk-lib.sh
+bench_install haproxy
 
 echo "building" >&2
 go build -o "$work/jsonbackend" ./examples/bench/jsonbackend
@@ -99,41 +75,9 @@ pids+=($!)
 pids+=($!)
 
 # Wait, bounded, until each answers 200 through to a backend.
-deadline=$((SECONDS + 60))
 for port in "$BACKEND1_PORT" "$BACKEND2_PORT" "$HAPROXY_PORT" "$LB_PORT" "$FORWARD_PORT"; do
-	until curl -fsS -o /dev/null "http://127.0.0.1:$port$URL_PATH" 2>/dev/null; do
-		dead=0
-		for pid in "${pids[@]}"; do kill -0 "$pid" 2>/dev/null || dead=1; done
-		if ((dead || SECONDS > deadline)); then
-			echo "nothing answers on 127.0.0.1:$port" >&2
-			tail -n 20 "$work"/*.log >&2 || true
-			exit 1
-		fi
-		sleep 0.2
-	done
+	waitfor "http://127.0.0.1:$port$URL_PATH"
 done
-
-# measure name url -> appends "rps p99_us" to $work/name.txt.
-measure() {
-	local name=$1 url=$2 out
-	out=$(timeout $((DURATION + 30)) wrk -t2 -c64 -d"${DURATION}s" --latency "$url")
-	if grep -qE 'Non-2xx or 3xx|Socket errors' <<<"$out"; then
-		echo "errors from $name:" >&2
-		echo "$out" >&2
-		exit 1
-	fi
-	awk '
-		/^Requests\/sec:/ {rps = $2}
-		$1 == "99%" {
-			v = $2; mult = 1
-			if (v ~ /us$/) {sub(/us$/, "", v)}
-			else if (v ~ /ms$/) {sub(/ms$/, "", v); mult = 1000}
-			else if (v ~ /s$/) {sub(/s$/, "", v); mult = 1000000}
-			p99 = v * mult
-		}
-		END {print rps, p99}' <<<"$out" >>"$work/$name.txt"
-	tail -n 1 "$work/$name.txt" | awk -v n="$name" '{printf "  %-10s %10.0f req/s  p99 %8.0f us\n", n, $1, $2}' >&2
-}
 
 declare -A urls=(
 	[haproxy]="http://127.0.0.1:$HAPROXY_PORT$URL_PATH"
@@ -148,13 +92,9 @@ for r in $(seq "$ROUNDS"); do
 	echo "round $r of $ROUNDS" >&2
 	if ((r % 2)); then order=(haproxy lb forwarder); else order=(forwarder lb haproxy); fi
 	for name in "${order[@]}"; do
-		measure "$name" "${urls[$name]}"
+		measure "$name" "$name" -t2 -c64 -d"${DURATION}s" --latency "${urls[$name]}"
 	done
 done
-
-median() { sort -n | awk '{v[NR] = $1} END {if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
-col() { awk -v c="$2" '{print $c}' "$work/$1.txt" | median; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.3f", a / b}'; }
 
 echo "wrk -t2 -c64 -d${DURATION}s --latency, $ROUNDS rounds, medians, $(nproc) CPUs"
 for name in haproxy lb forwarder; do

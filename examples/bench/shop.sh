@@ -24,54 +24,13 @@ APP1=$((BASE_PORT + 1)) APP2=$((BASE_PORT + 2))
 WEB1=$((BASE_PORT + 11)) WEB2=$((BASE_PORT + 12))
 DOOR=$((BASE_PORT + 20)) HAPROXY=$((BASE_PORT + 21))
 
-work=$(mktemp -d)
-pids=()
-cleanup() {
-	for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-	for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-	rm -rf "$work"
-}
-trap cleanup EXIT
-
-need=()
-command -v haproxy >/dev/null || need+=(haproxy)
-command -v wrk >/dev/null || need+=(wrk)
-command -v curl >/dev/null || need+=(curl)
-command -v python3 >/dev/null || need+=(python3)
-if ((${#need[@]})); then
-	echo "installing ${need[*]}" >&2
-	apt-get update -qq && apt-get install -y -qq "${need[@]}" >/dev/null
-fi
-if pgrep -x wrk >/dev/null; then
-	echo "another wrk is running: the figures would be meaningless" >&2
-	pgrep -a wrk >&2
-	exit 1
-fi
+. examples/bench/wrk-lib.sh
+bench_install haproxy python3
 
 echo "building" >&2
 go build -o "$work/shop" ./examples/shop
 export THREETIER_LOG_LEVEL=warn
 unset THREETIER_DATA_DSN DATABASE_URL
-
-# waitfor url: until it answers 2xx, bounded, or a process died.
-waitfor() {
-	local deadline=$((SECONDS + 60))
-	until curl -fsS -o /dev/null "$1" 2>/dev/null; do
-		for pid in "${pids[@]}"; do
-			if ! kill -0 "$pid" 2>/dev/null; then
-				echo "a process died waiting for $1" >&2
-				tail -n 20 "$work"/*.log >&2 || true
-				exit 1
-			fi
-		done
-		if ((SECONDS > deadline)); then
-			echo "nothing answers on $1" >&2
-			tail -n 20 "$work"/*.log >&2 || true
-			exit 1
-		fi
-		sleep 0.2
-	done
-}
 
 # The database: migrated by a first app server, then given stock for the
 # whole run, so that orders measure the path rather than an empty shelf.
@@ -139,28 +98,13 @@ request = function()
 end
 LUA
 
-# measure name load url -> appends "rps p99_us" to $work/name-load.txt.
-measure() {
-	local name=$1 load=$2 url=$3 out script=()
+# measure_load name load url: one wrk run of a load ("reads" or the
+# "orders" mix) through name's front door.
+measure_load() {
+	local name=$1 load=$2 url=$3 script=()
 	[[ $load == orders ]] && script=(-s "$work/shop-orders.lua")
 	[[ $load == reads ]] && url="$url/api/products"
-	out=$(timeout $((DURATION + 30)) wrk -t2 -c32 -d"${DURATION}s" --latency "${script[@]}" "$url")
-	if grep -qE 'Non-2xx or 3xx|Socket errors' <<<"$out"; then
-		echo "errors from $name ($load):" >&2
-		echo "$out" >&2
-		exit 1
-	fi
-	awk '
-		/^Requests\/sec:/ {rps = $2}
-		$1 == "99%" {
-			v = $2; mult = 1
-			if (v ~ /us$/) {sub(/us$/, "", v)}
-			else if (v ~ /ms$/) {sub(/ms$/, "", v); mult = 1000}
-			else if (v ~ /s$/) {sub(/s$/, "", v); mult = 1000000}
-			p99 = v * mult
-		}
-		END {print rps, p99}' <<<"$out" >>"$work/$name-$load.txt"
-	tail -n 1 "$work/$name-$load.txt" | awk -v n="$name $load" '{printf "  %-16s %9.0f req/s  p99 %8.0f us\n", n, $1, $2}' >&2
+	measure "$name $load" "$name-$load" -t2 -c32 -d"${DURATION}s" --latency "${script[@]}" "$url"
 }
 
 declare -A urls=([haproxy]="http://127.0.0.1:$HAPROXY" [threetier]="http://127.0.0.1:$DOOR")
@@ -170,13 +114,9 @@ for r in $(seq "$ROUNDS"); do
 	echo "round $r of $ROUNDS" >&2
 	if ((r % 2)); then order=(haproxy threetier); else order=(threetier haproxy); fi
 	for load in reads orders; do
-		for name in "${order[@]}"; do measure "$name" "$load" "${urls[$name]}"; done
+		for name in "${order[@]}"; do measure_load "$name" "$load" "${urls[$name]}"; done
 	done
 done
-
-median() { sort -n | awk '{v[NR] = $1} END {if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
-col() { awk -v c="$2" '{print $c}' "$work/$1.txt" | median; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.3f", a / b}'; }
 
 echo "wrk -t2 -c32 -d${DURATION}s --latency, $ROUNDS rounds, medians, $(nproc) CPUs; 2 web + 2 app processes, SQLite"
 for load in reads orders; do

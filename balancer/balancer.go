@@ -97,10 +97,7 @@ func New(cfg Config, opts ...Option) (*Pool, error) {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
-	var o options
-	for _, opt := range opts {
-		opt(&o)
-	}
+	o := buildOptions(opts)
 	if o.discovery == nil && cfg.Discovery != "" {
 		o.discovery, _ = ParseDiscovery(cfg.Discovery)
 	}

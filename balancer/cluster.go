@@ -140,10 +140,7 @@ func NewCluster(cfg ClusterConfig, pools []*Pool, opts ...Option) (*Cluster, err
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
-	var o options
-	for _, opt := range opts {
-		opt(&o)
-	}
+	o := buildOptions(opts)
 	c := &Cluster{
 		cfg:      cfg,
 		log:      tier.LoggerOrDiscard(o.logger).With("tier", "cluster"),

@@ -21,6 +21,16 @@ type options struct {
 	health    *tier.Health
 }
 
+// buildOptions applies opts in order; the last of two that set the same
+// thing wins.
+func buildOptions(opts []Option) options {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
+	return o
+}
+
 // WithLogger sends the pool's events (ejections, health changes, discovery
 // results) to l; by default they are discarded.
 func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }

@@ -14,16 +14,10 @@ import (
 // when an endpoint is expected back (at least a second). Servers that front
 // a pool call it when errors.Is(err, ErrNoEndpoint).
 func WriteUnavailable(w http.ResponseWriter, r *http.Request, err error) {
-	retry := time.Second
-	var ne *NoEndpointError
-	if errors.As(err, &ne) && ne.RetryAfter > retry {
-		retry = ne.RetryAfter
+	if !errors.Is(err, ErrNoEndpoint) {
+		err = &NoEndpointError{} // the 503 is asked for: at least a second's Retry-After
 	}
-	p := tier.NewProblem(http.StatusServiceUnavailable, "no healthy instance can take the request; try again later")
-	p.RetryAfter = retry
-	p.Instance = r.URL.Path
-	p.RequestID = tier.RequestID(r.Context())
-	tier.WriteProblem(w, p)
+	writeFailure(w, r, err)
 }
 
 // ProxyErrorHandler answers for a request that an httputil.ReverseProxy
@@ -31,6 +25,12 @@ func WriteUnavailable(w http.ResponseWriter, r *http.Request, err error) {
 // take it, 504 when it timed out, 502 otherwise; always
 // application/problem+json, never the upstream's internals.
 func ProxyErrorHandler(w http.ResponseWriter, r *http.Request, err error) {
+	writeFailure(w, r, err)
+}
+
+// writeFailure answers what upstreamFailure makes of err, if the client is
+// still there to read it.
+func writeFailure(w http.ResponseWriter, r *http.Request, err error) {
 	status, detail, retryAfter := upstreamFailure(r, err)
 	if status == 0 {
 		return // the client left; nobody reads an answer

@@ -75,10 +75,7 @@ func NewProxy(cfg ProxyConfig, pools []*Pool, opts ...Option) (*Proxy, error) {
 		return nil, &tier.ConfigError{Var: "pools", Problem: "a proxy needs at least one pool"}
 	}
 	cfg = cfg.withDefaults()
-	var o options
-	for _, opt := range opts {
-		opt(&o)
-	}
+	o := buildOptions(opts)
 	byName := make(map[string]*Pool, len(pools))
 	for _, p := range pools {
 		if byName[p.Name()] != nil {

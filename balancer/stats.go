@@ -142,10 +142,7 @@ func NewStats(cfg StatsConfig, pools []*Pool, opts ...Option) (*Stats, error) {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
-	var o options
-	for _, opt := range opts {
-		opt(&o)
-	}
+	o := buildOptions(opts)
 	s := &Stats{
 		cfg:     cfg,
 		pools:   slices.Clone(pools),

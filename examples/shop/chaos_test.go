@@ -157,13 +157,24 @@ func TestChaos(t *testing.T) {
 		t.Logf("%6.1fs %s", time.Since(l.start).Seconds(), what)
 		f()
 	}
-	pause := func(d time.Duration) { time.Sleep(d) } // load runs meanwhile: that is the point
-	pause(2 * time.Second)
+	// under lets the load send n more reads against the topology as it is:
+	// the blows land on traffic, not on an idle system.
+	under := func(n int) {
+		l.mu.Lock()
+		target := l.reads + n
+		l.mu.Unlock()
+		wait.For(t, 30*time.Second, fmt.Sprintf("%d more reads", n), func() bool {
+			l.mu.Lock()
+			defer l.mu.Unlock()
+			return l.reads >= target
+		})
+	}
+	under(1000)
 	for _, p := range []*proc{doorP[0], webP[0], appP[0]} {
 		step("SIGKILL "+p.name, p.kill)
-		pause(1500 * time.Millisecond)
+		under(1000)
 		step("restart "+p.name, func() { p.start(); p.waitReady(20 * time.Second) })
-		pause(2 * time.Second)
+		under(1000)
 	}
 	step("pg_ctl restart -m fast", pg.Restart)
 	ordersBack := time.Now()
@@ -171,7 +182,7 @@ func TestChaos(t *testing.T) {
 		return time.Unix(0, l.lastOrder.Load()).After(ordersBack)
 	})
 	step(fmt.Sprintf("orders succeed again %.1fs after the restart returned", time.Since(ordersBack).Seconds()), func() {})
-	pause(2 * time.Second)
+	under(1000)
 	close(stop)
 	wg.Wait()
 	elapsed := time.Since(l.start)

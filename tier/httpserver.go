@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"log/slog"
 	"net"
 	"net/http"
 	"sync"
@@ -16,6 +17,7 @@ import (
 type HTTPServer struct {
 	name   string
 	server *http.Server
+	log    *slog.Logger
 
 	mu       sync.Mutex
 	listener net.Listener
@@ -30,8 +32,12 @@ var (
 
 // NewHTTPServer returns a tier called name that serves srv on srv.Addr, with
 // TLS when srv.TLSConfig has certificates.
-func NewHTTPServer(name string, srv *http.Server) *HTTPServer {
-	return &HTTPServer{name: name, server: srv, failed: make(chan error, 1)}
+func NewHTTPServer(name string, srv *http.Server, opts ...ServerOption) *HTTPServer {
+	s := &HTTPServer{name: name, server: srv, log: slog.New(slog.DiscardHandler), failed: make(chan error, 1)}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
 }
 
 // Name returns the tier's name.

@@ -89,6 +89,10 @@ func (p *Pool) probe(ctx context.Context, e *endpoint) error {
 		return err
 	}
 	discard(resp.Body)
+	if leaving(resp) {
+		p.drained(e, time.Now().UnixNano())
+		return fmt.Errorf("draining (status %d)", resp.StatusCode)
+	}
 	want := p.cfg.Health.ExpectStatus
 	if (want != 0 && resp.StatusCode != want) || (want == 0 && (resp.StatusCode < 200 || resp.StatusCode >= 400)) {
 		return fmt.Errorf("status %d", resp.StatusCode)

@@ -222,9 +222,15 @@ func (px *Proxy) Start(ctx context.Context) error {
 // Failed yields an error if the listener stops serving on its own.
 func (px *Proxy) Failed() <-chan error { return px.main.Failed() }
 
-// Stop stops accepting and lets in-flight requests finish until ctx ends;
-// then it closes the tunnelled (Upgrade) connections, whose clients
-// reconnect through another node.
+// Drain fails /readyz and marks every answer as leaving for the drain
+// delay (ProxyConfig.DrainDelay), serving all the while: the front door's
+// own balancers (a Go client's pool, keepalived's check) stop sending
+// before it stops accepting. See tier.Drainer.
+func (px *Proxy) Drain(ctx context.Context) error { return px.main.Drain(ctx) }
+
+// Stop drains unless Drain was called, stops accepting and lets in-flight
+// requests finish until ctx ends; then it closes the tunnelled (Upgrade)
+// connections, whose clients reconnect through another node.
 func (px *Proxy) Stop(ctx context.Context) error {
 	var errs []error
 	if px.redirect != nil {

@@ -141,6 +141,9 @@ func (p *Pool) send(e *endpoint, out *http.Request, caller context.Context) (*ht
 		p.clock.Store(now)
 	}
 	p.metrics.observe(end.Sub(start))
+	if err == nil && leaving(resp) {
+		p.drained(e, end.UnixNano())
+	}
 	switch {
 	case err != nil:
 		p.done(e, cancel)

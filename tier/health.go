@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -26,7 +27,8 @@ func (f CheckFunc) Check(ctx context.Context) error { return f(ctx) }
 const DefaultCheckTimeout = 2 * time.Second
 
 // Health serves liveness (/healthz) and readiness (/readyz). Readiness holds
-// when every registered checker passes. The zero value is ready to use and
+// when every registered checker passes and no server it belongs to is
+// draining (WithHealth). The zero value is ready to use and
 // safe for concurrent use.
 type Health struct {
 	// CheckTimeout bounds each checker; zero means DefaultCheckTimeout.
@@ -34,7 +36,11 @@ type Health struct {
 
 	mu       sync.RWMutex
 	checkers map[string]Checker
+	draining atomic.Bool
 }
+
+// drain makes readiness fail from now on: the server is leaving.
+func (h *Health) drain() { h.draining.Store(true) }
 
 // Register adds (or replaces) the checker for a named dependency.
 func (h *Health) Register(name string, c Checker) {
@@ -106,6 +112,9 @@ func (h *Health) Check(ctx context.Context) Report {
 		})
 	}
 	wg.Wait()
+	if h.draining.Load() {
+		results = append(results, CheckResult{Name: "draining", Error: "the server is stopping"})
+	}
 	report := Report{Ready: true, Checks: results}
 	for _, r := range results {
 		report.Ready = report.Ready && r.OK

@@ -8,6 +8,8 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
+	"time"
 )
 
 // HTTPServer runs an *http.Server as a Tier: Start binds the listener (so a
@@ -18,6 +20,9 @@ type HTTPServer struct {
 	name   string
 	server *http.Server
 	log    *slog.Logger
+	health *Health
+	drainDelay time.Duration
+	draining   atomic.Bool
 
 	mu       sync.Mutex
 	listener net.Listener
@@ -37,6 +42,11 @@ func NewHTTPServer(name string, srv *http.Server, opts ...ServerOption) *HTTPSer
 	for _, o := range opts {
 		o(s)
 	}
+	handler := srv.Handler
+	if handler == nil {
+		handler = http.DefaultServeMux
+	}
+	srv.Handler = s.drainAware(handler)
 	return s
 }
 
@@ -100,8 +110,9 @@ func (s *HTTPServer) Serve(ln net.Listener) error {
 // Failed yields an error if the server stops serving on its own.
 func (s *HTTPServer) Failed() <-chan error { return s.failed }
 
-// Stop stops accepting connections and waits for in-flight requests until
-// ctx ends; then it closes what is left.
+// Stop drains (unless Drain was called already), then stops accepting
+// connections and waits for in-flight requests until ctx ends; then it
+// closes what is left.
 func (s *HTTPServer) Stop(ctx context.Context) error {
 	s.mu.Lock()
 	served := s.served
@@ -109,6 +120,7 @@ func (s *HTTPServer) Stop(ctx context.Context) error {
 	if served == nil {
 		return nil
 	}
+	_ = s.Drain(ctx) // cut short by ctx, the drain leaves Shutdown no time: it closes at once
 	err := s.server.Shutdown(ctx)
 	if err != nil {
 		_ = s.server.Close()

@@ -34,7 +34,7 @@ type Limits struct {
 	// DrainDelay is how long a stopping listener keeps serving while its
 	// /readyz fails and its answers tell balancers it is leaving, before it
 	// stops accepting: time for balancers, keepalived and Kubernetes to
-	// stop sending. Zero means no delay.
+	// stop sending. Zero means no delay. WithDrain applies it.
 	DrainDelay time.Duration `env:"DRAIN_DELAY" json:"drain_delay,omitempty"`
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 )
 
@@ -99,13 +100,16 @@ func watch(ctx context.Context, name string, f Failer, failed chan<- *TierError,
 	}
 }
 
-// stopAll stops tiers in reverse order; a tier that overruns its timeout is
-// reported and the next one still gets its own full timeout.
+// stopAll drains every Drainer at once, so that their delays overlap
+// rather than add up, then stops tiers in reverse order; a tier that
+// overruns its timeout is reported and the next one still gets its own full
+// timeout.
 func (r Runner) stopAll(started []Tier, log *slog.Logger) error {
 	timeout := r.StopTimeout
 	if timeout <= 0 {
 		timeout = DefaultStopTimeout
 	}
+	drainAll(started, timeout, log)
 	var errs []error
 	for i := len(started) - 1; i >= 0; i-- {
 		t := started[i]
@@ -116,6 +120,23 @@ func (r Runner) stopAll(started []Tier, log *slog.Logger) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// drainAll drains the Drainers among tiers concurrently, within timeout.
+func drainAll(tiers []Tier, timeout time.Duration, log *slog.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, t := range tiers {
+		if d, ok := t.(Drainer); ok {
+			wg.Go(func() {
+				if err := d.Drain(ctx); err != nil {
+					log.Warn("tier drain cut short", "tier", t.Name(), "err", err)
+				}
+			})
+		}
+	}
+	wg.Wait()
 }
 
 // stopOne gives a tier its timeout and returns when Stop returns or, for a

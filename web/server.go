@@ -182,8 +182,12 @@ func (s *Server) watch(h *tier.HTTPServer, stopped <-chan struct{}) {
 // Failed yields an error if a listener stops serving on its own.
 func (s *Server) Failed() <-chan error { return s.failed }
 
-// Stop stops accepting, drains in-flight requests until ctx ends, and
-// releases the files root.
+// Drain fails /readyz and marks every answer as leaving for the drain
+// delay (Config.DrainDelay), serving all the while; see tier.Drainer.
+func (s *Server) Drain(ctx context.Context) error { return s.main.Drain(ctx) }
+
+// Stop drains unless Drain was called, stops accepting, finishes in-flight
+// requests until ctx ends, and releases the files root.
 func (s *Server) Stop(ctx context.Context) error {
 	var errs []error
 	if s.redirect != nil {

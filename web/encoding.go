@@ -147,10 +147,12 @@ type compressors struct {
 }
 
 // Encoder settings for on-the-fly use, with what one encoder holds once it
-// has compressed 2 MiB of text (BenchmarkEncoderMemory): brotli quality 5
-// with a 256 KiB window 4.3 MB (the default 4 MiB window: 13.3 MB, for the
-// same ratio on web text), zstd with a 512 KiB window and one goroutine
-// 2.5 MB (the defaults: 8.4 MB), gzip level 5 1.1 MB.
+// has compressed 2 MiB of text (BenchmarkEncoderMemory, which also gives
+// the ratios): brotli quality 5 with a 256 KiB window 4.7 MB (the default
+// 4 MiB window: 19.1 MB, for the same ratio of 5.0 on web text); zstd with
+// a 512 KiB window and one goroutine 2.5 MB (the 8 MiB default: 18.8 MB);
+// gzip level 5 1.1 MB. A reused brotli encoder allocates 0.2 MB per use,
+// the others nothing.
 const (
 	brotliLevel  = 5
 	brotliLGWin  = 18

@@ -22,7 +22,12 @@ import (
 	"go.uber.org/goleak"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	if os.Getenv(serveEnv) != "" {
+		os.Exit(serveChild())
+	}
+	goleak.VerifyTestMain(m)
+}
 
 // tree is a served directory with files of every kind the handler treats
 // differently, plus a secret just outside it.

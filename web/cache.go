@@ -25,7 +25,7 @@ type rep struct {
 	// handler. They are never modified.
 	hdrETag, hdrLength []string
 	content            []byte // nil: read from file
-	file               string
+	file               string // the sidecar file
 }
 
 // entry is what the handler knows of one path. It is immutable once in the

@@ -16,8 +16,7 @@ type stamp struct {
 	ino     uint64
 }
 
-// rep is a compressed representation of a file: a precompressed sidecar
-// or an encoding made once from cached contents.
+// rep is a precompressed sidecar of a file.
 type rep struct {
 	etag string
 	size int64
@@ -26,7 +25,7 @@ type rep struct {
 	// handler. They are never modified.
 	hdrETag, hdrLength []string
 	content            []byte // nil: read from file
-	file               string // sidecar name, "" when made in memory
+	file               string // the sidecar file
 }
 
 // entry is what the handler knows of one path. It is immutable once in the
@@ -43,8 +42,13 @@ type entry struct {
 	// sidecars are the stamps of the sidecar files seen at load, zero when
 	// absent, so that a sidecar added or changed is noticed.
 	sidecars [numEncodings]stamp
-	// stream: compressible but too large to keep; compress per request.
-	stream bool
+	// compress: compressible; the codings without a sidecar are made on
+	// demand (variants.go).
+	compress bool
+	// variantETags are, by encoding, the ETags of the forms made on
+	// demand, and their keys in the variant cache: a new version of the
+	// file (a new content hash) never finds the forms of an old one.
+	variantETags [numEncodings]string
 	// Ready-made header values (see rep); hdrLastMod is nil without a
 	// modification time, hdrCacheControl without a matching rule.
 	hdrETag, hdrLastMod, hdrType, hdrLength, hdrCacheControl []string
@@ -57,7 +61,7 @@ type entry struct {
 
 // negotiable reports whether the response depends on Accept-Encoding.
 func (e *entry) negotiable() bool {
-	if e.stream {
+	if e.compress {
 		return true
 	}
 	for _, r := range e.reps {
@@ -70,7 +74,7 @@ func (e *entry) negotiable() bool {
 
 func (e *entry) avail() (a [numEncodings]bool) {
 	for i, r := range e.reps {
-		a[i] = r != nil || (e.stream && encoding(i) != identity)
+		a[i] = r != nil || (e.compress && encoding(i) != identity)
 	}
 	return a
 }

@@ -19,6 +19,8 @@ const (
 	DefaultListen            = "127.0.0.1:8080"
 	DefaultIndex             = "index.html"
 	DefaultCompressMinSize   = 1024
+	DefaultCompressFileMax   = 8 << 20
+	DefaultCompressCacheMax  = 32 << 20
 	DefaultCacheMaxBytes     = 64 << 20
 	DefaultCacheFileMax      = 64 << 10
 	DefaultCacheCheck        = time.Second
@@ -63,6 +65,19 @@ type FilesConfig struct {
 	// CompressMinSize is the smallest file compressed on the fly; zero
 	// means 1 KiB.
 	CompressMinSize int64 `env:"COMPRESS_MIN_SIZE" json:"compress_min_size"`
+	// CompressLimit bounds the compressions running at once, each of which
+	// holds an encoder of a few megabytes and a core; zero means two per
+	// GOMAXPROCS. A response that finds every slot taken goes out
+	// uncompressed (still with Vary: Accept-Encoding) rather than wait.
+	CompressLimit int `env:"COMPRESS_LIMIT" json:"compress_limit"`
+	// CompressFileMax is the largest file whose compressed forms are made
+	// once and kept in memory; zero means 8 MiB. Larger files are
+	// compressed while they are sent, within CompressLimit.
+	CompressFileMax int64 `env:"COMPRESS_FILE_MAX" json:"compress_file_max"`
+	// CompressCacheMaxBytes bounds the compressed forms kept in memory,
+	// apart from CacheMaxBytes; zero means 32 MiB, negative keeps none (every
+	// compressed response is then compressed while it is sent).
+	CompressCacheMaxBytes int64 `env:"COMPRESS_CACHE_MAX_BYTES" json:"compress_cache_max_bytes"`
 	// CacheMaxBytes bounds the in-memory cache of file contents; zero means
 	// 64 MiB, negative keeps no contents in memory.
 	CacheMaxBytes int64 `env:"CACHE_MAX_BYTES" json:"cache_max_bytes"`
@@ -89,6 +104,12 @@ func (c FilesConfig) withDefaults() FilesConfig {
 	}
 	if c.CompressMinSize == 0 {
 		c.CompressMinSize = DefaultCompressMinSize
+	}
+	if c.CompressFileMax == 0 {
+		c.CompressFileMax = DefaultCompressFileMax
+	}
+	if c.CompressCacheMaxBytes == 0 {
+		c.CompressCacheMaxBytes = DefaultCompressCacheMax
 	}
 	if c.CacheMaxBytes == 0 {
 		c.CacheMaxBytes = DefaultCacheMaxBytes
@@ -118,6 +139,12 @@ func (c FilesConfig) Validate() error {
 	}
 	if c.CompressMinSize < 0 {
 		errs = append(errs, &tier.ConfigError{Var: EnvPrefix + "FILES_COMPRESS_MIN_SIZE", Value: fmt.Sprint(c.CompressMinSize), Problem: "must not be negative"})
+	}
+	if c.CompressLimit < 0 {
+		errs = append(errs, &tier.ConfigError{Var: EnvPrefix + "FILES_COMPRESS_LIMIT", Value: fmt.Sprint(c.CompressLimit), Problem: "must not be negative", Allowed: "0 for two per core"})
+	}
+	if c.CompressFileMax < 0 {
+		errs = append(errs, &tier.ConfigError{Var: EnvPrefix + "FILES_COMPRESS_FILE_MAX", Value: fmt.Sprint(c.CompressFileMax), Problem: "must not be negative"})
 	}
 	if c.CacheFileMax < 0 {
 		errs = append(errs, &tier.ConfigError{Var: EnvPrefix + "FILES_CACHE_FILE_MAX", Value: fmt.Sprint(c.CacheFileMax), Problem: "must not be negative"})

@@ -19,10 +19,16 @@
 //     the whole file instead.
 //   - compression: precompressed sidecars (name.br, name.zst, name.gz) and,
 //     for compressible types of at least CompressMinSize bytes, brotli,
-//     zstd or gzip made on the fly (once, for files kept in memory), chosen
-//     by the Accept-Encoding q-values; every negotiated response carries
-//     Vary: Accept-Encoding and each coding has its own ETag. A range is
-//     always served from the identity form.
+//     zstd or gzip made on the fly, chosen by the Accept-Encoding q-values;
+//     every negotiated response carries Vary: Accept-Encoding and each
+//     coding has its own ETag. A range is always served from the identity
+//     form. A file of at most CompressFileMax bytes is compressed once per
+//     coding (concurrent first requests share that compression) and the
+//     result kept in a cache bounded by CompressCacheMaxBytes, sent with
+//     its length; larger files are compressed while sent. At most
+//     CompressLimit compressions run at once, with encoders sized for
+//     streaming (a few megabytes each); a request that finds them all busy
+//     gets the identity form rather than wait.
 //   - Cache-Control by path pattern (CacheRule).
 //   - directories: the index file, a 301 to the path with a trailing
 //     slash, 403 without an index unless the HTML listing is on, and an

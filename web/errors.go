@@ -14,6 +14,10 @@ var ErrNoRoot = errors.New("web: no root directory or file system to serve")
 // answers it with 400.
 var errBadPath = errors.New("bad request path")
 
+// errBusy: every compression slot is taken; the response goes out in
+// the identity form.
+var errBusy = errors.New("compression limit reached")
+
 // problem sends a problem+json error for r, carrying its request ID.
 func problem(w http.ResponseWriter, r *http.Request, status int, detail string) {
 	p := tier.NewProblem(status, detail)

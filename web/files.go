@@ -1,6 +1,7 @@
 package web
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/base64"
 	"errors"
@@ -32,10 +33,14 @@ type Files struct {
 	fsys  fs.FS
 	root  *os.Root // opened by NewFiles, closed by Close
 	cache *cache
-	comp  *compressors
-	log   *slog.Logger
-	met   *filesMetrics
-	loads singleflight.Group
+	// variants holds the compressed forms made on demand; nil when
+	// CompressCacheMaxBytes is negative.
+	variants    *cache
+	comp        *compressors
+	log         *slog.Logger
+	met         *filesMetrics
+	loads       singleflight.Group
+	compressing singleflight.Group
 
 	// lastWarn (unix nanoseconds) and quiet rate-limit the warnings of
 	// lookupFailed: the paths come from clients, who must not be able to
@@ -61,7 +66,7 @@ func NewFiles(cfg FilesConfig, opts ...Option) (*Files, error) {
 	}
 	o := buildOptions(opts)
 	cfg = cfg.withDefaults()
-	f := &Files{cfg: cfg, fsys: o.fsys, comp: newCompressors(), log: tier.LoggerOrDiscard(o.log)}
+	f := &Files{cfg: cfg, fsys: o.fsys, comp: newCompressors(cfg.CompressLimit), log: tier.LoggerOrDiscard(o.log)}
 	if f.fsys == nil {
 		if cfg.Root == "" {
 			return nil, ErrNoRoot
@@ -84,6 +89,10 @@ func NewFiles(cfg FilesConfig, opts ...Option) (*Files, error) {
 	f.met = met
 	f.cache = newCache(max)
 	f.cache.onUsed = func(d int64) { met.bytes.Add(float64(d)) }
+	if cfg.CompressCacheMaxBytes > 0 {
+		f.variants = newCache(cfg.CompressCacheMaxBytes)
+		f.variants.onUsed = func(d int64) { met.compressedBytes.Add(float64(d)) }
+	}
 	return f, nil
 }
 
@@ -284,7 +293,7 @@ func fsName(name string) string {
 }
 
 // load reads what serving name needs: its ETag, its contents when small,
-// its sidecars, and its compressed forms when worth it.
+// its sidecars, and whether compressed forms are worth making.
 func (f *Files) load(name string) (*entry, error) {
 	fi, err := fs.Stat(f.fsys, fsName(name))
 	if err != nil {
@@ -328,17 +337,9 @@ func (f *Files) load(name string) (*entry, error) {
 		e.reps[enc] = &rep{etag: etag, size: size, content: content, file: sname}
 	}
 	if !f.cfg.DisableCompression && compressible(name, e.ctype) && e.stamp.size >= f.cfg.CompressMinSize {
-		if e.content == nil {
-			e.stream = true
-		} else {
-			for _, enc := range preference {
-				if e.reps[enc] != nil {
-					continue
-				}
-				if c := f.comp.compress(enc, e.content); len(c) < len(e.content) {
-					e.reps[enc] = &rep{etag: variantETag(e.etag, enc), size: int64(len(c)), content: c}
-				}
-			}
+		e.compress = true
+		for _, enc := range preference {
+			e.variantETags[enc] = variantETag(e.etag, enc)
 		}
 	}
 	e.prepareHeaders()
@@ -468,14 +469,28 @@ func (f *Files) serveFile(w http.ResponseWriter, r *http.Request, e *entry) erro
 		}
 	}
 	var rp *rep
+	var v *entry
+	var zw resetWriter
 	etag, size := e.etag, e.stamp.size
 	hdrETag := e.hdrETag
 	if enc != identity {
 		if rp = e.reps[enc]; rp != nil {
 			etag, size, hdrETag = rp.etag, rp.size, rp.hdrETag
 		} else {
-			etag, size = variantETag(e.etag, enc), -1
-			hdrETag = one(etag)
+			var err error
+			if v, zw, err = f.onDemand(w, r, e, enc); err != nil {
+				return err
+			}
+			switch {
+			case v != nil:
+				etag, hdrETag = v.etag, v.hdrETag
+			case zw != nil:
+				defer f.comp.put(enc, zw)
+				etag = e.variantETags[enc]
+				hdrETag = one(etag)
+			default:
+				enc = identity
+			}
 		}
 	}
 	// Header keys are written in canonical form ("Etag") so that no
@@ -495,7 +510,7 @@ func (f *Files) serveFile(w http.ResponseWriter, r *http.Request, e *entry) erro
 	h["Content-Type"] = e.hdrType
 	if enc != identity {
 		h["Content-Encoding"] = encodingHeaders[enc]
-		return f.sendEncoded(w, r, e, enc, rp, size)
+		return f.sendEncoded(w, r, e, enc, rp, v, zw)
 	}
 	if rangeHeader != "" && ifRangeAllows(r, etag, e.stamp.modTime) {
 		ranges, err := parseRange(rangeHeader, size)
@@ -554,18 +569,33 @@ func (f *Files) open(e *entry) (fs.File, error) {
 	return file, nil
 }
 
-// sendEncoded sends a compressed form: a cached or sidecar one with its
-// length, or one compressed on the fly (no length, chunked).
-func (f *Files) sendEncoded(w http.ResponseWriter, r *http.Request, e *entry, enc encoding, rp *rep, size int64) error {
-	if rp != nil && rp.content != nil {
+// sendEncoded sends a compressed form: a sidecar (rp) or a form made
+// once (v) with its length, or one compressed while sent by zw (no
+// length, chunked).
+func (f *Files) sendEncoded(w http.ResponseWriter, r *http.Request, e *entry, enc encoding, rp *rep, v *entry, zw resetWriter) error {
+	switch {
+	case v != nil:
+		// A file sent from disk is never sent stale in its identity form
+		// (see open); nor is a form made of it.
+		if e.content == nil {
+			if st, err := f.stat(fsName(e.name)); err != nil || st != e.stamp {
+				return errStale
+			}
+		}
+		w.Header()["Content-Length"] = v.hdrLength
+		w.WriteHeader(http.StatusOK)
+		if r.Method != http.MethodHead {
+			_, _ = w.Write(v.content)
+		}
+		return nil
+	case rp != nil && rp.content != nil:
 		w.Header()["Content-Length"] = rp.hdrLength
 		w.WriteHeader(http.StatusOK)
 		if r.Method != http.MethodHead {
 			_, _ = w.Write(rp.content)
 		}
 		return nil
-	}
-	if rp != nil {
+	case rp != nil:
 		file, err := f.fsys.Open(rp.file)
 		if err != nil {
 			return errStale
@@ -574,28 +604,30 @@ func (f *Files) sendEncoded(w http.ResponseWriter, r *http.Request, e *entry, en
 		if fi, err := file.Stat(); err != nil || stampOf(fi) != e.sidecars[enc] {
 			return errStale
 		}
-		w.Header().Set("Content-Length", strconv.FormatInt(size, 10))
+		w.Header()["Content-Length"] = rp.hdrLength
 		w.WriteHeader(http.StatusOK)
 		if r.Method != http.MethodHead {
-			_, _ = io.CopyN(w, file, size)
+			_, _ = io.CopyN(w, file, rp.size)
 		}
 		return nil
 	}
-	file, err := f.open(e)
-	if err != nil {
-		return err
+	src := io.Reader(bytes.NewReader(e.content))
+	if e.content == nil {
+		file, err := f.open(e)
+		if err != nil {
+			return err
+		}
+		defer file.Close()
+		src = file
 	}
-	defer file.Close()
 	w.WriteHeader(http.StatusOK)
 	if r.Method == http.MethodHead {
 		return nil
 	}
-	zw := f.comp.get(enc, w)
-	_, err = io.Copy(zw, file)
+	_, err := io.Copy(zw, src)
 	if cerr := zw.Close(); err == nil {
 		err = cerr
 	}
-	f.comp.put(enc, zw)
 	if err != nil {
 		f.log.DebugContext(r.Context(), "web: compressed send", "path", r.URL.Path, "err", err)
 	}

@@ -5,7 +5,9 @@ import (
 	"bytes"
 	"compress/gzip"
 	"crypto/rand"
+	"fmt"
 	"io"
+	mrand "math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -15,10 +17,17 @@ import (
 	"testing"
 	"time"
 
+	"github.com/andybalholm/brotli"
+	"github.com/klauspost/compress/zstd"
 	"go.uber.org/goleak"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	if os.Getenv(serveEnv) != "" {
+		os.Exit(serveChild())
+	}
+	goleak.VerifyTestMain(m)
+}
 
 // tree is a served directory with files of every kind the handler treats
 // differently, plus a secret just outside it.
@@ -170,4 +179,50 @@ func rawRequest(t *testing.T, baseURL, target string) (int, string) {
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(body)
+}
+
+// prose returns n bytes of text that compresses as web text does (about
+// five to one): words drawn from a small vocabulary by a seeded generator.
+func prose(n int, seed uint64) []byte {
+	words := strings.Fields("the static tier serves files with validators ranges and compression " +
+		"of text while the app tier answers dynamic routes behind a balancer pool of endpoints")
+	rng := mrand.New(mrand.NewPCG(seed, seed))
+	var b bytes.Buffer
+	b.Grow(n + 16)
+	for b.Len() < n {
+		b.WriteString(words[rng.IntN(len(words))])
+		if rng.IntN(12) == 0 {
+			b.WriteByte('\n')
+		} else {
+			b.WriteByte(' ')
+		}
+	}
+	return b.Bytes()[:n]
+}
+
+// decode undoes a Content-Encoding ("" is identity).
+func decode(coding string, body []byte) ([]byte, error) {
+	var r io.Reader
+	switch coding {
+	case "":
+		return body, nil
+	case "br":
+		r = brotli.NewReader(bytes.NewReader(body))
+	case "gzip":
+		zr, err := gzip.NewReader(bytes.NewReader(body))
+		if err != nil {
+			return nil, err
+		}
+		r = zr
+	case "zstd":
+		zr, err := zstd.NewReader(bytes.NewReader(body))
+		if err != nil {
+			return nil, err
+		}
+		defer zr.Close()
+		r = zr
+	default:
+		return nil, fmt.Errorf("unknown coding %q", coding)
+	}
+	return io.ReadAll(r)
 }

@@ -10,10 +10,12 @@ import (
 
 const metricsSubsystem = "web"
 
-// filesMetrics are the file handler's cache counters.
+// filesMetrics are the file handler's cache and compression counters.
 type filesMetrics struct {
-	hits, misses prometheus.Counter
-	bytes        prometheus.Gauge
+	hits, misses                    prometheus.Counter
+	bytes                           prometheus.Gauge
+	compressions, compressesSkipped prometheus.Counter
+	compressedBytes                 prometheus.Gauge
 }
 
 // newFilesMetrics registers the cache metrics; handlers sharing a registry
@@ -33,6 +35,18 @@ func newFilesMetrics(reg prometheus.Registerer) (*filesMetrics, error) {
 			Namespace: tier.MetricsNamespace, Subsystem: metricsSubsystem,
 			Name: "file_cache_bytes", Help: "Bytes held by the in-memory file cache.",
 		}),
+		compressions: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: tier.MetricsNamespace, Subsystem: metricsSubsystem,
+			Name: "compressions_total", Help: "Compressions made: forms kept in memory once made, and responses compressed while sent.",
+		}),
+		compressesSkipped: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: tier.MetricsNamespace, Subsystem: metricsSubsystem,
+			Name: "compressions_skipped_total", Help: "Responses sent uncompressed because every compression slot was taken.",
+		}),
+		compressedBytes: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: tier.MetricsNamespace, Subsystem: metricsSubsystem,
+			Name: "compressed_cache_bytes", Help: "Bytes held by the in-memory cache of compressed forms.",
+		}),
 	}
 	var err error
 	if m.hits, err = tier.RegisterShared(reg, m.hits); err != nil {
@@ -42,6 +56,15 @@ func newFilesMetrics(reg prometheus.Registerer) (*filesMetrics, error) {
 		return nil, err
 	}
 	if m.bytes, err = tier.RegisterShared(reg, m.bytes); err != nil {
+		return nil, err
+	}
+	if m.compressions, err = tier.RegisterShared(reg, m.compressions); err != nil {
+		return nil, err
+	}
+	if m.compressesSkipped, err = tier.RegisterShared(reg, m.compressesSkipped); err != nil {
+		return nil, err
+	}
+	if m.compressedBytes, err = tier.RegisterShared(reg, m.compressedBytes); err != nil {
 		return nil, err
 	}
 	return m, nil

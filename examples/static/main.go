@@ -93,6 +93,9 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- stri
 	spaExclude := fl.String("spa-exclude", "/api/", "comma-separated path prefixes the SPA fallback leaves alone")
 	fl.BoolVar(&cfg.Files.Dotfiles, "dotfiles", false, "serve names starting with a dot")
 	fl.BoolVar(&cfg.Files.DisableCompression, "no-compress", false, "no on-the-fly compression (sidecars still served)")
+	fl.IntVar(&cfg.Files.CompressLimit, "compress-limit", 0, "most compressions at once, beyond which answers go uncompressed (0: two per core)")
+	fl.Int64Var(&cfg.Files.CompressFileMax, "compress-file-max", web.DefaultCompressFileMax, "largest file compressed once and kept compressed in memory; larger ones are compressed while sent")
+	fl.Int64Var(&cfg.Files.CompressCacheMaxBytes, "compress-cache-bytes", web.DefaultCompressCacheMax, "bytes of compressed files kept in memory (negative: none)")
 	fl.Var(cacheFlag{&cfg.Files.CacheControl}, "cache", "Cache-Control rule pattern=value; repeat for more, first match wins")
 	var routes []forwardRoute
 	fl.Var(forwardFlag{&routes}, "forward", "hand /prefix/ to the app tier: /prefix/=http://host:port[,...]; repeatable")

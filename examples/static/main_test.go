@@ -28,12 +28,14 @@ func TestStaticServes(t *testing.T) {
 	_ = os.WriteFile(filepath.Join(root, "index.html"), []byte("<h1>app</h1>\n"), 0o644)
 	_ = os.MkdirAll(filepath.Join(root, "assets"), 0o755)
 	_ = os.WriteFile(filepath.Join(root, "assets", "app.js"), []byte("console.log(1)\n"), 0o644)
+	_ = os.WriteFile(filepath.Join(root, "assets", "big.js"), []byte(strings.Repeat("console.log(2)\n", 4000)), 0o644)
 
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan string, 1)
 	done := make(chan error, 1)
 	args := []string{"-listen", "127.0.0.1:0", "-root", root, "-spa", "-access-log=false",
-		"-cache", "/assets/*=public, max-age=31536000, immutable", "-cache", "*.html=no-cache", "-forward", "/api/=" + app.URL, "-metrics", "/metrics"}
+		"-cache", "/assets/*=public, max-age=31536000, immutable", "-cache", "*.html=no-cache", "-forward", "/api/=" + app.URL, "-metrics", "/metrics",
+		"-compress-limit", "2", "-compress-file-max", "1024", "-compress-cache-bytes", "-1"}
 	go func() { done <- run(ctx, args, io.Discard, ready) }()
 	var addr string
 	select {
@@ -59,6 +61,14 @@ func TestStaticServes(t *testing.T) {
 	}
 	if resp, body := get("/assets/app.js", "*/*"); resp.StatusCode != 200 || body != "console.log(1)\n" || resp.Header.Get("Cache-Control") != "public, max-age=31536000, immutable" {
 		t.Fatalf("asset: %d %q %q", resp.StatusCode, body, resp.Header.Get("Cache-Control"))
+	}
+	// Larger than -compress-file-max: compressed while sent.
+	req, _ := http.NewRequest("GET", "http://"+addr+"/assets/big.js", nil)
+	req.Header.Set("Accept-Encoding", "gzip")
+	if resp, err := c.Do(req); err != nil || resp.Header.Get("Content-Encoding") != "gzip" {
+		t.Fatalf("compressed: %v %v", err, resp)
+	} else {
+		resp.Body.Close()
 	}
 	if resp, body := get("/some/route", "text/html"); resp.StatusCode != 200 || body != "<h1>app</h1>\n" || resp.Header.Get("Cache-Control") != "no-cache" {
 		t.Fatalf("SPA route: %d %q %q", resp.StatusCode, body, resp.Header.Get("Cache-Control"))
@@ -95,6 +105,7 @@ func TestStaticBadFlags(t *testing.T) {
 		"want /prefix/=":                  {"-forward", "api=http://x"},
 		"invalid value":                   {"-hsts", "soon"},
 		"METRICS_PATH":                    {"-root", ".", "-metrics", "metrics"},
+		"COMPRESS_LIMIT":                  {"-root", ".", "-compress-limit", "-1"},
 	}
 	for want, args := range cases {
 		cmd := exec.Command(bin, args...)

@@ -17,10 +17,10 @@ import (
 // background, and Stop shuts down gracefully, draining in-flight requests
 // until its context ends. The web, app and balancer tiers are built on it.
 type HTTPServer struct {
-	name   string
-	server *http.Server
-	log    *slog.Logger
-	health *Health
+	name       string
+	server     *http.Server
+	log        *slog.Logger
+	health     *Health
 	drainDelay time.Duration
 	draining   atomic.Bool
 

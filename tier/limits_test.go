@@ -12,37 +12,19 @@ import (
 	"net/http"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/threetier/threetier/internal/syncbuf"
 	"github.com/threetier/threetier/internal/wait"
 	"github.com/threetier/threetier/tier"
 )
 
-// lockedBuffer collects a logger's output for a test to look at.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
 // startLimited serves h under l on a loopback port and returns the
 // address and the server's log.
-func startLimited(t *testing.T, l tier.Limits, h http.Handler) (string, *lockedBuffer) {
+func startLimited(t *testing.T, l tier.Limits, h http.Handler) (string, *syncbuf.Buffer) {
 	t.Helper()
-	logs := &lockedBuffer{}
+	logs := &syncbuf.Buffer{}
 	srv := tier.NewHTTPServer("limited", &http.Server{Addr: "127.0.0.1:0", Handler: h},
 		tier.WithLimits(l), tier.WithServerLogger(slog.New(slog.NewTextHandler(logs, nil))))
 	if err := srv.Start(context.Background()); err != nil {

@@ -154,6 +154,16 @@ func (c *trackedConn) sendFailed(err error) {
 	}
 	c.set.report.sendTimeouts.Add(1)
 	c.set.report.hit()
+	c.resetOnClose()
+}
+
+// resetOnClose makes Close drop what the client has not taken, with a
+// reset, rather than leave the kernel holding it for a client that does
+// not read (nginx's reset_timedout_connection).
+func (c *trackedConn) resetOnClose() {
+	if l, ok := c.Conn.(interface{ SetLinger(int) error }); ok {
+		_ = l.SetLinger(0)
+	}
 }
 
 // SetWriteDeadline keeps t as the user's deadline: the send deadline never

@@ -72,6 +72,7 @@ func (s *connSet) shed(victim *trackedConn) {
 		s.report.shedIdle.Add(1)
 	} else {
 		s.report.shedStalled.Add(1)
+		victim.resetOnClose()
 	}
 	_ = victim.Close()
 	s.report.hit()

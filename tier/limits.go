@@ -29,7 +29,9 @@ type Limits struct {
 	// progresses is never cut. Writes are handed to the kernel 64 KiB at a
 	// time, each under this bound, so a client must take 64 KiB per
 	// SendTimeout (about 1 KiB/s with the default). Over HTTP/2 it bounds
-	// the connection, not each stream. Zero means DefaultSendTimeout;
+	// the connection, not each stream. A connection cut by it is reset, so
+	// that the kernel drops what the client did not take. Zero means
+	// DefaultSendTimeout;
 	// negative turns it off.
 	SendTimeout time.Duration `env:"SEND_TIMEOUT" json:"send_timeout,omitempty"`
 	// MaxConns caps the connections open at once, and is itself kept below
@@ -38,7 +40,8 @@ type Limits struct {
 	// for files, upstream connections and logs. A connection accepted at
 	// the cap is served, and another one closed to make room: an idle
 	// keep-alive connection first, else the one that has gone longest
-	// without a byte moving either way. Accepting never stalls. Zero means
+	// without a byte moving either way (reset, as SendTimeout's are).
+	// Accepting never stalls. Zero means
 	// DefaultMaxConns; negative is invalid (the tiers' Validate reject it,
 	// NewHTTPServer reads it as zero).
 	MaxConns int `env:"MAX_CONNS" json:"max_conns,omitempty"`

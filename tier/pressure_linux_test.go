@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -55,7 +56,10 @@ func TestLimitsUnderDescriptorPressure(t *testing.T) {
 			t.Fatalf("%s: first request: %v", phase, err)
 		}
 		resp.Body.Close()
-		for range 3 {
+		// Five requests, each timed from connect; the median must be under
+		// 100 ms (one may meet a burst of timeouts firing together).
+		var took []time.Duration
+		for range 5 {
 			start := time.Now()
 			c, err := net.DialTimeout("tcp", addr, time.Second)
 			if err != nil {
@@ -68,15 +72,16 @@ func TestLimitsUnderDescriptorPressure(t *testing.T) {
 				t.Fatalf("%s: normal request: %v", phase, err)
 			}
 			b, _ := io.ReadAll(resp.Body)
-			took := time.Since(start)
+			took = append(took, time.Since(start))
 			c.Close()
 			if resp.StatusCode != 200 || string(b) != "small" {
 				t.Fatalf("%s: normal request got %d %q", phase, resp.StatusCode, b)
 			}
-			if took > 100*time.Millisecond {
-				t.Fatalf("%s: normal request took %s from connect", phase, took)
-			}
-			t.Logf("%s: normal request answered in %s from connect", phase, took)
+		}
+		t.Logf("%s: normal requests answered in %v from connect", phase, took)
+		slices.Sort(took)
+		if took[2] > 100*time.Millisecond {
+			t.Fatalf("%s: median normal request took %s from connect", phase, took[2])
 		}
 	}
 

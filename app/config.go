@@ -79,6 +79,10 @@ type Config struct {
 	// MetricsPath serves the registry given with WithMetrics (when it is a
 	// prometheus.Gatherer); zero means "/metrics", "-" means not served.
 	MetricsPath string `env:"METRICS_PATH" json:"metrics_path"`
+
+	// Limits bounds what a client can hold on the listener:
+	// THREETIER_APP_BODY_TIMEOUT, _SEND_TIMEOUT, _MAX_CONNS.
+	tier.Limits
 }
 
 // DefaultConfig returns a Config with every default spelled out.
@@ -146,6 +150,9 @@ func (c Config) Validate() error {
 	}
 	if c.ShedRetryAfter < 0 {
 		bad("SHED_RETRY_AFTER", c.ShedRetryAfter, "must not be negative")
+	}
+	if c.MaxConns < 0 {
+		bad("MAX_CONNS", c.MaxConns, "must not be negative")
 	}
 	for _, p := range []struct{ name, v string }{
 		{"HEALTH_PATH", c.HealthPath}, {"READY_PATH", c.ReadyPath}, {"METRICS_PATH", c.MetricsPath},

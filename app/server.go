@@ -110,7 +110,7 @@ func New(cfg Config, opts ...Option) (*Server, error) {
 		ReadTimeout:       max(cfg.ReadTimeout, 0),
 		IdleTimeout:       cfg.IdleTimeout,
 		ErrorLog:          slog.NewLogLogger(o.log.Handler(), slog.LevelWarn),
-	})
+	}, tier.WithLimits(cfg.Limits), tier.WithServerLogger(o.log), tier.WithDrain(s.health, cfg.DrainDelay))
 	return s, nil
 }
 

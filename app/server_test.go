@@ -471,3 +471,19 @@ func TestGuardConfigFromEnv(t *testing.T) {
 		t.Fatalf("defaults %+v", d)
 	}
 }
+
+func TestLimitsFromEnv(t *testing.T) {
+	var cfg Config
+	err := tier.LoadEnvFrom([]string{"THREETIER_APP_BODY_TIMEOUT=5s", "THREETIER_APP_SEND_TIMEOUT=-1s", "THREETIER_APP_MAX_CONNS=300"}, EnvPrefix, &cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.BodyTimeout != 5*time.Second || cfg.SendTimeout != -time.Second || cfg.MaxConns != 300 {
+		t.Fatalf("%+v", cfg.Limits)
+	}
+	err = tier.LoadEnvFrom([]string{"THREETIER_APP_MAX_CONNS=-1"}, EnvPrefix, &Config{})
+	var ce *tier.ConfigError
+	if !errors.As(err, &ce) || ce.Var != "THREETIER_APP_MAX_CONNS" {
+		t.Fatalf("negative MaxConns: %v", err)
+	}
+}

@@ -581,7 +581,7 @@ func TestProxyConfigErrors(t *testing.T) {
 		{ProxyConfig{TLSCert: "c.pem"}, "TLSCert"},
 		{ProxyConfig{RedirectListen: ":80"}, "RedirectListen"},
 		{ProxyConfig{DefaultPool: "nope"}, "DefaultPool"},
-		{ProxyConfig{MaxConns: -1}, "MaxConns"},
+		{ProxyConfig{Limits: tier.Limits{MaxConns: -1}}, "MaxConns"},
 	} {
 		_, err := NewProxy(tc.cfg, []*Pool{p})
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

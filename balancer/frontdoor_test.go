@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/threetier/threetier/internal/wait"
+	"github.com/threetier/threetier/tier"
 )
 
 // startProxy starts a front-door node on 127.0.0.1:0 over pool and stops it
@@ -132,9 +133,9 @@ func TestFrontDoorSlowloris(t *testing.T) {
 	a := newBackend(t)
 	close(a.hold)
 	pool := newPool(t, Config{Endpoints: []string{a.url}})
-	px := startProxy(t, ProxyConfig{ReadHeaderTimeout: 300 * time.Millisecond, MaxConns: 50}, pool)
+	px := startProxy(t, ProxyConfig{ReadHeaderTimeout: 300 * time.Millisecond, Limits: tier.Limits{MaxConns: 50}}, pool)
 	var slow []net.Conn
-	for range 80 { // more than MaxConns: the rest wait in the accept queue
+	for range 80 { // more than MaxConns: the longest stalled make room
 		c, err := net.Dial("tcp", px.Addr())
 		if err != nil {
 			t.Fatal(err)

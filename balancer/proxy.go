@@ -5,12 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/netip"
 	"strings"
-
-	"golang.org/x/net/netutil"
 
 	"github.com/threetier/threetier/tier"
 )
@@ -137,7 +134,8 @@ func NewProxy(cfg ProxyConfig, pools []*Pool, opts ...Option) (*Proxy, error) {
 		}
 		srv.TLSConfig = px.certs.TLSConfig()
 	}
-	px.main = tier.NewHTTPServer(cfg.Name, srv)
+	limits := []tier.ServerOption{tier.WithLimits(cfg.Limits), tier.WithServerLogger(px.log)}
+	px.main = tier.NewHTTPServer(cfg.Name, srv, append(limits, tier.WithDrain(px.health, cfg.DrainDelay))...)
 	if cfg.RedirectListen != "" {
 		px.redirect = tier.NewHTTPServer(cfg.Name+"-redirect", &http.Server{
 			Addr:              cfg.RedirectListen,
@@ -145,7 +143,7 @@ func NewProxy(cfg ProxyConfig, pools []*Pool, opts ...Option) (*Proxy, error) {
 			ReadHeaderTimeout: cfg.ReadHeaderTimeout,
 			IdleTimeout:       cfg.IdleTimeout,
 			MaxHeaderBytes:    cfg.MaxHeaderBytes,
-		})
+		}, limits...)
 	}
 	return px, nil
 }
@@ -201,13 +199,8 @@ func (px *Proxy) Reload() error {
 
 // Start binds the listeners and begins serving.
 func (px *Proxy) Start(ctx context.Context) error {
-	var lc net.ListenConfig
-	ln, err := lc.Listen(ctx, "tcp", px.cfg.Listen)
-	if err != nil {
+	if err := px.main.Start(ctx); err != nil {
 		return fmt.Errorf("proxy %q: %w", px.cfg.Name, err)
-	}
-	if err := px.main.Serve(netutil.LimitListener(ln, px.cfg.MaxConns)); err != nil {
-		return err
 	}
 	if px.redirect != nil {
 		if err := px.redirect.Start(ctx); err != nil {

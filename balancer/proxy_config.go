@@ -65,10 +65,6 @@ type ProxyConfig struct {
 	// stream for as long as it lasts (SSE, downloads, WebSocket). Zero
 	// means 60s, negative means no bound.
 	ResponseTimeout time.Duration `env:"RESPONSE_TIMEOUT" json:"response_timeout,omitempty"`
-	// MaxConns caps the client connections open at once; past it, new ones
-	// wait in the kernel's accept queue (HAProxy's maxconn). Zero means
-	// 10,000.
-	MaxConns int `env:"MAX_CONNS" json:"max_conns,omitempty"`
 	// MaxHeaderBytes bounds a request's header block (431 beyond); zero
 	// means 64 KiB.
 	MaxHeaderBytes int `env:"MAX_HEADER_BYTES" json:"max_header_bytes,omitempty"`
@@ -77,6 +73,11 @@ type ProxyConfig struct {
 	MaxBodyBytes int64 `env:"MAX_BODY_BYTES" json:"max_body_bytes,omitempty"`
 	// AccessLog logs every request at info level.
 	AccessLog bool `env:"ACCESS_LOG" json:"access_log,omitempty"`
+	// Limits bounds what a client can hold on the listener (HAProxy's
+	// maxconn and timeouts): MaxConns caps the client connections open at
+	// once, closing idle then stalled ones to make room, never stalling
+	// accept. THREETIER_PROXY_BODY_TIMEOUT, _SEND_TIMEOUT, _MAX_CONNS.
+	tier.Limits
 }
 
 // Route sends the requests it matches to one pool. Empty match fields match
@@ -107,7 +108,9 @@ func (c ProxyConfig) withDefaults() ProxyConfig {
 	setDefault(&c.ReadHeaderTimeout, 10*time.Second)
 	setDefault(&c.IdleTimeout, 60*time.Second)
 	setDefault(&c.ResponseTimeout, 60*time.Second)
-	setDefault(&c.MaxConns, 10000)
+	setDefault(&c.MaxConns, tier.DefaultMaxConns)
+	setDefault(&c.BodyTimeout, tier.DefaultBodyTimeout)
+	setDefault(&c.SendTimeout, tier.DefaultSendTimeout)
 	setDefault(&c.MaxHeaderBytes, 64<<10)
 	setDefault(&c.MaxBodyBytes, 100<<20)
 	return c

@@ -1,6 +1,11 @@
 package balancer
 
-import "testing"
+import (
+	"testing"
+	"time"
+
+	"github.com/threetier/threetier/tier"
+)
 
 // TestTLSServerName: https endpoints found in DNS are addresses, so their
 // certificates are checked against the name looked up.
@@ -19,5 +24,19 @@ func TestTLSServerName(t *testing.T) {
 		if got := tlsServerName(tc.cfg, tc.d); got != tc.want {
 			t.Errorf("%+v %+v: %q, want %q", tc.cfg, tc.d, got, tc.want)
 		}
+	}
+}
+
+func TestProxyLimitsFromEnv(t *testing.T) {
+	var cfg ProxyConfig
+	err := tier.LoadEnvFrom([]string{"THREETIER_PROXY_BODY_TIMEOUT=5s", "THREETIER_PROXY_SEND_TIMEOUT=7s", "THREETIER_PROXY_MAX_CONNS=300"}, ProxyEnvPrefix, &cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.BodyTimeout != 5*time.Second || cfg.SendTimeout != 7*time.Second || cfg.MaxConns != 300 {
+		t.Fatalf("%+v", cfg.Limits)
+	}
+	if d := DefaultProxyConfig(); d.BodyTimeout != tier.DefaultBodyTimeout || d.SendTimeout != tier.DefaultSendTimeout || d.MaxConns != tier.DefaultMaxConns {
+		t.Fatalf("defaults: %+v", d.Limits)
 	}
 }

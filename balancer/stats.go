@@ -182,7 +182,7 @@ func NewStats(cfg StatsConfig, pools []*Pool, opts ...Option) (*Stats, error) {
 		IdleTimeout:    cfg.IdleTimeout,
 		MaxHeaderBytes: cfg.MaxHeaderBytes,
 		ErrorLog:       slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
-	})
+	}, tier.WithServerLogger(s.log))
 	return s, nil
 }
 

@@ -470,7 +470,7 @@ func TestStatsConfig(t *testing.T) {
 		t.Fatalf("default listener: %v %q", err, s.Addr())
 	}
 	srv := s.Server()
-	if srv.ReadHeaderTimeout != 5*time.Second || srv.IdleTimeout != 120*time.Second || srv.MaxHeaderBytes != 16<<10 || srv.Handler != s {
+	if srv.ReadHeaderTimeout != 5*time.Second || srv.IdleTimeout != 120*time.Second || srv.MaxHeaderBytes != 16<<10 || s.Limits().BodyTimeout != tier.DefaultBodyTimeout {
 		t.Fatalf("server settings: %+v", srv)
 	}
 }

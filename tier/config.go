@@ -103,8 +103,8 @@ func envKey(t reflect.Type, field, prefix string) string {
 		for ft.Kind() == reflect.Pointer {
 			ft = ft.Elem()
 		}
-		if p := f.Tag.Get("envPrefix"); ft.Kind() == reflect.Struct && p != "" && hasField(ft, field) {
-			return envKey(ft, field, prefix+p)
+		if p := f.Tag.Get("envPrefix"); ft.Kind() == reflect.Struct && (p != "" || f.Anonymous) && hasField(ft, field) {
+			return envKey(ft, field, prefix+p) // an embedded struct (tier.Limits) adds no prefix
 		}
 	}
 	return prefix + strings.ToUpper(field)

@@ -15,11 +15,14 @@ import (
 // HTTPServer runs an *http.Server as a Tier: Start binds the listener (so a
 // port taken is a start error, and ":0" gets a real port), serves in the
 // background, and Stop shuts down gracefully, draining in-flight requests
-// until its context ends. The web, app and balancer tiers are built on it.
+// until its context ends. Every connection it accepts is held to its
+// Limits (see WithLimits). The web, app and balancer tiers are built on it.
 type HTTPServer struct {
 	name       string
 	server     *http.Server
 	log        *slog.Logger
+	limits     Limits
+	conns      *connSet
 	health     *Health
 	drainDelay time.Duration
 	draining   atomic.Bool
@@ -36,19 +39,34 @@ var (
 )
 
 // NewHTTPServer returns a tier called name that serves srv on srv.Addr, with
-// TLS when srv.TLSConfig has certificates.
+// TLS when srv.TLSConfig has certificates. It takes srv over: its Handler
+// is wrapped to bound request bodies and mark the answers of a draining
+// server, and its ConnState chained to track connections, for the Limits
+// that opts set (the defaults without WithLimits).
 func NewHTTPServer(name string, srv *http.Server, opts ...ServerOption) *HTTPServer {
 	s := &HTTPServer{name: name, server: srv, log: slog.New(slog.DiscardHandler), failed: make(chan error, 1)}
 	for _, o := range opts {
 		o(s)
 	}
-	handler := srv.Handler
-	if handler == nil {
-		handler = http.DefaultServeMux
+	s.limits = s.limits.withDefaults()
+	report := &limitReport{log: s.log, server: name}
+	s.conns = newConnSet(s.limits, descriptorLimit(), report)
+	report.open, report.max = s.conns.open, s.conns.max
+	next := srv.Handler
+	if next == nil {
+		next = http.DefaultServeMux // what http.Server serves for a nil Handler
 	}
-	srv.Handler = s.drainAware(handler)
+	if s.limits.BodyTimeout > 0 {
+		next = &bodyTimeout{next: next, timeout: s.limits.BodyTimeout, readTimeout: srv.ReadTimeout, report: report}
+	}
+	srv.Handler = s.drainAware(next)
+	srv.ConnState = s.conns.watchState(srv.ConnState)
 	return s
 }
+
+// Limits returns the limits the server holds its connections to, defaults
+// filled in.
+func (s *HTTPServer) Limits() Limits { return s.limits }
 
 // Name returns the tier's name.
 func (s *HTTPServer) Name() string { return s.name }
@@ -92,7 +110,9 @@ func (s *HTTPServer) Serve(ln net.Listener) error {
 		if len(cfg.NextProtos) == 0 {
 			cfg.NextProtos = []string{"h2", "http/1.1"}
 		}
-		ln = tls.NewListener(ln, cfg)
+		ln = tls.NewListener(trackingListener{ln, s.conns}, cfg)
+	} else {
+		ln = trackingListener{ln, s.conns}
 	}
 	s.listener = ln
 	s.served = make(chan struct{})

@@ -15,27 +15,68 @@ const (
 // Limits bounds what clients can hold on one listener and how the listener
 // leaves when it stops. Every tier's Config embeds it, so the variables are
 // the same under each prefix (THREETIER_WEB_BODY_TIMEOUT,
-// THREETIER_APP_BODY_TIMEOUT, ...).
+// THREETIER_APP_BODY_TIMEOUT, ...). An HTTPServer given no WithLimits
+// option gets the defaults: every listener is bounded unless told not to be.
 type Limits struct {
 	// BodyTimeout is the longest a request body may go without a byte
 	// arriving, as nginx's client_body_timeout: it measures progress, not
-	// the whole upload. Zero means DefaultBodyTimeout; negative turns it off.
+	// the whole upload. A body read that times out fails with an error that
+	// is a 408 *Problem; what a handler left unread is discarded under the
+	// same bound. Zero means DefaultBodyTimeout; negative turns it off.
 	BodyTimeout time.Duration `env:"BODY_TIMEOUT" json:"body_timeout,omitempty"`
 	// SendTimeout is the longest a response may go without the client
 	// taking a byte, as nginx's send_timeout: a slow download that
-	// progresses is never cut. Zero means DefaultSendTimeout; negative
-	// turns it off.
+	// progresses is never cut. Writes are handed to the kernel 64 KiB at a
+	// time, each under this bound, so a client must take 64 KiB per
+	// SendTimeout (about 1 KiB/s with the default). Over HTTP/2 it bounds
+	// the connection, not each stream. A connection cut by it is reset, so
+	// that the kernel drops what the client did not take. Zero means
+	// DefaultSendTimeout;
+	// negative turns it off.
 	SendTimeout time.Duration `env:"SEND_TIMEOUT" json:"send_timeout,omitempty"`
 	// MaxConns caps the connections open at once, and is itself kept below
-	// what the process's descriptor limit allows. Near it, idle keep-alive
-	// connections are closed first, then those that have gone longest
-	// without progress. Zero means DefaultMaxConns; negative is invalid.
+	// what the process's descriptor limit allows: the cap is at most the
+	// soft RLIMIT_NOFILE minus a reserve of an eighth of it (at least 64)
+	// for files, upstream connections and logs. A connection accepted at
+	// the cap is served, and another one closed to make room: an idle
+	// keep-alive connection first, else the one that has gone longest
+	// without a byte moving either way (reset, as SendTimeout's are).
+	// Accepting never stalls. Zero means
+	// DefaultMaxConns; negative is invalid (the tiers' Validate reject it,
+	// NewHTTPServer reads it as zero).
 	MaxConns int `env:"MAX_CONNS" json:"max_conns,omitempty"`
 	// DrainDelay is how long a stopping listener keeps serving while its
 	// /readyz fails and its answers tell balancers it is leaving, before it
 	// stops accepting: time for balancers, keepalived and Kubernetes to
 	// stop sending. Zero means no delay. WithDrain applies it.
 	DrainDelay time.Duration `env:"DRAIN_DELAY" json:"drain_delay,omitempty"`
+}
+
+// withDefaults fills zero fields with the defaults.
+func (l Limits) withDefaults() Limits {
+	if l.BodyTimeout == 0 {
+		l.BodyTimeout = DefaultBodyTimeout
+	}
+	if l.SendTimeout == 0 {
+		l.SendTimeout = DefaultSendTimeout
+	}
+	if l.MaxConns <= 0 {
+		l.MaxConns = DefaultMaxConns
+	}
+	return l
+}
+
+// connCap is MaxConns kept below a descriptor limit of fdLimit (0 when
+// there is none), leaving the reserve MaxConns documents.
+func (l Limits) connCap(fdLimit uint64) int {
+	if fdLimit == 0 || fdLimit > 1<<31 {
+		return l.MaxConns
+	}
+	reserve := max(64, fdLimit/8)
+	if fdLimit <= reserve {
+		return 1
+	}
+	return min(l.MaxConns, int(fdLimit-reserve))
 }
 
 // A ServerOption sets up one HTTPServer.
@@ -49,4 +90,10 @@ func WithServerLogger(l *slog.Logger) ServerOption {
 			s.log = l
 		}
 	}
+}
+
+// WithLimits sets the server's Limits; zero fields mean the defaults, as
+// without the option.
+func WithLimits(l Limits) ServerOption {
+	return func(s *HTTPServer) { s.limits = l }
 }

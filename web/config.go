@@ -282,6 +282,9 @@ type Config struct {
 	// Files configures the file handler mounted at the root. Files.Root
 	// empty and no WithFS option means no files are served.
 	Files FilesConfig `envPrefix:"FILES_" json:"files"`
+	// Limits bounds what a client can hold on the listeners:
+	// THREETIER_WEB_BODY_TIMEOUT, _SEND_TIMEOUT, _MAX_CONNS.
+	tier.Limits
 }
 
 func (c Config) withDefaults() Config {
@@ -323,6 +326,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxHeaderBytes < 0 {
 		errs = append(errs, &tier.ConfigError{Var: EnvPrefix + "MAX_HEADER_BYTES", Value: fmt.Sprint(c.MaxHeaderBytes), Problem: "must not be negative"})
+	}
+	if c.MaxConns < 0 {
+		errs = append(errs, &tier.ConfigError{Var: EnvPrefix + "MAX_CONNS", Value: fmt.Sprint(c.MaxConns), Problem: "must not be negative", Allowed: "0 for the default"})
 	}
 	if p := c.MetricsPath; p != "" && p != "-" && (!strings.HasPrefix(p, "/") || strings.ContainsAny(p, ":*?#")) {
 		errs = append(errs, &tier.ConfigError{Var: EnvPrefix + "METRICS_PATH", Value: p, Problem: "must be a plain path starting with /", Allowed: `for example /metrics, or "-" for off`})

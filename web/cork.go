@@ -16,11 +16,13 @@ type connKey struct{}
 // web tier's server sets it; set it on your own server (Echo's e.Server)
 // when you mount Files there. Elsewhere than on Linux it changes nothing.
 func ConnContext(ctx context.Context, c net.Conn) context.Context {
-	tc, ok := c.(*net.TCPConn)
+	// A syscall.Conn, not only a *net.TCPConn: tier.HTTPServer's
+	// connections wrap the TCP one and pass its descriptor on.
+	sc, ok := c.(syscall.Conn)
 	if !ok || !corkSupported {
 		return ctx
 	}
-	rc, err := tc.SyscallConn()
+	rc, err := sc.SyscallConn()
 	if err != nil {
 		return ctx
 	}

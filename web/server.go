@@ -104,7 +104,7 @@ func New(cfg Config, opts ...Option) (*Server, error) {
 		IdleTimeout:       cfg.IdleTimeout,
 		MaxHeaderBytes:    cfg.MaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
-	})
+	}, tier.WithLimits(cfg.Limits), tier.WithServerLogger(s.log), tier.WithDrain(s.health, cfg.DrainDelay))
 	if cfg.RedirectListen != "" {
 		s.redirect = tier.NewHTTPServer("web-redirect", &http.Server{
 			Addr:              cfg.RedirectListen,
@@ -112,7 +112,7 @@ func New(cfg Config, opts ...Option) (*Server, error) {
 			ReadHeaderTimeout: cfg.ReadHeaderTimeout,
 			IdleTimeout:       cfg.IdleTimeout,
 			MaxHeaderBytes:    cfg.MaxHeaderBytes,
-		})
+		}, tier.WithLimits(cfg.Limits), tier.WithServerLogger(s.log))
 	}
 	return s, nil
 }

@@ -379,3 +379,19 @@ func TestRedirectLocation(t *testing.T) {
 		}
 	}
 }
+
+func TestLimitsFromEnv(t *testing.T) {
+	var cfg Config
+	err := tier.LoadEnvFrom([]string{"THREETIER_WEB_BODY_TIMEOUT=5s", "THREETIER_WEB_SEND_TIMEOUT=7s", "THREETIER_WEB_MAX_CONNS=300"}, EnvPrefix, &cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.BodyTimeout != 5*time.Second || cfg.SendTimeout != 7*time.Second || cfg.MaxConns != 300 {
+		t.Fatalf("%+v", cfg.Limits)
+	}
+	err = tier.LoadEnvFrom([]string{"THREETIER_WEB_MAX_CONNS=-1"}, EnvPrefix, &Config{})
+	var ce *tier.ConfigError
+	if !errors.As(err, &ce) || ce.Var != "THREETIER_WEB_MAX_CONNS" {
+		t.Fatalf("negative MaxConns: %v", err)
+	}
+}

@@ -106,7 +106,9 @@ func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 	fl.StringVar(&f.proxy.RedirectListen, "redirect-http", "", "plain-HTTP address that redirects to HTTPS")
 	fl.StringVar(&f.trusted, "trusted-proxies", "", "comma-separated CIDRs whose X-Forwarded-* headers are kept")
 	fl.BoolVar(&f.proxy.AccessLog, "access-log", false, "log every request")
-	fl.IntVar(&f.proxy.MaxConns, "max-conns", 10000, "most client connections open at once")
+	fl.IntVar(&f.proxy.MaxConns, "max-conns", tier.DefaultMaxConns, "most client connections open at once (kept below the descriptor limit)")
+	fl.DurationVar(&f.proxy.BodyTimeout, "body-timeout", tier.DefaultBodyTimeout, "longest a request body may go without a byte arriving (negative: off)")
+	fl.DurationVar(&f.proxy.SendTimeout, "send-timeout", tier.DefaultSendTimeout, "longest a response may go without the client taking a byte (negative: off)")
 	fl.StringVar(&f.profile, "cpuprofile", "", "write a CPU profile of the whole run to this file (for tuning)")
 	help := fl.Bool("h", false, "show this help")
 	if err := fl.Parse(args); err != nil {
@@ -177,6 +179,8 @@ func configs(f *flags) (balancer.Config, balancer.ProxyConfig, error) {
 	override(f, "trusted-proxies", &proxy.TrustedProxies, f.proxy.TrustedProxies)
 	override(f, "access-log", &proxy.AccessLog, f.proxy.AccessLog)
 	override(f, "max-conns", &proxy.MaxConns, f.proxy.MaxConns)
+	override(f, "body-timeout", &proxy.BodyTimeout, f.proxy.BodyTimeout)
+	override(f, "send-timeout", &proxy.SendTimeout, f.proxy.SendTimeout)
 	setIfZero(&proxy.Name, "lb")
 	// Checked here, not only by NewProxy, so that a flag mistake is
 	// reported before any socket is bound.

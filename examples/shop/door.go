@@ -5,12 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"golang.org/x/net/netutil"
 
 	"github.com/threetier/threetier/balancer"
 	"github.com/threetier/threetier/tier"
@@ -117,7 +115,7 @@ func newFrontDoor(px *balancer.Proxy, log *slog.Logger) *frontDoor {
 		IdleTimeout:       cfg.IdleTimeout,
 		MaxHeaderBytes:    cfg.MaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
-	})
+	}, tier.WithLimits(cfg.Limits), tier.WithServerLogger(log), tier.WithDrain(px.Health(), cfg.DrainDelay))
 	return fd
 }
 
@@ -130,18 +128,21 @@ func (fd *frontDoor) Addr() string { return fd.srv.Addr() }
 // Failed yields an error if the listener dies.
 func (fd *frontDoor) Failed() <-chan error { return fd.srv.Failed() }
 
-// Start binds the listener, capped at MaxConns connections open at once
-// like the Proxy's own (past it, new ones wait in the accept queue).
+// Start binds the listener, held to the Proxy's Limits like the Proxy's
+// own.
 func (fd *frontDoor) Start(ctx context.Context) error {
-	var lc net.ListenConfig
-	ln, err := lc.Listen(ctx, "tcp", fd.px.Config().Listen)
-	if err != nil {
+	if err := fd.srv.Start(ctx); err != nil {
 		return fmt.Errorf("front door %q: %w", fd.Name(), err)
 	}
-	return fd.srv.Serve(netutil.LimitListener(ln, fd.px.Config().MaxConns))
+	return nil
 }
 
-// Stop drains the requests in flight until ctx ends.
+// Drain fails /readyz and marks the node's answers as leaving for
+// DrainDelay, serving all the while.
+func (fd *frontDoor) Drain(ctx context.Context) error { return fd.srv.Drain(ctx) }
+
+// Stop drains unless Drain was called, then finishes the requests in
+// flight until ctx ends.
 func (fd *frontDoor) Stop(ctx context.Context) error { return fd.srv.Stop(ctx) }
 
 // statsListener is the node's admin listener: the stats page (with the

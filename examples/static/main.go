@@ -99,6 +99,9 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- stri
 	fl.Var(cacheFlag{&cfg.Files.CacheControl}, "cache", "Cache-Control rule pattern=value; repeat for more, first match wins")
 	var routes []forwardRoute
 	fl.Var(forwardFlag{&routes}, "forward", "hand /prefix/ to the app tier: /prefix/=http://host:port[,...]; repeatable")
+	fl.DurationVar(&cfg.BodyTimeout, "body-timeout", tier.DefaultBodyTimeout, "longest a request body may go without a byte arriving (negative: off)")
+	fl.DurationVar(&cfg.SendTimeout, "send-timeout", tier.DefaultSendTimeout, "longest a response may go without the client taking a byte (negative: off)")
+	fl.IntVar(&cfg.MaxConns, "max-conns", tier.DefaultMaxConns, "most client connections open at once (kept below the descriptor limit)")
 	accessLog := fl.Bool("access-log", true, "log every request")
 	fl.StringVar(&cfg.MetricsPath, "metrics", "-", `serve Prometheus metrics at this path ("-": off)`)
 	cpuProfile := fl.String("cpuprofile", "", "write a CPU profile of the whole run to this file (for tuning)")

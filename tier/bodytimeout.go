@@ -1,0 +1,118 @@
+package tier
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"sync/atomic"
+	"time"
+)
+
+// bodyTimeout wraps a server's handler so that a request body must keep
+// arriving: each read may wait at most timeout for its bytes. It changes
+// nothing for a request without a body, and copies no request.
+type bodyTimeout struct {
+	next    http.Handler
+	timeout time.Duration
+	// readTimeout is the http.Server's ReadTimeout, which a body deadline
+	// set here must not outlast.
+	readTimeout time.Duration
+	report      *limitReport
+}
+
+func (h *bodyTimeout) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Body == nil || r.Body == http.NoBody {
+		h.next.ServeHTTP(w, r)
+		return
+	}
+	b := &timedBody{
+		ReadCloser: r.Body,
+		h:          h,
+		rc:         *http.NewResponseController(w),
+		start:      time.Now(),
+		expect:     r.ProtoMajor == 1 && r.Header.Get("Expect") != "",
+	}
+	// Armed before the handler runs: net/http may discard the body before
+	// writing the handler's answer, and that read must not wait forever.
+	b.arm()
+	r.Body = b
+	h.next.ServeHTTP(w, r)
+	b.finish()
+}
+
+// States of a timedBody.
+const (
+	bodyUnread int32 = iota
+	bodyReading
+	bodyDone     // read to its end; no deadline armed
+	bodyTimedOut // a read timed out
+)
+
+// timedBody arms a read deadline before each read of the body beneath.
+type timedBody struct {
+	io.ReadCloser
+	h      *bodyTimeout
+	rc     http.ResponseController
+	start  time.Time
+	expect bool // HTTP/1.1 Expect: 100-continue
+	state  atomic.Int32
+}
+
+func (b *timedBody) Read(p []byte) (int, error) {
+	switch b.state.Load() {
+	case bodyDone, bodyTimedOut:
+		return b.ReadCloser.Read(p)
+	case bodyUnread:
+		b.state.Store(bodyReading)
+	}
+	b.arm()
+	n, err := b.ReadCloser.Read(p)
+	switch {
+	case err == io.EOF:
+		// From the end of the body net/http reads the connection in the
+		// background, and a timeout there cancels the request's context:
+		// no deadline of the body may outlive it.
+		b.state.Store(bodyDone)
+		_ = b.rc.SetReadDeadline(time.Time{})
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		b.state.Store(bodyTimedOut)
+		b.h.report.bodyTimeouts.Add(1)
+		b.h.report.hit()
+		err = fmt.Errorf("%w: %w", NewProblem(http.StatusRequestTimeout,
+			fmt.Sprintf("the request body stopped arriving (nothing for %s)", b.h.timeout)), err)
+	}
+	return n, err
+}
+
+// arm sets the read deadline a timeout ahead, or at the server's
+// ReadTimeout if that comes first.
+func (b *timedBody) arm() {
+	d := time.Now().Add(b.h.timeout)
+	if rt := b.h.readTimeout; rt > 0 {
+		d = minTime(d, b.start.Add(rt))
+	}
+	_ = b.rc.SetReadDeadline(d)
+}
+
+// finish bounds what net/http reads of the body once the handler is done:
+// a fresh timeout to discard what the handler left unread, or none at all
+// (the connection closes) when it cannot arrive: after a timeout, or when
+// the client still waits for the 100 Continue it was never sent.
+func (b *timedBody) finish() {
+	switch st := b.state.Load(); {
+	case st == bodyDone:
+	case st == bodyTimedOut, st == bodyUnread && b.expect:
+		_ = b.rc.SetReadDeadline(time.Now())
+	default:
+		b.arm()
+	}
+}
+
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}

@@ -1,0 +1,52 @@
+package tier
+
+import (
+	"log/slog"
+	"sync/atomic"
+	"time"
+)
+
+// reportEvery is the most often a server logs the limits it hit.
+const reportEvery = time.Second
+
+// limitReport counts the limits a server hit and logs them as one warning
+// line at most every reportEvery, with the counts since the line before.
+type limitReport struct {
+	log    *slog.Logger
+	server string
+	open   func() int
+	max    int
+
+	bodyTimeouts, sendTimeouts, shedIdle, shedStalled atomic.Int64
+
+	due  atomic.Bool  // a line is scheduled
+	last atomic.Int64 // when the last line went, unix nanoseconds
+}
+
+// hit schedules a line, unless one already is: at once after a quiet
+// second, else when the second since the last line is over.
+func (r *limitReport) hit() {
+	if !r.due.CompareAndSwap(false, true) {
+		return
+	}
+	wait := time.Until(time.Unix(0, r.last.Load()).Add(reportEvery))
+	time.AfterFunc(max(wait, 0), r.flush)
+}
+
+func (r *limitReport) flush() {
+	r.due.Store(false) // a hit from now on schedules the next line
+	r.last.Store(time.Now().UnixNano())
+	body, send := r.bodyTimeouts.Swap(0), r.sendTimeouts.Swap(0)
+	idle, stalled := r.shedIdle.Swap(0), r.shedStalled.Swap(0)
+	if body+send+idle+stalled == 0 {
+		return
+	}
+	r.log.Warn("connection limits hit",
+		"server", r.server,
+		"body_timeouts", body,
+		"send_timeouts", send,
+		"shed_idle", idle,
+		"shed_stalled", stalled,
+		"open", r.open(),
+		"max_conns", r.max)
+}

@@ -1,0 +1,254 @@
+package tier_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/threetier/threetier/internal/syncbuf"
+	"github.com/threetier/threetier/internal/wait"
+	"github.com/threetier/threetier/tier"
+)
+
+const (
+	pressureChildEnv = "THREETIER_TEST_PRESSURE_CHILD"
+	pressureSlow     = 2000
+	pressureLarge    = 8 << 20
+)
+
+// TestLimitsUnderDescriptorPressure runs a server whose descriptor limit
+// (1,024) is below the number of slow clients: 2,000 connections that
+// send one byte of a 1,000-byte body, then 2,000 that never read their
+// 8 MiB download. A normal request is still answered in under 100 ms
+// from connect, every slow connection is closed, and the server says so.
+func TestLimitsUnderDescriptorPressure(t *testing.T) {
+	if os.Getenv(pressureChildEnv) != "" {
+		servePressureChild()
+		return
+	}
+	if testing.Short() {
+		t.Skip("opens 4,000 connections")
+	}
+	addr, logs := startPressureChild(t)
+
+	normal := func(phase string) {
+		t.Helper()
+		// The first request waits in the accept queue behind the burst of
+		// slow connections; once it is answered, the server holds them all.
+		resp, err := (&http.Client{Timeout: 20 * time.Second}).Get("http://" + addr + "/small")
+		if err != nil {
+			t.Fatalf("%s: first request: %v", phase, err)
+		}
+		resp.Body.Close()
+		// Five requests, each timed from connect; the median must be under
+		// 100 ms (one may meet a burst of timeouts firing together).
+		var took []time.Duration
+		for range 5 {
+			start := time.Now()
+			c, err := net.DialTimeout("tcp", addr, time.Second)
+			if err != nil {
+				t.Fatalf("%s: normal request: %v", phase, err)
+			}
+			_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+			fmt.Fprintf(c, "GET /small HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+			resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+			if err != nil {
+				t.Fatalf("%s: normal request: %v", phase, err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			took = append(took, time.Since(start))
+			c.Close()
+			if resp.StatusCode != 200 || string(b) != "small" {
+				t.Fatalf("%s: normal request got %d %q", phase, resp.StatusCode, b)
+			}
+		}
+		t.Logf("%s: normal requests answered in %v from connect", phase, took)
+		slices.Sort(took)
+		if took[2] > 100*time.Millisecond {
+			t.Fatalf("%s: median normal request took %s from connect", phase, took[2])
+		}
+	}
+
+	slow := openSlow(t, addr, "POST /small HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\nx")
+	normal("beside 2,000 slow bodies")
+	allClosed(t, slow, "slow body", pressureLarge)
+
+	downloads := openSlow(t, addr, "GET /large HTTP/1.1\r\nHost: x\r\n\r\n")
+	normal("beside 2,000 stalled downloads")
+	// Reading a download before the server gave up on it would be
+	// progress: first wait for every download's handler to end.
+	probe := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	wait.For(t, 20*time.Second, "the server to end every download", func() bool {
+		resp, err := probe.Get("http://" + addr + "/downloads")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return string(b) == "0"
+	})
+	allClosed(t, downloads, "stalled download", pressureLarge)
+
+	wait.For(t, 5*time.Second, "the server's warnings", func() bool {
+		return sumLogged(logs.String(), "shed_stalled") > 0 && sumLogged(logs.String(), "send_timeouts") > 0
+	})
+	t.Logf("server logged: %d shed stalled, %d shed idle, %d send timeouts",
+		sumLogged(logs.String(), "shed_stalled"), sumLogged(logs.String(), "shed_idle"), sumLogged(logs.String(), "send_timeouts"))
+}
+
+// openSlow opens pressureSlow connections that each send req and then
+// nothing, reading nothing either; their receive buffers are small so
+// that stalled downloads do not fill the machine's memory.
+func openSlow(t *testing.T, addr, req string) []net.Conn {
+	t.Helper()
+	d := net.Dialer{Timeout: 5 * time.Second, Control: func(_, _ string, rc syscall.RawConn) error {
+		return rc.Control(func(fd uintptr) { _ = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4<<10) })
+	}}
+	conns := make([]net.Conn, 0, pressureSlow)
+	t.Cleanup(func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	for range pressureSlow {
+		c, err := d.Dial("tcp", addr)
+		if err != nil {
+			t.Fatalf("after %d connections: %v", len(conns), err)
+		}
+		conns = append(conns, c)
+		if _, err := io.WriteString(c, req); err != nil && !errors.Is(err, syscall.ECONNRESET) && !errors.Is(err, syscall.EPIPE) {
+			t.Fatal(err)
+		}
+	}
+	return conns
+}
+
+// allClosed waits for the server to close every connection: each one ends
+// in end of stream or a reset, before its response could be complete.
+func allClosed(t *testing.T, conns []net.Conn, what string, full int) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	buf := make([]byte, 64<<10)
+	for i, c := range conns {
+		_ = c.SetReadDeadline(deadline)
+		var got int
+		var err error
+		for err == nil {
+			var n int
+			n, err = c.Read(buf)
+			got += n
+		}
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			t.Fatalf("%s %d still open after 15s", what, i)
+		}
+		if got >= full {
+			t.Fatalf("%s %d got a whole response (%d bytes): it was not cut", what, i, got)
+		}
+	}
+}
+
+var loggedCount = regexp.MustCompile(`(\w+)=(\d+)`)
+
+// sumLogged adds up a count over every warning the server logged.
+func sumLogged(logs, key string) int {
+	total := 0
+	for line := range strings.SplitSeq(logs, "\n") {
+		if !strings.Contains(line, "connection limits hit") {
+			continue
+		}
+		for _, m := range loggedCount.FindAllStringSubmatch(line, -1) {
+			if m[1] == key {
+				n, _ := strconv.Atoi(m[2])
+				total += n
+			}
+		}
+	}
+	return total
+}
+
+// startPressureChild runs this test binary as the server and returns its
+// address and what it logs.
+func startPressureChild(t *testing.T) (string, *syncbuf.Buffer) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestLimitsUnderDescriptorPressure$")
+	cmd.Env = append(os.Environ(), pressureChildEnv+"=1")
+	logs := &syncbuf.Buffer{}
+	cmd.Stderr = logs
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = stdin.Close()
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		if t.Failed() {
+			t.Logf("server output:\n%s", logs)
+		}
+	})
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil {
+		t.Fatalf("server: %v; output:\n%s", err, logs)
+	}
+	return strings.TrimSpace(line), logs
+}
+
+// servePressureChild is the server: descriptors capped at 1,024, short
+// timeouts, a small answer and a large download. It prints its address
+// and serves until its stdin closes.
+func servePressureChild() {
+	lim := syscall.Rlimit{Cur: 1024, Max: 1024}
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		fmt.Fprintln(os.Stderr, "setrlimit:", err)
+		os.Exit(1)
+	}
+	chunk := bytes.Repeat([]byte("0123456789abcdef"), 4096)
+	var downloads atomic.Int64 // running
+	mux := http.NewServeMux()
+	mux.HandleFunc("/small", func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "small") })
+	mux.HandleFunc("/downloads", func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, downloads.Load()) })
+	mux.HandleFunc("/large", func(w http.ResponseWriter, r *http.Request) {
+		downloads.Add(1)
+		defer downloads.Add(-1)
+		w.Header().Set("Content-Length", strconv.Itoa(pressureLarge))
+		for sent := 0; sent < pressureLarge; sent += len(chunk) {
+			if _, err := w.Write(chunk); err != nil {
+				return
+			}
+		}
+	})
+	srv := tier.NewHTTPServer("pressure", &http.Server{Addr: "127.0.0.1:0", Handler: mux, ReadHeaderTimeout: 5 * time.Second},
+		tier.WithLimits(tier.Limits{BodyTimeout: 2 * time.Second, SendTimeout: 2 * time.Second}),
+		tier.WithServerLogger(slog.New(slog.NewTextHandler(os.Stderr, nil))))
+	if err := srv.Start(context.Background()); err != nil {
+		fmt.Fprintln(os.Stderr, "start:", err)
+		os.Exit(1)
+	}
+	fmt.Println(srv.Addr())
+	_, _ = io.Copy(io.Discard, os.Stdin)
+	os.Exit(0)
+}

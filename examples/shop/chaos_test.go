@@ -50,7 +50,9 @@ func TestChaos(t *testing.T) {
 		key[i] = byte(rand.IntN(256))
 	}
 	env := append(cleanEnv(), "THREETIER_BALANCER_CLUSTER_KEY="+base64.StdEncoding.EncodeToString(key),
-		"THREETIER_LOG_LEVEL=warn", "THREETIER_DATA_CONNECT_TIMEOUT=1s", "THREETIER_DATA_OP_TIMEOUT=3s")
+		"THREETIER_LOG_LEVEL=warn", "THREETIER_DATA_CONNECT_TIMEOUT=1s", "THREETIER_DATA_OP_TIMEOUT=3s",
+		// The blows here are SIGKILLs; SIGTERM at the end need not wait.
+		"THREETIER_APP_DRAIN_DELAY=-1s", "THREETIER_WEB_DRAIN_DELAY=-1s", "THREETIER_PROXY_DRAIN_DELAY=-1s")
 	ports := freePorts(t, 10)
 	addr := func(i int) string { return "127.0.0.1:" + strconv.Itoa(ports[i]) }
 	apps := []string{addr(0), addr(1)}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"github.com/threetier/threetier/balancer"
 	"github.com/threetier/threetier/tier"
@@ -27,6 +28,7 @@ type flags struct {
 	key       string
 	name      string
 	db        string
+	drain     time.Duration
 	environ   []string
 	stderr    io.Writer
 	set       map[string]bool // the flags given explicitly
@@ -44,6 +46,7 @@ func parseFlags(args, environ []string, stderr io.Writer) (*flags, error) {
 	fl.StringVar(&f.peers, "peers", "", "balancer: comma-separated gossip addresses of the other front doors (turns the cluster on)")
 	fl.StringVar(&f.key, "cluster-key", "", "balancer: the cluster's shared key, base64 of 16, 24 or 32 bytes (better: THREETIER_BALANCER_CLUSTER_KEY)")
 	fl.StringVar(&f.name, "name", "", "this instance's name in logs, X-Served-By, the cluster and the stats page")
+	fl.DurationVar(&f.drain, "drain-delay", defaultDrainDelay, "balancer, web, app: how long a stopping server keeps serving while it fails /readyz, before it stops accepting (0 for none; THREETIER_*_DRAIN_DELAY)")
 	fl.StringVar(&f.db, "db", "", "app: a postgres:// URL, or the SQLite file (default shop.db; THREETIER_DATA_DSN, DATABASE_URL)")
 	help := fl.Bool("h", false, "show this help")
 	if err := fl.Parse(args); err != nil {
@@ -73,7 +76,7 @@ func parseFlags(args, environ []string, stderr io.Writer) (*flags, error) {
 	only := map[string][]string{
 		"backends": {roleBalancer, roleWeb}, "stats": {roleAll, roleBalancer},
 		"cluster-listen": {roleBalancer}, "peers": {roleBalancer}, "cluster-key": {roleBalancer},
-		"db": {roleAll, roleApp},
+		"db": {roleAll, roleApp}, "drain-delay": {roleBalancer, roleWeb, roleApp},
 	}
 	for name, roles := range only {
 		if f.set[name] && !contains(roles, f.role) {
@@ -98,6 +101,13 @@ func override[T any](f *flags, name string, dst *T, v T) {
 	if f.set[name] {
 		*dst = v
 	}
+}
+
+// drainDelay sets a split role's drain delay: the variable's, else
+// defaultDrainDelay, and -drain-delay over either.
+func drainDelay(f *flags, d *time.Duration) {
+	setIfZero(d, defaultDrainDelay)
+	override(f, "drain-delay", d, f.drain)
 }
 
 func setIfZero[T comparable](v *T, def T) {

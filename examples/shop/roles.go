@@ -37,7 +37,12 @@ const (
 	defaultApp           = "127.0.0.1:9101"
 	defaultSQLite        = "shop.db"
 	defaultCheckInterval = time.Second
-	stopTimeout          = 10 * time.Second
+	// defaultDrainDelay is how long a role that is told to stop keeps
+	// serving while it tells its balancers it is leaving: the pools in
+	// front take it out on its first answer, keepalived and Kubernetes
+	// within a check or two.
+	defaultDrainDelay = 2 * time.Second
+	stopTimeout       = 10 * time.Second
 )
 
 // runAll runs the whole topology in one process: the database, two app
@@ -196,6 +201,7 @@ func runBalancer(ctx context.Context, f *flags, log *slog.Logger, ready chan<- l
 	setIfZero(&pxCfg.Listen, defaultDoor)
 	override(f, "name", &pxCfg.Name, f.name)
 	setIfZero(&pxCfg.Name, "door")
+	drainDelay(f, &pxCfg.DrainDelay)
 	var statsCfg balancer.StatsConfig
 	if err := tier.LoadEnvFrom(f.environ, balancer.StatsEnvPrefix, &statsCfg); err != nil {
 		return err
@@ -272,6 +278,7 @@ func runWeb(ctx context.Context, f *flags, log *slog.Logger, ready chan<- listen
 	}
 	override(f, "listen", &cfg.Listen, f.listen)
 	setIfZero(&cfg.Listen, defaultWeb)
+	drainDelay(f, &cfg.DrainDelay)
 	if f.name != "" {
 		log = log.With("instance", f.name)
 	}
@@ -302,6 +309,7 @@ func runApp(ctx context.Context, f *flags, log *slog.Logger, ready chan<- listen
 	}
 	override(f, "listen", &cfg.Addr, f.listen)
 	setIfZero(&cfg.Addr, defaultApp)
+	drainDelay(f, &cfg.DrainDelay)
 	reg := tier.NewRegistry()
 	db, err := openDB(ctx, f, log, reg)
 	if err != nil {

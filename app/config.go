@@ -245,7 +245,9 @@ type GuardConfig struct {
 	// bulkhead); zero means DefaultMaxConcurrent, negative means no cap.
 	MaxConcurrent int `env:"MAX_CONCURRENT" json:"max_concurrent"`
 	// MaxWait is how long a call may wait for a free slot; zero means it is
-	// rejected at once when the bulkhead is full.
+	// rejected at once when the bulkhead is full. A call that waited out
+	// an open breaker may wait for a slot with what is left of its
+	// RideThrough, if that is longer.
 	MaxWait time.Duration `env:"MAX_WAIT" json:"max_wait"`
 
 	// UnreadyWhenOpen makes the tier unready (/readyz 503) while this

@@ -30,7 +30,9 @@ import (
 // call so refused waits for the breaker to let it through (woken by its
 // state change, or when the open period ends) for up to RideThrough in
 // all and within the caller's deadline, without spending the retry
-// budget; only the re-attempts of a failed call spend it. A call that
+// budget; only the re-attempts of a failed call spend it. The waiters a
+// closing breaker releases together queue for the bulkhead's slots with
+// what is left of their allowance. A call that
 // cannot be let through in time fails at once with ErrBreakerOpen and the
 // time left until the next probe. Calls not marked idempotent neither
 // wait nor retry: what they send may have been applied.
@@ -128,7 +130,7 @@ func newGuard(name string, cfg GuardConfig, log *slog.Logger, m guardMetrics, op
 	g := &Guard{
 		name:      name,
 		cfg:       cfg,
-		bulkhead:  newBulkhead(cfg.MaxConcurrent, cfg.MaxWait),
+		bulkhead:  newBulkhead(cfg.MaxConcurrent),
 		budget:    retry.NewBudget(cfg.RetryRatio, cfg.MinRetriesPerSecond),
 		isFailure: DefaultIsFailure,
 		log:       log,
@@ -263,17 +265,25 @@ func (g *Guard) run(ctx context.Context, idempotent bool, fn func(context.Contex
 		attempts, ride = max(g.cfg.MaxAttempts, 1), max(g.cfg.RideThrough, 0)
 	}
 	var failed error // the failure the next attempt retries
+	slotWait := g.cfg.MaxWait
 	for n := 1; ; {
 		changed := g.changes.next() // before the attempt: no change goes unseen
-		next, err := g.attempt(ctx, fn, now, failed)
+		next, err := g.attempt(ctx, fn, now, failed, slotWait)
 		switch next {
 		case stepRefused:
 			waited, ok := g.rideOut(ctx, changed, ride)
 			if !ok {
+				if cerr := ctx.Err(); cerr != nil {
+					return cerr // the caller left while the call waited
+				}
 				g.m.rejected[rejectOpen].Inc()
 				return err
 			}
 			ride -= waited
+			// The breaker releases its waiters together: they queue for
+			// the bulkhead's slots with what is left of their allowance
+			// rather than be refused for arriving at once.
+			slotWait = max(g.cfg.MaxWait, ride)
 			now = time.Since(g.epoch)
 			continue
 		case stepDone:
@@ -307,13 +317,14 @@ const (
 // attempt makes one call; now is the guard's clock when the attempt
 // began. retryOf, when not nil, is the failure this attempt retries: it
 // spends the retry budget, and only once the breaker has let it through.
-func (g *Guard) attempt(ctx context.Context, fn func(context.Context) error, now time.Duration, retryOf error) (step, error) {
+// slotWait bounds the wait for a bulkhead slot.
+func (g *Guard) attempt(ctx context.Context, fn func(context.Context) error, now time.Duration, retryOf error, slotWait time.Duration) (step, error) {
 	if g.holding() {
 		return stepRefused, &GuardError{Guard: g.name, Err: ErrBreakerOpen, RetryAfter: g.openLeft()}
 	}
 	if !g.bulkhead.tryAcquire() {
 		// Waiting for a slot is pointless when the breaker would refuse.
-		if g.State() == gobreaker.StateOpen || !g.bulkhead.wait(ctx) {
+		if g.State() == gobreaker.StateOpen || !g.bulkhead.wait(ctx, slotWait) {
 			if err := ctx.Err(); err != nil {
 				return stepDone, err
 			}

@@ -11,16 +11,15 @@ import (
 // free slot is one compare-and-swap; only a call that has to wait uses a
 // channel and a timer.
 type bulkhead struct {
-	max     int64 // zero: no cap (calls are still counted)
-	maxWait time.Duration
+	max int64 // zero: no cap (calls are still counted)
 
 	inUse   atomic.Int64
 	waiting atomic.Int64
 	freed   chan struct{} // a slot was released while calls were waiting
 }
 
-func newBulkhead(maxConcurrent int, maxWait time.Duration) *bulkhead {
-	return &bulkhead{max: int64(max(maxConcurrent, 0)), maxWait: maxWait, freed: make(chan struct{}, 1)}
+func newBulkhead(maxConcurrent int) *bulkhead {
+	return &bulkhead{max: int64(max(maxConcurrent, 0)), freed: make(chan struct{}, 1)}
 }
 
 // tryAcquire takes a slot if one is free at once.
@@ -40,15 +39,14 @@ func (b *bulkhead) tryAcquire() bool {
 	}
 }
 
-// wait takes a slot within maxWait, or fails when the wait or ctx ends
-// first.
-func (b *bulkhead) wait(ctx context.Context) bool {
-	if b.maxWait <= 0 {
+// wait takes a slot within d, or fails when d or ctx ends first.
+func (b *bulkhead) wait(ctx context.Context, d time.Duration) bool {
+	if d <= 0 {
 		return false
 	}
 	b.waiting.Add(1)
 	defer b.waiting.Add(-1)
-	t := time.NewTimer(b.maxWait)
+	t := time.NewTimer(d)
 	defer t.Stop()
 	for {
 		// Registered as waiting before trying: a release after this

@@ -2,8 +2,8 @@ package app
 
 import "context"
 
-// Do calls fn through g once, without retries (fn might not be idempotent),
-// and returns what fn returned. A rejected call returns a *GuardError
+// Do calls fn through g once, without retries nor waiting for an open
+// breaker (fn might not be idempotent), and returns what fn returned. A rejected call returns a *GuardError
 // without calling fn. Handlers return the error as is: the server turns it
 // into the right problem+json (503 with Retry-After, 504, ...).
 //
@@ -24,7 +24,9 @@ type Call[T any] struct {
 	// Guard is the dependency's guard; it must not be nil.
 	Guard *Guard
 	// Idempotent allows retries (reads, and writes that are safe to
-	// repeat); up to the guard's MaxAttempts within its retry budget.
+	// repeat): up to the guard's MaxAttempts within its retry budget, and
+	// waiting up to its RideThrough for an open breaker to let the call
+	// through.
 	Idempotent bool
 	// Fallback, when set, answers in place of the dependency when the call
 	// was rejected, timed out or failed (never for the caller's own

@@ -171,7 +171,9 @@ const (
 	DefaultFailureRatio        = 0.5
 	DefaultMinCalls            = 20
 	DefaultWindow              = 10 * time.Second
-	DefaultOpenFor             = 5 * time.Second
+	DefaultOpenFor             = 200 * time.Millisecond
+	DefaultMaxOpenFor          = 800 * time.Millisecond
+	DefaultRideThrough         = 1500 * time.Millisecond
 	DefaultHalfOpenProbes      = 1
 	DefaultMaxAttempts         = 3
 	DefaultBackoffBase         = 20 * time.Millisecond
@@ -208,9 +210,22 @@ type GuardConfig struct {
 	// even if it succeeded (its result is still returned): a dependency
 	// that slows down trips the breaker before it times out. Zero means off.
 	SlowCall time.Duration `env:"SLOW_CALL" json:"slow_call"`
-	// OpenFor is how long an open breaker rejects calls before it lets
-	// probes through (half-open); zero means DefaultOpenFor.
+	// OpenFor is how long a breaker that trips stays open, rejecting
+	// calls, before it lets probes through (half-open). Each probe that
+	// fails opens it again for twice the last period, up to MaxOpenFor;
+	// closing starts over from OpenFor. A short first period probes a
+	// dependency that only blinked (a database restart) again soon. Zero
+	// means DefaultOpenFor.
 	OpenFor time.Duration `env:"OPEN_FOR" json:"open_for"`
+	// MaxOpenFor caps that back-off: a dependency that comes back waits at
+	// most this long for the next probe. Zero means DefaultMaxOpenFor; at
+	// or below OpenFor, every open period lasts OpenFor.
+	MaxOpenFor time.Duration `env:"MAX_OPEN_FOR" json:"max_open_for"`
+	// RideThrough bounds how long, in all, an idempotent call waits for an
+	// open breaker to let it through, rather than fail at once, within the
+	// caller's deadline (see Guard). Zero means DefaultRideThrough,
+	// negative means no waiting. Calls not marked idempotent never wait.
+	RideThrough time.Duration `env:"RIDE_THROUGH" json:"ride_through"`
 	// HalfOpenProbes is how many probe calls a half-open breaker lets
 	// through; as many successes close it, one failure opens it again. Zero
 	// means DefaultHalfOpenProbes.
@@ -237,7 +252,9 @@ type GuardConfig struct {
 	// bulkhead); zero means DefaultMaxConcurrent, negative means no cap.
 	MaxConcurrent int `env:"MAX_CONCURRENT" json:"max_concurrent"`
 	// MaxWait is how long a call may wait for a free slot; zero means it is
-	// rejected at once when the bulkhead is full.
+	// rejected at once when the bulkhead is full. A call that waited out
+	// an open breaker may wait for a slot with what is left of its
+	// RideThrough, if that is longer.
 	MaxWait time.Duration `env:"MAX_WAIT" json:"max_wait"`
 
 	// UnreadyWhenOpen makes the tier unready (/readyz 503) while this
@@ -270,6 +287,13 @@ func (c GuardConfig) withDefaults() GuardConfig {
 	}
 	if c.OpenFor == 0 {
 		c.OpenFor = DefaultOpenFor
+	}
+	if c.MaxOpenFor == 0 {
+		c.MaxOpenFor = DefaultMaxOpenFor
+	}
+	c.MaxOpenFor = max(c.MaxOpenFor, c.OpenFor)
+	if c.RideThrough == 0 {
+		c.RideThrough = DefaultRideThrough
 	}
 	if c.HalfOpenProbes == 0 {
 		c.HalfOpenProbes = DefaultHalfOpenProbes
@@ -316,6 +340,9 @@ func (c GuardConfig) Validate() error {
 	}
 	if c.OpenFor < 0 {
 		bad("OPEN_FOR", c.OpenFor, "must not be negative")
+	}
+	if c.MaxOpenFor < 0 {
+		bad("MAX_OPEN_FOR", c.MaxOpenFor, "must not be negative")
 	}
 	if c.HalfOpenProbes < 0 {
 		bad("HALF_OPEN_PROBES", c.HalfOpenProbes, "must not be negative")

@@ -21,6 +21,22 @@ import (
 // back-off under a retry budget. One slow or dead dependency then costs
 // the tier fast, clear errors instead of its goroutines and its latency.
 //
+// A short outage need not reach the callers. A breaker that trips stays
+// open for GuardConfig.OpenFor at first, then probes; each failed probe
+// doubles the next open period up to MaxOpenFor, so a dependency that
+// blinked is found again within a fraction of a second and one that is
+// gone is probed rarely. Waiting out an open breaker, or a half-open one
+// whose probe slots are taken, costs the dependency nothing: an idempotent
+// call so refused waits for the breaker to let it through (woken by its
+// state change, or when the open period ends) for up to RideThrough in
+// all and within the caller's deadline, without spending the retry
+// budget; only the re-attempts of a failed call spend it. The waiters a
+// closing breaker releases together queue for the bulkhead's slots with
+// what is left of their allowance. A call that
+// cannot be let through in time fails at once with ErrBreakerOpen and the
+// time left until the next probe. Calls not marked idempotent neither
+// wait nor retry: what they send may have been applied.
+//
 // Make guards with Guards.Add; call through them with Do or Call. A Guard
 // is safe for concurrent use.
 type Guard struct {
@@ -37,7 +53,14 @@ type Guard struct {
 	// monotonic clock, which is cheaper than time.Now on some machines.
 	epoch time.Time
 
-	openedAt atomic.Int64 // unix nanoseconds of the breaker's last opening
+	// openUntil ends the current open period (unix nanoseconds). The
+	// breaker's own Timeout is the first, shortest period; for longer
+	// ones the guard holds calls back itself until openUntil.
+	openUntil atomic.Int64
+	// opens counts the openings since the breaker last closed; only
+	// stateChanged, under the breaker's lock, touches it.
+	opens   int
+	changes stateSignal
 }
 
 var _ tier.Checker = (*Guard)(nil)
@@ -107,7 +130,7 @@ func newGuard(name string, cfg GuardConfig, log *slog.Logger, m guardMetrics, op
 	g := &Guard{
 		name:      name,
 		cfg:       cfg,
-		bulkhead:  newBulkhead(cfg.MaxConcurrent, cfg.MaxWait),
+		bulkhead:  newBulkhead(cfg.MaxConcurrent),
 		budget:    retry.NewBudget(cfg.RetryRatio, cfg.MinRetriesPerSecond),
 		isFailure: DefaultIsFailure,
 		log:       log,
@@ -143,8 +166,17 @@ func (g *Guard) Name() string { return g.name }
 // Config returns the guard's configuration, defaults filled in.
 func (g *Guard) Config() GuardConfig { return g.cfg }
 
-// State returns the breaker's state.
-func (g *Guard) State() gobreaker.State { return g.cb.State() }
+// State returns the breaker's state: open until the current open period
+// ends.
+func (g *Guard) State() gobreaker.State {
+	if g.holding() {
+		return gobreaker.StateOpen
+	}
+	return g.cb.State()
+}
+
+// holding reports whether the current open period still runs.
+func (g *Guard) holding() bool { return time.Now().UnixNano() < g.openUntil.Load() }
 
 // Counts returns the breaker's counts over the current window.
 func (g *Guard) Counts() gobreaker.Counts { return g.cb.Counts() }
@@ -152,10 +184,10 @@ func (g *Guard) Counts() gobreaker.Counts { return g.cb.Counts() }
 // InFlight returns the number of calls holding a bulkhead slot.
 func (g *Guard) InFlight() int { return g.bulkhead.inFlight() }
 
-// RetryAfter returns how long the breaker stays open, or zero when it is
-// not open.
+// RetryAfter returns how long the breaker stays open (until its next
+// probe), or zero when it is not open.
 func (g *Guard) RetryAfter() time.Duration {
-	if g.cb.State() != gobreaker.StateOpen {
+	if g.State() != gobreaker.StateOpen {
 		return 0
 	}
 	return g.openLeft()
@@ -164,29 +196,42 @@ func (g *Guard) RetryAfter() time.Duration {
 // openLeft is what remains of the current open period, for a breaker known
 // to be open.
 func (g *Guard) openLeft() time.Duration {
-	left := time.Until(time.Unix(0, g.openedAt.Load()).Add(g.cfg.OpenFor))
-	return max(left, 0)
+	return max(time.Until(time.Unix(0, g.openUntil.Load())), 0)
+}
+
+// openPeriod is the length of the n-th open period since the breaker
+// last closed: OpenFor·2ⁿ⁻¹, at most MaxOpenFor.
+func (g *Guard) openPeriod(n int) time.Duration {
+	d := g.cfg.OpenFor
+	for i := 1; i < n && d < g.cfg.MaxOpenFor; i++ {
+		d *= 2
+	}
+	return min(d, g.cfg.MaxOpenFor)
 }
 
 // Check makes the guard a tier.Checker: it fails while the breaker is open
 // if the guard was configured with UnreadyWhenOpen, and passes otherwise.
 func (g *Guard) Check(context.Context) error {
-	if g.cfg.UnreadyWhenOpen && g.cb.State() == gobreaker.StateOpen {
+	if g.cfg.UnreadyWhenOpen && g.State() == gobreaker.StateOpen {
 		return fmt.Errorf("circuit breaker open, probing again in %s", g.RetryAfter().Round(time.Millisecond))
 	}
 	return nil
 }
 
 func (g *Guard) stateChanged(name string, from, to gobreaker.State) {
-	if to == gobreaker.StateOpen {
-		g.openedAt.Store(time.Now().UnixNano())
+	level, attrs := slog.LevelInfo, []any{"guard", name, "from", from.String()}
+	switch to {
+	case gobreaker.StateOpen:
+		g.opens++
+		d := g.openPeriod(g.opens)
+		g.openUntil.Store(time.Now().Add(d).UnixNano())
+		level, attrs = slog.LevelWarn, append(attrs, "probing_in", d)
+	case gobreaker.StateClosed:
+		g.opens = 0
 	}
+	g.changes.broadcast()
 	g.m.transition(to)
-	level := slog.LevelInfo
-	if to == gobreaker.StateOpen {
-		level = slog.LevelWarn
-	}
-	g.log.Log(context.Background(), level, "circuit breaker "+to.String(), "guard", name, "from", from.String())
+	g.log.Log(context.Background(), level, "circuit breaker "+to.String(), attrs...)
 	if g.onChange != nil {
 		g.onChange(name, from, to)
 	}
@@ -207,49 +252,84 @@ const (
 
 var outcomeNames = [numOutcomes]string{"success", "slow", "failure", "timeout", "not_failure", "canceled"}
 
-// run calls fn through the guard, retrying idempotent calls.
+// run calls fn through the guard; idempotent calls wait out an open
+// breaker and retry failures.
 func (g *Guard) run(ctx context.Context, idempotent bool, fn func(context.Context) error) error {
 	if err := ctx.Err(); err != nil {
 		return err // a dead request never reaches the dependency
 	}
 	now := time.Since(g.epoch)
 	g.budget.Request(int64(now / time.Second))
-	attempts := 1
+	attempts, ride := 1, time.Duration(0)
 	if idempotent {
-		attempts = max(g.cfg.MaxAttempts, 1)
+		attempts, ride = max(g.cfg.MaxAttempts, 1), max(g.cfg.RideThrough, 0)
 	}
-	for n := 1; ; n++ {
-		again, err := g.attempt(ctx, fn, now)
-		if !again || n >= attempts || ctx.Err() != nil {
+	var failed error // the failure the next attempt retries
+	slotWait := g.cfg.MaxWait
+	for n := 1; ; {
+		changed := g.changes.next() // before the attempt: no change goes unseen
+		next, err := g.attempt(ctx, fn, now, failed, slotWait)
+		switch next {
+		case stepRefused:
+			waited, ok := g.rideOut(ctx, changed, ride)
+			if !ok {
+				if cerr := ctx.Err(); cerr != nil {
+					return cerr // the caller left while the call waited
+				}
+				g.m.rejected[rejectOpen].Inc()
+				return err
+			}
+			ride -= waited
+			// The breaker releases its waiters together: they queue for
+			// the bulkhead's slots with what is left of their allowance
+			// rather than be refused for arriving at once.
+			slotWait = max(g.cfg.MaxWait, ride)
+			now = time.Since(g.epoch)
+			continue
+		case stepDone:
+			return err
+		}
+		if n >= attempts || ctx.Err() != nil {
 			return err
 		}
 		wait := backoff(n, g.cfg.BackoffBase, g.cfg.BackoffMax)
 		if dl, ok := ctx.Deadline(); ok && time.Until(dl) <= wait {
 			return err // the caller cannot wait for another attempt
 		}
-		if !g.budget.Withdraw(int64(time.Since(g.epoch) / time.Second)) {
-			g.m.rejected[rejectBudget].Inc()
-			return &GuardError{Guard: g.name, Err: ErrRetryBudget, Cause: err}
-		}
 		if !retry.Sleep(ctx, wait) {
 			return err
 		}
-		g.m.retries.Inc()
+		failed = err
+		n++
 		now = time.Since(g.epoch)
 	}
 }
 
-// attempt makes one call; again says whether the failure is worth another.
-// now is the guard's clock when the attempt began.
-func (g *Guard) attempt(ctx context.Context, fn func(context.Context) error, now time.Duration) (again bool, err error) {
+// step is what run does after an attempt.
+type step uint8
+
+const (
+	stepDone    step = iota // return the attempt's result
+	stepRetry               // the dependency failed: worth another attempt
+	stepRefused             // the breaker refused the call: nothing was sent
+)
+
+// attempt makes one call; now is the guard's clock when the attempt
+// began. retryOf, when not nil, is the failure this attempt retries: it
+// spends the retry budget, and only once the breaker has let it through.
+// slotWait bounds the wait for a bulkhead slot.
+func (g *Guard) attempt(ctx context.Context, fn func(context.Context) error, now time.Duration, retryOf error, slotWait time.Duration) (step, error) {
+	if g.holding() {
+		return stepRefused, &GuardError{Guard: g.name, Err: ErrBreakerOpen, RetryAfter: g.openLeft()}
+	}
 	if !g.bulkhead.tryAcquire() {
 		// Waiting for a slot is pointless when the breaker would refuse.
-		if g.cb.State() == gobreaker.StateOpen || !g.bulkhead.wait(ctx) {
+		if g.State() == gobreaker.StateOpen || !g.bulkhead.wait(ctx, slotWait) {
 			if err := ctx.Err(); err != nil {
-				return false, err
+				return stepDone, err
 			}
 			g.m.rejected[rejectBulkhead].Inc()
-			return false, &GuardError{Guard: g.name, Err: ErrBulkheadFull, RetryAfter: g.RetryAfter()}
+			return stepDone, &GuardError{Guard: g.name, Err: ErrBulkheadFull, RetryAfter: g.RetryAfter()}
 		}
 		now = time.Since(g.epoch) // the wait is not the dependency's time
 	}
@@ -267,7 +347,15 @@ func (g *Guard) attempt(ctx context.Context, fn func(context.Context) error, now
 
 	var callErr error
 	var out outcome
+	noBudget := false
 	_, berr := g.cb.Execute(func() (struct{}, error) {
+		if retryOf != nil {
+			if !g.budget.Withdraw(int64(time.Since(g.epoch) / time.Second)) {
+				noBudget = true
+				return struct{}{}, errCountExclude
+			}
+			g.m.retries.Inc()
+		}
 		callErr = fn(actx)
 		took := time.Since(g.epoch) - now
 		out = g.classify(ctx, actx, callErr, took)
@@ -280,24 +368,25 @@ func (g *Guard) attempt(ctx context.Context, fn func(context.Context) error, now
 		}
 		return struct{}{}, errCountFailure
 	})
-	switch berr {
-	case gobreaker.ErrOpenState:
-		g.m.rejected[rejectOpen].Inc()
-		return false, &GuardError{Guard: g.name, Err: ErrBreakerOpen, RetryAfter: g.openLeft()}
-	case gobreaker.ErrTooManyRequests: // half-open, every probe slot taken
-		g.m.rejected[rejectOpen].Inc()
-		return false, &GuardError{Guard: g.name, Err: ErrBreakerOpen}
+	switch {
+	case berr == gobreaker.ErrOpenState:
+		return stepRefused, &GuardError{Guard: g.name, Err: ErrBreakerOpen, RetryAfter: g.openLeft()}
+	case berr == gobreaker.ErrTooManyRequests: // half-open, every probe slot taken
+		return stepRefused, &GuardError{Guard: g.name, Err: ErrBreakerOpen}
+	case noBudget:
+		g.m.rejected[rejectBudget].Inc()
+		return stepDone, &GuardError{Guard: g.name, Err: ErrRetryBudget, Cause: retryOf}
 	}
 	switch out {
 	case outcomeTimeout:
 		if ctx.Err() != nil {
-			return false, callErr // the caller's own deadline: its error, as is
+			return stepDone, callErr // the caller's own deadline: its error, as is
 		}
-		return true, &GuardError{Guard: g.name, Err: ErrTimeout, Cause: callErr}
+		return stepRetry, &GuardError{Guard: g.name, Err: ErrTimeout, Cause: callErr}
 	case outcomeFailure:
-		return true, callErr
+		return stepRetry, callErr
 	}
-	return false, callErr
+	return stepDone, callErr
 }
 
 func (g *Guard) classify(ctx, actx context.Context, err error, took time.Duration) outcome {

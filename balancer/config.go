@@ -125,9 +125,21 @@ type HealthConfig struct {
 // OutlierConfig sets up passive outlier detection: an endpoint whose
 // requests fail (connect errors, timeouts, 5xx) several times in a row is
 // ejected for a while, longer each time it is ejected again.
+//
+// A deliberate refusal, 503 Service Unavailable with a Retry-After header,
+// is not such a failure unless CountRefusals says so: it is what a tier
+// answers when a dependency's breaker is open, when it sheds load, or when
+// it has no endpoint left itself. The endpoint is working and says that
+// what it depends on, or its capacity, is not; ejecting it would move its
+// load onto endpoints that share the same dependency, and keep it out
+// after the dependency is back. A refusal neither adds to nor ends an
+// endpoint's run of failures; it is still retried per Retry.On.
 type OutlierConfig struct {
 	// Disable turns passive detection off.
 	Disable bool `env:"DISABLE" json:"disable,omitempty"`
+	// CountRefusals counts 503 answers with Retry-After as failures of
+	// the endpoint too, as any other 5xx.
+	CountRefusals bool `env:"COUNT_REFUSALS" json:"count_refusals,omitempty"`
 	// ConsecutiveFailures in a row eject an endpoint; zero means 5.
 	ConsecutiveFailures int `env:"CONSECUTIVE_FAILURES" json:"consecutive_failures,omitempty"`
 	// BaseEjection is the first ejection's length; the n-th lasts

@@ -1,12 +1,14 @@
 package balancer
 
 import (
+	"net/http"
 	"time"
 )
 
-// failed records a failed attempt on e (a transport error, or a 5xx when err
-// is nil) and ejects e after enough failures in a row.
-func (p *Pool) failed(e *endpoint, now int64, err error) {
+// failed records a failed attempt on e: a transport error, or when err is
+// nil a 5xx answer resp. It ejects e after enough failures in a row; a
+// refusal is counted but left out of that run (see OutlierConfig).
+func (p *Pool) failed(e *endpoint, now int64, err error, resp *http.Response) {
 	e.failures.Add(1)
 	if err != nil && neverSent(err) {
 		select { // ask discovery, if running, to look again soon
@@ -14,12 +16,19 @@ func (p *Pool) failed(e *endpoint, now int64, err error) {
 		default:
 		}
 	}
-	if p.cfg.Outlier.Disable {
+	if p.cfg.Outlier.Disable || (resp != nil && p.refusal(resp)) {
 		return
 	}
 	if int(e.consec.Add(1)) >= p.cfg.Outlier.ConsecutiveFailures {
 		p.eject(e, now, err)
 	}
+}
+
+// refusal reports whether resp is a deliberate refusal that outlier
+// detection leaves out (see OutlierConfig).
+func (p *Pool) refusal(resp *http.Response) bool {
+	return resp.StatusCode == http.StatusServiceUnavailable && !p.cfg.Outlier.CountRefusals &&
+		resp.Header.Get("Retry-After") != ""
 }
 
 // succeeded records a good attempt: the failure run ends, and an endpoint

@@ -150,12 +150,12 @@ func (p *Pool) send(e *endpoint, out *http.Request, caller context.Context) (*ht
 		// The caller giving up is not the endpoint's fault; its deadline
 		// passing while the endpoint is silent is.
 		if !errors.Is(caller.Err(), context.Canceled) {
-			p.failed(e, end.UnixNano(), err)
+			p.failed(e, end.UnixNano(), err, nil)
 			e.record(-1, false, end.UnixNano())
 		}
 		return nil, err
 	case resp.StatusCode >= 500:
-		p.failed(e, end.UnixNano(), nil)
+		p.failed(e, end.UnixNano(), nil, resp)
 		e.record(end.Sub(start), false, end.UnixNano())
 	default:
 		p.succeeded(e, end.UnixNano())

@@ -2,10 +2,15 @@ package data
 
 import (
 	"context"
+	"database/sql/driver"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
+	"os"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -241,5 +246,26 @@ func TestProblemOrNil(t *testing.T) {
 	}
 	if p := ProblemOrNil(&Error{Kind: ErrNotFound, Err: errors.New("no rows")}); p == nil || p.Status != 404 {
 		t.Fatalf("not found mapped to %+v, want 404", p)
+	}
+}
+
+// The errors the first attempts meet when PostgreSQL restarts or stops
+// (the admin shutdown sent to every session, a refused connect, pgx's
+// closed connection, a connection cut mid-reply, a server still starting)
+// are outages: unavailable, failures a breaker counts and a guard may
+// retry.
+func TestOutageErrorsAreRetryableFailures(t *testing.T) {
+	refused := &net.OpError{Op: "dial", Net: "tcp", Err: &os.SyscallError{Syscall: "connect", Err: syscall.ECONNREFUSED}}
+	for _, err := range []error{
+		fmt.Errorf("query: %w", &pgconn.PgError{Severity: "FATAL", Code: "57P01", Message: "terminating connection due to administrator command"}),
+		&pgconn.PgError{Severity: "FATAL", Code: "57P03", Message: "the database system is starting up"},
+		fmt.Errorf("dial: %w", refused),
+		errors.New("conn closed"),
+		fmt.Errorf("failed to receive message: %w", io.ErrUnexpectedEOF),
+		driver.ErrBadConn,
+	} {
+		if !IsFailure(err) || !errors.Is(Classify(err), ErrUnavailable) || StatusOf(err) != http.StatusServiceUnavailable {
+			t.Errorf("%v: failure %v, status %d; want an unavailable failure (503)", err, IsFailure(err), StatusOf(err))
+		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -159,4 +160,69 @@ func TestPostgresRestartUnderLoad(t *testing.T) {
 	if lost > 0 {
 		t.Errorf("%d acknowledged rows are missing after the crash", lost)
 	}
+}
+
+// A fast restart (pg_ctl restart -m fast) under reads: every error the
+// pooled connections meet, while the server goes down and after it is
+// back, is an unavailable (or timeout) failure, never an unclassified one
+// that a guard would neither count nor retry.
+func TestFastRestartErrorsAreFailures(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a private PostgreSQL server")
+	}
+	cluster := pgtest.Start(t)
+	db := openTest(t, Config{DSN: cluster.DSN(), ConnectTimeout: time.Second, OpTimeout: 3 * time.Second, MaxOpenConns: 4})
+	var (
+		mu       sync.Mutex
+		byError  = map[string]int{}
+		bad      []error
+		ok       atomic.Int64
+		stop     = make(chan struct{})
+		wg       sync.WaitGroup
+		restarts atomic.Bool
+	)
+	for range 4 {
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				var n int
+				err := db.WithContext(context.Background()).Raw("SELECT 1 FROM pg_sleep(0.002)").Scan(&n).Error
+				if err == nil {
+					if restarts.Load() {
+						ok.Add(1)
+					}
+					continue
+				}
+				mu.Lock()
+				byError[errKind(err)]++
+				if !IsFailure(err) {
+					bad = append(bad, err)
+				}
+				mu.Unlock()
+				time.Sleep(time.Millisecond) // a client pacing its retries
+			}
+		})
+	}
+	cluster.Restart()
+	restarts.Store(true)
+	wait.For(t, 30*time.Second, "reads to succeed after the restart", func() bool { return ok.Load() >= 200 })
+	close(stop)
+	wg.Wait()
+	t.Logf("errors during the restart, by kind: %v", byError)
+	for _, err := range bad {
+		t.Errorf("not classified as a failure: %v", err)
+	}
+}
+
+// errKind is the innermost part of an error's message, to group errors.
+func errKind(err error) string {
+	s := err.Error()
+	if i := strings.LastIndex(s, ": "); i >= 0 {
+		s = s[i+2:]
+	}
+	return s
 }

@@ -141,10 +141,12 @@ func (a *api) placeOrder(c echo.Context) error {
 		order    *Order
 		replayed bool
 	}
-	// Not retried by the guard: the transaction retries its own conflicts,
-	// and a request that failed otherwise is the client's (or the
-	// balancer's) to send again, with its key.
-	r, err := app.Do(c.Request().Context(), a.guard, func(ctx context.Context) (result, error) {
+	// With a key the order is safe to repeat, so the guard retries it
+	// and waits out a database blip; without one, a failure may have
+	// placed it, and only the client can tell whether to send it again.
+	// The transaction retries its own conflicts either way.
+	place := app.Call[result]{Guard: a.guard, Idempotent: key != ""}
+	r, err := place.Do(c.Request().Context(), func(ctx context.Context) (result, error) {
 		o, replayed, err := a.store.place(ctx, key, in)
 		return result{o, replayed}, err
 	})

@@ -363,16 +363,13 @@ func openDB(ctx context.Context, f *flags, log *slog.Logger, reg prometheus.Regi
 }
 
 // appConfigs reads the app server's THREETIER_APP_* variables and the
-// database guard's THREETIER_APP_GUARD_DB_* ones. The guard's breaker
-// stays open for two seconds rather than five: the database is shared,
-// and a restart of it should cost orders no longer than it lasts.
+// database guard's THREETIER_APP_GUARD_DB_* ones.
 func appConfigs(f *flags) (app.Config, app.GuardConfig, error) {
 	var cfg app.Config
 	if err := tier.LoadEnvFrom(f.environ, app.EnvPrefix, &cfg); err != nil {
 		return cfg, app.GuardConfig{}, err
 	}
 	guard := app.DefaultGuardConfig()
-	guard.OpenFor = 2 * time.Second
 	if err := tier.LoadEnvFrom(f.environ, app.EnvPrefix+"GUARD_DB_", &guard); err != nil {
 		return cfg, guard, err
 	}

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -24,8 +25,13 @@ import (
 // address and the server's log.
 func startLimited(t *testing.T, l tier.Limits, h http.Handler) (string, *syncbuf.Buffer) {
 	t.Helper()
+	return startLimitedServer(t, l, &http.Server{Addr: "127.0.0.1:0", Handler: h})
+}
+
+func startLimitedServer(t *testing.T, l tier.Limits, hs *http.Server) (string, *syncbuf.Buffer) {
+	t.Helper()
 	logs := &syncbuf.Buffer{}
-	srv := tier.NewHTTPServer("limited", &http.Server{Addr: "127.0.0.1:0", Handler: h},
+	srv := tier.NewHTTPServer("limited", hs,
 		tier.WithLimits(l), tier.WithServerLogger(slog.New(slog.NewTextHandler(logs, nil))))
 	if err := srv.Start(context.Background()); err != nil {
 		t.Fatal(err)
@@ -227,7 +233,15 @@ func TestSendTimeoutCutsAStalledReader(t *testing.T) {
 // an idle keep-alive connection makes room, before one that is busy
 // however stalled.
 func TestMaxConnsShedsIdleFirst(t *testing.T) {
-	addr, logs := startLimited(t, tier.Limits{MaxConns: 2, BodyTimeout: time.Minute}, readBody)
+	var idled atomic.Int64 // the server's own view: the client reading the answer may come first
+	addr, logs := startLimitedServer(t, tier.Limits{MaxConns: 2, BodyTimeout: time.Minute}, &http.Server{
+		Addr: "127.0.0.1:0", Handler: readBody,
+		ConnState: func(_ net.Conn, s http.ConnState) {
+			if s == http.StateIdle {
+				idled.Add(1)
+			}
+		},
+	})
 	idle := dial(t, addr)
 	fmt.Fprintf(idle, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
 	idleR := bufio.NewReader(idle)
@@ -236,6 +250,7 @@ func TestMaxConnsShedsIdleFirst(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, _ = io.Copy(io.Discard, resp.Body)
+	wait.For(t, 5*time.Second, "the server to see the connection idle", func() bool { return idled.Load() == 1 })
 	stalled := dial(t, addr)
 	fmt.Fprintf(stalled, "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nx")
 

@@ -109,6 +109,7 @@ func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 	fl.IntVar(&f.proxy.MaxConns, "max-conns", tier.DefaultMaxConns, "most client connections open at once (kept below the descriptor limit)")
 	fl.DurationVar(&f.proxy.BodyTimeout, "body-timeout", tier.DefaultBodyTimeout, "longest a request body may go without a byte arriving (negative: off)")
 	fl.DurationVar(&f.proxy.SendTimeout, "send-timeout", tier.DefaultSendTimeout, "longest a response may go without the client taking a byte (negative: off)")
+	fl.DurationVar(&f.proxy.DrainDelay, "drain-delay", 0, "on SIGTERM, how long to keep serving while /readyz fails and answers say the node is leaving, before it stops accepting")
 	fl.StringVar(&f.profile, "cpuprofile", "", "write a CPU profile of the whole run to this file (for tuning)")
 	help := fl.Bool("h", false, "show this help")
 	if err := fl.Parse(args); err != nil {
@@ -181,6 +182,7 @@ func configs(f *flags) (balancer.Config, balancer.ProxyConfig, error) {
 	override(f, "max-conns", &proxy.MaxConns, f.proxy.MaxConns)
 	override(f, "body-timeout", &proxy.BodyTimeout, f.proxy.BodyTimeout)
 	override(f, "send-timeout", &proxy.SendTimeout, f.proxy.SendTimeout)
+	override(f, "drain-delay", &proxy.DrainDelay, f.proxy.DrainDelay)
 	setIfZero(&proxy.Name, "lb")
 	// Checked here, not only by NewProxy, so that a flag mistake is
 	// reported before any socket is bound.

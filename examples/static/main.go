@@ -101,6 +101,7 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- stri
 	fl.Var(forwardFlag{&routes}, "forward", "hand /prefix/ to the app tier: /prefix/=http://host:port[,...]; repeatable")
 	fl.DurationVar(&cfg.BodyTimeout, "body-timeout", tier.DefaultBodyTimeout, "longest a request body may go without a byte arriving (negative: off)")
 	fl.DurationVar(&cfg.SendTimeout, "send-timeout", tier.DefaultSendTimeout, "longest a response may go without the client taking a byte (negative: off)")
+	fl.DurationVar(&cfg.DrainDelay, "drain-delay", 0, "on SIGTERM, how long to keep serving while /readyz fails, before it stops accepting")
 	fl.IntVar(&cfg.MaxConns, "max-conns", tier.DefaultMaxConns, "most client connections open at once (kept below the descriptor limit)")
 	accessLog := fl.Bool("access-log", true, "log every request")
 	fl.StringVar(&cfg.MetricsPath, "metrics", "-", `serve Prometheus metrics at this path ("-": off)`)

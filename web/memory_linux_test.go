@@ -21,9 +21,16 @@ import (
 // many clients ask at once: 200 concurrent brotli (then gzip) requests for
 // a 2 MiB text file, with the file's compressed forms kept in memory and
 // with the file compressed while sent, keep a server process's peak RSS
-// under 200 MB (peakRSSBound). Before the limit, each brotli answer cost
-// 13 MB.
+// under 200 MB (measured: 37 MB kept, 45 MB streamed). Before the limit,
+// each brotli answer cost 13 MB. The race detector's shadow memory
+// multiplies what a process touches (123 and 184 MB for the same runs), so
+// the figure means nothing under it: CI runs this test once more without
+// -race.
 func TestCompressedResponsesKeepMemoryBounded(t *testing.T) {
+	if raceEnabled {
+		t.Skip("peak RSS under the race detector says nothing of the server's: run without -race")
+	}
+	const peakRSSBound = 200 << 20
 	dir := t.TempDir()
 	data := prose(2<<20, 42)
 	if err := os.WriteFile(filepath.Join(dir, "big.txt"), data, 0o644); err != nil {

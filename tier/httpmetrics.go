@@ -43,7 +43,7 @@ type httpSeries struct {
 var DurationBuckets = []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}
 
 // NewHTTPMetrics registers the metrics of the tier named subsystem ("app",
-// "web") on reg (the default registerer when nil). Servers of one tier
+// "web") on reg (nowhere when nil). Servers of one tier
 // sharing a registry add up in the same series.
 func NewHTTPMetrics(subsystem string, reg prometheus.Registerer) (*HTTPMetrics, error) {
 	reg = Registerer(reg)

@@ -5,31 +5,63 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+
+	"github.com/threetier/threetier/tier"
 )
 
-// logAccess logs one line per request: method, path, route, status, size
-// and duration; the request ID comes from the context. Server errors log
-// at warn; quiet paths (probes, scrapes) at debug.
-func logAccess(log *slog.Logger, c echo.Context, took time.Duration, quiet bool) {
-	level := slog.LevelInfo
-	res := c.Response()
-	switch {
-	case res.Status >= 500:
-		level = slog.LevelWarn
-	case quiet:
-		level = slog.LevelDebug
+// AccessLogConfig configures the AccessLog middleware.
+type AccessLogConfig struct {
+	// Skipper leaves some requests out of the log.
+	Skipper middleware.Skipper
+	// Logger receives the lines in the tier.AccessLogLogger format;
+	// nothing is logged when nil.
+	Logger *slog.Logger
+	// Format, Fields and Output choose what a line holds and where it goes.
+	tier.AccessLogConfig
+}
+
+// DefaultAccessLogConfig logs tier.DefaultAccessFields through Logger.
+var DefaultAccessLogConfig = AccessLogConfig{Skipper: middleware.DefaultSkipper}
+
+// AccessLog logs one line per request once it is answered (see
+// tier.AccessLog). Place it outside the middleware that answers errors, or
+// use it with ErrorHandler, so that the line has the final status.
+func AccessLog() echo.MiddlewareFunc { return AccessLogWithConfig(DefaultAccessLogConfig) }
+
+// AccessLogWithConfig is AccessLog with cfg. It panics on an unknown
+// format, as Echo's middleware do on a bad configuration.
+func AccessLogWithConfig(cfg AccessLogConfig) echo.MiddlewareFunc {
+	if cfg.Skipper == nil {
+		cfg.Skipper = middleware.DefaultSkipper
 	}
-	r := c.Request()
-	if !log.Enabled(r.Context(), level) {
+	al, err := tier.NewAccessLog(cfg.AccessLogConfig, cfg.Logger)
+	if err != nil {
+		panic(err)
+	}
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			if cfg.Skipper(c) {
+				return next(c)
+			}
+			start := time.Now()
+			if err := next(c); err != nil {
+				c.Error(err) // answer now, so that the line has the status
+			}
+			logAccess(al, c, time.Since(start), false)
+			return nil
+		}
+	}
+}
+
+// logAccess logs c's answered request.
+func logAccess(al *tier.AccessLog, c echo.Context, took time.Duration, quiet bool) {
+	if al == nil {
 		return
 	}
-	log.LogAttrs(r.Context(), level, "request",
-		slog.String("method", r.Method),
-		slog.String("path", r.URL.Path),
-		slog.String("route", c.Path()),
-		slog.Int("status", res.Status),
-		slog.Int64("bytes", res.Size),
-		slog.Duration("took", took),
-		slog.String("remote", c.RealIP()),
-	)
+	res := c.Response()
+	al.Log(&tier.AccessEntry{
+		Request: c.Request(), Remote: c.RealIP(), Route: c.Path(),
+		Status: res.Status, Bytes: res.Size, Duration: took, Quiet: quiet,
+	})
 }

@@ -5,14 +5,14 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
-
-	"github.com/threetier/threetier/tier"
 )
 
 // chain is the server's default middleware chain, run as one Echo
 // middleware: Echo wraps each request's handler in every middleware anew
 // (an allocation each), and the steps share one clock reading and one
-// request copy. In order, outermost first:
+// request copy. Each step is also a middleware of its own (RequestID,
+// AccessLog, Metrics, Recover, Shed, BodyLimit, Timeout). In order,
+// outermost first:
 //
 //  1. request ID, into the context and the response header;
 //  2. access log and metrics, once the answer is out;
@@ -32,14 +32,12 @@ func (s *Server) chain(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 	return func(c echo.Context) error {
 		start := time.Now()
-		s.metrics.inFlight.Inc()
-		defer s.metrics.inFlight.Dec() // also when a handler aborts with a panic
+		s.metrics.Begin()
+		defer s.metrics.End() // also when a handler aborts with a panic
 		infra := s.isInfra(c)
 
 		r := c.Request()
-		id := requestIDOf(r)
-		c.Response().Header().Set(tier.HeaderRequestID, id)
-		ctx := tier.WithRequestID(r.Context(), id)
+		ctx := withRequestID(c, r.Context(), nil)
 		if d := s.cfg.RequestTimeout; d > 0 && !infra {
 			var cancel context.CancelFunc
 			ctx, cancel = context.WithTimeout(ctx, d)
@@ -51,35 +49,32 @@ func (s *Server) chain(next echo.HandlerFunc) echo.HandlerFunc {
 			c.Error(err)
 		}
 		took := time.Since(start)
-		s.metrics.record(c, took)
-		logAccess(s.log, c, took, infra)
+		record(s.metrics, c, took)
+		logAccess(s.access, c, took, infra)
 		return nil
 	}
 }
 
 // serve runs h inside recovery, shedding, the body limit and the request
 // timeout's mapping.
-func (s *Server) serve(c echo.Context, h echo.HandlerFunc, infra bool, start time.Time) (err error) {
-	defer func() {
-		if v := recover(); v != nil {
-			err = panicked(s.log, c, v)
+func (s *Server) serve(c echo.Context, h echo.HandlerFunc, infra bool, start time.Time) error {
+	return serveRecovering(s.log, c, func(c echo.Context) error {
+		if s.shed != nil && !infra {
+			n, ok := s.shed.admit()
+			if !ok {
+				return s.shed.refusal()
+			}
+			defer s.shed.release(n, start)
 		}
-	}()
-	if s.shed != nil && !infra {
-		n, ok := s.shed.admit()
-		if !ok {
-			return s.shed.refusal()
+		if s.cfg.BodyLimit > 0 {
+			if err := limitBody(c, s.cfg.BodyLimit); err != nil {
+				return err
+			}
 		}
-		defer s.shed.release(n, start)
-	}
-	if s.cfg.BodyLimit > 0 {
-		if err := limitBody(c, s.cfg.BodyLimit); err != nil {
-			return err
+		err := h(c)
+		if s.cfg.RequestTimeout > 0 && !infra {
+			err = timedOut(c.Request().Context(), err, s.cfg.RequestTimeout)
 		}
-	}
-	err = h(c)
-	if s.cfg.RequestTimeout > 0 && !infra {
-		err = timedOut(c.Request().Context(), err, s.cfg.RequestTimeout)
-	}
-	return err
+		return err
+	})
 }

@@ -1,75 +1,67 @@
 package app
 
 import (
-	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/threetier/threetier/tier"
 )
 
-// httpMetrics are the server's request metrics.
-type httpMetrics struct {
-	requests *prometheus.CounterVec
-	duration *prometheus.HistogramVec
-	inFlight prometheus.Gauge
-	shed     prometheus.Counter
+// MetricsConfig configures the Metrics middleware.
+type MetricsConfig struct {
+	// Skipper leaves some requests uncounted.
+	Skipper middleware.Skipper
+	// Registerer receives the metrics; when nil they go nowhere.
+	Registerer prometheus.Registerer
+	// Subsystem is the tier part of the names: threetier_<Subsystem>_...
+	Subsystem string
 }
 
-func newHTTPMetrics(reg prometheus.Registerer, limit func() float64) (*httpMetrics, error) {
-	m := &httpMetrics{
-		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: tier.MetricsNamespace, Subsystem: metricsSubsystem, Name: "requests_total",
-			Help: "Requests answered, by method, route and status code.",
-		}, []string{"method", "route", "code"}),
-		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Namespace: tier.MetricsNamespace, Subsystem: metricsSubsystem, Name: "request_duration_seconds",
-			Help:    "Time to answer a request, by method and route.",
-			Buckets: prometheus.DefBuckets,
-		}, []string{"method", "route"}),
-		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
-			Namespace: tier.MetricsNamespace, Subsystem: metricsSubsystem, Name: "requests_in_flight",
-			Help: "Requests being served.",
-		}),
-		shed: prometheus.NewCounter(prometheus.CounterOpts{
-			Namespace: tier.MetricsNamespace, Subsystem: metricsSubsystem, Name: "requests_shed_total",
-			Help: "Requests refused with 503 because too many were in flight.",
-		}),
+// DefaultMetricsConfig registers threetier_app_* on the default
+// registerer.
+var DefaultMetricsConfig = MetricsConfig{
+	Skipper: middleware.DefaultSkipper, Registerer: prometheus.DefaultRegisterer, Subsystem: metricsSubsystem,
+}
+
+// Metrics counts requests by method, route and status, and measures their
+// duration (see tier.HTTPMetrics).
+func Metrics() echo.MiddlewareFunc { return MetricsWithConfig(DefaultMetricsConfig) }
+
+// MetricsWithConfig is Metrics with cfg. It panics when the metrics cannot
+// be registered, as Echo's middleware do on a bad configuration.
+func MetricsWithConfig(cfg MetricsConfig) echo.MiddlewareFunc {
+	if cfg.Skipper == nil {
+		cfg.Skipper = middleware.DefaultSkipper
 	}
-	cs := []prometheus.Collector{m.requests, m.duration, m.inFlight, m.shed}
-	if limit != nil {
-		cs = append(cs, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Namespace: tier.MetricsNamespace, Subsystem: metricsSubsystem, Name: "in_flight_limit",
-			Help: "The current cap on requests in flight (it moves when adaptive).",
-		}, limit))
+	if cfg.Subsystem == "" {
+		cfg.Subsystem = metricsSubsystem
 	}
-	for _, c := range cs {
-		if err := reg.Register(c); err != nil {
-			return nil, err
+	m, err := tier.NewHTTPMetrics(cfg.Subsystem, cfg.Registerer)
+	if err != nil {
+		panic(err)
+	}
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			if cfg.Skipper(c) {
+				return next(c)
+			}
+			start := time.Now()
+			m.Begin()
+			defer m.End()
+			if err := next(c); err != nil {
+				c.Error(err) // answer now, so that the status is known
+			}
+			record(m, c, time.Since(start))
+			return nil
 		}
 	}
-	return m, nil
 }
 
-// record counts an answered request and its duration.
-func (m *httpMetrics) record(c echo.Context, took time.Duration) {
-	method, route := methodLabel(c.Request().Method), c.Path()
-	if route == "" {
-		route = "unmatched"
-	}
-	m.requests.WithLabelValues(method, route, strconv.Itoa(c.Response().Status)).Inc()
-	m.duration.WithLabelValues(method, route).Observe(took.Seconds())
-}
-
-// methodLabel keeps the label's values few whatever methods clients send.
-func methodLabel(m string) string {
-	switch m {
-	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
-		http.MethodDelete, http.MethodOptions:
-		return m
-	}
-	return "OTHER"
+// record counts c's answered request.
+func record(m *tier.HTTPMetrics, c echo.Context, took time.Duration) {
+	res := c.Response()
+	m.Observe(c.Request().Method, c.Path(), res.Status, took, res.Size)
 }

@@ -19,6 +19,7 @@ type options struct {
 	guards    *Guards
 	validator *Validator
 	problems  func(error) *tier.Problem
+	access    tier.AccessLogConfig
 }
 
 func buildOptions(opts []Option) options {
@@ -56,3 +57,8 @@ func WithValidator(v *Validator) Option { return func(o *options) { o.validator 
 // found" from the data tier to 404, say). f is asked first; when it
 // returns nil, ProblemFor decides.
 func WithProblems(f func(error) *tier.Problem) Option { return func(o *options) { o.problems = f } }
+
+// WithAccessLog chooses the access log's format and fields; without it
+// the server logs tier.DefaultAccessFields through its logger. Turning it
+// off leaves error logs alone.
+func WithAccessLog(cfg tier.AccessLogConfig) Option { return func(o *options) { o.access = cfg } }

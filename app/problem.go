@@ -108,10 +108,6 @@ func ErrorHandler(log *slog.Logger, mapper func(error) *tier.Problem) echo.HTTPE
 		if p == nil {
 			p = ProblemFor(err)
 		}
-		if p.Instance == "" {
-			p.Instance = r.URL.Path
-		}
-		p.RequestID = tier.RequestID(r.Context())
 		if p.Status == StatusClientClosedRequest && r.Context().Err() == nil {
 			// Canceled while the client still waits: our own doing.
 			p = tier.NewProblem(http.StatusInternalServerError, "")
@@ -123,6 +119,6 @@ func ErrorHandler(log *slog.Logger, mapper func(error) *tier.Problem) echo.HTTPE
 		case p.Status >= 500 && p.Status != StatusClientClosedRequest:
 			log.LogAttrs(r.Context(), slog.LevelError, "request failed", slog.Int("status", p.Status), slog.String("path", r.URL.Path), slog.Any("err", err))
 		}
-		tier.WriteProblem(c.Response(), p)
+		tier.ServeProblem(c.Response(), r, p)
 	}
 }

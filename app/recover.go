@@ -1,31 +1,53 @@
 package app
 
 import (
-	"fmt"
 	"log/slog"
-	"net/http"
-	"runtime"
 
 	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
 
 	"github.com/threetier/threetier/tier"
 )
 
-// panicStackSize bounds the stack logged with a panic.
-const panicStackSize = 8 << 10
+// RecoverConfig configures the Recover middleware.
+type RecoverConfig struct {
+	// Skipper leaves some requests unprotected.
+	Skipper middleware.Skipper
+	// Logger receives the panic and its stack; nothing is logged when nil.
+	Logger *slog.Logger
+}
 
-// panicked turns a handler's panic into a 500 problem and logs it with the
-// goroutine's stack; the server keeps serving. http.ErrAbortHandler keeps
-// its meaning: it goes on up and aborts the response.
-func panicked(log *slog.Logger, c echo.Context, v any) error {
-	if v == http.ErrAbortHandler {
-		panic(v)
+// DefaultRecoverConfig recovers every request, logging nowhere.
+var DefaultRecoverConfig = RecoverConfig{Skipper: middleware.DefaultSkipper}
+
+// Recover turns a handler's panic into an error that ErrorHandler answers
+// with a 500 problem, and logs it with the goroutine's stack; the server
+// keeps serving. http.ErrAbortHandler keeps its meaning: it goes on up and
+// aborts the response.
+func Recover() echo.MiddlewareFunc { return RecoverWithConfig(DefaultRecoverConfig) }
+
+// RecoverWithConfig is Recover with cfg.
+func RecoverWithConfig(cfg RecoverConfig) echo.MiddlewareFunc {
+	if cfg.Skipper == nil {
+		cfg.Skipper = middleware.DefaultSkipper
 	}
-	stack := make([]byte, panicStackSize)
-	stack = stack[:runtime.Stack(stack, false)]
-	log.LogAttrs(c.Request().Context(), slog.LevelError, "panic serving request",
-		slog.String("path", c.Request().URL.Path),
-		slog.String("panic", fmt.Sprint(v)),
-		slog.String("stack", string(stack)))
-	return fmt.Errorf("%w: panic: %v", tier.NewProblem(http.StatusInternalServerError, ""), v)
+	log := tier.LoggerOrDiscard(cfg.Logger)
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			if cfg.Skipper(c) {
+				return next(c)
+			}
+			return serveRecovering(log, c, next)
+		}
+	}
+}
+
+// serveRecovering runs h, turning its panic into the error to answer with.
+func serveRecovering(log *slog.Logger, c echo.Context, h echo.HandlerFunc) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = tier.Recovered(log, c.Request(), v)
+		}
+	}()
+	return h(c)
 }

@@ -41,7 +41,8 @@ type Server struct {
 	health  *tier.Health
 	guards  *Guards
 	shed    *shedder
-	metrics *httpMetrics
+	metrics *tier.HTTPMetrics
+	access  *tier.AccessLog
 	cors    echo.MiddlewareFunc
 	log     *slog.Logger
 }
@@ -74,16 +75,23 @@ func New(cfg Config, opts ...Option) (*Server, error) {
 		o.validator = NewValidator()
 	}
 
-	var limit func() float64
-	if cfg.MaxInFlight > 0 {
-		limit = func() float64 { return float64(s.shed.Limit()) }
-	}
-	metrics, err := newHTTPMetrics(tier.Registerer(o.reg), limit)
+	reg := tier.Registerer(o.reg)
+	metrics, err := tier.NewHTTPMetrics(metricsSubsystem, reg)
 	if err != nil {
 		return nil, fmt.Errorf("app: metrics: %w", err)
 	}
 	if cfg.MaxInFlight > 0 {
-		s.shed = newShedder(cfg.MaxInFlight, cfg.MinInFlight, cfg.ShedLatency, cfg.ShedRetryAfter, metrics.shed.Inc)
+		shed, err := shedMetrics(reg, func() float64 { return float64(s.shed.Limit()) })
+		if err != nil {
+			return nil, fmt.Errorf("app: metrics: %w", err)
+		}
+		s.shed = newShedder(ShedConfig{
+			MaxInFlight: cfg.MaxInFlight, MinInFlight: cfg.MinInFlight, Latency: cfg.ShedLatency,
+			RetryAfter: cfg.ShedRetryAfter, OnShed: shed.Inc,
+		})
+	}
+	if s.access, err = tier.NewAccessLog(o.access, o.log); err != nil {
+		return nil, fmt.Errorf("app: access log: %w", err)
 	}
 
 	e := echo.New()

@@ -289,14 +289,14 @@ func TestRequestID(t *testing.T) {
 	}
 	var line map[string]any
 	for l := range strings.Lines(ps.logs.String()) {
-		if strings.Contains(l, `"msg":"request"`) {
+		if strings.Contains(l, `"msg":"access"`) {
 			if err := json.Unmarshal([]byte(l), &line); err != nil {
 				t.Fatal(err)
 			}
 		}
 	}
-	if line["request_id"] != "caller-id.42" || line["method"] != "POST" || line["path"] != "/items/1" ||
-		line["route"] != "/items/:id" || line["status"] != float64(201) || line["took"] == nil {
+	if line["request_id"] != "caller-id.42" || line["method"] != "POST" || line["uri"] != "/items/1" ||
+		line["route"] != "/items/:id" || line["status"] != float64(201) || line["duration"] == nil {
 		t.Fatalf("access log line %v", line)
 	}
 	for _, bad := range []string{"has space", strings.Repeat("x", 200), "new\nline"} {

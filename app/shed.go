@@ -7,8 +7,58 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/threetier/threetier/tier"
 )
+
+// ShedConfig configures the Shed middleware.
+type ShedConfig struct {
+	// Skipper lets some requests (probes, scrapes) in whatever the load.
+	Skipper middleware.Skipper
+	// MaxInFlight caps the requests served at once; DefaultMaxInFlight
+	// when zero.
+	MaxInFlight int
+	// Latency, when positive, makes the cap adaptive, down to MinInFlight
+	// (DefaultMinInFlight when zero); see Config.ShedLatency.
+	Latency     time.Duration
+	MinInFlight int
+	// RetryAfter is sent with refusals; DefaultShedRetryAfter when zero.
+	RetryAfter time.Duration
+	// OnShed, when set, is called for every refusal (to count them).
+	OnShed func()
+}
+
+// DefaultShedConfig caps requests in flight at DefaultMaxInFlight.
+var DefaultShedConfig = ShedConfig{Skipper: middleware.DefaultSkipper, MaxInFlight: DefaultMaxInFlight}
+
+// Shed refuses requests past a cap on those in flight with 503 and
+// Retry-After, rather than queueing them.
+func Shed() echo.MiddlewareFunc { return ShedWithConfig(DefaultShedConfig) }
+
+// ShedWithConfig is Shed with cfg.
+func ShedWithConfig(cfg ShedConfig) echo.MiddlewareFunc {
+	if cfg.Skipper == nil {
+		cfg.Skipper = middleware.DefaultSkipper
+	}
+	s := newShedder(cfg)
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			if cfg.Skipper(c) {
+				return next(c)
+			}
+			start := time.Now()
+			n, ok := s.admit()
+			if !ok {
+				return s.refusal()
+			}
+			defer s.release(n, start)
+			return next(c)
+		}
+	}
+}
 
 // shedder caps the requests served at once. Past the cap a request is
 // refused at once with 503 and Retry-After instead of queueing: a queue
@@ -33,8 +83,24 @@ type shedder struct {
 	shed func() // counts a refusal
 }
 
-func newShedder(maxInFlight, minInFlight int, target, retryAfter time.Duration, shed func()) *shedder {
-	s := &shedder{max: int64(maxInFlight), min: int64(max(minInFlight, 1)), target: target, retryAfter: retryAfter, shed: shed}
+// newShedder fills cfg's defaults and returns its shedder.
+func newShedder(cfg ShedConfig) *shedder {
+	if cfg.MaxInFlight == 0 {
+		cfg.MaxInFlight = DefaultMaxInFlight
+	}
+	if cfg.MinInFlight == 0 {
+		cfg.MinInFlight = DefaultMinInFlight
+	}
+	if cfg.RetryAfter == 0 {
+		cfg.RetryAfter = DefaultShedRetryAfter
+	}
+	if cfg.OnShed == nil {
+		cfg.OnShed = func() {}
+	}
+	s := &shedder{
+		max: int64(cfg.MaxInFlight), min: int64(max(min(cfg.MinInFlight, cfg.MaxInFlight), 1)),
+		target: cfg.Latency, retryAfter: cfg.RetryAfter, shed: cfg.OnShed,
+	}
 	s.limit.Store(s.max)
 	return s
 }
@@ -92,3 +158,19 @@ func (s *shedder) done(inFlight int64, took time.Duration) {
 
 // Limit returns the current cap.
 func (s *shedder) Limit() int64 { return s.limit.Load() }
+
+// shedMetrics registers the server's shedding metrics on reg and returns
+// the counter of refusals; limit reads the current cap.
+func shedMetrics(reg prometheus.Registerer, limit func() float64) (prometheus.Counter, error) {
+	shed := prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: tier.MetricsNamespace, Subsystem: metricsSubsystem, Name: "requests_shed_total",
+		Help: "Requests refused with 503 because too many were in flight.",
+	})
+	if err := reg.Register(shed); err != nil {
+		return nil, err
+	}
+	return shed, reg.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Namespace: tier.MetricsNamespace, Subsystem: metricsSubsystem, Name: "in_flight_limit",
+		Help: "The current cap on requests in flight (it moves when adaptive).",
+	}, limit))
+}

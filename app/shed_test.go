@@ -137,7 +137,7 @@ func TestSheddingKeepsAdmittedLatencyBounded(t *testing.T) {
 }
 
 func TestAdaptiveCapRecovers(t *testing.T) {
-	s := newShedder(16, 2, 10*time.Millisecond, time.Second, func() {})
+	s := newShedder(ShedConfig{MaxInFlight: 16, MinInFlight: 2, Latency: 10 * time.Millisecond, RetryAfter: time.Second})
 	for range 3 {
 		s.inFlight.Add(1)
 		s.done(1, 50*time.Millisecond)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptrace"
 	"net/netip"
@@ -53,25 +52,22 @@ func (px *Proxy) forward(w http.ResponseWriter, r *http.Request, rt *route) {
 	px.metrics.inFlight.Dec()
 	elapsed := time.Since(start)
 	rt.counter.observe(status, elapsed)
-	if px.cfg.AccessLog {
-		px.log.LogAttrs(r.Context(), slog.LevelInfo, "access",
-			slog.String("remote", r.RemoteAddr),
-			slog.String("method", r.Method),
-			slog.String("host", r.Host),
-			slog.String("uri", r.RequestURI),
-			slog.String("proto", r.Proto),
-			slog.String("pool", rt.pool.Name()),
-			slog.Int("status", status),
-			slog.Duration("duration", elapsed),
-			slog.String("request_id", w.Header().Get(tier.HeaderRequestID)),
-		)
+	if px.access != nil {
+		// The line carries the ID this hop forwarded, from the context.
+		ctx := tier.WithRequestID(r.Context(), w.Header().Get(tier.HeaderRequestID))
+		px.access.Log(&tier.AccessEntry{Request: r.WithContext(ctx), Pool: rt.pool.Name(), Status: status, Duration: elapsed})
 	}
 }
+
+// proxyAccessFields are the fields of the front door's access lines: it
+// has no routes of its own, but a host and a pool.
+const proxyAccessFields = tier.AccessRemote | tier.AccessMethod | tier.AccessHost | tier.AccessURI |
+	tier.AccessProto | tier.AccessPool | tier.AccessStatus | tier.AccessDuration
 
 // exchange does the forwarding and returns the status the client got (0
 // when it left before an answer).
 func (px *Proxy) exchange(w http.ResponseWriter, r *http.Request, rt *route) int {
-	id := requestID(r)
+	id := tier.AcceptRequestID(r.Header, nil)
 	body := r.Body
 	if max := px.cfg.MaxBodyBytes; max > 0 && body != nil && body != http.NoBody {
 		if r.ContentLength > max {
@@ -167,15 +163,6 @@ func (px *Proxy) exchange(w http.ResponseWriter, r *http.Request, rt *route) int
 		h[http.TrailerPrefix+k] = v
 	}
 	return resp.StatusCode
-}
-
-// requestID is the request's X-Request-Id when it is a valid one, else a
-// new one.
-func requestID(r *http.Request) []string {
-	if id := r.Header[tier.HeaderRequestID]; len(id) == 1 && tier.ValidRequestID(id[0]) {
-		return id
-	}
-	return []string{tier.NewRequestID()}
 }
 
 // got1xx passes an informational response (100 Continue, 103 Early Hints)
@@ -425,11 +412,10 @@ func (px *Proxy) fail(w http.ResponseWriter, r *http.Request, id string, err err
 // problem writes a problem+json answer and returns its status.
 func (px *Proxy) problem(w http.ResponseWriter, r *http.Request, id string, status int, detail string, retryAfter time.Duration) int {
 	p := tier.NewProblem(status, detail)
-	p.Instance = r.URL.EscapedPath()
 	p.RequestID = id
 	p.RetryAfter = retryAfter
 	w.Header()[tier.HeaderRequestID] = []string{id}
-	tier.WriteProblem(w, p)
+	tier.ServeProblem(w, r, p)
 	return status
 }
 

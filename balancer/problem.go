@@ -37,9 +37,7 @@ func writeFailure(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	p := tier.NewProblem(status, detail)
 	p.RetryAfter = retryAfter
-	p.Instance = r.URL.Path
-	p.RequestID = tier.RequestID(r.Context())
-	tier.WriteProblem(w, p)
+	tier.ServeProblem(w, r, p)
 }
 
 // upstreamFailure is the answer to a request a pool could not serve: its

@@ -41,6 +41,7 @@ type Proxy struct {
 	def     *route
 	trusted []netip.Prefix
 	metrics *proxyMetrics
+	access  *tier.AccessLog // nil unless ProxyConfig.AccessLog
 	health  *tier.Health
 	certs   *tier.CertReloader
 	tunnels tunnels
@@ -81,6 +82,9 @@ func NewProxy(cfg ProxyConfig, pools []*Pool, opts ...Option) (*Proxy, error) {
 		byName[p.Name()] = p
 	}
 	px := &Proxy{cfg: cfg, log: tier.LoggerOrDiscard(o.logger).With("proxy", cfg.Name), health: &tier.Health{}}
+	if cfg.AccessLog {
+		px.access, _ = tier.NewAccessLog(tier.AccessLogConfig{Fields: proxyAccessFields}, px.log) // a valid config
+	}
 	m, err := newProxyMetrics(cfg.Name, o.registry)
 	if err != nil {
 		return nil, fmt.Errorf("proxy %q: metrics: %w", cfg.Name, err)
@@ -238,7 +242,7 @@ func (px *Proxy) Stop(ctx context.Context) error {
 func (px *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rt := px.match(r)
 	if rt == nil {
-		px.problem(w, r, requestID(r)[0], http.StatusNotFound, "no route for this host and path", 0)
+		px.problem(w, r, tier.AcceptRequestID(r.Header, nil)[0], http.StatusNotFound, "no route for this host and path", 0)
 		return
 	}
 	px.forward(w, r, rt)

@@ -129,7 +129,7 @@ func (p *Pool) StatusHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			w.Header().Set("Allow", "GET, HEAD")
-			tier.WriteProblem(w, tier.NewProblem(http.StatusMethodNotAllowed, "use GET"))
+			tier.ServeProblem(w, r, tier.NewProblem(http.StatusMethodNotAllowed, "use GET"))
 			return
 		}
 		w.Header().Set("Content-Type", "application/json")

@@ -225,9 +225,7 @@ func (s *Stats) get(h http.HandlerFunc) http.HandlerFunc {
 
 func (s *Stats) problem(w http.ResponseWriter, r *http.Request, status int, detail string) {
 	p := tier.NewProblem(status, detail)
-	p.Instance = r.URL.Path
-	p.RequestID = tier.RequestID(r.Context())
-	tier.WriteProblem(w, p)
+	tier.ServeProblem(w, r, p)
 }
 
 // StatsReport is everything the stats page shows, as GET /api/status

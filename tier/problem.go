@@ -78,3 +78,18 @@ func RetryAfterSeconds(d time.Duration) int64 {
 	}
 	return s
 }
+
+// ServeProblem sends p as the answer to r: Instance, when empty, becomes
+// r's path as the client sent it (URL.EscapedPath, not URL.Path: RFC 9457
+// makes Instance a URI reference, and a decoded path may hold spaces or a
+// "%2F" turned into a slash), and RequestID, when empty, the ID r's
+// context carries. Every tier writes its problems through it.
+func ServeProblem(w http.ResponseWriter, r *http.Request, p *Problem) {
+	if p.Instance == "" {
+		p.Instance = r.URL.EscapedPath()
+	}
+	if p.RequestID == "" {
+		p.RequestID = RequestID(r.Context())
+	}
+	WriteProblem(w, p)
+}

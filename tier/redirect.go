@@ -18,9 +18,7 @@ func RedirectHTTPS(httpsAddr func() string) http.Handler {
 			host = host[1 : len(host)-1] // "[::1]" without a port
 		}
 		if host == "" {
-			p := NewProblem(http.StatusBadRequest, "a Host header is needed to redirect to HTTPS")
-			p.Instance = r.URL.EscapedPath()
-			WriteProblem(w, p)
+			ServeProblem(w, r, NewProblem(http.StatusBadRequest, "a Host header is needed to redirect to HTTPS"))
 			return
 		}
 		if _, port, err := net.SplitHostPort(httpsAddr()); err == nil && port != "443" {

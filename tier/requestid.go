@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"math/rand/v2"
+	"net/http"
 )
 
 // HeaderRequestID is the header that carries a request ID between tiers.
@@ -12,16 +13,33 @@ const HeaderRequestID = "X-Request-Id"
 
 type requestIDKey struct{}
 
+// requestIDContext carries a request ID. It is its own context type rather
+// than context.WithValue so that storing the ID costs one allocation, not
+// two (WithValue boxes the string into an interface as well).
+type requestIDContext struct {
+	context.Context
+	id string
+}
+
+func (c *requestIDContext) Value(key any) any {
+	if key == (requestIDKey{}) {
+		return c
+	}
+	return c.Context.Value(key)
+}
+
 // WithRequestID returns a context that carries id; loggers made by NewLogger
 // add it to every record, and the balancer forwards it to the next tier.
 func WithRequestID(ctx context.Context, id string) context.Context {
-	return context.WithValue(ctx, requestIDKey{}, id)
+	return &requestIDContext{Context: ctx, id: id}
 }
 
 // RequestID returns the request ID ctx carries, or "".
 func RequestID(ctx context.Context) string {
-	id, _ := ctx.Value(requestIDKey{}).(string)
-	return id
+	if c, ok := ctx.Value(requestIDKey{}).(*requestIDContext); ok {
+		return c.id
+	}
+	return ""
 }
 
 // NewRequestID returns a random 128-bit ID as 32 hex digits. The bits come
@@ -29,9 +47,11 @@ func RequestID(ctx context.Context) string {
 // an ID must be unique, not secret, and it is made for every request.
 func NewRequestID() string {
 	var b [16]byte
+	var s [32]byte
 	binary.LittleEndian.PutUint64(b[:8], rand.Uint64())
 	binary.LittleEndian.PutUint64(b[8:], rand.Uint64())
-	return hex.EncodeToString(b[:])
+	hex.Encode(s[:], b[:])
+	return string(s[:]) // the one allocation
 }
 
 // ValidRequestID accepts up to 128 characters of [A-Za-z0-9._:-], so that
@@ -47,4 +67,19 @@ func ValidRequestID(id string) bool {
 		}
 	}
 	return true
+}
+
+// AcceptRequestID returns the request ID of a request with header h, as
+// a header value: the one the caller sent when there is exactly one and
+// it is valid, otherwise one made by generate (NewRequestID when nil). The
+// slice is h's own when accepted, so that echoing it on the response or
+// forwarding it costs nothing.
+func AcceptRequestID(h http.Header, generate func() string) []string {
+	if ids := h[HeaderRequestID]; len(ids) == 1 && ValidRequestID(ids[0]) {
+		return ids
+	}
+	if generate == nil {
+		generate = NewRequestID
+	}
+	return []string{generate()}
 }

@@ -20,8 +20,5 @@ var errBusy = errors.New("compression limit reached")
 
 // problem sends a problem+json error for r, carrying its request ID.
 func problem(w http.ResponseWriter, r *http.Request, status int, detail string) {
-	p := tier.NewProblem(status, detail)
-	p.Instance = r.URL.EscapedPath()
-	p.RequestID = tier.RequestID(r.Context())
-	tier.WriteProblem(w, p)
+	tier.ServeProblem(w, r, tier.NewProblem(status, detail))
 }

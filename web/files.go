@@ -426,9 +426,7 @@ func (f *Files) serve(w http.ResponseWriter, r *http.Request, e *entry) {
 		if attempt > 0 {
 			p := tier.NewProblem(http.StatusServiceUnavailable, "the file keeps changing on disk")
 			p.RetryAfter = time.Second
-			p.Instance = r.URL.EscapedPath()
-			p.RequestID = tier.RequestID(r.Context())
-			tier.WriteProblem(w, p)
+			tier.ServeProblem(w, r, p)
 			return
 		}
 		var err error

@@ -1,10 +1,7 @@
 package web
 
 import (
-	"fmt"
 	"log/slog"
-	"net/http"
-	"runtime/debug"
 	"strconv"
 	"time"
 
@@ -13,23 +10,21 @@ import (
 )
 
 // edge is the web tier's one middleware: request ID, security headers,
-// panic recovery, metrics and the access log. It is one function rather
-// than five because Echo builds the middleware chain anew for every
-// request, and each link costs an allocation on the hottest path.
-func edge(cfg Config, tlsOn bool, m *serverMetrics, log *slog.Logger) echo.MiddlewareFunc {
+// panic recovery, metrics and the access log, each a step of tier's shared
+// edge. It is one function rather than five because Echo builds the
+// middleware chain anew for every request, and each link costs an
+// allocation on the hottest path.
+func edge(cfg Config, tlsOn bool, m *tier.HTTPMetrics, access *tier.AccessLog, log *slog.Logger) echo.MiddlewareFunc {
 	security := securityHeaders(cfg, tlsOn)
-	log = tier.LoggerOrDiscard(log)
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
 			start := time.Now()
 			r, w := c.Request(), c.Response()
 			h := w.Header()
 
-			ids := r.Header[tier.HeaderRequestID]
-			if len(ids) != 1 || !tier.ValidRequestID(ids[0]) {
-				ids = []string{tier.NewRequestID()}
-				r.Header[tier.HeaderRequestID] = ids
-			}
+			// The ID goes on to the app tier with the request's headers.
+			ids := tier.AcceptRequestID(r.Header, nil)
+			r.Header[tier.HeaderRequestID] = ids
 			r = r.WithContext(tier.WithRequestID(r.Context(), ids[0]))
 			c.SetRequest(r)
 			h[tier.HeaderRequestID] = ids
@@ -37,43 +32,25 @@ func edge(cfg Config, tlsOn bool, m *serverMetrics, log *slog.Logger) echo.Middl
 				h[kv.key] = kv.value
 			}
 
-			m.inFlight.Inc()
+			m.Begin()
+			defer m.End() // also when a handler aborts with a panic
 			if err := serveRecovering(next, c, log); err != nil {
 				c.Error(err) // write the problem now, so status and size are known
 			}
-			m.inFlight.Dec()
-
 			elapsed := time.Since(start)
-			m.request(r.Method, w.Status, elapsed.Seconds())
-			m.bytes.Add(float64(w.Size))
-			if log.Enabled(r.Context(), slog.LevelInfo) {
-				log.LogAttrs(r.Context(), slog.LevelInfo, "access",
-					slog.String("remote", r.RemoteAddr),
-					slog.String("method", r.Method),
-					slog.String("uri", r.RequestURI),
-					slog.String("proto", r.Proto),
-					slog.Int("status", w.Status),
-					slog.Int64("bytes", w.Size),
-					slog.Duration("duration", elapsed),
-					slog.String("user_agent", r.UserAgent()),
-				)
-			}
+			m.Observe(r.Method, c.Path(), w.Status, elapsed, w.Size)
+			access.Log(&tier.AccessEntry{Request: r, Route: c.Path(), Status: w.Status, Bytes: w.Size, Duration: elapsed})
 			return nil
 		}
 	}
 }
 
-// serveRecovering runs next and turns a panic into an error (a 500 for
-// the client, a logged stack for the operator). http.ErrAbortHandler is
-// passed on: it is how a handler asks net/http to drop the connection.
+// serveRecovering runs next and turns a panic into the error to answer
+// with (see tier.Recovered).
 func serveRecovering(next echo.HandlerFunc, c echo.Context, log *slog.Logger) (err error) {
 	defer func() {
-		if p := recover(); p != nil {
-			if p == http.ErrAbortHandler {
-				panic(p)
-			}
-			log.ErrorContext(c.Request().Context(), "web: handler panic", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
-			err = fmt.Errorf("handler panic: %v", p)
+		if v := recover(); v != nil {
+			err = tier.Recovered(log, c.Request(), v)
 		}
 	}()
 	return next(c)

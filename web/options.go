@@ -5,6 +5,8 @@ import (
 	"log/slog"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/threetier/threetier/tier"
 )
 
 // An Option sets what Config cannot hold: file systems, loggers,
@@ -17,6 +19,7 @@ type options struct {
 	reg  prometheus.Registerer
 	// forwards are the routes handed to the app tier, in order.
 	forwards []forward
+	access   tier.AccessLogConfig
 }
 
 // WithFS serves fsys (an embed.FS, fstest.MapFS, ...) instead of
@@ -39,3 +42,8 @@ func buildOptions(opts []Option) options {
 	}
 	return o
 }
+
+// WithAccessLog chooses the access log's format and fields; without it
+// the server logs tier.DefaultAccessFields through its logger. Turning it
+// off leaves error logs alone.
+func WithAccessLog(cfg tier.AccessLogConfig) Option { return func(o *options) { o.access = cfg } }

@@ -62,14 +62,18 @@ func New(cfg Config, opts ...Option) (*Server, error) {
 		}
 	}
 
-	met, err := newServerMetrics(o.reg)
+	met, err := tier.NewHTTPMetrics(metricsSubsystem, o.reg)
 	if err != nil {
 		return nil, err
+	}
+	access, err := tier.NewAccessLog(o.access, o.log)
+	if err != nil {
+		return nil, fmt.Errorf("web: access log: %w", err)
 	}
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.handleError
-	e.Use(edge(cfg, tlsConfig != nil, met, o.log))
+	e.Use(edge(cfg, tlsConfig != nil, met, access, s.log))
 	e.GET("/healthz", echo.WrapHandler(s.health.LivenessHandler()))
 	e.GET("/readyz", echo.WrapHandler(s.health.ReadinessHandler()))
 	if reg, ok := o.reg.(*prometheus.Registry); ok && cfg.MetricsPath != "-" {
@@ -227,11 +231,5 @@ func (s *Server) handleError(err error, c echo.Context) {
 		s.log.ErrorContext(r.Context(), "web: handler error", "method", r.Method, "path", r.URL.Path, "err", err)
 		p = tier.NewProblem(http.StatusInternalServerError, "internal error")
 	}
-	if p.Instance == "" {
-		p.Instance = r.URL.EscapedPath()
-	}
-	if p.RequestID == "" {
-		p.RequestID = tier.RequestID(r.Context())
-	}
-	tier.WriteProblem(w, p)
+	tier.ServeProblem(w, r, p)
 }

@@ -345,7 +345,7 @@ func TestServerMetricsPath(t *testing.T) {
 			if r.status != tc.want {
 				t.Fatalf("GET %s: %d, want %d", tc.get, r.status, tc.want)
 			}
-			if tc.want == 200 && !strings.Contains(string(r.body), `threetier_web_requests_total{code="200",method="GET"}`) {
+			if tc.want == 200 && !strings.Contains(string(r.body), `threetier_web_requests_total{code="200",method="GET",route="/*"}`) {
 				t.Errorf("metrics page lacks the request counter:\n%s", r.body)
 			}
 		})

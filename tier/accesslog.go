@@ -1,0 +1,195 @@
+package tier
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+)
+
+// AccessLogFormat chooses how access lines are written.
+type AccessLogFormat string
+
+const (
+	// AccessLogLogger writes access lines through the tier's own logger,
+	// in its format and level; it is the default.
+	AccessLogLogger AccessLogFormat = ""
+	// AccessLogJSON writes JSON lines to AccessLogConfig.Output.
+	AccessLogJSON AccessLogFormat = "json"
+	// AccessLogText writes logfmt lines to AccessLogConfig.Output.
+	AccessLogText AccessLogFormat = "text"
+	// AccessLogOff writes no access lines; error logs are not affected.
+	AccessLogOff AccessLogFormat = "off"
+)
+
+// AccessFields is a set of the fields of an access line.
+type AccessFields uint16
+
+// The fields of an access line; each is logged under the name in
+// accessFieldNames. A field with no value (no route, no pool) is left out.
+const (
+	AccessRemote AccessFields = 1 << iota
+	AccessMethod
+	AccessHost
+	AccessURI
+	AccessPath
+	AccessRoute
+	AccessPool
+	AccessProto
+	AccessStatus
+	AccessBytes
+	AccessDuration
+	AccessUserAgent
+)
+
+// DefaultAccessFields are the fields logged unless others are chosen.
+const DefaultAccessFields = AccessRemote | AccessMethod | AccessURI | AccessRoute | AccessPool |
+	AccessStatus | AccessBytes | AccessDuration | AccessUserAgent
+
+var accessFieldNames = [...]string{"remote", "method", "host", "uri", "path", "route", "pool", "proto", "status", "bytes", "duration", "user_agent"}
+
+// ParseAccessFields reads a comma-separated list of field names, such as
+// "method,path,status,duration".
+func ParseAccessFields(s string) (AccessFields, error) {
+	var f AccessFields
+	for name := range strings.SplitSeq(s, ",") {
+		name = strings.TrimSpace(name)
+		i := indexOf(accessFieldNames[:], name)
+		if i < 0 {
+			return 0, fmt.Errorf("unknown access log field %q (known: %s)", name, strings.Join(accessFieldNames[:], ", "))
+		}
+		f |= 1 << i
+	}
+	return f, nil
+}
+
+func indexOf(names []string, name string) int {
+	for i, n := range names {
+		if n == name {
+			return i
+		}
+	}
+	return -1
+}
+
+// AccessLogConfig configures an AccessLog.
+type AccessLogConfig struct {
+	// Format is where and how lines go: the tier's logger (the default),
+	// JSON or text lines on Output, or off.
+	Format AccessLogFormat
+	// Fields are the fields of a line; DefaultAccessFields when zero.
+	Fields AccessFields
+	// Output receives JSON and text lines; os.Stderr when nil.
+	Output io.Writer
+}
+
+// AccessLog writes one line per answered request. Answers of 5xx log at
+// warn, quiet ones (probes, scrapes) at debug, the rest at info; the
+// request ID comes from the request's context. A nil *AccessLog logs
+// nothing.
+type AccessLog struct {
+	log    *slog.Logger
+	fields AccessFields
+}
+
+// NewAccessLog returns the access log cfg describes; log is the tier's
+// logger, used by AccessLogLogger. It returns nil for AccessLogOff.
+func NewAccessLog(cfg AccessLogConfig, log *slog.Logger) (*AccessLog, error) {
+	out := cfg.Output
+	if out == nil {
+		out = os.Stderr
+	}
+	switch cfg.Format {
+	case AccessLogOff:
+		return nil, nil
+	case AccessLogLogger:
+		log = LoggerOrDiscard(log)
+	case AccessLogJSON:
+		log = slog.New(RequestIDHandler(slog.NewJSONHandler(out, nil)))
+	case AccessLogText:
+		log = slog.New(RequestIDHandler(slog.NewTextHandler(out, nil)))
+	default:
+		return nil, &ConfigError{Var: "AccessLog.Format", Value: string(cfg.Format), Problem: "unknown access log format", Allowed: "json, text, off"}
+	}
+	fields := cfg.Fields
+	if fields == 0 {
+		fields = DefaultAccessFields
+	}
+	return &AccessLog{log: log, fields: fields}, nil
+}
+
+// AccessEntry describes one answered request.
+type AccessEntry struct {
+	Request *http.Request
+	// Remote is the client's address; Request.RemoteAddr when empty.
+	Remote string
+	// Route is the route pattern that matched, Pool the pool that served.
+	Route, Pool string
+	Status      int
+	Bytes       int64
+	Duration    time.Duration
+	// Quiet lowers the line to debug: probes and scrapes.
+	Quiet bool
+}
+
+// Log writes e's line, if its level is enabled.
+func (a *AccessLog) Log(e *AccessEntry) {
+	if a == nil {
+		return
+	}
+	level := slog.LevelInfo
+	switch {
+	case e.Status >= 500:
+		level = slog.LevelWarn
+	case e.Quiet:
+		level = slog.LevelDebug
+	}
+	r := e.Request
+	ctx := r.Context()
+	if !a.log.Enabled(ctx, level) {
+		return
+	}
+	var buf [len(accessFieldNames)]slog.Attr
+	attrs := buf[:0]
+	str := func(f AccessFields, v string) {
+		if a.fields&f != 0 && v != "" {
+			attrs = append(attrs, slog.String(accessFieldNames[bitIndex(f)], v))
+		}
+	}
+	remote := e.Remote
+	if remote == "" {
+		remote = r.RemoteAddr
+	}
+	str(AccessRemote, remote)
+	str(AccessMethod, r.Method)
+	str(AccessHost, r.Host)
+	str(AccessURI, r.RequestURI)
+	str(AccessPath, r.URL.Path)
+	str(AccessRoute, e.Route)
+	str(AccessPool, e.Pool)
+	str(AccessProto, r.Proto)
+	if a.fields&AccessStatus != 0 {
+		attrs = append(attrs, slog.Int("status", e.Status))
+	}
+	if a.fields&AccessBytes != 0 {
+		attrs = append(attrs, slog.Int64("bytes", e.Bytes))
+	}
+	if a.fields&AccessDuration != 0 {
+		attrs = append(attrs, slog.Duration("duration", e.Duration))
+	}
+	str(AccessUserAgent, r.UserAgent())
+	a.log.LogAttrs(ctx, level, "access", attrs...)
+}
+
+// bitIndex is the position of f's one bit.
+func bitIndex(f AccessFields) int {
+	i := 0
+	for f > 1 {
+		f >>= 1
+		i++
+	}
+	return i
+}

@@ -1,0 +1,145 @@
+package tier_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/threetier/threetier/tier"
+)
+
+func TestAcceptRequestID(t *testing.T) {
+	h := http.Header{tier.HeaderRequestID: {"caller-1"}}
+	if got := tier.AcceptRequestID(h, nil); got[0] != "caller-1" {
+		t.Fatalf("valid ID replaced by %q", got[0])
+	}
+	for _, bad := range [][]string{{"has space"}, {"a", "b"}, {strings.Repeat("x", 129)}, nil} {
+		got := tier.AcceptRequestID(http.Header{tier.HeaderRequestID: bad}, nil)
+		if len(got[0]) != 32 || !tier.ValidRequestID(got[0]) {
+			t.Fatalf("%q: got %q, want a fresh ID", bad, got[0])
+		}
+	}
+	if got := tier.AcceptRequestID(http.Header{}, func() string { return "made" }); got[0] != "made" {
+		t.Fatalf("generator not used: %q", got[0])
+	}
+	ctx := tier.WithRequestID(t.Context(), "abc")
+	if tier.RequestID(ctx) != "abc" || tier.RequestID(t.Context()) != "" {
+		t.Fatal("request ID not carried by the context")
+	}
+}
+
+func TestRecovered(t *testing.T) {
+	var logs bytes.Buffer
+	log := slog.New(slog.NewJSONHandler(&logs, nil))
+	r := httptest.NewRequest(http.MethodGet, "/a%20b", nil)
+	err := tier.Recovered(log, r, "boom")
+	w := httptest.NewRecorder()
+	var p *tier.Problem
+	if !errors.As(err, &p) || p.Status != http.StatusInternalServerError {
+		t.Fatalf("%v: want a 500 problem", err)
+	}
+	tier.ServeProblem(w, r, p)
+	if w.Code != 500 || w.Header().Get("Content-Type") != tier.ContentTypeProblem || !strings.Contains(w.Body.String(), `"instance":"/a%20b"`) {
+		t.Fatalf("%d %q %s", w.Code, w.Header().Get("Content-Type"), w.Body)
+	}
+	if !strings.Contains(logs.String(), `"panic":"boom"`) || !strings.Contains(logs.String(), `"stack":"goroutine`) {
+		t.Fatalf("panic not logged with its stack: %s", logs.String())
+	}
+	defer func() {
+		if v := recover(); v != http.ErrAbortHandler {
+			t.Fatalf("recovered %v, want http.ErrAbortHandler passed on", v)
+		}
+	}()
+	_ = tier.Recovered(log, r, http.ErrAbortHandler)
+}
+
+func TestAccessLog(t *testing.T) {
+	r := httptest.NewRequest(http.MethodGet, "/items/7?x=1", nil)
+	r = r.WithContext(tier.WithRequestID(r.Context(), "rid"))
+	entry := &tier.AccessEntry{Request: r, Route: "/items/:id", Status: 200, Bytes: 5, Duration: time.Millisecond}
+
+	var out bytes.Buffer
+	al, err := tier.NewAccessLog(tier.AccessLogConfig{Format: tier.AccessLogJSON, Output: &out}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	al.Log(entry)
+	var line map[string]any
+	if err := json.Unmarshal(out.Bytes(), &line); err != nil {
+		t.Fatalf("%v: %s", err, out.String())
+	}
+	if line["msg"] != "access" || line["uri"] != "/items/7?x=1" || line["route"] != "/items/:id" || line["status"] != float64(200) || line["request_id"] != "rid" {
+		t.Fatalf("JSON line %v", line)
+	}
+
+	out.Reset()
+	fields, err := tier.ParseAccessFields("method, path,status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	al, _ = tier.NewAccessLog(tier.AccessLogConfig{Format: tier.AccessLogText, Output: &out, Fields: fields}, nil)
+	al.Log(entry)
+	if s := out.String(); !strings.Contains(s, "method=GET path=/items/7 status=200 request_id=rid") || strings.Contains(s, "route=") {
+		t.Fatalf("text line with chosen fields: %s", s)
+	}
+	if _, err := tier.ParseAccessFields("method,nope"); err == nil {
+		t.Fatal("unknown field accepted")
+	}
+	if _, err := tier.NewAccessLog(tier.AccessLogConfig{Format: "xml"}, nil); err == nil {
+		t.Fatal("unknown format accepted")
+	}
+
+	// Off: no access lines, and the logger still takes errors.
+	var logs bytes.Buffer
+	log := slog.New(slog.NewJSONHandler(&logs, nil))
+	al, err = tier.NewAccessLog(tier.AccessLogConfig{Format: tier.AccessLogOff}, log)
+	if err != nil || al != nil {
+		t.Fatalf("off: %v, %v", al, err)
+	}
+	al.Log(entry)
+	_ = tier.Recovered(log, r, "boom")
+	if s := logs.String(); strings.Contains(s, `"msg":"access"`) || !strings.Contains(s, "panic serving request") {
+		t.Fatalf("off: %s", s)
+	}
+}
+
+func TestHTTPMetrics(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m, err := tier.NewHTTPMetrics("app", reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		m.Begin()
+		m.Observe(http.MethodGet, "/items/:id", 200, time.Millisecond, 10)
+		m.End()
+	}
+	m.Observe("BREW", "", 404, time.Millisecond, 0)
+	want := `
+# HELP threetier_app_requests_total Requests answered, by method, route and status code.
+# TYPE threetier_app_requests_total counter
+threetier_app_requests_total{code="200",method="GET",route="/items/:id"} 3
+threetier_app_requests_total{code="404",method="OTHER",route="unmatched"} 1
+# HELP threetier_app_response_bytes_total Response body bytes sent.
+# TYPE threetier_app_response_bytes_total counter
+threetier_app_response_bytes_total 30
+# HELP threetier_app_requests_in_flight Requests being answered.
+# TYPE threetier_app_requests_in_flight gauge
+threetier_app_requests_in_flight 0
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "threetier_app_requests_total", "threetier_app_response_bytes_total", "threetier_app_requests_in_flight"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tier.NewHTTPMetrics("app", reg); err != nil {
+		t.Fatalf("a second server on the registry: %v", err)
+	}
+}

@@ -1,0 +1,41 @@
+package tier
+
+import (
+	"fmt"
+	"log/slog"
+	"net/http"
+	"runtime"
+)
+
+// panicStackSize bounds the stack logged with a panic.
+const panicStackSize = 8 << 10
+
+// PanicError is what a recovered panic becomes: a 500 for the client, the
+// value for the log.
+type PanicError struct {
+	Value any
+}
+
+func (e *PanicError) Error() string { return fmt.Sprintf("panic: %v", e.Value) }
+
+// Unwrap makes the panic a 500 problem wherever errors become problems.
+func (e *PanicError) Unwrap() error { return NewProblem(http.StatusInternalServerError, "") }
+
+// Recovered handles v, a value recovered from a panic while serving r: it
+// logs it with the goroutine's stack and returns the error to answer with.
+// http.ErrAbortHandler is panicked again: it is how a handler asks
+// net/http to drop the connection. Call it from the deferred function that
+// calls recover.
+func Recovered(log *slog.Logger, r *http.Request, v any) error {
+	if v == http.ErrAbortHandler {
+		panic(v)
+	}
+	stack := make([]byte, panicStackSize)
+	stack = stack[:runtime.Stack(stack, false)]
+	log.LogAttrs(r.Context(), slog.LevelError, "panic serving request",
+		slog.String("method", r.Method),
+		slog.String("path", r.URL.Path),
+		slog.String("panic", fmt.Sprint(v)),
+		slog.String("stack", string(stack)))
+	return &PanicError{Value: v}
+}

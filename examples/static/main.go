@@ -152,8 +152,9 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- stri
 	if cfg.MetricsPath != "-" {
 		opts = append(opts, web.WithRegistry(tier.NewRegistry()))
 	}
-	if *accessLog {
-		opts = append(opts, web.WithLogger(log))
+	opts = append(opts, web.WithLogger(log))
+	if !*accessLog { // access lines off; warnings and errors still logged
+		opts = append(opts, web.WithAccessLog(tier.AccessLogConfig{Format: tier.AccessLogOff}))
 	}
 	var tiers []tier.Tier
 	for _, rt := range routes {

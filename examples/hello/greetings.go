@@ -44,12 +44,11 @@ type greetings struct {
 // newAPI builds one app-tier instance on a loopback port of its own.
 func newAPI(db *data.DB, instance string, log *slog.Logger) (*app.Server, error) {
 	api, err := app.New(app.Config{Addr: "127.0.0.1:0"},
-		app.WithLogger(log.With("instance", instance)),
-		app.WithProblems(data.ProblemOrNil))
+		app.WithLogger(log.With("instance", instance)))
 	if err != nil {
 		return nil, err
 	}
-	guard, err := api.Guards().Add("db", app.DefaultGuardConfig(), app.WithIsFailure(data.IsFailure))
+	guard, err := api.Guards().Add("db", app.DefaultGuardConfig())
 	if err != nil {
 		return nil, err
 	}
@@ -87,7 +86,7 @@ func (g *greetings) list(c echo.Context) error {
 }
 
 // get answers GET /api/greetings/:id; a missing greeting is a 404 problem
-// (data.ErrNotFound, mapped by data.ProblemOrNil).
+// (data.ErrNotFound answers 404 itself).
 func (g *greetings) get(c echo.Context) error {
 	id, err := strconv.ParseUint(c.Param("id"), 10, 64)
 	if err != nil {

@@ -73,9 +73,8 @@ type GuardOption func(*Guard)
 // guard's timeout are decided before it); returning false means the
 // dependency did its job (a "not found", a constraint violation) and the
 // error goes back to the caller without tripping the breaker, retrying or
-// falling back.
-// The data tier's classification plugs in here:
-// app.WithIsFailure(data.IsFailure). The default is DefaultIsFailure.
+// falling back. The default, DefaultIsFailure, already follows errors
+// that judge themselves (the data tier's): set f for errors that do not.
 func WithIsFailure(f func(error) bool) GuardOption {
 	return func(g *Guard) {
 		if f != nil {
@@ -93,19 +92,20 @@ func WithStateChange(f func(guard string, from, to gobreaker.State)) GuardOption
 
 // DefaultIsFailure counts every error against the dependency except the
 // caller's cancellation and errors that describe a bad request rather than
-// a broken dependency: a *ValidationError, or a *tier.Problem,
-// *echo.HTTPError or *StatusError with a status below 500.
+// a broken dependency. An error that judges itself (a tier.DependencyError:
+// the data tier's errors, a *tier.Problem below 500) is taken at its word;
+// a *ValidationError, or an *echo.HTTPError or *StatusError with a status
+// below 500, is not a failure.
 func DefaultIsFailure(err error) bool {
 	if err == nil || errors.Is(err, context.Canceled) {
 		return false
 	}
+	if failure, known := tier.DependencyFailureOf(err); known {
+		return failure
+	}
 	var ve *ValidationError
 	if errors.As(err, &ve) {
 		return false
-	}
-	var p *tier.Problem
-	if errors.As(err, &p) {
-		return p.Status >= 500
 	}
 	var he *echo.HTTPError
 	if errors.As(err, &he) {

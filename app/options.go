@@ -53,9 +53,10 @@ func WithGuards(g *Guards) Option { return func(o *options) { o.guards = g } }
 // server uses NewValidator().
 func WithValidator(v *Validator) Option { return func(o *options) { o.validator = v } }
 
-// WithProblems lets the caller map its own errors to problems (a "not
-// found" from the data tier to 404, say). f is asked first; when it
-// returns nil, ProblemFor decides.
+// WithProblems lets the caller map errors it cannot make describe
+// themselves (a library's, say) to problems; errors that are a
+// tier.ProblemError, the data tier's included, need nothing. f is asked
+// first; when it returns nil, ProblemFor decides.
 func WithProblems(f func(error) *tier.Problem) Option { return func(o *options) { o.problems = f } }
 
 // WithAccessLog chooses the access log's format and fields; without it

@@ -17,10 +17,14 @@ import (
 // when the client went away before the answer: nginx's 499.
 const StatusClientClosedRequest = 499
 
-// ProblemFor maps an error to the problem the client gets. This is the one
-// place where errors become HTTP statuses:
+// ProblemFor maps an error to the problem the client gets, for the errors
+// that do not choose their own status elsewhere (a handler can write any
+// response itself):
 //
-//   - a *tier.Problem is sent as it is;
+//   - an error that describes its answer (a tier.ProblemError: a
+//     *tier.Problem, the data tier's errors) gets that answer, wrapped or
+//     not: 404 for a missing row, 409 for a duplicate, 503 with
+//     Retry-After for an unreachable database;
 //   - a *ValidationError is 422 with one entry per field;
 //   - a *GuardError is 503 with Retry-After for a rejection (open breaker,
 //     full bulkhead, spent retry budget) and 504 for a dependency timeout;
@@ -30,8 +34,10 @@ const StatusClientClosedRequest = 499
 //   - anything else is 500, without the error's text, which only the log
 //     gets.
 func ProblemFor(err error) *tier.Problem {
+	if p := tier.ProblemOf(err); p != nil {
+		return p
+	}
 	var (
-		p  *tier.Problem
 		ve *ValidationError
 		vs validator.ValidationErrors
 		ge *GuardError
@@ -40,9 +46,6 @@ func ProblemFor(err error) *tier.Problem {
 		mb *http.MaxBytesError
 	)
 	switch {
-	case errors.As(err, &p):
-		cp := *p
-		return &cp
 	case errors.As(err, &ve):
 		return invalidFields(ve.Fields)
 	case errors.As(err, &vs):

@@ -8,8 +8,10 @@
 // transactions that rerun on serialization failures and deadlocks (Tx);
 // versioned SQL migrations applied once across instances (Migrate); bulk
 // inserts over PostgreSQL COPY (BulkInsert); errors classified into a few
-// sentinels the app tier maps to HTTP statuses and to circuit-breaker
-// failures (Classify, StatusOf, IsFailure); pool metrics for Prometheus. A
+// sentinels that carry their HTTP problem and whether they are a failure
+// of the database (tier.ProblemError, tier.DependencyError), so that the
+// app tier answers them and its breakers judge them by themselves
+// (Classify, IsFailure); pool metrics for Prometheus. A
 // *DB is a tier.Tier and a tier.Checker.
 //
 // Get and Insert are typed shortcuts for the two commonest statements, a

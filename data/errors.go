@@ -22,23 +22,57 @@ import (
 // The classes every database error falls into. Errors returned by this
 // package and by its *gorm.DB match one of them with errors.Is, and still
 // match the driver's or GORM's own error (gorm.ErrRecordNotFound, a
-// *pgconn.PgError) underneath.
+// *pgconn.PgError) underneath. Each class is a tier.ProblemError and a
+// tier.DependencyError, and so is every *Error of it: the app tier answers
+// them and its guards judge them with no adapter.
 var (
 	// ErrNotFound: the row does not exist (HTTP 404).
-	ErrNotFound = errors.New("data: not found")
+	ErrNotFound error = &class{"data: not found", http.StatusNotFound, false, false}
 	// ErrDuplicate: a unique or primary key constraint refused the write (409).
-	ErrDuplicate = errors.New("data: duplicate")
+	ErrDuplicate error = &class{"data: duplicate", http.StatusConflict, false, false}
 	// ErrViolation: a foreign key, check or not-null constraint, or a value
 	// the column cannot hold (too long, wrong type, out of range) (422).
-	ErrViolation = errors.New("data: constraint violation")
+	ErrViolation error = &class{"data: constraint violation", http.StatusUnprocessableEntity, false, false}
 	// ErrRetryable: a serialization failure, deadlock or lock contention that
-	// Tx retried until it gave up; the caller may try again later (503).
-	ErrRetryable = errors.New("data: conflict with concurrent transactions")
-	// ErrTimeout: the statement, lock wait or caller's deadline ran out (504).
-	ErrTimeout = errors.New("data: timed out")
-	// ErrUnavailable: the database cannot be reached or refuses work (503).
-	ErrUnavailable = errors.New("data: database unavailable")
+	// Tx retried until it gave up; the caller may try again later (503 with
+	// Retry-After). The database works: it is no failure of it.
+	ErrRetryable error = &class{"data: conflict with concurrent transactions", http.StatusServiceUnavailable, false, true}
+	// ErrTimeout: the statement, lock wait or caller's deadline ran out
+	// (504); a failure of the database.
+	ErrTimeout error = &class{"data: timed out", http.StatusGatewayTimeout, true, false}
+	// ErrUnavailable: the database cannot be reached or refuses work (503
+	// with Retry-After); a failure of the database.
+	ErrUnavailable error = &class{"data: database unavailable", http.StatusServiceUnavailable, true, true}
 )
+
+// retryAfter is the Retry-After suggested for transient errors.
+const retryAfter = time.Second
+
+// A class is one of the sentinels above: what the client is told, and
+// whether it counts against the database.
+type class struct {
+	msg       string
+	status    int
+	failure   bool // the database itself is failing
+	transient bool // trying again later may succeed: send Retry-After
+}
+
+func (c *class) Error() string { return c.msg }
+
+// Problem is the answer for the class. The detail names the class only:
+// driver messages can quote table names and values, which clients should
+// not see.
+func (c *class) Problem() *tier.Problem {
+	p := tier.NewProblem(c.status, c.msg)
+	if c.transient {
+		p.RetryAfter = retryAfter
+	}
+	return p
+}
+
+// DependencyFailure is true for the classes that mean the database is
+// failing (unavailable, timing out): what a circuit breaker should count.
+func (c *class) DependencyFailure() bool { return c.failure }
 
 var sentinels = []error{ErrNotFound, ErrDuplicate, ErrViolation, ErrRetryable, ErrTimeout, ErrUnavailable}
 
@@ -60,6 +94,24 @@ func (e *Error) Error() string {
 func (e *Error) Is(target error) bool { return target == e.Kind }
 
 func (e *Error) Unwrap() error { return e.Err }
+
+var (
+	_ tier.ProblemError    = (*Error)(nil)
+	_ tier.DependencyError = (*Error)(nil)
+)
+
+// Problem is the answer for the error's class, or nil when Kind is not
+// one of this package's classes.
+func (e *Error) Problem() *tier.Problem {
+	if c, ok := e.Kind.(*class); ok {
+		return c.Problem()
+	}
+	return nil
+}
+
+// DependencyFailure reports whether the error's class means the database
+// is failing; see IsFailure.
+func (e *Error) DependencyFailure() bool { return IsFailure(e) }
 
 // Classify wraps err in an *Error whose Kind says what went wrong, or
 // returns err unchanged when it is nil, already classified, or unknown (a
@@ -105,66 +157,12 @@ func (e *canceledError) Unwrap() []error { return []error{context.Canceled, e.er
 // IsFailure reports whether err means the database itself is failing
 // (unavailable or timing out): what a circuit breaker in front of the data
 // tier should count. Not-found, duplicates, violations, contention and the
-// caller's own cancellation are answers, not failures.
+// caller's own cancellation are answers, not failures. Errors of this
+// package say so themselves (tier.DependencyError); IsFailure also judges
+// a driver's error that did not come through it (from SQL(), say).
 func IsFailure(err error) bool {
-	k := kindOf(err)
-	return k == ErrUnavailable || k == ErrTimeout
-}
-
-// StatusOf maps err to the HTTP status the edge should answer with: 404,
-// 409, 422, 503 (retryable, unavailable), 504, 499 for a caller that went
-// away, 200 for nil, and 500 for anything unclassified.
-func StatusOf(err error) int {
-	if err == nil {
-		return http.StatusOK
-	}
-	switch kindOf(err) {
-	case ErrNotFound:
-		return http.StatusNotFound
-	case ErrDuplicate:
-		return http.StatusConflict
-	case ErrViolation:
-		return http.StatusUnprocessableEntity
-	case ErrRetryable, ErrUnavailable:
-		return http.StatusServiceUnavailable
-	case ErrTimeout:
-		return http.StatusGatewayTimeout
-	}
-	if errors.Is(err, context.Canceled) {
-		return 499 // client closed request, as nginx logs it
-	}
-	return http.StatusInternalServerError
-}
-
-// retryAfter is the Retry-After suggested for transient errors.
-const retryAfter = time.Second
-
-// Problem turns err into the RFC 9457 problem the edge sends. The detail
-// names the class only: driver messages can quote table names and values,
-// which clients should not see.
-func Problem(err error) *tier.Problem {
-	status := StatusOf(err)
-	p := tier.NewProblem(status, "")
-	if p.Title == "" {
-		p.Title = "Client Closed Request" // 499 has no standard text
-	}
-	if k := kindOf(err); k != nil {
-		p.Detail = k.Error()
-	}
-	if k := kindOf(err); k == ErrRetryable || k == ErrUnavailable {
-		p.RetryAfter = retryAfter
-	}
-	return p
-}
-
-// ProblemOrNil is Problem for the errors the data tier classified, and nil
-// for any other, so that it plugs into app.WithProblems and leaves the rest
-// to the app tier.
-func ProblemOrNil(err error) *tier.Problem {
-	if StatusOf(err) == http.StatusInternalServerError {
-		return nil
-	}
-	return Problem(err)
+	c, ok := kindOf(err).(*class)
+	return ok && c.failure
 }
 
 // kindOf returns the sentinel err belongs to, or nil.

@@ -19,6 +19,7 @@ import (
 	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/threetier/threetier/internal/wait"
+	"github.com/threetier/threetier/tier"
 )
 
 // Bad input (oversized values, wrong types, broken references, injection
@@ -103,7 +104,7 @@ func TestBadInputIsClassifiedAndChangesNothing(t *testing.T) {
 			if !errors.Is(err, c.want) {
 				t.Errorf("%s: got %v, want %v", c.name, err, c.want)
 			}
-			if s := StatusOf(err); s != c.status {
+			if s := statusOf(err); s != c.status {
 				t.Errorf("%s: status %d, want %d", c.name, s, c.status)
 			}
 			if IsFailure(err) {
@@ -139,13 +140,13 @@ func TestClassification(t *testing.T) {
 		status  int
 		failure bool
 	}{
-		{nil, 200, false},
+		{nil, 0, false},
 		{gorm.ErrRecordNotFound, 404, false},
 		{gorm.ErrDuplicatedKey, 409, false},
 		{gorm.ErrForeignKeyViolated, 422, false},
 		{context.DeadlineExceeded, 504, true},
-		{context.Canceled, 499, false},
-		{errors.New("syntax error"), 500, false},
+		{context.Canceled, 0, false},           // the app tier's to answer (499)
+		{errors.New("syntax error"), 0, false}, // a bug: the app tier answers 500
 		{&Error{Kind: ErrUnavailable, Err: errors.New("refused")}, 503, true},
 		{&Error{Kind: ErrRetryable}, 503, false},
 		// Drivers' untyped messages count wherever they sit in the chain.
@@ -153,8 +154,8 @@ func TestClassification(t *testing.T) {
 		{fmt.Errorf("create: %w", errors.New("failed to encode args[0]: out of range")), 422, false},
 	}
 	for _, c := range cases {
-		if s := StatusOf(c.err); s != c.status {
-			t.Errorf("StatusOf(%v) = %d, want %d", c.err, s, c.status)
+		if s := statusOf(c.err); s != c.status {
+			t.Errorf("status of %v = %d, want %d", c.err, s, c.status)
 		}
 		if f := IsFailure(c.err); f != c.failure {
 			t.Errorf("IsFailure(%v) = %v, want %v", c.err, f, c.failure)
@@ -174,16 +175,23 @@ func TestClassification(t *testing.T) {
 	// PostgreSQL's report of a statement the caller cancelled.
 	cancelled, cancel := context.WithCancel(context.Background())
 	cancel()
-	if err := classifyIn(cancelled, &pgconn.PgError{Code: "57014"}); StatusOf(err) != 499 || IsFailure(err) || !errors.As(err, new(*pgconn.PgError)) {
-		t.Errorf("57014 after the caller cancelled: %v, status %d", err, StatusOf(err))
+	if err := classifyIn(cancelled, &pgconn.PgError{Code: "57014"}); !errors.Is(err, context.Canceled) || statusOf(err) != 0 || IsFailure(err) || !errors.As(err, new(*pgconn.PgError)) {
+		t.Errorf("57014 after the caller cancelled: %v, status %d", err, statusOf(err))
 	}
-	if p := Problem(context.Canceled); p.Status != 499 || p.Title == "" {
-		t.Errorf("problem for a cancelled call: %+v", p)
-	}
-	p := Problem(&Error{Kind: ErrUnavailable, Err: errors.New("dial tcp 10.0.0.1: secret detail")})
+	p := tier.ProblemOf(&Error{Kind: ErrUnavailable, Err: errors.New("dial tcp 10.0.0.1: secret detail")})
 	if p.Status != 503 || p.RetryAfter <= 0 || strings.Contains(p.Detail, "secret") {
 		t.Errorf("problem %+v", p)
 	}
+}
+
+// statusOf is the status of the problem err describes once classified, or
+// 0 when it describes none (a bug, the caller's cancellation: the app tier
+// decides those).
+func statusOf(err error) int {
+	if p := tier.ProblemOf(Classify(err)); p != nil {
+		return p.Status
+	}
+	return 0
 }
 
 // A statement the caller cancels is the caller's doing: not a timeout, not
@@ -227,26 +235,17 @@ func TestCallerCancellationIsNotATimeout(t *testing.T) {
 
 		ctx, cancel := context.WithCancel(bg)
 		err := run(ctx, cancel)
-		if err == nil || errors.Is(err, ErrTimeout) || IsFailure(err) || StatusOf(err) != 499 {
-			t.Errorf("cancelled: %v (status %d, failure %v); want 499 and no failure", err, StatusOf(err), IsFailure(err))
+		if !errors.Is(err, context.Canceled) || errors.Is(err, ErrTimeout) || IsFailure(err) || statusOf(err) != 0 {
+			t.Errorf("cancelled: %v (status %d, failure %v); want the cancellation and no failure", err, statusOf(err), IsFailure(err))
 		}
 
 		ctx, cancel = context.WithTimeout(bg, 50*time.Millisecond)
 		defer cancel()
 		err = run(ctx, func() { <-ctx.Done() })
-		if !errors.Is(err, ErrTimeout) || !IsFailure(err) || StatusOf(err) != 504 {
-			t.Errorf("deadline: %v (status %d, failure %v); want ErrTimeout", err, StatusOf(err), IsFailure(err))
+		if !errors.Is(err, ErrTimeout) || !IsFailure(err) || statusOf(err) != 504 {
+			t.Errorf("deadline: %v (status %d, failure %v); want ErrTimeout", err, statusOf(err), IsFailure(err))
 		}
 	})
-}
-
-func TestProblemOrNil(t *testing.T) {
-	if p := ProblemOrNil(errors.New("a bug in the handler")); p != nil {
-		t.Fatalf("unclassified error mapped to %+v, want nil", p)
-	}
-	if p := ProblemOrNil(&Error{Kind: ErrNotFound, Err: errors.New("no rows")}); p == nil || p.Status != 404 {
-		t.Fatalf("not found mapped to %+v, want 404", p)
-	}
 }
 
 // The errors the first attempts meet when PostgreSQL restarts or stops
@@ -264,8 +263,8 @@ func TestOutageErrorsAreRetryableFailures(t *testing.T) {
 		fmt.Errorf("failed to receive message: %w", io.ErrUnexpectedEOF),
 		driver.ErrBadConn,
 	} {
-		if !IsFailure(err) || !errors.Is(Classify(err), ErrUnavailable) || StatusOf(err) != http.StatusServiceUnavailable {
-			t.Errorf("%v: failure %v, status %d; want an unavailable failure (503)", err, IsFailure(err), StatusOf(err))
+		if !IsFailure(err) || !errors.Is(Classify(err), ErrUnavailable) || statusOf(err) != http.StatusServiceUnavailable {
+			t.Errorf("%v: failure %v, status %d; want an unavailable failure (503)", err, IsFailure(err), statusOf(err))
 		}
 	}
 }

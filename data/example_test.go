@@ -12,6 +12,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/threetier/threetier/data"
+	"github.com/threetier/threetier/tier"
 )
 
 // Migrations live beside the code, one directory per dialect.
@@ -50,11 +51,11 @@ func ExampleOpen() {
 	g := db.WithContext(ctx)
 	g.Create(&Product{Name: "widget", Stock: 3})
 	err = g.Create(&Product{Name: "widget", Stock: 1}).Error
-	fmt.Println(errors.Is(err, data.ErrDuplicate), data.StatusOf(err), data.IsFailure(err))
+	fmt.Println(errors.Is(err, data.ErrDuplicate), tier.ProblemOf(err).Status, data.IsFailure(err))
 
 	var p Product
 	err = g.First(&p, 42).Error
-	fmt.Println(errors.Is(err, data.ErrNotFound), data.StatusOf(err))
+	fmt.Println(errors.Is(err, data.ErrNotFound), tier.ProblemOf(err).Status)
 	// Output:
 	// true 409 false
 	// true 404
@@ -116,24 +117,29 @@ func ExampleGet() {
 	fmt.Println(got.Name, got.Stock, err)
 
 	_, err = data.Get[Product](ctx, db, 42)
-	fmt.Println(data.StatusOf(err))
+	fmt.Println(tier.ProblemOf(err).Status)
 	// Output:
 	// widget 3 <nil>
 	// 404
 }
 
-// The edge turns a data error into an HTTP status, or a whole problem+json
-// body; the app tier's breaker counts only IsFailure errors.
-func ExampleStatusOf() {
-	for _, err := range []error{data.ErrNotFound, data.ErrDuplicate, data.ErrViolation, data.ErrTimeout, data.ErrUnavailable} {
-		fmt.Println(data.StatusOf(err), data.IsFailure(err), data.Problem(err).Title)
+// Every data error carries the problem+json answer the app tier sends
+// for it, and whether the app tier's breakers and retries count it as a
+// failure of the database, wrapped or not.
+func Example_errorsDescribeThemselves() {
+	for _, kind := range []error{data.ErrNotFound, data.ErrDuplicate, data.ErrViolation, data.ErrRetryable, data.ErrTimeout, data.ErrUnavailable} {
+		err := fmt.Errorf("load order: %w", kind)
+		p := tier.ProblemOf(err)
+		failure, _ := tier.DependencyFailureOf(err)
+		fmt.Println(p.Status, p.Title, p.RetryAfter, failure)
 	}
 	// Output:
-	// 404 false Not Found
-	// 409 false Conflict
-	// 422 false Unprocessable Entity
-	// 504 true Gateway Timeout
-	// 503 true Service Unavailable
+	// 404 Not Found 0s false
+	// 409 Conflict 0s false
+	// 422 Unprocessable Entity 0s false
+	// 503 Service Unavailable 1s false
+	// 504 Gateway Timeout 0s true
+	// 503 Service Unavailable 1s true
 }
 
 // migratedShop opens the shop database of the examples in a temporary

@@ -141,7 +141,9 @@ func (e *echoFinal) WriteHeader(code int) {
 func (e *echoFinal) Unwrap() http.ResponseWriter { return e.resp.Writer }
 
 // WithForward has the Server hand requests under cfg.Prefix to pool (see
-// NewForwarder). Forwarded routes take precedence over files.
+// NewForwarder). Forwarded routes take precedence over files. The pool is
+// one of the Server's readiness checks, under its name: a web tier with no
+// app server to forward to is not ready.
 func WithForward(pool *balancer.Pool, cfg ForwardConfig) Option {
 	return func(o *options) { o.forwards = append(o.forwards, forward{pool, cfg}) }
 }

@@ -89,6 +89,9 @@ func New(cfg Config, opts ...Option) (*Server, error) {
 		h := fw.echoHandler
 		e.Any(f.cfg.Prefix+"*", h)
 		e.Any(strings.TrimSuffix(f.cfg.Prefix, "/"), h)
+		// The tier is ready only while it can forward: /readyz lists the
+		// pool under its name.
+		s.health.Register(f.pool.Name(), f.pool)
 	}
 	if cfg.Files.Root != "" || o.fsys != nil {
 		if s.files, err = NewFiles(cfg.Files, opts...); err != nil {

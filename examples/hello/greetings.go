@@ -2,12 +2,14 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strconv"
 	"time"
 
 	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/threetier/threetier/app"
 	"github.com/threetier/threetier/data"
@@ -41,15 +43,30 @@ type greetings struct {
 	instance string
 }
 
-// newAPI builds one app-tier instance on a loopback port of its own.
-func newAPI(db *data.DB, instance string, log *slog.Logger) (*app.Server, error) {
-	api, err := app.New(app.Config{Addr: "127.0.0.1:0"},
-		app.WithLogger(log.With("instance", instance)),
-		app.WithProblems(data.ProblemOrNil))
+// newAPIs builds cfg.apps identical app-tier instances, app-1 to app-n.
+// Each is ready while the database answers, and its metrics carry its
+// name (server="app-1").
+func newAPIs(cfg config, db *data.DB, log *slog.Logger, reg prometheus.Registerer) ([]*app.Server, error) {
+	apps := make([]*app.Server, cfg.apps)
+	for i := range apps {
+		name := fmt.Sprintf("app-%d", i+1)
+		api, err := newAPI(cfg, db, name, log.With("instance", name), prometheus.WrapRegistererWith(prometheus.Labels{"server": name}, reg))
+		if err != nil {
+			return nil, err
+		}
+		apps[i] = api
+	}
+	return apps, nil
+}
+
+// newAPI builds one app-tier instance, with its guard on the database.
+func newAPI(cfg config, db *data.DB, instance string, log *slog.Logger, reg prometheus.Registerer) (*app.Server, error) {
+	api, err := app.New(cfg.app, app.WithLogger(log), app.WithMetrics(reg))
 	if err != nil {
 		return nil, err
 	}
-	guard, err := api.Guards().Add("db", app.DefaultGuardConfig(), app.WithIsFailure(data.IsFailure))
+	api.Health().Register("data", db)
+	guard, err := api.Guards().Add("db", cfg.guard)
 	if err != nil {
 		return nil, err
 	}
@@ -66,7 +83,7 @@ func (g *greetings) hello(c echo.Context) error {
 	n, err := app.Do(c.Request().Context(), g.guard, func(ctx context.Context) (int64, error) {
 		var n int64
 		err := g.db.WithContext(ctx).Model(&Greeting{}).Count(&n).Error
-		return n, data.Classify(err)
+		return n, err
 	})
 	if err != nil {
 		return err
@@ -78,7 +95,7 @@ func (g *greetings) list(c echo.Context) error {
 	list, err := app.Do(c.Request().Context(), g.guard, func(ctx context.Context) ([]Greeting, error) {
 		list := []Greeting{}
 		err := g.db.WithContext(ctx).Order("id DESC").Limit(20).Find(&list).Error
-		return list, data.Classify(err)
+		return list, err
 	})
 	if err != nil {
 		return err
@@ -87,7 +104,7 @@ func (g *greetings) list(c echo.Context) error {
 }
 
 // get answers GET /api/greetings/:id; a missing greeting is a 404 problem
-// (data.ErrNotFound, mapped by data.ProblemOrNil).
+// (data.ErrNotFound answers 404 itself).
 func (g *greetings) get(c echo.Context) error {
 	id, err := strconv.ParseUint(c.Param("id"), 10, 64)
 	if err != nil {

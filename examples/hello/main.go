@@ -16,10 +16,9 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"os"
 	"time"
-
-	"github.com/labstack/echo/v4"
 
 	"github.com/threetier/threetier/app"
 	"github.com/threetier/threetier/balancer"
@@ -30,6 +29,11 @@ import (
 
 //go:embed public
 var public embed.FS
+
+//go:embed migrations
+var migrations embed.FS
+
+const stopTimeout = 10 * time.Second
 
 func main() {
 	ctx, stop := tier.SignalContext(context.Background())
@@ -43,116 +47,58 @@ func main() {
 	}
 }
 
-// flags are the command line; everything else comes from THREETIER_*
-// variables (see the README).
-type flags struct {
-	listen string // the web tier, the service's front
-	apps   int    // app-tier instances, each on its own loopback port
-	db     string // the SQLite file when no PostgreSQL DSN is set
-}
-
-func parseFlags(args []string, stderr io.Writer) (flags, error) {
-	var f flags
-	fl := flag.NewFlagSet("hello", flag.ContinueOnError)
-	fl.SetOutput(stderr)
-	fl.StringVar(&f.listen, "listen", web.DefaultListen, "address the web tier serves on")
-	fl.IntVar(&f.apps, "apps", 2, "number of app-tier instances behind the balancer")
-	fl.StringVar(&f.db, "db", "hello.db", "SQLite file of the embedded database (ignored with THREETIER_DATA_DSN)")
-	if err := fl.Parse(args); err != nil {
-		return f, err
-	}
-	if f.apps < 1 || f.apps > 64 {
-		return f, fmt.Errorf("-apps %d: want 1 to 64", f.apps)
-	}
-	if fl.NArg() > 0 {
-		return f, fmt.Errorf("unexpected argument %q", fl.Arg(0))
-	}
-	return f, nil
-}
-
 // run builds the service and runs it until ctx ends. ready, when not nil,
 // receives the web tier's address once every tier serves.
 func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- string) error {
-	f, err := parseFlags(args, stderr)
-	if err != nil {
-		return err
-	}
-	logCfg := tier.LogConfig{}
-	if err := tier.LoadEnv(tier.EnvPrefix, &logCfg); err != nil {
-		return err
-	}
-	log, err := tier.NewLogger(logCfg, stderr)
+	cfg, log, err := configure(args, stderr)
 	if err != nil {
 		return err
 	}
 	reg := tier.NewRegistry()
-
-	// Data tier: the embedded SQLite file unless THREETIER_DATA_DSN names a
-	// PostgreSQL server.
-	dataCfg := data.Config{Path: f.db}
-	if err := tier.LoadEnv(data.EnvPrefix, &dataCfg); err != nil {
-		return err
-	}
-	db, err := data.Open(ctx, dataCfg, data.WithLogger(log), data.WithRegisterer(reg))
+	db, err := data.Open(ctx, cfg.data, data.WithMigrations(sub(migrations, "migrations")), data.WithLogger(log), data.WithRegisterer(reg))
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	if err := db.AutoMigrate(ctx, &Greeting{}); err != nil {
+	apps, err := newAPIs(cfg, db, log, reg)
+	if err != nil {
 		return err
 	}
+	pool, err := balancer.New(cfg.pool, balancer.WithDiscovery(balancer.Local(apps...)), balancer.WithLogger(log), balancer.WithRegistry(reg))
+	if err != nil {
+		return err
+	}
+	site, err := web.New(cfg.web, web.WithFS(sub(public, "public")), web.WithForward(pool, cfg.forward), web.WithLogger(log), web.WithRegistry(reg))
+	if err != nil {
+		return err
+	}
+	runner := tier.Runner{Logger: log, StopTimeout: stopTimeout, Started: announce(log, site, db, len(apps), ready)}
+	return runner.Run(ctx, startOrder(db, apps, pool, site)...)
+}
 
-	// App tier: identical instances, each with its own guard on the database.
+// startOrder lists the tiers as Run starts them: the database, the app
+// instances on it, the pool over them once they are bound, and the web
+// tier in front. Run stops them in reverse.
+func startOrder(db *data.DB, apps []*app.Server, pool *balancer.Pool, site *web.Server) []tier.Tier {
 	tiers := []tier.Tier{db}
-	var apps []*app.Server
-	for i := range f.apps {
-		api, err := newAPI(db, fmt.Sprintf("app-%d", i+1), log)
-		if err != nil {
-			return err
-		}
-		apps = append(apps, api)
-		tiers = append(tiers, api)
+	for _, a := range apps {
+		tiers = append(tiers, a)
 	}
+	return append(tiers, pool, site)
+}
 
-	// The balancer in front of the app instances, in the web tier's process.
-	// It learns their addresses from them once they are bound (in a real
-	// deployment: Config.Endpoints, or DNS discovery).
-	pool, err := balancer.New(balancer.Config{Name: "app-pool", Policy: balancer.PolicyLeastRequest},
-		balancer.WithDiscovery(instances(apps)),
-		balancer.WithLogger(log), balancer.WithRegistry(reg))
-	if err != nil {
-		return err
-	}
-
-	// Web tier: the page from the binary, /api/ forwarded to the app tier.
-	static, _ := fs.Sub(public, "public")
-	site, err := web.New(web.Config{Listen: f.listen},
-		web.WithFS(static),
-		web.WithForward(pool, web.ForwardConfig{Prefix: "/api/"}),
-		web.WithLogger(log), web.WithRegistry(reg))
-	if err != nil {
-		return err
-	}
-	site.Health().Register("app", pool)
-	site.Echo().GET("/metrics", echo.WrapHandler(tier.MetricsHandler(reg)))
-
-	runner := tier.Runner{Logger: log, StopTimeout: 10 * time.Second, Started: func() {
-		log.Info("serving", "url", "http://"+site.Addr()+"/", "apps", f.apps, "database", string(db.Dialect()))
+// announce logs where the service serves, and hands the address to ready.
+func announce(log *slog.Logger, site *web.Server, db *data.DB, apps int, ready chan<- string) func() {
+	return func() {
+		log.Info("serving", "url", "http://"+site.Addr()+"/", "apps", apps, "database", string(db.Dialect()))
 		if ready != nil {
 			ready <- site.Addr()
 		}
-	}}
-	return runner.Run(ctx, append(tiers, pool, site)...)
+	}
 }
 
-// instances is the balancer's view of the app tiers started in this process.
-type instances []*app.Server
-
-// Discover lists the bound address of every instance.
-func (in instances) Discover(context.Context) ([]balancer.Endpoint, error) {
-	eps := make([]balancer.Endpoint, len(in))
-	for i, api := range in {
-		eps[i] = balancer.Endpoint{URL: "http://" + api.Addr()}
-	}
-	return eps, nil
+// sub is the embedded directory dir as the root of its files.
+func sub(fsys embed.FS, dir string) fs.FS {
+	root, _ := fs.Sub(fsys, dir) // fails only for an invalid dir
+	return root
 }

@@ -58,15 +58,16 @@ func TestHelloOnPostgres(t *testing.T) {
 }
 
 // exercise starts the service, uses its page and API through the web tier,
-// and stops it.
+// and stops it. The web tier's address comes from its variable.
 func exercise(t *testing.T, args []string) {
 	t.Helper()
+	t.Setenv("THREETIER_WEB_LISTEN", "127.0.0.1:0")
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	ready := make(chan string, 1)
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, append([]string{"-listen", "127.0.0.1:0", "-apps", "2"}, args...), io.Discard, ready)
+		done <- run(ctx, append([]string{"-apps", "2"}, args...), io.Discard, ready)
 	}()
 	var base string
 	select {
@@ -136,8 +137,21 @@ func exercise(t *testing.T, args []string) {
 	if status != 404 || !strings.Contains(body, `"status":404`) {
 		t.Fatalf("missing API route: %d %s", status, body)
 	}
-	if status, body = call(t, client, "GET", base+"/readyz", ""); status != 200 {
+	// The web tier is ready while its pool has an instance to forward to,
+	// and the instances are ready while the database answers.
+	if status, body = call(t, client, "GET", base+"/readyz", ""); status != 200 || !strings.Contains(body, "app-pool") {
 		t.Fatalf("readyz: %d %s", status, body)
+	}
+
+	// Every tier's series reach the one /metrics, the app instances' by name.
+	status, body = call(t, client, "GET", base+"/metrics", "")
+	for _, want := range []string{`threetier_app_requests_total{code="200",method="GET",route="/api/hello",server="app-1"}`,
+		`threetier_app_requests_total{code="200",method="GET",route="/api/hello",server="app-2"}`,
+		`threetier_app_guard_calls_total{guard="db",outcome="success",server="app-1"}`,
+		"threetier_data_", "threetier_balancer_", "threetier_web_"} {
+		if status != 200 || !strings.Contains(body, want) {
+			t.Fatalf("/metrics (%d) lacks %s", status, want)
+		}
 	}
 
 	cancel()
@@ -162,6 +176,28 @@ func call(t *testing.T, c *http.Client, method, url, body string) (int, string) 
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(b)
+}
+
+// Each tier's variables are read under its prefix: a bad value fails the
+// start and names itself.
+func TestHelloHonoursEveryTiersVariables(t *testing.T) {
+	for name, value := range map[string]string{
+		"THREETIER_WEB_LISTEN":        "nowhere",
+		"THREETIER_BALANCER_POLICY":   "fastest",
+		"THREETIER_APP_MAX_IN_FLIGHT": "many",
+		"THREETIER_LOG_LEVEL":         "loud",
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Setenv("THREETIER_DATA_DSN", "")
+			t.Setenv(name, value)
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			err := run(ctx, []string{"-db", filepath.Join(t.TempDir(), "hello.db")}, io.Discard, nil)
+			if err == nil || !strings.Contains(err.Error(), value) {
+				t.Errorf("%s=%s: %v, want an error that names the value", name, value, err)
+			}
+		})
+	}
 }
 
 func TestHelloRejectsBadFlags(t *testing.T) {

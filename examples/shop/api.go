@@ -45,12 +45,11 @@ type api struct {
 func newAPI(cfg app.Config, guardCfg app.GuardConfig, db *data.DB, instance string, log *slog.Logger, reg prometheus.Registerer) (*app.Server, error) {
 	srv, err := app.New(cfg,
 		app.WithLogger(log.With("instance", instance)),
-		app.WithMetrics(reg),
-		app.WithProblems(data.ProblemOrNil))
+		app.WithMetrics(reg))
 	if err != nil {
 		return nil, err
 	}
-	guard, err := srv.Guards().Add("db", guardCfg, app.WithIsFailure(data.IsFailure))
+	guard, err := srv.Guards().Add("db", guardCfg)
 	if err != nil {
 		return nil, err
 	}

@@ -95,7 +95,7 @@ func runAll(ctx context.Context, f *flags, log *slog.Logger, ready chan<- listen
 		name := fmt.Sprintf("web-%d", i+1)
 		reg := tier.NewRegistry()
 		pool, err := balancer.New(inProcessPool("app"),
-			balancer.WithDiscovery(bound(func() []string { return appAddrs(apps) })),
+			balancer.WithDiscovery(balancer.Local(apps...)),
 			balancer.WithLogger(log.With("instance", name)), balancer.WithRegistry(reg))
 		if err != nil {
 			return err
@@ -136,7 +136,7 @@ func runAll(ctx context.Context, f *flags, log *slog.Logger, ready chan<- listen
 		d, err := newDoor(doorSpec{
 			name:     name,
 			pool:     inProcessPool("web"),
-			discover: bound(func() []string { return siteAddrs(sites) }),
+			discover: balancer.Local(sites...),
 			proxy:    balancer.ProxyConfig{Name: name, Listen: addr},
 			cluster:  cluster,
 			stats:    balancer.StatsConfig{Listen: stats, Node: name},
@@ -398,33 +398,16 @@ func newSite(cfg web.Config, pool *balancer.Pool, log *slog.Logger, reg *prometh
 	if err != nil {
 		return nil, err
 	}
-	site, err := web.New(cfg,
+	return web.New(cfg,
 		web.WithFS(static),
 		web.WithForward(pool, web.ForwardConfig{Prefix: "/api/", TrustForwarded: true}),
 		web.WithLogger(log), web.WithRegistry(reg))
-	if err != nil {
-		return nil, err
-	}
-	site.Health().Register("app", pool)
-	return site, nil
 }
 
 // inProcessPool is the configuration of a pool over instances of this
 // process: the same checks as in a deployment.
 func inProcessPool(name string) balancer.Config {
 	return balancer.Config{Name: name, Health: balancer.HealthConfig{Path: "/readyz", Interval: defaultCheckInterval}}
-}
-
-// bound is a Discoverer over addresses known once the instances are bound.
-type bound func() []string
-
-// Discover lists the instances as endpoints.
-func (b bound) Discover(context.Context) ([]balancer.Endpoint, error) {
-	var eps []balancer.Endpoint
-	for _, a := range b() {
-		eps = append(eps, balancer.Endpoint{URL: "http://" + a})
-	}
-	return eps, nil
 }
 
 func appAddrs(apps []*app.Server) []string {

@@ -16,13 +16,13 @@ import (
 	"github.com/threetier/threetier/tier"
 )
 
-// record is the one table of the tests against the data tier.
-type record struct {
+// row is the one table of the tests against the data tier.
+type row struct {
 	ID   int64
 	Name string `gorm:"uniqueIndex"`
 }
 
-// dataErrors opens a SQLite database with one record, and returns it with
+// dataErrors opens a SQLite database with one row, and returns it with
 // the real errors of a missing row, a duplicate, and a database that
 // cannot be opened.
 func dataErrors(t *testing.T) (db *data.DB, notFound, duplicate, unavailable error) {
@@ -33,14 +33,14 @@ func dataErrors(t *testing.T) (db *data.DB, notFound, duplicate, unavailable err
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	if err := db.AutoMigrate(ctx, &record{}); err != nil {
+	if err := db.AutoMigrate(ctx, &row{}); err != nil {
 		t.Fatal(err)
 	}
-	if err := db.WithContext(ctx).Create(&record{Name: "a"}).Error; err != nil {
+	if err := db.WithContext(ctx).Create(&row{Name: "a"}).Error; err != nil {
 		t.Fatal(err)
 	}
-	notFound = db.WithContext(ctx).First(&record{}, 999).Error
-	duplicate = db.WithContext(ctx).Create(&record{Name: "a"}).Error
+	notFound = db.WithContext(ctx).First(&row{}, 999).Error
+	duplicate = db.WithContext(ctx).Create(&row{Name: "a"}).Error
 	_, unavailable = data.Open(ctx, data.Config{Path: filepath.Join(t.TempDir(), "no", "such", "dir.db")})
 	if !errors.Is(notFound, data.ErrNotFound) || !errors.Is(duplicate, data.ErrDuplicate) || !errors.Is(unavailable, data.ErrUnavailable) {
 		t.Fatalf("data errors: %v; %v; %v", notFound, duplicate, unavailable)
@@ -54,9 +54,9 @@ func TestGuardJudgesDataErrorsByDefault(t *testing.T) {
 	db, notFound, _, unavailable := dataErrors(t)
 	g := newTestGuard(t, GuardConfig{ConsecutiveFailures: 3, MaxAttempts: 2, OpenFor: time.Minute})
 	calls := 0
-	lookup := func(ctx context.Context) (record, error) {
+	lookup := func(ctx context.Context) (row, error) {
 		calls++
-		var r record
+		var r row
 		return r, db.WithContext(ctx).First(&r, 999).Error
 	}
 	for range 10 {

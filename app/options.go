@@ -4,6 +4,7 @@ import (
 	"log/slog"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/threetier/threetier/tier"
 )
@@ -19,6 +20,7 @@ type options struct {
 	guards    *Guards
 	validator *Validator
 	problems  func(error) *tier.Problem
+	tracer    trace.TracerProvider
 }
 
 func buildOptions(opts []Option) options {
@@ -56,3 +58,8 @@ func WithValidator(v *Validator) Option { return func(o *options) { o.validator 
 // found" from the data tier to 404, say). f is asked first; when it
 // returns nil, ProblemFor decides.
 func WithProblems(f func(error) *tier.Problem) Option { return func(o *options) { o.problems = f } }
+
+// WithTracerProvider traces with tp: a server span per request, named by
+// route, and (through NewGuards) an internal span per guarded call. Without
+// it, or with a no-op provider, nothing is traced.
+func WithTracerProvider(tp trace.TracerProvider) Option { return func(o *options) { o.tracer = tp } }

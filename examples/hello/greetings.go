@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/threetier/threetier/app"
 	"github.com/threetier/threetier/data"
@@ -42,10 +43,10 @@ type greetings struct {
 }
 
 // newAPI builds one app-tier instance on a loopback port of its own.
-func newAPI(db *data.DB, instance string, log *slog.Logger) (*app.Server, error) {
+func newAPI(db *data.DB, instance string, log *slog.Logger, tp trace.TracerProvider) (*app.Server, error) {
 	api, err := app.New(app.Config{Addr: "127.0.0.1:0"},
 		app.WithLogger(log.With("instance", instance)),
-		app.WithProblems(data.ProblemOrNil))
+		app.WithProblems(data.ProblemOrNil), app.WithTracerProvider(tp))
 	if err != nil {
 		return nil, err
 	}

@@ -86,6 +86,11 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- stri
 		return err
 	}
 	reg := tier.NewRegistry()
+	tp, stopTracing, err := tier.Tracing(ctx, os.Environ())
+	if err != nil {
+		return err
+	}
+	defer func() { _ = stopTracing(context.Background()) }()
 
 	// Data tier: the embedded SQLite file unless THREETIER_DATA_DSN names a
 	// PostgreSQL server.
@@ -93,7 +98,7 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- stri
 	if err := tier.LoadEnv(data.EnvPrefix, &dataCfg); err != nil {
 		return err
 	}
-	db, err := data.Open(ctx, dataCfg, data.WithLogger(log), data.WithRegisterer(reg))
+	db, err := data.Open(ctx, dataCfg, data.WithLogger(log), data.WithRegisterer(reg), data.WithTracerProvider(tp))
 	if err != nil {
 		return err
 	}
@@ -106,7 +111,7 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- stri
 	tiers := []tier.Tier{db}
 	var apps []*app.Server
 	for i := range f.apps {
-		api, err := newAPI(db, fmt.Sprintf("app-%d", i+1), log)
+		api, err := newAPI(db, fmt.Sprintf("app-%d", i+1), log, tp)
 		if err != nil {
 			return err
 		}
@@ -119,7 +124,7 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- stri
 	// deployment: Config.Endpoints, or DNS discovery).
 	pool, err := balancer.New(balancer.Config{Name: "app-pool", Policy: balancer.PolicyLeastRequest},
 		balancer.WithDiscovery(instances(apps)),
-		balancer.WithLogger(log), balancer.WithRegistry(reg))
+		balancer.WithLogger(log), balancer.WithRegistry(reg), balancer.WithTracerProvider(tp))
 	if err != nil {
 		return err
 	}
@@ -129,7 +134,7 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- stri
 	site, err := web.New(web.Config{Listen: f.listen},
 		web.WithFS(static),
 		web.WithForward(pool, web.ForwardConfig{Prefix: "/api/"}),
-		web.WithLogger(log), web.WithRegistry(reg))
+		web.WithLogger(log), web.WithRegistry(reg), web.WithTracerProvider(tp))
 	if err != nil {
 		return err
 	}

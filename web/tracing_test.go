@@ -220,7 +220,7 @@ func (st *stack) waitReady(t *testing.T) {
 func hasAttr(s tracetest.SpanStub, key, value string) bool {
 	for _, kv := range s.Attributes {
 		if string(kv.Key) == key {
-			return kv.Value.Emit() == value
+			return kv.Value.String() == value
 		}
 	}
 	return false

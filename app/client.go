@@ -11,7 +11,11 @@ import (
 	"net/http"
 	"strings"
 
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/threetier/threetier/balancer"
+	"github.com/threetier/threetier/internal/tracing"
 	"github.com/threetier/threetier/tier"
 )
 
@@ -39,6 +43,7 @@ type Client struct {
 	guard   *Guard
 	http    *http.Client
 	maxBody int64
+	prop    propagation.TextMapPropagator
 }
 
 // NewClient returns a client for the service behind pool, guarded by
@@ -50,6 +55,7 @@ func NewClient(pool *balancer.Pool, guard *Guard) *Client {
 		guard:   guard,
 		http:    pool.Client(),
 		maxBody: DefaultMaxResponseBytes,
+		prop:    tracing.Propagator(),
 	}
 }
 
@@ -63,12 +69,12 @@ func (c *Client) Guard() *Guard { return c.guard }
 // returns the service's answer whatever its status, but a 5xx answer (or
 // no answer) counts against the service. A refused call returns a
 // *GuardError and no response. The request ID in req's context travels
-// with the request.
+// with the request, and so does its span, as traceparent.
 func (c *Client) Do(req *http.Request) (*http.Response, error) {
 	sent := false
 	resp, err := Do(req.Context(), c.guard, func(ctx context.Context) (*http.Response, error) {
 		sent = true
-		resp, err := c.http.Do(req.WithContext(ctx))
+		resp, err := c.http.Do(c.outgoing(ctx, req))
 		if err != nil {
 			return nil, err
 		}
@@ -166,4 +172,19 @@ func (e *StatusError) Error() string {
 		msg += ": " + e.Problem.Detail
 	}
 	return msg
+}
+
+// outgoing is req with the attempt's context and, when that context
+// carries a span, its traceparent and baggage; req itself is left as the
+// caller made it.
+func (c *Client) outgoing(ctx context.Context, req *http.Request) *http.Request {
+	out := req.WithContext(ctx)
+	if trace.SpanContextFromContext(ctx).IsValid() {
+		out.Header = req.Header.Clone()
+		if out.Header == nil {
+			out.Header = make(http.Header, 2)
+		}
+		c.prop.Inject(ctx, propagation.HeaderCarrier(out.Header))
+	}
+	return out
 }

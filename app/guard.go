@@ -49,6 +49,7 @@ type Guard struct {
 	onChange  func(name string, from, to gobreaker.State)
 	log       *slog.Logger
 	m         guardMetrics
+	trace     *guardTrace // nil: calls make no spans
 	// epoch anchors the guard's clock: durations since it read only the
 	// monotonic clock, which is cheaper than time.Now on some machines.
 	epoch time.Time
@@ -252,9 +253,9 @@ const (
 
 var outcomeNames = [numOutcomes]string{"success", "slow", "failure", "timeout", "not_failure", "canceled"}
 
-// run calls fn through the guard; idempotent calls wait out an open
+// guarded calls fn through the guard; idempotent calls wait out an open
 // breaker and retry failures.
-func (g *Guard) run(ctx context.Context, idempotent bool, fn func(context.Context) error) error {
+func (g *Guard) guarded(ctx context.Context, idempotent bool, fn func(context.Context) error) error {
 	if err := ctx.Err(); err != nil {
 		return err // a dead request never reaches the dependency
 	}

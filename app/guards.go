@@ -10,7 +10,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sony/gobreaker/v2"
+	"go.opentelemetry.io/otel/trace"
 
+	"github.com/threetier/threetier/internal/tracing"
 	"github.com/threetier/threetier/tier"
 )
 
@@ -22,19 +24,21 @@ type Guards struct {
 	log  *slog.Logger
 	reg  prometheus.Registerer
 	vecs *guardVecs
-	err  error // from registering the shared metrics; reported by Add
+	// tracer makes each guarded call's span; nil when not tracing.
+	tracer trace.Tracer
+	err    error // from registering the shared metrics; reported by Add
 
 	mu      sync.RWMutex
 	guards  map[string]*Guard
 	healths []*tier.Health
 }
 
-// NewGuards returns an empty registry. It uses the WithLogger, WithMetrics
-// and WithHealth options; guards register on that Health as checkers named
+// NewGuards returns an empty registry. It uses the WithLogger, WithMetrics,
+// WithHealth and WithTracerProvider options; guards register on that Health as checkers named
 // "guard:<name>".
 func NewGuards(opts ...Option) *Guards {
 	o := buildOptions(opts)
-	r := &Guards{log: o.log, reg: tier.Registerer(o.reg), guards: make(map[string]*Guard)}
+	r := &Guards{log: o.log, reg: tier.Registerer(o.reg), tracer: tracing.Tracer(o.tracer), guards: make(map[string]*Guard)}
 	r.vecs, r.err = newGuardVecs(r.reg)
 	if o.health != nil {
 		r.healths = append(r.healths, o.health)
@@ -59,6 +63,7 @@ func (r *Guards) Add(name string, cfg GuardConfig, opts ...GuardOption) (*Guard,
 		return nil, fmt.Errorf("app: guard %q already exists", name)
 	}
 	g := newGuard(name, cfg, r.log, r.vecs.forGuard(name), opts...)
+	g.trace = newGuardTrace(r.tracer, name)
 	gauges := newStateGauges(g)
 	for i, c := range gauges {
 		if err := r.reg.Register(c); err != nil {

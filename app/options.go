@@ -4,6 +4,7 @@ import (
 	"log/slog"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/threetier/threetier/tier"
 )
@@ -20,6 +21,7 @@ type options struct {
 	validator *Validator
 	problems  func(error) *tier.Problem
 	access    tier.AccessLogConfig
+	tracer    trace.TracerProvider
 }
 
 func buildOptions(opts []Option) options {
@@ -63,3 +65,8 @@ func WithProblems(f func(error) *tier.Problem) Option { return func(o *options) 
 // the server logs tier.DefaultAccessFields through its logger. Turning it
 // off leaves error logs alone.
 func WithAccessLog(cfg tier.AccessLogConfig) Option { return func(o *options) { o.access = cfg } }
+
+// WithTracerProvider traces with tp: a server span per request, named by
+// route, and (through NewGuards) an internal span per guarded call. Without
+// it, or with a no-op provider, nothing is traced.
+func WithTracerProvider(tp trace.TracerProvider) Option { return func(o *options) { o.tracer = tp } }

@@ -28,6 +28,7 @@ import (
 	"github.com/labstack/echo/v4/middleware"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/threetier/threetier/internal/tracing"
 	"github.com/threetier/threetier/tier"
 )
 
@@ -109,6 +110,9 @@ func New(cfg Config, opts ...Option) (*Server, error) {
 		s.cors = middleware.CORSWithConfig(middleware.CORSConfig{AllowOrigins: cfg.CORSOrigins})
 	}
 	e.Use(s.chain)
+	if tracing.On(o.tracer) {
+		e.Use(tracing.EchoRoute)
+	}
 	s.mountInfra(o.reg)
 
 	s.HTTPServer = tier.NewHTTPServer("app", &http.Server{
@@ -118,7 +122,7 @@ func New(cfg Config, opts ...Option) (*Server, error) {
 		ReadTimeout:       max(cfg.ReadTimeout, 0),
 		IdleTimeout:       cfg.IdleTimeout,
 		ErrorLog:          slog.NewLogLogger(o.log.Handler(), slog.LevelWarn),
-	}, tier.WithLimits(cfg.Limits), tier.WithServerLogger(o.log), tier.WithDrain(s.health, cfg.DrainDelay))
+	}, tier.WithLimits(cfg.Limits), tier.WithServerLogger(o.log), tier.WithDrain(s.health, cfg.DrainDelay), tier.WithTracerProvider(o.tracer))
 	return s, nil
 }
 

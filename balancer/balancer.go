@@ -65,6 +65,7 @@ type Pool struct {
 	retryOn   [600]bool
 	metrics   *metrics
 	budget    *retry.Budget
+	tracer    *attemptTracer // nil: no spans
 	// resolveNow asks the discovery loop to run early (an endpoint failed
 	// to connect); buffered, never blocks.
 	resolveNow chan struct{}
@@ -110,6 +111,7 @@ func New(cfg Config, opts ...Option) (*Pool, error) {
 		transport: o.transport,
 		discovery: o.discovery,
 		policy:    cfg.Policy,
+		tracer:    newAttemptTracer(o.tracer, cfg.Name),
 
 		resolveNow: make(chan struct{}, 1),
 	}

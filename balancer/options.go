@@ -7,6 +7,7 @@ import (
 	"github.com/threetier/threetier/tier"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // An Option sets what a Config cannot hold: code, not data.
@@ -19,6 +20,7 @@ type options struct {
 	transport http.RoundTripper
 	cluster   ClusterView
 	health    *tier.Health
+	tracer    trace.TracerProvider
 }
 
 // buildOptions applies opts in order; the last of two that set the same
@@ -58,3 +60,10 @@ func WithClusterView(v ClusterView) Option { return func(o *options) { o.cluster
 // (NewStats), so that keepalived or Kubernetes probe the node on the port
 // its operators already open; a Pool ignores it.
 func WithHealth(h *tier.Health) Option { return func(o *options) { o.health = h } }
+
+// WithTracerProvider traces with tp: a Pool makes a client span per
+// attempt (endpoint, retry number) and sends its traceparent in place of
+// the caller's; a Proxy makes a server span per request on its listener.
+// Without it, or with a no-op provider, nothing is traced and traceparent
+// passes through as it came.
+func WithTracerProvider(tp trace.TracerProvider) Option { return func(o *options) { o.tracer = tp } }

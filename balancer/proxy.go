@@ -139,7 +139,7 @@ func NewProxy(cfg ProxyConfig, pools []*Pool, opts ...Option) (*Proxy, error) {
 		srv.TLSConfig = px.certs.TLSConfig()
 	}
 	limits := []tier.ServerOption{tier.WithLimits(cfg.Limits), tier.WithServerLogger(px.log)}
-	px.main = tier.NewHTTPServer(cfg.Name, srv, append(limits, tier.WithDrain(px.health, cfg.DrainDelay))...)
+	px.main = tier.NewHTTPServer(cfg.Name, srv, append(limits, tier.WithDrain(px.health, cfg.DrainDelay), tier.WithTracerProvider(o.tracer))...)
 	if cfg.RedirectListen != "" {
 		px.redirect = tier.NewHTTPServer(cfg.Name+"-redirect", &http.Server{
 			Addr:              cfg.RedirectListen,

@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/threetier/threetier/tier"
 )
 
@@ -62,7 +64,14 @@ func (p *Pool) roundTrip(r *http.Request, owned bool) (*http.Response, *replayBo
 	for n := 0; ; n++ {
 		tried[n] = e
 		out := p.outgoing(r, e, b, n, owned)
+		var span trace.Span
+		if p.tracer != nil {
+			out, span = p.tracer.start(out, e, n)
+		}
 		resp, err := p.send(e, out, r.Context())
+		if span != nil {
+			endAttempt(span, resp, err)
+		}
 		next := p.retryTarget(r, n, attempts, idempotent, body, resp, err, tried[:n+1])
 		if next != nil {
 			// Take the body over now, before the last answer is dropped: if

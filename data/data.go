@@ -43,6 +43,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 	"gorm.io/driver/postgres"
 	"gorm.io/gorm"
 	"gorm.io/plugin/dbresolver"
@@ -79,6 +80,8 @@ type options struct {
 	log  *slog.Logger
 	reg  prometheus.Registerer
 	fsys fs.FS
+	// tracer gives every statement a span; nil or no-op: none.
+	tracer trace.TracerProvider
 }
 
 // WithLogger logs statements through l: failures at error level, slow
@@ -93,6 +96,11 @@ func WithRegisterer(reg prometheus.Registerer) Option { return func(o *options) 
 // fsys holds one directory per dialect, "postgres" and "sqlite", each with
 // goose-annotated files such as 00001_create_orders.sql.
 func WithMigrations(fsys fs.FS) Option { return func(o *options) { o.fsys = fsys } }
+
+// WithTracerProvider gives every statement a client span from tp, a child
+// of the span in the statement's context. Without it, or with a no-op
+// provider, nothing is traced.
+func WithTracerProvider(tp trace.TracerProvider) Option { return func(o *options) { o.tracer = tp } }
 
 // Open validates cfg, opens the pools and checks that the database answers
 // within ctx and cfg.ConnectTimeout. An unreachable database is an error
@@ -144,6 +152,10 @@ func Open(ctx context.Context, cfg Config, opts ...Option) (*DB, error) {
 	}
 	db.gorm = g
 	if err := db.setup(cfg); err != nil {
+		_ = db.Close()
+		return nil, err
+	}
+	if err := registerTraceCallbacks(db.gorm, o.tracer, cfg.Dialect()); err != nil {
 		_ = db.Close()
 		return nil, err
 	}

@@ -10,6 +10,10 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/threetier/threetier/internal/tracing"
 )
 
 // HTTPServer runs an *http.Server as a Tier: Start binds the listener (so a
@@ -26,6 +30,7 @@ type HTTPServer struct {
 	health     *Health
 	drainDelay time.Duration
 	draining   atomic.Bool
+	tracer     trace.TracerProvider
 
 	mu       sync.Mutex
 	listener net.Listener
@@ -60,6 +65,9 @@ func NewHTTPServer(name string, srv *http.Server, opts ...ServerOption) *HTTPSer
 		next = &bodyTimeout{next: next, timeout: s.limits.BodyTimeout, readTimeout: srv.ReadTimeout, report: report}
 	}
 	srv.Handler = s.drainAware(next)
+	if tracing.On(s.tracer) {
+		srv.Handler = tracing.Server(s.tracer, name, srv.Handler)
+	}
 	srv.ConnState = s.conns.watchState(srv.ConnState)
 	return s
 }

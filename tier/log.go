@@ -41,7 +41,8 @@ func parseLevel(s string) (slog.Level, error) {
 
 // NewLogger returns a slog logger writing to w in the configured format and
 // level. Every record logged with a context that carries a request ID (see
-// WithRequestID) gets a request_id attribute.
+// WithRequestID) gets a request_id attribute, and one with a span its
+// trace_id and span_id (see TraceHandler).
 func NewLogger(cfg LogConfig, w io.Writer) (*slog.Logger, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -54,7 +55,7 @@ func NewLogger(cfg LogConfig, w io.Writer) (*slog.Logger, error) {
 	} else {
 		h = slog.NewTextHandler(w, opts)
 	}
-	return slog.New(RequestIDHandler(h)), nil
+	return slog.New(TraceHandler(RequestIDHandler(h))), nil
 }
 
 // RequestIDHandler wraps h so that records logged with a context carrying a

@@ -7,6 +7,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/threetier/threetier/tier"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // An Option sets what Config cannot hold: file systems, loggers,
@@ -17,6 +18,8 @@ type options struct {
 	fsys fs.FS
 	log  *slog.Logger
 	reg  prometheus.Registerer
+	// tracer gives the server a span per request; nil or no-op: none.
+	tracer trace.TracerProvider
 	// forwards are the routes handed to the app tier, in order.
 	forwards []forward
 	access   tier.AccessLogConfig
@@ -34,6 +37,12 @@ func WithLogger(l *slog.Logger) Option { return func(o *options) { o.log = l } }
 // they go nowhere. The Server serves a *prometheus.Registry at
 // Config.MetricsPath.
 func WithRegistry(reg prometheus.Registerer) Option { return func(o *options) { o.reg = reg } }
+
+// WithTracerProvider gives every request the Server takes a server span
+// from tp, named by route; forwarded requests are traced further by the
+// pool, given its own balancer.WithTracerProvider. Without it, or with a
+// no-op provider, nothing is traced and traceparent passes through.
+func WithTracerProvider(tp trace.TracerProvider) Option { return func(o *options) { o.tracer = tp } }
 
 func buildOptions(opts []Option) options {
 	var o options

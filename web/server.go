@@ -12,6 +12,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/threetier/threetier/internal/tracing"
 	"github.com/threetier/threetier/tier"
 )
 
@@ -74,6 +75,9 @@ func New(cfg Config, opts ...Option) (*Server, error) {
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.handleError
 	e.Use(edge(cfg, tlsConfig != nil, met, access, s.log))
+	if tracing.On(o.tracer) {
+		e.Use(tracing.EchoRoute)
+	}
 	e.GET("/healthz", echo.WrapHandler(s.health.LivenessHandler()))
 	e.GET("/readyz", echo.WrapHandler(s.health.ReadinessHandler()))
 	if reg, ok := o.reg.(*prometheus.Registry); ok && cfg.MetricsPath != "-" {
@@ -111,7 +115,7 @@ func New(cfg Config, opts ...Option) (*Server, error) {
 		IdleTimeout:       cfg.IdleTimeout,
 		MaxHeaderBytes:    cfg.MaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
-	}, tier.WithLimits(cfg.Limits), tier.WithServerLogger(s.log), tier.WithDrain(s.health, cfg.DrainDelay))
+	}, tier.WithLimits(cfg.Limits), tier.WithServerLogger(s.log), tier.WithDrain(s.health, cfg.DrainDelay), tier.WithTracerProvider(o.tracer))
 	if cfg.RedirectListen != "" {
 		s.redirect = tier.NewHTTPServer("web-redirect", &http.Server{
 			Addr:              cfg.RedirectListen,

@@ -50,12 +50,13 @@ func main() {
 // run builds the service and runs it until ctx ends. ready, when not nil,
 // receives the web tier's address once every tier serves.
 func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- string) error {
-	cfg, log, err := configure(args, stderr)
+	cfg, log, err := configure(ctx, args, stderr)
 	if err != nil {
 		return err
 	}
+	defer cfg.stopTracing(context.Background())
 	reg := tier.NewRegistry()
-	db, err := data.Open(ctx, cfg.data, data.WithMigrations(sub(migrations, "migrations")), data.WithLogger(log), data.WithRegisterer(reg))
+	db, err := data.Open(ctx, cfg.data, data.WithMigrations(sub(migrations, "migrations")), data.WithLogger(log), data.WithRegisterer(reg), data.WithTracerProvider(cfg.tracer))
 	if err != nil {
 		return err
 	}
@@ -64,11 +65,11 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- stri
 	if err != nil {
 		return err
 	}
-	pool, err := balancer.New(cfg.pool, balancer.WithDiscovery(balancer.Local(apps...)), balancer.WithLogger(log), balancer.WithRegistry(reg))
+	pool, err := balancer.New(cfg.pool, balancer.WithDiscovery(balancer.Local(apps...)), balancer.WithLogger(log), balancer.WithRegistry(reg), balancer.WithTracerProvider(cfg.tracer))
 	if err != nil {
 		return err
 	}
-	site, err := web.New(cfg.web, web.WithFS(sub(public, "public")), web.WithForward(pool, cfg.forward), web.WithLogger(log), web.WithRegistry(reg))
+	site, err := web.New(cfg.web, web.WithFS(sub(public, "public")), web.WithForward(pool, cfg.forward), web.WithLogger(log), web.WithRegistry(reg), web.WithTracerProvider(cfg.tracer))
 	if err != nil {
 		return err
 	}

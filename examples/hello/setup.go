@@ -1,11 +1,15 @@
 package main
 
 import (
+	"context"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"time"
+
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/threetier/threetier/app"
 	"github.com/threetier/threetier/balancer"
@@ -52,11 +56,14 @@ type config struct {
 	pool    balancer.Config
 	web     web.Config
 	forward web.ForwardConfig
+	// tracer is on when OTEL_* variables ask for it; stopTracing flushes it.
+	tracer      trace.TracerProvider
+	stopTracing func(context.Context) error
 }
 
 // configure reads the flags and each tier's variables under its prefix,
-// and makes the logger.
-func configure(args []string, stderr io.Writer) (config, *slog.Logger, error) {
+// and makes the logger and the tracer.
+func configure(ctx context.Context, args []string, stderr io.Writer) (config, *slog.Logger, error) {
 	f, err := parseFlags(args, stderr)
 	if err != nil {
 		return config{}, nil, err
@@ -91,6 +98,9 @@ func configure(args []string, stderr io.Writer) (config, *slog.Logger, error) {
 	}
 	if f.db != "" {
 		cfg.data.Path = f.db
+	}
+	if cfg.tracer, cfg.stopTracing, err = tier.Tracing(ctx, os.Environ()); err != nil {
+		return cfg, nil, err
 	}
 	log, err := tier.NewLogger(cfg.log, stderr)
 	return cfg, log, err

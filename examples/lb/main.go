@@ -267,8 +267,13 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- list
 		return err
 	}
 
+	tp, stopTracing, err := tier.Tracing(ctx, os.Environ())
+	if err != nil {
+		return err
+	}
+	defer func() { _ = stopTracing(context.Background()) }()
 	reg := tier.NewRegistry()
-	pool, err := balancer.New(poolCfg, balancer.WithLogger(log), balancer.WithRegistry(reg))
+	pool, err := balancer.New(poolCfg, balancer.WithLogger(log), balancer.WithRegistry(reg), balancer.WithTracerProvider(tp))
 	if err != nil {
 		return err
 	}
@@ -281,7 +286,7 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- list
 	if cluster != nil {
 		tiers = append(tiers, cluster)
 	}
-	px, err := balancer.NewProxy(proxyCfg, pools, balancer.WithLogger(log), balancer.WithRegistry(reg))
+	px, err := balancer.NewProxy(proxyCfg, pools, balancer.WithLogger(log), balancer.WithRegistry(reg), balancer.WithTracerProvider(tp))
 	if err != nil {
 		return err
 	}

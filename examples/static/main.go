@@ -148,7 +148,12 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- stri
 	if err != nil {
 		return err
 	}
-	opts := []web.Option{}
+	tp, stopTracing, err := tier.Tracing(ctx, os.Environ())
+	if err != nil {
+		return err
+	}
+	defer func() { _ = stopTracing(context.Background()) }()
+	opts := []web.Option{web.WithTracerProvider(tp)}
 	if cfg.MetricsPath != "-" {
 		opts = append(opts, web.WithRegistry(tier.NewRegistry()))
 	}
@@ -158,7 +163,7 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- stri
 	}
 	var tiers []tier.Tier
 	for _, rt := range routes {
-		pool, err := balancer.New(balancer.Config{Name: "app" + strings.TrimSuffix(rt.prefix, "/"), Endpoints: rt.endpoints}, balancer.WithLogger(log))
+		pool, err := balancer.New(balancer.Config{Name: "app" + strings.TrimSuffix(rt.prefix, "/"), Endpoints: rt.endpoints}, balancer.WithLogger(log), balancer.WithTracerProvider(tp))
 		if err != nil {
 			return fmt.Errorf("-forward %s: %w", rt.prefix, err)
 		}

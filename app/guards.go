@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sony/gobreaker/v2"
 
+	"github.com/threetier/threetier/internal/obs"
 	"github.com/threetier/threetier/tier"
 )
 
@@ -34,7 +35,7 @@ type Guards struct {
 // "guard:<name>".
 func NewGuards(opts ...Option) *Guards {
 	o := buildOptions(opts)
-	r := &Guards{log: o.log, reg: tier.Registerer(o.reg), guards: make(map[string]*Guard)}
+	r := &Guards{log: o.log, reg: obs.Registerer(o.reg), guards: make(map[string]*Guard)}
 	r.vecs, r.err = newGuardVecs(r.reg)
 	if o.health != nil {
 		r.healths = append(r.healths, o.health)

@@ -5,6 +5,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/threetier/threetier/internal/obs"
 	"github.com/threetier/threetier/tier"
 )
 
@@ -26,7 +27,7 @@ func buildOptions(opts []Option) options {
 	for _, opt := range opts {
 		opt(&o)
 	}
-	o.log = tier.LoggerOrDiscard(o.log)
+	o.log = obs.Logger(o.log)
 	return o
 }
 

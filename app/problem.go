@@ -10,6 +10,7 @@ import (
 	"github.com/go-playground/validator/v10"
 	"github.com/labstack/echo/v4"
 
+	"github.com/threetier/threetier/internal/obs"
 	"github.com/threetier/threetier/tier"
 )
 
@@ -94,7 +95,7 @@ func invalidFields(fields []tier.FieldProblem) *tier.Problem {
 // of the server's own making (5xx) are logged with their cause. mapper,
 // when not nil, is asked first (see WithProblems).
 func ErrorHandler(log *slog.Logger, mapper func(error) *tier.Problem) echo.HTTPErrorHandler {
-	log = tier.LoggerOrDiscard(log)
+	log = obs.Logger(log)
 	return func(err error, c echo.Context) {
 		r := c.Request()
 		if c.Response().Committed {

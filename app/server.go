@@ -28,6 +28,7 @@ import (
 	"github.com/labstack/echo/v4/middleware"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/threetier/threetier/internal/obs"
 	"github.com/threetier/threetier/tier"
 )
 
@@ -78,7 +79,7 @@ func New(cfg Config, opts ...Option) (*Server, error) {
 	if cfg.MaxInFlight > 0 {
 		limit = func() float64 { return float64(s.shed.Limit()) }
 	}
-	metrics, err := newHTTPMetrics(tier.Registerer(o.reg), limit)
+	metrics, err := newHTTPMetrics(obs.Registerer(o.reg), limit)
 	if err != nil {
 		return nil, fmt.Errorf("app: metrics: %w", err)
 	}

@@ -43,6 +43,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/threetier/threetier/internal/obs"
 	"github.com/threetier/threetier/internal/retry"
 	"github.com/threetier/threetier/tier"
 )
@@ -106,7 +107,7 @@ func New(cfg Config, opts ...Option) (*Pool, error) {
 	}
 	p := &Pool{
 		cfg:       cfg,
-		log:       tier.LoggerOrDiscard(o.logger).With("pool", cfg.Name),
+		log:       obs.Logger(o.logger).With("pool", cfg.Name),
 		transport: o.transport,
 		discovery: o.discovery,
 		policy:    cfg.Policy,

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/memberlist"
+	"github.com/threetier/threetier/internal/obs"
 	"github.com/threetier/threetier/tier"
 )
 
@@ -143,7 +144,7 @@ func NewCluster(cfg ClusterConfig, pools []*Pool, opts ...Option) (*Cluster, err
 	o := buildOptions(opts)
 	c := &Cluster{
 		cfg:      cfg,
-		log:      tier.LoggerOrDiscard(o.logger).With("tier", "cluster"),
+		log:      obs.Logger(o.logger).With("tier", "cluster"),
 		pools:    make(map[string]*Pool, len(pools)),
 		own:      make(map[endpointKey]*ownReport),
 		kick:     make(chan struct{}, 1),

@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"strings"
 
+	"github.com/threetier/threetier/internal/obs"
 	"github.com/threetier/threetier/tier"
 )
 
@@ -80,7 +81,7 @@ func NewProxy(cfg ProxyConfig, pools []*Pool, opts ...Option) (*Proxy, error) {
 		}
 		byName[p.Name()] = p
 	}
-	px := &Proxy{cfg: cfg, log: tier.LoggerOrDiscard(o.logger).With("proxy", cfg.Name), health: &tier.Health{}}
+	px := &Proxy{cfg: cfg, log: obs.Logger(o.logger).With("proxy", cfg.Name), health: &tier.Health{}}
 	m, err := newProxyMetrics(cfg.Name, o.registry)
 	if err != nil {
 		return nil, fmt.Errorf("proxy %q: metrics: %w", cfg.Name, err)

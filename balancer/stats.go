@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/threetier/threetier/internal/obs"
 	"github.com/threetier/threetier/tier"
 )
 
@@ -148,7 +149,7 @@ func NewStats(cfg StatsConfig, pools []*Pool, opts ...Option) (*Stats, error) {
 		pools:   slices.Clone(pools),
 		byName:  make(map[string]*Pool, len(pools)),
 		cluster: o.cluster,
-		log:     tier.LoggerOrDiscard(o.logger).With("component", "stats"),
+		log:     obs.Logger(o.logger).With("component", "stats"),
 		mux:     http.NewServeMux(),
 	}
 	for i, p := range pools {

@@ -45,6 +45,7 @@ import (
 	"gorm.io/gorm"
 	"gorm.io/plugin/dbresolver"
 
+	"github.com/threetier/threetier/internal/obs"
 	"github.com/threetier/threetier/tier"
 )
 
@@ -104,7 +105,7 @@ func Open(ctx context.Context, cfg Config, opts ...Option) (*DB, error) {
 		opt(&o)
 	}
 	cfg = cfg.withDefaults()
-	db := &DB{cfg: cfg, log: tier.LoggerOrDiscard(o.log), fsys: o.fsys, reg: tier.Registerer(o.reg)}
+	db := &DB{cfg: cfg, log: obs.Logger(o.log), fsys: o.fsys, reg: obs.Registerer(o.reg)}
 
 	var dialector gorm.Dialector
 	switch cfg.Dialect() {

@@ -10,18 +10,24 @@ import (
 // finish stopping within the stop timeout.
 var ErrStopTimeout = errors.New("stop timed out")
 
-// TierError names the tier and the phase (start, run or stop) that failed.
-type TierError struct {
+// Error names the tier and the phase (start, run or stop) that failed; Run
+// returns it.
+type Error struct {
 	Tier  string
 	Phase string
 	Err   error
 }
 
-func (e *TierError) Error() string {
+// TierError is the former name of Error.
+//
+// Deprecated: use Error.
+type TierError = Error
+
+func (e *Error) Error() string {
 	return fmt.Sprintf("tier %q: %s: %v", e.Tier, e.Phase, e.Err)
 }
 
-func (e *TierError) Unwrap() error { return e.Err }
+func (e *Error) Unwrap() error { return e.Err }
 
 // ConfigError says which setting is wrong, what was wrong with it and, when
 // known, what is allowed.

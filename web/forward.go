@@ -9,6 +9,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"github.com/threetier/threetier/balancer"
+	"github.com/threetier/threetier/internal/obs"
 	"github.com/threetier/threetier/tier"
 )
 
@@ -94,7 +95,7 @@ func NewForwarder(pool *balancer.Pool, cfg ForwardConfig, opts ...Option) (*Forw
 	if cfg.TrustForwarded {
 		pc.TrustedProxies = []string{"0.0.0.0/0", "::/0"}
 	}
-	px, err := balancer.NewProxy(pc, []*balancer.Pool{pool}, balancer.WithLogger(tier.LoggerOrDiscard(o.log)), balancer.WithRegistry(o.reg))
+	px, err := balancer.NewProxy(pc, []*balancer.Pool{pool}, balancer.WithLogger(obs.Logger(o.log)), balancer.WithRegistry(o.reg))
 	if err != nil {
 		return nil, fmt.Errorf("web: forward %s: %w", cfg.Prefix, err)
 	}

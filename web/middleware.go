@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
+	"github.com/threetier/threetier/internal/obs"
 	"github.com/threetier/threetier/tier"
 )
 
@@ -18,7 +19,7 @@ import (
 // request, and each link costs an allocation on the hottest path.
 func edge(cfg Config, tlsOn bool, m *serverMetrics, log *slog.Logger) echo.MiddlewareFunc {
 	security := securityHeaders(cfg, tlsOn)
-	log = tier.LoggerOrDiscard(log)
+	log = obs.Logger(log)
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
 			start := time.Now()

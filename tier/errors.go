@@ -30,17 +30,28 @@ func (e *Error) Error() string {
 func (e *Error) Unwrap() error { return e.Err }
 
 // ConfigError says which setting is wrong, what was wrong with it and, when
-// known, what is allowed.
+// known, what is allowed. A Config's Validate names the Go field; LoadEnv,
+// which knows the prefix the Config was loaded under, adds the variable.
 type ConfigError struct {
-	Var     string // the environment variable or Config field
+	// Field is the path of the Config field, as Go writes it
+	// ("Retry.Attempts", "Endpoints[0]", "MaxConns" of an embedded Limits).
+	Field string
+	// Var is the environment variable behind Field, when the Config was
+	// loaded from the environment, or one that names no field.
+	Var     string
 	Value   string // the rejected value, if any
 	Problem string
 	Allowed string // optional: what would be accepted
 }
 
+// Error names Var, or Field when there is no variable.
 func (e *ConfigError) Error() string {
 	var b strings.Builder
-	b.WriteString(e.Var)
+	if e.Var != "" {
+		b.WriteString(e.Var)
+	} else {
+		b.WriteString(e.Field)
+	}
 	if e.Value != "" {
 		fmt.Fprintf(&b, "=%q", e.Value)
 	}
@@ -52,4 +63,23 @@ func (e *ConfigError) Error() string {
 		b.WriteString(")")
 	}
 	return b.String()
+}
+
+// InField returns err with parent and a dot put before the Field of every
+// *ConfigError in it, for a Config whose Validate checks a nested one:
+// web's Config reports its FilesConfig's "Prefix" as "Files.Prefix".
+func InField(parent string, err error) error {
+	switch e := err.(type) {
+	case *ConfigError:
+		if e.Field != "" {
+			e.Field = parent + "." + e.Field
+		}
+	case interface{ Unwrap() []error }:
+		for _, inner := range e.Unwrap() {
+			InField(parent, inner)
+		}
+	case interface{ Unwrap() error }:
+		InField(parent, e.Unwrap())
+	}
+	return err
 }

@@ -30,7 +30,7 @@ type Guards struct {
 	healths []*tier.Health
 }
 
-// NewGuards returns an empty registry. It uses the WithLogger, WithMetrics
+// NewGuards returns an empty registry. It uses the WithLogger, WithRegistry
 // and WithHealth options; guards register on that Health as checkers named
 // "guard:<name>".
 func NewGuards(opts ...Option) *Guards {

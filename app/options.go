@@ -18,7 +18,7 @@ type options struct {
 	reg       prometheus.Registerer
 	health    *tier.Health
 	guards    *Guards
-	validator *Validator
+	validator *BodyValidator
 	problems  func(error) *tier.Problem
 }
 
@@ -35,10 +35,15 @@ func buildOptions(opts []Option) options {
 // transitions; without it nothing is logged.
 func WithLogger(l *slog.Logger) Option { return func(o *options) { o.log = l } }
 
-// WithMetrics registers the tier's metrics (threetier_app_...) with reg;
+// WithRegistry registers the tier's metrics (threetier_app_...) with reg;
 // without it they go nowhere. When reg is a *prometheus.Registry (from
 // tier.NewRegistry), the server also serves it on Config.MetricsPath.
-func WithMetrics(reg prometheus.Registerer) Option { return func(o *options) { o.reg = reg } }
+func WithRegistry(reg prometheus.Registerer) Option { return func(o *options) { o.reg = reg } }
+
+// WithMetrics is the former name of WithRegistry.
+//
+// Deprecated: use WithRegistry, the name every tier uses.
+func WithMetrics(reg prometheus.Registerer) Option { return WithRegistry(reg) }
 
 // WithHealth sets the Health that serves /healthz and /readyz and on which
 // guards register as checkers; without it the server makes its own. Share
@@ -49,9 +54,14 @@ func WithHealth(h *tier.Health) Option { return func(o *options) { o.health = h 
 // /readyz; without it the server makes an empty one (see Server.Guards).
 func WithGuards(g *Guards) Option { return func(o *options) { o.guards = g } }
 
-// WithValidator sets the validator of bound requests; without it the
-// server uses NewValidator().
-func WithValidator(v *Validator) Option { return func(o *options) { o.validator = v } }
+// WithBodyValidator sets the validator of bound requests; without it the
+// server uses NewBodyValidator().
+func WithBodyValidator(v *BodyValidator) Option { return func(o *options) { o.validator = v } }
+
+// WithValidator is the former name of WithBodyValidator.
+//
+// Deprecated: use WithBodyValidator.
+func WithValidator(v *BodyValidator) Option { return WithBodyValidator(v) }
 
 // WithProblems lets the caller map its own errors to problems (a "not
 // found" from the data tier to 404, say). f is asked first; when it

@@ -18,8 +18,8 @@ import (
 // when the client went away before the answer: nginx's 499.
 const StatusClientClosedRequest = 499
 
-// ProblemFor maps an error to the problem the client gets. This is the one
-// place where errors become HTTP statuses:
+// ProblemFor maps an error to the problem the client gets when the
+// function given with WithProblems, asked first, returns nil:
 //
 //   - a *tier.Problem is sent as it is;
 //   - a *ValidationError is 422 with one entry per field;
@@ -47,7 +47,7 @@ func ProblemFor(err error) *tier.Problem {
 	case errors.As(err, &ve):
 		return invalidFields(ve.Fields)
 	case errors.As(err, &vs):
-		// From a validator used directly rather than through Validator.
+		// From a validator used directly rather than through BodyValidator.
 		fields := make([]tier.FieldProblem, len(vs))
 		for i, fe := range vs {
 			fields[i] = tier.FieldProblem{Field: fieldPath(fe), Detail: describe(fe)}

@@ -72,7 +72,7 @@ func New(cfg Config, opts ...Option) (*Server, error) {
 	}
 	s.guards.watch(s.health)
 	if o.validator == nil {
-		o.validator = NewValidator()
+		o.validator = NewBodyValidator()
 	}
 
 	var limit func() float64
@@ -105,7 +105,7 @@ func New(cfg Config, opts ...Option) (*Server, error) {
 	s.mountInfra(o.reg)
 
 	s.HTTPServer = tier.NewHTTPServer("app", &http.Server{
-		Addr:              cfg.Addr,
+		Addr:              cfg.Listen,
 		Handler:           e,
 		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
 		ReadTimeout:       max(cfg.ReadTimeout, 0),

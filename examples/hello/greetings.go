@@ -43,7 +43,7 @@ type greetings struct {
 
 // newAPI builds one app-tier instance on a loopback port of its own.
 func newAPI(db *data.DB, instance string, log *slog.Logger) (*app.Server, error) {
-	api, err := app.New(app.Config{Addr: "127.0.0.1:0"},
+	api, err := app.New(app.Config{Listen: "127.0.0.1:0"},
 		app.WithLogger(log.With("instance", instance)),
 		app.WithProblems(data.ProblemOrNil))
 	if err != nil {

@@ -84,9 +84,14 @@ type options struct {
 // statements at warn, everything at debug. The default discards logs.
 func WithLogger(l *slog.Logger) Option { return func(o *options) { o.log = l } }
 
-// WithRegisterer registers the pool and retry metrics (threetier_data_*)
-// with reg. Without it they are kept in a private registry.
-func WithRegisterer(reg prometheus.Registerer) Option { return func(o *options) { o.reg = reg } }
+// WithRegistry registers the pool and retry metrics (threetier_data_*)
+// with reg. Without it they go nowhere.
+func WithRegistry(reg prometheus.Registerer) Option { return func(o *options) { o.reg = reg } }
+
+// WithRegisterer is the former name of WithRegistry.
+//
+// Deprecated: use WithRegistry, the name every tier uses.
+func WithRegisterer(reg prometheus.Registerer) Option { return WithRegistry(reg) }
 
 // WithMigrations sets the versioned SQL migrations Start and Migrate apply:
 // fsys holds one directory per dialect, "postgres" and "sqlite", each with

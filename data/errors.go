@@ -139,10 +139,10 @@ func StatusOf(err error) int {
 // retryAfter is the Retry-After suggested for transient errors.
 const retryAfter = time.Second
 
-// Problem turns err into the RFC 9457 problem the edge sends. The detail
-// names the class only: driver messages can quote table names and values,
-// which clients should not see.
-func Problem(err error) *tier.Problem {
+// ProblemFor turns err into the RFC 9457 problem the edge sends. The
+// detail names the class only: driver messages can quote table names and
+// values, which clients should not see.
+func ProblemFor(err error) *tier.Problem {
 	status := StatusOf(err)
 	p := tier.NewProblem(status, "")
 	if p.Title == "" {
@@ -157,14 +157,20 @@ func Problem(err error) *tier.Problem {
 	return p
 }
 
-// ProblemOrNil is Problem for the errors the data tier classified, and nil
+// Problem is the former name of ProblemFor, which read as the type
+// tier.Problem.
+//
+// Deprecated: use ProblemFor.
+func Problem(err error) *tier.Problem { return ProblemFor(err) }
+
+// ProblemOrNil is ProblemFor for the errors the data tier classified, and nil
 // for any other, so that it plugs into app.WithProblems and leaves the rest
 // to the app tier.
 func ProblemOrNil(err error) *tier.Problem {
 	if StatusOf(err) == http.StatusInternalServerError {
 		return nil
 	}
-	return Problem(err)
+	return ProblemFor(err)
 }
 
 // kindOf returns the sentinel err belongs to, or nil.

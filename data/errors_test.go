@@ -177,10 +177,10 @@ func TestClassification(t *testing.T) {
 	if err := classifyIn(cancelled, &pgconn.PgError{Code: "57014"}); StatusOf(err) != 499 || IsFailure(err) || !errors.As(err, new(*pgconn.PgError)) {
 		t.Errorf("57014 after the caller cancelled: %v, status %d", err, StatusOf(err))
 	}
-	if p := Problem(context.Canceled); p.Status != 499 || p.Title == "" {
+	if p := ProblemFor(context.Canceled); p.Status != 499 || p.Title == "" {
 		t.Errorf("problem for a cancelled call: %+v", p)
 	}
-	p := Problem(&Error{Kind: ErrUnavailable, Err: errors.New("dial tcp 10.0.0.1: secret detail")})
+	p := ProblemFor(&Error{Kind: ErrUnavailable, Err: errors.New("dial tcp 10.0.0.1: secret detail")})
 	if p.Status != 503 || p.RetryAfter <= 0 || strings.Contains(p.Detail, "secret") {
 		t.Errorf("problem %+v", p)
 	}

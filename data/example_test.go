@@ -126,7 +126,7 @@ func ExampleGet() {
 // body; the app tier's breaker counts only IsFailure errors.
 func ExampleStatusOf() {
 	for _, err := range []error{data.ErrNotFound, data.ErrDuplicate, data.ErrViolation, data.ErrTimeout, data.ErrUnavailable} {
-		fmt.Println(data.StatusOf(err), data.IsFailure(err), data.Problem(err).Title)
+		fmt.Println(data.StatusOf(err), data.IsFailure(err), data.ProblemFor(err).Title)
 	}
 	// Output:
 	// 404 false Not Found

@@ -93,7 +93,7 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- stri
 	if err := tier.LoadEnv(data.EnvPrefix, &dataCfg); err != nil {
 		return err
 	}
-	db, err := data.Open(ctx, dataCfg, data.WithLogger(log), data.WithRegisterer(reg))
+	db, err := data.Open(ctx, dataCfg, data.WithLogger(log), data.WithRegistry(reg))
 	if err != nil {
 		return err
 	}

@@ -359,7 +359,7 @@ func openDB(ctx context.Context, f *flags, log *slog.Logger, reg prometheus.Regi
 	if err != nil {
 		return nil, err
 	}
-	return data.Open(ctx, cfg, data.WithLogger(log), data.WithRegisterer(reg), data.WithMigrations(mig))
+	return data.Open(ctx, cfg, data.WithLogger(log), data.WithRegistry(reg), data.WithMigrations(mig))
 }
 
 // appConfigs reads the app server's THREETIER_APP_* variables and the

@@ -43,10 +43,14 @@ type ForwardConfig struct {
 
 func (c ForwardConfig) validate() error {
 	if !strings.HasPrefix(c.Prefix, "/") || !strings.HasSuffix(c.Prefix, "/") {
-		return &tier.ConfigError{Var: "ForwardConfig.Prefix", Value: c.Prefix, Problem: "must start and end with /", Allowed: "for example /api/"}
+		return &tier.ConfigError{Field: "Prefix", Value: c.Prefix, Problem: "must start and end with /", Allowed: "for example /api/"}
 	}
 	return nil
 }
+
+// DefaultForwardConfig returns a ForwardConfig with every default spelled
+// out and no Prefix.
+func DefaultForwardConfig() ForwardConfig { return ForwardConfig{}.withDefaults() }
 
 func (c ForwardConfig) withDefaults() ForwardConfig {
 	if c.MaxBodyBytes == 0 {

@@ -160,10 +160,10 @@ func NewCluster(cfg ClusterConfig, pools []*Pool, opts ...Option) (*Cluster, err
 	}
 	for i, p := range pools {
 		if p == nil {
-			return nil, &tier.ConfigError{Var: fmt.Sprintf("pools[%d]", i), Problem: "nil pool"}
+			return nil, &tier.ConfigError{Field: fmt.Sprintf("pools[%d]", i), Problem: "nil pool"}
 		}
 		if _, dup := c.pools[p.Name()]; dup {
-			return nil, &tier.ConfigError{Var: fmt.Sprintf("pools[%d]", i), Value: p.Name(), Problem: "two pools of one name: peers could not tell them apart"}
+			return nil, &tier.ConfigError{Field: fmt.Sprintf("pools[%d]", i), Value: p.Name(), Problem: "two pools of one name: peers could not tell them apart"}
 		}
 		c.pools[p.Name()] = p
 	}

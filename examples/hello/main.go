@@ -77,8 +77,11 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- stri
 	if err != nil {
 		return err
 	}
+	// Every THREETIER_ variable is read here; Check fails on a misspelt one.
+	env := tier.NewEnv(os.Environ())
 	logCfg := tier.LogConfig{}
-	if err := tier.LoadEnv(tier.EnvPrefix, &logCfg); err != nil {
+	dataCfg := data.Config{Path: f.db}
+	if err := errors.Join(env.Load(tier.EnvPrefix, &logCfg), env.Load(data.EnvPrefix, &dataCfg), env.Check()); err != nil {
 		return err
 	}
 	log, err := tier.NewLogger(logCfg, stderr)
@@ -89,10 +92,6 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- stri
 
 	// Data tier: the embedded SQLite file unless THREETIER_DATA_DSN names a
 	// PostgreSQL server.
-	dataCfg := data.Config{Path: f.db}
-	if err := tier.LoadEnv(data.EnvPrefix, &dataCfg); err != nil {
-		return err
-	}
 	db, err := data.Open(ctx, dataCfg, data.WithLogger(log), data.WithRegistry(reg))
 	if err != nil {
 		return err

@@ -24,13 +24,19 @@ func NewEnv(environ []string) *Env {
 	return &Env{environ: environ, known: make(map[string]bool)}
 }
 
-// Load is LoadEnvFrom over the Env's list; it records every variable cfg
-// can read under prefix as known, whether or not it is set.
+// Load is LoadEnvFrom over the Env's list, after Declare.
 func (e *Env) Load(prefix string, cfg any) error {
+	e.Declare(prefix, cfg)
+	return LoadEnvFrom(e.environ, prefix, cfg)
+}
+
+// Declare records every variable cfg (a pointer to a Config, or a Config)
+// can read under prefix as known, set or not, for a Config loaded by other
+// means: LoadEnvFrom over a list with flags added, say.
+func (e *Env) Declare(prefix string, cfg any) {
 	for _, f := range envFields(reflect.TypeOf(cfg), "", prefix) {
 		e.known[f.Var] = true
 	}
-	return LoadEnvFrom(e.environ, prefix, cfg)
 }
 
 // Lookup returns the value of the variable name, as os.LookupEnv, and

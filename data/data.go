@@ -194,7 +194,7 @@ func openPostgres(cfg Config, dsn string, conns *connSet) (*sql.DB, error) {
 	cc, err := pgx.ParseConfig(dsn)
 	if err != nil {
 		// pgx's message may quote the DSN: say only that it did not parse.
-		return nil, &tier.ConfigError{Var: EnvPrefix + "DSN", Value: redact(dsn), Problem: "cannot parse as a PostgreSQL connection string"}
+		return nil, &tier.ConfigError{Field: "DSN", Value: redact(dsn), Problem: "cannot parse as a PostgreSQL connection string"}
 	}
 	if cc.ConnectTimeout == 0 {
 		cc.ConnectTimeout = cfg.ConnectTimeout

@@ -31,7 +31,7 @@ type searchRequest struct {
 func bindRequest[T any](t testing.TB, method, target, contentType, body string, params ...string) (T, error) {
 	t.Helper()
 	e := echo.New()
-	e.Validator = NewValidator()
+	e.Validator = NewBodyValidator()
 	var r *http.Request
 	if body == "" {
 		r = httptest.NewRequest(method, target, nil)
@@ -147,7 +147,7 @@ func FuzzBind(f *testing.F) {
 	f.Add("\x00\xff", "", "page=-0", "%")
 	f.Fuzz(func(t *testing.T, body, contentType, query, org string) {
 		e := echo.New()
-		e.Validator = NewValidator()
+		e.Validator = NewBodyValidator()
 		r := httptest.NewRequest("POST", "/orgs/x/search", strings.NewReader(body))
 		r.URL.RawQuery = query
 		if _, err := url.ParseQuery(query); err != nil {

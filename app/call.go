@@ -24,7 +24,7 @@ type Call[T any] struct {
 	// Guard is the dependency's guard; it must not be nil.
 	Guard *Guard
 	// Idempotent allows retries (reads, and writes that are safe to
-	// repeat): up to the guard's MaxAttempts within its retry budget, and
+	// repeat): up to the guard's Attempts within its retry budget, and
 	// waiting up to its RideThrough for an open breaker to let the call
 	// through.
 	Idempotent bool

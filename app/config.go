@@ -9,12 +9,12 @@ import (
 )
 
 // EnvPrefix prefixes the app tier's environment variables
-// (THREETIER_APP_ADDR, THREETIER_APP_MAX_IN_FLIGHT, ...).
+// (THREETIER_APP_LISTEN, THREETIER_APP_MAX_IN_FLIGHT, ...).
 const EnvPrefix = tier.EnvPrefix + "APP_"
 
 // Defaults that a zero Config field stands for.
 const (
-	DefaultAddr              = "127.0.0.1:8081"
+	DefaultListen            = "127.0.0.1:8081"
 	DefaultRequestTimeout    = 10 * time.Second
 	DefaultBodyLimit         = 4 << 20
 	DefaultMaxInFlight       = 1024
@@ -25,13 +25,18 @@ const (
 	DefaultShedRetryAfter    = time.Second
 )
 
+// DefaultAddr is the former name of DefaultListen.
+//
+// Deprecated: use DefaultListen.
+const DefaultAddr = DefaultListen
+
 // Config configures the app server. Every zero field means the documented
 // default, so Config{} is a working server; a negative value switches a
-// limit off. Load it from the environment with
+// limit off where the field says so, and is an error elsewhere. Load it from the environment with
 // tier.LoadEnv(app.EnvPrefix, &cfg).
 type Config struct {
-	// Addr is the listen address; zero means DefaultAddr.
-	Addr string `env:"ADDR" json:"addr"`
+	// Listen is the address to serve on; zero means DefaultListen.
+	Listen string `env:"LISTEN" json:"listen"`
 
 	// RequestTimeout bounds each request through its context; zero means
 	// DefaultRequestTimeout, negative means none. Handlers see the deadline
@@ -76,7 +81,7 @@ type Config struct {
 	// "/healthz" and "/readyz", "-" means not served.
 	HealthPath string `env:"HEALTH_PATH" json:"health_path"`
 	ReadyPath  string `env:"READY_PATH" json:"ready_path"`
-	// MetricsPath serves the registry given with WithMetrics (when it is a
+	// MetricsPath serves the registry given with WithRegistry (when it is a
 	// prometheus.Gatherer); zero means "/metrics", "-" means not served.
 	MetricsPath string `env:"METRICS_PATH" json:"metrics_path"`
 
@@ -91,8 +96,8 @@ func DefaultConfig() Config {
 }
 
 func (c Config) withDefaults() Config {
-	if c.Addr == "" {
-		c.Addr = DefaultAddr
+	if c.Listen == "" {
+		c.Listen = DefaultListen
 	}
 	if c.RequestTimeout == 0 {
 		c.RequestTimeout = DefaultRequestTimeout
@@ -133,29 +138,30 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
-// Validate reports settings that cannot work, naming the variable.
+// Validate reports settings that cannot work, naming the Config field
+// (tier.LoadEnv names the variable).
 func (c Config) Validate() error {
 	var errs []error
 	bad := func(field string, v any, problem string) {
-		errs = append(errs, &tier.ConfigError{Var: EnvPrefix + field, Value: fmt.Sprint(v), Problem: problem})
+		errs = append(errs, &tier.ConfigError{Field: field, Value: fmt.Sprint(v), Problem: problem})
 	}
 	if c.ShedLatency < 0 {
-		bad("SHED_LATENCY", c.ShedLatency, "must not be negative")
+		bad("ShedLatency", c.ShedLatency, "must not be negative")
 	}
 	if c.ShedLatency > 0 && c.MaxInFlight < 0 {
-		bad("SHED_LATENCY", c.ShedLatency, "needs MAX_IN_FLIGHT: an adaptive cap needs a cap")
+		bad("ShedLatency", c.ShedLatency, "needs MaxInFlight: an adaptive cap needs a cap")
 	}
 	if c.MinInFlight < 0 {
-		bad("MIN_IN_FLIGHT", c.MinInFlight, "must not be negative")
+		bad("MinInFlight", c.MinInFlight, "must not be negative")
 	}
 	if c.ShedRetryAfter < 0 {
-		bad("SHED_RETRY_AFTER", c.ShedRetryAfter, "must not be negative")
+		bad("ShedRetryAfter", c.ShedRetryAfter, "must not be negative")
 	}
 	if c.MaxConns < 0 {
-		bad("MAX_CONNS", c.MaxConns, "must not be negative")
+		bad("MaxConns", c.MaxConns, "must not be negative")
 	}
 	for _, p := range []struct{ name, v string }{
-		{"HEALTH_PATH", c.HealthPath}, {"READY_PATH", c.ReadyPath}, {"METRICS_PATH", c.MetricsPath},
+		{"HealthPath", c.HealthPath}, {"ReadyPath", c.ReadyPath}, {"MetricsPath", c.MetricsPath},
 	} {
 		if p.v != "" && p.v != "-" && p.v[0] != '/' {
 			bad(p.name, p.v, `must start with "/" (or be "-" for off)`)
@@ -175,17 +181,32 @@ const (
 	DefaultMaxOpenFor          = 800 * time.Millisecond
 	DefaultRideThrough         = 1500 * time.Millisecond
 	DefaultHalfOpenProbes      = 1
-	DefaultMaxAttempts         = 3
-	DefaultBackoffBase         = 20 * time.Millisecond
-	DefaultBackoffMax          = time.Second
-	DefaultRetryRatio          = 0.2
-	DefaultMinRetriesPerSecond = 10
+	DefaultAttempts            = 3
+	DefaultBackoff             = 20 * time.Millisecond
+	DefaultMaxBackoff          = time.Second
+	DefaultBudgetRatio         = 0.2
+	DefaultBudgetMinPerSecond  = 10
 	DefaultMaxConcurrent       = 256
+)
+
+// The former names of the retry defaults, from before every tier named its
+// retry knobs alike.
+//
+// Deprecated: use DefaultAttempts, DefaultBackoff, DefaultMaxBackoff,
+// DefaultBudgetRatio and DefaultBudgetMinPerSecond.
+const (
+	DefaultMaxAttempts         = DefaultAttempts
+	DefaultBackoffBase         = DefaultBackoff
+	DefaultBackoffMax          = DefaultMaxBackoff
+	DefaultRetryRatio          = DefaultBudgetRatio
+	DefaultMinRetriesPerSecond = DefaultBudgetMinPerSecond
 )
 
 // GuardConfig configures the guard of one dependency. Every zero field
 // means the documented default, so GuardConfig{} is a sensible guard; a
-// negative value switches that protection off. Load one per dependency
+// negative value switches that protection off where the field says so, and
+// is an error elsewhere. The retry knobs are named as balancer.RetryConfig
+// and data.TxConfig name theirs. Load one per dependency
 // with tier.LoadEnv(app.EnvPrefix+"GUARD_USERS_", &cfg).
 type GuardConfig struct {
 	// Timeout bounds each attempt through its context; zero means
@@ -231,22 +252,22 @@ type GuardConfig struct {
 	// means DefaultHalfOpenProbes.
 	HalfOpenProbes int `env:"HALF_OPEN_PROBES" json:"half_open_probes"`
 
-	// MaxAttempts bounds the attempts of an idempotent call, the first one
-	// included; zero means DefaultMaxAttempts, 1 or negative means no
+	// Attempts bounds the attempts of an idempotent call, the first one
+	// included; zero means DefaultAttempts, 1 or negative means no
 	// retries. Calls not marked idempotent are never retried.
-	MaxAttempts int `env:"MAX_ATTEMPTS" json:"max_attempts"`
-	// BackoffBase and BackoffMax shape the wait before retry n: a random
-	// duration between half and all of min(BackoffMax, BackoffBase*2^(n-1)).
-	// Zero means DefaultBackoffBase and DefaultBackoffMax.
-	BackoffBase time.Duration `env:"BACKOFF_BASE" json:"backoff_base"`
-	BackoffMax  time.Duration `env:"BACKOFF_MAX" json:"backoff_max"`
-	// RetryRatio and MinRetriesPerSecond form the retry budget: over the
-	// last ten seconds, retries may add at most RetryRatio of the calls,
-	// plus MinRetriesPerSecond so that a quiet dependency can still retry.
-	// Zero means DefaultRetryRatio and DefaultMinRetriesPerSecond; negative
+	Attempts int `env:"ATTEMPTS" json:"attempts"`
+	// Backoff and MaxBackoff shape the wait before retry n: a random
+	// duration between half and all of min(MaxBackoff, Backoff*2^(n-1)).
+	// Zero means DefaultBackoff and DefaultMaxBackoff; negative is invalid.
+	Backoff    time.Duration `env:"BACKOFF" json:"backoff"`
+	MaxBackoff time.Duration `env:"MAX_BACKOFF" json:"max_backoff"`
+	// BudgetRatio and BudgetMinPerSecond form the retry budget: over the
+	// last ten seconds, retries may add at most BudgetRatio of the calls,
+	// plus BudgetMinPerSecond so that a quiet dependency can still retry.
+	// Zero means DefaultBudgetRatio and DefaultBudgetMinPerSecond; negative
 	// means none of that part.
-	RetryRatio          float64 `env:"RETRY_RATIO" json:"retry_ratio"`
-	MinRetriesPerSecond float64 `env:"MIN_RETRIES_PER_SECOND" json:"min_retries_per_second"`
+	BudgetRatio        float64 `env:"BUDGET_RATIO" json:"budget_ratio"`
+	BudgetMinPerSecond float64 `env:"BUDGET_MIN_PER_SECOND" json:"budget_min_per_second"`
 
 	// MaxConcurrent caps the calls in flight to the dependency (the
 	// bulkhead); zero means DefaultMaxConcurrent, negative means no cap.
@@ -298,20 +319,20 @@ func (c GuardConfig) withDefaults() GuardConfig {
 	if c.HalfOpenProbes == 0 {
 		c.HalfOpenProbes = DefaultHalfOpenProbes
 	}
-	if c.MaxAttempts == 0 {
-		c.MaxAttempts = DefaultMaxAttempts
+	if c.Attempts == 0 {
+		c.Attempts = DefaultAttempts
 	}
-	if c.BackoffBase == 0 {
-		c.BackoffBase = DefaultBackoffBase
+	if c.Backoff == 0 {
+		c.Backoff = DefaultBackoff
 	}
-	if c.BackoffMax == 0 {
-		c.BackoffMax = DefaultBackoffMax
+	if c.MaxBackoff == 0 {
+		c.MaxBackoff = DefaultMaxBackoff
 	}
-	if c.RetryRatio == 0 {
-		c.RetryRatio = DefaultRetryRatio
+	if c.BudgetRatio == 0 {
+		c.BudgetRatio = DefaultBudgetRatio
 	}
-	if c.MinRetriesPerSecond == 0 {
-		c.MinRetriesPerSecond = DefaultMinRetriesPerSecond
+	if c.BudgetMinPerSecond == 0 {
+		c.BudgetMinPerSecond = DefaultBudgetMinPerSecond
 	}
 	if c.MaxConcurrent == 0 {
 		c.MaxConcurrent = DefaultMaxConcurrent
@@ -319,42 +340,42 @@ func (c GuardConfig) withDefaults() GuardConfig {
 	return c
 }
 
-// Validate reports settings that cannot work. The variable names assume
-// the guard's own prefix, so they are given without it.
+// Validate reports settings that cannot work, naming the GuardConfig field
+// (tier.LoadEnv names the variable under the guard's own prefix).
 func (c GuardConfig) Validate() error {
 	var errs []error
 	bad := func(field string, v any, problem string) {
-		errs = append(errs, &tier.ConfigError{Var: field, Value: fmt.Sprint(v), Problem: problem})
+		errs = append(errs, &tier.ConfigError{Field: field, Value: fmt.Sprint(v), Problem: problem})
 	}
 	if c.FailureRatio > 1 {
-		bad("FAILURE_RATIO", c.FailureRatio, "must be at most 1")
+		bad("FailureRatio", c.FailureRatio, "must be at most 1")
 	}
 	if c.MinCalls < 0 {
-		bad("MIN_CALLS", c.MinCalls, "must not be negative")
+		bad("MinCalls", c.MinCalls, "must not be negative")
 	}
 	if c.Window < 0 {
-		bad("WINDOW", c.Window, "must not be negative")
+		bad("Window", c.Window, "must not be negative")
 	}
 	if c.SlowCall < 0 {
-		bad("SLOW_CALL", c.SlowCall, "must not be negative")
+		bad("SlowCall", c.SlowCall, "must not be negative")
 	}
 	if c.OpenFor < 0 {
-		bad("OPEN_FOR", c.OpenFor, "must not be negative")
+		bad("OpenFor", c.OpenFor, "must not be negative")
 	}
 	if c.MaxOpenFor < 0 {
-		bad("MAX_OPEN_FOR", c.MaxOpenFor, "must not be negative")
+		bad("MaxOpenFor", c.MaxOpenFor, "must not be negative")
 	}
 	if c.HalfOpenProbes < 0 {
-		bad("HALF_OPEN_PROBES", c.HalfOpenProbes, "must not be negative")
+		bad("HalfOpenProbes", c.HalfOpenProbes, "must not be negative")
 	}
-	if c.BackoffBase < 0 {
-		bad("BACKOFF_BASE", c.BackoffBase, "must not be negative")
+	if c.Backoff < 0 {
+		bad("Backoff", c.Backoff, "must not be negative")
 	}
-	if c.BackoffMax < 0 {
-		bad("BACKOFF_MAX", c.BackoffMax, "must not be negative")
+	if c.MaxBackoff < 0 {
+		bad("MaxBackoff", c.MaxBackoff, "must not be negative")
 	}
 	if c.MaxWait < 0 {
-		bad("MAX_WAIT", c.MaxWait, "must not be negative")
+		bad("MaxWait", c.MaxWait, "must not be negative")
 	}
 	return errors.Join(errs...)
 }

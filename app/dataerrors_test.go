@@ -52,7 +52,7 @@ func dataErrors(t *testing.T) (db *data.DB, notFound, duplicate, unavailable err
 // counts its outages: no WithIsFailure needed.
 func TestGuardJudgesDataErrorsByDefault(t *testing.T) {
 	db, notFound, _, unavailable := dataErrors(t)
-	g := newTestGuard(t, GuardConfig{ConsecutiveFailures: 3, MaxAttempts: 2, OpenFor: time.Minute})
+	g := newTestGuard(t, GuardConfig{ConsecutiveFailures: 3, Attempts: 2, OpenFor: time.Minute})
 	calls := 0
 	lookup := func(ctx context.Context) (row, error) {
 		calls++

@@ -31,7 +31,7 @@ type User struct {
 // A server with one typed route: invalid requests never reach the handler
 // and get a 422 problem naming each field.
 func ExampleNew() {
-	srv, err := app.New(app.Config{Addr: "127.0.0.1:0"})
+	srv, err := app.New(app.Config{Listen: "127.0.0.1:0"})
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -96,7 +96,7 @@ func ExampleDo() {
 // fallback for when the dependency cannot answer.
 func ExampleCall() {
 	guards := app.NewGuards()
-	prices, _ := guards.Add("prices", app.GuardConfig{MaxAttempts: 3, BackoffBase: time.Millisecond})
+	prices, _ := guards.Add("prices", app.GuardConfig{Attempts: 3, Backoff: time.Millisecond})
 	getPrice := app.Call[int]{
 		Guard:      prices,
 		Idempotent: true,

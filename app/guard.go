@@ -132,7 +132,7 @@ func newGuard(name string, cfg GuardConfig, log *slog.Logger, m guardMetrics, op
 		name:      name,
 		cfg:       cfg,
 		bulkhead:  newBulkhead(cfg.MaxConcurrent),
-		budget:    retry.NewBudget(cfg.RetryRatio, cfg.MinRetriesPerSecond),
+		budget:    retry.NewBudget(cfg.BudgetRatio, cfg.BudgetMinPerSecond),
 		isFailure: DefaultIsFailure,
 		log:       log,
 		m:         m,
@@ -263,7 +263,7 @@ func (g *Guard) guarded(ctx context.Context, idempotent bool, fn func(context.Co
 	g.budget.Request(int64(now / time.Second))
 	attempts, ride := 1, time.Duration(0)
 	if idempotent {
-		attempts, ride = max(g.cfg.MaxAttempts, 1), max(g.cfg.RideThrough, 0)
+		attempts, ride = max(g.cfg.Attempts, 1), max(g.cfg.RideThrough, 0)
 	}
 	var failed error // the failure the next attempt retries
 	slotWait := g.cfg.MaxWait
@@ -293,7 +293,7 @@ func (g *Guard) guarded(ctx context.Context, idempotent bool, fn func(context.Co
 		if n >= attempts || ctx.Err() != nil {
 			return err
 		}
-		wait := backoff(n, g.cfg.BackoffBase, g.cfg.BackoffMax)
+		wait := backoff(n, g.cfg.Backoff, g.cfg.MaxBackoff)
 		if dl, ok := ctx.Deadline(); ok && time.Until(dl) <= wait {
 			return err // the caller cannot wait for another attempt
 		}

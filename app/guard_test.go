@@ -22,7 +22,7 @@ var errDown = errors.New("dependency down")
 
 func newTestGuard(t testing.TB, cfg GuardConfig, opts ...GuardOption) *Guard {
 	t.Helper()
-	g, err := NewGuards(WithMetrics(prometheus.NewRegistry())).Add("dep", cfg, opts...)
+	g, err := NewGuards(WithRegistry(prometheus.NewRegistry())).Add("dep", cfg, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,7 +169,7 @@ func TestSlowCallsCountAsFailures(t *testing.T) {
 }
 
 func TestCallerCancellationDoesNotCount(t *testing.T) {
-	g := newTestGuard(t, GuardConfig{ConsecutiveFailures: 1, MaxAttempts: 5})
+	g := newTestGuard(t, GuardConfig{ConsecutiveFailures: 1, Attempts: 5})
 	for range 5 {
 		ctx, cancel := context.WithCancel(context.Background())
 		var calls atomic.Int64
@@ -205,7 +205,7 @@ func TestCallerCancellationDoesNotCount(t *testing.T) {
 var errNotFound = errors.New("not found")
 
 func TestNotAFailureDoesNotCount(t *testing.T) {
-	g := newTestGuard(t, GuardConfig{ConsecutiveFailures: 1, MaxAttempts: 3},
+	g := newTestGuard(t, GuardConfig{ConsecutiveFailures: 1, Attempts: 3},
 		WithIsFailure(func(err error) bool { return !errors.Is(err, errNotFound) }))
 	var calls atomic.Int64
 	fallbacks := 0
@@ -275,7 +275,7 @@ func TestCallTimeout(t *testing.T) {
 }
 
 func TestRetriesAreBounded(t *testing.T) {
-	g := newTestGuard(t, GuardConfig{MaxAttempts: 4, BackoffBase: time.Millisecond, BackoffMax: 2 * time.Millisecond, ConsecutiveFailures: -1, FailureRatio: -1})
+	g := newTestGuard(t, GuardConfig{Attempts: 4, Backoff: time.Millisecond, MaxBackoff: 2 * time.Millisecond, ConsecutiveFailures: -1, FailureRatio: -1})
 	ctx := context.Background()
 
 	var calls atomic.Int64
@@ -306,7 +306,7 @@ func TestRetriesAreBounded(t *testing.T) {
 
 func TestRetryBudget(t *testing.T) {
 	// No budget at all: the first failure is final.
-	g := newTestGuard(t, GuardConfig{MaxAttempts: 3, RetryRatio: -1, MinRetriesPerSecond: -1, BackoffBase: time.Millisecond, ConsecutiveFailures: -1, FailureRatio: -1})
+	g := newTestGuard(t, GuardConfig{Attempts: 3, BudgetRatio: -1, BudgetMinPerSecond: -1, Backoff: time.Millisecond, ConsecutiveFailures: -1, FailureRatio: -1})
 	var calls atomic.Int64
 	_, err := Call[int]{Guard: g, Idempotent: true}.Do(context.Background(), failing(&calls))
 	var ge *GuardError
@@ -317,8 +317,8 @@ func TestRetryBudget(t *testing.T) {
 		t.Fatalf("spent budget maps to %d (Retry-After %s), want 503 with Retry-After", p.Status, p.RetryAfter)
 	}
 
-	// Retries add at most RetryRatio of the calls.
-	g = newTestGuard(t, GuardConfig{MaxAttempts: 3, RetryRatio: 0.25, MinRetriesPerSecond: -1, BackoffBase: time.Microsecond, BackoffMax: time.Microsecond, ConsecutiveFailures: -1, FailureRatio: -1})
+	// Retries add at most BudgetRatio of the calls.
+	g = newTestGuard(t, GuardConfig{Attempts: 3, BudgetRatio: 0.25, BudgetMinPerSecond: -1, Backoff: time.Microsecond, MaxBackoff: time.Microsecond, ConsecutiveFailures: -1, FailureRatio: -1})
 	ok := func(context.Context) (int, error) { return 1, nil }
 	for range 40 {
 		_, _ = Do(context.Background(), g, ok)
@@ -490,7 +490,7 @@ func TestPanicInCallReleasesAndCounts(t *testing.T) {
 func TestGuardsRegistry(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	h := &tier.Health{}
-	guards := NewGuards(WithMetrics(reg), WithHealth(h))
+	guards := NewGuards(WithRegistry(reg), WithHealth(h))
 	if _, err := guards.Add("", GuardConfig{}); err == nil {
 		t.Fatal("empty name accepted")
 	}
@@ -505,7 +505,7 @@ func TestGuardsRegistry(t *testing.T) {
 		t.Fatal("duplicate name accepted")
 	}
 	if _, err := guards.Add("bad", GuardConfig{FailureRatio: 2, MaxWait: -1}); err == nil ||
-		!strings.Contains(err.Error(), "FAILURE_RATIO") || !strings.Contains(err.Error(), "MAX_WAIT") {
+		!strings.Contains(err.Error(), "FailureRatio") || !strings.Contains(err.Error(), "MaxWait") {
 		t.Fatalf("invalid config: err = %v, want both problems named", err)
 	}
 	if guards.Get("db") != db || guards.Get("nope") != nil || len(guards.All()) != 2 || guards.All()[0].Name() != "cache" {
@@ -540,7 +540,7 @@ threetier_app_guard_state{guard="db"} 2
 	}
 
 	// Two registries can share a Registerer, not a guard name.
-	other := NewGuards(WithMetrics(reg))
+	other := NewGuards(WithRegistry(reg))
 	if _, err := other.Add("queue", GuardConfig{}); err != nil {
 		t.Fatalf("second registry on the same Registerer: %v", err)
 	}
@@ -605,8 +605,8 @@ func TestRetryNotTakenSpendsNoBudget(t *testing.T) {
 	// One retry in the budget (0.1 a second over ten seconds), and a
 	// back-off longer than the callers' deadlines: nobody can wait for the
 	// retry, so nobody may spend it.
-	g := newTestGuard(t, GuardConfig{MaxAttempts: 2, RetryRatio: -1, MinRetriesPerSecond: 0.1,
-		BackoffBase: time.Hour, BackoffMax: time.Hour, ConsecutiveFailures: -1, FailureRatio: -1})
+	g := newTestGuard(t, GuardConfig{Attempts: 2, BudgetRatio: -1, BudgetMinPerSecond: 0.1,
+		Backoff: time.Hour, MaxBackoff: time.Hour, ConsecutiveFailures: -1, FailureRatio: -1})
 	var calls atomic.Int64
 	for range 3 {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)

@@ -6,6 +6,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sony/gobreaker/v2"
 
+	"github.com/threetier/threetier/internal/obs"
 	"github.com/threetier/threetier/tier"
 )
 
@@ -35,37 +36,37 @@ type guardVecs struct {
 func newGuardVecs(reg prometheus.Registerer) (*guardVecs, error) {
 	v := &guardVecs{reg: reg}
 	var err error
-	if v.calls, err = tier.RegisterShared(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+	if v.calls, err = obs.RegisterShared(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: tier.MetricsNamespace, Subsystem: metricsSubsystem, Name: "guard_calls_total",
 		Help: "Attempts made through a guard, by outcome (success, slow, failure, timeout, not_failure, canceled).",
 	}, []string{"guard", "outcome"})); err != nil {
 		return nil, err
 	}
-	if v.rejections, err = tier.RegisterShared(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+	if v.rejections, err = obs.RegisterShared(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: tier.MetricsNamespace, Subsystem: metricsSubsystem, Name: "guard_rejections_total",
 		Help: "Calls a guard refused, by reason (breaker_open, bulkhead_full, retry_budget).",
 	}, []string{"guard", "reason"})); err != nil {
 		return nil, err
 	}
-	if v.retries, err = tier.RegisterShared(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+	if v.retries, err = obs.RegisterShared(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: tier.MetricsNamespace, Subsystem: metricsSubsystem, Name: "guard_retries_total",
 		Help: "Retries a guard made for idempotent calls.",
 	}, []string{"guard"})); err != nil {
 		return nil, err
 	}
-	if v.fallbacks, err = tier.RegisterShared(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+	if v.fallbacks, err = obs.RegisterShared(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: tier.MetricsNamespace, Subsystem: metricsSubsystem, Name: "guard_fallbacks_total",
 		Help: "Calls answered by their fallback.",
 	}, []string{"guard"})); err != nil {
 		return nil, err
 	}
-	if v.transitions, err = tier.RegisterShared(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+	if v.transitions, err = obs.RegisterShared(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: tier.MetricsNamespace, Subsystem: metricsSubsystem, Name: "guard_transitions_total",
 		Help: "Breaker state changes, by the state entered.",
 	}, []string{"guard", "to"})); err != nil {
 		return nil, err
 	}
-	if v.duration, err = tier.RegisterShared(reg, prometheus.NewHistogramVec(prometheus.HistogramOpts{
+	if v.duration, err = obs.RegisterShared(reg, prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Namespace: tier.MetricsNamespace, Subsystem: metricsSubsystem, Name: "guard_call_duration_seconds",
 		Help:    "Duration of the attempts made through a guard.",
 		Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},

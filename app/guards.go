@@ -12,6 +12,7 @@ import (
 	"github.com/sony/gobreaker/v2"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/threetier/threetier/internal/obs"
 	"github.com/threetier/threetier/internal/tracing"
 	"github.com/threetier/threetier/tier"
 )
@@ -33,12 +34,12 @@ type Guards struct {
 	healths []*tier.Health
 }
 
-// NewGuards returns an empty registry. It uses the WithLogger, WithMetrics,
+// NewGuards returns an empty registry. It uses the WithLogger, WithRegistry,
 // WithHealth and WithTracerProvider options; guards register on that Health as checkers named
 // "guard:<name>".
 func NewGuards(opts ...Option) *Guards {
 	o := buildOptions(opts)
-	r := &Guards{log: o.log, reg: tier.Registerer(o.reg), tracer: tracing.Tracer(o.tracer), guards: make(map[string]*Guard)}
+	r := &Guards{log: o.log, reg: obs.Registerer(o.reg), tracer: tracing.Tracer(o.tracer), guards: make(map[string]*Guard)}
 	r.vecs, r.err = newGuardVecs(r.reg)
 	if o.health != nil {
 		r.healths = append(r.healths, o.health)

@@ -49,7 +49,7 @@ func startServer(t testing.TB, s *Server) string {
 // newTestServer builds a server on 127.0.0.1:0.
 func newTestServer(t testing.TB, cfg Config, opts ...Option) *Server {
 	t.Helper()
-	cfg.Addr = "127.0.0.1:0"
+	cfg.Listen = "127.0.0.1:0"
 	s, err := New(cfg, opts...)
 	if err != nil {
 		t.Fatal(err)

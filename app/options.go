@@ -6,6 +6,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/threetier/threetier/internal/obs"
 	"github.com/threetier/threetier/tier"
 )
 
@@ -18,7 +19,7 @@ type options struct {
 	reg       prometheus.Registerer
 	health    *tier.Health
 	guards    *Guards
-	validator *Validator
+	validator *BodyValidator
 	problems  func(error) *tier.Problem
 	access    tier.AccessLogConfig
 	tracer    trace.TracerProvider
@@ -29,7 +30,7 @@ func buildOptions(opts []Option) options {
 	for _, opt := range opts {
 		opt(&o)
 	}
-	o.log = tier.LoggerOrDiscard(o.log)
+	o.log = obs.Logger(o.log)
 	return o
 }
 
@@ -37,10 +38,15 @@ func buildOptions(opts []Option) options {
 // transitions; without it nothing is logged.
 func WithLogger(l *slog.Logger) Option { return func(o *options) { o.log = l } }
 
-// WithMetrics registers the tier's metrics (threetier_app_...) with reg;
+// WithRegistry registers the tier's metrics (threetier_app_...) with reg;
 // without it they go nowhere. When reg is a *prometheus.Registry (from
 // tier.NewRegistry), the server also serves it on Config.MetricsPath.
-func WithMetrics(reg prometheus.Registerer) Option { return func(o *options) { o.reg = reg } }
+func WithRegistry(reg prometheus.Registerer) Option { return func(o *options) { o.reg = reg } }
+
+// WithMetrics is the former name of WithRegistry.
+//
+// Deprecated: use WithRegistry, the name every tier uses.
+func WithMetrics(reg prometheus.Registerer) Option { return WithRegistry(reg) }
 
 // WithHealth sets the Health that serves /healthz and /readyz and on which
 // guards register as checkers; without it the server makes its own. Share
@@ -51,9 +57,14 @@ func WithHealth(h *tier.Health) Option { return func(o *options) { o.health = h 
 // /readyz; without it the server makes an empty one (see Server.Guards).
 func WithGuards(g *Guards) Option { return func(o *options) { o.guards = g } }
 
-// WithValidator sets the validator of bound requests; without it the
-// server uses NewValidator().
-func WithValidator(v *Validator) Option { return func(o *options) { o.validator = v } }
+// WithBodyValidator sets the validator of bound requests; without it the
+// server uses NewBodyValidator().
+func WithBodyValidator(v *BodyValidator) Option { return func(o *options) { o.validator = v } }
+
+// WithValidator is the former name of WithBodyValidator.
+//
+// Deprecated: use WithBodyValidator.
+func WithValidator(v *BodyValidator) Option { return WithBodyValidator(v) }
 
 // WithProblems lets the caller map errors it cannot make describe
 // themselves (a library's, say) to problems; errors that are a

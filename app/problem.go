@@ -10,6 +10,7 @@ import (
 	"github.com/go-playground/validator/v10"
 	"github.com/labstack/echo/v4"
 
+	"github.com/threetier/threetier/internal/obs"
 	"github.com/threetier/threetier/tier"
 )
 
@@ -49,7 +50,7 @@ func ProblemFor(err error) *tier.Problem {
 	case errors.As(err, &ve):
 		return invalidFields(ve.Fields)
 	case errors.As(err, &vs):
-		// From a validator used directly rather than through Validator.
+		// From a validator used directly rather than through BodyValidator.
 		fields := make([]tier.FieldProblem, len(vs))
 		for i, fe := range vs {
 			fields[i] = tier.FieldProblem{Field: fieldPath(fe), Detail: describe(fe)}
@@ -97,7 +98,7 @@ func invalidFields(fields []tier.FieldProblem) *tier.Problem {
 // of the server's own making (5xx) are logged with their cause. mapper,
 // when not nil, is asked first (see WithProblems).
 func ErrorHandler(log *slog.Logger, mapper func(error) *tier.Problem) echo.HTTPErrorHandler {
-	log = tier.LoggerOrDiscard(log)
+	log = obs.Logger(log)
 	return func(err error, c echo.Context) {
 		r := c.Request()
 		if c.Response().Committed {

@@ -211,12 +211,12 @@ func TestOpenPeriodBacksOffAndResets(t *testing.T) {
 func TestRefusedCallAnswers503WithTheBreakersRetryAfter(t *testing.T) {
 	log, _ := newTestLogger(t)
 	reg := tier.NewRegistry()
-	guards := NewGuards(WithMetrics(reg), WithLogger(log))
+	guards := NewGuards(WithRegistry(reg), WithLogger(log))
 	g, err := guards.Add("db", GuardConfig{ConsecutiveFailures: 1, OpenFor: 2500 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := newTestServer(t, Config{}, WithLogger(log), WithMetrics(reg), WithGuards(guards))
+	s := newTestServer(t, Config{}, WithLogger(log), WithRegistry(reg), WithGuards(guards))
 	read := Call[int]{Guard: g, Idempotent: true}
 	s.Echo().GET("/read", func(c echo.Context) error {
 		_, err := read.Do(c.Request().Context(), func(context.Context) (int, error) { return 1, nil })

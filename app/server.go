@@ -28,6 +28,7 @@ import (
 	"github.com/labstack/echo/v4/middleware"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/threetier/threetier/internal/obs"
 	"github.com/threetier/threetier/internal/tracing"
 	"github.com/threetier/threetier/tier"
 )
@@ -73,10 +74,10 @@ func New(cfg Config, opts ...Option) (*Server, error) {
 	}
 	s.guards.watch(s.health)
 	if o.validator == nil {
-		o.validator = NewValidator()
+		o.validator = NewBodyValidator()
 	}
 
-	reg := tier.Registerer(o.reg)
+	reg := obs.Registerer(o.reg)
 	metrics, err := tier.NewHTTPMetrics(metricsSubsystem, reg)
 	if err != nil {
 		return nil, fmt.Errorf("app: metrics: %w", err)
@@ -116,7 +117,7 @@ func New(cfg Config, opts ...Option) (*Server, error) {
 	s.mountInfra(o.reg)
 
 	s.HTTPServer = tier.NewHTTPServer("app", &http.Server{
-		Addr:              cfg.Addr,
+		Addr:              cfg.Listen,
 		Handler:           e,
 		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
 		ReadTimeout:       max(cfg.ReadTimeout, 0),

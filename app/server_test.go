@@ -44,8 +44,8 @@ func newProblemServer(t *testing.T, cfg Config) *problemServer {
 	t.Helper()
 	log, logs := newTestLogger(t)
 	reg := tier.NewRegistry()
-	guards := NewGuards(WithMetrics(reg), WithLogger(log))
-	s := newTestServer(t, cfg, WithLogger(log), WithMetrics(reg), WithGuards(guards),
+	guards := NewGuards(WithRegistry(reg), WithLogger(log))
+	s := newTestServer(t, cfg, WithLogger(log), WithRegistry(reg), WithGuards(guards),
 		WithProblems(func(err error) *tier.Problem {
 			if errors.Is(err, errNotFound) {
 				return tier.NewProblem(http.StatusNotFound, "no such item")
@@ -309,7 +309,7 @@ func TestRequestID(t *testing.T) {
 
 func TestReadyzListsGuards(t *testing.T) {
 	reg := tier.NewRegistry()
-	guards := NewGuards(WithMetrics(reg))
+	guards := NewGuards(WithRegistry(reg))
 	db, err := guards.Add("db", GuardConfig{ConsecutiveFailures: 1, UnreadyWhenOpen: true, OpenFor: time.Minute})
 	if err != nil {
 		t.Fatal(err)
@@ -317,7 +317,7 @@ func TestReadyzListsGuards(t *testing.T) {
 	if _, err := guards.Add("search", GuardConfig{ConsecutiveFailures: 1}); err != nil {
 		t.Fatal(err)
 	}
-	s := newTestServer(t, Config{}, WithMetrics(reg), WithGuards(guards))
+	s := newTestServer(t, Config{}, WithRegistry(reg), WithGuards(guards))
 	url := startServer(t, s)
 	c := testClient(t)
 
@@ -404,15 +404,15 @@ func TestConfig(t *testing.T) {
 		t.Fatal("New accepted an invalid config")
 	}
 	d := DefaultConfig()
-	if d.MaxInFlight != DefaultMaxInFlight || d.RequestTimeout != DefaultRequestTimeout || d.Addr != DefaultAddr {
+	if d.MaxInFlight != DefaultMaxInFlight || d.RequestTimeout != DefaultRequestTimeout || d.Listen != DefaultListen {
 		t.Fatalf("defaults %+v", d)
 	}
 	// Two servers on one registry collide, clearly.
 	reg := prometheus.NewRegistry()
-	if _, err := New(Config{}, WithMetrics(reg)); err != nil {
+	if _, err := New(Config{}, WithRegistry(reg)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := New(Config{}, WithMetrics(reg)); err == nil {
+	if _, err := New(Config{}, WithRegistry(reg)); err == nil {
 		t.Fatal("a second server registered the same metrics without error")
 	}
 }
@@ -467,7 +467,7 @@ func TestGuardConfigFromEnv(t *testing.T) {
 		t.Fatalf("%+v, %v", cfg, err)
 	}
 	d := DefaultGuardConfig()
-	if d.Timeout != DefaultCallTimeout || d.MaxAttempts != DefaultMaxAttempts || d.OpenFor != DefaultOpenFor {
+	if d.Timeout != DefaultCallTimeout || d.Attempts != DefaultAttempts || d.OpenFor != DefaultOpenFor {
 		t.Fatalf("defaults %+v", d)
 	}
 }
@@ -485,5 +485,19 @@ func TestLimitsFromEnv(t *testing.T) {
 	var ce *tier.ConfigError
 	if !errors.As(err, &ce) || ce.Var != "THREETIER_APP_MAX_CONNS" {
 		t.Fatalf("negative MaxConns: %v", err)
+	}
+}
+
+func TestConfigErrorsNameTheVariableUnderTheLoadedPrefix(t *testing.T) {
+	err := tier.LoadEnvFrom([]string{"THREETIER_APP_B_MAX_CONNS=-1", "THREETIER_APP_B_READY_PATH=ready"}, EnvPrefix+"B_", &Config{})
+	for _, want := range []string{"THREETIER_APP_B_MAX_CONNS=", "THREETIER_APP_B_READY_PATH="} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error %v lacks %s", err, want)
+		}
+	}
+	err = tier.LoadEnvFrom([]string{"THREETIER_APP_GUARD_DB_BACKOFF=-1s"}, EnvPrefix+"GUARD_DB_", &GuardConfig{})
+	var ce *tier.ConfigError
+	if !errors.As(err, &ce) || ce.Var != "THREETIER_APP_GUARD_DB_BACKOFF" || ce.Field != "Backoff" {
+		t.Fatalf("negative Backoff: %v", err)
 	}
 }

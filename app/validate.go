@@ -11,31 +11,42 @@ import (
 	"github.com/threetier/threetier/tier"
 )
 
-// Validator checks bound requests against their `validate` struct tags
+// BodyValidator checks bound requests against their `validate` struct tags
 // (go-playground/validator) and reports every invalid field by the name
 // the client used for it (its json, query or param name). It implements
 // echo.Validator. Safe for concurrent use; make one per server.
-type Validator struct {
+type BodyValidator struct {
 	v *validator.Validate
 }
 
-var _ echo.Validator = (*Validator)(nil)
+// Validator is the former name of BodyValidator, which tier.Validator (a
+// Config that checks itself) made ambiguous.
+//
+// Deprecated: use BodyValidator.
+type Validator = BodyValidator
 
-// NewValidator returns a Validator with go-playground's built-in rules.
+// NewValidator is the former name of NewBodyValidator.
+//
+// Deprecated: use NewBodyValidator.
+func NewValidator() *BodyValidator { return NewBodyValidator() }
+
+var _ echo.Validator = (*BodyValidator)(nil)
+
+// NewBodyValidator returns a BodyValidator with go-playground's built-in rules.
 // Add rules of your own on Engine().
-func NewValidator() *Validator {
+func NewBodyValidator() *BodyValidator {
 	v := validator.New(validator.WithRequiredStructEnabled())
 	v.RegisterTagNameFunc(clientName)
-	return &Validator{v: v}
+	return &BodyValidator{v: v}
 }
 
 // Engine returns the underlying validator, to register custom rules.
-func (v *Validator) Engine() *validator.Validate { return v.v }
+func (v *BodyValidator) Engine() *validator.Validate { return v.v }
 
 // Validate checks i (a struct or a pointer to one; anything else, a nil
 // pointer included, passes) and returns a *ValidationError listing every
 // invalid field.
-func (v *Validator) Validate(i any) error {
+func (v *BodyValidator) Validate(i any) error {
 	rv := reflect.ValueOf(i)
 	for rv.Kind() == reflect.Pointer {
 		if rv.IsNil() {

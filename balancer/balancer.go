@@ -43,6 +43,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/threetier/threetier/internal/obs"
 	"github.com/threetier/threetier/internal/retry"
 	"github.com/threetier/threetier/tier"
 )
@@ -103,11 +104,11 @@ func New(cfg Config, opts ...Option) (*Pool, error) {
 		o.discovery, _ = ParseDiscovery(cfg.Discovery)
 	}
 	if len(cfg.Endpoints)+len(cfg.Backups) == 0 && o.discovery == nil {
-		return nil, &tier.ConfigError{Var: "Endpoints", Problem: "no endpoints and no discovery", Allowed: "one or more base URLs, or WithDiscovery"}
+		return nil, &tier.ConfigError{Field: "Endpoints", Problem: "no endpoints and no discovery", Allowed: "one or more base URLs, or WithDiscovery"}
 	}
 	p := &Pool{
 		cfg:       cfg,
-		log:       tier.LoggerOrDiscard(o.logger).With("pool", cfg.Name),
+		log:       obs.Logger(o.logger).With("pool", cfg.Name),
 		transport: o.transport,
 		discovery: o.discovery,
 		policy:    cfg.Policy,
@@ -142,7 +143,7 @@ func New(cfg Config, opts ...Option) (*Pool, error) {
 		for _, raw := range list.urls {
 			u, _ := parseEndpointURL(raw)
 			if p.find(u.String()) != nil {
-				return nil, &tier.ConfigError{Var: "Endpoints", Value: raw, Problem: "listed twice"}
+				return nil, &tier.ConfigError{Field: "Endpoints", Value: raw, Problem: "listed twice"}
 			}
 			p.eps = append(p.eps, newEndpoint(u, 1, list.backup, true, cfg.EWMADecay))
 		}
@@ -254,7 +255,7 @@ func (p *Pool) Add(ep Endpoint) error {
 func (p *Pool) add(ep Endpoint, static bool) error {
 	u, err := parseEndpointURL(ep.URL)
 	if err != nil {
-		return &tier.ConfigError{Var: "Endpoint.URL", Value: ep.URL, Problem: err.Error(), Allowed: "http://host:port or https://host:port"}
+		return &tier.ConfigError{Field: "Endpoint.URL", Value: ep.URL, Problem: err.Error(), Allowed: "http://host:port or https://host:port"}
 	}
 	w, err := checkWeight(ep.Weight)
 	if err != nil {
@@ -277,7 +278,7 @@ func checkWeight(w int) (int, error) {
 		return 1, nil
 	}
 	if w < 0 || w > MaxWeight {
-		return 0, &tier.ConfigError{Var: "Endpoint.Weight", Value: fmt.Sprint(w), Problem: "out of range", Allowed: fmt.Sprintf("1 to %d, or 0 for 1", MaxWeight)}
+		return 0, &tier.ConfigError{Field: "Endpoint.Weight", Value: fmt.Sprint(w), Problem: "out of range", Allowed: fmt.Sprintf("1 to %d, or 0 for 1", MaxWeight)}
 	}
 	return w, nil
 }
@@ -307,7 +308,7 @@ func (p *Pool) admit(e *endpoint) {
 // traffic, Drain it).
 func (p *Pool) SetWeight(rawURL string, weight int) error {
 	if weight == 0 {
-		return &tier.ConfigError{Var: "weight", Value: "0", Problem: "out of range; Drain stops an endpoint's traffic", Allowed: fmt.Sprintf("1 to %d", MaxWeight)}
+		return &tier.ConfigError{Field: "weight", Value: "0", Problem: "out of range; Drain stops an endpoint's traffic", Allowed: fmt.Sprintf("1 to %d", MaxWeight)}
 	}
 	w, err := checkWeight(weight)
 	if err != nil {

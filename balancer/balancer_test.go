@@ -148,7 +148,31 @@ func TestConfigFromEnvironment(t *testing.T) {
 	cfg = Config{}
 	err = tier.LoadEnvFrom([]string{"THREETIER_BALANCER_POLICY=fastest"}, EnvPrefix, &cfg)
 	var ce *tier.ConfigError
-	if !errors.As(err, &ce) || ce.Var != "Policy" {
+	if !errors.As(err, &ce) || ce.Field != "Policy" || ce.Var != "THREETIER_BALANCER_POLICY" {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestConfigErrorsNameTheVariableUnderTheLoadedPrefix(t *testing.T) {
+	err := tier.LoadEnvFrom([]string{
+		"THREETIER_BALANCER_WEB_ENDPOINTS=http://127.0.0.1:1,ftp://x",
+		"THREETIER_BALANCER_WEB_RETRY_BACKOFF=-1s",
+		"THREETIER_BALANCER_WEB_HEALTH_PATH=healthz",
+		"THREETIER_BALANCER_WEB_RETRY_ATTEMPTS=-1", // no retries: not an error
+	}, EnvPrefix+"WEB_", &Config{})
+	for _, want := range []string{
+		`THREETIER_BALANCER_WEB_ENDPOINTS="ftp://x"`,
+		`THREETIER_BALANCER_WEB_RETRY_BACKOFF="-1s"`,
+		`THREETIER_BALANCER_WEB_HEALTH_PATH="healthz"`,
+	} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error %v lacks %s", err, want)
+		}
+	}
+	if strings.Contains(err.Error(), "ATTEMPTS") {
+		t.Errorf("negative Retry.Attempts rejected: %v", err)
+	}
+	if got := (Config{Retry: RetryConfig{Attempts: -1}}).withDefaults().Retry.Attempts; got != 1 {
+		t.Errorf("negative Retry.Attempts became %d, want 1 (no retries)", got)
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/memberlist"
+	"github.com/threetier/threetier/internal/obs"
 	"github.com/threetier/threetier/tier"
 )
 
@@ -143,7 +144,7 @@ func NewCluster(cfg ClusterConfig, pools []*Pool, opts ...Option) (*Cluster, err
 	o := buildOptions(opts)
 	c := &Cluster{
 		cfg:      cfg,
-		log:      tier.LoggerOrDiscard(o.logger).With("tier", "cluster"),
+		log:      obs.Logger(o.logger).With("tier", "cluster"),
 		pools:    make(map[string]*Pool, len(pools)),
 		own:      make(map[endpointKey]*ownReport),
 		kick:     make(chan struct{}, 1),
@@ -159,10 +160,10 @@ func NewCluster(cfg ClusterConfig, pools []*Pool, opts ...Option) (*Cluster, err
 	}
 	for i, p := range pools {
 		if p == nil {
-			return nil, &tier.ConfigError{Var: fmt.Sprintf("pools[%d]", i), Problem: "nil pool"}
+			return nil, &tier.ConfigError{Field: fmt.Sprintf("pools[%d]", i), Problem: "nil pool"}
 		}
 		if _, dup := c.pools[p.Name()]; dup {
-			return nil, &tier.ConfigError{Var: fmt.Sprintf("pools[%d]", i), Value: p.Name(), Problem: "two pools of one name: peers could not tell them apart"}
+			return nil, &tier.ConfigError{Field: fmt.Sprintf("pools[%d]", i), Value: p.Name(), Problem: "two pools of one name: peers could not tell them apart"}
 		}
 		c.pools[p.Name()] = p
 	}

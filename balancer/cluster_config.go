@@ -60,6 +60,10 @@ type ClusterConfig struct {
 
 const defaultClusterListen = "127.0.0.1:7946"
 
+// DefaultClusterConfig returns a ClusterConfig with every default spelled
+// out and no peers.
+func DefaultClusterConfig() ClusterConfig { return ClusterConfig{}.withDefaults() }
+
 func (c ClusterConfig) withDefaults() ClusterConfig {
 	setDefault(&c.Listen, defaultClusterListen)
 	setDefault(&c.JoinRetry, time.Second)
@@ -73,7 +77,7 @@ func (c ClusterConfig) withDefaults() ClusterConfig {
 func (c ClusterConfig) Validate() error {
 	var errs []error
 	bad := func(field string, value any, problem, allowed string) {
-		errs = append(errs, &tier.ConfigError{Var: field, Value: fmt.Sprint(value), Problem: problem, Allowed: allowed})
+		errs = append(errs, &tier.ConfigError{Field: field, Value: fmt.Sprint(value), Problem: problem, Allowed: allowed})
 	}
 	if c.Listen != "" {
 		if _, _, err := splitIPPort(c.Listen, true); err != nil {
@@ -98,7 +102,7 @@ func (c ClusterConfig) Validate() error {
 	case c.Key != "":
 		if _, err := decodeClusterKey(c.Key); err != nil {
 			// The value is a secret: name the field, never echo it.
-			errs = append(errs, &tier.ConfigError{Var: "Key", Problem: err.Error(), Allowed: "base64 of 16, 24 or 32 bytes"})
+			errs = append(errs, &tier.ConfigError{Field: "Key", Problem: err.Error(), Allowed: "base64 of 16, 24 or 32 bytes"})
 		}
 	}
 	for _, d := range []struct {

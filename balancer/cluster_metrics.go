@@ -4,6 +4,7 @@ import (
 	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/threetier/threetier/internal/obs"
 	"github.com/threetier/threetier/tier"
 )
 
@@ -25,7 +26,7 @@ func newClusterMetrics(c *Cluster, reg prometheus.Registerer) (*clusterMetrics, 
 		receivedD: prometheus.NewDesc(name("events_received_total"), "Endpoint state reports received from peers, repeats included.", nil, nil),
 		appliedD:  prometheus.NewDesc(name("events_applied_total"), "Reports received that were new and taken into this node's view.", nil, nil),
 	}
-	if err := tier.Registerer(reg).Register(m); err != nil {
+	if err := obs.Registerer(reg).Register(m); err != nil {
 		return nil, err
 	}
 	return m, nil

@@ -14,9 +14,9 @@ import (
 
 // EnvPrefix is the default prefix of the balancer's environment variables:
 // tier.LoadEnv(balancer.EnvPrefix, &cfg) reads THREETIER_BALANCER_ENDPOINTS and
-// so on. A service with several pools gives each its own prefix. Load into a
-// zero Config (its zero values are the defaults): fields already set are
-// kept over the environment.
+// so on. A service with several pools gives each its own prefix, and errors
+// name the variables under it. A set variable replaces the value a field
+// already holds; unset ones leave it, and zero fields mean the defaults.
 const EnvPrefix = tier.EnvPrefix + "BALANCER_"
 
 // Policy names accepted in Config.Policy.
@@ -153,28 +153,31 @@ type OutlierConfig struct {
 	MaxEjectionPercent int `env:"MAX_EJECTION_PERCENT" json:"max_ejection_percent,omitempty"`
 }
 
-// RetryConfig bounds retries. A request is retried on a different endpoint
+// RetryConfig bounds retries. app.GuardConfig and data.TxConfig name their
+// retry knobs alike: Attempts, Backoff, MaxBackoff, BudgetRatio,
+// BudgetMinPerSecond. A request is retried on a different endpoint
 // when its method is idempotent or it carries an Idempotency-Key header, or
 // whatever its method when it provably never reached the endpoint (the
 // connection was refused).
 type RetryConfig struct {
 	// Attempts is the most tries per request, the first included; zero
-	// means 3, 1 turns retries off, and more than 8 counts as 8.
+	// means 3, 1 or negative means no retries, and more than 8 counts as 8.
 	Attempts int `env:"ATTEMPTS" json:"attempts,omitempty"`
 	// On lists the response statuses that are retried (idempotent requests
 	// only); zero means 502, 503 and 504.
 	On []int `env:"ON" envSeparator:"," json:"on,omitempty"`
 	// BudgetRatio caps retries at this share of the requests of the last ten
-	// seconds, so that a failing cluster is not stormed; zero means 0.2.
+	// seconds, so that a failing cluster is not stormed; zero means 0.2,
+	// negative means none of that part.
 	BudgetRatio float64 `env:"BUDGET_RATIO" json:"budget_ratio,omitempty"`
 	// BudgetMinPerSecond adds a reserve of this many retries a second (over
 	// the same ten seconds) to the budget, so that a quiet pool can still
-	// retry; zero means 10.
+	// retry; zero means 10, negative means none of that part.
 	BudgetMinPerSecond float64 `env:"BUDGET_MIN_PER_SECOND" json:"budget_min_per_second,omitempty"`
 	// Backoff is the base wait before a retry, doubled each time with full
-	// jitter; zero means 5ms.
+	// jitter; zero means 5ms, negative is invalid.
 	Backoff time.Duration `env:"BACKOFF" json:"backoff,omitempty"`
-	// MaxBackoff caps the wait; zero means 250ms.
+	// MaxBackoff caps the wait; zero means 250ms, negative is invalid.
 	MaxBackoff time.Duration `env:"MAX_BACKOFF" json:"max_backoff,omitempty"`
 	// AttemptTimeout bounds each attempt until its response headers; an
 	// attempt that overruns it counts as a failure of the endpoint and is
@@ -216,6 +219,7 @@ func (c Config) withDefaults() Config {
 	setDefault(&c.Outlier.MaxEjectionPercent, 50)
 
 	setDefault(&c.Retry.Attempts, 3)
+	c.Retry.Attempts = max(c.Retry.Attempts, 1)
 	if c.Retry.On == nil {
 		c.Retry.On = []int{http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout}
 	}
@@ -235,11 +239,11 @@ func setDefault[T comparable](v *T, def T) {
 }
 
 // Validate reports every invalid setting as a *tier.ConfigError (joined),
-// naming the Config field.
+// naming the Config field (tier.LoadEnv names the variable).
 func (c Config) Validate() error {
 	var errs []error
 	bad := func(field string, value any, problem, allowed string) {
-		errs = append(errs, &tier.ConfigError{Var: field, Value: fmt.Sprint(value), Problem: problem, Allowed: allowed})
+		errs = append(errs, &tier.ConfigError{Field: field, Value: fmt.Sprint(value), Problem: problem, Allowed: allowed})
 	}
 	for i, raw := range c.Endpoints {
 		if _, err := parseEndpointURL(raw); err != nil {
@@ -289,7 +293,7 @@ func (c Config) Validate() error {
 		v    int
 	}{
 		{"Health.Rise", c.Health.Rise}, {"Health.Fall", c.Health.Fall},
-		{"Outlier.ConsecutiveFailures", c.Outlier.ConsecutiveFailures}, {"Retry.Attempts", c.Retry.Attempts},
+		{"Outlier.ConsecutiveFailures", c.Outlier.ConsecutiveFailures},
 	}
 	for _, n := range ints {
 		if n.v < 0 {
@@ -309,12 +313,6 @@ func (c Config) Validate() error {
 		if s < 100 || s > 599 {
 			bad("Retry.On", s, "not an HTTP status", "100 to 599")
 		}
-	}
-	if c.Retry.BudgetRatio < 0 {
-		bad("Retry.BudgetRatio", c.Retry.BudgetRatio, "must not be negative", "")
-	}
-	if c.Retry.BudgetMinPerSecond < 0 {
-		bad("Retry.BudgetMinPerSecond", c.Retry.BudgetMinPerSecond, "must not be negative", "")
 	}
 	if c.Retry.MaxBodyBytes < 0 {
 		bad("Retry.MaxBodyBytes", c.Retry.MaxBodyBytes, "must not be negative", "")

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/threetier/threetier/internal/obs"
 	"github.com/threetier/threetier/tier"
 )
 
@@ -45,7 +46,7 @@ func newMetrics(p *Pool, reg prometheus.Registerer) (*metrics, error) {
 		retriesD:    prometheus.NewDesc(name("retries_total"), "Attempts made after the first one of a request.", nil, pool),
 		budgetD:     prometheus.NewDesc(name("retry_budget_exhausted_total"), "Retries not made because the retry budget was spent.", nil, pool),
 	}
-	if err := tier.Registerer(reg).Register(m); err != nil {
+	if err := obs.Registerer(reg).Register(m); err != nil {
 		return nil, err
 	}
 	return m, nil

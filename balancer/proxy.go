@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"strings"
 
+	"github.com/threetier/threetier/internal/obs"
 	"github.com/threetier/threetier/tier"
 )
 
@@ -70,18 +71,18 @@ func NewProxy(cfg ProxyConfig, pools []*Pool, opts ...Option) (*Proxy, error) {
 		return nil, err
 	}
 	if len(pools) == 0 {
-		return nil, &tier.ConfigError{Var: "pools", Problem: "a proxy needs at least one pool"}
+		return nil, &tier.ConfigError{Field: "pools", Problem: "a proxy needs at least one pool"}
 	}
 	cfg = cfg.withDefaults()
 	o := buildOptions(opts)
 	byName := make(map[string]*Pool, len(pools))
 	for _, p := range pools {
 		if byName[p.Name()] != nil {
-			return nil, &tier.ConfigError{Var: "pools", Value: p.Name(), Problem: "two pools have this name"}
+			return nil, &tier.ConfigError{Field: "pools", Value: p.Name(), Problem: "two pools have this name"}
 		}
 		byName[p.Name()] = p
 	}
-	px := &Proxy{cfg: cfg, log: tier.LoggerOrDiscard(o.logger).With("proxy", cfg.Name), health: &tier.Health{}}
+	px := &Proxy{cfg: cfg, log: obs.Logger(o.logger).With("proxy", cfg.Name), health: &tier.Health{}}
 	if cfg.AccessLog {
 		px.access, _ = tier.NewAccessLog(tier.AccessLogConfig{Fields: proxyAccessFields}, px.log) // a valid config
 	}
@@ -94,7 +95,7 @@ func NewProxy(cfg ProxyConfig, pools []*Pool, opts ...Option) (*Proxy, error) {
 	for i, r := range cfg.Routes {
 		p := byName[r.Pool]
 		if p == nil {
-			errs = append(errs, &tier.ConfigError{Var: fmt.Sprintf("Routes[%d].Pool", i), Value: r.Pool, Problem: "no pool has this name"})
+			errs = append(errs, &tier.ConfigError{Field: fmt.Sprintf("Routes[%d].Pool", i), Value: r.Pool, Problem: "no pool has this name"})
 			continue
 		}
 		px.routes = append(px.routes, px.newRoute(r, p))
@@ -107,7 +108,7 @@ func NewProxy(cfg ProxyConfig, pools []*Pool, opts ...Option) (*Proxy, error) {
 	default:
 		p := byName[cfg.DefaultPool]
 		if p == nil {
-			errs = append(errs, &tier.ConfigError{Var: "DefaultPool", Value: cfg.DefaultPool, Problem: "no pool has this name"})
+			errs = append(errs, &tier.ConfigError{Field: "DefaultPool", Value: cfg.DefaultPool, Problem: "no pool has this name"})
 			break
 		}
 		def := px.newRoute(Route{Pool: p.Name()}, p)

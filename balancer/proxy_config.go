@@ -121,7 +121,7 @@ func (c ProxyConfig) withDefaults() ProxyConfig {
 func (c ProxyConfig) Validate() error {
 	var errs []error
 	bad := func(field string, value any, problem, allowed string) {
-		errs = append(errs, &tier.ConfigError{Var: field, Value: fmt.Sprint(value), Problem: problem, Allowed: allowed})
+		errs = append(errs, &tier.ConfigError{Field: field, Value: fmt.Sprint(value), Problem: problem, Allowed: allowed})
 	}
 	for i, r := range c.Routes {
 		if r.Pool == "" {

@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/threetier/threetier/internal/obs"
 	"github.com/threetier/threetier/tier"
 )
 
@@ -42,15 +43,15 @@ func newProxyMetrics(node string, reg prometheus.Registerer) (*proxyMetrics, err
 	}
 	// Two nodes of one name on one registry (instances of one service in
 	// one process) add up in the same series.
-	reg = tier.Registerer(reg)
+	reg = obs.Registerer(reg)
 	var err error
-	if m.inFlight, err = tier.RegisterShared(reg, m.inFlight); err != nil {
+	if m.inFlight, err = obs.RegisterShared(reg, m.inFlight); err != nil {
 		return nil, err
 	}
-	if m.requests, err = tier.RegisterShared(reg, m.requests); err != nil {
+	if m.requests, err = obs.RegisterShared(reg, m.requests); err != nil {
 		return nil, err
 	}
-	if m.duration, err = tier.RegisterShared(reg, m.duration); err != nil {
+	if m.duration, err = obs.RegisterShared(reg, m.duration); err != nil {
 		return nil, err
 	}
 	return m, nil

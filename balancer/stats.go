@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/threetier/threetier/internal/obs"
 	"github.com/threetier/threetier/tier"
 )
 
@@ -54,6 +55,9 @@ type StatsConfig struct {
 	MaxHeaderBytes int `env:"MAX_HEADER_BYTES" json:"max_header_bytes"`
 }
 
+// DefaultStatsConfig returns a StatsConfig with every default spelled out.
+func DefaultStatsConfig() StatsConfig { return StatsConfig{}.withDefaults() }
+
 func (c StatsConfig) withDefaults() StatsConfig {
 	setDefault(&c.Listen, "127.0.0.1:8404")
 	setDefault(&c.Refresh, 2*time.Second)
@@ -72,17 +76,17 @@ func (c StatsConfig) Validate() error {
 		d    time.Duration
 	}{{"Refresh", c.Refresh}, {"DrainTimeout", c.DrainTimeout}, {"ReadHeaderTimeout", c.ReadHeaderTimeout}, {"IdleTimeout", c.IdleTimeout}} {
 		if d.d < 0 {
-			errs = append(errs, &tier.ConfigError{Var: d.name, Value: d.d.String(), Problem: "must not be negative", Allowed: "0 for the default"})
+			errs = append(errs, &tier.ConfigError{Field: d.name, Value: d.d.String(), Problem: "must not be negative", Allowed: "0 for the default"})
 		}
 	}
 	if c.Refresh > 0 && c.Refresh < 100*time.Millisecond {
-		errs = append(errs, &tier.ConfigError{Var: "Refresh", Value: c.Refresh.String(), Problem: "too short", Allowed: "100ms or more, 0 for 2s"})
+		errs = append(errs, &tier.ConfigError{Field: "Refresh", Value: c.Refresh.String(), Problem: "too short", Allowed: "100ms or more, 0 for 2s"})
 	}
 	if c.MaxHeaderBytes < 0 {
-		errs = append(errs, &tier.ConfigError{Var: "MaxHeaderBytes", Value: fmt.Sprint(c.MaxHeaderBytes), Problem: "must not be negative", Allowed: "0 for 16 KiB"})
+		errs = append(errs, &tier.ConfigError{Field: "MaxHeaderBytes", Value: fmt.Sprint(c.MaxHeaderBytes), Problem: "must not be negative", Allowed: "0 for 16 KiB"})
 	}
 	if strings.ContainsAny(c.Token, " \t\r\n") {
-		errs = append(errs, &tier.ConfigError{Var: "Token", Problem: "must not contain white space"})
+		errs = append(errs, &tier.ConfigError{Field: "Token", Problem: "must not contain white space"})
 	}
 	return errors.Join(errs...)
 }
@@ -148,15 +152,15 @@ func NewStats(cfg StatsConfig, pools []*Pool, opts ...Option) (*Stats, error) {
 		pools:   slices.Clone(pools),
 		byName:  make(map[string]*Pool, len(pools)),
 		cluster: o.cluster,
-		log:     tier.LoggerOrDiscard(o.logger).With("component", "stats"),
+		log:     obs.Logger(o.logger).With("component", "stats"),
 		mux:     http.NewServeMux(),
 	}
 	for i, p := range pools {
 		if p == nil {
-			return nil, &tier.ConfigError{Var: fmt.Sprintf("pools[%d]", i), Problem: "nil pool"}
+			return nil, &tier.ConfigError{Field: fmt.Sprintf("pools[%d]", i), Problem: "nil pool"}
 		}
 		if s.byName[p.Name()] != nil {
-			return nil, &tier.ConfigError{Var: fmt.Sprintf("pools[%d]", i), Value: p.Name(), Problem: "pool name used twice", Allowed: "a distinct Config.Name per pool"}
+			return nil, &tier.ConfigError{Field: fmt.Sprintf("pools[%d]", i), Value: p.Name(), Problem: "pool name used twice", Allowed: "a distinct Config.Name per pool"}
 		}
 		s.byName[p.Name()] = p
 	}

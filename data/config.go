@@ -62,18 +62,29 @@ type Config struct {
 	// 200ms, negative turns it off.
 	SlowQuery time.Duration `env:"SLOW_QUERY" json:"slow_query,omitempty"`
 
-	// TxAttempts is how many times Tx runs a closure that keeps hitting
-	// serialization failures, deadlocks or SQLite busy; zero means 10.
-	TxAttempts int `env:"TX_ATTEMPTS" json:"tx_attempts,omitempty"`
-	// TxBackoff is the first retry's maximum wait, doubled per attempt
-	// (with full jitter) up to TxMaxBackoff; zero means 2ms.
-	TxBackoff time.Duration `env:"TX_BACKOFF" json:"tx_backoff,omitempty"`
-	// TxMaxBackoff caps the wait between attempts; zero means 250ms.
-	TxMaxBackoff time.Duration `env:"TX_MAX_BACKOFF" json:"tx_max_backoff,omitempty"`
+	// Tx bounds how Tx retries a closure that keeps hitting serialization
+	// failures, deadlocks or SQLite busy (THREETIER_DATA_TX_ATTEMPTS, ...).
+	Tx TxConfig `envPrefix:"TX_" json:"tx"`
 
 	// BulkBatch is the number of rows per INSERT when BulkInsert cannot use
 	// COPY (SQLite, or inside a transaction); zero means 500.
 	BulkBatch int `env:"BULK_BATCH" json:"bulk_batch,omitempty"`
+}
+
+// TxConfig bounds the retries of a transaction. Its knobs are named as
+// balancer.RetryConfig and app.GuardConfig name theirs; it sits in a
+// struct of its own because Config's other fields are not about retries,
+// and a bare Config.Attempts would not say attempts of what.
+type TxConfig struct {
+	// Attempts is how many times Tx runs the closure, the first included;
+	// zero means 10, 1 or negative means no retries.
+	Attempts int `env:"ATTEMPTS" json:"attempts,omitempty"`
+	// Backoff is the first retry's maximum wait, doubled per attempt (with
+	// full jitter) up to MaxBackoff; zero means 2ms, negative is invalid.
+	Backoff time.Duration `env:"BACKOFF" json:"backoff,omitempty"`
+	// MaxBackoff caps the wait between attempts; zero means 250ms, negative
+	// is invalid.
+	MaxBackoff time.Duration `env:"MAX_BACKOFF" json:"max_backoff,omitempty"`
 }
 
 // Dialect names the database behind a DB; it is also the directory of the
@@ -94,30 +105,32 @@ func (c Config) Dialect() Dialect {
 	return Postgres
 }
 
-// Validate reports every setting that cannot work, as *tier.ConfigError.
+// Validate reports every setting that cannot work, as *tier.ConfigError
+// naming the Config field (tier.LoadEnv names the variable).
 func (c Config) Validate() error {
 	var errs []error
-	bad := func(name, value, problem, allowed string) {
-		errs = append(errs, &tier.ConfigError{Var: EnvPrefix + name, Value: value, Problem: problem, Allowed: allowed})
+	bad := func(field, value, problem, allowed string) {
+		errs = append(errs, &tier.ConfigError{Field: field, Value: value, Problem: problem, Allowed: allowed})
 	}
 	if c.DSN != "" {
 		if err := checkPostgresDSN(c.DSN); err != "" {
 			bad("DSN", redact(c.DSN), err, "postgres://user@host:port/db?sslmode=... or empty for SQLite")
 		}
 	}
-	for _, r := range c.Replicas {
+	for i, r := range c.Replicas {
+		field := "Replicas[" + strconv.Itoa(i) + "]"
 		if c.DSN == "" {
-			bad("REPLICAS", redact(r), "replicas need a PostgreSQL primary DSN", "")
+			bad(field, redact(r), "replicas need a PostgreSQL primary DSN", "")
 			break
 		}
 		if err := checkPostgresDSN(r); err != "" {
-			bad("REPLICAS", redact(r), err, "postgres:// URLs separated by commas")
+			bad(field, redact(r), err, "postgres:// URLs separated by commas")
 		}
 	}
 	ints := []struct {
 		name string
 		v    int
-	}{{"MAX_OPEN_CONNS", c.MaxOpenConns}, {"MAX_IDLE_CONNS", c.MaxIdleConns}, {"TX_ATTEMPTS", c.TxAttempts}, {"BULK_BATCH", c.BulkBatch}}
+	}{{"MaxOpenConns", c.MaxOpenConns}, {"MaxIdleConns", c.MaxIdleConns}, {"BulkBatch", c.BulkBatch}}
 	for _, f := range ints {
 		if f.v < 0 {
 			bad(f.name, strconv.Itoa(f.v), "must not be negative", "0 for the default, or a positive number")
@@ -127,10 +140,10 @@ func (c Config) Validate() error {
 		name string
 		v    time.Duration
 	}{
-		{"CONN_MAX_LIFETIME", c.ConnMaxLifetime}, {"CONN_MAX_IDLE_TIME", c.ConnMaxIdleTime},
-		{"CONNECT_TIMEOUT", c.ConnectTimeout},
-		{"STATEMENT_TIMEOUT", c.StatementTimeout}, {"LOCK_TIMEOUT", c.LockTimeout},
-		{"BUSY_TIMEOUT", c.BusyTimeout}, {"TX_BACKOFF", c.TxBackoff}, {"TX_MAX_BACKOFF", c.TxMaxBackoff},
+		{"ConnMaxLifetime", c.ConnMaxLifetime}, {"ConnMaxIdleTime", c.ConnMaxIdleTime},
+		{"ConnectTimeout", c.ConnectTimeout},
+		{"StatementTimeout", c.StatementTimeout}, {"LockTimeout", c.LockTimeout},
+		{"BusyTimeout", c.BusyTimeout}, {"Tx.Backoff", c.Tx.Backoff}, {"Tx.MaxBackoff", c.Tx.MaxBackoff},
 	}
 	for _, f := range durs {
 		if f.v < 0 {
@@ -138,10 +151,15 @@ func (c Config) Validate() error {
 		}
 	}
 	if c.MaxOpenConns > 0 && c.MaxIdleConns > c.MaxOpenConns {
-		bad("MAX_IDLE_CONNS", strconv.Itoa(c.MaxIdleConns), "exceeds MAX_OPEN_CONNS", "at most "+strconv.Itoa(c.MaxOpenConns))
+		bad("MaxIdleConns", strconv.Itoa(c.MaxIdleConns), "exceeds MaxOpenConns", "at most "+strconv.Itoa(c.MaxOpenConns))
 	}
 	return errors.Join(errs...)
 }
+
+// DefaultConfig returns a Config with every default spelled out, for the
+// embedded SQLite database (a PostgreSQL DSN set afterwards keeps SQLite's
+// MaxOpenConns of 4 unless it is set too).
+func DefaultConfig() Config { return Config{}.withDefaults() }
 
 // withDefaults fills every zero field with its documented default.
 func (c Config) withDefaults() Config {
@@ -170,10 +188,10 @@ func (c Config) withDefaults() Config {
 	def(&c.LockTimeout, 5*time.Second)
 	def(&c.BusyTimeout, 5*time.Second)
 	def(&c.SlowQuery, 200*time.Millisecond)
-	def(&c.TxBackoff, 2*time.Millisecond)
-	def(&c.TxMaxBackoff, 250*time.Millisecond)
-	if c.TxAttempts == 0 {
-		c.TxAttempts = 10
+	def(&c.Tx.Backoff, 2*time.Millisecond)
+	def(&c.Tx.MaxBackoff, 250*time.Millisecond)
+	if c.Tx.Attempts == 0 {
+		c.Tx.Attempts = 10
 	}
 	if c.BulkBatch == 0 {
 		c.BulkBatch = 500

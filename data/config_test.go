@@ -32,7 +32,7 @@ func TestConfigFromEnvironment(t *testing.T) {
 		t.Error("the zero Config is not SQLite")
 	}
 	d := Config{}.withDefaults()
-	if d.Path != "threetier.db" || d.MaxOpenConns != 4 || d.OpTimeout != 10*time.Second || d.TxAttempts != 10 {
+	if d.Path != "threetier.db" || d.MaxOpenConns != 4 || d.OpTimeout != 10*time.Second || d.Tx.Attempts != 10 {
 		t.Errorf("defaults %+v", d)
 	}
 }
@@ -42,12 +42,13 @@ func TestInvalidConfigIsAClearError(t *testing.T) {
 		cfg  Config
 		want string
 	}{
-		{Config{DSN: "mysql://root@127.0.0.1/x"}, "THREETIER_DATA_DSN"},
-		{Config{DSN: "postgres://u:hunter2@127.0.0.1/x", MaxOpenConns: 2, MaxIdleConns: 5}, "MAX_IDLE_CONNS"},
+		{Config{DSN: "mysql://root@127.0.0.1/x"}, "DSN"},
+		{Config{DSN: "postgres://u:hunter2@127.0.0.1/x", MaxOpenConns: 2, MaxIdleConns: 5}, "MaxIdleConns"},
 		{Config{Replicas: []string{"postgres://127.0.0.1/x"}}, "need a PostgreSQL primary"},
-		{Config{MaxOpenConns: -1}, "MAX_OPEN_CONNS"},
-		{Config{StatementTimeout: -time.Second}, "STATEMENT_TIMEOUT"},
-		{Config{DSN: "postgres://127.0.0.1/x", Replicas: []string{"http://127.0.0.1/"}}, "REPLICAS"},
+		{Config{MaxOpenConns: -1}, "MaxOpenConns"},
+		{Config{StatementTimeout: -time.Second}, "StatementTimeout"},
+		{Config{DSN: "postgres://127.0.0.1/x", Replicas: []string{"http://127.0.0.1/"}}, "Replicas[0]"},
+		{Config{Tx: TxConfig{Backoff: -time.Second}}, "Tx.Backoff"},
 		{Config{DSN: "postgres://127.0.0.1:notaport/x"}, "DSN"},
 	}
 	for _, c := range cases {
@@ -59,6 +60,19 @@ func TestInvalidConfigIsAClearError(t *testing.T) {
 		if err != nil && strings.Contains(err.Error(), "hunter2") {
 			t.Errorf("the error shows the password: %v", err)
 		}
+	}
+}
+
+func TestConfigErrorsNameTheVariableUnderTheLoadedPrefix(t *testing.T) {
+	err := tier.LoadEnvFrom([]string{
+		"THREETIER_DATA_REPORTS_TX_BACKOFF=-1s",
+		"THREETIER_DATA_REPORTS_REPLICAS=postgres://127.0.0.1/x",
+		"THREETIER_DATA_REPORTS_TX_ATTEMPTS=-1", // no retries: not an error
+	}, EnvPrefix+"REPORTS_", &Config{})
+	want := "THREETIER_DATA_REPORTS_REPLICAS=\"postgres://127.0.0.1/x\": replicas need a PostgreSQL primary DSN\n" +
+		"THREETIER_DATA_REPORTS_TX_BACKOFF=\"-1s\": must not be negative (allowed: 0 for the default, or a positive duration)"
+	if err == nil || err.Error() != want {
+		t.Fatalf("err =\n%v\nwant\n%s", err, want)
 	}
 }
 
@@ -120,7 +134,7 @@ func TestPostgresSettings(t *testing.T) {
 
 func TestMetrics(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	db := openTest(t, Config{Path: filepath.Join(t.TempDir(), "m.db")}, WithRegisterer(reg))
+	db := openTest(t, Config{Path: filepath.Join(t.TempDir(), "m.db")}, WithRegistry(reg))
 	var p Product
 	_ = db.Gorm().First(&p, 42).Error
 	families, err := reg.Gather()
@@ -145,6 +159,6 @@ func TestMetrics(t *testing.T) {
 	if err := db.Close(); err != nil {
 		t.Fatal(err)
 	}
-	db2 := openTest(t, Config{Path: filepath.Join(t.TempDir(), "m2.db")}, WithRegisterer(reg))
+	db2 := openTest(t, Config{Path: filepath.Join(t.TempDir(), "m2.db")}, WithRegistry(reg))
 	_ = db2
 }

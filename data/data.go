@@ -48,6 +48,7 @@ import (
 	"gorm.io/gorm"
 	"gorm.io/plugin/dbresolver"
 
+	"github.com/threetier/threetier/internal/obs"
 	"github.com/threetier/threetier/tier"
 )
 
@@ -88,9 +89,14 @@ type options struct {
 // statements at warn, everything at debug. The default discards logs.
 func WithLogger(l *slog.Logger) Option { return func(o *options) { o.log = l } }
 
-// WithRegisterer registers the pool and retry metrics (threetier_data_*)
-// with reg. Without it they are kept in a private registry.
-func WithRegisterer(reg prometheus.Registerer) Option { return func(o *options) { o.reg = reg } }
+// WithRegistry registers the pool and retry metrics (threetier_data_*)
+// with reg. Without it they go nowhere.
+func WithRegistry(reg prometheus.Registerer) Option { return func(o *options) { o.reg = reg } }
+
+// WithRegisterer is the former name of WithRegistry.
+//
+// Deprecated: use WithRegistry, the name every tier uses.
+func WithRegisterer(reg prometheus.Registerer) Option { return WithRegistry(reg) }
 
 // WithMigrations sets the versioned SQL migrations Start and Migrate apply:
 // fsys holds one directory per dialect, "postgres" and "sqlite", each with
@@ -114,7 +120,7 @@ func Open(ctx context.Context, cfg Config, opts ...Option) (*DB, error) {
 		opt(&o)
 	}
 	cfg = cfg.withDefaults()
-	db := &DB{cfg: cfg, log: tier.LoggerOrDiscard(o.log), fsys: o.fsys, reg: tier.Registerer(o.reg)}
+	db := &DB{cfg: cfg, log: obs.Logger(o.log), fsys: o.fsys, reg: obs.Registerer(o.reg)}
 
 	var dialector gorm.Dialector
 	switch cfg.Dialect() {
@@ -202,7 +208,7 @@ func openPostgres(cfg Config, dsn string, conns *connSet) (*sql.DB, error) {
 	cc, err := pgx.ParseConfig(dsn)
 	if err != nil {
 		// pgx's message may quote the DSN: say only that it did not parse.
-		return nil, &tier.ConfigError{Var: EnvPrefix + "DSN", Value: redact(dsn), Problem: "cannot parse as a PostgreSQL connection string"}
+		return nil, &tier.ConfigError{Field: "DSN", Value: redact(dsn), Problem: "cannot parse as a PostgreSQL connection string"}
 	}
 	if cc.ConnectTimeout == 0 {
 		cc.ConnectTimeout = cfg.ConnectTimeout

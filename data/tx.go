@@ -34,7 +34,7 @@ func Serializable() TxOption { return Isolation(sql.LevelSerializable) }
 // does not take the write lock).
 func ReadOnly() TxOption { return func(o *txOptions) { o.readOnly = true } }
 
-// Attempts overrides Config.TxAttempts for this transaction; 1 turns
+// Attempts overrides Config.Tx.Attempts for this transaction; 1 turns
 // retries off.
 func Attempts(n int) TxOption { return func(o *txOptions) { o.attempts = max(n, 1) } }
 
@@ -80,7 +80,7 @@ func (st *txState) doomed() error {
 // Tx runs fn in a transaction and commits it when fn returns nil. When the
 // transaction fails with a serialization failure (40001), a deadlock
 // (40P01) or a busy SQLite database, Tx rolls back, waits a jittered,
-// doubling back-off and runs fn again, up to Config.TxAttempts times; fn must
+// doubling back-off and runs fn again, up to Config.Tx.Attempts times; fn must
 // therefore only touch the database through tx (or ctx, see WithContext)
 // and be safe to rerun. The error then matches ErrRetryable.
 //
@@ -100,7 +100,7 @@ func (db *DB) Tx(ctx context.Context, fn func(tx *gorm.DB) error, opts ...TxOpti
 		}
 		return err
 	}
-	o := txOptions{attempts: db.cfg.TxAttempts}
+	o := txOptions{attempts: db.cfg.Tx.Attempts}
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -123,7 +123,7 @@ func (db *DB) Tx(ctx context.Context, fn func(tx *gorm.DB) error, opts ...TxOpti
 			return fmt.Errorf("data: transaction gave up after %d attempts: %w", attempt, err)
 		}
 		db.metrics.retries.Inc()
-		if !retry.Sleep(ctx, backoff(attempt, db.cfg.TxBackoff, db.cfg.TxMaxBackoff)) {
+		if !retry.Sleep(ctx, backoff(attempt, db.cfg.Tx.Backoff, db.cfg.Tx.MaxBackoff)) {
 			return Classify(ctx.Err())
 		}
 	}

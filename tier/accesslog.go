@@ -8,6 +8,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/threetier/threetier/internal/obs"
 )
 
 // AccessLogFormat chooses how access lines are written.
@@ -106,7 +108,7 @@ func NewAccessLog(cfg AccessLogConfig, log *slog.Logger) (*AccessLog, error) {
 	case AccessLogOff:
 		return nil, nil
 	case AccessLogLogger:
-		log = LoggerOrDiscard(log)
+		log = obs.Logger(log)
 	case AccessLogJSON:
 		log = slog.New(RequestIDHandler(slog.NewJSONHandler(out, nil)))
 	case AccessLogText:

@@ -22,8 +22,11 @@ type Validator interface {
 
 // LoadEnv fills cfg (a pointer to a Config struct with `env` tags) from the
 // process environment, with prefix before every variable name, then calls
-// Validate when cfg has it. Fields whose variables are unset keep the values
-// cfg already holds, so callers start from DefaultConfig().
+// Validate when cfg has it. A set variable replaces the value cfg holds;
+// fields whose variables are unset keep theirs, so callers start from
+// DefaultConfig() or from values of their own (flags, say). Every
+// *ConfigError that Validate returns naming a Field gets the variable
+// behind that field, under prefix, as its Var.
 func LoadEnv(prefix string, cfg any) error {
 	return LoadEnvFrom(os.Environ(), prefix, cfg)
 }
@@ -42,18 +45,113 @@ func LoadEnvFrom(environ []string, prefix string, cfg any) error {
 	}
 	for _, opts := range passes {
 		if err := env.ParseWithOptions(cfg, opts); err != nil {
-			return explainEnvError(environ, prefix, cfg, err)
+			return explainEnvError(vars, prefix, cfg, err)
 		}
 	}
 	if v, ok := cfg.(Validator); ok {
-		return v.Validate()
+		err := v.Validate()
+		nameVars(err, reflect.TypeOf(cfg), prefix)
+		return err
 	}
 	return nil
 }
 
+// nameVars gives every *ConfigError in err (joined or wrapped) that names
+// a Field but no Var the variable behind that field under prefix.
+func nameVars(err error, t reflect.Type, prefix string) {
+	switch e := err.(type) {
+	case *ConfigError:
+		if e.Var == "" && e.Field != "" {
+			e.Var, _ = fieldVar(t, e.Field, prefix)
+		}
+	case interface{ Unwrap() []error }:
+		for _, inner := range e.Unwrap() {
+			nameVars(inner, t, prefix)
+		}
+	case interface{ Unwrap() error }:
+		nameVars(e.Unwrap(), t, prefix)
+	}
+}
+
+// fieldVar is the variable behind the field at path ("Retry.Attempts",
+// "Endpoints[2]", or "MaxConns" promoted from an embedded tier.Limits)
+// under prefix, following envPrefix tags on the way.
+func fieldVar(t reflect.Type, path, prefix string) (string, bool) {
+	t = indirect(t)
+	if t.Kind() != reflect.Struct {
+		return "", false
+	}
+	name, rest, nested := strings.Cut(path, ".")
+	name, _, _ = strings.Cut(name, "[")
+	f, ok := t.FieldByName(name)
+	if !ok {
+		return "", false
+	}
+	// A promoted field sits in embedded structs, whose prefixes apply.
+	outer := t
+	for _, i := range f.Index[:len(f.Index)-1] {
+		ef := outer.Field(i)
+		prefix += ef.Tag.Get("envPrefix")
+		outer = indirect(ef.Type)
+	}
+	if nested {
+		return fieldVar(f.Type, rest, prefix+f.Tag.Get("envPrefix"))
+	}
+	if tag := envTag(f); tag != "" {
+		return prefix + tag, true
+	}
+	return "", false
+}
+
+// An envField is a Config field and the variable it is loaded from.
+type envField struct {
+	Path, Var string
+}
+
+// envFields lists every variable a struct of type t reads under prefix,
+// as the parser walks it: into nested structs (adding their envPrefix) and
+// embedded ones.
+func envFields(t reflect.Type, path, prefix string) []envField {
+	t = indirect(t)
+	if t.Kind() != reflect.Struct {
+		return nil
+	}
+	var out []envField
+	for i := range t.NumField() {
+		f := t.Field(i)
+		if !f.IsExported() {
+			continue
+		}
+		p := f.Name
+		if f.Anonymous {
+			p = path // promoted: Go names it without the embedded type
+		} else if path != "" {
+			p = path + "." + f.Name
+		}
+		if tag := envTag(f); tag != "" {
+			out = append(out, envField{Path: p, Var: prefix + tag})
+			continue
+		}
+		out = append(out, envFields(f.Type, p, prefix+f.Tag.Get("envPrefix"))...)
+	}
+	return out
+}
+
+func envTag(f reflect.StructField) string {
+	tag, _, _ := strings.Cut(f.Tag.Get("env"), ",")
+	return tag
+}
+
+func indirect(t reflect.Type) reflect.Type {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	return t
+}
+
 // explainEnvError turns the parser's errors into ConfigErrors that name the
 // variable and say what was wrong.
-func explainEnvError(environ []string, prefix string, cfg any, err error) error {
+func explainEnvError(vars map[string]string, prefix string, cfg any, err error) error {
 	var agg env.AggregateError
 	if !errors.As(err, &agg) {
 		return fmt.Errorf("config from environment (prefix %s): %w", prefix, err)
@@ -67,10 +165,11 @@ func explainEnvError(environ []string, prefix string, cfg any, err error) error 
 		)
 		switch {
 		case errors.As(e, &parse):
-			key := envKey(reflect.TypeOf(cfg), parse.Name, prefix)
+			f := parsedField(vars, prefix, cfg, parse.Name)
 			out = append(out, &ConfigError{
-				Var:     key,
-				Value:   env.ToMap(environ)[key],
+				Field:   f.Path,
+				Var:     f.Var,
+				Value:   vars[f.Var],
 				Problem: "cannot parse as " + parse.Type.String() + ": " + unwrapMsg(parse.Err),
 			})
 		case errors.As(e, &missing):
@@ -84,35 +183,21 @@ func explainEnvError(environ []string, prefix string, cfg any, err error) error 
 	return errors.Join(out...)
 }
 
-// envKey finds the variable behind a struct field, following nested structs
-// and their envPrefix tags; it falls back to the field name.
-func envKey(t reflect.Type, field, prefix string) string {
-	for t.Kind() == reflect.Pointer {
-		t = t.Elem()
-	}
-	if t.Kind() != reflect.Struct {
-		return prefix + strings.ToUpper(field)
-	}
-	for i := range t.NumField() {
-		f := t.Field(i)
-		tag, _, _ := strings.Cut(f.Tag.Get("env"), ",")
-		if f.Name == field && tag != "" {
-			return prefix + tag
+// parsedField finds the field the parser failed on: it reports only the
+// field's own name, which nested structs may share ("Timeout"), so prefer
+// the one whose variable is set.
+func parsedField(vars map[string]string, prefix string, cfg any, name string) envField {
+	guess := envField{Path: name, Var: prefix + strings.ToUpper(name)}
+	for _, f := range envFields(reflect.TypeOf(cfg), "", prefix) {
+		if f.Path != name && !strings.HasSuffix(f.Path, "."+name) {
+			continue
 		}
-		ft := f.Type
-		for ft.Kind() == reflect.Pointer {
-			ft = ft.Elem()
+		if _, set := vars[f.Var]; set {
+			return f
 		}
-		if p := f.Tag.Get("envPrefix"); ft.Kind() == reflect.Struct && (p != "" || f.Anonymous) && hasField(ft, field) {
-			return envKey(ft, field, prefix+p) // an embedded struct (tier.Limits) adds no prefix
-		}
+		guess = f
 	}
-	return prefix + strings.ToUpper(field)
-}
-
-func hasField(t reflect.Type, name string) bool {
-	_, ok := t.FieldByName(name)
-	return ok
+	return guess
 }
 
 func unwrapMsg(err error) string {

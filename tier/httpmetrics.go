@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/threetier/threetier/internal/obs"
 )
 
 // HTTPMetrics are a tier's request metrics, one family for every tier:
@@ -46,7 +47,7 @@ var DurationBuckets = []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .2
 // "web") on reg (nowhere when nil). Servers of one tier
 // sharing a registry add up in the same series.
 func NewHTTPMetrics(subsystem string, reg prometheus.Registerer) (*HTTPMetrics, error) {
-	reg = Registerer(reg)
+	reg = obs.Registerer(reg)
 	m := &HTTPMetrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: MetricsNamespace, Subsystem: subsystem, Name: "requests_total",
@@ -67,16 +68,16 @@ func NewHTTPMetrics(subsystem string, reg prometheus.Registerer) (*HTTPMetrics, 
 		series: make(map[seriesKey]httpSeries),
 	}
 	var err error
-	if m.requests, err = RegisterShared(reg, m.requests); err != nil {
+	if m.requests, err = obs.RegisterShared(reg, m.requests); err != nil {
 		return nil, err
 	}
-	if m.duration, err = RegisterShared(reg, m.duration); err != nil {
+	if m.duration, err = obs.RegisterShared(reg, m.duration); err != nil {
 		return nil, err
 	}
-	if m.inFlight, err = RegisterShared(reg, m.inFlight); err != nil {
+	if m.inFlight, err = obs.RegisterShared(reg, m.inFlight); err != nil {
 		return nil, err
 	}
-	if m.bytes, err = RegisterShared(reg, m.bytes); err != nil {
+	if m.bytes, err = obs.RegisterShared(reg, m.bytes); err != nil {
 		return nil, err
 	}
 	return m, nil

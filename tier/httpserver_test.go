@@ -70,7 +70,7 @@ func TestHTTPServerStartFailsOnTakenPort(t *testing.T) {
 	defer ln.Close()
 	srv := tier.NewHTTPServer("web", &http.Server{Addr: ln.Addr().String(), Handler: http.NotFoundHandler()})
 	err = tier.Run(context.Background(), srv)
-	var te *tier.TierError
+	var te *tier.Error
 	if !errors.As(err, &te) || te.Tier != "web" || te.Phase != "start" {
 		t.Fatalf("Run = %v, want a start error for web", err)
 	}

@@ -52,6 +52,9 @@ type Limits struct {
 	DrainDelay time.Duration `env:"DRAIN_DELAY" json:"drain_delay,omitempty"`
 }
 
+// DefaultLimits returns Limits with every default spelled out.
+func DefaultLimits() Limits { return Limits{}.withDefaults() }
+
 // withDefaults fills zero fields with the defaults.
 func (l Limits) withDefaults() Limits {
 	if l.BodyTimeout == 0 {

@@ -10,10 +10,23 @@ import (
 // LogConfig chooses the log format and level; load it with
 // LoadEnv(EnvPrefix, &cfg) to read THREETIER_LOG_LEVEL and THREETIER_LOG_FORMAT.
 type LogConfig struct {
-	// Level is debug, info, warn or error.
-	Level string `env:"LOG_LEVEL" envDefault:"info" json:"level"`
-	// Format is text or json.
-	Format string `env:"LOG_FORMAT" envDefault:"text" json:"format"`
+	// Level is debug, info, warn or error; zero means info.
+	Level string `env:"LOG_LEVEL" json:"level"`
+	// Format is text or json; zero means text.
+	Format string `env:"LOG_FORMAT" json:"format"`
+}
+
+// DefaultLogConfig returns a LogConfig with every default spelled out.
+func DefaultLogConfig() LogConfig { return LogConfig{}.withDefaults() }
+
+func (c LogConfig) withDefaults() LogConfig {
+	if c.Level == "" {
+		c.Level = "info"
+	}
+	if c.Format == "" {
+		c.Format = "text"
+	}
+	return c
 }
 
 // Validate reports an unknown level or format.
@@ -25,7 +38,7 @@ func (c LogConfig) Validate() error {
 	case "", "text", "json":
 		return nil
 	}
-	return &ConfigError{Var: EnvPrefix + "LOG_FORMAT", Value: c.Format, Problem: "unknown log format", Allowed: "text, json"}
+	return &ConfigError{Field: "Format", Value: c.Format, Problem: "unknown log format", Allowed: "text, json"}
 }
 
 func parseLevel(s string) (slog.Level, error) {
@@ -34,7 +47,7 @@ func parseLevel(s string) (slog.Level, error) {
 		return slog.LevelInfo, nil
 	}
 	if err := l.UnmarshalText([]byte(s)); err != nil {
-		return 0, &ConfigError{Var: EnvPrefix + "LOG_LEVEL", Value: s, Problem: "unknown log level", Allowed: "debug, info, warn, error"}
+		return 0, &ConfigError{Field: "Level", Value: s, Problem: "unknown log level", Allowed: "debug, info, warn, error"}
 	}
 	return l, nil
 }
@@ -47,6 +60,7 @@ func NewLogger(cfg LogConfig, w io.Writer) (*slog.Logger, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	cfg = cfg.withDefaults()
 	level, _ := parseLevel(cfg.Level)
 	opts := &slog.HandlerOptions{Level: level}
 	var h slog.Handler
@@ -77,13 +91,4 @@ func (h requestIDHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
 
 func (h requestIDHandler) WithGroup(name string) slog.Handler {
 	return requestIDHandler{h.Handler.WithGroup(name)}
-}
-
-// LoggerOrDiscard returns l, or a logger that discards everything when l is
-// nil, so that options can leave the logger unset.
-func LoggerOrDiscard(l *slog.Logger) *slog.Logger {
-	if l == nil {
-		return slog.New(slog.DiscardHandler)
-	}
-	return l
 }

@@ -25,9 +25,10 @@ type Runner struct {
 	Started func()
 }
 
-// Run is Runner{}.Run: it starts tiers in the order given (data before app
-// before web before balancer), waits for ctx to end or for a started tier to
-// fail, then stops the started tiers in reverse order. It returns nil after a
+// Run is Runner{}.Run: it starts tiers in the order given, so pass each
+// tier after the ones it calls (data, then app, then web, then a front
+// door), waits for ctx to end or for a started tier to fail, then stops the
+// started tiers in reverse order. It returns nil after a
 // clean shutdown caused by ctx, or the first error, naming the tier.
 func Run(ctx context.Context, tiers ...Tier) error {
 	return Runner{}.Run(ctx, tiers...)
@@ -41,7 +42,7 @@ func (r Runner) Run(ctx context.Context, tiers ...Tier) error {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	failed := make(chan *TierError, len(tiers))
+	failed := make(chan *Error, len(tiers))
 	watchCtx, stopWatching := context.WithCancel(context.Background())
 	watchers := make(chan struct{}, len(tiers))
 	var started []Tier
@@ -54,7 +55,7 @@ func (r Runner) Run(ctx context.Context, tiers ...Tier) error {
 		log.Info("tier starting", "tier", t.Name())
 		if err := t.Start(ctx); err != nil {
 			if ctx.Err() == nil || !errors.Is(err, ctx.Err()) {
-				runErr = &TierError{Tier: t.Name(), Phase: "start", Err: err}
+				runErr = &Error{Tier: t.Name(), Phase: "start", Err: err}
 			}
 			break
 		}
@@ -89,12 +90,12 @@ func (r Runner) Run(ctx context.Context, tiers ...Tier) error {
 	return errors.Join(runErr, stopErr)
 }
 
-func watch(ctx context.Context, name string, f Failer, failed chan<- *TierError, done chan<- struct{}) {
+func watch(ctx context.Context, name string, f Failer, failed chan<- *Error, done chan<- struct{}) {
 	defer func() { done <- struct{}{} }()
 	select {
 	case err := <-f.Failed():
 		if err != nil {
-			failed <- &TierError{Tier: name, Phase: "run", Err: err}
+			failed <- &Error{Tier: name, Phase: "run", Err: err}
 		}
 	case <-ctx.Done():
 	}
@@ -116,7 +117,7 @@ func (r Runner) stopAll(started []Tier, log *slog.Logger) error {
 		log.Info("tier stopping", "tier", t.Name())
 		if err := stopOne(t, timeout); err != nil {
 			log.Error("tier stop failed", "tier", t.Name(), "err", err)
-			errs = append(errs, &TierError{Tier: t.Name(), Phase: "stop", Err: err})
+			errs = append(errs, &Error{Tier: t.Name(), Phase: "stop", Err: err})
 		}
 	}
 	return errors.Join(errs...)

@@ -96,7 +96,7 @@ func TestRunStartFailureStopsStartedTiersInReverse(t *testing.T) {
 		&fakeTier{name: "web", j: j, startErr: boom},
 		&fakeTier{name: "balancer", j: j},
 	)
-	var te *tier.TierError
+	var te *tier.Error
 	if !errors.As(err, &te) || te.Tier != "web" || te.Phase != "start" || !errors.Is(err, boom) {
 		t.Fatalf("err = %v, want a start error naming tier web and wrapping %v", err, boom)
 	}
@@ -122,7 +122,7 @@ func TestRunReturnsWhenATierFails(t *testing.T) {
 
 	select {
 	case err := <-done:
-		var te *tier.TierError
+		var te *tier.Error
 		if !errors.As(err, &te) || te.Tier != "app" || te.Phase != "run" || !errors.Is(err, crash) {
 			t.Fatalf("err = %v, want a run error naming tier app", err)
 		}
@@ -157,7 +157,7 @@ func TestRunHonoursStopTimeout(t *testing.T) {
 	if !errors.Is(err, tier.ErrStopTimeout) && !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("err = %v, want a stop timeout", err)
 	}
-	var te *tier.TierError
+	var te *tier.Error
 	if !errors.As(err, &te) || te.Tier != "app" || te.Phase != "stop" {
 		t.Fatalf("err = %v, want it to name tier app in phase stop", err)
 	}

@@ -89,6 +89,10 @@ type FilesConfig struct {
 	CacheCheck time.Duration `env:"CACHE_CHECK" json:"cache_check"`
 }
 
+// DefaultFilesConfig returns a FilesConfig with every default spelled out
+// and no Root.
+func DefaultFilesConfig() FilesConfig { return FilesConfig{}.withDefaults() }
+
 func (c FilesConfig) withDefaults() FilesConfig {
 	if c.Prefix == "" {
 		c.Prefix = "/"
@@ -123,31 +127,31 @@ func (c FilesConfig) withDefaults() FilesConfig {
 	return c
 }
 
-// Validate reports settings that cannot work.
+// Validate reports settings that cannot work, naming the FilesConfig field.
 func (c FilesConfig) Validate() error {
 	var errs []error
 	if c.Prefix != "" && !strings.HasPrefix(c.Prefix, "/") {
-		errs = append(errs, &tier.ConfigError{Var: EnvPrefix + "FILES_PREFIX", Value: c.Prefix, Problem: "must start with /"})
+		errs = append(errs, &tier.ConfigError{Field: "Prefix", Value: c.Prefix, Problem: "must start with /"})
 	}
 	if c.Index != "" && (strings.ContainsAny(c.Index, "/\\\x00") || c.Index == "." || c.Index == "..") {
-		errs = append(errs, &tier.ConfigError{Var: EnvPrefix + "FILES_INDEX", Value: c.Index, Problem: "must be a plain file name"})
+		errs = append(errs, &tier.ConfigError{Field: "Index", Value: c.Index, Problem: "must be a plain file name"})
 	}
 	for _, p := range c.SPAExclude {
 		if !strings.HasPrefix(p, "/") {
-			errs = append(errs, &tier.ConfigError{Var: EnvPrefix + "FILES_SPA_EXCLUDE", Value: p, Problem: "must start with /"})
+			errs = append(errs, &tier.ConfigError{Field: "SPAExclude", Value: p, Problem: "must start with /"})
 		}
 	}
 	if c.CompressMinSize < 0 {
-		errs = append(errs, &tier.ConfigError{Var: EnvPrefix + "FILES_COMPRESS_MIN_SIZE", Value: fmt.Sprint(c.CompressMinSize), Problem: "must not be negative"})
+		errs = append(errs, &tier.ConfigError{Field: "CompressMinSize", Value: fmt.Sprint(c.CompressMinSize), Problem: "must not be negative"})
 	}
 	if c.CompressLimit < 0 {
-		errs = append(errs, &tier.ConfigError{Var: EnvPrefix + "FILES_COMPRESS_LIMIT", Value: fmt.Sprint(c.CompressLimit), Problem: "must not be negative", Allowed: "0 for two per core"})
+		errs = append(errs, &tier.ConfigError{Field: "CompressLimit", Value: fmt.Sprint(c.CompressLimit), Problem: "must not be negative", Allowed: "0 for two per core"})
 	}
 	if c.CompressFileMax < 0 {
-		errs = append(errs, &tier.ConfigError{Var: EnvPrefix + "FILES_COMPRESS_FILE_MAX", Value: fmt.Sprint(c.CompressFileMax), Problem: "must not be negative"})
+		errs = append(errs, &tier.ConfigError{Field: "CompressFileMax", Value: fmt.Sprint(c.CompressFileMax), Problem: "must not be negative"})
 	}
 	if c.CacheFileMax < 0 {
-		errs = append(errs, &tier.ConfigError{Var: EnvPrefix + "FILES_CACHE_FILE_MAX", Value: fmt.Sprint(c.CacheFileMax), Problem: "must not be negative"})
+		errs = append(errs, &tier.ConfigError{Field: "CacheFileMax", Value: fmt.Sprint(c.CacheFileMax), Problem: "must not be negative"})
 	}
 	if err := c.CacheControl.validate(); err != nil {
 		errs = append(errs, err)
@@ -171,7 +175,7 @@ func ParseCacheRule(s string) (CacheRule, error) {
 	pat, val, ok := strings.Cut(s, "=")
 	pat, val = strings.TrimSpace(pat), strings.TrimSpace(val)
 	if !ok || pat == "" || val == "" {
-		return CacheRule{}, &tier.ConfigError{Var: EnvPrefix + "FILES_CACHE_CONTROL", Value: s, Problem: "want pattern=value", Allowed: "for example *.html=no-cache"}
+		return CacheRule{}, &tier.ConfigError{Field: "CacheControl", Value: s, Problem: "want pattern=value", Allowed: "for example *.html=no-cache"}
 	}
 	r := CacheRule{Pattern: pat, Value: val}
 	return r, r.validate()
@@ -179,10 +183,10 @@ func ParseCacheRule(s string) (CacheRule, error) {
 
 func (r CacheRule) validate() error {
 	if _, err := path.Match(r.Pattern, ""); err != nil {
-		return &tier.ConfigError{Var: EnvPrefix + "FILES_CACHE_CONTROL", Value: r.Pattern, Problem: "bad pattern: " + err.Error()}
+		return &tier.ConfigError{Field: "CacheControl", Value: r.Pattern, Problem: "bad pattern: " + err.Error()}
 	}
 	if strings.ContainsAny(r.Value, "\r\n\x00") {
-		return &tier.ConfigError{Var: EnvPrefix + "FILES_CACHE_CONTROL", Value: r.Value, Problem: "value must be one header line"}
+		return &tier.ConfigError{Field: "CacheControl", Value: r.Value, Problem: "value must be one header line"}
 	}
 	return nil
 }
@@ -287,6 +291,10 @@ type Config struct {
 	tier.Limits
 }
 
+// DefaultConfig returns a Config with every default spelled out. Its
+// Files are left zero: the file handler fills their defaults itself.
+func DefaultConfig() Config { return Config{}.withDefaults() }
+
 func (c Config) withDefaults() Config {
 	if c.Listen == "" {
 		c.Listen = DefaultListen
@@ -309,32 +317,33 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
-// Validate reports settings that cannot work.
+// Validate reports settings that cannot work, naming the Config field
+// (tier.LoadEnv names the variable).
 func (c Config) Validate() error {
 	var errs []error
 	if (c.TLSCert == "") != (c.TLSKey == "") {
-		errs = append(errs, &tier.ConfigError{Var: EnvPrefix + "TLS_CERT", Problem: "TLS needs both a certificate and a key file"})
+		errs = append(errs, &tier.ConfigError{Field: "TLSCert", Problem: "TLS needs both a certificate and a key file"})
 	}
 	if c.RedirectListen != "" && c.TLSCert == "" {
-		errs = append(errs, &tier.ConfigError{Var: EnvPrefix + "REDIRECT_LISTEN", Value: c.RedirectListen, Problem: "redirecting to HTTPS needs TLS on"})
+		errs = append(errs, &tier.ConfigError{Field: "RedirectListen", Value: c.RedirectListen, Problem: "redirecting to HTTPS needs TLS on"})
 	}
 	if c.HSTS < 0 {
-		errs = append(errs, &tier.ConfigError{Var: EnvPrefix + "HSTS", Value: c.HSTS.String(), Problem: "must not be negative"})
+		errs = append(errs, &tier.ConfigError{Field: "HSTS", Value: c.HSTS.String(), Problem: "must not be negative"})
 	}
 	if strings.ContainsAny(c.FrameOptions, "\r\n\x00") {
-		errs = append(errs, &tier.ConfigError{Var: EnvPrefix + "FRAME_OPTIONS", Value: c.FrameOptions, Problem: "must be one header line", Allowed: "DENY, SAMEORIGIN"})
+		errs = append(errs, &tier.ConfigError{Field: "FrameOptions", Value: c.FrameOptions, Problem: "must be one header line", Allowed: "DENY, SAMEORIGIN"})
 	}
 	if c.MaxHeaderBytes < 0 {
-		errs = append(errs, &tier.ConfigError{Var: EnvPrefix + "MAX_HEADER_BYTES", Value: fmt.Sprint(c.MaxHeaderBytes), Problem: "must not be negative"})
+		errs = append(errs, &tier.ConfigError{Field: "MaxHeaderBytes", Value: fmt.Sprint(c.MaxHeaderBytes), Problem: "must not be negative"})
 	}
 	if c.MaxConns < 0 {
-		errs = append(errs, &tier.ConfigError{Var: EnvPrefix + "MAX_CONNS", Value: fmt.Sprint(c.MaxConns), Problem: "must not be negative", Allowed: "0 for the default"})
+		errs = append(errs, &tier.ConfigError{Field: "MaxConns", Value: fmt.Sprint(c.MaxConns), Problem: "must not be negative", Allowed: "0 for the default"})
 	}
 	if p := c.MetricsPath; p != "" && p != "-" && (!strings.HasPrefix(p, "/") || strings.ContainsAny(p, ":*?#")) {
-		errs = append(errs, &tier.ConfigError{Var: EnvPrefix + "METRICS_PATH", Value: p, Problem: "must be a plain path starting with /", Allowed: `for example /metrics, or "-" for off`})
+		errs = append(errs, &tier.ConfigError{Field: "MetricsPath", Value: p, Problem: "must be a plain path starting with /", Allowed: `for example /metrics, or "-" for off`})
 	}
 	if err := c.Files.Validate(); err != nil {
-		errs = append(errs, err)
+		errs = append(errs, tier.InField("Files", err))
 	}
 	return errors.Join(errs...)
 }

@@ -19,6 +19,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/threetier/threetier/internal/obs"
 	"github.com/threetier/threetier/tier"
 	"golang.org/x/sync/singleflight"
 )
@@ -66,7 +67,7 @@ func NewFiles(cfg FilesConfig, opts ...Option) (*Files, error) {
 	}
 	o := buildOptions(opts)
 	cfg = cfg.withDefaults()
-	f := &Files{cfg: cfg, fsys: o.fsys, comp: newCompressors(cfg.CompressLimit), log: tier.LoggerOrDiscard(o.log)}
+	f := &Files{cfg: cfg, fsys: o.fsys, comp: newCompressors(cfg.CompressLimit), log: obs.Logger(o.log)}
 	if f.fsys == nil {
 		if cfg.Root == "" {
 			return nil, ErrNoRoot

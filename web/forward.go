@@ -9,6 +9,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"github.com/threetier/threetier/balancer"
+	"github.com/threetier/threetier/internal/obs"
 	"github.com/threetier/threetier/tier"
 )
 
@@ -42,10 +43,14 @@ type ForwardConfig struct {
 
 func (c ForwardConfig) validate() error {
 	if !strings.HasPrefix(c.Prefix, "/") || !strings.HasSuffix(c.Prefix, "/") {
-		return &tier.ConfigError{Var: "ForwardConfig.Prefix", Value: c.Prefix, Problem: "must start and end with /", Allowed: "for example /api/"}
+		return &tier.ConfigError{Field: "Prefix", Value: c.Prefix, Problem: "must start and end with /", Allowed: "for example /api/"}
 	}
 	return nil
 }
+
+// DefaultForwardConfig returns a ForwardConfig with every default spelled
+// out and no Prefix.
+func DefaultForwardConfig() ForwardConfig { return ForwardConfig{}.withDefaults() }
 
 func (c ForwardConfig) withDefaults() ForwardConfig {
 	if c.MaxBodyBytes == 0 {
@@ -94,7 +99,7 @@ func NewForwarder(pool *balancer.Pool, cfg ForwardConfig, opts ...Option) (*Forw
 	if cfg.TrustForwarded {
 		pc.TrustedProxies = []string{"0.0.0.0/0", "::/0"}
 	}
-	px, err := balancer.NewProxy(pc, []*balancer.Pool{pool}, balancer.WithLogger(tier.LoggerOrDiscard(o.log)), balancer.WithRegistry(o.reg))
+	px, err := balancer.NewProxy(pc, []*balancer.Pool{pool}, balancer.WithLogger(obs.Logger(o.log)), balancer.WithRegistry(o.reg))
 	if err != nil {
 		return nil, fmt.Errorf("web: forward %s: %w", cfg.Prefix, err)
 	}

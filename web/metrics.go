@@ -2,6 +2,7 @@ package web
 
 import (
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/threetier/threetier/internal/obs"
 	"github.com/threetier/threetier/tier"
 )
 
@@ -18,7 +19,7 @@ type filesMetrics struct {
 // newFilesMetrics registers the cache metrics; handlers sharing a registry
 // share (and add up in) the same series.
 func newFilesMetrics(reg prometheus.Registerer) (*filesMetrics, error) {
-	reg = tier.Registerer(reg)
+	reg = obs.Registerer(reg)
 	m := &filesMetrics{
 		hits: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: tier.MetricsNamespace, Subsystem: metricsSubsystem,
@@ -46,22 +47,22 @@ func newFilesMetrics(reg prometheus.Registerer) (*filesMetrics, error) {
 		}),
 	}
 	var err error
-	if m.hits, err = tier.RegisterShared(reg, m.hits); err != nil {
+	if m.hits, err = obs.RegisterShared(reg, m.hits); err != nil {
 		return nil, err
 	}
-	if m.misses, err = tier.RegisterShared(reg, m.misses); err != nil {
+	if m.misses, err = obs.RegisterShared(reg, m.misses); err != nil {
 		return nil, err
 	}
-	if m.bytes, err = tier.RegisterShared(reg, m.bytes); err != nil {
+	if m.bytes, err = obs.RegisterShared(reg, m.bytes); err != nil {
 		return nil, err
 	}
-	if m.compressions, err = tier.RegisterShared(reg, m.compressions); err != nil {
+	if m.compressions, err = obs.RegisterShared(reg, m.compressions); err != nil {
 		return nil, err
 	}
-	if m.compressesSkipped, err = tier.RegisterShared(reg, m.compressesSkipped); err != nil {
+	if m.compressesSkipped, err = obs.RegisterShared(reg, m.compressesSkipped); err != nil {
 		return nil, err
 	}
-	if m.compressedBytes, err = tier.RegisterShared(reg, m.compressedBytes); err != nil {
+	if m.compressedBytes, err = obs.RegisterShared(reg, m.compressedBytes); err != nil {
 		return nil, err
 	}
 	return m, nil

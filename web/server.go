@@ -12,6 +12,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/threetier/threetier/internal/obs"
 	"github.com/threetier/threetier/internal/tracing"
 	"github.com/threetier/threetier/tier"
 )
@@ -48,7 +49,7 @@ func New(cfg Config, opts ...Option) (*Server, error) {
 	}
 	cfg = cfg.withDefaults()
 	o := buildOptions(opts)
-	s := &Server{health: &tier.Health{}, log: tier.LoggerOrDiscard(o.log), failed: make(chan error, 1)}
+	s := &Server{health: &tier.Health{}, log: obs.Logger(o.log), failed: make(chan error, 1)}
 
 	var tlsConfig *tls.Config
 	if cfg.TLSCert != "" {

@@ -242,6 +242,29 @@ func TestServerConfigErrors(t *testing.T) {
 	}
 }
 
+func TestConfigErrorsNameTheVariableUnderTheLoadedPrefix(t *testing.T) {
+	err := tier.LoadEnvFrom([]string{
+		"THREETIER_WEB_ADMIN_MAX_CONNS=-1",
+		"THREETIER_WEB_ADMIN_FILES_PREFIX=static",
+		"THREETIER_WEB_ADMIN_HSTS=-1s",
+	}, EnvPrefix+"ADMIN_", &Config{})
+	for _, want := range []string{
+		`THREETIER_WEB_ADMIN_MAX_CONNS="-1"`,
+		`THREETIER_WEB_ADMIN_FILES_PREFIX="static"`,
+		`THREETIER_WEB_ADMIN_HSTS="-1s"`,
+	} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error %v lacks %s", err, want)
+		}
+	}
+	// Validated alone, the errors name the fields.
+	err = Config{Files: FilesConfig{Prefix: "static"}}.Validate()
+	var ce *tier.ConfigError
+	if !errors.As(err, &ce) || ce.Field != "Files.Prefix" || ce.Var != "" {
+		t.Errorf("Validate: %#v", ce)
+	}
+}
+
 func TestConfigFromEnv(t *testing.T) {
 	var cfg Config
 	err := tier.LoadEnvFrom([]string{
@@ -350,7 +373,7 @@ func TestServerMetricsPath(t *testing.T) {
 			}
 		})
 	}
-	if _, err := New(Config{MetricsPath: "metrics"}); err == nil || !strings.Contains(err.Error(), "METRICS_PATH") {
+	if _, err := New(Config{MetricsPath: "metrics"}); err == nil || !strings.Contains(err.Error(), "MetricsPath") {
 		t.Errorf("relative metrics path: %v", err)
 	}
 }

@@ -53,7 +53,7 @@ func startStack(t *testing.T, tp trace.TracerProvider) *stack {
 		t.Fatal(err)
 	}
 
-	api, err := app.New(app.Config{Addr: "127.0.0.1:0"}, app.WithLogger(log), app.WithTracerProvider(tp))
+	api, err := app.New(app.Config{Listen: "127.0.0.1:0"}, app.WithLogger(log), app.WithTracerProvider(tp))
 	if err != nil {
 		t.Fatal(err)
 	}

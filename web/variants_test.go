@@ -311,7 +311,7 @@ func TestCompressConfig(t *testing.T) {
 	wantDecoded(t, "no variant cache", do(t, client(t), "GET", url+"/a.txt", "Accept-Encoding: zstd"), "zstd", data)
 
 	err = FilesConfig{CompressLimit: -1, CompressFileMax: -1}.Validate()
-	if err == nil || !strings.Contains(err.Error(), "COMPRESS_LIMIT") || !strings.Contains(err.Error(), "COMPRESS_FILE_MAX") {
+	if err == nil || !strings.Contains(err.Error(), "CompressLimit") || !strings.Contains(err.Error(), "CompressFileMax") {
 		t.Fatalf("negative limits: %v", err)
 	}
 }

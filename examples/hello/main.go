@@ -56,7 +56,7 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- stri
 	}
 	defer cfg.stopTracing(context.Background())
 	reg := tier.NewRegistry()
-	db, err := data.Open(ctx, cfg.data, data.WithMigrations(sub(migrations, "migrations")), data.WithLogger(log), data.WithRegisterer(reg), data.WithTracerProvider(cfg.tracer))
+	db, err := data.Open(ctx, cfg.data, data.WithMigrations(sub(migrations, "migrations")), data.WithLogger(log), data.WithRegistry(reg), data.WithTracerProvider(cfg.tracer))
 	if err != nil {
 		return err
 	}

@@ -208,3 +208,12 @@ func TestHelloRejectsBadFlags(t *testing.T) {
 		}
 	}
 }
+
+func TestHelloRejectsAMisspeltVariable(t *testing.T) {
+	t.Setenv("THREETIER_DATA_DNS", "postgres://127.0.0.1/x")
+	err := run(context.Background(), nil, io.Discard, nil)
+	want := "THREETIER_DATA_DNS: unknown variable; did you mean THREETIER_DATA_DSN?"
+	if err == nil || err.Error() != want {
+		t.Fatalf("err = %v, want %s", err, want)
+	}
+}

@@ -72,12 +72,15 @@ func configure(ctx context.Context, args []string, stderr io.Writer) (config, *s
 		apps: f.apps,
 		data: data.Config{Path: "hello.db"},
 		// Every instance on a loopback port of its own, found by the pool.
-		app:   app.Config{Addr: "127.0.0.1:0"},
+		app:   app.Config{Listen: "127.0.0.1:0"},
 		guard: app.DefaultGuardConfig(),
 		// The pool checks that each instance is ready, database included.
 		pool:    balancer.Config{Name: "app-pool", Policy: balancer.PolicyLeastRequest, Health: balancer.HealthConfig{Path: "/readyz", Interval: time.Second}},
 		forward: web.ForwardConfig{Prefix: "/api/"},
 	}
+	// Every THREETIER_ variable is read through env; Check fails on a
+	// misspelt one, naming the nearest known variable.
+	env := tier.NewEnv(os.Environ())
 	for _, c := range []struct {
 		prefix string
 		into   any
@@ -89,9 +92,12 @@ func configure(ctx context.Context, args []string, stderr io.Writer) (config, *s
 		{balancer.EnvPrefix, &cfg.pool},
 		{web.EnvPrefix, &cfg.web},
 	} {
-		if err := tier.LoadEnv(c.prefix, c.into); err != nil {
+		if err := env.Load(c.prefix, c.into); err != nil {
 			return cfg, nil, err
 		}
+	}
+	if err := env.Check(); err != nil {
+		return cfg, nil, err
 	}
 	if f.listen != "" {
 		cfg.web.Listen = f.listen

@@ -151,13 +151,13 @@ func override[T any](f *flags, name string, dst *T, v T) {
 
 // configs lays the flags over the THREETIER_BALANCER_* and
 // THREETIER_PROXY_* variables.
-func configs(f *flags) (balancer.Config, balancer.ProxyConfig, error) {
+func configs(f *flags, env *tier.Env) (balancer.Config, balancer.ProxyConfig, error) {
 	var pool balancer.Config
 	var proxy balancer.ProxyConfig
-	if err := loadEnv(balancer.EnvPrefix, &pool); err != nil {
+	if err := env.Load(balancer.EnvPrefix, &pool); err != nil {
 		return pool, proxy, err
 	}
-	if err := loadEnv(balancer.ProxyEnvPrefix, &proxy); err != nil {
+	if err := env.Load(balancer.ProxyEnvPrefix, &proxy); err != nil {
 		return pool, proxy, err
 	}
 	setIfZero(&pool.Name, "backend")
@@ -195,17 +195,6 @@ func configs(f *flags) (balancer.Config, balancer.ProxyConfig, error) {
 	return pool, proxy, nil
 }
 
-// loadEnv is tier.LoadEnv, with the variables named in a validation
-// error (which names the Config field) so that the user knows the mistake
-// is in the environment, not on the command line.
-func loadEnv(prefix string, cfg any) error {
-	err := tier.LoadEnv(prefix, cfg)
-	if err != nil && !strings.Contains(err.Error(), prefix) {
-		return fmt.Errorf("%s* variables: %w", prefix, err)
-	}
-	return err
-}
-
 func setIfZero[T comparable](v *T, def T) {
 	var zero T
 	if *v == zero {
@@ -235,20 +224,24 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- list
 	if err != nil {
 		return err
 	}
-	poolCfg, proxyCfg, err := configs(f)
+	env := tier.NewEnv(os.Environ())
+	poolCfg, proxyCfg, err := configs(f, env)
 	if err != nil {
 		return err
 	}
-	clusterCfg, err := clusterConfig(f)
+	clusterCfg, err := clusterConfig(f, env)
 	if err != nil {
 		return err
 	}
-	statsCfg, err := statsConfig(f)
+	statsCfg, err := statsConfig(f, env)
 	if err != nil {
 		return err
 	}
 	var logCfg tier.LogConfig
-	if err := tier.LoadEnv(tier.EnvPrefix, &logCfg); err != nil {
+	if err := env.Load(tier.EnvPrefix, &logCfg); err != nil {
+		return err
+	}
+	if err := env.Check(); err != nil {
 		return err
 	}
 	if f.profile != "" {
@@ -363,9 +356,9 @@ func reloadOnSignal(ctx context.Context, sig <-chan os.Signal, px *balancer.Prox
 // THREETIER_BALANCER_STATS_* variables. The listener is on when it has an
 // address from either: unlike a library's, this node's admin port is
 // opened only when asked for.
-func statsConfig(f *flags) (balancer.StatsConfig, error) {
+func statsConfig(f *flags, env *tier.Env) (balancer.StatsConfig, error) {
 	var cfg balancer.StatsConfig
-	if err := loadEnv(balancer.StatsEnvPrefix, &cfg); err != nil {
+	if err := env.Load(balancer.StatsEnvPrefix, &cfg); err != nil {
 		return cfg, err
 	}
 	override(f, "stats", &cfg.Listen, f.stats)
@@ -406,7 +399,8 @@ var clusterFlags = []struct{ flag, variable string }{
 // clusterConfig lays the cluster flags over the THREETIER_BALANCER_CLUSTER_*
 // variables, or returns nil when the cluster is off: it is on when
 // -cluster-listen or -peers (or their variables) say where to gossip.
-func clusterConfig(f *flags) (*balancer.ClusterConfig, error) {
+func clusterConfig(f *flags, env *tier.Env) (*balancer.ClusterConfig, error) {
+	env.Declare(clusterEnvPrefix, &balancer.ClusterConfig{})
 	environ := os.Environ()
 	vars := map[string]bool{}
 	for _, kv := range environ {
@@ -436,13 +430,13 @@ func clusterConfig(f *flags) (*balancer.ClusterConfig, error) {
 	return &cfg, nil
 }
 
-// clusterFieldFlags names the flag and the variable behind a
-// ClusterConfig field in an error.
+// clusterFieldFlags names the flag beside the variable of a ClusterConfig
+// error: either may have set it.
 var clusterFieldFlags = strings.NewReplacer(
-	"Listen=", "-cluster-listen ("+clusterEnvPrefix+"LISTEN)=",
-	"Peers[", "-peers ("+clusterEnvPrefix+"PEERS)[",
-	"Key:", "-cluster-key ("+clusterEnvPrefix+"KEY):",
-	"Name=", "-node ("+clusterEnvPrefix+"NAME)=",
+	clusterEnvPrefix+"LISTEN", "-cluster-listen ("+clusterEnvPrefix+"LISTEN)",
+	clusterEnvPrefix+"PEERS", "-peers ("+clusterEnvPrefix+"PEERS)",
+	clusterEnvPrefix+"KEY", "-cluster-key ("+clusterEnvPrefix+"KEY)",
+	clusterEnvPrefix+"NAME", "-node ("+clusterEnvPrefix+"NAME)",
 )
 
 // clusterTier is this node's membership of the cluster: it shares what

@@ -483,7 +483,7 @@ func TestLBBadFlags(t *testing.T) {
 		{"-redirect-http", "", []string{"-backends", be, "-redirect-http", ":8080"}},
 		{"-trusted-proxies[0]", "", []string{"-backends", be, "-trusted-proxies", "10.0.0.0/99"}},
 		{"-max-conns", "", []string{"-backends", be, "-max-conns", "-1"}},
-		{"-peers (THREETIER_BALANCER_CLUSTER_PEERS)[0]", "", []string{"-backends", be, "-peers", "no-port"}},
+		{"-peers (THREETIER_BALANCER_CLUSTER_PEERS)=", "", []string{"-backends", be, "-peers", "no-port"}},
 		{"-cluster-listen (THREETIER_BALANCER_CLUSTER_LISTEN)", "", []string{"-backends", be, "-cluster-listen", "nowhere"}},
 		{"-cluster-key (THREETIER_BALANCER_CLUSTER_KEY): not base64", "", []string{"-backends", be, "-peers", "127.0.0.1:7946", "-cluster-key", "short"}},
 		{"-cluster-key (THREETIER_BALANCER_CLUSTER_KEY): required", "", []string{"-backends", be, "-cluster-listen", "127.0.0.1:0"}},
@@ -492,8 +492,9 @@ func TestLBBadFlags(t *testing.T) {
 		{"-stats-token needs -stats", "", []string{"-backends", be, "-stats-token", "t"}},
 		{"THREETIER_BALANCER_HEALTH_INTERVAL", "THREETIER_BALANCER_HEALTH_INTERVAL=soon", []string{"-backends", be}},
 		{"THREETIER_PROXY_MAX_CONNS", "THREETIER_PROXY_MAX_CONNS=many", []string{"-backends", be}},
-		{"THREETIER_BALANCER_* variables: Policy", "THREETIER_BALANCER_POLICY=fastest", []string{"-backends", be}},
+		{`THREETIER_BALANCER_POLICY="fastest": unknown policy`, "THREETIER_BALANCER_POLICY=fastest", []string{"-backends", be}},
 		{"THREETIER_LOG_LEVEL", "THREETIER_LOG_LEVEL=loud", []string{"-backends", be}},
+		{"THREETIER_BALANCER_HEALTH_PATHS: unknown variable; did you mean THREETIER_BALANCER_HEALTH_PATH?", "THREETIER_BALANCER_HEALTH_PATHS=/up", []string{"-backends", be}},
 	}
 	for _, tc := range cases {
 		cmd := exec.Command(bin, tc.args...)

@@ -45,7 +45,7 @@ type api struct {
 func newAPI(cfg app.Config, guardCfg app.GuardConfig, db *data.DB, instance string, log *slog.Logger, reg prometheus.Registerer) (*app.Server, error) {
 	srv, err := app.New(cfg,
 		app.WithLogger(log.With("instance", instance)),
-		app.WithMetrics(reg))
+		app.WithRegistry(reg))
 	if err != nil {
 		return nil, err
 	}

@@ -8,8 +8,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/threetier/threetier/app"
 	"github.com/threetier/threetier/balancer"
+	"github.com/threetier/threetier/data"
 	"github.com/threetier/threetier/tier"
+	"github.com/threetier/threetier/web"
 )
 
 // roleEnv chooses the role when -role is not given.
@@ -62,6 +65,9 @@ func parseFlags(args, environ []string, stderr io.Writer) (*flags, error) {
 		return nil, fmt.Errorf("unexpected argument %q (flags only)", fl.Arg(0))
 	}
 	fl.Visit(func(fl *flag.Flag) { f.set[fl.Name] = true })
+	if err := checkEnv(environ); err != nil {
+		return nil, err
+	}
 	if !f.set["role"] {
 		if v := f.env(roleEnv); v != "" {
 			f.role = v
@@ -84,6 +90,24 @@ func parseFlags(args, environ []string, stderr io.Writer) (*flags, error) {
 		}
 	}
 	return f, nil
+}
+
+// checkEnv fails on a THREETIER_ variable that no role reads, naming the
+// nearest one that some role does. Every role's variables count as known,
+// so that one environment can serve a whole deployment.
+func checkEnv(environ []string) error {
+	env := tier.NewEnv(environ)
+	env.Known(roleEnv)
+	env.Declare(tier.EnvPrefix, &tier.LogConfig{})
+	env.Declare(balancer.EnvPrefix, &balancer.Config{})
+	env.Declare(balancer.EnvPrefix+"CLUSTER_", &balancer.ClusterConfig{})
+	env.Declare(balancer.ProxyEnvPrefix, &balancer.ProxyConfig{})
+	env.Declare(balancer.StatsEnvPrefix, &balancer.StatsConfig{})
+	env.Declare(web.EnvPrefix, &web.Config{})
+	env.Declare(app.EnvPrefix, &app.Config{})
+	env.Declare(app.EnvPrefix+"GUARD_DB_", &app.GuardConfig{})
+	env.Declare(data.EnvPrefix, &data.Config{})
+	return env.Check()
 }
 
 // env returns the value of a variable of f's environment, or "".

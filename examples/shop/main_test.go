@@ -497,3 +497,12 @@ func TestShopRejectsBadFlags(t *testing.T) {
 		}
 	}
 }
+
+func TestShopRejectsAMisspeltVariable(t *testing.T) {
+	environ := []string{"THREETIER_APP_GUARD_DB_TIMEOUT=1s", "THREETIER_WEB_LISTEN=127.0.0.1:0", "THREETIER_WEB_LISTNE=127.0.0.1:0"}
+	_, err := parseFlags([]string{"-role", "web"}, environ, io.Discard)
+	want := "THREETIER_WEB_LISTNE: unknown variable; did you mean THREETIER_WEB_LISTEN?"
+	if err == nil || err.Error() != want {
+		t.Fatalf("err = %v, want %s", err, want)
+	}
+}

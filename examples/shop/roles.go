@@ -72,7 +72,7 @@ func runAll(ctx context.Context, f *flags, log *slog.Logger, ready chan<- listen
 	if err != nil {
 		return err
 	}
-	appCfg.Addr = "127.0.0.1:0"
+	appCfg.Listen = "127.0.0.1:0"
 	var apps []*app.Server
 	for i := range 2 {
 		// Each instance has a registry of its own, as on a machine of
@@ -307,8 +307,8 @@ func runApp(ctx context.Context, f *flags, log *slog.Logger, ready chan<- listen
 	if err != nil {
 		return err
 	}
-	override(f, "listen", &cfg.Addr, f.listen)
-	setIfZero(&cfg.Addr, defaultApp)
+	override(f, "listen", &cfg.Listen, f.listen)
+	setIfZero(&cfg.Listen, defaultApp)
 	drainDelay(f, &cfg.DrainDelay)
 	reg := tier.NewRegistry()
 	db, err := openDB(ctx, f, log, reg)
@@ -319,7 +319,7 @@ func runApp(ctx context.Context, f *flags, log *slog.Logger, ready chan<- listen
 	name := f.name
 	if name == "" {
 		host, _ := os.Hostname()
-		name = host + "-" + cfg.Addr
+		name = host + "-" + cfg.Listen
 	}
 	srv, err := newAPI(cfg, guardCfg, db, name, log, reg)
 	if err != nil {
@@ -359,7 +359,7 @@ func openDB(ctx context.Context, f *flags, log *slog.Logger, reg prometheus.Regi
 	if err != nil {
 		return nil, err
 	}
-	return data.Open(ctx, cfg, data.WithLogger(log), data.WithRegisterer(reg), data.WithMigrations(mig))
+	return data.Open(ctx, cfg, data.WithLogger(log), data.WithRegistry(reg), data.WithMigrations(mig))
 }
 
 // appConfigs reads the app server's THREETIER_APP_* variables and the

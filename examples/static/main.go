@@ -43,6 +43,62 @@ func main() {
 // oneLine joins a multi-error on one line.
 func oneLine(err error) string { return strings.ReplaceAll(err.Error(), "\n", "; ") }
 
+// nameFlags makes every *tier.ConfigError in err name the flag behind its
+// field: static reads its web.Config from flags, not from THREETIER_WEB_
+// variables, so those are not what the user should change.
+func nameFlags(err error) error {
+	switch e := err.(type) {
+	case *tier.ConfigError:
+		if f := flagFor(e.Field); f != "" {
+			e.Var = f
+		}
+	case interface{ Unwrap() []error }:
+		for _, inner := range e.Unwrap() {
+			nameFlags(inner)
+		}
+	case interface{ Unwrap() error }:
+		nameFlags(e.Unwrap())
+	}
+	return err
+}
+
+// flagFor is the flag that sets the web.Config field at path, if any.
+func flagFor(field string) string {
+	switch field {
+	case "Listen":
+		return "-listen"
+	case "TLSCert":
+		return "-tls-cert"
+	case "TLSKey":
+		return "-tls-key"
+	case "RedirectListen":
+		return "-redirect-http"
+	case "HSTS":
+		return "-hsts"
+	case "MetricsPath":
+		return "-metrics"
+	case "BodyTimeout":
+		return "-body-timeout"
+	case "SendTimeout":
+		return "-send-timeout"
+	case "MaxConns":
+		return "-max-conns"
+	case "Files.Root":
+		return "-root"
+	case "Files.SPAExclude":
+		return "-spa-exclude"
+	case "Files.CompressLimit":
+		return "-compress-limit"
+	case "Files.CompressFileMax":
+		return "-compress-file-max"
+	case "Files.CompressCacheMaxBytes":
+		return "-compress-cache-bytes"
+	case "Files.CacheControl":
+		return "-cache"
+	}
+	return ""
+}
+
 // cacheFlag collects repeated -cache pattern=value flags.
 type cacheFlag struct{ rules *web.CacheRules }
 
@@ -140,8 +196,11 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- stri
 		defer pprof.StopCPUProfile()
 	}
 
+	// The log settings are the only variables static reads; Check fails on
+	// any other THREETIER_ one rather than let it look honoured.
+	env := tier.NewEnv(os.Environ())
 	var logCfg tier.LogConfig
-	if err := tier.LoadEnv(tier.EnvPrefix, &logCfg); err != nil {
+	if err := errors.Join(env.Load(tier.EnvPrefix, &logCfg), env.Check()); err != nil {
 		return err
 	}
 	log, err := tier.NewLogger(logCfg, stderr)
@@ -172,7 +231,7 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- stri
 	}
 	site, err := web.New(cfg, opts...)
 	if err != nil {
-		return err
+		return nameFlags(err)
 	}
 	tiers = append(tiers, site)
 	runner := tier.Runner{Logger: log, StopTimeout: 10 * time.Second, Started: func() {

@@ -96,19 +96,24 @@ func TestStaticBadFlags(t *testing.T) {
 		t.Fatalf("build: %v\n%s", err, out)
 	}
 	cases := map[string][]string{
-		"flag needs an argument: -listen": {"-listen"},
-		"not a directory":                 {"-root", "/nonexistent/dir"},
-		"want pattern=value":              {"-cache", "nonsense"},
-		"flag provided but not defined":   {"-nope"},
-		"needs both a certificate":        {"-root", ".", "-tls-cert", "c.pem"},
-		"unexpected argument":             {"-root", ".", "extra"},
-		"want /prefix/=":                  {"-forward", "api=http://x"},
-		"invalid value":                   {"-hsts", "soon"},
-		"METRICS_PATH":                    {"-root", ".", "-metrics", "metrics"},
-		"COMPRESS_LIMIT":                  {"-root", ".", "-compress-limit", "-1"},
+		"flag needs an argument: -listen":   {"-listen"},
+		"not a directory":                   {"-root", "/nonexistent/dir"},
+		"want pattern=value":                {"-cache", "nonsense"},
+		"flag provided but not defined":     {"-nope"},
+		"unexpected argument":               {"-root", ".", "extra"},
+		"want /prefix/=":                    {"-forward", "api=http://x"},
+		"invalid value":                     {"-hsts", "soon"},
+		"did you mean THREETIER_LOG_LEVEL?": {"-root", "."},
+		`-metrics="metrics"`:                {"-root", ".", "-metrics", "metrics"},
+		`-compress-limit="-1"`:              {"-root", ".", "-compress-limit", "-1"},
+		"-tls-cert: TLS needs both":         {"-root", ".", "-tls-cert", "c.pem"},
 	}
 	for want, args := range cases {
 		cmd := exec.Command(bin, args...)
+		cmd.Env = append(os.Environ(), "THREETIER_LOG_LEVEL=info")
+		if want == "did you mean THREETIER_LOG_LEVEL?" {
+			cmd.Env = append(os.Environ(), "THREETIER_LOG_LEVL=debug")
+		}
 		var stderr strings.Builder
 		cmd.Stderr = &stderr
 		err := cmd.Run()

@@ -80,7 +80,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		if err != nil {
 			return err
 		}
-		srv, err := app.New(app.Config{Addr: *listen}, app.WithLogger(log), app.WithMetrics(tier.NewRegistry()))
+		srv, err := app.New(app.Config{Listen: *listen}, app.WithLogger(log), app.WithRegistry(tier.NewRegistry()))
 		if err != nil {
 			return err
 		}

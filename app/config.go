@@ -35,6 +35,9 @@ const DefaultAddr = DefaultListen
 // limit off where the field says so, and is an error elsewhere. Load it from the environment with
 // tier.LoadEnv(app.EnvPrefix, &cfg).
 type Config struct {
+	// Name names the instance in lifecycle logs and errors ("app-1"); zero
+	// means "app".
+	Name string `env:"NAME" json:"name,omitempty"`
 	// Listen is the address to serve on; zero means DefaultListen.
 	Listen string `env:"LISTEN" json:"listen"`
 
@@ -96,6 +99,9 @@ func DefaultConfig() Config {
 }
 
 func (c Config) withDefaults() Config {
+	if c.Name == "" {
+		c.Name = "app"
+	}
 	if c.Listen == "" {
 		c.Listen = DefaultListen
 	}

@@ -116,7 +116,7 @@ func New(cfg Config, opts ...Option) (*Server, error) {
 	}
 	s.mountInfra(o.reg)
 
-	s.HTTPServer = tier.NewHTTPServer("app", &http.Server{
+	s.HTTPServer = tier.NewHTTPServer(cfg.Name, &http.Server{
 		Addr:              cfg.Listen,
 		Handler:           e,
 		ReadHeaderTimeout: cfg.ReadHeaderTimeout,

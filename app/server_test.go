@@ -501,3 +501,15 @@ func TestConfigErrorsNameTheVariableUnderTheLoadedPrefix(t *testing.T) {
 		t.Fatalf("negative Backoff: %v", err)
 	}
 }
+
+func TestServerTakesItsName(t *testing.T) {
+	for _, tc := range []struct{ name, want string }{{"", "app"}, {"app-2", "app-2"}} {
+		srv, err := New(Config{Name: tc.name, Listen: "127.0.0.1:0"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := srv.Name(); got != tc.want {
+			t.Errorf("Config{Name: %q}: Name() = %q, want %q", tc.name, got, tc.want)
+		}
+	}
+}

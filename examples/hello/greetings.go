@@ -61,7 +61,9 @@ func newAPIs(cfg config, db *data.DB, log *slog.Logger, reg prometheus.Registere
 
 // newAPI builds one app-tier instance, with its guard on the database.
 func newAPI(cfg config, db *data.DB, instance string, log *slog.Logger, reg prometheus.Registerer) (*app.Server, error) {
-	api, err := app.New(cfg.app, app.WithLogger(log), app.WithRegistry(reg), app.WithTracerProvider(cfg.tracer))
+	named := cfg.app
+	named.Name = instance
+	api, err := app.New(named, app.WithLogger(log), app.WithRegistry(reg), app.WithTracerProvider(cfg.tracer))
 	if err != nil {
 		return nil, err
 	}

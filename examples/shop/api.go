@@ -43,6 +43,7 @@ type api struct {
 
 // newAPI builds one app-tier instance.
 func newAPI(cfg app.Config, guardCfg app.GuardConfig, db *data.DB, instance string, log *slog.Logger, reg prometheus.Registerer) (*app.Server, error) {
+	setIfZero(&cfg.Name, instance)
 	srv, err := app.New(cfg,
 		app.WithLogger(log.With("instance", instance)),
 		app.WithRegistry(reg))

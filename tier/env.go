@@ -60,10 +60,16 @@ func (e *Env) Known(names ...string) {
 	}
 }
 
-// Check reports every variable in the list that starts with EnvPrefix and
-// that no Load, Lookup or Known declared, as a *ConfigError naming it and
-// the nearest known name (joined, in name order). Call it once every
-// config is loaded. Values are not shown: a misspelt DSN holds a password.
+// TestEnvPrefix starts the variables that test suites read (such as
+// THREETIER_TEST_POSTGRES, the DSN of the tests' PostgreSQL). A service run
+// inside a test sees them, so Check leaves them alone.
+const TestEnvPrefix = EnvPrefix + "TEST_"
+
+// Check reports every variable in the list that starts with EnvPrefix (but
+// not TestEnvPrefix) and that no Load, Lookup or Known declared, as a
+// *ConfigError naming it and the nearest known name (joined, in name
+// order). Call it once every config is loaded. Values are not shown: a
+// misspelt DSN holds a password.
 func (e *Env) Check() error {
 	known := make([]string, 0, len(e.known))
 	for k := range e.known {
@@ -73,7 +79,7 @@ func (e *Env) Check() error {
 	var unknown []string
 	for _, kv := range e.environ {
 		k, _, _ := strings.Cut(kv, "=")
-		if strings.HasPrefix(k, EnvPrefix) && !e.known[k] && !slices.Contains(unknown, k) {
+		if strings.HasPrefix(k, EnvPrefix) && !strings.HasPrefix(k, TestEnvPrefix) && !e.known[k] && !slices.Contains(unknown, k) {
 			unknown = append(unknown, k)
 		}
 	}

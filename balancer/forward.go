@@ -39,6 +39,9 @@ type exchange struct {
 	mu   sync.Mutex
 	done bool
 	n1xx int
+	// bodyRead: the client's body was first read, and with it net/http
+	// sent the client its own 100 Continue (see continueGate).
+	bodyRead bool
 }
 
 // max1xx bounds the informational responses passed on for one request.
@@ -89,6 +92,9 @@ func (px *Proxy) exchange(w http.ResponseWriter, r *http.Request, rt *route) int
 		}
 	}
 	ex.trace.Got1xxResponse = ex.got1xx
+	if len(r.Header["Expect"]) > 0 && body != nil && body != http.NoBody {
+		body = &continueGate{ReadCloser: body, ex: ex}
+	}
 	ctx := r.Context()
 	var headersDue *time.Timer
 	if d := px.cfg.ResponseTimeout; d > 0 {
@@ -173,6 +179,9 @@ func (ex *exchange) got1xx(code int, header textproto.MIMEHeader) error {
 	defer ex.mu.Unlock()
 	if ex.done {
 		return nil
+	}
+	if code == http.StatusContinue && ex.bodyRead {
+		return nil // the client has its 100 Continue already
 	}
 	if ex.n1xx++; ex.n1xx > max1xx {
 		return errors.New("too many informational responses")
@@ -432,6 +441,28 @@ func stripPrefix(p, prefix string) string {
 		return "/"
 	}
 	return p
+}
+
+// continueGate makes one 100 Continue of two. The transport starts sending
+// the body as soon as the upstream's 100 Continue arrives, before it hands
+// that 100 to got1xx; the body's first read makes net/http send the client
+// a 100 Continue of its own, and a relayed one after it would read as the
+// final answer. Under ex.mu, whichever comes first wins: a 100 written by
+// got1xx stops net/http's, and a body read first stops the relay.
+type continueGate struct {
+	io.ReadCloser
+	ex     *exchange
+	opened bool // read only by the body's reader
+}
+
+func (g *continueGate) Read(p []byte) (int, error) {
+	if !g.opened {
+		g.opened = true
+		g.ex.mu.Lock()
+		g.ex.bodyRead = true
+		g.ex.mu.Unlock()
+	}
+	return g.ReadCloser.Read(p)
 }
 
 // limitedBody fails a read past limit bytes with *http.MaxBytesError. It is

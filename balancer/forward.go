@@ -27,10 +27,12 @@ var (
 	errNoUpgrade = errors.New("the upstream switched to a protocol the client did not ask for")
 )
 
-// exchange is one forwarded request: what the 1xx callback needs, in the
-// same allocation as the outgoing URL.
+// exchange is one request through the proxy: the client's response
+// writer, its request ID, and what the 1xx callback needs, in the same
+// allocation as the outgoing URL.
 type exchange struct {
-	w     http.ResponseWriter
+	resp  answer
+	id    []string // accepted from the client or made here; forwarded
 	url   url.URL
 	trace httptrace.ClientTrace
 	// The transport calls got1xx on its own goroutine, and may still do so
@@ -47,34 +49,15 @@ type exchange struct {
 // max1xx bounds the informational responses passed on for one request.
 const max1xx = 16
 
-// forward sends r to rt's pool and copies the answer back to w.
-func (px *Proxy) forward(w http.ResponseWriter, r *http.Request, rt *route) {
-	start := time.Now()
-	px.metrics.inFlight.Inc()
-	status := px.exchange(w, r, rt)
-	px.metrics.inFlight.Dec()
-	elapsed := time.Since(start)
-	rt.counter.observe(status, elapsed)
-	if px.access != nil {
-		// The line carries the ID this hop forwarded, from the context.
-		ctx := tier.WithRequestID(r.Context(), w.Header().Get(tier.HeaderRequestID))
-		px.access.Log(&tier.AccessEntry{Request: r.WithContext(ctx), Pool: rt.pool.Name(), Status: status, Duration: elapsed})
-	}
-}
-
-// proxyAccessFields are the fields of the front door's access lines: it
-// has no routes of its own, but a host and a pool.
-const proxyAccessFields = tier.AccessRemote | tier.AccessMethod | tier.AccessHost | tier.AccessURI |
-	tier.AccessProto | tier.AccessPool | tier.AccessStatus | tier.AccessDuration
-
-// exchange does the forwarding and returns the status the client got (0
-// when it left before an answer).
-func (px *Proxy) exchange(w http.ResponseWriter, r *http.Request, rt *route) int {
-	id := tier.AcceptRequestID(r.Header, nil)
+// forward sends r to rt's pool and copies the answer back to the client;
+// ex.resp notes what the client got (nothing when it left first).
+func (px *Proxy) forward(ex *exchange, r *http.Request, rt *route) {
+	w, id := &ex.resp, ex.id
 	body := r.Body
 	if max := px.cfg.MaxBodyBytes; max > 0 && body != nil && body != http.NoBody {
 		if r.ContentLength > max {
-			return px.problem(w, r, id[0], http.StatusRequestEntityTooLarge, "request body over "+strconv.FormatInt(max, 10)+" bytes", 0)
+			px.problem(w, r, id[0], http.StatusRequestEntityTooLarge, "request body over "+strconv.FormatInt(max, 10)+" bytes", 0)
+			return
 		}
 		body = &limitedBody{ReadCloser: body, left: max, limit: max}
 	}
@@ -84,7 +67,7 @@ func (px *Proxy) exchange(w http.ResponseWriter, r *http.Request, rt *route) int
 		_ = http.NewResponseController(w).EnableFullDuplex()
 	}
 
-	ex := &exchange{w: w, url: url.URL{Path: r.URL.Path, RawPath: r.URL.RawPath, RawQuery: r.URL.RawQuery}}
+	ex.url = url.URL{Path: r.URL.Path, RawPath: r.URL.RawPath, RawQuery: r.URL.RawQuery}
 	if rt.StripPrefix {
 		ex.url.Path = stripPrefix(ex.url.Path, rt.PathPrefix)
 		if ex.url.RawPath != "" {
@@ -121,21 +104,22 @@ func (px *Proxy) exchange(w http.ResponseWriter, r *http.Request, rt *route) int
 
 	resp, upload, err := rt.pool.roundTrip(out, true)
 	defer upload.detach()
-	ex.mu.Lock()
-	ex.done = true
-	ex.mu.Unlock()
+	ex.finish()
 	if headersDue != nil && !headersDue.Stop() && context.Cause(ctx) == errResponseTimeout {
 		if err == nil {
 			_ = resp.Body.Close()
 		}
-		return px.problem(w, r, id[0], http.StatusGatewayTimeout, "the upstream did not answer in time", 0)
+		px.problem(w, r, id[0], http.StatusGatewayTimeout, "the upstream did not answer in time", 0)
+		return
 	}
 	if err != nil {
-		return px.fail(w, r, id[0], err)
+		px.fail(w, r, id[0], err)
+		return
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode == http.StatusSwitchingProtocols {
-		return px.tunnel(w, r, id[0], upgrade, resp)
+		px.tunnel(w, r, id[0], upgrade, resp)
+		return
 	}
 
 	h := w.Header()
@@ -163,12 +147,19 @@ func (px *Proxy) exchange(w http.ResponseWriter, r *http.Request, rt *route) int
 			px.log.WarnContext(r.Context(), "upstream body cut off", "pool", rt.pool.Name(), "err", err)
 			panic(http.ErrAbortHandler)
 		}
-		return resp.StatusCode
+		return
 	}
 	for k, v := range resp.Trailer {
 		h[http.TrailerPrefix+k] = v
 	}
-	return resp.StatusCode
+}
+
+// finish keeps the 1xx callback off the response from now on: the final
+// answer is being written.
+func (ex *exchange) finish() {
+	ex.mu.Lock()
+	ex.done = true
+	ex.mu.Unlock()
 }
 
 // got1xx passes an informational response (100 Continue, 103 Early Hints)
@@ -186,7 +177,8 @@ func (ex *exchange) got1xx(code int, header textproto.MIMEHeader) error {
 	if ex.n1xx++; ex.n1xx > max1xx {
 		return errors.New("too many informational responses")
 	}
-	h := ex.w.Header()
+	// Beneath ex.resp: an informational response is not the answer.
+	h := ex.resp.ResponseWriter.Header()
 	var saved http.Header
 	if len(h) > 0 {
 		saved = h.Clone()
@@ -195,7 +187,7 @@ func (ex *exchange) got1xx(code int, header textproto.MIMEHeader) error {
 	for k, v := range header {
 		h[k] = v
 	}
-	ex.w.WriteHeader(code)
+	ex.resp.ResponseWriter.WriteHeader(code)
 	clear(h)
 	for k, v := range saved {
 		h[k] = v
@@ -399,33 +391,38 @@ func copyBody(w http.ResponseWriter, body io.Reader, stream bool) error {
 	}
 }
 
-// fail answers a request that could not be forwarded; it returns the status
-// sent (0 when the client had left).
-func (px *Proxy) fail(w http.ResponseWriter, r *http.Request, id string, err error) int {
+// fail answers a request that could not be forwarded, unless the client
+// has left.
+func (px *Proxy) fail(w http.ResponseWriter, r *http.Request, id string, err error) {
 	var mbe *http.MaxBytesError
 	if errors.As(err, &mbe) {
 		// The rest of the body is not read: the connection cannot be reused.
 		w.Header().Set("Connection", "close")
-		return px.problem(w, r, id, http.StatusRequestEntityTooLarge, "request body over "+strconv.FormatInt(mbe.Limit, 10)+" bytes", 0)
+		px.problem(w, r, id, http.StatusRequestEntityTooLarge, "request body over "+strconv.FormatInt(mbe.Limit, 10)+" bytes", 0)
+		return
 	}
 	status, detail, retryAfter := upstreamFailure(r, err)
 	if status == 0 {
-		return 0
+		return
 	}
 	if status != http.StatusServiceUnavailable {
 		px.log.DebugContext(r.Context(), "forward failed", "err", err)
 	}
-	return px.problem(w, r, id, status, detail, retryAfter)
+	px.problem(w, r, id, status, detail, retryAfter)
 }
 
-// problem writes a problem+json answer and returns its status.
-func (px *Proxy) problem(w http.ResponseWriter, r *http.Request, id string, status int, detail string, retryAfter time.Duration) int {
+// problem writes a problem+json answer.
+func (px *Proxy) problem(w http.ResponseWriter, r *http.Request, id string, status int, detail string, retryAfter time.Duration) {
 	p := tier.NewProblem(status, detail)
-	p.RequestID = id
 	p.RetryAfter = retryAfter
+	serveProblem(w, r, id, p)
+}
+
+// serveProblem answers r with p under the request ID this hop forwards.
+func serveProblem(w http.ResponseWriter, r *http.Request, id string, p *tier.Problem) {
+	p.RequestID = id
 	w.Header()[tier.HeaderRequestID] = []string{id}
 	tier.ServeProblem(w, r, p)
-	return status
 }
 
 // stripPrefix turns "/api/orders" into "/orders" and "/api" into "/" for

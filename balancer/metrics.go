@@ -33,7 +33,7 @@ func newMetrics(p *Pool, reg prometheus.Registerer) (*metrics, error) {
 		duration: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: name("attempt_duration_seconds"), ConstLabels: pool,
 			Help:    "Time from sending an attempt to an endpoint to its response headers (or error).",
-			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+			Buckets: tier.DurationBuckets,
 		}),
 		requests:    prometheus.NewDesc(name("endpoint_requests_total"), "Attempts sent to the endpoint.", ep, pool),
 		failures:    prometheus.NewDesc(name("endpoint_failures_total"), "Attempts that failed: transport error or 5xx.", ep, pool),

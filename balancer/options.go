@@ -37,8 +37,8 @@ func buildOptions(opts []Option) options {
 // results) to l; by default they are discarded.
 func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
 
-// WithRegistry registers the pool's threetier_balancer_* metrics with reg;
-// by default they go nowhere.
+// WithRegistry registers the pool's threetier_balancer_* metrics (a
+// Proxy's threetier_proxy_* ones) with reg; by default they go nowhere.
 func WithRegistry(reg prometheus.Registerer) Option { return func(o *options) { o.registry = reg } }
 
 // WithDiscovery adds the endpoints d finds to the configured ones; the pool

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/netip"
 	"strings"
+	"time"
 
 	"github.com/threetier/threetier/internal/obs"
 	"github.com/threetier/threetier/tier"
@@ -34,14 +35,23 @@ var (
 // such as SSE), tunnels Upgrade (WebSocket) connections, removes hop-by-hop
 // headers, sets X-Forwarded-For, -Proto, -Host and Forwarded, and passes the
 // request ID and traceparent on. Failures are problem+json: 502, 503 with
-// Retry-After, 504, 413.
+// Retry-After, 504, 413, and 500 for a panic (which cuts the connection
+// instead once the answer has begun, as net/http does).
+//
+// Requests are counted in the metrics every tier has (tier.HTTPMetrics):
+// threetier_proxy_requests_total{method,route,code},
+// threetier_proxy_request_duration_seconds{method,route},
+// threetier_proxy_requests_in_flight and threetier_proxy_response_bytes_total,
+// where route is the name of the pool the request went to ("unmatched" when
+// no route took it) and code 499 a client that left before any answer. The
+// pools' own threetier_balancer_* metrics count the attempts behind them.
 type Proxy struct {
 	cfg     ProxyConfig
 	log     *slog.Logger
 	routes  []route
 	def     *route
 	trusted []netip.Prefix
-	metrics *proxyMetrics
+	metrics *tier.HTTPMetrics
 	access  *tier.AccessLog // nil unless ProxyConfig.AccessLog
 	health  *tier.Health
 	certs   *tier.CertReloader
@@ -54,11 +64,10 @@ type Proxy struct {
 // route is a Route with its pool found and its matching precomputed.
 type route struct {
 	Route
-	pool    *Pool
-	host    string // lower case; "" any
-	suffix  bool   // host is "*.x": match any subdomain of x
-	bare    string // PathPrefix without its final slash, also matched
-	counter *routeMetrics
+	pool   *Pool
+	host   string // lower case; "" any
+	suffix bool   // host is "*.x": match any subdomain of x
+	bare   string // PathPrefix without its final slash, also matched
 }
 
 // NewProxy builds a front-door node over pools (at least one), routed by
@@ -86,7 +95,7 @@ func NewProxy(cfg ProxyConfig, pools []*Pool, opts ...Option) (*Proxy, error) {
 	if cfg.AccessLog {
 		px.access, _ = tier.NewAccessLog(tier.AccessLogConfig{Fields: proxyAccessFields}, px.log) // a valid config
 	}
-	m, err := newProxyMetrics(cfg.Name, o.registry)
+	m, err := tier.NewHTTPMetrics(proxyMetricsSubsystem, o.registry)
 	if err != nil {
 		return nil, fmt.Errorf("proxy %q: metrics: %w", cfg.Name, err)
 	}
@@ -154,7 +163,7 @@ func NewProxy(cfg ProxyConfig, pools []*Pool, opts ...Option) (*Proxy, error) {
 }
 
 func (px *Proxy) newRoute(r Route, p *Pool) route {
-	rt := route{Route: r, pool: p, host: strings.ToLower(r.Host), counter: px.metrics.route(p.Name())}
+	rt := route{Route: r, pool: p, host: strings.ToLower(r.Host)}
 	if h, ok := strings.CutPrefix(rt.host, "*"); ok {
 		rt.host, rt.suffix = h, true // ".example.com"
 	}
@@ -239,14 +248,22 @@ func (px *Proxy) Stop(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// ServeHTTP forwards r to the pool of its route.
+// ServeHTTP forwards r to the pool of its route, on the shared edge: the
+// request is counted in the threetier_proxy_* request metrics (under its
+// pool's name as the route) and the access log, and a panic is answered
+// (see recoverPanic).
 func (px *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	px.metrics.Begin()
+	ex := &exchange{resp: answer{ResponseWriter: w}, id: tier.AcceptRequestID(r.Header, nil)}
 	rt := px.match(r)
+	defer px.observe(ex, r, rt, start) // also when a panic ends the request
+	defer px.recoverPanic(ex, r)
 	if rt == nil {
-		px.problem(w, r, tier.AcceptRequestID(r.Header, nil)[0], http.StatusNotFound, "no route for this host and path", 0)
+		px.problem(&ex.resp, r, ex.id[0], http.StatusNotFound, "no route for this host and path", 0)
 		return
 	}
-	px.forward(w, r, rt)
+	px.forward(ex, r, rt)
 }
 
 // match returns the first route that takes r, or the default one.

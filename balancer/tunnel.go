@@ -53,20 +53,25 @@ func (t *tunnels) closeAll() {
 // tunnel completes a 101 Switching Protocols: it checks that the upstream
 // switched to what the client asked for, hands the 101 to the client on
 // its own connection, and copies bytes both ways until either side ends.
-func (px *Proxy) tunnel(w http.ResponseWriter, r *http.Request, id, asked string, resp *http.Response) int {
+func (px *Proxy) tunnel(w *answer, r *http.Request, id, asked string, resp *http.Response) {
 	got := resp.Header.Get("Upgrade")
 	if asked == "" || !strings.EqualFold(asked, got) {
-		return px.problem(w, r, id, http.StatusBadGateway, errNoUpgrade.Error(), 0)
+		px.problem(w, r, id, http.StatusBadGateway, errNoUpgrade.Error(), 0)
+		return
 	}
 	back, ok := resp.Body.(io.ReadWriteCloser)
 	if !ok {
-		return px.problem(w, r, id, http.StatusBadGateway, "the upstream's switched connection cannot be written to", 0)
+		px.problem(w, r, id, http.StatusBadGateway, "the upstream's switched connection cannot be written to", 0)
+		return
 	}
 	conn, brw, err := http.NewResponseController(w).Hijack()
 	if err != nil {
-		return px.problem(w, r, id, http.StatusBadGateway, "this connection cannot switch protocols", 0)
+		px.problem(w, r, id, http.StatusBadGateway, "this connection cannot switch protocols", 0)
+		return
 	}
 	defer conn.Close()
+	// The connection is the tunnel's now: a panic can only cut it.
+	w.status = http.StatusSwitchingProtocols
 	h := make(http.Header, len(resp.Header)+1)
 	copyEndToEnd(h, resp.Header)
 	h["Connection"], h["Upgrade"] = connUpgrade, []string{got}
@@ -74,16 +79,16 @@ func (px *Proxy) tunnel(w http.ResponseWriter, r *http.Request, id, asked string
 		h["X-Request-Id"] = []string{id}
 	}
 	if _, err := brw.WriteString("HTTP/1.1 101 Switching Protocols\r\n"); err != nil {
-		return http.StatusSwitchingProtocols
+		return
 	}
 	if err := h.Write(brw); err != nil {
-		return http.StatusSwitchingProtocols
+		return
 	}
 	if _, err := brw.WriteString("\r\n"); err != nil || brw.Flush() != nil {
-		return http.StatusSwitchingProtocols
+		return
 	}
 	if !px.tunnels.add(conn) {
-		return http.StatusSwitchingProtocols // stopping: the deferred Close ends it
+		return // stopping: the deferred Close ends it
 	}
 	defer px.tunnels.done(conn)
 
@@ -100,7 +105,6 @@ func (px *Proxy) tunnel(w http.ResponseWriter, r *http.Request, id, asked string
 	_ = conn.Close()
 	_ = back.Close()
 	<-errc
-	return http.StatusSwitchingProtocols
 }
 
 // pipe copies src to dst, and half-closes dst's writing side when it can,

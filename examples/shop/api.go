@@ -12,6 +12,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/threetier/threetier/app"
 	"github.com/threetier/threetier/data"
@@ -42,11 +43,11 @@ type api struct {
 }
 
 // newAPI builds one app-tier instance.
-func newAPI(cfg app.Config, guardCfg app.GuardConfig, db *data.DB, instance string, log *slog.Logger, reg prometheus.Registerer) (*app.Server, error) {
+func newAPI(cfg app.Config, guardCfg app.GuardConfig, db *data.DB, instance string, log *slog.Logger, tp trace.TracerProvider, reg prometheus.Registerer) (*app.Server, error) {
 	setIfZero(&cfg.Name, instance)
 	srv, err := app.New(cfg,
 		app.WithLogger(log.With("instance", instance)),
-		app.WithRegistry(reg))
+		app.WithRegistry(reg), app.WithTracerProvider(tp))
 	if err != nil {
 		return nil, err
 	}

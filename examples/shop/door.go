@@ -9,6 +9,7 @@ import (
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/threetier/threetier/balancer"
 	"github.com/threetier/threetier/tier"
@@ -36,13 +37,13 @@ type door struct {
 }
 
 // newDoor builds the node. Each node has a registry of its own, as it
-// would on a machine of its own.
-func newDoor(s doorSpec, log *slog.Logger) (*door, error) {
+// would on a machine of its own; spans go to tp.
+func newDoor(s doorSpec, log *slog.Logger, tp trace.TracerProvider) (*door, error) {
 	if s.proxy.TLSCert != "" || s.proxy.RedirectListen != "" {
 		return nil, errors.New("the shop's front door serves plain HTTP: terminate TLS in front of it, or run examples/lb, which serves HTTPS")
 	}
 	reg := tier.NewRegistry()
-	opts := []balancer.Option{balancer.WithLogger(log), balancer.WithRegistry(reg)}
+	opts := []balancer.Option{balancer.WithLogger(log), balancer.WithRegistry(reg), balancer.WithTracerProvider(tp)}
 	popts := opts
 	if s.discover != nil {
 		popts = append(popts, balancer.WithDiscovery(s.discover))
@@ -61,7 +62,7 @@ func newDoor(s doorSpec, log *slog.Logger) (*door, error) {
 		d.cluster = &lazyCluster{config: s.cluster, pools: pools, opts: opts}
 		px.Health().Register("cluster", d.cluster)
 	}
-	d.front = newFrontDoor(px, log)
+	d.front = newFrontDoor(px, log, tp)
 	if s.stats.Listen != "" {
 		if d.stats, err = statsListener(s.stats, px, pools, reg, d.cluster, log); err != nil {
 			return nil, err
@@ -95,7 +96,7 @@ type frontDoor struct {
 	srv *tier.HTTPServer
 }
 
-func newFrontDoor(px *balancer.Proxy, log *slog.Logger) *frontDoor {
+func newFrontDoor(px *balancer.Proxy, log *slog.Logger, tp trace.TracerProvider) *frontDoor {
 	cfg := px.Config()
 	live, ready := px.Health().LivenessHandler(), px.Health().ReadinessHandler()
 	fd := &frontDoor{px: px}
@@ -115,7 +116,7 @@ func newFrontDoor(px *balancer.Proxy, log *slog.Logger) *frontDoor {
 		IdleTimeout:       cfg.IdleTimeout,
 		MaxHeaderBytes:    cfg.MaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
-	}, tier.WithLimits(cfg.Limits), tier.WithServerLogger(log), tier.WithDrain(px.Health(), cfg.DrainDelay))
+	}, tier.WithLimits(cfg.Limits), tier.WithServerLogger(log), tier.WithDrain(px.Health(), cfg.DrainDelay), tier.WithTracerProvider(tp))
 	return fd
 }
 

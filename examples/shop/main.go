@@ -18,6 +18,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"strings"
 
@@ -72,14 +73,30 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- list
 	if err != nil {
 		return err
 	}
+	// Every server of the role traces when the OTEL_* variables ask.
+	tp, stopTracing, err := tier.Tracing(ctx, f.environ)
+	if err != nil {
+		return err
+	}
+	defer flushSpans(stopTracing, log)
 	switch f.role {
 	case roleBalancer:
-		return runBalancer(ctx, f, log, ready)
+		return runBalancer(ctx, f, log, tp, ready)
 	case roleWeb:
-		return runWeb(ctx, f, log, ready)
+		return runWeb(ctx, f, log, tp, ready)
 	case roleApp:
-		return runApp(ctx, f, log, ready)
+		return runApp(ctx, f, log, tp, ready)
 	default:
-		return runAll(ctx, f, log, ready)
+		return runAll(ctx, f, log, tp, ready)
+	}
+}
+
+// flushSpans sends the spans still queued, giving up after stopTimeout
+// when the collector does not answer.
+func flushSpans(stopTracing func(context.Context) error, log *slog.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), stopTimeout)
+	defer cancel()
+	if err := stopTracing(ctx); err != nil {
+		log.Warn("flushing spans", "err", err)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -20,7 +21,17 @@ import (
 	"github.com/threetier/threetier/tier"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+// runMainEnv makes the test binary the shop command itself (see
+// TestMain), for the tests of what the command prints and how it exits.
+const runMainEnv = "SHOP_TEST_AS_COMMAND"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(runMainEnv) == "1" {
+		main()
+		os.Exit(0)
+	}
+	goleak.VerifyTestMain(m)
+}
 
 // shop is the whole topology started through run, as `go run
 // ./examples/shop` starts it, on ports of its own.

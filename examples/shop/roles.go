@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/threetier/threetier/app"
 	"github.com/threetier/threetier/balancer"
@@ -50,7 +51,7 @@ const (
 // front doors in a cluster, each balancing over both web instances. Each
 // instance has a loopback port of its own; the pools learn them from the
 // instances once bound, where a deployment gives -backends or DNS.
-func runAll(ctx context.Context, f *flags, log *slog.Logger, ready chan<- listening) error {
+func runAll(ctx context.Context, f *flags, log *slog.Logger, tp trace.TracerProvider, ready chan<- listening) error {
 	doorAddrs := splitList(defaultDoors)
 	if f.set["listen"] {
 		doorAddrs = splitList(f.listen)
@@ -61,7 +62,7 @@ func runAll(ctx context.Context, f *flags, log *slog.Logger, ready chan<- listen
 	statsAddr := defaultStats
 	override(f, "stats", &statsAddr, f.stats)
 
-	db, err := openDB(ctx, f, log, tier.NewRegistry())
+	db, err := openDB(ctx, f, log, tp, tier.NewRegistry())
 	if err != nil {
 		return err
 	}
@@ -77,7 +78,7 @@ func runAll(ctx context.Context, f *flags, log *slog.Logger, ready chan<- listen
 	for i := range 2 {
 		// Each instance has a registry of its own, as on a machine of
 		// its own.
-		a, err := newAPI(appCfg, guardCfg, db, fmt.Sprintf("app-%d", i+1), log, tier.NewRegistry())
+		a, err := newAPI(appCfg, guardCfg, db, fmt.Sprintf("app-%d", i+1), log, tp, tier.NewRegistry())
 		if err != nil {
 			return err
 		}
@@ -96,11 +97,11 @@ func runAll(ctx context.Context, f *flags, log *slog.Logger, ready chan<- listen
 		reg := tier.NewRegistry()
 		pool, err := balancer.New(inProcessPool("app"),
 			balancer.WithDiscovery(balancer.Local(apps...)),
-			balancer.WithLogger(log.With("instance", name)), balancer.WithRegistry(reg))
+			balancer.WithLogger(log.With("instance", name)), balancer.WithRegistry(reg), balancer.WithTracerProvider(tp))
 		if err != nil {
 			return err
 		}
-		site, err := newSite(webCfg, pool, quietProbes(log).With("instance", name), reg)
+		site, err := newSite(webCfg, pool, quietProbes(log).With("instance", name), tp, reg)
 		if err != nil {
 			return err
 		}
@@ -140,7 +141,7 @@ func runAll(ctx context.Context, f *flags, log *slog.Logger, ready chan<- listen
 			proxy:    balancer.ProxyConfig{Name: name, Listen: addr},
 			cluster:  cluster,
 			stats:    balancer.StatsConfig{Listen: stats, Node: name},
-		}, log.With("instance", name))
+		}, log.With("instance", name), tp)
 		if err != nil {
 			return err
 		}
@@ -188,7 +189,7 @@ func announce(out io.Writer, log *slog.Logger, l listening, dialect data.Dialect
 
 // runBalancer runs one front door: the proxy over the web tier, its
 // cluster membership and its admin listener.
-func runBalancer(ctx context.Context, f *flags, log *slog.Logger, ready chan<- listening) error {
+func runBalancer(ctx context.Context, f *flags, log *slog.Logger, tp trace.TracerProvider, ready chan<- listening) error {
 	poolCfg, err := poolConfig(f, "web")
 	if err != nil {
 		return err
@@ -216,7 +217,7 @@ func runBalancer(ctx context.Context, f *flags, log *slog.Logger, ready chan<- l
 	if clusterCfg != nil {
 		spec.cluster = func() (balancer.ClusterConfig, error) { return *clusterCfg, nil }
 	}
-	d, err := newDoor(spec, log)
+	d, err := newDoor(spec, log, tp)
 	if err != nil {
 		return err
 	}
@@ -267,7 +268,7 @@ func clusterConfig(f *flags) (*balancer.ClusterConfig, error) {
 
 // runWeb runs one web-tier instance: the storefront's files and /api/
 // forwarded to the app tier through a pool over its instances.
-func runWeb(ctx context.Context, f *flags, log *slog.Logger, ready chan<- listening) error {
+func runWeb(ctx context.Context, f *flags, log *slog.Logger, tp trace.TracerProvider, ready chan<- listening) error {
 	poolCfg, err := poolConfig(f, "app")
 	if err != nil {
 		return err
@@ -283,11 +284,11 @@ func runWeb(ctx context.Context, f *flags, log *slog.Logger, ready chan<- listen
 		log = log.With("instance", f.name)
 	}
 	reg := tier.NewRegistry()
-	pool, err := balancer.New(poolCfg, balancer.WithLogger(log), balancer.WithRegistry(reg))
+	pool, err := balancer.New(poolCfg, balancer.WithLogger(log), balancer.WithRegistry(reg), balancer.WithTracerProvider(tp))
 	if err != nil {
 		return err
 	}
-	site, err := newSite(cfg, pool, quietProbes(log), reg)
+	site, err := newSite(cfg, pool, quietProbes(log), tp, reg)
 	if err != nil {
 		return err
 	}
@@ -302,7 +303,7 @@ func runWeb(ctx context.Context, f *flags, log *slog.Logger, ready chan<- listen
 }
 
 // runApp runs one app-tier instance over the database.
-func runApp(ctx context.Context, f *flags, log *slog.Logger, ready chan<- listening) error {
+func runApp(ctx context.Context, f *flags, log *slog.Logger, tp trace.TracerProvider, ready chan<- listening) error {
 	cfg, guardCfg, err := appConfigs(f)
 	if err != nil {
 		return err
@@ -311,7 +312,7 @@ func runApp(ctx context.Context, f *flags, log *slog.Logger, ready chan<- listen
 	setIfZero(&cfg.Listen, defaultApp)
 	drainDelay(f, &cfg.DrainDelay)
 	reg := tier.NewRegistry()
-	db, err := openDB(ctx, f, log, reg)
+	db, err := openDB(ctx, f, log, tp, reg)
 	if err != nil {
 		return err
 	}
@@ -321,7 +322,7 @@ func runApp(ctx context.Context, f *flags, log *slog.Logger, ready chan<- listen
 		host, _ := os.Hostname()
 		name = host + "-" + cfg.Listen
 	}
-	srv, err := newAPI(cfg, guardCfg, db, name, log, reg)
+	srv, err := newAPI(cfg, guardCfg, db, name, log, tp, reg)
 	if err != nil {
 		return err
 	}
@@ -338,7 +339,7 @@ func runApp(ctx context.Context, f *flags, log *slog.Logger, ready chan<- listen
 // openDB opens the data tier with the shop's migrations: PostgreSQL when
 // -db, THREETIER_DATA_DSN or DATABASE_URL holds a postgres:// URL, else
 // the SQLite file -db names (shop.db by default).
-func openDB(ctx context.Context, f *flags, log *slog.Logger, reg prometheus.Registerer) (*data.DB, error) {
+func openDB(ctx context.Context, f *flags, log *slog.Logger, tp trace.TracerProvider, reg prometheus.Registerer) (*data.DB, error) {
 	var cfg data.Config
 	if err := tier.LoadEnvFrom(f.environ, data.EnvPrefix, &cfg); err != nil {
 		return nil, err
@@ -359,7 +360,7 @@ func openDB(ctx context.Context, f *flags, log *slog.Logger, reg prometheus.Regi
 	if err != nil {
 		return nil, err
 	}
-	return data.Open(ctx, cfg, data.WithLogger(log), data.WithRegistry(reg), data.WithMigrations(mig))
+	return data.Open(ctx, cfg, data.WithLogger(log), data.WithRegistry(reg), data.WithMigrations(mig), data.WithTracerProvider(tp))
 }
 
 // appConfigs reads the app server's THREETIER_APP_* variables and the
@@ -393,7 +394,7 @@ func webConfig(f *flags) (web.Config, error) {
 // newSite is one web-tier instance: the embedded storefront, and /api/
 // handed to the app tier through pool. The front doors in front set the
 // X-Forwarded-* headers, which the web tier keeps and appends to.
-func newSite(cfg web.Config, pool *balancer.Pool, log *slog.Logger, reg *prometheus.Registry) (*web.Server, error) {
+func newSite(cfg web.Config, pool *balancer.Pool, log *slog.Logger, tp trace.TracerProvider, reg *prometheus.Registry) (*web.Server, error) {
 	static, err := fs.Sub(public, "public")
 	if err != nil {
 		return nil, err
@@ -401,7 +402,7 @@ func newSite(cfg web.Config, pool *balancer.Pool, log *slog.Logger, reg *prometh
 	return web.New(cfg,
 		web.WithFS(static),
 		web.WithForward(pool, web.ForwardConfig{Prefix: "/api/", TrustForwarded: true}),
-		web.WithLogger(log), web.WithRegistry(reg))
+		web.WithLogger(log), web.WithRegistry(reg), web.WithTracerProvider(tp))
 }
 
 // inProcessPool is the configuration of a pool over instances of this

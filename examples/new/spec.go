@@ -37,7 +37,7 @@ func (s spec) singular() string {
 		return r[:len(r)-3] + "y"
 	case len(r) > 3 && (strings.HasSuffix(r, "sses") || strings.HasSuffix(r, "xes") || strings.HasSuffix(r, "ches") || strings.HasSuffix(r, "shes")):
 		return r[:len(r)-2]
-	case len(r) > 1 && strings.HasSuffix(r, "s") && !strings.HasSuffix(r, "ss"):
+	case len(r) > 1 && strings.HasSuffix(r, "s") && !strings.HasSuffix(r, "ss") && !strings.HasSuffix(r, "us"):
 		return r[:len(r)-1]
 	}
 	return r

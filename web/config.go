@@ -24,6 +24,8 @@ const (
 	DefaultCacheMaxBytes     = 64 << 20
 	DefaultCacheFileMax      = 64 << 10
 	DefaultCacheCheck        = time.Second
+	DefaultOpenFilesMax      = 1000
+	DefaultHashFileMax       = 8 << 20
 	DefaultReadHeaderTimeout = 5 * time.Second
 	DefaultIdleTimeout       = 120 * time.Second
 	DefaultMaxHeaderBytes    = 16 << 10
@@ -86,7 +88,19 @@ type FilesConfig struct {
 	CacheFileMax int64 `env:"CACHE_FILE_MAX" json:"cache_file_max"`
 	// CacheCheck is how often a cached file is checked for changes on
 	// disk; zero means one second, negative checks on every request.
+	// Between checks a file is sent as it was seen, from the descriptor
+	// opened then (as nginx's open_file_cache_valid): replace files by
+	// renaming a new one over them, not by rewriting them in place.
 	CacheCheck time.Duration `env:"CACHE_CHECK" json:"cache_check"`
+	// HashFileMax is the largest file hashed for its ETag when first
+	// requested; zero means 8 MiB, negative hashes none then. A larger
+	// file (beyond CacheFileMax too) is hashed in the background and
+	// served meanwhile with Last-Modified as its only validator.
+	HashFileMax int64 `env:"HASH_FILE_MAX" json:"hash_file_max"`
+	// OpenFilesMax bounds the descriptors of files larger than
+	// CacheFileMax kept open between requests, so that sending one
+	// costs no open; zero means 1000, negative keeps none.
+	OpenFilesMax int `env:"OPEN_FILES_MAX" json:"open_files_max"`
 }
 
 // DefaultFilesConfig returns a FilesConfig with every default spelled out
@@ -123,6 +137,12 @@ func (c FilesConfig) withDefaults() FilesConfig {
 	}
 	if c.CacheCheck == 0 {
 		c.CacheCheck = DefaultCacheCheck
+	}
+	if c.HashFileMax == 0 {
+		c.HashFileMax = DefaultHashFileMax
+	}
+	if c.OpenFilesMax == 0 {
+		c.OpenFilesMax = DefaultOpenFilesMax
 	}
 	return c
 }

@@ -42,6 +42,10 @@ type entry struct {
 	// sidecars are the stamps of the sidecar files seen at load, zero when
 	// absent, so that a sidecar added or changed is noticed.
 	sidecars [numEncodings]stamp
+	// unhashed: a part too large to hash when loaded awaits its hash
+	// (hashing.go): without it the file has no ETag, a sidecar is not
+	// offered.
+	unhashed bool
 	// compress: compressible; the codings without a sidecar are made on
 	// demand (variants.go).
 	compress bool
@@ -52,6 +56,9 @@ type entry struct {
 	// Ready-made header values (see rep); hdrLastMod is nil without a
 	// modification time, hdrCacheControl without a matching rule.
 	hdrETag, hdrLastMod, hdrType, hdrLength, hdrCacheControl []string
+
+	// fds are the open descriptors of a file sent from disk.
+	fds descriptors
 
 	checked atomic.Int64 // unix nanoseconds of the last check on disk
 	ref     atomic.Bool  // used since the clock hand last passed
@@ -91,7 +98,9 @@ func (e *entry) prepareHeaders() {
 	if e.isDir {
 		return
 	}
-	e.hdrETag = one(e.etag)
+	if e.etag != "" {
+		e.hdrETag = one(e.etag)
+	}
 	if !e.stamp.modTime.IsZero() {
 		e.hdrLastMod = one(e.stamp.modTime.UTC().Format(http.TimeFormat))
 	}
@@ -148,6 +157,10 @@ func (c *cache) get(name string) *entry {
 func (c *cache) put(e *entry) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.putLocked(e)
+}
+
+func (c *cache) putLocked(e *entry) {
 	if old := c.m[e.name]; old != nil {
 		c.removeLocked(old)
 	}
@@ -158,6 +171,7 @@ func (c *cache) put(e *entry) {
 	e.slot = len(c.ring)
 	c.ring = append(c.ring, e)
 	c.m[e.name] = e
+	e.fds.open()
 	c.used += e.cost
 	if c.onUsed != nil {
 		c.onUsed(e.cost)
@@ -198,9 +212,32 @@ func (c *cache) removeLocked(e *entry) {
 	c.ring[last] = nil
 	c.ring = c.ring[:last]
 	delete(c.m, e.name)
+	e.fds.close()
 	c.used -= e.cost
 	if c.onUsed != nil {
 		c.onUsed(-e.cost)
+	}
+}
+
+// replace puts fresh in the place of old and reports true, unless the
+// entry for the name has changed since old was read (a newer version is
+// there) or fresh does not fit.
+func (c *cache) replace(old, fresh *entry) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if cur := c.m[old.name]; cur != old && cur != nil {
+		return false
+	}
+	c.putLocked(fresh)
+	return c.m[fresh.name] == fresh
+}
+
+// clear drops every entry, closing their descriptors.
+func (c *cache) clear() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for len(c.ring) > 0 {
+		c.removeLocked(c.ring[len(c.ring)-1])
 	}
 }
 

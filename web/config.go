@@ -22,8 +22,10 @@ const (
 	DefaultCompressFileMax   = 8 << 20
 	DefaultCompressCacheMax  = 32 << 20
 	DefaultCacheMaxBytes     = 64 << 20
-	DefaultCacheFileMax      = 64 << 10
+	DefaultCacheFileMax      = 32 << 10
 	DefaultCacheCheck        = time.Second
+	DefaultOpenFilesMax      = 1000
+	DefaultHashFileMax       = 8 << 20
 	DefaultReadHeaderTimeout = 5 * time.Second
 	DefaultIdleTimeout       = 120 * time.Second
 	DefaultMaxHeaderBytes    = 16 << 10
@@ -81,12 +83,25 @@ type FilesConfig struct {
 	// CacheMaxBytes bounds the in-memory cache of file contents; zero means
 	// 64 MiB, negative keeps no contents in memory.
 	CacheMaxBytes int64 `env:"CACHE_MAX_BYTES" json:"cache_max_bytes"`
-	// CacheFileMax is the largest file kept in memory; zero means 64 KiB.
-	// Larger files are sent from disk with sendfile.
+	// CacheFileMax is the largest file kept in memory; zero means 32 KiB.
+	// Larger files are sent from disk with sendfile, which beats copying
+	// from memory from about that size on (at 64 KiB by a third).
 	CacheFileMax int64 `env:"CACHE_FILE_MAX" json:"cache_file_max"`
 	// CacheCheck is how often a cached file is checked for changes on
 	// disk; zero means one second, negative checks on every request.
+	// Between checks a file is sent as it was seen, from the descriptor
+	// opened then (as nginx's open_file_cache_valid): replace files by
+	// renaming a new one over them, not by rewriting them in place.
 	CacheCheck time.Duration `env:"CACHE_CHECK" json:"cache_check"`
+	// HashFileMax is the largest file hashed for its ETag when first
+	// requested; zero means 8 MiB, negative hashes none then. A larger
+	// file (beyond CacheFileMax too) is hashed in the background and
+	// served meanwhile with Last-Modified as its only validator.
+	HashFileMax int64 `env:"HASH_FILE_MAX" json:"hash_file_max"`
+	// OpenFilesMax bounds the descriptors of files larger than
+	// CacheFileMax kept open between requests, so that sending one
+	// costs no open; zero means 1000, negative keeps none.
+	OpenFilesMax int `env:"OPEN_FILES_MAX" json:"open_files_max"`
 }
 
 // DefaultFilesConfig returns a FilesConfig with every default spelled out
@@ -123,6 +138,12 @@ func (c FilesConfig) withDefaults() FilesConfig {
 	}
 	if c.CacheCheck == 0 {
 		c.CacheCheck = DefaultCacheCheck
+	}
+	if c.HashFileMax == 0 {
+		c.HashFileMax = DefaultHashFileMax
+	}
+	if c.OpenFilesMax == 0 {
+		c.OpenFilesMax = DefaultOpenFilesMax
 	}
 	return c
 }

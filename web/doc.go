@@ -10,7 +10,9 @@
 //
 //   - validators: a strong ETag computed from the content (so it works
 //     without modification times and is the same on every server of the
-//     tier) and Last-Modified; If-Match, If-Unmodified-Since, If-None-Match
+//     tier) and Last-Modified. A file larger than HashFileMax is hashed in
+//     the background, not on the request path: until its hash is known it
+//     is served with Last-Modified only (and uncompressed); If-Match, If-Unmodified-Since, If-None-Match
 //     and If-Modified-Since evaluated in the order of RFC 9110 §13.2.2;
 //     HEAD answers with the headers of GET.
 //   - ranges: single ranges, multipart/byteranges for several, If-Range,
@@ -38,12 +40,16 @@
 //   - safety: a directory is opened with os.Root, so no path and no
 //     symbolic link leads outside it; the path is percent-decoded exactly
 //     once (by net/http); "." and ".." segments, empty segments, NUL,
-//     backslashes and invalid UTF-8 are refused with 400; names starting
+//     backslashes, encoded slashes ("%2F") and invalid UTF-8 are refused
+//     with 400; names starting
 //     with "." are hidden (404) except /.well-known/.
 //   - speed: files up to CacheFileMax live in a CLOCK cache bounded by
 //     CacheMaxBytes that checks the disk (size, mtime, inode, sidecars)
 //     every CacheCheck; larger files go out with sendfile, also through
-//     Echo, whose response wrapper would otherwise hide ReadFrom. Files
+//     Echo, whose response wrapper would otherwise hide ReadFrom, from
+//     descriptors kept open between requests (at most OpenFilesMax, as
+//     nginx's open_file_cache) and dropped when the check finds the file
+//     changed. Files
 //     from disk are sent corked (TCP_CORK on Linux, like nginx's
 //     tcp_nopush) when the server's ConnContext is ConnContext, as the
 //     Server's is: headers and body leave in full segments. Bodies of at
@@ -80,6 +86,11 @@
 //   - Non-canonical paths ("/dir/../a", "/./a", "//a", "/dir//a") are
 //     refused with 400; nginx resolves them. One file has one URL, so a
 //     cache in front cannot be poisoned through aliases.
+//   - An encoded slash ("%2F") in a path is 400; nginx decodes it, so that
+//     /dir%2Fa.txt is a second URL of /dir/a.txt and /api%2Fx goes to the
+//     location for /api/. Here routes match the escaped path, so /api%2Fx
+//     never reaches a route forwarded under /api/, and the files refuse it
+//     rather than serve api/x.
 //   - Backslashes and invalid UTF-8 (overlong "%c0%ae") in paths are 400;
 //     nginx looks them up as literal names (404).
 //   - Dotfiles (".env", ".git/") are 404 by default; nginx serves them.

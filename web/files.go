@@ -36,12 +36,16 @@ type Files struct {
 	cache *cache
 	// variants holds the compressed forms made on demand; nil when
 	// CompressCacheMaxBytes is negative.
-	variants    *cache
-	comp        *compressors
+	variants *cache
+	comp     *compressors
+	// openFiles bounds the descriptors entries keep open (descriptors.go);
+	// nil when OpenFilesMax is negative.
+	openFiles   *openLimit
 	log         *slog.Logger
 	met         *filesMetrics
 	loads       singleflight.Group
 	compressing singleflight.Group
+	hash        *hashers
 
 	// lastWarn (unix nanoseconds) and quiet rate-limit the warnings of
 	// lookupFailed: the paths come from clients, who must not be able to
@@ -67,7 +71,7 @@ func NewFiles(cfg FilesConfig, opts ...Option) (*Files, error) {
 	}
 	o := buildOptions(opts)
 	cfg = cfg.withDefaults()
-	f := &Files{cfg: cfg, fsys: o.fsys, comp: newCompressors(cfg.CompressLimit), log: obs.Logger(o.log)}
+	f := &Files{cfg: cfg, fsys: o.fsys, comp: newCompressors(cfg.CompressLimit), log: obs.Logger(o.log), hash: newHashers()}
 	if f.fsys == nil {
 		if cfg.Root == "" {
 			return nil, ErrNoRoot
@@ -88,6 +92,9 @@ func NewFiles(cfg FilesConfig, opts ...Option) (*Files, error) {
 		return nil, err
 	}
 	f.met = met
+	if cfg.OpenFilesMax > 0 {
+		f.openFiles = &openLimit{max: int64(cfg.OpenFilesMax)}
+	}
 	f.cache = newCache(max)
 	f.cache.onUsed = func(d int64) { met.bytes.Add(float64(d)) }
 	if cfg.CompressCacheMaxBytes > 0 {
@@ -97,8 +104,11 @@ func NewFiles(cfg FilesConfig, opts ...Option) (*Files, error) {
 	return f, nil
 }
 
-// Close releases the root directory opened by NewFiles.
+// Close releases the root directory opened by NewFiles and the files it
+// keeps open.
 func (f *Files) Close() error {
+	f.hash.close()
+	f.cache.clear()
 	if f.root != nil {
 		return f.root.Close()
 	}
@@ -110,6 +120,12 @@ func (f *Files) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")
 		problem(w, r, http.StatusMethodNotAllowed, "static files answer GET and HEAD only")
+		return
+	}
+	// net/http keeps the escaped path in RawPath only when it differs
+	// from the default escaping of Path, as it does with a "%2F".
+	if r.URL.RawPath != "" && hasEncodedSlash(r.URL.RawPath) {
+		problem(w, r, http.StatusBadRequest, errBadPath.Error()+": encoded slash")
 		return
 	}
 	name, dir, err := cleanPath(r.URL.Path, f.cfg.Prefix)
@@ -225,14 +241,17 @@ func (f *Files) lookup(name string) (*entry, error) {
 		f.cache.removeEntry(e)
 	}
 	f.met.misses.Inc()
-	// Concurrent misses share one load: a large file is read whole for
-	// its ETag, and a burst of requests must not read it once each.
+	// Concurrent misses share one load: a small file is read whole, and
+	// a burst of requests must not read it once each.
 	v, err, _ := f.loads.Do(name, func() (any, error) {
-		e, err := f.load(name)
+		e, err := f.load(name, nil)
 		if err != nil {
 			return nil, err
 		}
 		f.cache.put(e)
+		if e.unhashed {
+			f.hashLater(e)
+		}
 		return e, nil
 	})
 	if err != nil {
@@ -294,8 +313,10 @@ func fsName(name string) string {
 }
 
 // load reads what serving name needs: its ETag, its contents when small,
-// its sidecars, and whether compressed forms are worth making.
-func (f *Files) load(name string) (*entry, error) {
+// its sidecars, and whether compressed forms are worth making. The ETags
+// of large files come from known, made off the request path, when they
+// are of the version on disk; without, the entry is unhashed.
+func (f *Files) load(name string, known map[string]digest) (*entry, error) {
 	fi, err := fs.Stat(f.fsys, fsName(name))
 	if err != nil {
 		return nil, err
@@ -310,10 +331,13 @@ func (f *Files) load(name string) (*entry, error) {
 		return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrNotExist}
 	}
 	e.ctype = contentType(name)
-	if e.content, e.etag, err = f.readFile(name, fi.Size()); err != nil {
+	if e.content, e.etag, err = f.readFile(name, fi, known); err != nil {
 		return nil, err
 	}
-	if e.content != nil {
+	e.unhashed = e.etag == ""
+	if e.content == nil {
+		e.fds.limit = f.openFiles
+	} else {
 		// A file rewritten between the stat and the read: the length
 		// sent must be that of the bytes kept. The stamp then differs
 		// from the disk, so the next check loads the file again.
@@ -325,11 +349,15 @@ func (f *Files) load(name string) (*entry, error) {
 		if err != nil || !sfi.Mode().IsRegular() {
 			continue
 		}
-		content, etag, err := f.readFile(sname, sfi.Size())
+		content, etag, err := f.readFile(sname, sfi, known)
 		if err != nil {
 			continue
 		}
 		e.sidecars[enc] = stampOf(sfi)
+		if etag == "" {
+			e.unhashed = true // offered once hashed
+			continue
+		}
 		size := sfi.Size()
 		if content != nil {
 			size = int64(len(content)) // as for the file itself
@@ -337,7 +365,7 @@ func (f *Files) load(name string) (*entry, error) {
 		}
 		e.reps[enc] = &rep{etag: etag, size: size, content: content, file: sname}
 	}
-	if !f.cfg.DisableCompression && compressible(name, e.ctype) && e.stamp.size >= f.cfg.CompressMinSize {
+	if !f.cfg.DisableCompression && e.etag != "" && compressible(name, e.ctype) && e.stamp.size >= f.cfg.CompressMinSize {
 		e.compress = true
 		for _, enc := range preference {
 			e.variantETags[enc] = variantETag(e.etag, enc)
@@ -353,10 +381,11 @@ func (f *Files) load(name string) (*entry, error) {
 	return e, nil
 }
 
-// readFile returns the strong ETag of a file and, when it is small enough
-// to cache, its contents.
-func (f *Files) readFile(name string, size int64) (content []byte, etag string, err error) {
-	if f.cfg.CacheMaxBytes > 0 && size <= f.cfg.CacheFileMax {
+// readFile returns, for a file small enough to cache, its contents and
+// strong ETag; for a larger one, its ETag: known for its version, hashed
+// now up to HashFileMax, or "" (to be hashed in the background).
+func (f *Files) readFile(name string, fi fs.FileInfo, known map[string]digest) (content []byte, etag string, err error) {
+	if f.cfg.CacheMaxBytes > 0 && fi.Size() <= f.cfg.CacheFileMax {
 		content, err = fs.ReadFile(f.fsys, name)
 		if err != nil {
 			return nil, "", err
@@ -364,16 +393,17 @@ func (f *Files) readFile(name string, size int64) (content []byte, etag string, 
 		sum := sha256.Sum256(content)
 		return content, formatETag(sum[:]), nil
 	}
-	file, err := f.fsys.Open(name)
+	if d, ok := known[name]; ok && d.stamp == stampOf(fi) {
+		return nil, d.etag, nil
+	}
+	if fi.Size() > f.cfg.HashFileMax {
+		return nil, "", nil // hashed in the background
+	}
+	d, err := f.hashFile(name)
 	if err != nil {
 		return nil, "", err
 	}
-	defer file.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, file); err != nil {
-		return nil, "", err
-	}
-	return nil, etagOf(h), nil
+	return nil, d.etag, nil
 }
 
 func etagOf(h hash.Hash) string { return formatETag(h.Sum(nil)) }
@@ -494,7 +524,9 @@ func (f *Files) serveFile(w http.ResponseWriter, r *http.Request, e *entry) erro
 	}
 	// Header keys are written in canonical form ("Etag") so that no
 	// request pays for canonicalizing them.
-	h["Etag"] = hdrETag
+	if hdrETag != nil {
+		h["Etag"] = hdrETag
+	}
 	if e.hdrLastMod != nil {
 		h["Last-Modified"] = e.hdrLastMod
 	}
@@ -543,7 +575,7 @@ func (f *Files) serveFile(w http.ResponseWriter, r *http.Request, e *entry) erro
 	if err != nil {
 		return err
 	}
-	defer file.Close()
+	defer e.fds.give(file)
 	w.WriteHeader(http.StatusOK)
 	if r.Method != http.MethodHead {
 		defer cork(w, r)()
@@ -554,9 +586,13 @@ func (f *Files) serveFile(w http.ResponseWriter, r *http.Request, e *entry) erro
 	return nil
 }
 
-// open opens e's file for sending and checks that it is still the version
-// whose headers are about to go out.
+// open returns a descriptor of e's file, at offset 0, to give back to
+// e.fds when sent: one kept open since an earlier request, or one opened
+// now and checked to be the version whose headers are about to go out.
 func (f *Files) open(e *entry) (fs.File, error) {
+	if file := e.fds.take(); file != nil {
+		return file, nil
+	}
 	file, err := f.fsys.Open(e.name)
 	if err != nil {
 		return nil, errStale
@@ -616,7 +652,7 @@ func (f *Files) sendEncoded(w http.ResponseWriter, r *http.Request, e *entry, en
 		if err != nil {
 			return err
 		}
-		defer file.Close()
+		defer e.fds.give(file)
 		src = file
 	}
 	w.WriteHeader(http.StatusOK)
@@ -643,7 +679,7 @@ func (f *Files) sendRanges(w http.ResponseWriter, r *http.Request, e *entry, ran
 		if file, err = f.open(e); err != nil {
 			return err
 		}
-		defer file.Close()
+		defer e.fds.give(file)
 	}
 	send := func(br byteRange) error {
 		if file == nil {

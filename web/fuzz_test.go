@@ -58,7 +58,8 @@ func FuzzParseRange(f *testing.F) {
 	})
 }
 
-// FuzzServePath: no request target reaches a hidden file or answers 5xx.
+// FuzzServePath: no request target reaches a hidden file, answers 5xx,
+// or gets past an encoded slash.
 func FuzzServePath(f *testing.F) {
 	fsys := fstest.MapFS{
 		"index.html":      {Data: []byte("index")},
@@ -73,7 +74,7 @@ func FuzzServePath(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	for _, s := range []string{"/", "/a/b.txt", "/.secret", "/a/%2eenv", "/%2egit/HEAD", "/a/../.secret", "/a%2f..%2f.secret", "/a", "/a/"} {
+	for _, s := range []string{"/", "/a/b.txt", "/.secret", "/a/%2eenv", "/%2egit/HEAD", "/a/../.secret", "/a%2f..%2f.secret", "/a", "/a/", "/a%2fb.txt", "/a%2Fb.txt", "/api%2Fx", "/%2F"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, target string) {
@@ -92,6 +93,9 @@ func FuzzServePath(f *testing.F) {
 		}
 		if w.Code >= 500 {
 			t.Fatalf("%q: %d", target, w.Code)
+		}
+		if hasEncodedSlash(req.URL.RawPath) && w.Code != http.StatusBadRequest {
+			t.Fatalf("%q with an encoded slash: %d", target, w.Code)
 		}
 	})
 }

@@ -50,6 +50,20 @@ func cleanPath(p, prefix string) (name string, dir bool, err error) {
 	return name, dir, nil
 }
 
+// hasEncodedSlash reports a "%2F" (either case) in an escaped path. Files
+// refuses such paths: decoded, "/a%2Fb" would be a second URL of /a/b, and
+// "/api%2Fx", which a router matching escaped paths does not send to a
+// route for "/api/", would reach the files as api/x. nginx decodes it and
+// serves the file, or passes it to the location for /api/.
+func hasEncodedSlash(rawPath string) bool {
+	for i := 0; i+2 < len(rawPath); i++ {
+		if rawPath[i] == '%' && rawPath[i+1] == '2' && rawPath[i+2]|0x20 == 'f' {
+			return true
+		}
+	}
+	return false
+}
+
 // hidden reports whether name has an element starting with "." other than
 // the /.well-known/ directory (RFC 8615), which must stay reachable.
 func hidden(name string) bool {

@@ -100,13 +100,15 @@ func TestServerServesFilesAndRoutes(t *testing.T) {
 		t.Fatal("big file through Echo differs")
 	}
 
+	// Logs and metrics are written once the handler returns, which may be
+	// after the client has the whole body.
+	wait.For(t, 20*time.Second, "access log lines", func() bool { return strings.Contains(logs.String(), `"bytes":307200`) })
 	if n := metricValue(t, reg, "threetier_web_requests_total"); n < 7 {
 		t.Errorf("requests_total %v", n)
 	}
 	if n := metricValue(t, reg, "threetier_web_response_bytes_total"); n < float64(len(tr.big)) {
 		t.Errorf("response_bytes_total %v: sendfile bytes not counted", n)
 	}
-	wait.For(t, 20*time.Second, "access log lines", func() bool { return strings.Contains(logs.String(), `"status":500`) })
 	out := logs.String()
 	for _, want := range []string{`"msg":"access"`, `"request_id":"abc-123"`, `"uri":"/small.txt"`, `"status":418`, `"bytes":307200`} {
 		if !strings.Contains(out, want) {
@@ -416,5 +418,28 @@ func TestLimitsFromEnv(t *testing.T) {
 	var ce *tier.ConfigError
 	if !errors.As(err, &ce) || ce.Var != "THREETIER_WEB_MAX_CONNS" {
 		t.Fatalf("negative MaxConns: %v", err)
+	}
+}
+
+// Routes match the escaped path, so /api%2Fx is not the route for /api/;
+// nor do the files serve it as api/x.
+func TestEncodedSlashReachesNeitherRouteNorFile(t *testing.T) {
+	tr := newTree(t)
+	if err := os.MkdirAll(filepath.Join(tr.root, "api"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(tr.root, "api", "x"), []byte("FILE"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s := startServer(t, Config{Files: FilesConfig{Root: tr.root}})
+	s.Echo().Any("/api/*", func(c echo.Context) error { return c.String(200, "ROUTE") })
+	url := "http://" + s.Addr()
+	if status, body := rawRequest(t, url, "/api/x"); status != 200 || body != "ROUTE" {
+		t.Fatalf("/api/x: %d %q", status, body)
+	}
+	for _, target := range []string{"/api%2Fx", "/api%2fx", "/dir%2Findex.html"} {
+		if status, body := rawRequest(t, url, target); status != 400 || strings.Contains(body, "FILE") || strings.Contains(body, "ROUTE") {
+			t.Errorf("%s: %d %q", target, status, body)
+		}
 	}
 }

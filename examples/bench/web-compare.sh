@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source examples/bench/web-lib.sh
-web_install
+bench_install nginx
 web_tree
 web_start
 

@@ -1,6 +1,7 @@
-# Shared by web-compare.sh and web.sh (source it, do not run it): builds
-# the same tree of files, starts nginx with its own configuration and
-# examples/static over it on 127.0.0.1, and stops both by PID on exit.
+# Shared by web-compare.sh and web.sh (source it, do not run it, from the
+# repository's root): builds the same tree of files, starts nginx with its
+# own configuration and examples/static over it on 127.0.0.1, and stops
+# both by PID on exit (wrk-lib.sh's bookkeeping).
 #
 # Variables: NGINX_PORT (18480), STATIC_PORT (18481), WORKERS (nginx
 # worker_processes and the GOMAXPROCS of examples/static; default: the
@@ -18,32 +19,8 @@ STATIC_PORT=${STATIC_PORT:-18481}
 NGINX_URL="http://127.0.0.1:$NGINX_PORT"
 STATIC_URL="http://127.0.0.1:$STATIC_PORT"
 WORKERS=${WORKERS:-$(nproc)}
-work=$(mktemp -d)
-chmod 755 "$work" # nginx workers run as an unprivileged user
-pids=()
-
-web_cleanup() {
-	for pid in "${pids[@]}"; do
-		kill "$pid" 2>/dev/null || true
-	done
-	for pid in "${pids[@]}"; do
-		wait "$pid" 2>/dev/null || true
-	done
-	rm -rf "$work"
-}
-trap web_cleanup EXIT
-
-# web_install installs what is missing from Debian packages.
-web_install() {
-	local need=()
-	command -v nginx >/dev/null || need+=(nginx)
-	command -v curl >/dev/null || need+=(curl)
-	for tool in "$@"; do command -v "$tool" >/dev/null || need+=("$tool"); done
-	if ((${#need[@]})); then
-		echo "installing ${need[*]}" >&2
-		apt-get update -qq && apt-get install -y -qq "${need[@]}" >/dev/null
-	fi
-}
+. examples/bench/wrk-lib.sh # work directory, processes, tools, waits
+chmod 755 "$work"           # nginx workers run as an unprivileged user
 
 # web_tree writes the files both servers serve, with fixed mtimes so that
 # Last-Modified is the same on both sides.
@@ -109,15 +86,6 @@ CONF
 	go build -o "$work/static" ./examples/static
 	GOMAXPROCS=$WORKERS "$work/static" -listen "127.0.0.1:$STATIC_PORT" -root "$work/public" -access-log=false 2>"$work/static.log" &
 	pids+=($!)
-	local deadline=$((SECONDS + 60))
-	for url in "$NGINX_URL" "$STATIC_URL"; do
-		until curl -s -o /dev/null "$url/small.txt"; do
-			if ((SECONDS > deadline)); then
-				echo "server at $url did not start" >&2
-				cat "$work/nginx/logs/error.log" "$work/static.log" >&2 || true
-				exit 1
-			fi
-			sleep 0.2
-		done
-	done
+	waitfor "$NGINX_URL/small.txt"
+	waitfor "$STATIC_URL/small.txt"
 }

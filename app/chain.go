@@ -47,9 +47,9 @@ func (s *Server) chain(next echo.HandlerFunc) echo.HandlerFunc {
 		if err := s.serve(c, h, infra, start); err != nil {
 			c.Error(err)
 		}
-		took := time.Since(start)
-		record(s.metrics, c, took)
-		logAccess(s.access, c, took, infra)
+		end := time.Now()
+		record(s.metrics, c, end.Sub(start))
+		logAccess(s.access, c, start, end, infra)
 		return nil
 	}
 }

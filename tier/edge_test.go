@@ -65,7 +65,8 @@ func TestRecovered(t *testing.T) {
 func TestAccessLog(t *testing.T) {
 	r := httptest.NewRequest(http.MethodGet, "/items/7?x=1", nil)
 	r = r.WithContext(tier.WithRequestID(r.Context(), "rid"))
-	entry := &tier.AccessEntry{Request: r, Route: "/items/:id", Status: 200, Bytes: 5, Duration: time.Millisecond}
+	at := time.Date(2024, 5, 6, 7, 8, 9, 0, time.UTC)
+	entry := &tier.AccessEntry{Request: r, Route: "/items/:id", Status: 200, Bytes: 5, Duration: time.Millisecond, Time: at}
 
 	var out bytes.Buffer
 	al, err := tier.NewAccessLog(tier.AccessLogConfig{Format: tier.AccessLogJSON, Output: &out}, nil)
@@ -77,7 +78,8 @@ func TestAccessLog(t *testing.T) {
 	if err := json.Unmarshal(out.Bytes(), &line); err != nil {
 		t.Fatalf("%v: %s", err, out.String())
 	}
-	if line["msg"] != "access" || line["uri"] != "/items/7?x=1" || line["route"] != "/items/:id" || line["status"] != float64(200) || line["request_id"] != "rid" {
+	if line["msg"] != "access" || line["uri"] != "/items/7?x=1" || line["route"] != "/items/:id" || line["status"] != float64(200) || line["request_id"] != "rid" ||
+		line["time"] != at.Format(time.RFC3339) {
 		t.Fatalf("JSON line %v", line)
 	}
 

@@ -110,9 +110,9 @@ func NewAccessLog(cfg AccessLogConfig, log *slog.Logger) (*AccessLog, error) {
 	case AccessLogLogger:
 		log = obs.Logger(log)
 	case AccessLogJSON:
-		log = slog.New(RequestIDHandler(slog.NewJSONHandler(out, nil)))
+		log = slog.New(slog.NewJSONHandler(out, nil))
 	case AccessLogText:
-		log = slog.New(RequestIDHandler(slog.NewTextHandler(out, nil)))
+		log = slog.New(slog.NewTextHandler(out, nil))
 	default:
 		return nil, &ConfigError{Var: "AccessLog.Format", Value: string(cfg.Format), Problem: "unknown access log format", Allowed: "json, text, off"}
 	}
@@ -158,7 +158,7 @@ func (a *AccessLog) Log(e *AccessEntry) {
 	if !a.log.Enabled(ctx, level) {
 		return
 	}
-	var buf [len(accessFieldNames)]slog.Attr
+	var buf [len(accessFieldNames) + 1]slog.Attr
 	attrs := buf[:0]
 	str := func(f AccessFields, v string) {
 		if a.fields&f != 0 && v != "" {
@@ -187,6 +187,12 @@ func (a *AccessLog) Log(e *AccessEntry) {
 		attrs = append(attrs, slog.Duration("duration", e.Duration))
 	}
 	str(AccessUserAgent, r.UserAgent())
+	// The line carries the request ID itself rather than leaving it to
+	// RequestIDHandler (which then adds none): past five attributes a
+	// record allocates for the rest, and once more for one added later.
+	if id := RequestID(ctx); id != "" {
+		attrs = append(attrs, slog.String(requestIDAttr, id))
+	}
 	at := e.Time
 	if at.IsZero() {
 		at = time.Now()

@@ -56,10 +56,10 @@ func AccessLogWithConfig(cfg AccessLogConfig) echo.MiddlewareFunc {
 
 // logAccess logs c's request, served from start to end.
 func logAccess(al *tier.AccessLog, c echo.Context, start, end time.Time, quiet bool) {
-	if al == nil {
-		return
-	}
 	res := c.Response()
+	if !al.Enabled(c.Request().Context(), res.Status, quiet) {
+		return // before finding the client's address
+	}
 	al.Log(&tier.AccessEntry{
 		Request: c.Request(), Remote: c.RealIP(), Route: c.Path(),
 		Status: res.Status, Bytes: res.Size, Duration: end.Sub(start), Time: end, Quiet: quiet,

@@ -1,6 +1,7 @@
 package tier
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
@@ -141,20 +142,31 @@ type AccessEntry struct {
 	Quiet bool
 }
 
+// Enabled reports whether the line of a request answered with status, in
+// ctx, would be written: a caller can skip making its entry when not.
+func (a *AccessLog) Enabled(ctx context.Context, status int, quiet bool) bool {
+	return a != nil && a.log.Enabled(ctx, accessLevel(status, quiet))
+}
+
+// accessLevel is the level of an access line.
+func accessLevel(status int, quiet bool) slog.Level {
+	switch {
+	case status >= 500:
+		return slog.LevelWarn
+	case quiet:
+		return slog.LevelDebug
+	}
+	return slog.LevelInfo
+}
+
 // Log writes e's line, if its level is enabled.
 func (a *AccessLog) Log(e *AccessEntry) {
 	if a == nil {
 		return
 	}
-	level := slog.LevelInfo
-	switch {
-	case e.Status >= 500:
-		level = slog.LevelWarn
-	case e.Quiet:
-		level = slog.LevelDebug
-	}
 	r := e.Request
 	ctx := r.Context()
+	level := accessLevel(e.Status, e.Quiet)
 	if !a.log.Enabled(ctx, level) {
 		return
 	}

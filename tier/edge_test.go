@@ -73,6 +73,9 @@ func TestAccessLog(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if !al.Enabled(r.Context(), 200, false) || al.Enabled(r.Context(), 200, true) || (*tier.AccessLog)(nil).Enabled(r.Context(), 500, false) {
+		t.Fatal("Enabled disagrees with the lines' levels: info for answers, debug for quiet ones, nothing without a log")
+	}
 	al.Log(entry)
 	var line map[string]any
 	if err := json.Unmarshal(out.Bytes(), &line); err != nil {

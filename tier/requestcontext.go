@@ -105,7 +105,7 @@ func (c *RequestContext) Err() error {
 // Value answers for the request ID, and asks the armed deadline, when
 // there is one, so that context.Cause and derived contexts find it.
 func (c *RequestContext) Value(key any) any {
-	if key == (requestIDKey{}) {
+	if _, ok := key.(requestIDKey); ok { // a type check, cheaper than comparing interfaces
 		return c
 	}
 	if a := c.armed.Load(); a != nil {

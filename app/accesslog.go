@@ -48,20 +48,20 @@ func AccessLogWithConfig(cfg AccessLogConfig) echo.MiddlewareFunc {
 			if err := next(c); err != nil {
 				c.Error(err) // answer now, so that the line has the status
 			}
-			logAccess(al, c, time.Since(start), false)
+			logAccess(al, c, start, time.Now(), false)
 			return nil
 		}
 	}
 }
 
-// logAccess logs c's answered request.
-func logAccess(al *tier.AccessLog, c echo.Context, took time.Duration, quiet bool) {
-	if al == nil {
-		return
-	}
+// logAccess logs c's request, served from start to end.
+func logAccess(al *tier.AccessLog, c echo.Context, start, end time.Time, quiet bool) {
 	res := c.Response()
+	if !al.Enabled(c.Request().Context(), res.Status, quiet) {
+		return // before finding the client's address
+	}
 	al.Log(&tier.AccessEntry{
 		Request: c.Request(), Remote: c.RealIP(), Route: c.Path(),
-		Status: res.Status, Bytes: res.Size, Duration: took, Quiet: quiet,
+		Status: res.Status, Bytes: res.Size, Duration: end.Sub(start), Time: end, Quiet: quiet,
 	})
 }

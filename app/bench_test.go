@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -9,6 +10,8 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
+
+	"github.com/threetier/threetier/tier"
 )
 
 // sink keeps the compiler from dropping the benchmarked calls.
@@ -122,8 +125,10 @@ type benchItem struct {
 }
 
 // BenchmarkChain serves a JSON handler in-process through bare Echo and
-// through the app server's full chain (request ID, access log at info to
-// a discarding handler, metrics, recovery, shedding, body limit, timeout).
+// through the app server's full chain (request ID, access log, metrics,
+// recovery, shedding, body limit, timeout): with no logger, and with
+// access lines formatted as JSON at info and thrown away, as a deployment
+// logs them.
 func BenchmarkChain(b *testing.B) {
 	handler := func(c echo.Context) error {
 		return c.JSON(http.StatusOK, benchItem{ID: 7, Name: "seven"})
@@ -150,6 +155,18 @@ func BenchmarkChain(b *testing.B) {
 	})
 	b.Run("app-chain", func(b *testing.B) {
 		s, err := New(Config{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		s.Echo().GET("/items/:id", handler)
+		serve(b, s.Echo())
+	})
+	b.Run("app-chain-logged", func(b *testing.B) {
+		log, err := tier.NewLogger(tier.LogConfig{Level: "info", Format: "json"}, io.Discard)
+		if err != nil {
+			b.Fatal(err)
+		}
+		s, err := New(Config{}, WithLogger(log))
 		if err != nil {
 			b.Fatal(err)
 		}

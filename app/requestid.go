@@ -1,7 +1,7 @@
 package app
 
 import (
-	"context"
+	"time"
 
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
@@ -38,17 +38,18 @@ func RequestIDWithConfig(cfg RequestIDConfig) echo.MiddlewareFunc {
 			if cfg.Skipper(c) {
 				return next(c)
 			}
-			r := c.Request()
-			c.SetRequest(r.WithContext(withRequestID(c, r.Context(), cfg.Generator)))
+			c.SetRequest(c.Request().WithContext(requestContext(c, cfg.Generator, time.Time{})))
 			return next(c)
 		}
 	}
 }
 
-// withRequestID echoes the request's ID on the response and returns ctx
-// carrying it.
-func withRequestID(c echo.Context, ctx context.Context, generate func() string) context.Context {
-	ids := tier.AcceptRequestID(c.Request().Header, generate)
-	c.Response().Header()[tier.HeaderRequestID] = ids
-	return tier.WithRequestID(ctx, ids[0])
+// requestContext returns the context of c's request, carrying its ID and
+// bounded by deadline unless that is zero, and echoes the ID on the
+// response.
+func requestContext(c echo.Context, generate func() string, deadline time.Time) *tier.RequestContext {
+	r := c.Request()
+	ctx := tier.NewRequestContext(r.Context(), r.Header, generate, deadline)
+	c.Response().Header()[tier.HeaderRequestID] = ctx.IDHeader()
+	return ctx
 }

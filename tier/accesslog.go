@@ -1,6 +1,7 @@
 package tier
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
@@ -110,9 +111,9 @@ func NewAccessLog(cfg AccessLogConfig, log *slog.Logger) (*AccessLog, error) {
 	case AccessLogLogger:
 		log = obs.Logger(log)
 	case AccessLogJSON:
-		log = slog.New(RequestIDHandler(slog.NewJSONHandler(out, nil)))
+		log = slog.New(slog.NewJSONHandler(out, nil))
 	case AccessLogText:
-		log = slog.New(RequestIDHandler(slog.NewTextHandler(out, nil)))
+		log = slog.New(slog.NewTextHandler(out, nil))
 	default:
 		return nil, &ConfigError{Var: "AccessLog.Format", Value: string(cfg.Format), Problem: "unknown access log format", Allowed: "json, text, off"}
 	}
@@ -133,8 +134,29 @@ type AccessEntry struct {
 	Status      int
 	Bytes       int64
 	Duration    time.Duration
+	// Time is when the request was answered, the line's time; the time
+	// of the call to Log when zero. A caller that has just read the clock
+	// for Duration saves a read.
+	Time time.Time
 	// Quiet lowers the line to debug: probes and scrapes.
 	Quiet bool
+}
+
+// Enabled reports whether the line of a request answered with status, in
+// ctx, would be written: a caller can skip making its entry when not.
+func (a *AccessLog) Enabled(ctx context.Context, status int, quiet bool) bool {
+	return a != nil && a.log.Enabled(ctx, accessLevel(status, quiet))
+}
+
+// accessLevel is the level of an access line.
+func accessLevel(status int, quiet bool) slog.Level {
+	switch {
+	case status >= 500:
+		return slog.LevelWarn
+	case quiet:
+		return slog.LevelDebug
+	}
+	return slog.LevelInfo
 }
 
 // Log writes e's line, if its level is enabled.
@@ -142,19 +164,13 @@ func (a *AccessLog) Log(e *AccessEntry) {
 	if a == nil {
 		return
 	}
-	level := slog.LevelInfo
-	switch {
-	case e.Status >= 500:
-		level = slog.LevelWarn
-	case e.Quiet:
-		level = slog.LevelDebug
-	}
 	r := e.Request
 	ctx := r.Context()
+	level := accessLevel(e.Status, e.Quiet)
 	if !a.log.Enabled(ctx, level) {
 		return
 	}
-	var buf [len(accessFieldNames)]slog.Attr
+	var buf [len(accessFieldNames) + 1]slog.Attr
 	attrs := buf[:0]
 	str := func(f AccessFields, v string) {
 		if a.fields&f != 0 && v != "" {
@@ -183,7 +199,21 @@ func (a *AccessLog) Log(e *AccessEntry) {
 		attrs = append(attrs, slog.Duration("duration", e.Duration))
 	}
 	str(AccessUserAgent, r.UserAgent())
-	a.log.LogAttrs(ctx, level, "access", attrs...)
+	// The line carries the request ID itself rather than leaving it to
+	// RequestIDHandler (which then adds none): past five attributes a
+	// record allocates for the rest, and once more for one added later.
+	if id := RequestID(ctx); id != "" {
+		attrs = append(attrs, slog.String(requestIDAttr, id))
+	}
+	at := e.Time
+	if at.IsZero() {
+		at = time.Now()
+	}
+	// The record is made here rather than by Logger.LogAttrs, which looks
+	// up its caller's frame on every call: the line has no use for it.
+	rec := slog.NewRecord(at, level, "access", 0)
+	rec.AddAttrs(attrs...)
+	_ = a.log.Handler().Handle(ctx, rec)
 }
 
 // bitIndex is the position of f's one bit.

@@ -65,19 +65,24 @@ func TestRecovered(t *testing.T) {
 func TestAccessLog(t *testing.T) {
 	r := httptest.NewRequest(http.MethodGet, "/items/7?x=1", nil)
 	r = r.WithContext(tier.WithRequestID(r.Context(), "rid"))
-	entry := &tier.AccessEntry{Request: r, Route: "/items/:id", Status: 200, Bytes: 5, Duration: time.Millisecond}
+	at := time.Date(2024, 5, 6, 7, 8, 9, 0, time.UTC)
+	entry := &tier.AccessEntry{Request: r, Route: "/items/:id", Status: 200, Bytes: 5, Duration: time.Millisecond, Time: at}
 
 	var out bytes.Buffer
 	al, err := tier.NewAccessLog(tier.AccessLogConfig{Format: tier.AccessLogJSON, Output: &out}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
+	if !al.Enabled(r.Context(), 200, false) || al.Enabled(r.Context(), 200, true) || (*tier.AccessLog)(nil).Enabled(r.Context(), 500, false) {
+		t.Fatal("Enabled disagrees with the lines' levels: info for answers, debug for quiet ones, nothing without a log")
+	}
 	al.Log(entry)
 	var line map[string]any
 	if err := json.Unmarshal(out.Bytes(), &line); err != nil {
 		t.Fatalf("%v: %s", err, out.String())
 	}
-	if line["msg"] != "access" || line["uri"] != "/items/7?x=1" || line["route"] != "/items/:id" || line["status"] != float64(200) || line["request_id"] != "rid" {
+	if line["msg"] != "access" || line["uri"] != "/items/7?x=1" || line["route"] != "/items/:id" || line["status"] != float64(200) || line["request_id"] != "rid" ||
+		line["time"] != at.Format(time.RFC3339) {
 		t.Fatalf("JSON line %v", line)
 	}
 

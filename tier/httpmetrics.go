@@ -1,9 +1,11 @@
 package tier
 
 import (
+	"maps"
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -18,15 +20,17 @@ import (
 //	threetier_<tier>_response_bytes_total
 //
 // The series of each (method, route, code) are looked up once and kept:
-// finding a child by its label values hashes them and allocates.
+// finding a child by its label values hashes them and allocates. The map
+// of kept series is copied when one is added, so that reading it takes no
+// lock, whose counter every core would write.
 type HTTPMetrics struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
 	inFlight prometheus.Gauge
 	bytes    prometheus.Counter
 
-	mu     sync.RWMutex
-	series map[seriesKey]httpSeries
+	mu     sync.Mutex // adds series one at a time
+	series atomic.Pointer[map[seriesKey]httpSeries]
 }
 
 type seriesKey struct {
@@ -65,8 +69,8 @@ func NewHTTPMetrics(subsystem string, reg prometheus.Registerer) (*HTTPMetrics, 
 			Namespace: MetricsNamespace, Subsystem: subsystem, Name: "response_bytes_total",
 			Help: "Response body bytes sent.",
 		}),
-		series: make(map[seriesKey]httpSeries),
 	}
+	m.series.Store(&map[seriesKey]httpSeries{})
 	var err error
 	if m.requests, err = obs.RegisterShared(reg, m.requests); err != nil {
 		return nil, err
@@ -97,23 +101,34 @@ func (m *HTTPMetrics) Observe(method, route string, code int, took time.Duration
 		route = "unmatched"
 	}
 	k := seriesKey{method: methodLabel(method), route: route, code: code}
-	m.mu.RLock()
-	s, ok := m.series[k]
-	m.mu.RUnlock()
+	s, ok := (*m.series.Load())[k]
 	if !ok {
-		s = httpSeries{
-			count:    m.requests.WithLabelValues(k.method, k.route, strconv.Itoa(code)),
-			duration: m.duration.WithLabelValues(k.method, k.route),
-		}
-		m.mu.Lock()
-		m.series[k] = s
-		m.mu.Unlock()
+		s = m.add(k)
 	}
 	s.count.Inc()
 	s.duration.Observe(took.Seconds())
 	if bytes > 0 {
 		m.bytes.Add(float64(bytes))
 	}
+}
+
+// add keeps k's series, in a copy of the map.
+func (m *HTTPMetrics) add(k seriesKey) httpSeries {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	old := *m.series.Load()
+	if s, ok := old[k]; ok {
+		return s
+	}
+	s := httpSeries{
+		count:    m.requests.WithLabelValues(k.method, k.route, strconv.Itoa(k.code)),
+		duration: m.duration.WithLabelValues(k.method, k.route),
+	}
+	series := make(map[seriesKey]httpSeries, len(old)+1)
+	maps.Copy(series, old)
+	series[k] = s
+	m.series.Store(&series)
+	return s
 }
 
 // methodLabel bounds a method label to the standard methods, whatever

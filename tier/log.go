@@ -72,17 +72,30 @@ func NewLogger(cfg LogConfig, w io.Writer) (*slog.Logger, error) {
 	return slog.New(TraceHandler(RequestIDHandler(h))), nil
 }
 
+// requestIDAttr is the attribute that carries a record's request ID.
+const requestIDAttr = "request_id"
+
 // RequestIDHandler wraps h so that records logged with a context carrying a
-// request ID get a request_id attribute.
+// request ID get a request_id attribute, unless they have one.
 func RequestIDHandler(h slog.Handler) slog.Handler { return requestIDHandler{h} }
 
 type requestIDHandler struct{ slog.Handler }
 
 func (h requestIDHandler) Handle(ctx context.Context, r slog.Record) error {
-	if id := RequestID(ctx); id != "" {
-		r.AddAttrs(slog.String("request_id", id))
+	if id := RequestID(ctx); id != "" && !hasAttr(r, requestIDAttr) {
+		r.AddAttrs(slog.String(requestIDAttr, id))
 	}
 	return h.Handler.Handle(ctx, r)
+}
+
+// hasAttr reports whether r has a top-level attribute called key.
+func hasAttr(r slog.Record, key string) bool {
+	found := false
+	r.Attrs(func(a slog.Attr) bool {
+		found = a.Key == key
+		return !found
+	})
+	return found
 }
 
 func (h requestIDHandler) WithAttrs(attrs []slog.Attr) slog.Handler {

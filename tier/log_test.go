@@ -24,6 +24,13 @@ func TestLoggerAddsRequestID(t *testing.T) {
 	if rec["request_id"] != "req-42" || rec["tier"] != "app" || rec["msg"] != "handled" {
 		t.Fatalf("record = %v", rec)
 	}
+
+	// A record that carries its request ID already gets no second one.
+	buf.Reset()
+	log.InfoContext(ctx, "access", "request_id", "req-42")
+	if n := bytes.Count(buf.Bytes(), []byte(`"request_id"`)); n != 1 {
+		t.Fatalf("%d request IDs in %s", n, buf.String())
+	}
 }
 
 func TestLoggerLevelFilters(t *testing.T) {

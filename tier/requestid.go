@@ -13,31 +13,18 @@ const HeaderRequestID = "X-Request-Id"
 
 type requestIDKey struct{}
 
-// requestIDContext carries a request ID. It is its own context type rather
-// than context.WithValue so that storing the ID costs one allocation, not
-// two (WithValue boxes the string into an interface as well).
-type requestIDContext struct {
-	context.Context
-	id string
-}
-
-func (c *requestIDContext) Value(key any) any {
-	if key == (requestIDKey{}) {
-		return c
-	}
-	return c.Context.Value(key)
-}
-
 // WithRequestID returns a context that carries id; loggers made by NewLogger
 // add it to every record, and the balancer forwards it to the next tier.
+// It is a RequestContext without a deadline: one allocation, where
+// context.WithValue would box the string into an interface as well.
 func WithRequestID(ctx context.Context, id string) context.Context {
-	return &requestIDContext{Context: ctx, id: id}
+	return &RequestContext{Context: ctx, ids: [1]string{id}}
 }
 
 // RequestID returns the request ID ctx carries, or "".
 func RequestID(ctx context.Context) string {
-	if c, ok := ctx.Value(requestIDKey{}).(*requestIDContext); ok {
-		return c.id
+	if c, ok := ctx.Value(requestIDKey{}).(*RequestContext); ok {
+		return c.ID()
 	}
 	return ""
 }

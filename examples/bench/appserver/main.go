@@ -2,7 +2,8 @@
 // either through bare Echo or through the app tier's full middleware chain
 // (request ID, access log, metrics, recovery, shedding, body limit,
 // request timeout), so that a load generator can compare the two over a
-// real socket.
+// real socket. -access-log=false turns the chain's access lines off, to
+// tell their cost from the rest of the chain's.
 //
 //	go run ./examples/bench/appserver -mode app -listen 127.0.0.1:0
 //
@@ -45,6 +46,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	fl := flag.NewFlagSet("appserver", flag.ContinueOnError)
 	mode := fl.String("mode", "app", "bare (Echo alone) or app (the app tier's chain)")
 	listen := fl.String("listen", "127.0.0.1:0", "address to serve on")
+	accessLog := fl.Bool("access-log", true, "log every request (app mode)")
 	cpuProfile := fl.String("cpuprofile", "", "write a CPU profile of the run to this file")
 	if err := fl.Parse(args); err != nil {
 		return err
@@ -80,7 +82,11 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		if err != nil {
 			return err
 		}
-		srv, err := app.New(app.Config{Listen: *listen}, app.WithLogger(log), app.WithRegistry(tier.NewRegistry()))
+		access := tier.AccessLogConfig{}
+		if !*accessLog {
+			access.Format = tier.AccessLogOff
+		}
+		srv, err := app.New(app.Config{Listen: *listen}, app.WithLogger(log), app.WithRegistry(tier.NewRegistry()), app.WithAccessLog(access))
 		if err != nil {
 			return err
 		}

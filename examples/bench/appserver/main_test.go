@@ -15,12 +15,12 @@ import (
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 func TestServesBothModes(t *testing.T) {
-	for _, mode := range []string{"bare", "app"} {
-		t.Run(mode, func(t *testing.T) {
+	for _, args := range [][]string{{"-mode", "bare"}, {"-mode", "app"}, {"-mode", "app", "-access-log=false"}} {
+		t.Run(strings.Join(args, " "), func(t *testing.T) {
 			ctx, cancel := context.WithCancel(context.Background())
 			pr, pw := io.Pipe()
 			done := make(chan error, 1)
-			go func() { done <- run(ctx, []string{"-mode", mode}, pw) }()
+			go func() { done <- run(ctx, args, pw) }()
 			line, err := bufio.NewReader(pr).ReadString('\n')
 			if err != nil {
 				t.Fatal(err)

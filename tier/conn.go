@@ -16,6 +16,13 @@ import (
 // response going.
 const sendChunk = 64 << 10
 
+// maxFileChunk is the most one sendfile call may send under one deadline.
+// A file's chunks start at sendChunk and double while each goes out in a
+// small part of SendTimeout, so that a client that keeps up costs a few
+// system calls per file rather than one per 64 KiB, and one that slows
+// down gets smaller chunks again.
+const maxFileChunk = 1 << 20
+
 // trackedConn is an accepted connection as the server's limits see it: it
 // notes when bytes last moved either way, bounds every write by
 // SendTimeout, and can be closed to make room for another.
@@ -90,10 +97,12 @@ func (c *trackedConn) ReadFrom(src io.Reader) (int64, error) {
 	chunk := &io.LimitedReader{R: src}
 	var total int64
 	var err error
+	size := int64(sendChunk)
 	for remain > 0 {
-		chunk.N = min(remain, sendChunk)
+		chunk.N = min(remain, size)
 		want := chunk.N
 		c.armSend()
+		start := c.set.now()
 		var n int64
 		n, err = rf.ReadFrom(chunk)
 		total += n
@@ -105,6 +114,12 @@ func (c *trackedConn) ReadFrom(src io.Reader) (int64, error) {
 		}
 		if n < want { // src has ended
 			break
+		}
+		switch took := c.set.now() - start; {
+		case took < int64(c.set.sendTimeout/64) && size < maxFileChunk:
+			size *= 2
+		case took > int64(c.set.sendTimeout/4) && size > sendChunk:
+			size /= 2
 		}
 	}
 	if limited {

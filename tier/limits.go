@@ -28,11 +28,12 @@ type Limits struct {
 	// taking a byte, as nginx's send_timeout: a slow download that
 	// progresses is never cut. Writes are handed to the kernel 64 KiB at a
 	// time, each under this bound, so a client must take 64 KiB per
-	// SendTimeout (about 1 KiB/s with the default). Over HTTP/2 it bounds
-	// the connection, not each stream. A connection cut by it is reset, so
-	// that the kernel drops what the client did not take. Zero means
-	// DefaultSendTimeout;
-	// negative turns it off.
+	// SendTimeout (about 1 KiB/s with the default); files sent with
+	// sendfile go in chunks that grow to 1 MiB while the client takes each
+	// in under a 64th of SendTimeout, and shrink again when it slows. Over
+	// HTTP/2 it bounds the connection, not each stream. A connection cut by
+	// it is reset, so that the kernel drops what the client did not take.
+	// Zero means DefaultSendTimeout; negative turns it off.
 	SendTimeout time.Duration `env:"SEND_TIMEOUT" json:"send_timeout,omitempty"`
 	// MaxConns caps the connections open at once, and is itself kept below
 	// what the process's descriptor limit allows: the cap is at most the

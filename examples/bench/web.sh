@@ -19,7 +19,7 @@
 # Targets: static/nginx 1 MiB >= 1.0, 64 KiB >= 0.9; static/bare 1 KiB
 # and 304 >= 0.95; static/FileServer >= 1.0 everywhere.
 #
-# Usage: [ROUNDS=5] [DURATION=5] [WORKERS=n] examples/bench/web.sh   (run from anywhere in the repo)
+# Usage: [ROUNDS=5] [DURATION=5] [WORKERS=n] [CASES="1k 64k 1m 304"] examples/bench/web.sh   (run from anywhere in the repo)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROUNDS=${ROUNDS:-5}
@@ -60,7 +60,7 @@ for srv in "${servers[@]}"; do
 	fi
 done
 
-cases=(1k 64k 1m 304)
+read -ra cases <<<"${CASES:-1k 64k 1m 304}" # CASES="1m 304" measures only those
 # args server case: wrk's arguments for one measurement.
 args() {
 	local base=${urls[$1]} a=(-t2 -c64 -d"${DURATION}s" --latency)

@@ -49,6 +49,11 @@ func (l slogLogger) Trace(ctx context.Context, begin time.Time, fc func() (strin
 	level := slog.LevelDebug
 	msg := "sql"
 	switch {
+	case err != nil && kindOf(err) == ErrRetryable:
+		// Serializable transactions lose to each other in the normal run
+		// of things, and Tx runs them again: worth a line, not an alarm.
+		// If the retries run out, the caller's answer says so.
+		level, msg = slog.LevelInfo, "sql conflict"
 	case err != nil && !expected(err):
 		level, msg = slog.LevelError, "sql failed"
 	case l.slow > 0 && elapsed > l.slow:

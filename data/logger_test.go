@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -58,5 +59,21 @@ func TestLoggerLevelsAndPrivacy(t *testing.T) {
 	}
 	if !sawInsert || !sawBad || !sawNotFound {
 		t.Errorf("levels by statement: %v", levels)
+	}
+}
+
+func TestLoggerTellsAConflictFromAFault(t *testing.T) {
+	var buf bytes.Buffer
+	log, err := tier.NewLogger(tier.LogConfig{Level: "info"}, &buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := slogLogger{log: log}
+	sql := func() (string, int64) { return "UPDATE products SET stock = stock - ?", 0 }
+	l.Trace(context.Background(), time.Now(), sql, &Error{Kind: ErrRetryable, Err: errors.New("could not serialize access")})
+	l.Trace(context.Background(), time.Now(), sql, &Error{Kind: ErrUnavailable, Err: errors.New("connection refused")})
+	out := buf.String()
+	if !strings.Contains(out, `level=INFO msg="sql conflict"`) || !strings.Contains(out, `level=ERROR msg="sql failed"`) {
+		t.Fatalf("want the conflict at info and the outage at error:\n%s", out)
 	}
 }

@@ -63,11 +63,13 @@ func NewLogger(cfg LogConfig, w io.Writer) (*slog.Logger, error) {
 	cfg = cfg.withDefaults()
 	level, _ := parseLevel(cfg.Level)
 	opts := &slog.HandlerOptions{Level: level}
+	lw := &lockedWriter{w: w}
+	json := strings.EqualFold(cfg.Format, "json")
 	var h slog.Handler
-	if strings.EqualFold(cfg.Format, "json") {
-		h = slog.NewJSONHandler(w, opts)
+	if json {
+		h = slog.NewJSONHandler(lw, opts)
 	} else {
-		h = slog.NewTextHandler(w, opts)
+		h = slog.NewTextHandler(lw, opts)
 	}
 	return slog.New(TraceHandler(RequestIDHandler(h))), nil
 }

@@ -94,7 +94,9 @@ type AccessLogConfig struct {
 // request ID comes from the request's context. A nil *AccessLog logs
 // nothing.
 type AccessLog struct {
-	log    *slog.Logger
+	log *slog.Logger
+	// line writes the lines in place of log's handler when set.
+	line   *accessLine
 	fields AccessFields
 }
 
@@ -105,15 +107,21 @@ func NewAccessLog(cfg AccessLogConfig, log *slog.Logger) (*AccessLog, error) {
 	if out == nil {
 		out = os.Stderr
 	}
+	var line *accessLine
 	switch cfg.Format {
 	case AccessLogOff:
 		return nil, nil
 	case AccessLogLogger:
 		log = obs.Logger(log)
+		if h, ok := log.Handler().(loggerHandler); ok {
+			line = h.access
+		}
 	case AccessLogJSON:
-		log = slog.New(slog.NewJSONHandler(out, nil))
+		lw := &lockedWriter{w: out}
+		log, line = slog.New(slog.NewJSONHandler(lw, nil)), newAccessLine(true, false, lw)
 	case AccessLogText:
-		log = slog.New(slog.NewTextHandler(out, nil))
+		lw := &lockedWriter{w: out}
+		log, line = slog.New(slog.NewTextHandler(lw, nil)), newAccessLine(false, false, lw)
 	default:
 		return nil, &ConfigError{Var: "AccessLog.Format", Value: string(cfg.Format), Problem: "unknown access log format", Allowed: "json, text, off"}
 	}
@@ -121,7 +129,7 @@ func NewAccessLog(cfg AccessLogConfig, log *slog.Logger) (*AccessLog, error) {
 	if fields == 0 {
 		fields = DefaultAccessFields
 	}
-	return &AccessLog{log: log, fields: fields}, nil
+	return &AccessLog{log: log, line: line, fields: fields}, nil
 }
 
 // AccessEntry describes one answered request.
@@ -208,6 +216,9 @@ func (a *AccessLog) Log(e *AccessEntry) {
 	at := e.Time
 	if at.IsZero() {
 		at = time.Now()
+	}
+	if a.line != nil && a.line.write(ctx, at, level, attrs) {
+		return
 	}
 	// The record is made here rather than by Logger.LogAttrs, which looks
 	// up its caller's frame on every call: the line has no use for it.

@@ -55,7 +55,8 @@ func parseLevel(s string) (slog.Level, error) {
 // NewLogger returns a slog logger writing to w in the configured format and
 // level. Every record logged with a context that carries a request ID (see
 // WithRequestID) gets a request_id attribute, and one with a span its
-// trace_id and span_id (see TraceHandler).
+// trace_id and span_id (see TraceHandler). An AccessLog on the logger, or
+// on one made from it by With, writes its lines itself, as the logger would.
 func NewLogger(cfg LogConfig, w io.Writer) (*slog.Logger, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -63,13 +64,16 @@ func NewLogger(cfg LogConfig, w io.Writer) (*slog.Logger, error) {
 	cfg = cfg.withDefaults()
 	level, _ := parseLevel(cfg.Level)
 	opts := &slog.HandlerOptions{Level: level}
+	lw := &lockedWriter{w: w}
+	json := strings.EqualFold(cfg.Format, "json")
 	var h slog.Handler
-	if strings.EqualFold(cfg.Format, "json") {
-		h = slog.NewJSONHandler(w, opts)
+	if json {
+		h = slog.NewJSONHandler(lw, opts)
 	} else {
-		h = slog.NewTextHandler(w, opts)
+		h = slog.NewTextHandler(lw, opts)
 	}
-	return slog.New(TraceHandler(RequestIDHandler(h))), nil
+	access := newAccessLine(json, true, lw)
+	return slog.New(loggerHandler{TraceHandler(RequestIDHandler(h)), access}), nil
 }
 
 // requestIDAttr is the attribute that carries a record's request ID.

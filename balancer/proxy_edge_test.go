@@ -1,7 +1,6 @@
 package balancer
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,13 +9,13 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/threetier/threetier/internal/syncbuf"
 	"github.com/threetier/threetier/tier"
 )
 
@@ -32,29 +31,11 @@ func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) {
 	return f(r)
 }
 
-// lockedBuffer is a log destination the server's goroutines share.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // edgeFront serves a Proxy over the pool "orders", whose upstream is tr,
 // and returns its URL, its registry and its log.
-func edgeFront(t *testing.T, tr http.RoundTripper) (string, *prometheus.Registry, *lockedBuffer) {
+func edgeFront(t *testing.T, tr http.RoundTripper) (string, *prometheus.Registry, *syncbuf.Buffer) {
 	t.Helper()
-	reg, log := prometheus.NewRegistry(), &lockedBuffer{}
+	reg, log := prometheus.NewRegistry(), &syncbuf.Buffer{}
 	pool := newPool(t, Config{Name: "orders", Endpoints: []string{"http://upstream.test"}, Retry: RetryConfig{Attempts: 1}}, WithTransport(tr))
 	px, err := NewProxy(ProxyConfig{Routes: []Route{{PathPrefix: "/orders/", Pool: "orders"}}, DefaultPool: "-"},
 		[]*Pool{pool}, WithRegistry(reg), WithLogger(slog.New(slog.NewTextHandler(log, nil))))

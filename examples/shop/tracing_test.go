@@ -10,28 +10,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/threetier/threetier/internal/syncbuf"
 )
-
-// logBuffer is the log of a role running in this process.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // A role traces only when the OTEL_* variables ask: then the request's
 // log lines carry the trace it came with; without them, nothing changes.
@@ -54,7 +37,7 @@ func TestShopTracesWhenOTELAsks(t *testing.T) {
 			}
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
-			log := &logBuffer{}
+			log := &syncbuf.Buffer{}
 			ready, done := make(chan listening, 1), make(chan error, 1)
 			go func() {
 				done <- run(ctx, []string{"-role", "app", "-listen", "127.0.0.1:0", "-db", filepath.Join(t.TempDir(), "shop.db"), "-drain-delay", "0"}, log, ready)

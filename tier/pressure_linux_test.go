@@ -21,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/threetier/threetier/internal/child"
 	"github.com/threetier/threetier/internal/syncbuf"
 	"github.com/threetier/threetier/internal/wait"
 	"github.com/threetier/threetier/tier"
@@ -191,30 +192,12 @@ func startPressureChild(t *testing.T) (string, *syncbuf.Buffer) {
 	cmd.Env = append(os.Environ(), pressureChildEnv+"=1")
 	logs := &syncbuf.Buffer{}
 	cmd.Stderr = logs
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
 	t.Cleanup(func() {
-		_ = stdin.Close()
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
 		if t.Failed() {
 			t.Logf("server output:\n%s", logs)
 		}
 	})
-	line, err := bufio.NewReader(stdout).ReadString('\n')
-	if err != nil {
-		t.Fatalf("server: %v; output:\n%s", err, logs)
-	}
-	return strings.TrimSpace(line), logs
+	return child.Start(t, cmd), logs
 }
 
 // servePressureChild is the server: descriptors capped at 1,024, short

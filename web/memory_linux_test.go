@@ -3,7 +3,6 @@
 package web
 
 import (
-	"bufio"
 	"crypto/sha256"
 	"io"
 	"net/http"
@@ -15,6 +14,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/threetier/threetier/internal/child"
 )
 
 // Compressed answers cost the server a bounded amount of memory however
@@ -70,37 +71,8 @@ func startServerProcess(t *testing.T, env ...string) (string, int) {
 	cmd := exec.Command(os.Args[0])
 	cmd.Env = append(append(os.Environ(), serveEnv+"=1"), env...)
 	cmd.Stderr = os.Stderr
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = stdin.Close()
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-	})
-	line := make(chan string, 1)
-	go func() {
-		l, _ := bufio.NewReader(stdout).ReadString('\n')
-		line <- strings.TrimSpace(l)
-	}()
-	select {
-	case addr := <-line:
-		if addr == "" {
-			t.Fatal("server process ended before serving")
-		}
-		return addr, cmd.Process.Pid
-	case <-time.After(30 * time.Second):
-		t.Fatal("server process not serving within 30s")
-	}
-	return "", 0
+	addr := child.Start(t, cmd)
+	return addr, cmd.Process.Pid
 }
 
 // burst sends n concurrent GETs for url with Accept-Encoding coding, fails

@@ -19,7 +19,6 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/threetier/threetier/balancer"
-	"github.com/threetier/threetier/data"
 	"github.com/threetier/threetier/internal/pgtest"
 	"github.com/threetier/threetier/internal/wait"
 )
@@ -53,33 +52,13 @@ func TestDatabaseBlip(t *testing.T) {
 		procs = append(procs, &proc{t: t, name: name, bin: bin, env: env, ready: "http://" + w + "/readyz", log: logs + "/" + name + ".log",
 			args: []string{"-role", "web", "-listen", w, "-backends", "http://" + apps[0] + ",http://" + apps[1], "-name", name}})
 	}
-	t.Cleanup(func() {
-		for _, p := range procs {
-			p.stop()
-		}
-		if t.Failed() {
-			for _, p := range procs {
-				t.Logf("--- %s log (tail):\n%s", p.name, tail(p.log, 30))
-			}
-		}
-	})
+	stopOnCleanup(t, procs)
 	for _, p := range procs {
 		p.start()
 		p.waitReady(20 * time.Second)
 	}
 
-	db, err := data.Open(context.Background(), data.Config{DSN: pg.DSN(), MaxOpenConns: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	if err := db.Gorm().Exec("UPDATE products SET stock = 100000").Error; err != nil {
-		t.Fatal(err)
-	}
-	var products []Product
-	if err := db.Gorm().Order("id").Find(&products).Error; err != nil {
-		t.Fatal(err)
-	}
+	db, products := stockUp(t, pg.DSN())
 
 	// The client balances over the web servers and does not retry: what
 	// it sees is what the web tier answered.

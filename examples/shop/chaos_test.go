@@ -88,16 +88,7 @@ func TestChaos(t *testing.T) {
 			"-role", "balancer", "-listen", doors[i], "-backends", urls(webs), "-stats", stats[i],
 			"-cluster-listen", gossip[i], "-peers", gossip[1-i], "-name", fmt.Sprintf("door-%d", i+1)))
 	}
-	t.Cleanup(func() {
-		for _, p := range procs {
-			p.stop()
-		}
-		if t.Failed() {
-			for _, p := range procs {
-				t.Logf("--- %s log (tail):\n%s", p.name, tail(p.log, 30))
-			}
-		}
-	})
+	stopOnCleanup(t, procs)
 	// The app servers start one after the other so that the migrations'
 	// lock is not what is tested here.
 	for _, p := range append(append(appP, webP...), doorP...) {
@@ -107,21 +98,8 @@ func TestChaos(t *testing.T) {
 		p.waitReady(20 * time.Second)
 	}
 
-	db, err := data.Open(context.Background(), data.Config{DSN: pg.DSN(), MaxOpenConns: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	// Stock enough for the whole run: an order refused for stock says
-	// nothing about the topology.
-	if err := db.Gorm().Exec("UPDATE products SET stock = 100000").Error; err != nil {
-		t.Fatal(err)
-	}
+	db, rows := stockUp(t, pg.DSN())
 	initial := map[uint64]int{}
-	var rows []Product
-	if err := db.Gorm().Order("id").Find(&rows).Error; err != nil {
-		t.Fatal(err)
-	}
 	for _, p := range rows {
 		initial[p.ID] = p.Stock
 	}
@@ -414,6 +392,41 @@ func errKind(err error) string {
 		s = s[i+2:]
 	}
 	return s
+}
+
+// stockUp opens the shop's database for the test's own checks, with stock
+// enough for the whole run (an order refused for stock says nothing of
+// the topology under test), and returns it with the products.
+func stockUp(t *testing.T, dsn string) (*data.DB, []Product) {
+	t.Helper()
+	db, err := data.Open(context.Background(), data.Config{DSN: dsn, MaxOpenConns: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	if err := db.Gorm().Exec("UPDATE products SET stock = 100000").Error; err != nil {
+		t.Fatal(err)
+	}
+	var products []Product
+	if err := db.Gorm().Order("id").Find(&products).Error; err != nil {
+		t.Fatal(err)
+	}
+	return db, products
+}
+
+// stopOnCleanup stops procs when the test ends, and shows the tail of each
+// one's log if it failed.
+func stopOnCleanup(t *testing.T, procs []*proc) {
+	t.Cleanup(func() {
+		for _, p := range procs {
+			p.stop()
+		}
+		if t.Failed() {
+			for _, p := range procs {
+				t.Logf("--- %s log (tail):\n%s", p.name, tail(p.log, 30))
+			}
+		}
+	})
 }
 
 // proc is one role of the shop as an OS process of its own.

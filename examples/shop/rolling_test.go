@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/threetier/threetier/balancer"
-	"github.com/threetier/threetier/data"
 	"github.com/threetier/threetier/internal/pgtest"
 	"github.com/threetier/threetier/internal/wait"
 )
@@ -47,31 +46,13 @@ func TestRollingRestart(t *testing.T) {
 			log: filepath.Join(logs, name+".log"), args: []string{"-role", "app", "-listen", addr, "-db", pg.DSN(), "-name", name}})
 		urls = append(urls, "http://"+addr)
 	}
-	t.Cleanup(func() {
-		for _, p := range apps {
-			p.stop()
-			if t.Failed() {
-				t.Logf("--- %s log (tail):\n%s", p.name, tail(p.log, 20))
-			}
-		}
-	})
+	stopOnCleanup(t, apps)
 	for _, p := range apps {
 		p.start()
 		p.waitReady(20 * time.Second) // one at a time: the migrations' lock is not under test
 	}
 
-	db, err := data.Open(context.Background(), data.Config{DSN: pg.DSN(), MaxOpenConns: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	if err := db.Gorm().Exec("UPDATE products SET stock = 100000").Error; err != nil { // a 409 for stock says nothing of restarts
-		t.Fatal(err)
-	}
-	var products []Product
-	if err := db.Gorm().Order("id").Find(&products).Error; err != nil {
-		t.Fatal(err)
-	}
+	_, products := stockUp(t, pg.DSN())
 
 	pool, err := balancer.New(balancer.Config{
 		Name: "apps", Endpoints: urls,

@@ -105,6 +105,14 @@ func (px *Proxy) forward(ex *exchange, r *http.Request, rt *route) {
 	resp, upload, err := rt.pool.roundTrip(out, true)
 	defer upload.detach()
 	ex.finish()
+	if ferr := tier.BodyFramingError(r); ferr != nil {
+		// Whatever the upstream made of a body cut short, the client's
+		// request was malformed: that is the answer.
+		if err == nil {
+			_ = resp.Body.Close()
+		}
+		err = ferr
+	}
 	if headersDue != nil && !headersDue.Stop() && context.Cause(ctx) == errResponseTimeout {
 		if err == nil {
 			_ = resp.Body.Close()
@@ -394,6 +402,14 @@ func copyBody(w http.ResponseWriter, body io.Reader, stream bool) error {
 // fail answers a request that could not be forwarded, unless the client
 // has left.
 func (px *Proxy) fail(w http.ResponseWriter, r *http.Request, id string, err error) {
+	var fe *tier.FramingError
+	if errors.As(err, &fe) {
+		// Where the client's next request would begin is not known: the
+		// connection ends with this answer (the server closes it too).
+		w.Header().Set("Connection", "close")
+		px.problem(w, r, id, fe.Status, fe.Reason, 0)
+		return
+	}
 	var mbe *http.MaxBytesError
 	if errors.As(err, &mbe) {
 		// The rest of the body is not read: the connection cannot be reused.

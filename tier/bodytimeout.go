@@ -8,14 +8,18 @@ import (
 	"os"
 	"sync/atomic"
 	"time"
+
+	"golang.org/x/net/http/httpguts"
 )
 
 // bodyTimeout wraps a server's handler so that a request body must keep
-// arriving: each read may wait at most timeout for its bytes. It changes
+// arriving: each read may wait at most timeout for its bytes (when timeout
+// is positive). A body read that fails closes the connection after the
+// answer: where the next request would begin is not known. It changes
 // nothing for a request without a body, and copies no request.
 type bodyTimeout struct {
 	next    http.Handler
-	timeout time.Duration
+	timeout time.Duration // zero or negative: no deadline
 	// readTimeout is the http.Server's ReadTimeout, which a body deadline
 	// set here must not outlast.
 	readTimeout time.Duration
@@ -34,12 +38,20 @@ func (h *bodyTimeout) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		start:      time.Now(),
 		expect:     r.ProtoMajor == 1 && r.Header.Get("Expect") != "",
 	}
+	b.conn, _ = r.Context().Value(framingKey{}).(*framingConn)
 	// Armed before the handler runs: net/http may discard the body before
 	// writing the handler's answer, and that read must not wait forever.
 	b.arm()
 	r.Body = b
 	h.next.ServeHTTP(w, r)
 	b.finish()
+	if b.broken.Load() && !httpguts.HeaderValuesContainsToken(w.Header()["Connection"], "close") {
+		// net/http would keep the connection, and read what it buffered
+		// past the failure as the next request. The answer is cut here
+		// instead (a complete one still leaves first); a handler that
+		// ends its answer with Connection: close keeps it whole.
+		panic(http.ErrAbortHandler)
+	}
 }
 
 // States of a timedBody.
@@ -56,8 +68,10 @@ type timedBody struct {
 	h      *bodyTimeout
 	rc     http.ResponseController
 	start  time.Time
-	expect bool // HTTP/1.1 Expect: 100-continue
+	expect bool         // HTTP/1.1 Expect: 100-continue
+	conn   *framingConn // the HTTP/1.1 connection, if the body came on one
 	state  atomic.Int32
+	broken atomic.Bool // a read failed other than by a timeout: the framing is lost
 }
 
 func (b *timedBody) Read(p []byte) (int, error) {
@@ -69,6 +83,12 @@ func (b *timedBody) Read(p []byte) (int, error) {
 	}
 	b.arm()
 	n, err := b.ReadCloser.Read(p)
+	if err != nil && err != io.EOF && !errors.Is(err, os.ErrDeadlineExceeded) {
+		b.broken.Store(true)
+		if b.conn != nil {
+			b.conn.closeAfter()
+		}
+	}
 	switch {
 	case err == io.EOF:
 		// From the end of the body net/http reads the connection in the
@@ -89,6 +109,9 @@ func (b *timedBody) Read(p []byte) (int, error) {
 // arm sets the read deadline a timeout ahead, or at the server's
 // ReadTimeout if that comes first.
 func (b *timedBody) arm() {
+	if b.h.timeout <= 0 {
+		return
+	}
 	d := time.Now().Add(b.h.timeout)
 	if rt := b.h.readTimeout; rt > 0 {
 		d = minTime(d, b.start.Add(rt))

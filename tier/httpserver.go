@@ -27,6 +27,7 @@ type HTTPServer struct {
 	log        *slog.Logger
 	limits     Limits
 	conns      *connSet
+	report     *limitReport
 	health     *Health
 	drainDelay time.Duration
 	draining   atomic.Bool
@@ -61,14 +62,14 @@ func NewHTTPServer(name string, srv *http.Server, opts ...ServerOption) *HTTPSer
 	if next == nil {
 		next = http.DefaultServeMux // what http.Server serves for a nil Handler
 	}
-	if s.limits.BodyTimeout > 0 {
-		next = &bodyTimeout{next: next, timeout: s.limits.BodyTimeout, readTimeout: srv.ReadTimeout, report: report}
-	}
+	next = &bodyTimeout{next: next, timeout: s.limits.BodyTimeout, readTimeout: srv.ReadTimeout, report: report}
 	srv.Handler = s.drainAware(next)
 	if tracing.On(s.tracer) {
 		srv.Handler = tracing.Server(s.tracer, name, srv.Handler)
 	}
-	srv.ConnState = s.conns.watchState(srv.ConnState)
+	srv.ConnState = s.conns.watchState(framingState(srv.ConnState))
+	srv.ConnContext = framingContext(srv.ConnContext)
+	s.report = report
 	return s
 }
 
@@ -120,7 +121,7 @@ func (s *HTTPServer) Serve(ln net.Listener) error {
 		}
 		ln = tls.NewListener(trackingListener{ln, s.conns}, cfg)
 	} else {
-		ln = trackingListener{ln, s.conns}
+		ln = framingListener{trackingListener{ln, s.conns}, s.report}
 	}
 	s.listener = ln
 	s.served = make(chan struct{})

@@ -18,6 +18,7 @@ type limitReport struct {
 	max    int
 
 	bodyTimeouts, sendTimeouts, shedIdle, shedStalled atomic.Int64
+	framingErrors                                     atomic.Int64 // requests refused for their framing
 
 	due  atomic.Bool  // a line is scheduled
 	last atomic.Int64 // when the last line went, unix nanoseconds
@@ -38,7 +39,8 @@ func (r *limitReport) flush() {
 	r.last.Store(time.Now().UnixNano())
 	body, send := r.bodyTimeouts.Swap(0), r.sendTimeouts.Swap(0)
 	idle, stalled := r.shedIdle.Swap(0), r.shedStalled.Swap(0)
-	if body+send+idle+stalled == 0 {
+	framing := r.framingErrors.Swap(0)
+	if body+send+idle+stalled+framing == 0 {
 		return
 	}
 	r.log.Warn("connection limits hit",
@@ -47,6 +49,18 @@ func (r *limitReport) flush() {
 		"send_timeouts", send,
 		"shed_idle", idle,
 		"shed_stalled", stalled,
+		"framing_errors", framing,
 		"open", r.open(),
 		"max_conns", r.max)
+}
+
+// framing counts a request refused for its framing (see framingConn). The
+// warning line carries the count, not each request: a client can send
+// these as fast as it likes.
+func (r *limitReport) framing(*FramingError) {
+	if r == nil {
+		return
+	}
+	r.framingErrors.Add(1)
+	r.hit()
 }

@@ -106,7 +106,12 @@ func ErrorHandler(log *slog.Logger, mapper func(error) *tier.Problem) echo.HTTPE
 			return
 		}
 		var p *tier.Problem
-		if mapper != nil {
+		if fe := tier.BodyFramingError(r); fe != nil {
+			// The body broke, whatever the handler made of it: the
+			// client's request was malformed.
+			p = tier.ProblemOf(fe)
+		}
+		if p == nil && mapper != nil {
 			p = mapper(err)
 		}
 		if p == nil {

@@ -8,8 +8,6 @@ import (
 	"os"
 	"sync/atomic"
 	"time"
-
-	"golang.org/x/net/http/httpguts"
 )
 
 // bodyTimeout wraps a server's handler so that a request body must keep
@@ -44,14 +42,11 @@ func (h *bodyTimeout) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	b.arm()
 	r.Body = b
 	h.next.ServeHTTP(w, r)
+	// r is the request net/http holds: given its own body back, it judges
+	// what is left of it as it would without this wrapper (it closes the
+	// connection after a body that failed, for one).
+	r.Body = b.ReadCloser
 	b.finish()
-	if b.broken.Load() && !httpguts.HeaderValuesContainsToken(w.Header()["Connection"], "close") {
-		// net/http would keep the connection, and read what it buffered
-		// past the failure as the next request. The answer is cut here
-		// instead (a complete one still leaves first); a handler that
-		// ends its answer with Connection: close keeps it whole.
-		panic(http.ErrAbortHandler)
-	}
 }
 
 // States of a timedBody.
@@ -71,7 +66,6 @@ type timedBody struct {
 	expect bool         // HTTP/1.1 Expect: 100-continue
 	conn   *framingConn // the HTTP/1.1 connection, if the body came on one
 	state  atomic.Int32
-	broken atomic.Bool // a read failed other than by a timeout: the framing is lost
 }
 
 func (b *timedBody) Read(p []byte) (int, error) {
@@ -83,11 +77,8 @@ func (b *timedBody) Read(p []byte) (int, error) {
 	}
 	b.arm()
 	n, err := b.ReadCloser.Read(p)
-	if err != nil && err != io.EOF && !errors.Is(err, os.ErrDeadlineExceeded) {
-		b.broken.Store(true)
-		if b.conn != nil {
-			b.conn.closeAfter()
-		}
+	if err != nil && err != io.EOF && b.conn != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+		b.conn.closeAfter()
 	}
 	switch {
 	case err == io.EOF:

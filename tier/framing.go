@@ -601,3 +601,6 @@ func unhex(c byte) int {
 	}
 	return -1
 }
+
+// Problem is the answer a framing error gets.
+func (e *FramingError) Problem() *Problem { return NewProblem(e.Status, e.Reason) }

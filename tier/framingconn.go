@@ -243,10 +243,14 @@ const (
 )
 
 // closeAfter ends the connection after the answer in flight: its framing
-// is no longer known (a body read failed).
+// is no longer known (a body read failed where net/http, not the framer,
+// found the fault: a chunked body over its limit of extensions, say).
 func (c *framingConn) closeAfter() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.failed == nil {
+		c.failed = &FramingError{Status: http.StatusBadRequest, Reason: "malformed request body"}
+	}
 	if c.mode == framingParse || c.mode == framingHold {
 		c.mode = framingDiscard
 		c.held = nil
@@ -315,9 +319,11 @@ func framingContext(next func(context.Context, net.Conn) context.Context) func(c
 
 // BodyFramingError returns the *FramingError that broke r's body, or nil
 // when its framing held (or r did not come on an HTTP/1.1 listener of
-// this package). A handler that relays a body (the front door) answers
-// with it rather than with what the body's reader made of the failure;
-// the connection closes after the answer either way.
+// this package). net/http closes the connection after a body that failed,
+// unless the handler enabled full duplex (http.ResponseController): such
+// a handler must answer it with Connection: close, or what net/http
+// buffered past the failure is read as the next request. The front door
+// answers it 400 so.
 func BodyFramingError(r *http.Request) error {
 	fc, ok := r.Context().Value(framingKey{}).(*framingConn)
 	if !ok {

@@ -17,7 +17,7 @@ import (
 
 // Smuggled is the path of the request each vector hides after its bad
 // framing. No upstream may ever see it.
-const Smuggled = "/SMUGGLED2"
+const Smuggled = "/api/SMUGGLED2"
 
 const smuggled = "GET " + Smuggled + " HTTP/1.1\r\nHost: a\r\n\r\n"
 
@@ -29,8 +29,11 @@ type Vector struct {
 	Status  int
 }
 
+// Raw is what the client sends: the vector, then the request it smuggles.
+func (v Vector) Raw() string { return v.Request + smuggled }
+
 const (
-	post    = "POST /x HTTP/1.1\r\nHost: a\r\n"
+	post    = "POST /api/x HTTP/1.1\r\nHost: a\r\n"
 	chunked = post + "Transfer-Encoding: chunked\r\n\r\n"
 )
 
@@ -65,7 +68,7 @@ var Vectors = []Vector{
 	{"xchunked", post + "Transfer-Encoding: xchunked\r\n\r\n0\r\n\r\n", 400},
 	{"gzip, chunked", post + "Transfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n", 501},
 	{"duplicate TE", post + "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400},
-	{"HTTP/1.0 with TE", "POST /x HTTP/1.0\r\nHost: a\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n", 400},
+	{"HTTP/1.0 with TE", "POST /api/x HTTP/1.0\r\nHost: a\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n", 400},
 	// Content-Length that is not one plain number.
 	{"duplicate CL", post + "Content-Length: 5\r\nContent-Length: 5\r\n\r\nhello", 400},
 	{"conflicting CL", post + "Content-Length: 5\r\nContent-Length: 0\r\n\r\nhello", 400},
@@ -80,10 +83,10 @@ var Vectors = []Vector{
 	{"space before colon", post + "Content-Length : 5\r\n\r\nhello", 400},
 	{"bare LF ends the head", post + "Content-Length: 0\n\n", 400},
 	// Targets and methods a front door does not forward.
-	{"absolute target, other host", "GET http://b/x HTTP/1.1\r\nHost: a\r\n\r\n", 400},
+	{"absolute target, other host", "GET http://b/api/x HTTP/1.1\r\nHost: a\r\n\r\n", 400},
 	{"CONNECT", "CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\n\r\n", 405},
 	{"HTTP/2 preface", "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 400},
-	{"two Host headers", "GET /x HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400},
+	{"two Host headers", "GET /api/x HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400},
 }
 
 // An Upstream is an HTTP server that records the path of every request it
@@ -152,15 +155,20 @@ func Answers(t testing.TB, addr, raw string, deadline time.Duration) (answers []
 	}
 }
 
+// A Recorder tells the paths of the requests a handler received: an
+// Upstream's, or those of the handler behind the listener under test.
+type Recorder interface{ Paths() []string }
+
 // Run sends every vector, each followed by a smuggled request, on its own
-// connection to addr, the HTTP/1.1 listener of a server that forwards to
-// up. Each must get one answer with the vector's status, as problem+json,
-// and the connection closed; up must never see the smuggled request.
-// A well-framed chunked request and a pipelined one after it must both go
-// through on one connection that stays open.
-func Run(t *testing.T, addr string, up *Upstream) {
+// connection to addr, the HTTP/1.1 listener of a server whose handler (or
+// upstream, when it forwards) is up. Each must get one answer with the
+// vector's status, as problem+json, and the connection closed; up must
+// never see the smuggled request. A well-framed chunked request and a
+// pipelined one after it must both go through on one connection that
+// stays open.
+func Run(t *testing.T, addr string, up Recorder) {
 	t.Run("well framed", func(t *testing.T) {
-		raw := chunked + "5\r\nhello\r\n0\r\n\r\n" + "GET /after HTTP/1.1\r\nHost: a\r\n\r\n"
+		raw := chunked + "5\r\nhello\r\n0\r\n\r\n" + "GET /api/after HTTP/1.1\r\nHost: a\r\n\r\n"
 		answers, _, closed := Answers(t, addr, raw, time.Second)
 		if len(answers) != 2 || answers[0].StatusCode != 200 || answers[1].StatusCode != 200 {
 			t.Fatalf("answers %v, want two 200s", statuses(answers))
@@ -172,7 +180,7 @@ func Run(t *testing.T, addr string, up *Upstream) {
 	for _, v := range Vectors {
 		t.Run(v.Name, func(t *testing.T) {
 			t.Parallel()
-			answers, bodies, closed := Answers(t, addr, v.Request+smuggled, 10*time.Second)
+			answers, bodies, closed := Answers(t, addr, v.Raw(), 10*time.Second)
 			if len(answers) != 1 {
 				t.Fatalf("answers %v (%q), want one %d", statuses(answers), bodies, v.Status)
 			}

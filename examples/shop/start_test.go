@@ -75,7 +75,9 @@ func TestAppRoleHonoursTheStartTimeout(t *testing.T) {
 	begun := time.Now()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	go func() { done <- run(ctx, []string{"-role", "app", "-listen", "127.0.0.1:0", "-db", dead}, io.Discard, ready) }()
+	go func() {
+		done <- run(ctx, []string{"-role", "app", "-listen", "127.0.0.1:0", "-db", dead}, io.Discard, ready)
+	}()
 	select {
 	case <-ready:
 	case err := <-done:

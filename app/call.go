@@ -1,11 +1,23 @@
 package app
 
-import "context"
+import (
+	"context"
+	"net/http"
 
-// Do calls fn through g once, without retries nor waiting for an open
-// breaker (fn might not be idempotent), and returns what fn returned. A rejected call returns a *GuardError
-// without calling fn. Handlers return the error as is: the server turns it
-// into the right problem+json (503 with Retry-After, 504, ...).
+	"github.com/threetier/threetier/tier"
+)
+
+// Do calls fn through g and returns what fn returned. A rejected call
+// returns a *GuardError without calling fn. Handlers return the error as
+// is: the server turns it into the right problem+json (503 with
+// Retry-After, 504, ...).
+//
+// Made while the server serves a safe method (GET, HEAD, OPTIONS), the
+// call is idempotent, as such a request is: it is retried and waits out an
+// open breaker within the guard's RideThrough, so that a database blip
+// costs reads nothing. Otherwise it is made once and never waits (what it
+// sends might be applied twice). A Call says otherwise where the method
+// does not tell (Idempotent, NotIdempotent).
 //
 // The context fn gets carries the guard's call timeout and ends when the
 // attempt does: fn must finish its work with the dependency (read the
@@ -26,8 +38,14 @@ type Call[T any] struct {
 	// Idempotent allows retries (reads, and writes that are safe to
 	// repeat): up to the guard's Attempts within its retry budget, and
 	// waiting up to its RideThrough for an open breaker to let the call
-	// through.
+	// through. A call made while serving a safe method (GET, HEAD,
+	// OPTIONS) is idempotent without it.
 	Idempotent bool
+	// NotIdempotent makes the call once, without waiting for an open
+	// breaker, whatever the request's method: a call that must not be
+	// repeated although a GET made it (one that counts views). It wins
+	// over Idempotent.
+	NotIdempotent bool
 	// Fallback, when set, answers in place of the dependency when the call
 	// was rejected, timed out or failed (never for the caller's own
 	// cancellation, nor for errors IsFailure excuses). It gets the error.
@@ -37,7 +55,7 @@ type Call[T any] struct {
 // Do runs fn through the guard as the Call describes.
 func (c Call[T]) Do(ctx context.Context, fn func(context.Context) (T, error)) (T, error) {
 	var out T
-	err := c.Guard.run(ctx, c.Idempotent, func(ctx context.Context) error {
+	err := c.Guard.run(ctx, c.idempotent(ctx), func(ctx context.Context) error {
 		v, err := fn(ctx)
 		out = v
 		return err
@@ -47,4 +65,23 @@ func (c Call[T]) Do(ctx context.Context, fn func(context.Context) (T, error)) (T
 		return c.Fallback(ctx, err)
 	}
 	return out, err
+}
+
+// idempotent reports whether the call may be repeated: as the Call says,
+// or else as the method of the request served under ctx.
+func (c Call[T]) idempotent(ctx context.Context) bool {
+	if c.NotIdempotent {
+		return false
+	}
+	return c.Idempotent || safeMethod(tier.RequestMethod(ctx))
+}
+
+// safeMethod reports whether method is safe (RFC 9110, 9.2.1): a request
+// with it changes nothing, so the calls that serve it read.
+func safeMethod(method string) bool {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions:
+		return true
+	}
+	return false
 }

@@ -72,7 +72,10 @@ func (c *Client) Guard() *Guard { return c.guard }
 // with the request, and so does its span, as traceparent.
 func (c *Client) Do(req *http.Request) (*http.Response, error) {
 	sent := false
-	resp, err := Do(req.Context(), c.guard, func(ctx context.Context) (*http.Response, error) {
+	// The pool retries what can be retried: the guard makes one attempt,
+	// whatever the method of the request being served.
+	once := Call[*http.Response]{Guard: c.guard, NotIdempotent: true}
+	resp, err := once.Do(req.Context(), func(ctx context.Context) (*http.Response, error) {
 		sent = true
 		resp, err := c.http.Do(c.outgoing(ctx, req))
 		if err != nil {

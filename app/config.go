@@ -251,7 +251,8 @@ type GuardConfig struct {
 	// RideThrough bounds how long, in all, an idempotent call waits for an
 	// open breaker to let it through, rather than fail at once, within the
 	// caller's deadline (see Guard). Zero means DefaultRideThrough,
-	// negative means no waiting. Calls not marked idempotent never wait.
+	// negative means no waiting. Calls that are not idempotent never wait
+	// (see Call: those made while serving a safe method are).
 	RideThrough time.Duration `env:"RIDE_THROUGH" json:"ride_through"`
 	// HalfOpenProbes is how many probe calls a half-open breaker lets
 	// through; as many successes close it, one failure opens it again. Zero
@@ -260,7 +261,7 @@ type GuardConfig struct {
 
 	// Attempts bounds the attempts of an idempotent call, the first one
 	// included; zero means DefaultAttempts, 1 or negative means no
-	// retries. Calls not marked idempotent are never retried.
+	// retries. Calls that are not idempotent are never retried.
 	Attempts int `env:"ATTEMPTS" json:"attempts"`
 	// Backoff and MaxBackoff shape the wait before retry n: a random
 	// duration between half and all of min(MaxBackoff, Backoff*2^(n-1)).

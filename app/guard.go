@@ -34,8 +34,10 @@ import (
 // closing breaker releases together queue for the bulkhead's slots with
 // what is left of their allowance. A call that
 // cannot be let through in time fails at once with ErrBreakerOpen and the
-// time left until the next probe. Calls not marked idempotent neither
-// wait nor retry: what they send may have been applied.
+// time left until the next probe. Calls that are not idempotent neither
+// wait nor retry: what they send may have been applied. A call made while
+// serving a safe method (GET, HEAD, OPTIONS) is idempotent unless its
+// Call says otherwise; any other one only when its Call says so.
 //
 // Make guards with Guards.Add; call through them with Do or Call. A Guard
 // is safe for concurrent use.

@@ -25,7 +25,8 @@ var DefaultRequestIDConfig = RequestIDConfig{Skipper: middleware.DefaultSkipper}
 // RequestID gives every request an ID: the caller's X-Request-Id when it
 // is valid (tier.ValidRequestID), a fresh one otherwise. The ID goes into
 // the request's context, for logs (tier.RequestID) and for calls to other
-// tiers, and on the response.
+// tiers, and on the response. The context also carries the request's
+// method, which decides whether guarded calls are idempotent (see Call).
 func RequestID() echo.MiddlewareFunc { return RequestIDWithConfig(DefaultRequestIDConfig) }
 
 // RequestIDWithConfig is RequestID with cfg.
@@ -45,11 +46,12 @@ func RequestIDWithConfig(cfg RequestIDConfig) echo.MiddlewareFunc {
 }
 
 // requestContext returns the context of c's request, carrying its ID and
-// bounded by deadline unless that is zero, and echoes the ID on the
-// response.
+// method (guards repeat the calls of safe methods) and bounded by deadline
+// unless that is zero, and echoes the ID on the response.
 func requestContext(c echo.Context, generate func() string, deadline time.Time) *tier.RequestContext {
 	r := c.Request()
 	ctx := tier.NewRequestContext(r.Context(), r.Header, generate, deadline)
+	ctx.SetMethod(r.Method)
 	c.Response().Header()[tier.HeaderRequestID] = ctx.IDHeader()
 	return ctx
 }

@@ -237,3 +237,76 @@ func TestRefusedCallAnswers503WithTheBreakersRetryAfter(t *testing.T) {
 		t.Errorf("refused after %s: a call that cannot be let through in time must not wait", took)
 	}
 }
+
+// Served by the app server, a call's idempotence follows the request's
+// method: the guarded read of a GET, HEAD or OPTIONS waits out the open
+// breaker and answers, while the call of a POST, and a GET's call that
+// its Call marks NotIdempotent, are refused at once without reaching the
+// dependency.
+func TestSafeMethodsCallsRideThroughByDefault(t *testing.T) {
+	log, _ := newTestLogger(t)
+	reg := tier.NewRegistry()
+	guards := NewGuards(WithRegistry(reg), WithLogger(log))
+	g, err := guards.Add("db", GuardConfig{ConsecutiveFailures: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var calls atomic.Int64
+	dependency := func(context.Context) (int, error) { calls.Add(1); return 1, nil }
+	s := newTestServer(t, Config{}, WithLogger(log), WithRegistry(reg), WithGuards(guards))
+	e := s.Echo()
+	answer := func(c echo.Context, err error) error {
+		if err != nil {
+			return err
+		}
+		return c.NoContent(http.StatusNoContent)
+	}
+	read := func(c echo.Context) error {
+		_, err := Do(c.Request().Context(), g, dependency)
+		return answer(c, err)
+	}
+	e.Match([]string{http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodPost, http.MethodDelete}, "/do", read)
+	countView := Call[int]{Guard: g, NotIdempotent: true}
+	e.GET("/once", func(c echo.Context) error {
+		_, err := countView.Do(c.Request().Context(), dependency)
+		return answer(c, err)
+	})
+	url := startServer(t, s)
+	client := testClient(t)
+
+	for _, tc := range []struct {
+		method, path string
+		rides        bool
+	}{
+		{http.MethodGet, "/do", true},
+		{http.MethodHead, "/do", true},
+		{http.MethodOptions, "/do", true},
+		{http.MethodPost, "/do", false},
+		{http.MethodDelete, "/do", false},
+		{http.MethodGet, "/once", false},
+	} {
+		var failures atomic.Int64
+		_, _ = Do(context.Background(), g, failing(&failures)) // trips
+		if g.State() != gobreaker.StateOpen {
+			t.Fatalf("breaker %s after a failure, want open", g.State())
+		}
+		before := calls.Load()
+		start := time.Now()
+		x := do(t, client, tc.method, url+tc.path, "", nil)
+		took := time.Since(start)
+		switch {
+		case tc.rides && (x.status != http.StatusNoContent || calls.Load() != before+1):
+			t.Errorf("%s %s with the breaker open: %d after %s, %d dependency calls; want 204 once the breaker lets it through",
+				tc.method, tc.path, x.status, took, calls.Load()-before)
+		// Had it waited, the breaker would have let it through to the
+		// dependency, which works.
+		case !tc.rides && (x.status != http.StatusServiceUnavailable || calls.Load() != before):
+			t.Errorf("%s %s with the breaker open: %d after %s, %d dependency calls; want 503 at once, nothing sent",
+				tc.method, tc.path, x.status, took, calls.Load()-before)
+		}
+		wait.For(t, 5*time.Second, "the breaker to leave its open period", func() bool { return g.State() != gobreaker.StateOpen })
+		if _, err := Do(context.Background(), g, dependency); err != nil { // closes
+			t.Fatal(err)
+		}
+	}
+}

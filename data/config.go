@@ -66,6 +66,10 @@ type Config struct {
 	// failures, deadlocks or SQLite busy (THREETIER_DATA_TX_ATTEMPTS, ...).
 	Tx TxConfig `envPrefix:"TX_" json:"tx"`
 
+	// Start bounds how Start waits for a database that does not answer
+	// yet (THREETIER_DATA_START_TIMEOUT, ...).
+	Start StartConfig `envPrefix:"START_" json:"start"`
+
 	// BulkBatch is the number of rows per INSERT when BulkInsert cannot use
 	// COPY (SQLite, or inside a transaction); zero means 500.
 	BulkBatch int `env:"BULK_BATCH" json:"bulk_batch,omitempty"`
@@ -86,6 +90,27 @@ type TxConfig struct {
 	// is invalid.
 	MaxBackoff time.Duration `env:"MAX_BACKOFF" json:"max_backoff,omitempty"`
 }
+
+// StartConfig bounds Start's wait for a database that does not answer
+// yet: in a deployment the database comes up beside the app, or after it.
+// Its knobs are named as TxConfig names its own.
+type StartConfig struct {
+	// Timeout is how long Start keeps trying to reach the database before
+	// the data tier fails; zero means DefaultStartTimeout, long enough for
+	// a database started alongside, negative means no waiting (Start fails
+	// when the database does not answer at once).
+	Timeout time.Duration `env:"TIMEOUT" json:"timeout,omitempty"`
+	// Backoff is the first wait between tries, at most; it doubles (with
+	// full jitter) up to MaxBackoff. Zero means 100ms and 1s; negative is
+	// invalid.
+	Backoff    time.Duration `env:"BACKOFF" json:"backoff,omitempty"`
+	MaxBackoff time.Duration `env:"MAX_BACKOFF" json:"max_backoff,omitempty"`
+}
+
+// DefaultStartTimeout is how long Start waits for the database by
+// default: a PostgreSQL that starts with the app, and initialises its
+// files on its first start, answers well within it.
+const DefaultStartTimeout = time.Minute
 
 // Dialect names the database behind a DB; it is also the directory of the
 // migrations for that database.
@@ -144,6 +169,7 @@ func (c Config) Validate() error {
 		{"ConnectTimeout", c.ConnectTimeout},
 		{"StatementTimeout", c.StatementTimeout}, {"LockTimeout", c.LockTimeout},
 		{"BusyTimeout", c.BusyTimeout}, {"Tx.Backoff", c.Tx.Backoff}, {"Tx.MaxBackoff", c.Tx.MaxBackoff},
+		{"Start.Backoff", c.Start.Backoff}, {"Start.MaxBackoff", c.Start.MaxBackoff},
 	}
 	for _, f := range durs {
 		if f.v < 0 {
@@ -190,6 +216,9 @@ func (c Config) withDefaults() Config {
 	def(&c.SlowQuery, 200*time.Millisecond)
 	def(&c.Tx.Backoff, 2*time.Millisecond)
 	def(&c.Tx.MaxBackoff, 250*time.Millisecond)
+	def(&c.Start.Timeout, DefaultStartTimeout)
+	def(&c.Start.Backoff, 100*time.Millisecond)
+	def(&c.Start.MaxBackoff, time.Second)
 	if c.Tx.Attempts == 0 {
 		c.Tx.Attempts = 10
 	}

@@ -65,6 +65,7 @@ type DB struct {
 	reg      prometheus.Registerer
 	conns    connSet  // PostgreSQL connections, for Stop
 	plans    sync.Map // reflect.Type -> *typedPlan, for Get and Insert
+	start    starter  // Start's wait for a database that does not answer yet
 	close    sync.Once
 	closeErr error
 }
@@ -72,6 +73,7 @@ type DB struct {
 var (
 	_ tier.Tier    = (*DB)(nil)
 	_ tier.Checker = (*DB)(nil)
+	_ tier.Failer  = (*DB)(nil)
 )
 
 // An Option adds code to Open: a logger, a metrics registry, migrations.
@@ -110,8 +112,24 @@ func WithTracerProvider(tp trace.TracerProvider) Option { return func(o *options
 
 // Open validates cfg, opens the pools and checks that the database answers
 // within ctx and cfg.ConnectTimeout. An unreachable database is an error
-// matching ErrUnavailable (or ErrTimeout).
+// matching ErrUnavailable (or ErrTimeout). A service whose database may
+// come up after it uses New, and lets Start wait for the database.
 func Open(ctx context.Context, cfg Config, opts ...Option) (*DB, error) {
+	db, err := New(cfg, opts...)
+	if err != nil {
+		return nil, err
+	}
+	if err := db.ping(ctx); err != nil {
+		_ = db.Close()
+		return nil, err
+	}
+	return db, nil
+}
+
+// New validates cfg and opens the pools without asking the database
+// anything: Start (as Run calls it) connects, waiting for a database that
+// does not answer yet (see Start), and applies the migrations.
+func New(cfg Config, opts ...Option) (*DB, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -121,6 +139,7 @@ func Open(ctx context.Context, cfg Config, opts ...Option) (*DB, error) {
 	}
 	cfg = cfg.withDefaults()
 	db := &DB{cfg: cfg, log: obs.Logger(o.log), fsys: o.fsys, reg: obs.Registerer(o.reg)}
+	db.start.failures = make(chan error, 1)
 
 	var dialector gorm.Dialector
 	switch cfg.Dialect() {
@@ -162,10 +181,6 @@ func Open(ctx context.Context, cfg Config, opts ...Option) (*DB, error) {
 		return nil, err
 	}
 	if err := registerTraceCallbacks(db.gorm, o.tracer, cfg.Dialect()); err != nil {
-		_ = db.Close()
-		return nil, err
-	}
-	if err := db.ping(ctx); err != nil {
 		_ = db.Close()
 		return nil, err
 	}
@@ -289,18 +304,6 @@ func (db *DB) Dialect() Dialect { return db.cfg.Dialect() }
 // Name is "data".
 func (db *DB) Name() string { return "data" }
 
-// Start checks that the database answers and applies pending migrations.
-func (db *DB) Start(ctx context.Context) error {
-	if err := db.ping(ctx); err != nil {
-		return err
-	}
-	if db.fsys == nil {
-		return nil
-	}
-	_, err := db.Migrate(ctx)
-	return err
-}
-
 // Stop closes the pools: no statement starts any more, and those in flight
 // have until ctx ends to finish. Then, on PostgreSQL, their connections are
 // closed under them (they fail, and their transactions roll back) and Stop
@@ -332,9 +335,11 @@ func (db *DB) inUse() int {
 	return n
 }
 
-// Close closes every pool and unregisters the metrics. It is idempotent.
+// Close ends Start's wait for the database, if one runs, closes every pool
+// and unregisters the metrics. It is idempotent.
 func (db *DB) Close() error {
 	db.close.Do(func() {
+		db.stopWaiting()
 		if db.metrics != nil {
 			db.reg.Unregister(db.metrics)
 		}
@@ -347,9 +352,15 @@ func (db *DB) Close() error {
 	return db.closeErr
 }
 
-// Check reports whether the primary and every replica answer within ctx;
-// it is the readiness check of the data tier.
-func (db *DB) Check(ctx context.Context) error { return db.ping(ctx) }
+// Check reports whether the primary and every replica answer within ctx,
+// and fails while Start waits for the database (see Started); it is the
+// readiness check of the data tier.
+func (db *DB) Check(ctx context.Context) error {
+	if err := db.Started(ctx); err != nil {
+		return err
+	}
+	return db.ping(ctx)
+}
 
 func (db *DB) ping(ctx context.Context) error {
 	ctx, cancel := withOpTimeout(ctx, db.cfg.OpTimeout)

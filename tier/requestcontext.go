@@ -18,6 +18,9 @@ import (
 type RequestContext struct {
 	context.Context
 	ids [1]string // the ID, as a header value
+	// method is the request's, once SetMethod recorded it: calls made
+	// while serving a safe method may be repeated.
+	method string
 
 	deadline time.Time // zero: the parent's alone
 	released atomic.Bool
@@ -48,6 +51,10 @@ func NewRequestContext(parent context.Context, h http.Header, generate func() st
 	}
 	return c
 }
+
+// SetMethod records the request's method, for RequestMethod. Call it
+// before the context is shared.
+func (c *RequestContext) SetMethod(method string) { c.method = method }
 
 // ID returns the request's ID.
 func (c *RequestContext) ID() string { return c.ids[0] }

@@ -21,6 +21,16 @@ func WithRequestID(ctx context.Context, id string) context.Context {
 	return &RequestContext{Context: ctx, ids: [1]string{id}}
 }
 
+// RequestMethod returns the method of the request being served under ctx,
+// as its edge recorded it (RequestContext.SetMethod), or "" when ctx says
+// nothing about it.
+func RequestMethod(ctx context.Context) string {
+	if c, ok := ctx.Value(requestIDKey{}).(*RequestContext); ok {
+		return c.method
+	}
+	return ""
+}
+
 // RequestID returns the request ID ctx carries, or "".
 func RequestID(ctx context.Context) string {
 	if c, ok := ctx.Value(requestIDKey{}).(*RequestContext); ok {

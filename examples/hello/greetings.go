@@ -36,7 +36,8 @@ type Hello struct {
 
 // greetings is the business logic: every database call goes through the
 // "db" guard, so a dead database trips a breaker instead of piling up
-// requests.
+// requests. The reads serve GETs, so app.Do retries them and waits out a
+// breaker that a database blip opened; the insert of a POST is made once.
 type greetings struct {
 	db       *data.DB
 	guard    *app.Guard

@@ -56,7 +56,9 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- stri
 	}
 	defer cfg.stopTracing(context.Background())
 	reg := tier.NewRegistry()
-	db, err := data.Open(ctx, cfg.data, data.WithMigrations(sub(migrations, "migrations")), data.WithLogger(log), data.WithRegistry(reg), data.WithTracerProvider(cfg.tracer))
+	// Start waits for a PostgreSQL that comes up after the service
+	// (THREETIER_DATA_START_TIMEOUT), the app instances not ready meanwhile.
+	db, err := data.New(cfg.data, data.WithMigrations(sub(migrations, "migrations")), data.WithLogger(log), data.WithRegistry(reg), data.WithTracerProvider(cfg.tracer))
 	if err != nil {
 		return err
 	}

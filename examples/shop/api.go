@@ -51,6 +51,9 @@ func newAPI(cfg app.Config, guardCfg app.GuardConfig, db *data.DB, instance stri
 	if err != nil {
 		return nil, err
 	}
+	// Ready once the database answered and the migrations are applied;
+	// after that, readiness does not follow the database (see README).
+	srv.Health().Register("data", tier.CheckFunc(db.Started))
 	guard, err := srv.Guards().Add("db", guardCfg)
 	if err != nil {
 		return nil, err

@@ -43,10 +43,15 @@ type shop struct {
 
 func startShop(t *testing.T, args ...string) *shop {
 	t.Helper()
+	return startRun(t, append([]string{"-listen", "127.0.0.1:0,127.0.0.1:0", "-stats", "127.0.0.1:0", "-db", filepath.Join(t.TempDir(), "shop.db")}, args...)...)
+}
+
+// startRun runs the command with args until the test ends.
+func startRun(t *testing.T, args ...string) *shop {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan listening, 1)
 	done := make(chan error, 1)
-	args = append([]string{"-listen", "127.0.0.1:0,127.0.0.1:0", "-stats", "127.0.0.1:0", "-db", filepath.Join(t.TempDir(), "shop.db")}, args...)
 	go func() { done <- run(ctx, args, io.Discard, ready) }()
 	s := &shop{client: &http.Client{Timeout: 10 * time.Second}}
 	select {

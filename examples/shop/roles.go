@@ -62,7 +62,7 @@ func runAll(ctx context.Context, f *flags, log *slog.Logger, tp trace.TracerProv
 	statsAddr := defaultStats
 	override(f, "stats", &statsAddr, f.stats)
 
-	db, err := openDB(ctx, f, log, tp, tier.NewRegistry())
+	db, err := openDB(f, log, tp, tier.NewRegistry())
 	if err != nil {
 		return err
 	}
@@ -312,7 +312,7 @@ func runApp(ctx context.Context, f *flags, log *slog.Logger, tp trace.TracerProv
 	setIfZero(&cfg.Listen, defaultApp)
 	drainDelay(f, &cfg.DrainDelay)
 	reg := tier.NewRegistry()
-	db, err := openDB(ctx, f, log, tp, reg)
+	db, err := openDB(f, log, tp, reg)
 	if err != nil {
 		return err
 	}
@@ -336,10 +336,12 @@ func runApp(ctx context.Context, f *flags, log *slog.Logger, tp trace.TracerProv
 	return runner.Run(ctx, db, srv)
 }
 
-// openDB opens the data tier with the shop's migrations: PostgreSQL when
+// openDB makes the data tier with the shop's migrations: PostgreSQL when
 // -db, THREETIER_DATA_DSN or DATABASE_URL holds a postgres:// URL, else
-// the SQLite file -db names (shop.db by default).
-func openDB(ctx context.Context, f *flags, log *slog.Logger, tp trace.TracerProvider, reg prometheus.Registerer) (*data.DB, error) {
+// the SQLite file -db names (shop.db by default). Its Start waits for a
+// database that comes up after the role (THREETIER_DATA_START_TIMEOUT),
+// and applies the migrations once it answers.
+func openDB(f *flags, log *slog.Logger, tp trace.TracerProvider, reg prometheus.Registerer) (*data.DB, error) {
 	var cfg data.Config
 	if err := tier.LoadEnvFrom(f.environ, data.EnvPrefix, &cfg); err != nil {
 		return nil, err
@@ -360,7 +362,7 @@ func openDB(ctx context.Context, f *flags, log *slog.Logger, tp trace.TracerProv
 	if err != nil {
 		return nil, err
 	}
-	return data.Open(ctx, cfg, data.WithLogger(log), data.WithRegistry(reg), data.WithMigrations(mig), data.WithTracerProvider(tp))
+	return data.New(cfg, data.WithLogger(log), data.WithRegistry(reg), data.WithMigrations(mig), data.WithTracerProvider(tp))
 }
 
 // appConfigs reads the app server's THREETIER_APP_* variables and the

@@ -30,21 +30,9 @@ func TestStaticServes(t *testing.T) {
 	_ = os.WriteFile(filepath.Join(root, "assets", "app.js"), []byte("console.log(1)\n"), 0o644)
 	_ = os.WriteFile(filepath.Join(root, "assets", "big.js"), []byte(strings.Repeat("console.log(2)\n", 4000)), 0o644)
 
-	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan listening, 1)
-	done := make(chan error, 1)
-	args := []string{"-listen", "127.0.0.1:0", "-admin", "127.0.0.1:0", "-root", root, "-spa", "-access-log=false",
-		"-cache", "/assets/*=public, max-age=31536000, immutable", "-cache", "*.html=no-cache", "-forward", "/api/=" + app.URL,
-		"-compress-limit", "2", "-compress-file-max", "1024", "-compress-cache-bytes", "-1"}
-	go func() { done <- run(ctx, args, io.Discard, ready) }()
-	var l listening
-	select {
-	case l = <-ready:
-	case err := <-done:
-		t.Fatalf("ended before serving: %v", err)
-	case <-time.After(30 * time.Second):
-		t.Fatal("not serving within 30s")
-	}
+	l := startStatic(t, "-listen", "127.0.0.1:0", "-admin", "127.0.0.1:0", "-root", root, "-spa", "-access-log=false",
+		"-cache", "/assets/*=public, max-age=31536000, immutable", "-cache", "*.html=no-cache", "-forward", "/api/="+app.URL,
+		"-compress-limit", "2", "-compress-file-max", "1024", "-compress-cache-bytes", "-1")
 	addr := l.Site
 	tr := &http.Transport{}
 	defer tr.CloseIdleConnections()
@@ -80,29 +68,38 @@ func TestStaticServes(t *testing.T) {
 	if resp, body := getFrom(t, c, "http://"+l.Admin+"/readyz", "*/*"); resp.StatusCode != 200 || !strings.Contains(body, `"ready":true`) {
 		t.Fatalf("admin readyz: %d %q", resp.StatusCode, body)
 	}
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatalf("shutdown: %v", err)
+}
+
+// startStatic runs static with args until the test ends (a shutdown that
+// fails fails the test), and returns its addresses once it serves.
+func startStatic(t *testing.T, args ...string) listening {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan listening, 1)
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, args, io.Discard, ready) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+	})
+	select {
+	case l := <-ready:
+		return l
+	case err := <-done:
+		done <- err
+		t.Fatalf("ended before serving: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("not serving within 30s")
 	}
+	return listening{}
 }
 
 // TestStaticMetricsWhenAsked: -metrics puts them on the public listener
 // too, and -admin - leaves the admin listener out.
 func TestStaticMetricsWhenAsked(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan listening, 1)
-	done := make(chan error, 1)
-	go func() {
-		done <- run(ctx, []string{"-listen", "127.0.0.1:0", "-admin", "-", "-root", t.TempDir(), "-metrics", "/internal/metrics"}, io.Discard, ready)
-	}()
-	var l listening
-	select {
-	case l = <-ready:
-	case err := <-done:
-		t.Fatalf("ended before serving: %v", err)
-	case <-time.After(30 * time.Second):
-		t.Fatal("not serving within 30s")
-	}
+	l := startStatic(t, "-listen", "127.0.0.1:0", "-admin", "-", "-root", t.TempDir(), "-metrics", "/internal/metrics")
 	tr := &http.Transport{}
 	defer tr.CloseIdleConnections()
 	c := &http.Client{Transport: tr}
@@ -111,10 +108,6 @@ func TestStaticMetricsWhenAsked(t *testing.T) {
 	}
 	if l.Admin != "" {
 		t.Fatalf("admin listener on %s with -admin -", l.Admin)
-	}
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatalf("shutdown: %v", err)
 	}
 }
 

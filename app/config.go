@@ -84,8 +84,10 @@ type Config struct {
 	// "/healthz" and "/readyz", "-" means not served.
 	HealthPath string `env:"HEALTH_PATH" json:"health_path"`
 	ReadyPath  string `env:"READY_PATH" json:"ready_path"`
-	// MetricsPath serves the registry given with WithRegistry (when it is a
-	// prometheus.Gatherer); zero means "/metrics", "-" means not served.
+	// MetricsPath, when set, serves the registry given with WithRegistry
+	// (when it is a *prometheus.Registry) on the public listener at this
+	// path. Empty (or "-") means not served: metrics belong on an admin
+	// listener (tier.NewAdmin), which binds to loopback.
 	MetricsPath string `env:"METRICS_PATH" json:"metrics_path"`
 
 	// Limits bounds what a client can hold on the listener:
@@ -138,9 +140,6 @@ func (c Config) withDefaults() Config {
 	if c.ReadyPath == "" {
 		c.ReadyPath = "/readyz"
 	}
-	if c.MetricsPath == "" {
-		c.MetricsPath = "/metrics"
-	}
 	return c
 }
 
@@ -169,8 +168,8 @@ func (c Config) Validate() error {
 	for _, p := range []struct{ name, v string }{
 		{"HealthPath", c.HealthPath}, {"ReadyPath", c.ReadyPath}, {"MetricsPath", c.MetricsPath},
 	} {
-		if p.v != "" && p.v != "-" && p.v[0] != '/' {
-			bad(p.name, p.v, `must start with "/" (or be "-" for off)`)
+		if err := tier.CheckRoutePath(p.name, p.v); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)

@@ -39,8 +39,9 @@ func buildOptions(opts []Option) options {
 func WithLogger(l *slog.Logger) Option { return func(o *options) { o.log = l } }
 
 // WithRegistry registers the tier's metrics (threetier_app_...) with reg;
-// without it they go nowhere. When reg is a *prometheus.Registry (from
-// tier.NewRegistry), the server also serves it on Config.MetricsPath.
+// without it they go nowhere. Serve reg on an admin listener
+// (tier.NewAdmin); the server serves it on its own listener only at
+// Config.MetricsPath, when one is set and reg is a *prometheus.Registry.
 func WithRegistry(reg prometheus.Registerer) Option { return func(o *options) { o.reg = reg } }
 
 // WithMetrics is the former name of WithRegistry.

@@ -143,6 +143,8 @@ func (s *Server) Config() Config { return s.cfg }
 // nor timed out, and they log quietly.
 func (s *Server) isInfra(c echo.Context) bool {
 	switch c.Path() {
+	case "":
+		return false // unrouted; also what an unset MetricsPath holds
 	case s.cfg.HealthPath, s.cfg.ReadyPath, s.cfg.MetricsPath:
 		return true
 	}
@@ -165,7 +167,7 @@ func (s *Server) mountInfra(reg prometheus.Registerer) {
 	if p := s.cfg.ReadyPath; p != "-" {
 		e.Match(probe, p, s.serveReady)
 	}
-	if r, ok := reg.(*prometheus.Registry); ok && s.cfg.MetricsPath != "-" {
+	if r, ok := reg.(*prometheus.Registry); ok && s.cfg.MetricsPath != "" && s.cfg.MetricsPath != "-" {
 		e.GET(s.cfg.MetricsPath, echo.WrapHandler(tier.MetricsHandler(r)))
 	}
 }

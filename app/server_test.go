@@ -254,7 +254,7 @@ func TestProblemJSONOnEveryErrorPath(t *testing.T) {
 }
 
 func TestSheddingAnswers503AtOnce(t *testing.T) {
-	ps := newProblemServer(t, Config{MaxInFlight: 1, ShedRetryAfter: 3 * time.Second})
+	ps := newProblemServer(t, Config{MaxInFlight: 1, ShedRetryAfter: 3 * time.Second, MetricsPath: "/metrics"})
 	c := testClient(t)
 	done := make(chan exchange, 1)
 	go func() { done <- do(t, c, "GET", ps.url+"/hold", "", nil) }()
@@ -317,7 +317,7 @@ func TestReadyzListsGuards(t *testing.T) {
 	if _, err := guards.Add("search", GuardConfig{ConsecutiveFailures: 1}); err != nil {
 		t.Fatal(err)
 	}
-	s := newTestServer(t, Config{}, WithRegistry(reg), WithGuards(guards))
+	s := newTestServer(t, Config{MetricsPath: "/metrics"}, WithRegistry(reg), WithGuards(guards))
 	url := startServer(t, s)
 	c := testClient(t)
 
@@ -367,6 +367,45 @@ func TestReadyzListsGuards(t *testing.T) {
 	} {
 		if !bytes.Contains(x.body, []byte(want)) {
 			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+}
+
+// The public listener serves no metrics unless a path asks for them, in
+// the web tier's words: MetricsPath empty or "-" is off.
+func TestMetricsPath(t *testing.T) {
+	c := testClient(t)
+	for _, tc := range []struct {
+		name, path, get string
+		reg             bool
+		want            int
+	}{
+		{"default", "", "/metrics", true, http.StatusNotFound},
+		{"asked", "/metrics", "/metrics", true, http.StatusOK},
+		{"custom", "/internal/metrics", "/internal/metrics", true, http.StatusOK},
+		{"custom leaves /metrics alone", "/internal/metrics", "/metrics", true, http.StatusNotFound},
+		{"off", "-", "/metrics", true, http.StatusNotFound},
+		{"no registry", "/metrics", "/metrics", false, http.StatusNotFound},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var opts []Option
+			if tc.reg {
+				opts = append(opts, WithRegistry(tier.NewRegistry()))
+			}
+			url := startServer(t, newTestServer(t, Config{MetricsPath: tc.path}, opts...))
+			do(t, c, "GET", url+"/healthz", "", nil)
+			x := do(t, c, "GET", url+tc.get, "", nil)
+			if x.status != tc.want {
+				t.Fatalf("GET %s: %d, want %d", tc.get, x.status, tc.want)
+			}
+			if tc.want == http.StatusOK && !bytes.Contains(x.body, []byte(`threetier_app_requests_total{code="200",method="GET",route="/healthz"}`)) {
+				t.Errorf("metrics page lacks the request counter:\n%s", x.body)
+			}
+		})
+	}
+	for _, bad := range []string{"metrics", "/metrics/:name", "/metrics/*"} {
+		if _, err := New(Config{MetricsPath: bad}); err == nil || !strings.Contains(err.Error(), "MetricsPath") {
+			t.Errorf("MetricsPath %q: %v", bad, err)
 		}
 	}
 }

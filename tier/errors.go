@@ -83,3 +83,15 @@ func InField(parent string, err error) error {
 	}
 	return err
 }
+
+// CheckRoutePath is the rule for a Config field that names a route a
+// tier serves on its listener (a metrics or probe path): empty or "-"
+// means not served, anything else must be a plain path starting with "/"
+// (no ":", "*", "?" or "#", which a router would read as a pattern or
+// never see). It returns a *ConfigError naming field, or nil.
+func CheckRoutePath(field, path string) error {
+	if path == "" || path == "-" || (strings.HasPrefix(path, "/") && !strings.ContainsAny(path, ":*?#")) {
+		return nil
+	}
+	return &ConfigError{Field: field, Value: path, Problem: "must be a plain path starting with /", Allowed: `for example /metrics, or "-" for off`}
+}

@@ -55,6 +55,31 @@ func ExampleHealth() {
 	// Output: false [database] connection refused
 }
 
+// The metrics go on an admin listener on loopback, beside the probes,
+// never on the public one: a scrape is an operator's business.
+func ExampleNewAdmin() {
+	reg := tier.NewRegistry()
+	var h tier.Health
+	admin, err := tier.NewAdmin(tier.AdminConfig{Listen: "127.0.0.1:0"}, reg, &h, nil)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	if err := admin.Start(context.Background()); err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer admin.Stop(context.Background())
+	resp, err := http.Get("http://" + admin.Addr() + "/metrics")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	resp.Body.Close()
+	fmt.Println(resp.StatusCode, resp.Header.Get("Content-Type") != "")
+	// Output: 200 true
+}
+
 // Each tier reads its Config from variables with its own prefix.
 func ExampleLoadEnvFrom() {
 	cfg := struct {

@@ -29,8 +29,14 @@ const (
 	DefaultReadHeaderTimeout = 5 * time.Second
 	DefaultIdleTimeout       = 120 * time.Second
 	DefaultMaxHeaderBytes    = 16 << 10
-	DefaultMetricsPath       = "/metrics"
 )
+
+// DefaultMetricsPath was MetricsPath's default, when the public listener
+// served the metrics unless told not to.
+//
+// Deprecated: MetricsPath is off by default; serve the metrics on an
+// admin listener (tier.NewAdmin), or give MetricsPath a path.
+const DefaultMetricsPath = "/metrics"
 
 // FilesConfig configures the file handler. The zero value serves nothing
 // until Root is set (or a file system is given with WithFS), with every
@@ -299,9 +305,12 @@ type Config struct {
 	IdleTimeout time.Duration `env:"IDLE_TIMEOUT" json:"idle_timeout"`
 	// MaxHeaderBytes bounds the request headers; zero means 16 KiB.
 	MaxHeaderBytes int `env:"MAX_HEADER_BYTES" json:"max_header_bytes"`
-	// MetricsPath serves the threetier_web_* metrics (and whatever else
-	// is registered) when WithRegistry gives a *prometheus.Registry; empty
-	// means "/metrics", "-" means not served. The route takes precedence
+	// MetricsPath, when set, serves the threetier_web_* metrics (and
+	// whatever else is registered) on the public listener at this path,
+	// when WithRegistry gives a *prometheus.Registry. Empty (or "-") means
+	// not served: the series name the app tier's instances and count every
+	// client's requests, so they belong on an admin listener
+	// (tier.NewAdmin), which binds to loopback. The route takes precedence
 	// over a file of the same name.
 	MetricsPath string `env:"METRICS_PATH" json:"metrics_path"`
 	// Files configures the file handler mounted at the root. Files.Root
@@ -332,9 +341,6 @@ func (c Config) withDefaults() Config {
 	if c.MaxHeaderBytes == 0 {
 		c.MaxHeaderBytes = DefaultMaxHeaderBytes
 	}
-	if c.MetricsPath == "" {
-		c.MetricsPath = DefaultMetricsPath
-	}
 	return c
 }
 
@@ -360,8 +366,8 @@ func (c Config) Validate() error {
 	if c.MaxConns < 0 {
 		errs = append(errs, &tier.ConfigError{Field: "MaxConns", Value: fmt.Sprint(c.MaxConns), Problem: "must not be negative", Allowed: "0 for the default"})
 	}
-	if p := c.MetricsPath; p != "" && p != "-" && (!strings.HasPrefix(p, "/") || strings.ContainsAny(p, ":*?#")) {
-		errs = append(errs, &tier.ConfigError{Field: "MetricsPath", Value: p, Problem: "must be a plain path starting with /", Allowed: `for example /metrics, or "-" for off`})
+	if err := tier.CheckRoutePath("MetricsPath", c.MetricsPath); err != nil {
+		errs = append(errs, err)
 	}
 	if err := c.Files.Validate(); err != nil {
 		errs = append(errs, tier.InField("Files", err))

@@ -68,7 +68,9 @@
 // default (X-Content-Type-Options, Referrer-Policy, X-Frame-Options),
 // ReadHeaderTimeout and MaxHeaderBytes against slow or hostile clients,
 // request IDs, slog access logs and threetier_web_* Prometheus metrics
-// (served at Config.MetricsPath when WithRegistry gives a registry).
+// (registered with WithRegistry's registry, for an admin listener such as
+// tier.NewAdmin to serve; the public listener serves them only at
+// Config.MetricsPath, when one is set).
 //
 // Routes given with WithForward go to the app tier through a balancer
 // Pool (Forwarder). The security headers and request ID the web tier sets

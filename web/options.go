@@ -34,8 +34,9 @@ func WithFS(fsys fs.FS) Option { return func(o *options) { o.fsys = fsys } }
 func WithLogger(l *slog.Logger) Option { return func(o *options) { o.log = l } }
 
 // WithRegistry registers the threetier_web_* metrics with reg. Without it
-// they go nowhere. The Server serves a *prometheus.Registry at
-// Config.MetricsPath.
+// they go nowhere. The Server serves a *prometheus.Registry on its own
+// listener only at Config.MetricsPath, when one is set: serve reg on an
+// admin listener (tier.NewAdmin) instead.
 func WithRegistry(reg prometheus.Registerer) Option { return func(o *options) { o.reg = reg } }
 
 // WithTracerProvider gives every request the Server takes a server span

@@ -81,7 +81,7 @@ func New(cfg Config, opts ...Option) (*Server, error) {
 	}
 	e.GET("/healthz", echo.WrapHandler(s.health.LivenessHandler()))
 	e.GET("/readyz", echo.WrapHandler(s.health.ReadinessHandler()))
-	if reg, ok := o.reg.(*prometheus.Registry); ok && cfg.MetricsPath != "-" {
+	if reg, ok := o.reg.(*prometheus.Registry); ok && cfg.MetricsPath != "" && cfg.MetricsPath != "-" {
 		e.GET(cfg.MetricsPath, echo.WrapHandler(tier.MetricsHandler(reg)))
 	}
 	s.echo = e

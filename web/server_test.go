@@ -345,6 +345,8 @@ func TestServerSecurityHeaderSettings(t *testing.T) {
 	}
 }
 
+// The public listener serves no metrics unless a path asks for them: the
+// series name the app tier's instances.
 func TestServerMetricsPath(t *testing.T) {
 	tr := newTree(t)
 	c := client(t)
@@ -353,10 +355,12 @@ func TestServerMetricsPath(t *testing.T) {
 		reg             bool
 		want            int
 	}{
-		{"default", "", "/metrics", true, 200},
+		{"default", "", "/metrics", true, 404},
+		{"asked", "/metrics", "/metrics", true, 200},
 		{"custom", "/internal/metrics", "/internal/metrics", true, 200},
+		{"custom leaves /metrics alone", "/internal/metrics", "/metrics", true, 404},
 		{"off", "-", "/metrics", true, 404},
-		{"no registry", "", "/metrics", false, 404},
+		{"no registry", "/metrics", "/metrics", false, 404},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var opts []Option

@@ -29,7 +29,8 @@ func TestHelloRidesThroughAFastRestart(t *testing.T) {
 	t.Setenv("THREETIER_WEB_LISTEN", "127.0.0.1:0")
 	t.Setenv("THREETIER_LOG_LEVEL", "error")
 	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan string, 1)
+	t.Setenv("THREETIER_ADMIN_LISTEN", "-")
+	ready := make(chan listening, 1)
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, []string{"-apps", "2"}, io.Discard, ready) }()
 	defer func() {
@@ -40,8 +41,8 @@ func TestHelloRidesThroughAFastRestart(t *testing.T) {
 	}()
 	var url string
 	select {
-	case addr := <-ready:
-		url = "http://" + addr + "/api/hello"
+	case l := <-ready:
+		url = "http://" + l.Site + "/api/hello"
 	case err := <-done:
 		t.Fatalf("service ended before serving: %v", err)
 	case <-time.After(30 * time.Second):

@@ -6,6 +6,10 @@
 //
 //	go run ./examples/hello            # serves http://127.0.0.1:8080
 //	go run ./examples/hello -listen 127.0.0.1:9000 -apps 3
+//
+// Every tier's metrics, and the probes, are on the admin listener on
+// loopback (127.0.0.1:8404, -admin or THREETIER_ADMIN_LISTEN to move it):
+// the public port serves the page and the API only.
 package main
 
 import (
@@ -47,9 +51,15 @@ func main() {
 	}
 }
 
+// listening is what run hands to ready once every tier serves.
+type listening struct {
+	Site  string // the web tier, the service's front
+	Admin string // the admin listener, or "" without one
+}
+
 // run builds the service and runs it until ctx ends. ready, when not nil,
-// receives the web tier's address once every tier serves.
-func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- string) error {
+// receives the addresses once every tier serves.
+func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- listening) error {
 	cfg, log, err := configure(ctx, args, stderr)
 	if err != nil {
 		return err
@@ -75,13 +85,24 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- stri
 	if err != nil {
 		return err
 	}
-	runner := tier.Runner{Logger: log, StopTimeout: stopTimeout, Started: announce(log, site, db, len(apps), ready)}
-	return runner.Run(ctx, startOrder(db, apps, pool, site)...)
+	tiers := startOrder(db, apps, pool, site)
+	var adm *tier.Admin
+	if cfg.admin.On() {
+		// The web tier's readiness is the service's: it holds while an
+		// app instance can take requests.
+		if adm, err = tier.NewAdmin(cfg.admin, reg, site.Health(), log); err != nil {
+			return err
+		}
+		tiers = append(tiers, adm)
+	}
+	runner := tier.Runner{Logger: log, StopTimeout: stopTimeout, Started: announce(log, site, adm, db, len(apps), ready)}
+	return runner.Run(ctx, tiers...)
 }
 
 // startOrder lists the tiers as Run starts them: the database, the app
 // instances on it, the pool over them once they are bound, and the web
-// tier in front. Run stops them in reverse.
+// tier in front. The admin listener, when on, comes last and so stops
+// first. Run stops them in reverse.
 func startOrder(db *data.DB, apps []*app.Server, pool *balancer.Pool, site *web.Server) []tier.Tier {
 	tiers := []tier.Tier{db}
 	for _, a := range apps {
@@ -90,12 +111,17 @@ func startOrder(db *data.DB, apps []*app.Server, pool *balancer.Pool, site *web.
 	return append(tiers, pool, site)
 }
 
-// announce logs where the service serves, and hands the address to ready.
-func announce(log *slog.Logger, site *web.Server, db *data.DB, apps int, ready chan<- string) func() {
+// announce logs where the service serves, and hands the addresses to
+// ready.
+func announce(log *slog.Logger, site *web.Server, adm *tier.Admin, db *data.DB, apps int, ready chan<- listening) func() {
 	return func() {
-		log.Info("serving", "url", "http://"+site.Addr()+"/", "apps", apps, "database", string(db.Dialect()))
+		l := listening{Site: site.Addr()}
+		if adm != nil {
+			l.Admin = adm.Addr()
+		}
+		log.Info("serving", "url", "http://"+l.Site+"/", "admin", l.Admin, "apps", apps, "database", string(db.Dialect()))
 		if ready != nil {
-			ready <- site.Addr()
+			ready <- l
 		}
 	}
 }

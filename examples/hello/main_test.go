@@ -58,21 +58,23 @@ func TestHelloOnPostgres(t *testing.T) {
 }
 
 // exercise starts the service, uses its page and API through the web tier,
-// and stops it. The web tier's address comes from its variable.
+// and stops it. The addresses of the web tier and the admin listener come
+// from their variables.
 func exercise(t *testing.T, args []string) {
 	t.Helper()
 	t.Setenv("THREETIER_WEB_LISTEN", "127.0.0.1:0")
+	t.Setenv("THREETIER_ADMIN_LISTEN", "127.0.0.1:0")
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	ready := make(chan string, 1)
+	ready := make(chan listening, 1)
 	done := make(chan error, 1)
 	go func() {
 		done <- run(ctx, append([]string{"-apps", "2"}, args...), io.Discard, ready)
 	}()
-	var base string
+	var base, admin string
 	select {
-	case addr := <-ready:
-		base = "http://" + addr
+	case l := <-ready:
+		base, admin = "http://"+l.Site, "http://"+l.Admin
 	case err := <-done:
 		t.Fatalf("service ended before serving: %v", err)
 	case <-time.After(30 * time.Second):
@@ -143,8 +145,17 @@ func exercise(t *testing.T, args []string) {
 		t.Fatalf("readyz: %d %s", status, body)
 	}
 
-	// Every tier's series reach the one /metrics, the app instances' by name.
-	status, body = call(t, client, "GET", base+"/metrics", "")
+	// The public port serves no metrics: the series name the app
+	// instances.
+	if status, body = call(t, client, "GET", base+"/metrics", ""); status != 404 || strings.Contains(body, "threetier_") {
+		t.Fatalf("public /metrics: %d %.200s", status, body)
+	}
+	if status, body = call(t, client, "GET", admin+"/readyz", ""); status != 200 || !strings.Contains(body, "app-pool") {
+		t.Fatalf("admin readyz: %d %s", status, body)
+	}
+	// Every tier's series reach the admin listener's one /metrics, the app
+	// instances' by name.
+	status, body = call(t, client, "GET", admin+"/metrics", "")
 	for _, want := range []string{`threetier_app_requests_total{code="200",method="GET",route="/api/hello",server="app-1"}`,
 		`threetier_app_requests_total{code="200",method="GET",route="/api/hello",server="app-2"}`,
 		`threetier_app_guard_calls_total{guard="db",outcome="success",server="app-1"}`,

@@ -22,6 +22,7 @@ import (
 // variables (see the README). A flag given wins over its variable.
 type flags struct {
 	listen string // the web tier, the service's front
+	admin  string // the admin listener
 	apps   int    // app-tier instances, each on its own loopback port
 	db     string // the SQLite file when no PostgreSQL DSN is set
 }
@@ -31,6 +32,7 @@ func parseFlags(args []string, stderr io.Writer) (flags, error) {
 	fl := flag.NewFlagSet("hello", flag.ContinueOnError)
 	fl.SetOutput(stderr)
 	fl.StringVar(&f.listen, "listen", "", "address the web tier serves on (default THREETIER_WEB_LISTEN, else "+web.DefaultListen+")")
+	fl.StringVar(&f.admin, "admin", "", `admin listener with every tier's /metrics, /healthz and /readyz (default THREETIER_ADMIN_LISTEN, else `+tier.DefaultAdminListen+`; "-": none)`)
 	fl.IntVar(&f.apps, "apps", 2, "number of app-tier instances behind the balancer")
 	fl.StringVar(&f.db, "db", "", "SQLite file of the embedded database (default THREETIER_DATA_PATH, else hello.db; ignored with THREETIER_DATA_DSN)")
 	if err := fl.Parse(args); err != nil {
@@ -56,6 +58,7 @@ type config struct {
 	pool    balancer.Config
 	web     web.Config
 	forward web.ForwardConfig
+	admin   tier.AdminConfig
 	// tracer is on when OTEL_* variables ask for it; stopTracing flushes it.
 	tracer      trace.TracerProvider
 	stopTracing func(context.Context) error
@@ -91,6 +94,7 @@ func configure(ctx context.Context, args []string, stderr io.Writer) (config, *s
 		{app.EnvPrefix + "GUARD_DB_", &cfg.guard},
 		{balancer.EnvPrefix, &cfg.pool},
 		{web.EnvPrefix, &cfg.web},
+		{tier.AdminEnvPrefix, &cfg.admin},
 	} {
 		if err := env.Load(c.prefix, c.into); err != nil {
 			return cfg, nil, err
@@ -104,6 +108,9 @@ func configure(ctx context.Context, args []string, stderr io.Writer) (config, *s
 	}
 	if f.db != "" {
 		cfg.data.Path = f.db
+	}
+	if f.admin != "" {
+		cfg.admin.Listen = f.admin
 	}
 	if cfg.tracer, cfg.stopTracing, err = tier.Tracing(ctx, os.Environ()); err != nil {
 		return cfg, nil, err

@@ -128,8 +128,8 @@ func TestLBBalancesAndSurvivesAKilledBackend(t *testing.T) {
 	tr := &http.Transport{MaxIdleConnsPerHost: 16}
 	defer tr.CloseIdleConnections()
 	c := &http.Client{Transport: tr, Timeout: 10 * time.Second}
-	get := func() (string, error) {
-		resp, err := c.Get("http://" + l.Proxy + "/hello")
+	get := func(path string) (string, error) {
+		resp, err := c.Get("http://" + l.Proxy + path)
 		if err != nil {
 			return "", err
 		}
@@ -142,7 +142,7 @@ func TestLBBalancesAndSurvivesAKilledBackend(t *testing.T) {
 	}
 	seen := map[string]int{}
 	for range 20 {
-		body, err := get()
+		body, err := get("/hello")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -160,6 +160,20 @@ func TestLBBalancesAndSurvivesAKilledBackend(t *testing.T) {
 	}
 	if code := getJSON(t, c, "http://"+l.Stats+"/healthz", nil); code != http.StatusOK {
 		t.Fatalf("/healthz: %d", code)
+	}
+	// The node's metrics are on the stats listener; on the public port,
+	// /metrics is the backends' path like any other.
+	if body, err := get("/metrics"); err != nil || strings.Contains(body, "threetier_") {
+		t.Fatalf("public /metrics: %v %.200s", err, body)
+	}
+	metrics, err := c.Get("http://" + l.Stats + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	series, _ := io.ReadAll(metrics.Body)
+	metrics.Body.Close()
+	if metrics.StatusCode != 200 || !strings.Contains(string(series), "threetier_balancer_") {
+		t.Fatalf("stats /metrics: %d %.200s", metrics.StatusCode, series)
 	}
 	page, err := c.Get("http://" + l.Stats + "/")
 	if err != nil {
@@ -194,14 +208,14 @@ func TestLBBalancesAndSurvivesAKilledBackend(t *testing.T) {
 		t.Fatalf("drain: %d", code)
 	}
 	for range 10 {
-		if body, err := get(); err != nil || body != "a" {
+		if body, err := get("/hello"); err != nil || body != "a" {
 			t.Fatalf("with b drained: %q %v", body, err)
 		}
 	}
 	if code := action("undrain", "s3cret"); code != http.StatusOK {
 		t.Fatalf("undrain: %d", code)
 	}
-	wait.For(t, 10*time.Second, "b back in rotation", func() bool { body, _ := get(); return body == "b" })
+	wait.For(t, 10*time.Second, "b back in rotation", func() bool { body, _ := get("/hello"); return body == "b" })
 
 	// Concurrent load, then b dies in the middle of it.
 	var ok, failed atomic.Int64
@@ -216,7 +230,7 @@ func TestLBBalancesAndSurvivesAKilledBackend(t *testing.T) {
 					return
 				default:
 				}
-				if _, err := get(); err != nil {
+				if _, err := get("/hello"); err != nil {
 					failed.Add(1)
 					firstErr.CompareAndSwap(nil, err.Error())
 				} else {

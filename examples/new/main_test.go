@@ -29,8 +29,9 @@ const goTimeout = 4 * time.Minute
 func TestNewServiceOnSQLite(t *testing.T) {
 	dir := generate(t)
 	bin := buildAndTest(t, dir, nil)
-	base := serve(t, bin, []string{"THREETIER_DATA_DSN="}, "-listen", "127.0.0.1:0", "-db", filepath.Join(t.TempDir(), "svc.db"))
+	base, admin := serve(t, bin, []string{"THREETIER_DATA_DSN="}, "-listen", "127.0.0.1:0", "-db", filepath.Join(t.TempDir(), "svc.db"))
 	useAPI(t, base, "items")
+	metricsOnAdminOnly(t, base, admin)
 }
 
 // TestNewServiceOnPostgres writes the service with PostgreSQL as its
@@ -40,8 +41,9 @@ func TestNewServiceOnPostgres(t *testing.T) {
 	dsn := freshDatabase(t)
 	dir := generate(t, "-postgres", "-resource", "orders")
 	bin := buildAndTest(t, dir, []string{"THREETIER_TEST_POSTGRES=" + dsn})
-	base := serve(t, bin, []string{"THREETIER_DATA_DSN=" + dsn}, "-listen", "127.0.0.1:0")
+	base, admin := serve(t, bin, []string{"THREETIER_DATA_DSN=" + dsn}, "-listen", "127.0.0.1:0")
 	useAPI(t, base, "orders")
+	metricsOnAdminOnly(t, base, admin)
 }
 
 // TestNewServiceWithFrontDoor writes the service with the balancer role,
@@ -55,8 +57,9 @@ func TestNewServiceWithFrontDoor(t *testing.T) {
 		}
 	}
 	bin := buildAndTest(t, dir, nil)
-	base := serve(t, bin, []string{"THREETIER_DATA_DSN="}, "-listen", "127.0.0.1:0", "-db", filepath.Join(t.TempDir(), "svc.db"))
+	base, admin := serve(t, bin, []string{"THREETIER_DATA_DSN="}, "-listen", "127.0.0.1:0", "-db", filepath.Join(t.TempDir(), "svc.db"))
 	useAPI(t, base, "categories")
+	metricsOnAdminOnly(t, base, admin)
 }
 
 // generate writes a service with args into a new directory, built against
@@ -142,12 +145,13 @@ func withoutVar(environ []string, name string) []string {
 }
 
 // serve starts the binary with args until the test ends, and returns the
-// base URL it announces once it serves. It is stopped by its pid, with
-// SIGINT and then, if it lingers, SIGKILL.
-func serve(t *testing.T, bin string, env []string, args ...string) string {
+// base URLs of its front and of its admin listener (on a port of its own)
+// that it announces once it serves. It is stopped by its pid, with SIGINT
+// and then, if it lingers, SIGKILL.
+func serve(t *testing.T, bin string, env []string, args ...string) (front, admin string) {
 	t.Helper()
 	cmd := exec.Command(bin, args...)
-	cmd.Env = append(withoutVar(os.Environ(), "THREETIER_TEST_POSTGRES"), append([]string{"THREETIER_LOG_FORMAT=json"}, env...)...)
+	cmd.Env = append(withoutVar(os.Environ(), "THREETIER_TEST_POSTGRES"), append([]string{"THREETIER_LOG_FORMAT=json", "THREETIER_ADMIN_LISTEN=127.0.0.1:0"}, env...)...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -166,29 +170,49 @@ func serve(t *testing.T, bin string, env []string, args ...string) string {
 			t.Errorf("%s did not stop within 15s of SIGINT", bin)
 		}
 	})
-	urls := make(chan string, 1)
+	urls := make(chan [2]string, 1)
 	var logged syncbuf.Buffer
 	go func() {
 		defer close(exited)
 		scanner := bufio.NewScanner(stderr)
 		for scanner.Scan() {
 			fmt.Fprintln(&logged, scanner.Text())
-			var line struct{ Msg, URL string }
+			var line struct{ Msg, URL, Admin string }
 			if json.Unmarshal(scanner.Bytes(), &line) == nil && line.Msg == "serving" {
-				urls <- strings.TrimSuffix(line.URL, "/")
+				urls <- [2]string{strings.TrimSuffix(line.URL, "/"), strings.TrimSuffix(line.Admin, "/")}
 			}
 		}
 		cmd.Wait()
 	}()
 	select {
 	case u := <-urls:
-		return u
+		return u[0], u[1]
 	case <-exited:
 		t.Fatalf("%s ended before serving:\n%s", bin, logged.String())
 	case <-time.After(30 * time.Second):
 		t.Fatalf("%s not serving within 30s:\n%s", bin, logged.String())
 	}
-	return ""
+	return "", ""
+}
+
+// metricsOnAdminOnly checks that the service's public port serves no
+// /metrics and its admin listener does, every tier's.
+func metricsOnAdminOnly(t *testing.T, base, admin string) {
+	t.Helper()
+	client := &http.Client{Timeout: 10 * time.Second}
+	defer client.CloseIdleConnections()
+	if status, body, _ := call(t, client, "GET", base+"/metrics", ""); status != http.StatusNotFound || strings.Contains(body, "threetier_") {
+		t.Errorf("public /metrics: %d %.200s", status, body)
+	}
+	if admin == "" {
+		t.Fatal("no admin listener announced")
+	}
+	status, body, _ := call(t, client, "GET", admin+"/metrics", "")
+	for _, want := range []string{"threetier_app_", "threetier_web_", "threetier_balancer_", "threetier_data_"} {
+		if status != http.StatusOK || !strings.Contains(body, want) {
+			t.Errorf("admin /metrics (%d) lacks %s", status, want)
+		}
+	}
 }
 
 // useAPI creates a row, lists and reads it back, and sends a malformed

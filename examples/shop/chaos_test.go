@@ -521,9 +521,10 @@ func tail(path string, n int) string {
 }
 
 // cleanEnv is this process's environment without the settings that would
-// change the shop's roles under the test.
+// change the shop's roles under the test, each admin listener on a port of
+// its own.
 func cleanEnv() []string {
-	var out []string
+	out := []string{testAdminListen}
 	for _, kv := range os.Environ() {
 		if strings.HasPrefix(kv, "THREETIER_") || strings.HasPrefix(kv, "DATABASE_URL=") {
 			continue

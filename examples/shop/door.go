@@ -25,6 +25,9 @@ type doorSpec struct {
 	// (so that one node can name another's bound address as its peer).
 	cluster func() (balancer.ClusterConfig, error)
 	stats   balancer.StatsConfig // no Listen: no admin listener
+	// reg takes the node's metrics; the admin listener serves metrics.
+	reg     prometheus.Registerer
+	metrics *prometheus.Registry
 }
 
 // door is one front-door node: the pool over the web tier, the node's
@@ -36,14 +39,12 @@ type door struct {
 	stats   *balancer.Stats // nil without an admin listener
 }
 
-// newDoor builds the node. Each node has a registry of its own, as it
-// would on a machine of its own; spans go to tp.
+// newDoor builds the node; spans go to tp.
 func newDoor(s doorSpec, log *slog.Logger, tp trace.TracerProvider) (*door, error) {
 	if s.proxy.TLSCert != "" || s.proxy.RedirectListen != "" {
 		return nil, errors.New("the shop's front door serves plain HTTP: terminate TLS in front of it, or run examples/lb, which serves HTTPS")
 	}
-	reg := tier.NewRegistry()
-	opts := []balancer.Option{balancer.WithLogger(log), balancer.WithRegistry(reg), balancer.WithTracerProvider(tp)}
+	opts := []balancer.Option{balancer.WithLogger(log), balancer.WithRegistry(s.reg), balancer.WithTracerProvider(tp)}
 	popts := opts
 	if s.discover != nil {
 		popts = append(popts, balancer.WithDiscovery(s.discover))
@@ -64,7 +65,7 @@ func newDoor(s doorSpec, log *slog.Logger, tp trace.TracerProvider) (*door, erro
 	}
 	d.front = newFrontDoor(px, log, tp)
 	if s.stats.Listen != "" {
-		if d.stats, err = statsListener(s.stats, px, pools, reg, d.cluster, log); err != nil {
+		if d.stats, err = statsListener(s.stats, px, pools, s.metrics, d.cluster, log); err != nil {
 			return nil, err
 		}
 	}

@@ -26,6 +26,7 @@ type flags struct {
 	listen    string
 	backends  string
 	stats     string
+	admin     string
 	clusterLn string
 	peers     string
 	key       string
@@ -45,6 +46,7 @@ func parseFlags(args, environ []string, stderr io.Writer) (*flags, error) {
 	fl.StringVar(&f.listen, "listen", "", "address to serve on; for -role all, the two front doors (default 127.0.0.1:8080,127.0.0.1:8081)")
 	fl.StringVar(&f.backends, "backends", "", "the next tier: base URLs http://host:port,... or one dns://name:port or srv://_service._proto.name")
 	fl.StringVar(&f.stats, "stats", "", "balancer: admin listener with the stats page, /healthz, /readyz, /metrics (-role all: 127.0.0.1:8404)")
+	fl.StringVar(&f.admin, "admin", "", `web, app: admin listener with /metrics, /healthz, /readyz (default THREETIER_ADMIN_LISTEN, else `+tier.DefaultAdminListen+`; "-": none)`)
 	fl.StringVar(&f.clusterLn, "cluster-listen", "", "balancer: this node's gossip address ip:port (turns the cluster on)")
 	fl.StringVar(&f.peers, "peers", "", "balancer: comma-separated gossip addresses of the other front doors (turns the cluster on)")
 	fl.StringVar(&f.key, "cluster-key", "", "balancer: the cluster's shared key, base64 of 16, 24 or 32 bytes (better: THREETIER_BALANCER_CLUSTER_KEY)")
@@ -80,7 +82,7 @@ func parseFlags(args, environ []string, stderr io.Writer) (*flags, error) {
 	}
 	// A flag that the role ignores is a mistake worth saying out loud.
 	only := map[string][]string{
-		"backends": {roleBalancer, roleWeb}, "stats": {roleAll, roleBalancer},
+		"backends": {roleBalancer, roleWeb}, "stats": {roleAll, roleBalancer}, "admin": {roleWeb, roleApp},
 		"cluster-listen": {roleBalancer}, "peers": {roleBalancer}, "cluster-key": {roleBalancer},
 		"db": {roleAll, roleApp}, "drain-delay": {roleBalancer, roleWeb, roleApp},
 	}
@@ -99,6 +101,7 @@ func checkEnv(environ []string) error {
 	env := tier.NewEnv(environ)
 	env.Known(roleEnv)
 	env.Declare(tier.EnvPrefix, &tier.LogConfig{})
+	env.Declare(tier.AdminEnvPrefix, &tier.AdminConfig{})
 	env.Declare(balancer.EnvPrefix, &balancer.Config{})
 	env.Declare(balancer.EnvPrefix+"CLUSTER_", &balancer.ClusterConfig{})
 	env.Declare(balancer.ProxyEnvPrefix, &balancer.ProxyConfig{})

@@ -53,6 +53,7 @@ type listening struct {
 	Role    string
 	Doors   []string // front doors (balancer role, or both in one process)
 	Stats   string   // the balancer's admin listener, or ""
+	Admin   string   // a web or app server's admin listener, or ""
 	Webs    []string // web-tier instances
 	Apps    []string // app-tier instances
 	Cluster []string // gossip addresses of the front doors

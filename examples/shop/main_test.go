@@ -25,10 +25,19 @@ import (
 // TestMain), for the tests of what the command prints and how it exits.
 const runMainEnv = "SHOP_TEST_AS_COMMAND"
 
+// testAdminListen is where every web and app server the tests start puts
+// its admin listener, unless a test says otherwise: a port of its own, so
+// that two roles of one test, or two tests, never meet on the default.
+const testAdminListen = tier.AdminEnvPrefix + "LISTEN=127.0.0.1:0"
+
 func TestMain(m *testing.M) {
 	if os.Getenv(runMainEnv) == "1" {
 		main()
 		os.Exit(0)
+	}
+	name, value, _ := strings.Cut(testAdminListen, "=")
+	if err := os.Setenv(name, value); err != nil {
+		panic(err)
 	}
 	goleak.VerifyTestMain(m)
 }
@@ -296,6 +305,22 @@ func TestShopEndToEnd(t *testing.T) {
 	// Unknown API routes are the app tier's 404 problem, not the page.
 	problem(t, "unknown route", do(t, s.client, "GET", s.door(0)+"/api/nope", "", "Accept", "text/html"), 404)
 
+	// The metrics are not the clients' business: the front doors pass
+	// /metrics on to the web tier, which serves none; the admin listener
+	// serves every instance's, by name.
+	for i := range 2 {
+		if a := do(t, s.client, "GET", s.door(i)+"/metrics", ""); a.status != 404 || strings.Contains(a.body, "threetier_") {
+			t.Errorf("door %d /metrics: %d %.300s", i, a.status, a.body)
+		}
+	}
+	metrics := do(t, s.client, "GET", "http://"+s.l.Stats+"/metrics", "")
+	for _, want := range []string{"threetier_web_requests_total{", "threetier_app_requests_total{", "threetier_balancer_", "threetier_data_",
+		`server="web-1"`, `server="web-2"`, `server="app-1"`, `server="app-2"`, `server="door-1"`, `server="door-2"`} {
+		if metrics.status != 200 || !strings.Contains(metrics.body, want) {
+			t.Errorf("stats /metrics (%d) lacks %s", metrics.status, want)
+		}
+	}
+
 	// Probes: the front doors answer for themselves, the admin listener
 	// too, with the cluster view.
 	for i := range 2 {
@@ -477,8 +502,8 @@ func TestShopRoles(t *testing.T) {
 		return listening{}
 	}
 	db := filepath.Join(t.TempDir(), "shop.db")
-	ap := start("-role", "app", "-listen", "127.0.0.1:0", "-db", db, "-name", "app-a")
-	wb := start("-role", "web", "-listen", "127.0.0.1:0", "-backends", "http://"+ap.Apps[0])
+	ap := start("-role", "app", "-listen", "127.0.0.1:0", "-db", db, "-name", "app-a", "-admin", "127.0.0.1:0")
+	wb := start("-role", "web", "-listen", "127.0.0.1:0", "-backends", "http://"+ap.Apps[0], "-admin", "127.0.0.1:0")
 	lb := start("-role", "balancer", "-listen", "127.0.0.1:0", "-backends", "http://"+wb.Webs[0], "-stats", "127.0.0.1:0")
 	c := &http.Client{Timeout: 10 * time.Second}
 	defer c.CloseIdleConnections()
@@ -486,9 +511,24 @@ func TestShopRoles(t *testing.T) {
 	if a.status != 200 || a.header.Get(headerServedBy) != "app-a" {
 		t.Fatalf("through the roles: %d %v %s", a.status, a.header, a.body)
 	}
-	for _, u := range []string{"http://" + lb.Doors[0] + "/readyz", "http://" + lb.Stats + "/readyz", "http://" + wb.Webs[0] + "/readyz", "http://" + ap.Apps[0] + "/readyz"} {
+	for _, u := range []string{"http://" + lb.Doors[0] + "/readyz", "http://" + lb.Stats + "/readyz", "http://" + wb.Webs[0] + "/readyz", "http://" + ap.Apps[0] + "/readyz",
+		"http://" + wb.Admin + "/readyz", "http://" + ap.Admin + "/readyz"} {
 		if a := do(t, c, "GET", u, ""); a.status != 200 {
 			t.Errorf("%s: %d %s", u, a.status, a.body)
+		}
+	}
+	// Each role's metrics are on its admin listener, none on its public
+	// port.
+	for _, r := range []struct{ public, admin, want string }{
+		{lb.Doors[0], lb.Stats, "threetier_balancer_"},
+		{wb.Webs[0], wb.Admin, "threetier_web_requests_total"},
+		{ap.Apps[0], ap.Admin, `threetier_app_requests_total{code="200",method="GET",route="/api/products"}`},
+	} {
+		if a := do(t, c, "GET", "http://"+r.public+"/metrics", ""); a.status != 404 || strings.Contains(a.body, "threetier_") {
+			t.Errorf("public %s/metrics: %d %.300s", r.public, a.status, a.body)
+		}
+		if a := do(t, c, "GET", "http://"+r.admin+"/metrics", ""); a.status != 200 || !strings.Contains(a.body, r.want) {
+			t.Errorf("admin %s/metrics lacks %s: %d", r.admin, r.want, a.status)
 		}
 	}
 	cancel()
@@ -506,6 +546,8 @@ func TestShopRejectsBadFlags(t *testing.T) {
 		{"-role", "balancer", "-backends", "http://127.0.0.1:1", "-cluster-key", "k"},
 		{"-role", "balancer", "-backends", "http://127.0.0.1:1", "-peers", "127.0.0.1:7946"}, // no key
 		{"-role", "web", "-backends", "ftp://x"},
+		{"-role", "balancer", "-backends", "http://127.0.0.1:1", "-admin", "127.0.0.1:0"}, // -stats is the door's
+		{"-role", "web", "-backends", "http://127.0.0.1:1", "-admin", "nowhere"},
 	} {
 		var stderr bytes.Buffer
 		if err := run(context.Background(), args, &stderr, nil); err == nil {

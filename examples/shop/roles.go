@@ -50,7 +50,9 @@ const (
 // instances, two web instances each balancing over both apps, and two
 // front doors in a cluster, each balancing over both web instances. Each
 // instance has a loopback port of its own; the pools learn them from the
-// instances once bound, where a deployment gives -backends or DNS.
+// instances once bound, where a deployment gives -backends or DNS. The
+// first door's admin listener (-stats) serves every instance's metrics,
+// told apart by a server label.
 func runAll(ctx context.Context, f *flags, log *slog.Logger, tp trace.TracerProvider, ready chan<- listening) error {
 	doorAddrs := splitList(defaultDoors)
 	if f.set["listen"] {
@@ -62,7 +64,8 @@ func runAll(ctx context.Context, f *flags, log *slog.Logger, tp trace.TracerProv
 	statsAddr := defaultStats
 	override(f, "stats", &statsAddr, f.stats)
 
-	db, err := openDB(f, log, tp, tier.NewRegistry())
+	reg := tier.NewRegistry()
+	db, err := openDB(f, log, tp, reg)
 	if err != nil {
 		return err
 	}
@@ -76,9 +79,8 @@ func runAll(ctx context.Context, f *flags, log *slog.Logger, tp trace.TracerProv
 	appCfg.Listen = "127.0.0.1:0"
 	var apps []*app.Server
 	for i := range 2 {
-		// Each instance has a registry of its own, as on a machine of
-		// its own.
-		a, err := newAPI(appCfg, guardCfg, db, fmt.Sprintf("app-%d", i+1), log, tp, tier.NewRegistry())
+		name := fmt.Sprintf("app-%d", i+1)
+		a, err := newAPI(appCfg, guardCfg, db, name, log, tp, labelled(reg, name))
 		if err != nil {
 			return err
 		}
@@ -94,14 +96,13 @@ func runAll(ctx context.Context, f *flags, log *slog.Logger, tp trace.TracerProv
 	var sites []*web.Server
 	for i := range 2 {
 		name := fmt.Sprintf("web-%d", i+1)
-		reg := tier.NewRegistry()
 		pool, err := balancer.New(inProcessPool("app"),
 			balancer.WithDiscovery(balancer.Local(apps...)),
-			balancer.WithLogger(log.With("instance", name)), balancer.WithRegistry(reg), balancer.WithTracerProvider(tp))
+			balancer.WithLogger(log.With("instance", name)), balancer.WithRegistry(labelled(reg, name)), balancer.WithTracerProvider(tp))
 		if err != nil {
 			return err
 		}
-		site, err := newSite(webCfg, pool, quietProbes(log).With("instance", name), tp, reg)
+		site, err := newSite(webCfg, pool, quietProbes(log).With("instance", name), tp, labelled(reg, name))
 		if err != nil {
 			return err
 		}
@@ -141,6 +142,8 @@ func runAll(ctx context.Context, f *flags, log *slog.Logger, tp trace.TracerProv
 			proxy:    balancer.ProxyConfig{Name: name, Listen: addr},
 			cluster:  cluster,
 			stats:    balancer.StatsConfig{Listen: stats, Node: name},
+			reg:      labelled(reg, name),
+			metrics:  reg,
 		}, log.With("instance", name), tp)
 		if err != nil {
 			return err
@@ -169,7 +172,7 @@ func runAll(ctx context.Context, f *flags, log *slog.Logger, tp trace.TracerProv
 // announce logs where everything listens and prints the URLs a person
 // opens.
 func announce(out io.Writer, log *slog.Logger, l listening, dialect data.Dialect) {
-	log.Info("serving", "role", l.Role, "doors", strings.Join(l.Doors, ","), "stats", l.Stats,
+	log.Info("serving", "role", l.Role, "doors", strings.Join(l.Doors, ","), "stats", l.Stats, "admin", l.Admin,
 		"webs", strings.Join(l.Webs, ","), "apps", strings.Join(l.Apps, ","), "database", string(dialect))
 	if l.Role != roleAll {
 		return
@@ -180,7 +183,7 @@ func announce(out io.Writer, log *slog.Logger, l listening, dialect data.Dialect
 		fmt.Fprintf(&b, "  storefront  http://%s/\n", d)
 	}
 	if l.Stats != "" {
-		fmt.Fprintf(&b, "  stats       http://%s/\n", l.Stats)
+		fmt.Fprintf(&b, "  stats       http://%s/ (and every tier's /metrics)\n", l.Stats)
 	}
 	fmt.Fprintf(&b, "  web tier    %s\n  app tier    %s\n  database    %s\nCtrl-C stops everything.\n",
 		strings.Join(l.Webs, " "), strings.Join(l.Apps, " "), dialect)
@@ -213,7 +216,8 @@ func runBalancer(ctx context.Context, f *flags, log *slog.Logger, tp trace.Trace
 	if err != nil {
 		return err
 	}
-	spec := doorSpec{name: pxCfg.Name, pool: poolCfg, proxy: pxCfg, stats: statsCfg}
+	reg := tier.NewRegistry()
+	spec := doorSpec{name: pxCfg.Name, pool: poolCfg, proxy: pxCfg, stats: statsCfg, reg: reg, metrics: reg}
 	if clusterCfg != nil {
 		spec.cluster = func() (balancer.ClusterConfig, error) { return *clusterCfg, nil }
 	}
@@ -267,7 +271,8 @@ func clusterConfig(f *flags) (*balancer.ClusterConfig, error) {
 }
 
 // runWeb runs one web-tier instance: the storefront's files and /api/
-// forwarded to the app tier through a pool over its instances.
+// forwarded to the app tier through a pool over its instances, and its
+// admin listener.
 func runWeb(ctx context.Context, f *flags, log *slog.Logger, tp trace.TracerProvider, ready chan<- listening) error {
 	poolCfg, err := poolConfig(f, "app")
 	if err != nil {
@@ -292,17 +297,16 @@ func runWeb(ctx context.Context, f *flags, log *slog.Logger, tp trace.TracerProv
 	if err != nil {
 		return err
 	}
-	runner := tier.Runner{Logger: log, StopTimeout: stopTimeout, Started: func() {
-		l := listening{Role: roleWeb, Webs: []string{site.Addr()}}
-		announce(f.stderr, log, l, "")
-		if ready != nil {
-			ready <- l
-		}
-	}}
-	return runner.Run(ctx, pool, site)
+	adm, err := adminListener(f, reg, site.Health(), log)
+	if err != nil {
+		return err
+	}
+	bound := func() listening { return listening{Role: roleWeb, Webs: []string{site.Addr()}} }
+	return runWithAdmin(ctx, f, log, bound, "", ready, adm, pool, site)
 }
 
-// runApp runs one app-tier instance over the database.
+// runApp runs one app-tier instance over the database, and its admin
+// listener.
 func runApp(ctx context.Context, f *flags, log *slog.Logger, tp trace.TracerProvider, ready chan<- listening) error {
 	cfg, guardCfg, err := appConfigs(f)
 	if err != nil {
@@ -326,14 +330,59 @@ func runApp(ctx context.Context, f *flags, log *slog.Logger, tp trace.TracerProv
 	if err != nil {
 		return err
 	}
+	adm, err := adminListener(f, reg, srv.Health(), log)
+	if err != nil {
+		return err
+	}
+	bound := func() listening { return listening{Role: roleApp, Apps: []string{srv.Addr()}} }
+	return runWithAdmin(ctx, f, log, bound, db.Dialect(), ready, adm, db, srv)
+}
+
+// adminListener is a web or app server's admin listener: its metrics and
+// its probes, on THREETIER_ADMIN_LISTEN or -admin (loopback by default),
+// or nil for -admin -. The public listener serves no metrics: they name
+// the next tier's instances and count every client's requests.
+func adminListener(f *flags, reg *prometheus.Registry, health *tier.Health, log *slog.Logger) (*tier.Admin, error) {
+	var cfg tier.AdminConfig
+	if err := tier.LoadEnvFrom(f.environ, tier.AdminEnvPrefix, &cfg); err != nil {
+		return nil, err
+	}
+	override(f, "admin", &cfg.Listen, f.admin)
+	if !cfg.On() {
+		return nil, nil
+	}
+	adm, err := tier.NewAdmin(cfg, reg, health, log)
+	if err != nil {
+		return nil, fmt.Errorf("-admin: %w", err)
+	}
+	return adm, nil
+}
+
+// runWithAdmin runs tiers and then adm, when not nil: the admin listener
+// starts last and so stops first, its /readyz failing before the server
+// stops. Once all serve, the addresses bound gives, with the admin
+// listener's, are announced and handed to ready.
+func runWithAdmin(ctx context.Context, f *flags, log *slog.Logger, bound func() listening, dialect data.Dialect, ready chan<- listening, adm *tier.Admin, tiers ...tier.Tier) error {
+	if adm != nil {
+		tiers = append(tiers, adm)
+	}
 	runner := tier.Runner{Logger: log, StopTimeout: stopTimeout, Started: func() {
-		l := listening{Role: roleApp, Apps: []string{srv.Addr()}}
-		announce(f.stderr, log, l, db.Dialect())
+		l := bound()
+		if adm != nil {
+			l.Admin = adm.Addr()
+		}
+		announce(f.stderr, log, l, dialect)
 		if ready != nil {
 			ready <- l
 		}
 	}}
-	return runner.Run(ctx, db, srv)
+	return runner.Run(ctx, tiers...)
+}
+
+// labelled registers with reg under server=name: in one process, the
+// instances of a tier share the admin listener's one registry.
+func labelled(reg prometheus.Registerer, name string) prometheus.Registerer {
+	return prometheus.WrapRegistererWith(prometheus.Labels{"server": name}, reg)
 }
 
 // openDB makes the data tier with the shop's migrations: PostgreSQL when
@@ -396,7 +445,7 @@ func webConfig(f *flags) (web.Config, error) {
 // newSite is one web-tier instance: the embedded storefront, and /api/
 // handed to the app tier through pool. The front doors in front set the
 // X-Forwarded-* headers, which the web tier keeps and appends to.
-func newSite(cfg web.Config, pool *balancer.Pool, log *slog.Logger, tp trace.TracerProvider, reg *prometheus.Registry) (*web.Server, error) {
+func newSite(cfg web.Config, pool *balancer.Pool, log *slog.Logger, tp trace.TracerProvider, reg prometheus.Registerer) (*web.Server, error) {
 	static, err := fs.Sub(public, "public")
 	if err != nil {
 		return nil, err
@@ -430,7 +479,7 @@ func siteAddrs(sites []*web.Server) []string {
 }
 
 // quietProbes returns log with the web tier's access lines for probes
-// (/healthz, /readyz, /metrics) moved to debug level, as the app tier
+// (/healthz, /readyz, and /metrics when served) moved to debug level, as the app tier
 // logs them: the pools in front check every instance every second, and
 // those lines would bury the ones a person reads.
 func quietProbes(log *slog.Logger) *slog.Logger {

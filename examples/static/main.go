@@ -7,7 +7,10 @@
 //	go run ./examples/static -root ./public -listen :8443 -tls-cert cert.pem -tls-key key.pem -redirect-http :8080 -hsts 8760h
 //	go run ./examples/static -root ./dist -forward /api/=http://127.0.0.1:9001,http://127.0.0.1:9002
 //
-// Invalid flags print one line and exit with status 2.
+// The metrics and the probes are also on the admin listener, on loopback
+// (-admin, THREETIER_ADMIN_LISTEN; 127.0.0.1:8404 by default): the public
+// listener serves no /metrics unless -metrics asks. Invalid flags print
+// one line and exit with status 2.
 package main
 
 import (
@@ -132,9 +135,15 @@ func (f forwardFlag) Set(s string) error {
 	return nil
 }
 
+// listening is what run hands to ready once serving.
+type listening struct {
+	Site  string // the public listener
+	Admin string // the admin listener, or "" without one
+}
+
 // run parses args, builds the server and serves until ctx ends. ready, when
-// not nil, receives the address once serving.
-func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- string) error {
+// not nil, receives the addresses once serving.
+func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- listening) error {
 	var cfg web.Config
 	fl := flag.NewFlagSet("static", flag.ContinueOnError)
 	fl.SetOutput(io.Discard) // errors are reported once, on one line, by main
@@ -160,7 +169,8 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- stri
 	fl.DurationVar(&cfg.DrainDelay, "drain-delay", 0, "on SIGTERM, how long to keep serving while /readyz fails, before it stops accepting")
 	fl.IntVar(&cfg.MaxConns, "max-conns", tier.DefaultMaxConns, "most client connections open at once (kept below the descriptor limit)")
 	accessLog := fl.Bool("access-log", true, "log every request")
-	fl.StringVar(&cfg.MetricsPath, "metrics", "-", `serve Prometheus metrics at this path ("-": off)`)
+	admin := fl.String("admin", "", `admin listener with /metrics, /healthz and /readyz (default THREETIER_ADMIN_LISTEN, else `+tier.DefaultAdminListen+`; "-": none)`)
+	fl.StringVar(&cfg.MetricsPath, "metrics", "", "also serve Prometheus metrics on the public listener at this path (off by default: they are on -admin)")
 	cpuProfile := fl.String("cpuprofile", "", "write a CPU profile of the whole run to this file (for tuning)")
 	help := fl.Bool("h", false, "show this help")
 	if err := fl.Parse(args); err != nil {
@@ -196,12 +206,17 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- stri
 		defer pprof.StopCPUProfile()
 	}
 
-	// The log settings are the only variables static reads; Check fails on
-	// any other THREETIER_ one rather than let it look honoured.
+	// The log settings and the admin listener's are the only variables
+	// static reads; Check fails on any other THREETIER_ one rather than let
+	// it look honoured.
 	env := tier.NewEnv(os.Environ())
 	var logCfg tier.LogConfig
-	if err := errors.Join(env.Load(tier.EnvPrefix, &logCfg), env.Check()); err != nil {
+	var adminCfg tier.AdminConfig
+	if err := errors.Join(env.Load(tier.EnvPrefix, &logCfg), env.Load(tier.AdminEnvPrefix, &adminCfg), env.Check()); err != nil {
 		return err
+	}
+	if *admin != "" {
+		adminCfg.Listen = *admin
 	}
 	log, err := tier.NewLogger(logCfg, stderr)
 	if err != nil {
@@ -212,17 +227,14 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- stri
 		return err
 	}
 	defer func() { _ = stopTracing(context.Background()) }()
-	opts := []web.Option{web.WithTracerProvider(tp)}
-	if cfg.MetricsPath != "-" {
-		opts = append(opts, web.WithRegistry(tier.NewRegistry()))
-	}
-	opts = append(opts, web.WithLogger(log))
+	reg := tier.NewRegistry()
+	opts := []web.Option{web.WithTracerProvider(tp), web.WithRegistry(reg), web.WithLogger(log)}
 	if !*accessLog { // access lines off; warnings and errors still logged
 		opts = append(opts, web.WithAccessLog(tier.AccessLogConfig{Format: tier.AccessLogOff}))
 	}
 	var tiers []tier.Tier
 	for _, rt := range routes {
-		pool, err := balancer.New(balancer.Config{Name: "app" + strings.TrimSuffix(rt.prefix, "/"), Endpoints: rt.endpoints}, balancer.WithLogger(log), balancer.WithTracerProvider(tp))
+		pool, err := balancer.New(balancer.Config{Name: "app" + strings.TrimSuffix(rt.prefix, "/"), Endpoints: rt.endpoints}, balancer.WithLogger(log), balancer.WithRegistry(reg), balancer.WithTracerProvider(tp))
 		if err != nil {
 			return fmt.Errorf("-forward %s: %w", rt.prefix, err)
 		}
@@ -234,14 +246,27 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- stri
 		return nameFlags(err)
 	}
 	tiers = append(tiers, site)
+	// The admin listener starts last and so stops first: its /readyz
+	// fails before the site stops.
+	var adm *tier.Admin
+	if adminCfg.On() {
+		if adm, err = tier.NewAdmin(adminCfg, reg, site.Health(), log); err != nil {
+			return fmt.Errorf("-admin: %w", err)
+		}
+		tiers = append(tiers, adm)
+	}
 	runner := tier.Runner{Logger: log, StopTimeout: 10 * time.Second, Started: func() {
 		scheme := "http"
 		if cfg.TLSCert != "" {
 			scheme = "https"
 		}
-		log.Info("serving", "url", scheme+"://"+site.Addr()+"/", "root", cfg.Files.Root)
+		l := listening{Site: site.Addr()}
+		if adm != nil {
+			l.Admin = adm.Addr()
+		}
+		log.Info("serving", "url", scheme+"://"+l.Site+"/", "root", cfg.Files.Root, "admin", l.Admin)
 		if ready != nil {
-			ready <- site.Addr()
+			ready <- l
 		}
 	}}
 	return runner.Run(ctx, tiers...)

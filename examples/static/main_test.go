@@ -30,34 +30,15 @@ func TestStaticServes(t *testing.T) {
 	_ = os.WriteFile(filepath.Join(root, "assets", "app.js"), []byte("console.log(1)\n"), 0o644)
 	_ = os.WriteFile(filepath.Join(root, "assets", "big.js"), []byte(strings.Repeat("console.log(2)\n", 4000)), 0o644)
 
-	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan string, 1)
-	done := make(chan error, 1)
-	args := []string{"-listen", "127.0.0.1:0", "-root", root, "-spa", "-access-log=false",
-		"-cache", "/assets/*=public, max-age=31536000, immutable", "-cache", "*.html=no-cache", "-forward", "/api/=" + app.URL, "-metrics", "/metrics",
-		"-compress-limit", "2", "-compress-file-max", "1024", "-compress-cache-bytes", "-1"}
-	go func() { done <- run(ctx, args, io.Discard, ready) }()
-	var addr string
-	select {
-	case addr = <-ready:
-	case err := <-done:
-		t.Fatalf("ended before serving: %v", err)
-	case <-time.After(30 * time.Second):
-		t.Fatal("not serving within 30s")
-	}
+	l := startStatic(t, "-listen", "127.0.0.1:0", "-admin", "127.0.0.1:0", "-root", root, "-spa", "-access-log=false",
+		"-cache", "/assets/*=public, max-age=31536000, immutable", "-cache", "*.html=no-cache", "-forward", "/api/="+app.URL,
+		"-compress-limit", "2", "-compress-file-max", "1024", "-compress-cache-bytes", "-1")
+	addr := l.Site
 	tr := &http.Transport{}
 	defer tr.CloseIdleConnections()
 	c := &http.Client{Transport: tr}
 	get := func(path, accept string) (*http.Response, string) {
-		req, _ := http.NewRequest("GET", "http://"+addr+path, nil)
-		req.Header.Set("Accept", accept)
-		resp, err := c.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		return resp, string(b)
+		return getFrom(t, c, "http://"+addr+path, accept)
 	}
 	if resp, body := get("/assets/app.js", "*/*"); resp.StatusCode != 200 || body != "console.log(1)\n" || resp.Header.Get("Cache-Control") != "public, max-age=31536000, immutable" {
 		t.Fatalf("asset: %d %q %q", resp.StatusCode, body, resp.Header.Get("Cache-Control"))
@@ -76,13 +57,71 @@ func TestStaticServes(t *testing.T) {
 	if resp, body := get("/api/orders", "application/json"); resp.StatusCode != 200 || body != "app says /api/orders" {
 		t.Fatalf("forwarded: %d %q", resp.StatusCode, body)
 	}
-	if resp, body := get("/metrics", "*/*"); resp.StatusCode != 200 || !strings.Contains(body, "threetier_web_requests_total") {
-		t.Fatalf("metrics: %d %q", resp.StatusCode, body)
+	// The metrics are on the admin listener, not on the public one (where
+	// the SPA fallback leaves a non-navigation 404).
+	if resp, body := get("/metrics", "*/*"); resp.StatusCode != 404 || strings.Contains(body, "threetier_") {
+		t.Fatalf("public /metrics: %d %q", resp.StatusCode, body)
 	}
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatalf("shutdown: %v", err)
+	if resp, body := getFrom(t, c, "http://"+l.Admin+"/metrics", "*/*"); resp.StatusCode != 200 || !strings.Contains(body, "threetier_web_requests_total") || !strings.Contains(body, "threetier_balancer_") {
+		t.Fatalf("admin metrics: %d %q", resp.StatusCode, body)
 	}
+	if resp, body := getFrom(t, c, "http://"+l.Admin+"/readyz", "*/*"); resp.StatusCode != 200 || !strings.Contains(body, `"ready":true`) {
+		t.Fatalf("admin readyz: %d %q", resp.StatusCode, body)
+	}
+}
+
+// startStatic runs static with args until the test ends (a shutdown that
+// fails fails the test), and returns its addresses once it serves.
+func startStatic(t *testing.T, args ...string) listening {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan listening, 1)
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, args, io.Discard, ready) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+	})
+	select {
+	case l := <-ready:
+		return l
+	case err := <-done:
+		done <- err
+		t.Fatalf("ended before serving: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("not serving within 30s")
+	}
+	return listening{}
+}
+
+// TestStaticMetricsWhenAsked: -metrics puts them on the public listener
+// too, and -admin - leaves the admin listener out.
+func TestStaticMetricsWhenAsked(t *testing.T) {
+	l := startStatic(t, "-listen", "127.0.0.1:0", "-admin", "-", "-root", t.TempDir(), "-metrics", "/internal/metrics")
+	tr := &http.Transport{}
+	defer tr.CloseIdleConnections()
+	c := &http.Client{Transport: tr}
+	if resp, body := getFrom(t, c, "http://"+l.Site+"/internal/metrics", "*/*"); resp.StatusCode != 200 || !strings.Contains(body, "threetier_web_") {
+		t.Fatalf("asked-for metrics: %d %q", resp.StatusCode, body)
+	}
+	if l.Admin != "" {
+		t.Fatalf("admin listener on %s with -admin -", l.Admin)
+	}
+}
+
+func getFrom(t *testing.T, c *http.Client, url, accept string) (*http.Response, string) {
+	t.Helper()
+	req, _ := http.NewRequest("GET", url, nil)
+	req.Header.Set("Accept", accept)
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	return resp, string(b)
 }
 
 // TestStaticBadFlags runs the built command: each mistake is one line on
@@ -105,14 +144,18 @@ func TestStaticBadFlags(t *testing.T) {
 		"invalid value":                     {"-hsts", "soon"},
 		"did you mean THREETIER_LOG_LEVEL?": {"-root", "."},
 		`-metrics="metrics"`:                {"-root", ".", "-metrics", "metrics"},
+		"THREETIER_ADMIN_LISTEN":            {"-root", "."},
 		`-compress-limit="-1"`:              {"-root", ".", "-compress-limit", "-1"},
 		"-tls-cert: TLS needs both":         {"-root", ".", "-tls-cert", "c.pem"},
 	}
 	for want, args := range cases {
 		cmd := exec.Command(bin, args...)
 		cmd.Env = append(os.Environ(), "THREETIER_LOG_LEVEL=info")
-		if want == "did you mean THREETIER_LOG_LEVEL?" {
+		switch want {
+		case "did you mean THREETIER_LOG_LEVEL?":
 			cmd.Env = append(os.Environ(), "THREETIER_LOG_LEVL=debug")
+		case "THREETIER_ADMIN_LISTEN":
+			cmd.Env = append(cmd.Env, "THREETIER_ADMIN_LISTEN=nowhere")
 		}
 		var stderr strings.Builder
 		cmd.Stderr = &stderr

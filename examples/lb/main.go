@@ -36,17 +36,21 @@ import (
 	"github.com/threetier/threetier/tier"
 )
 
-func main() {
+func main() { os.Exit(serve(os.Args[1:], nil)) }
+
+// serve runs the command until SIGINT or SIGTERM and returns its exit
+// status: 0 after a clean stop or -h, 2 after an error, which it prints on
+// one line. ready is run's.
+func serve(args []string, ready chan<- listening) int {
 	ctx, stop := tier.SignalContext(context.Background())
 	defer stop()
-	err := run(ctx, os.Args[1:], os.Stderr, nil)
+	err := run(ctx, args, os.Stderr, ready)
 	switch {
-	case err == nil:
-	case errors.Is(err, flag.ErrHelp):
-		os.Exit(0)
+	case err == nil, errors.Is(err, flag.ErrHelp):
+		return 0
 	default:
 		fmt.Fprintln(os.Stderr, "lb:", oneLine(err))
-		os.Exit(2)
+		return 2
 	}
 }
 

@@ -580,6 +580,8 @@ func TestLBBadFlags(t *testing.T) {
 		{`-backends[0]="ftp://x"`, "", []string{"-backends", "ftp://x"}},
 		{`-policy="fastest": unknown policy`, "", []string{"-backends", be, "-policy", "fastest"}},
 		{"invalid value", "", []string{"-backends", be, "-check-interval", "soon"}},
+		{`invalid value "2" for flag -check-interval: a duration needs a unit: 2s`, "", []string{"-backends", be, "-check-interval", "2"}},
+		{`flag -drain-delay: not a duration: want a number with a unit, such as 2s`, "", []string{"-backends", be, "-drain-delay", "soon"}},
 		{"-check-path", "", []string{"-backends", be, "-check-path", "healthz"}},
 		{"TLSCert and TLSKey go together", "", []string{"-backends", be, "-tls-cert", "c.pem"}},
 		{"-redirect-http", "", []string{"-backends", be, "-redirect-http", ":8080"}},

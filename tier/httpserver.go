@@ -69,6 +69,7 @@ func NewHTTPServer(name string, srv *http.Server, opts ...ServerOption) *HTTPSer
 		srv.Handler = tracing.Server(s.tracer, name, srv.Handler)
 	}
 	srv.ConnState = s.conns.watchState(srv.ConnState)
+	srv.ConnContext = connContext(srv.ConnContext)
 	return s
 }
 

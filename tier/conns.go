@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -13,17 +14,35 @@ import (
 // connSet holds a server's open connections, to keep them under MaxConns
 // by closing the one that matters least when a new one arrives.
 type connSet struct {
-	max         int
+	want        int // MaxConns
 	sendTimeout time.Duration
 	epoch       time.Time // the base of now(): monotonic, cheap to store
 	report      *limitReport
 
+	budget atomic.Pointer[ConnBudget] // the one the server shares, if any
+
 	mu    sync.Mutex
+	max   int // the cap: want, or less to stay within the descriptor limit
 	conns []*trackedConn
 }
 
 func newConnSet(l Limits, fdLimit uint64, report *limitReport) *connSet {
-	return &connSet{max: l.connCap(fdLimit), sendTimeout: l.SendTimeout, epoch: time.Now(), report: report}
+	return &connSet{want: l.MaxConns, max: l.connCap(fdLimit), sendTimeout: l.SendTimeout, epoch: time.Now(), report: report}
+}
+
+// capacity returns the cap in force.
+func (s *connSet) capacity() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.max
+}
+
+// setCap changes the cap; connections over a lowered one go as new ones
+// arrive.
+func (s *connSet) setCap(n int) {
+	s.mu.Lock()
+	s.max = n
+	s.mu.Unlock()
 }
 
 // now is the time since epoch, on the monotonic clock.

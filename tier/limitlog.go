@@ -15,7 +15,7 @@ type limitReport struct {
 	log    *slog.Logger
 	server string
 	open   func() int
-	max    int
+	max    func() int
 
 	bodyTimeouts, sendTimeouts, shedIdle, shedStalled atomic.Int64
 
@@ -48,5 +48,5 @@ func (r *limitReport) flush() {
 		"shed_idle", idle,
 		"shed_stalled", stalled,
 		"open", r.open(),
-		"max_conns", r.max)
+		"max_conns", r.max())
 }

@@ -334,7 +334,7 @@ func (c *Cluster) joinLoop(ctx context.Context, r *clusterRun, peers []string) {
 
 // Stop leaves the cluster (peers see the node leave rather than die),
 // shuts gossip down and waits for the node's goroutines; ctx bounds the
-// leave. What peers reported stays applied where it is bounded in time
+// leave, which is no error when every peer is leaving at the same time. What peers reported stays applied where it is bounded in time
 // (ejections run to their end); downs that only peers reported are lifted,
 // since nobody will report them up any more.
 func (c *Cluster) Stop(ctx context.Context) error {
@@ -367,7 +367,15 @@ func (c *Cluster) Stop(ctx context.Context) error {
 	var err error
 	if timeout > 0 {
 		if lerr := r.ml.Leave(timeout); lerr != nil {
-			err = fmt.Errorf("balancer cluster: leave: %w", lerr)
+			// memberlist gossips the leave only to live members, so it
+			// never gets out when every peer leaves at the same time (an
+			// orchestrator stopping the whole cluster): nobody is left to
+			// tell, and that is a normal stop.
+			if live := c.liveStaying(r.ml, self); len(live) > 0 {
+				err = fmt.Errorf("balancer cluster: leave not heard by %s: %w", strings.Join(live, ", "), lerr)
+			} else {
+				c.log.Info("cluster: left while every peer was leaving too", "node", r.name)
+			}
 		}
 	}
 	c.ml.Store(nil)
@@ -384,6 +392,22 @@ func (c *Cluster) Stop(ctx context.Context) error {
 	c.viewMu.Unlock()
 	c.log.Info("cluster node stopped", "node", r.name)
 	return err
+}
+
+// liveStaying returns the members other than self that memberlist still
+// counts as live and that have not said they are leaving.
+func (c *Cluster) liveStaying(ml *memberlist.Memberlist, self string) []string {
+	// memberlist is asked before viewMu is taken (see Members).
+	nodes := ml.Members()
+	c.viewMu.Lock()
+	defer c.viewMu.Unlock()
+	var out []string
+	for _, n := range nodes {
+		if n.Name != self && !c.leaving[n.Name] {
+			out = append(out, n.Name)
+		}
+	}
+	return out
 }
 
 // Members returns every node this node knows, itself included: the live

@@ -518,3 +518,35 @@ func TestPeerEjectionIsCapped(t *testing.T) {
 		t.Fatalf("ejected until %s (state %s), want at most a minute from now", st.EjectedUntil, st.State)
 	}
 }
+
+// TestClusterPairStoppedTogether stops both nodes of a pair at once, as an
+// orchestrator does: each one's leave can no longer reach a peer that is
+// leaving too, which is normal, not a failed stop.
+func TestClusterPairStoppedTogether(t *testing.T) {
+	x := newBackend(t)
+	a := startNode(t, ClusterConfig{Name: "a"}, outlierPool(t, x.url))
+	b := startNode(t, ClusterConfig{Name: "b", Peers: []string{a.LocalAddr()}}, outlierPool(t, x.url))
+	wait.For(t, 5*time.Second, "a to see b", func() bool { return memberState(a.Cluster, "b") == "alive" })
+	wait.For(t, 5*time.Second, "b to see a", func() bool { return memberState(b.Cluster, "a") == "alive" })
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	errs := make(chan error, 2)
+	start := time.Now()
+	for _, n := range []*node{a, b} {
+		go func() { errs <- n.Stop(ctx) }()
+	}
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Errorf("stopped together: %v", err)
+		}
+	}
+	if took := time.Since(start); took > 2*time.Second {
+		t.Errorf("the pair took %v to stop", took)
+	}
+	for _, n := range []*node{a, b} {
+		if logs := n.log.String(); strings.Contains(logs, "level=ERROR") || strings.Contains(logs, "level=WARN") {
+			t.Errorf("a normal stop logged a problem:\n%s", logs)
+		}
+	}
+}

@@ -36,7 +36,10 @@ func (h *bodyTimeout) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		start:      time.Now(),
 		expect:     r.ProtoMajor == 1 && r.Header.Get("Expect") != "",
 	}
-	b.conn, _ = r.Context().Value(framingKey{}).(*framingConn)
+	if r.ProtoMajor == 1 { // an HTTP/2 connection carries other streams
+		b.conn, _ = r.Context().Value(connKey{}).(*trackedConn)
+		b.framing, _ = r.Context().Value(framingKey{}).(*framingConn)
+	}
 	// Armed before the handler runs: net/http may discard the body before
 	// writing the handler's answer, and that read must not wait forever.
 	b.arm()
@@ -63,9 +66,16 @@ type timedBody struct {
 	h      *bodyTimeout
 	rc     http.ResponseController
 	start  time.Time
-	expect bool         // HTTP/1.1 Expect: 100-continue
-	conn   *framingConn // the HTTP/1.1 connection, if the body came on one
+	expect bool // HTTP/1.1 Expect: 100-continue
 	state  atomic.Int32
+	// framing reads the HTTP/1 connection for net/http (see framingConn);
+	// nil over HTTP/2.
+	framing *framingConn
+	// conn is the HTTP/1 connection beneath, which counts the body
+	// timeouts: net/http reads it for the body too, to discard what the
+	// handler left unread, and that read bypasses the timedBody. Nil over
+	// HTTP/2, where the timedBody counts its own.
+	conn *trackedConn
 }
 
 func (b *timedBody) Read(p []byte) (int, error) {
@@ -77,8 +87,8 @@ func (b *timedBody) Read(p []byte) (int, error) {
 	}
 	b.arm()
 	n, err := b.ReadCloser.Read(p)
-	if err != nil && err != io.EOF && b.conn != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
-		b.conn.closeAfter()
+	if err != nil && err != io.EOF && b.framing != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+		b.framing.closeAfter()
 	}
 	switch {
 	case err == io.EOF:
@@ -89,8 +99,10 @@ func (b *timedBody) Read(p []byte) (int, error) {
 		_ = b.rc.SetReadDeadline(time.Time{})
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		b.state.Store(bodyTimedOut)
-		b.h.report.bodyTimeouts.Add(1)
-		b.h.report.hit()
+		if b.conn == nil {
+			b.h.report.bodyTimeouts.Add(1)
+			b.h.report.hit()
+		}
 		err = fmt.Errorf("%w: %w", NewProblem(http.StatusRequestTimeout,
 			fmt.Sprintf("the request body stopped arriving (nothing for %s)", b.h.timeout)), err)
 	}
@@ -107,7 +119,11 @@ func (b *timedBody) arm() {
 	if rt := b.h.readTimeout; rt > 0 {
 		d = minTime(d, b.start.Add(rt))
 	}
-	_ = b.rc.SetReadDeadline(d)
+	if b.conn != nil {
+		_ = b.conn.setBodyDeadline(d)
+	} else {
+		_ = b.rc.SetReadDeadline(d)
+	}
 }
 
 // finish bounds what net/http reads of the body once the handler is done:

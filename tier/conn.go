@@ -36,6 +36,11 @@ type trackedConn struct {
 	userSend atomic.Int64 // the write deadline net/http or a handler set, as set.now(); 0 for none
 	armedAt  atomic.Int64 // set.now() when the send deadline was last armed
 	closed   atomic.Bool
+	// bodyRead is set while the read deadline in force is a request
+	// body's (see timedBody): a read that times out then is a body
+	// timeout, whoever reads, the handler or net/http discarding what the
+	// handler left unread.
+	bodyRead atomic.Bool
 }
 
 var (
@@ -49,7 +54,26 @@ func (c *trackedConn) Read(p []byte) (int, error) {
 	if n > 0 {
 		c.progress.Store(c.set.now())
 	}
+	if err != nil && errors.Is(err, os.ErrDeadlineExceeded) && c.bodyRead.CompareAndSwap(true, false) {
+		c.set.report.bodyTimeouts.Add(1)
+		c.set.report.hit()
+	}
 	return n, err
+}
+
+// SetReadDeadline is a deadline of net/http's own (headers, idle) or one
+// set to end a read at once: a read it ends is no body timeout.
+func (c *trackedConn) SetReadDeadline(t time.Time) error {
+	c.bodyRead.Store(false)
+	return c.Conn.SetReadDeadline(t)
+}
+
+// setBodyDeadline sets a request body's read deadline: a read it ends
+// counts as a body timeout.
+func (c *trackedConn) setBodyDeadline(t time.Time) error {
+	err := c.Conn.SetReadDeadline(t)
+	c.bodyRead.Store(true)
+	return err
 }
 
 // Write writes p a chunk at a time, each under a fresh send deadline, so
@@ -200,7 +224,7 @@ func (c *trackedConn) SetWriteDeadline(t time.Time) error {
 }
 
 func (c *trackedConn) SetDeadline(t time.Time) error {
-	return errors.Join(c.Conn.SetReadDeadline(t), c.SetWriteDeadline(t))
+	return errors.Join(c.SetReadDeadline(t), c.SetWriteDeadline(t))
 }
 
 // Close closes the connection and frees its place under MaxConns.

@@ -1,10 +1,12 @@
 package tier
 
 import (
+	"context"
 	"errors"
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -12,17 +14,35 @@ import (
 // connSet holds a server's open connections, to keep them under MaxConns
 // by closing the one that matters least when a new one arrives.
 type connSet struct {
-	max         int
+	want        int // MaxConns
 	sendTimeout time.Duration
 	epoch       time.Time // the base of now(): monotonic, cheap to store
 	report      *limitReport
 
+	budget atomic.Pointer[ConnBudget] // the one the server shares, if any
+
 	mu    sync.Mutex
+	max   int // the cap: want, or less to stay within the descriptor limit
 	conns []*trackedConn
 }
 
 func newConnSet(l Limits, fdLimit uint64, report *limitReport) *connSet {
-	return &connSet{max: l.connCap(fdLimit), sendTimeout: l.SendTimeout, epoch: time.Now(), report: report}
+	return &connSet{want: l.MaxConns, max: l.connCap(fdLimit), sendTimeout: l.SendTimeout, epoch: time.Now(), report: report}
+}
+
+// capacity returns the cap in force.
+func (s *connSet) capacity() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.max
+}
+
+// setCap changes the cap; connections over a lowered one go as new ones
+// arrive.
+func (s *connSet) setCap(n int) {
+	s.mu.Lock()
+	s.max = n
+	s.mu.Unlock()
 }
 
 // now is the time since epoch, on the monotonic clock.
@@ -116,6 +136,24 @@ func (s *connSet) watchState(next func(net.Conn, http.ConnState)) func(net.Conn,
 		if next != nil {
 			next(c, st)
 		}
+	}
+}
+
+// connKey is where connContext puts a connection's trackedConn.
+type connKey struct{}
+
+// connContext returns an http.Server.ConnContext that puts each
+// connection's trackedConn in its requests' context, then calls next (the
+// one the server had) if any.
+func connContext(next func(context.Context, net.Conn) context.Context) func(context.Context, net.Conn) context.Context {
+	return func(ctx context.Context, c net.Conn) context.Context {
+		if tc := tracked(c); tc != nil {
+			ctx = context.WithValue(ctx, connKey{}, tc)
+		}
+		if next != nil {
+			ctx = next(ctx, c)
+		}
+		return ctx
 	}
 }
 

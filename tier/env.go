@@ -67,8 +67,8 @@ const TestEnvPrefix = EnvPrefix + "TEST_"
 
 // Check reports every variable in the list that starts with EnvPrefix (but
 // not TestEnvPrefix) and that no Load, Lookup or Known declared, as a
-// *ConfigError naming it and the nearest known name (joined, in name
-// order). Call it once every config is loaded. Values are not shown: a
+// *ConfigError naming it and, when one is close, the known name it
+// likely misspells (joined, in name order). Call it once every config is loaded. Values are not shown: a
 // misspelt DSN holds a password.
 func (e *Env) Check() error {
 	known := make([]string, 0, len(e.known))
@@ -96,11 +96,16 @@ func (e *Env) Check() error {
 }
 
 // nearest returns the name in names closest to s by edit distance, the
-// first of equals; "" when names is empty.
+// first of equals, when it is close enough to be a likely misspelling of
+// it: at most a third of s's own part (after EnvPrefix) differs, and at
+// least one edit is allowed. Otherwise "": a variable meant for another
+// program (THREETIER_WEB_ROOT where only the log settings are read) has
+// no near name, and naming a far one would only mislead.
 func nearest(s string, names []string) string {
-	best, bestDist := "", -1
+	limit := max(1, len(strings.TrimPrefix(s, EnvPrefix))/3)
+	best, bestDist := "", limit+1
 	for _, n := range names {
-		if d := editDistance(s, n); bestDist < 0 || d < bestDist {
+		if d := editDistance(s, n); d < bestDist {
 			best, bestDist = n, d
 		}
 	}

@@ -81,3 +81,26 @@ func TestEnvCheckPassesWhenEveryVariableIsKnown(t *testing.T) {
 		t.Fatalf("Check = %v", err)
 	}
 }
+
+func TestEnvCheckSuggestsOnlyCloseNames(t *testing.T) {
+	web := []string{"THREETIER_WEB_ROOT", "THREETIER_WEB_LISTEN"}
+	for _, tc := range []struct {
+		set   string
+		known []string
+		want  string
+	}{
+		// Another program's variable: nothing read here is near it.
+		{"THREETIER_WEB_ROOT", nil, "THREETIER_WEB_ROOT: unknown variable"},
+		{"THREETIER_X", nil, "THREETIER_X: unknown variable"},
+		{"THREETIER_WEB_ROOOT", web, "THREETIER_WEB_ROOOT: unknown variable; did you mean THREETIER_WEB_ROOT?"},
+		{"THREETIER_WEB_LISTNE", web, "THREETIER_WEB_LISTNE: unknown variable; did you mean THREETIER_WEB_LISTEN?"},
+		{"THREETIER_LOG_FORMT", nil, "THREETIER_LOG_FORMT: unknown variable; did you mean THREETIER_LOG_FORMAT?"},
+	} {
+		e := tier.NewEnv([]string{tc.set + "=x"})
+		e.Declare(tier.EnvPrefix, &tier.LogConfig{})
+		e.Known(tc.known...)
+		if err := e.Check(); err == nil || err.Error() != tc.want {
+			t.Errorf("%s: Check = %v, want %s", tc.set, err, tc.want)
+		}
+	}
+}

@@ -57,7 +57,7 @@ func NewHTTPServer(name string, srv *http.Server, opts ...ServerOption) *HTTPSer
 	s.limits = s.limits.withDefaults()
 	report := &limitReport{log: s.log, server: name}
 	s.conns = newConnSet(s.limits, descriptorLimit(), report)
-	report.open, report.max = s.conns.open, s.conns.max
+	report.open, report.max = s.conns.open, s.conns.capacity
 	next := srv.Handler
 	if next == nil {
 		next = http.DefaultServeMux // what http.Server serves for a nil Handler
@@ -68,7 +68,7 @@ func NewHTTPServer(name string, srv *http.Server, opts ...ServerOption) *HTTPSer
 		srv.Handler = tracing.Server(s.tracer, name, srv.Handler)
 	}
 	srv.ConnState = s.conns.watchState(framingState(srv.ConnState))
-	srv.ConnContext = framingContext(srv.ConnContext)
+	srv.ConnContext = framingContext(connContext(srv.ConnContext))
 	s.report = report
 	return s
 }
@@ -94,14 +94,21 @@ func (s *HTTPServer) Addr() string {
 	return s.server.Addr
 }
 
-// Start binds the address and begins serving.
+// Start binds the address and begins serving; when ctx carries a
+// ConnBudget, the server's connection cap is its share of it until Stop.
 func (s *HTTPServer) Start(ctx context.Context) error {
 	var lc net.ListenConfig
 	ln, err := lc.Listen(ctx, "tcp", s.server.Addr)
 	if err != nil {
 		return err
 	}
-	return s.Serve(ln)
+	if err := s.Serve(ln); err != nil {
+		return err
+	}
+	if b := connBudget(ctx); b != nil {
+		b.join(s.conns)
+	}
+	return nil
 }
 
 // Serve begins serving on a listener the caller made (socket activation,
@@ -155,5 +162,8 @@ func (s *HTTPServer) Stop(ctx context.Context) error {
 		_ = s.server.Close()
 	}
 	<-served
+	if b := s.conns.budget.Load(); b != nil {
+		b.leave(s.conns)
+	}
 	return err
 }

@@ -15,7 +15,7 @@ type limitReport struct {
 	log    *slog.Logger
 	server string
 	open   func() int
-	max    int
+	max    func() int
 
 	bodyTimeouts, sendTimeouts, shedIdle, shedStalled atomic.Int64
 	framingErrors                                     atomic.Int64 // requests refused for their framing
@@ -51,7 +51,7 @@ func (r *limitReport) flush() {
 		"shed_stalled", stalled,
 		"framing_errors", framing,
 		"open", r.open(),
-		"max_conns", r.max)
+		"max_conns", r.max())
 }
 
 // framing counts a request refused for its framing (see framingConn). The

@@ -38,7 +38,8 @@ type Limits struct {
 	// MaxConns caps the connections open at once, and is itself kept below
 	// what the process's descriptor limit allows: the cap is at most the
 	// soft RLIMIT_NOFILE minus a reserve of an eighth of it (at least 64)
-	// for files, upstream connections and logs. A connection accepted at
+	// for files, upstream connections and logs, and the listeners of one
+	// process share that (see ConnBudget). A connection accepted at
 	// the cap is served, and another one closed to make room: an idle
 	// keep-alive connection first, else the one that has gone longest
 	// without a byte moving either way (reset, as SendTimeout's are).
@@ -71,17 +72,8 @@ func (l Limits) withDefaults() Limits {
 }
 
 // connCap is MaxConns kept below a descriptor limit of fdLimit (0 when
-// there is none), leaving the reserve MaxConns documents.
-func (l Limits) connCap(fdLimit uint64) int {
-	if fdLimit == 0 || fdLimit > 1<<31 {
-		return l.MaxConns
-	}
-	reserve := max(64, fdLimit/8)
-	if fdLimit <= reserve {
-		return 1
-	}
-	return min(l.MaxConns, int(fdLimit-reserve))
-}
+// there is none), leaving the reserve MaxConns documents: a budget of one.
+func (l Limits) connCap(fdLimit uint64) int { return split([]int{l.MaxConns}, fdLimit)[0] }
 
 // A ServerOption sets up one HTTPServer.
 type ServerOption func(*HTTPServer)

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -124,7 +125,7 @@ func TestBodyTimeoutCutsAStalledUpload(t *testing.T) {
 // reading (a 405, say) leaves net/http to discard the body before the
 // answer goes; that read is bounded too.
 func TestBodyTimeoutUnreadBodyIsBounded(t *testing.T) {
-	addr, _ := startLimited(t, tier.Limits{BodyTimeout: 300 * time.Millisecond}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	addr, logs := startLimited(t, tier.Limits{BodyTimeout: 300 * time.Millisecond}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		tier.WriteProblem(w, tier.NewProblem(http.StatusMethodNotAllowed, "no"))
 	}))
 	c := dial(t, addr)
@@ -134,6 +135,35 @@ func TestBodyTimeoutUnreadBodyIsBounded(t *testing.T) {
 	var ne net.Error
 	if errors.As(err, &ne) && ne.Timeout() {
 		t.Fatal("connection with an unread body still held after 5s")
+	}
+	// The discard that timed out is a body timeout like any other.
+	wait.For(t, 5*time.Second, "the warning with the count", func() bool {
+		return strings.Contains(logs.String(), "body_timeouts=1")
+	})
+}
+
+// TestBodyTimeoutCountsADiscardDuringTheHandler: a handler that flushes
+// its answer before it is done, the body unread, has net/http discard the
+// body then; a timeout there is counted once, as any other.
+func TestBodyTimeoutCountsADiscardDuringTheHandler(t *testing.T) {
+	done := make(chan struct{})
+	release := sync.OnceFunc(func() { close(done) })
+	defer release()
+	addr, logs := startLimited(t, tier.Limits{BodyTimeout: 300 * time.Millisecond}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, "early")
+		_ = http.NewResponseController(w).Flush()
+		<-done
+	}))
+	c := dial(t, addr)
+	fmt.Fprintf(c, "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\nx")
+	wait.For(t, 5*time.Second, "the warning with the count", func() bool {
+		return strings.Contains(logs.String(), "body_timeouts=1")
+	})
+	release()
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	_, _ = io.Copy(io.Discard, c)
+	if n := strings.Count(logs.String(), "body_timeouts="); n != 1 || !strings.Contains(logs.String(), "body_timeouts=1") {
+		t.Fatalf("one timeout logged as:\n%s", logs)
 	}
 }
 

@@ -16,6 +16,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -57,6 +58,13 @@ func TestLimitsUnderDescriptorPressure(t *testing.T) {
 			t.Fatalf("%s: first request: %v", phase, err)
 		}
 		resp.Body.Close()
+		// The server has accepted the burst, but on a busy machine it may
+		// not have read the requests yet: hundreds of connections still
+		// wait for their first turn, and a request measured now would
+		// measure that queue, not the server beside stalled clients.
+		wait.For(t, 20*time.Second, "the server to read every request it accepted", func() bool {
+			return get(t, addr, "/pending") == "0"
+		})
 		// Five requests, each timed from connect; the median must be under
 		// 100 ms (one may meet a burst of timeouts firing together).
 		var took []time.Duration
@@ -94,15 +102,8 @@ func TestLimitsUnderDescriptorPressure(t *testing.T) {
 	normal("beside 2,000 stalled downloads")
 	// Reading a download before the server gave up on it would be
 	// progress: first wait for every download's handler to end.
-	probe := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 	wait.For(t, 20*time.Second, "the server to end every download", func() bool {
-		resp, err := probe.Get("http://" + addr + "/downloads")
-		if err != nil {
-			return false
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return string(b) == "0"
+		return get(t, addr, "/downloads") == "0"
 	})
 	allClosed(t, downloads, "stalled download", pressureLarge)
 
@@ -111,6 +112,20 @@ func TestLimitsUnderDescriptorPressure(t *testing.T) {
 	})
 	t.Logf("server logged: %d shed stalled, %d shed idle, %d send timeouts",
 		sumLogged(logs.String(), "shed_stalled"), sumLogged(logs.String(), "shed_idle"), sumLogged(logs.String(), "send_timeouts"))
+}
+
+// get returns the body of a GET of path on a connection of its own, or ""
+// when it fails.
+func get(t *testing.T, addr, path string) string {
+	t.Helper()
+	probe := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	resp, err := probe.Get("http://" + addr + path)
+	if err != nil {
+		return ""
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
 }
 
 // openSlow opens pressureSlow connections that each send req and then
@@ -224,7 +239,20 @@ func servePressureChild() {
 			}
 		}
 	})
-	srv := tier.NewHTTPServer("pressure", &http.Server{Addr: "127.0.0.1:0", Handler: mux, ReadHeaderTimeout: 5 * time.Second},
+	// pending counts the connections accepted whose first request the
+	// server has not read yet.
+	var fresh sync.Map
+	var pending atomic.Int64
+	mux.HandleFunc("/pending", func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, pending.Load()) })
+	track := func(c net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			fresh.Store(c, true)
+			pending.Add(1)
+		} else if _, ok := fresh.LoadAndDelete(c); ok {
+			pending.Add(-1)
+		}
+	}
+	srv := tier.NewHTTPServer("pressure", &http.Server{Addr: "127.0.0.1:0", Handler: mux, ReadHeaderTimeout: 5 * time.Second, ConnState: track},
 		tier.WithLimits(tier.Limits{BodyTimeout: 2 * time.Second, SendTimeout: 2 * time.Second}),
 		tier.WithServerLogger(slog.New(slog.NewTextHandler(os.Stderr, nil))))
 	if err := srv.Start(context.Background()); err != nil {

@@ -36,11 +36,17 @@ func Run(ctx context.Context, tiers ...Tier) error {
 
 // Run starts tiers in order, each until ready, waits for ctx or the first
 // failure, then stops the started ones in reverse order, each bounded by the
-// stop timeout. No goroutine it starts outlives it.
+// stop timeout. No goroutine it starts outlives it. The tiers' listeners
+// share one ConnBudget: ctx's, or a new one.
 func (r Runner) Run(ctx context.Context, tiers ...Tier) error {
 	log := r.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
+	}
+	if connBudget(ctx) == nil {
+		// One descriptor limit for the whole process: the listeners of
+		// every tier split it rather than each count on all of it.
+		ctx = WithConnBudget(ctx, NewConnBudget())
 	}
 	failed := make(chan *Error, len(tiers))
 	watchCtx, stopWatching := context.WithCancel(context.Background())

@@ -36,17 +36,21 @@ import (
 	"github.com/threetier/threetier/tier"
 )
 
-func main() {
+func main() { os.Exit(serve(os.Args[1:], nil)) }
+
+// serve runs the command until SIGINT or SIGTERM and returns its exit
+// status: 0 after a clean stop or -h, 2 after an error, which it prints on
+// one line. ready is run's.
+func serve(args []string, ready chan<- listening) int {
 	ctx, stop := tier.SignalContext(context.Background())
 	defer stop()
-	err := run(ctx, os.Args[1:], os.Stderr, nil)
+	err := run(ctx, args, os.Stderr, ready)
 	switch {
-	case err == nil:
-	case errors.Is(err, flag.ErrHelp):
-		os.Exit(0)
+	case err == nil, errors.Is(err, flag.ErrHelp):
+		return 0
 	default:
 		fmt.Fprintln(os.Stderr, "lb:", oneLine(err))
-		os.Exit(2)
+		return 2
 	}
 }
 
@@ -94,7 +98,7 @@ func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 	fl.StringVar(&f.backends, "backends", "", "comma-separated base URLs of the backends: http://host:port,...")
 	fl.StringVar(&f.pool.Policy, "policy", balancer.PolicyRoundRobin, "round_robin, least_request, p2c_ewma, hash, first or random")
 	fl.StringVar(&f.pool.Health.Path, "check-path", defaultCheckPath, `path of the health check GET on each backend ("": no active checks)`)
-	fl.DurationVar(&f.pool.Health.Interval, "check-interval", defaultCheckInterval, "time between health checks of one backend")
+	tier.DurationVar(fl, &f.pool.Health.Interval, "check-interval", defaultCheckInterval, "time between health checks of one backend")
 	fl.StringVar(&f.stats, "stats", "", "admin listener: the stats page and API, /healthz, /readyz, /metrics (off by default)")
 	fl.StringVar(&f.statsTok, "stats-token", "", "bearer token that turns the stats runtime API on (better: THREETIER_BALANCER_STATS_TOKEN)")
 	fl.StringVar(&f.clusterLn, "cluster-listen", "", "this node's gossip address ip:port, TCP and UDP (turns the cluster on)")
@@ -107,9 +111,9 @@ func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 	fl.StringVar(&f.trusted, "trusted-proxies", "", "comma-separated CIDRs whose X-Forwarded-* headers are kept")
 	fl.BoolVar(&f.proxy.AccessLog, "access-log", false, "log every request")
 	fl.IntVar(&f.proxy.MaxConns, "max-conns", tier.DefaultMaxConns, "most client connections open at once (kept below the descriptor limit)")
-	fl.DurationVar(&f.proxy.BodyTimeout, "body-timeout", tier.DefaultBodyTimeout, "longest a request body may go without a byte arriving (negative: off)")
-	fl.DurationVar(&f.proxy.SendTimeout, "send-timeout", tier.DefaultSendTimeout, "longest a response may go without the client taking a byte (negative: off)")
-	fl.DurationVar(&f.proxy.DrainDelay, "drain-delay", 0, "on SIGTERM, how long to keep serving while /readyz fails and answers say the node is leaving, before it stops accepting")
+	tier.DurationVar(fl, &f.proxy.BodyTimeout, "body-timeout", tier.DefaultBodyTimeout, "longest a request body may go without a byte arriving (negative: off)")
+	tier.DurationVar(fl, &f.proxy.SendTimeout, "send-timeout", tier.DefaultSendTimeout, "longest a response may go without the client taking a byte (negative: off)")
+	tier.DurationVar(fl, &f.proxy.DrainDelay, "drain-delay", 0, "on SIGTERM, how long to keep serving while /readyz fails and answers say the node is leaving, before it stops accepting")
 	fl.StringVar(&f.profile, "cpuprofile", "", "write a CPU profile of the whole run to this file (for tuning)")
 	help := fl.Bool("h", false, "show this help")
 	if err := fl.Parse(args); err != nil {

@@ -11,6 +11,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
+	"errors"
 	"io"
 	"math/big"
 	"net"
@@ -29,10 +30,63 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/threetier/threetier/balancer"
+	"github.com/threetier/threetier/internal/child"
+	"github.com/threetier/threetier/internal/syncbuf"
 	"github.com/threetier/threetier/internal/wait"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+// lbProcessEnv makes the test binary the command itself, in a process of
+// its own (see startLBProcess): its arguments are the command's, and it
+// prints where it listens, as JSON, on its standard output once serving.
+const lbProcessEnv = "THREETIER_TEST_LB_PROCESS"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(lbProcessEnv) != "" {
+		ready := make(chan listening, 1)
+		go func() { _ = json.NewEncoder(os.Stdout).Encode(<-ready) }()
+		os.Exit(serve(os.Args[1:], ready))
+	}
+	goleak.VerifyTestMain(m)
+}
+
+// lbProcess is the command running in a child process, with its log.
+type lbProcess struct {
+	listening
+	cmd    *exec.Cmd
+	stderr *syncbuf.Buffer
+}
+
+// startLBProcess runs the command with args in a process of its own and
+// returns once it serves; the process is killed when the test ends.
+func startLBProcess(t *testing.T, args ...string) *lbProcess {
+	t.Helper()
+	p := &lbProcess{cmd: exec.Command(os.Args[0], args...), stderr: &syncbuf.Buffer{}}
+	p.cmd.Env = append(os.Environ(), lbProcessEnv+"=1")
+	p.cmd.Stderr = p.stderr
+	if err := json.Unmarshal([]byte(child.Start(t, p.cmd)), &p.listening); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// exitCode waits for the process to end and returns its status; one still
+// running after 30 seconds is killed and fails the test.
+func (p *lbProcess) exitCode(t *testing.T) int {
+	t.Helper()
+	timer := time.AfterFunc(30*time.Second, func() { _ = p.cmd.Process.Kill() })
+	err := p.cmd.Wait()
+	if !timer.Stop() {
+		t.Fatalf("%s still running 30s after SIGTERM", p.Proxy)
+	}
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return ee.ExitCode()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return 0
+}
 
 // startLB runs the command in the test process and returns its addresses;
 // the node is stopped, and run's error checked, when the test ends.
@@ -345,6 +399,54 @@ func TestLBTwoNodesAsACluster(t *testing.T) {
 	}
 }
 
+// TestLBPairStoppedTogether stops both nodes of a cluster at once, as an
+// orchestrator does, in processes of their own: a node leaving while its
+// peer leaves too is a normal stop, exit status 0 with nothing worse than
+// an info line, well within the stop timeout.
+func TestLBPairStoppedTogether(t *testing.T) {
+	be := newBackend(t, "a")
+	key := make([]byte, 32)
+	_, _ = rand.Read(key)
+	t.Setenv("THREETIER_BALANCER_CLUSTER_KEY", base64.StdEncoding.EncodeToString(key))
+	common := []string{"-listen", "127.0.0.1:0", "-backends", be.URL, "-stats", "127.0.0.1:0", "-cluster-listen", "127.0.0.1:0"}
+	n1 := startLBProcess(t, append(common, "-node", "lb-1")...)
+	n2 := startLBProcess(t, append(common, "-node", "lb-2", "-peers", n1.Cluster)...)
+	c := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 10 * time.Second}
+	for _, n := range []*lbProcess{n1, n2} {
+		wait.For(t, 10*time.Second, "two members alive on "+n.Stats, func() bool {
+			var r balancer.StatsReport
+			getJSON(t, c, "http://"+n.Stats+"/api/status", &r)
+			alive := 0
+			for _, m := range r.Members {
+				if m.State == "alive" {
+					alive++
+				}
+			}
+			return alive == 2
+		})
+	}
+
+	start := time.Now()
+	for _, n := range []*lbProcess{n1, n2} {
+		if err := n.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, n := range []*lbProcess{n1, n2} {
+		code := n.exitCode(t)
+		logs := n.stderr.String()
+		if code != 0 || strings.Contains(logs, "level=ERROR") || strings.Contains(logs, "level=WARN") {
+			t.Errorf("%s stopped with its peer: exit %d, log:\n%s", n.Proxy, code, logs)
+		}
+		if !strings.Contains(logs, "cluster node stopped") {
+			t.Errorf("%s: no line of the cluster's stop:\n%s", n.Proxy, logs)
+		}
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("the pair took %v to stop", took)
+	}
+}
+
 type statusError struct {
 	code int
 	body string
@@ -492,6 +594,8 @@ func TestLBBadFlags(t *testing.T) {
 		{`-backends[0]="ftp://x"`, "", []string{"-backends", "ftp://x"}},
 		{`-policy="fastest": unknown policy`, "", []string{"-backends", be, "-policy", "fastest"}},
 		{"invalid value", "", []string{"-backends", be, "-check-interval", "soon"}},
+		{`invalid value "2" for flag -check-interval: a duration needs a unit: 2s`, "", []string{"-backends", be, "-check-interval", "2"}},
+		{`flag -drain-delay: not a duration: want a number with a unit, such as 2s`, "", []string{"-backends", be, "-drain-delay", "soon"}},
 		{"-check-path", "", []string{"-backends", be, "-check-path", "healthz"}},
 		{"TLSCert and TLSKey go together", "", []string{"-backends", be, "-tls-cert", "c.pem"}},
 		{"-redirect-http", "", []string{"-backends", be, "-redirect-http", ":8080"}},

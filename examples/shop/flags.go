@@ -51,7 +51,7 @@ func parseFlags(args, environ []string, stderr io.Writer) (*flags, error) {
 	fl.StringVar(&f.peers, "peers", "", "balancer: comma-separated gossip addresses of the other front doors (turns the cluster on)")
 	fl.StringVar(&f.key, "cluster-key", "", "balancer: the cluster's shared key, base64 of 16, 24 or 32 bytes (better: THREETIER_BALANCER_CLUSTER_KEY)")
 	fl.StringVar(&f.name, "name", "", "this instance's name in logs, X-Served-By, the cluster and the stats page")
-	fl.DurationVar(&f.drain, "drain-delay", defaultDrainDelay, "balancer, web, app: how long a stopping server keeps serving while it fails /readyz, before it stops accepting (0 for none; THREETIER_*_DRAIN_DELAY)")
+	tier.DurationVar(fl, &f.drain, "drain-delay", defaultDrainDelay, "balancer, web, app: how long a stopping server keeps serving while it fails /readyz, before it stops accepting (0 for none; THREETIER_*_DRAIN_DELAY)")
 	fl.StringVar(&f.db, "db", "", "app: a postgres:// URL, or the SQLite file (default shop.db; THREETIER_DATA_DSN, DATABASE_URL)")
 	help := fl.Bool("h", false, "show this help")
 	if err := fl.Parse(args); err != nil {

@@ -556,6 +556,14 @@ func TestShopRejectsBadFlags(t *testing.T) {
 	}
 }
 
+func TestShopSaysADurationNeedsAUnit(t *testing.T) {
+	_, err := parseFlags([]string{"-drain-delay", "5"}, nil, io.Discard)
+	want := `invalid value "5" for flag -drain-delay: a duration needs a unit: 5s, 5ms or 5m`
+	if err == nil || err.Error() != want {
+		t.Fatalf("err = %v, want %s", err, want)
+	}
+}
+
 func TestShopRejectsAMisspeltVariable(t *testing.T) {
 	environ := []string{"THREETIER_APP_GUARD_DB_TIMEOUT=1s", "THREETIER_WEB_LISTEN=127.0.0.1:0", "THREETIER_WEB_LISTNE=127.0.0.1:0"}
 	_, err := parseFlags([]string{"-role", "web"}, environ, io.Discard)

@@ -124,6 +124,16 @@ func getFrom(t *testing.T, c *http.Client, url, accept string) (*http.Response, 
 	return resp, string(b)
 }
 
+// TestStaticNamesNoFarVariable: a variable meant for another program is
+// unknown here, and no name static reads is near enough to suggest.
+func TestStaticNamesNoFarVariable(t *testing.T) {
+	t.Setenv("THREETIER_WEB_ROOT", t.TempDir())
+	err := run(context.Background(), []string{"-root", "."}, io.Discard, nil)
+	if want := "THREETIER_WEB_ROOT: unknown variable"; err == nil || err.Error() != want {
+		t.Fatalf("run = %v, want %s", err, want)
+	}
+}
+
 // TestStaticBadFlags runs the built command: each mistake is one line on
 // stderr and exit status 2.
 func TestStaticBadFlags(t *testing.T) {
@@ -135,18 +145,19 @@ func TestStaticBadFlags(t *testing.T) {
 		t.Fatalf("build: %v\n%s", err, out)
 	}
 	cases := map[string][]string{
-		"flag needs an argument: -listen":   {"-listen"},
-		"not a directory":                   {"-root", "/nonexistent/dir"},
-		"want pattern=value":                {"-cache", "nonsense"},
-		"flag provided but not defined":     {"-nope"},
-		"unexpected argument":               {"-root", ".", "extra"},
-		"want /prefix/=":                    {"-forward", "api=http://x"},
-		"invalid value":                     {"-hsts", "soon"},
-		"did you mean THREETIER_LOG_LEVEL?": {"-root", "."},
-		`-metrics="metrics"`:                {"-root", ".", "-metrics", "metrics"},
-		"THREETIER_ADMIN_LISTEN":            {"-root", "."},
-		`-compress-limit="-1"`:              {"-root", ".", "-compress-limit", "-1"},
-		"-tls-cert: TLS needs both":         {"-root", ".", "-tls-cert", "c.pem"},
+		"flag needs an argument: -listen":                  {"-listen"},
+		"not a directory":                                  {"-root", "/nonexistent/dir"},
+		"want pattern=value":                               {"-cache", "nonsense"},
+		"flag provided but not defined":                    {"-nope"},
+		"unexpected argument":                              {"-root", ".", "extra"},
+		"want /prefix/=":                                   {"-forward", "api=http://x"},
+		"invalid value":                                    {"-hsts", "soon"},
+		"flag -body-timeout: a duration needs a unit: 30s": {"-body-timeout", "30"},
+		"did you mean THREETIER_LOG_LEVEL?":                {"-root", "."},
+		"THREETIER_ADMIN_LISTEN":                           {"-root", "."},
+		`-metrics="metrics"`:                               {"-root", ".", "-metrics", "metrics"},
+		`-compress-limit="-1"`:                             {"-root", ".", "-compress-limit", "-1"},
+		"-tls-cert: TLS needs both":                        {"-root", ".", "-tls-cert", "c.pem"},
 	}
 	for want, args := range cases {
 		cmd := exec.Command(bin, args...)

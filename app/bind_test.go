@@ -232,7 +232,7 @@ func TestBindDescribesFieldsPrecisely(t *testing.T) {
 	}
 	for body, field := range map[string]string{
 		`{"items":[{"product_id":1,"quantity":1},{"product_id":1,"quantity":1},{"product_id":1, "quantity" : "2"}]}`: "items[2].quantity",
-		`{"items":[{"product_id":1,"quantity":1},{"product_id":[1]}]}`:                                                "items[1].product_id",
+		`{"items":[{"product_id":1,"quantity":1},{"product_id":[1]}]}`:                                               "items[1].product_id",
 		`{"codes":[1,2,{}]}`: "codes[2]",
 		`{"items":{}}`:       "items",
 	} {

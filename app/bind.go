@@ -194,9 +194,10 @@ func jsonProblem(err error, body []byte) error {
 	return tier.NewProblem(http.StatusBadRequest, "malformed JSON body: "+err.Error())
 }
 
-// jsonPathAt names the value of body that ends at offset the way
-// BodyValidator names fields: "items[2].quantity". It returns "" when no
-// value ends there.
+// jsonPathAt names the value of body that an UnmarshalTypeError's offset
+// points at (the end of a literal, the opening of an object or array) the
+// way BodyValidator names fields: "items[2].quantity". It returns "" for
+// an offset past the body.
 func jsonPathAt(body []byte, offset int64) string {
 	type level struct {
 		array bool

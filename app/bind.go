@@ -1,6 +1,7 @@
 package app
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -8,6 +9,8 @@ import (
 	"mime"
 	"net/http"
 	"reflect"
+	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/labstack/echo/v4"
@@ -34,6 +37,11 @@ func Bind[T any](c echo.Context) (T, error) {
 	if isStruct(reflect.TypeFor[T]()) {
 		b := &echo.DefaultBinder{}
 		if err := b.BindPathParams(c, &v); err != nil {
+			var num *strconv.NumError
+			if errors.As(err, &num) && errors.Is(num.Err, strconv.ErrRange) {
+				// A number too large for its field names nothing there is.
+				return v, outOfRange(c, num.Num)
+			}
 			return v, badRequest("invalid path parameter", err)
 		}
 		if err := b.BindQueryParams(c, &v); err != nil {
@@ -53,6 +61,38 @@ func Bind[T any](c echo.Context) (T, error) {
 		}
 	}
 	return v, nil
+}
+
+// PathID returns the path parameter name as the id of a row: a positive
+// integer that fits a BIGINT key, 1 to math.MaxInt64 (leading zeros
+// allowed). Anything else the handler returns as it is: a 400 problem for
+// what is not a positive integer ("abc", "0", "-1"), a 404 for a positive
+// integer too large to be any row's id.
+//
+//	id, err := app.PathID(c, "id")
+//	if err != nil {
+//		return err
+//	}
+func PathID(c echo.Context, name string) (uint64, error) {
+	raw := c.Param(name)
+	if raw != "" && strings.Trim(raw, "0123456789") == "" && strings.Trim(raw, "0") != "" {
+		id, err := strconv.ParseInt(raw, 10, 64)
+		if err != nil {
+			return 0, outOfRange(c, raw)
+		}
+		return uint64(id), nil
+	}
+	return 0, tier.NewProblem(http.StatusBadRequest, fmt.Sprintf("%s must be a positive integer, not %q", name, raw))
+}
+
+// outOfRange is the 404 for the path parameter whose value is raw, a
+// number too large to name anything.
+func outOfRange(c echo.Context, raw string) *tier.Problem {
+	name := "the path parameter"
+	if i := slices.Index(c.ParamValues(), raw); i >= 0 && i < len(c.ParamNames()) {
+		name = c.ParamNames()[i]
+	}
+	return tier.NewProblem(http.StatusNotFound, fmt.Sprintf("%s %s does not exist", name, raw))
 }
 
 // Handle adapts a typed handler: it binds and validates In (see Bind),
@@ -100,16 +140,19 @@ func decodeJSONBody(r *http.Request, v any) error {
 	if ct := r.Header.Get(echo.HeaderContentType); !isJSON(ct) {
 		return tier.NewProblem(http.StatusUnsupportedMediaType, fmt.Sprintf("request body must be application/json, not %q", ct))
 	}
-	dec := json.NewDecoder(r.Body)
+	// What was read is kept to name a field of the wrong type by its
+	// place in the body: encoding/json leaves array indexes out.
+	var read bytes.Buffer
+	dec := json.NewDecoder(io.TeeReader(r.Body, &read))
 	if err := dec.Decode(v); err != nil {
 		if errors.Is(err, io.EOF) && r.ContentLength < 0 {
 			return nil // a chunked request with an empty body
 		}
-		return jsonProblem(err)
+		return jsonProblem(err, read.Bytes())
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		if err != nil {
-			return jsonProblem(err)
+			return jsonProblem(err, nil)
 		}
 		return tier.NewProblem(http.StatusBadRequest, "malformed JSON body: more data after the JSON value")
 	}
@@ -124,8 +167,9 @@ func isJSON(contentType string) bool {
 	return mt == echo.MIMEApplicationJSON || strings.HasSuffix(mt, "+json")
 }
 
-// jsonProblem says what is wrong with a body encoding/json refused.
-func jsonProblem(err error) error {
+// jsonProblem says what is wrong with a body encoding/json refused; body
+// is what it read.
+func jsonProblem(err error, body []byte) error {
 	var (
 		syntax *json.SyntaxError
 		typ    *json.UnmarshalTypeError
@@ -137,13 +181,68 @@ func jsonProblem(err error) error {
 	case errors.As(err, &syntax):
 		return tier.NewProblem(http.StatusBadRequest, fmt.Sprintf("malformed JSON body at byte %d: %v", syntax.Offset, syntax))
 	case errors.As(err, &typ) && typ.Field != "":
-		return &ValidationError{Fields: []tier.FieldProblem{{Field: typ.Field, Detail: "must be " + jsonKind(typ.Type) + ", not " + typ.Value}}}
+		field := jsonPathAt(body, typ.Offset)
+		if field == "" {
+			field = typ.Field
+		}
+		return &ValidationError{Fields: []tier.FieldProblem{{Field: field, Detail: "must be " + jsonKind(typ.Type) + ", not " + typ.Value}}}
 	case errors.As(err, &typ):
 		return tier.NewProblem(http.StatusBadRequest, "JSON body must be "+jsonKind(typ.Type)+", not "+typ.Value)
 	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
 		return tier.NewProblem(http.StatusBadRequest, "malformed JSON body: it ends too early")
 	}
 	return tier.NewProblem(http.StatusBadRequest, "malformed JSON body: "+err.Error())
+}
+
+// jsonPathAt names the value of body that an UnmarshalTypeError's offset
+// points at (the end of a literal, the opening of an object or array) the
+// way BodyValidator names fields: "items[2].quantity". It returns "" for
+// an offset past the body.
+func jsonPathAt(body []byte, offset int64) string {
+	type level struct {
+		array bool
+		index int    // of the current element, in an array
+		key   string // of the current member, in an object
+		onKey bool   // in an object, the next string is a key
+	}
+	var stack []*level
+	dec := json.NewDecoder(bytes.NewReader(body))
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return ""
+		}
+		if d, ok := tok.(json.Delim); ok && (d == '}' || d == ']') {
+			stack = stack[:len(stack)-1]
+			continue
+		}
+		if n := len(stack); n > 0 {
+			top := stack[n-1]
+			if top.onKey {
+				top.key, top.onKey = tok.(string), false
+				continue
+			}
+			top.index++
+			top.onKey = !top.array
+		}
+		if dec.InputOffset() >= offset {
+			var b strings.Builder
+			for _, l := range stack {
+				switch {
+				case l.array:
+					fmt.Fprintf(&b, "[%d]", l.index)
+				case b.Len() > 0:
+					b.WriteString("." + l.key)
+				default:
+					b.WriteString(l.key)
+				}
+			}
+			return b.String()
+		}
+		if d, ok := tok.(json.Delim); ok {
+			stack = append(stack, &level{array: d == '[', index: -1, onKey: d == '{'})
+		}
+	}
 }
 
 // jsonKind names a Go type the way a JSON client thinks of it.

@@ -75,7 +75,7 @@ func TestBindReportsEveryField(t *testing.T) {
 		"title":       "is required",
 		"score":       "must be at most 1",
 		"kind":        "must be one of: book, film",
-		"tags[1]":     "must be at least 1 characters",
+		"tags[1]":     "must be at least 1 character",
 		"owner.email": "must be an email address",
 	}
 	got := map[string]string{}
@@ -175,4 +175,116 @@ func FuzzBind(f *testing.F) {
 			t.Fatalf("Bind returned a %T: %v", err, err)
 		}
 	})
+}
+
+// bindProblem binds body into T and returns the problem its error gets,
+// with its fields by name.
+func bindProblem[T any](t *testing.T, body string, params ...string) (*tier.Problem, map[string]string) {
+	t.Helper()
+	_, err := bindRequest[T](t, "POST", "/x", "application/json", body, params...)
+	if err == nil {
+		t.Fatalf("%s: bound without an error", body)
+	}
+	p := ProblemFor(err)
+	fields := map[string]string{}
+	for _, f := range p.Errors {
+		fields[f.Field] = f.Detail
+	}
+	return p, fields
+}
+
+type orderLines struct {
+	Items []struct {
+		ProductID uint64 `json:"product_id" validate:"required,min=1"`
+		Quantity  int    `json:"quantity" validate:"required,min=1,max=1000"`
+	} `json:"items" validate:"required,min=1,max=50,dive"`
+	Codes []int    `json:"codes" validate:"dive,required,gte=10"`
+	Note  string   `json:"note" validate:"omitempty,min=1,max=1"`
+	Tags  []string `json:"tags" validate:"max=1"`
+}
+
+// A number the rules bound below is told the bound, whether it is 0 (which
+// "required" catches first) or below; the index of a line is in its path,
+// for a wrong JSON type too; a bound of 1 is singular.
+func TestBindDescribesFieldsPrecisely(t *testing.T) {
+	_, got := bindProblem[orderLines](t, `{"items":[{"product_id":1,"quantity":1},{"product_id":0,"quantity":0},{"product_id":2,"quantity":-1}],"codes":[10,0,5],"note":"ab","tags":["a","b"]}`)
+	want := map[string]string{
+		"items[1].product_id": "must be at least 1",
+		"items[1].quantity":   "must be at least 1",
+		"items[2].quantity":   "must be at least 1",
+		"codes[1]":            "must be at least 10",
+		"codes[2]":            "must be at least 10",
+		"note":                "must be at most 1 character",
+		"tags":                "must be at most 1 item",
+	}
+	if len(got) != len(want) {
+		t.Errorf("fields %v, want %d", got, len(want))
+	}
+	for field, detail := range want {
+		if got[field] != detail {
+			t.Errorf("%s: %q, want %q", field, got[field], detail)
+		}
+	}
+
+	_, got = bindProblem[orderLines](t, `{"items":[]}`)
+	if got["items"] != "must be at least 1 item" {
+		t.Errorf("no items: %v", got)
+	}
+	for body, field := range map[string]string{
+		`{"items":[{"product_id":1,"quantity":1},{"product_id":1,"quantity":1},{"product_id":1, "quantity" : "2"}]}`: "items[2].quantity",
+		`{"items":[{"product_id":1,"quantity":1},{"product_id":[1]}]}`:                                               "items[1].product_id",
+		`{"codes":[1,2,{}]}`: "codes[2]",
+		`{"items":{}}`:       "items",
+	} {
+		p, got := bindProblem[orderLines](t, body)
+		if p.Status != http.StatusUnprocessableEntity || len(got) != 1 || got[field] == "" {
+			t.Errorf("%s: %d %v, want the field %s", body, p.Status, got, field)
+		}
+	}
+}
+
+// An id in the path is a positive integer that fits a BIGINT: a malformed
+// one is a 400 that says so, one too large for any row a 404; through Bind
+// as through PathID.
+func TestPathIDs(t *testing.T) {
+	type byID struct {
+		ID int64 `param:"id" json:"-"`
+	}
+	for raw, status := range map[string]int{
+		"9223372036854775808":  http.StatusNotFound,
+		"18446744073709551616": http.StatusNotFound,
+		"99999999999999999999": http.StatusNotFound,
+		"abc":                  http.StatusBadRequest,
+		"0":                    http.StatusBadRequest,
+		"000":                  http.StatusBadRequest,
+		"-1":                   http.StatusBadRequest,
+		"+1":                   http.StatusBadRequest,
+		"1.5":                  http.StatusBadRequest,
+		"":                     http.StatusBadRequest,
+	} {
+		c := echo.New().NewContext(httptest.NewRequest("GET", "/orders/x", nil), httptest.NewRecorder())
+		c.SetParamNames("id")
+		c.SetParamValues(raw)
+		_, err := PathID(c, "id")
+		p := ProblemFor(err)
+		if p.Status != status || !strings.HasPrefix(p.Detail, "id ") || (status == http.StatusBadRequest) != strings.Contains(p.Detail, "positive integer") {
+			t.Errorf("PathID %q: %d %q, want %d", raw, p.Status, p.Detail, status)
+		}
+	}
+	for raw, want := range map[string]uint64{"1": 1, "007": 7, "9223372036854775807": 1<<63 - 1} {
+		c := echo.New().NewContext(httptest.NewRequest("GET", "/orders/x", nil), httptest.NewRecorder())
+		c.SetParamNames("id")
+		c.SetParamValues(raw)
+		if id, err := PathID(c, "id"); err != nil || id != want {
+			t.Errorf("PathID %q: %d, %v; want %d", raw, id, err, want)
+		}
+	}
+	_, err := bindRequest[byID](t, "GET", "/orders/x", "", "", "id", "9223372036854775808")
+	if p := ProblemFor(err); p.Status != http.StatusNotFound || p.Detail != "id 9223372036854775808 does not exist" {
+		t.Errorf("Bind, out of range: %d %q", p.Status, p.Detail)
+	}
+	_, err = bindRequest[byID](t, "GET", "/orders/x", "", "", "id", "x1")
+	if p := ProblemFor(err); p.Status != http.StatusBadRequest {
+		t.Errorf("Bind, malformed: %d %q", p.Status, p.Detail)
+	}
 }

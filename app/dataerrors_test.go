@@ -4,8 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -79,15 +81,18 @@ func TestGuardJudgesDataErrorsByDefault(t *testing.T) {
 }
 
 // A server with default options answers the data tier's errors with their
-// own problems: no WithProblems needed.
+// own problems: no WithProblems needed. The client is told what happened
+// in plain words; the log keeps the whole chain.
 func TestServerAnswersDataErrorsByDefault(t *testing.T) {
 	_, notFound, duplicate, unavailable := dataErrors(t)
-	s := newTestServer(t, Config{})
-	for path, err := range map[string]error{"/missing": notFound, "/duplicate": duplicate, "/down": unavailable} {
+	log, logs := newTestLogger(t)
+	s := newTestServer(t, Config{}, WithLogger(log))
+	for path, err := range map[string]error{"/missing": notFound, "/duplicate": duplicate, "/down": fmt.Errorf("loading the list: %w", unavailable)} {
 		s.Echo().GET(path, func(echo.Context) error { return err })
 	}
 	base := startServer(t, s)
 	client := testClient(t)
+	details := map[string]string{"/missing": "not found", "/duplicate": "it already exists", "/down": "the database is unavailable, try again"}
 	for path, want := range map[string]int{"/missing": 404, "/duplicate": 409, "/down": 503} {
 		resp, err := client.Get(base + path)
 		if err != nil {
@@ -102,5 +107,12 @@ func TestServerAnswersDataErrorsByDefault(t *testing.T) {
 		if retry := resp.Header.Get("Retry-After"); (want == http.StatusServiceUnavailable) != (retry != "") {
 			t.Errorf("GET %s: Retry-After %q", path, retry)
 		}
+		if p.Detail != details[path] {
+			t.Errorf("GET %s: detail %q, want %q", path, p.Detail, details[path])
+		}
+	}
+	chain, _ := json.Marshal("loading the list: " + unavailable.Error())
+	if !strings.Contains(logs.String(), string(chain)) {
+		t.Errorf("the log has not the whole chain %s:\n%s", chain, logs.String())
 	}
 }

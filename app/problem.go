@@ -53,7 +53,7 @@ func ProblemFor(err error) *tier.Problem {
 		// From a validator used directly rather than through BodyValidator.
 		fields := make([]tier.FieldProblem, len(vs))
 		for i, fe := range vs {
-			fields[i] = tier.FieldProblem{Field: fieldPath(fe), Detail: describe(fe)}
+			fields[i] = tier.FieldProblem{Field: fieldPath(fe), Detail: describe(fe, "")}
 		}
 		return invalidFields(fields)
 	case errors.As(err, &ge):

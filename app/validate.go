@@ -64,7 +64,7 @@ func (v *BodyValidator) Validate(i any) error {
 	}
 	fields := make([]tier.FieldProblem, 0, len(verrs))
 	for _, fe := range verrs {
-		fields = append(fields, tier.FieldProblem{Field: fieldPath(fe), Detail: describe(fe)})
+		fields = append(fields, tier.FieldProblem{Field: fieldPath(fe), Detail: describe(fe, rulesOf(rv.Type(), fe))})
 	}
 	return &ValidationError{Fields: fields}
 }
@@ -89,18 +89,82 @@ func fieldPath(fe validator.FieldError) string {
 	return ns
 }
 
+// rulesOf returns the validate tag that applies to the field fe is about,
+// found from root (the validated struct's type) by fe's namespace, or ""
+// when the namespace cannot be followed (a map key with a dot in it).
+func rulesOf(root reflect.Type, fe validator.FieldError) string {
+	segments := strings.Split(fe.StructNamespace(), ".")
+	t, rules := root, ""
+	for _, seg := range segments[1:] {
+		name, _, _ := strings.Cut(seg, "[")
+		for t.Kind() == reflect.Pointer {
+			t = t.Elem()
+		}
+		if t.Kind() != reflect.Struct {
+			return ""
+		}
+		f, ok := t.FieldByName(name)
+		if !ok {
+			return ""
+		}
+		t, rules = f.Type, f.Tag.Get("validate")
+		// Each index steps into an element, whose rules follow "dive".
+		for range strings.Count(seg, "[") {
+			for t.Kind() == reflect.Pointer {
+				t = t.Elem()
+			}
+			if t.Kind() != reflect.Slice && t.Kind() != reflect.Array && t.Kind() != reflect.Map {
+				return ""
+			}
+			t = t.Elem()
+			_, rules, _ = strings.Cut(rules, "dive")
+			rules = strings.TrimPrefix(rules, ",")
+		}
+	}
+	return rules
+}
+
+// lowerBound is what the rules (a validate tag) say about the smallest
+// number allowed: "must be at least 1" for min=1 or gte=1, "must be more
+// than 0" for gt=0, or "" when they say nothing.
+func lowerBound(rules string) string {
+	for rule := range strings.SplitSeq(rules, ",") {
+		tag, p, _ := strings.Cut(rule, "=")
+		switch tag {
+		case "dive":
+			return "" // the rules after it are the elements'
+		case "min", "gte":
+			return "must be at least " + p
+		case "gt":
+			return "must be more than " + p
+		}
+	}
+	return ""
+}
+
 // describe says what is wrong with a field in words a client understands.
-func describe(fe validator.FieldError) string {
+// rules is the field's validate tag, when known: a number that is
+// required and has a lower bound is told the bound, so that 0 and -1 get
+// the same answer.
+func describe(fe validator.FieldError, rules string) string {
 	p := fe.Param()
 	unit := ""
 	switch fe.Kind() {
 	case reflect.String:
-		unit = " characters"
+		unit = " character"
 	case reflect.Slice, reflect.Array, reflect.Map:
-		unit = " items"
+		unit = " item"
+	}
+	if unit != "" && p != "1" {
+		unit += "s"
 	}
 	switch fe.Tag() {
 	case "required", "required_if", "required_unless", "required_with", "required_without":
+		if isNumber(fe.Kind()) {
+			if bound := lowerBound(rules); bound != "" {
+				return bound
+			}
+		}
 		return "is required"
 	case "min", "gte":
 		return "must be at least " + p + unit
@@ -139,4 +203,14 @@ func describe(fe validator.FieldError) string {
 		return "fails the " + fe.Tag() + "=" + p + " rule"
 	}
 	return "fails the " + fe.Tag() + " rule"
+}
+
+func isNumber(k reflect.Kind) bool {
+	switch k {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr,
+		reflect.Float32, reflect.Float64:
+		return true
+	}
+	return false
 }

@@ -173,7 +173,7 @@ func New(cfg Config, opts ...Option) (*DB, error) {
 	})
 	if err != nil {
 		_ = db.primary.Close()
-		return nil, fmt.Errorf("data: open: %w", Classify(err))
+		return nil, within("open", err)
 	}
 	db.gorm = g
 	if err := db.setup(cfg); err != nil {
@@ -366,11 +366,11 @@ func (db *DB) ping(ctx context.Context) error {
 	ctx, cancel := withOpTimeout(ctx, db.cfg.OpTimeout)
 	defer cancel()
 	if err := db.primary.PingContext(ctx); err != nil {
-		return fmt.Errorf("data: primary: %w", Classify(err))
+		return within("primary", err)
 	}
 	for i, r := range db.replicas {
 		if err := r.PingContext(ctx); err != nil {
-			return fmt.Errorf("data: replica %d: %w", i, Classify(err))
+			return within(fmt.Sprintf("replica %d", i), err)
 		}
 	}
 	return nil

@@ -37,15 +37,16 @@ func TestErrorsDescribeThemselves(t *testing.T) {
 			name       string
 			err        error
 			status     int
+			detail     string
 			retryAfter bool
 			failure    bool
 		}{
-			{"not found", g.First(&Product{}, p.ID+1000).Error, 404, false, false},
-			{"duplicate", g.Create(&Product{Name: "widget", Stock: 1}).Error, 409, false, false},
-			{"check constraint", g.Model(&p).Update("stock", -1).Error, 422, false, false},
-			{"conflict", conflict(t, db, p.ID), 503, true, false},
-			{"deadline", db.WithContext(expired).First(&Product{}, p.ID).Error, 504, false, true},
-			{"unreachable", unreachable(t, cfg), 503, true, true},
+			{"not found", g.First(&Product{}, p.ID+1000).Error, 404, "not found", false, false},
+			{"duplicate", g.Create(&Product{Name: "widget", Stock: 1}).Error, 409, "it already exists", false, false},
+			{"check constraint", g.Model(&p).Update("stock", -1).Error, 422, "a value is out of range or breaks a rule of the data", false, false},
+			{"conflict", conflict(t, db, p.ID), 503, "the request collided with others, try again", true, false},
+			{"deadline", db.WithContext(expired).First(&Product{}, p.ID).Error, 504, "the database did not answer in time", false, true},
+			{"unreachable", unreachable(t, cfg), 503, "the database is unavailable, try again", true, true},
 		}
 		for _, c := range cases {
 			err := fmt.Errorf("handler: %w", c.err)
@@ -54,8 +55,13 @@ func TestErrorsDescribeThemselves(t *testing.T) {
 				t.Errorf("%s: %v describes no problem", c.name, c.err)
 				continue
 			}
-			if prob.Status != c.status || (prob.RetryAfter > 0) != c.retryAfter || !strings.HasPrefix(prob.Detail, "data: ") {
-				t.Errorf("%s: %v answers %d %q (Retry-After %v), want %d (Retry-After %v)", c.name, c.err, prob.Status, prob.Detail, prob.RetryAfter, c.status, c.retryAfter)
+			// The client gets plain words; the error, for the log, the
+			// whole chain, with the package named once.
+			if prob.Status != c.status || (prob.RetryAfter > 0) != c.retryAfter || prob.Detail != c.detail {
+				t.Errorf("%s: %v answers %d %q (Retry-After %v), want %d %q (Retry-After %v)", c.name, c.err, prob.Status, prob.Detail, prob.RetryAfter, c.status, c.detail, c.retryAfter)
+			}
+			if msg := c.err.Error(); !strings.HasPrefix(msg, "data: ") || strings.Count(msg, "data: ") != 1 || len(msg) <= len(c.detail) {
+				t.Errorf("%s: the error says %q, want the chain with one \"data: \"", c.name, msg)
 			}
 			if failure, known := tier.DependencyFailureOf(err); !known || failure != c.failure {
 				t.Errorf("%s: %v: failure %v (known %v), want %v", c.name, c.err, failure, known, c.failure)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql/driver"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -24,34 +25,37 @@ import (
 // match the driver's or GORM's own error (gorm.ErrRecordNotFound, a
 // *pgconn.PgError) underneath. Each class is a tier.ProblemError and a
 // tier.DependencyError, and so is every *Error of it: the app tier answers
-// them and its guards judge them with no adapter.
+// them and its guards judge them with no adapter. The client is told what
+// happened in plain words ("not found"); the error's own text, which logs
+// keep, says where ("data: not found: record not found").
 var (
 	// ErrNotFound: the row does not exist (HTTP 404).
-	ErrNotFound error = &class{"data: not found", http.StatusNotFound, false, false}
+	ErrNotFound error = &class{"data: not found", "not found", http.StatusNotFound, false, false}
 	// ErrDuplicate: a unique or primary key constraint refused the write (409).
-	ErrDuplicate error = &class{"data: duplicate", http.StatusConflict, false, false}
+	ErrDuplicate error = &class{"data: duplicate", "it already exists", http.StatusConflict, false, false}
 	// ErrViolation: a foreign key, check or not-null constraint, or a value
 	// the column cannot hold (too long, wrong type, out of range) (422).
-	ErrViolation error = &class{"data: constraint violation", http.StatusUnprocessableEntity, false, false}
+	ErrViolation error = &class{"data: constraint violation", "a value is out of range or breaks a rule of the data", http.StatusUnprocessableEntity, false, false}
 	// ErrRetryable: a serialization failure, deadlock or lock contention that
 	// Tx retried until it gave up; the caller may try again later (503 with
 	// Retry-After). The database works: it is no failure of it.
-	ErrRetryable error = &class{"data: conflict with concurrent transactions", http.StatusServiceUnavailable, false, true}
+	ErrRetryable error = &class{"data: conflict with concurrent transactions", "the request collided with others, try again", http.StatusServiceUnavailable, false, true}
 	// ErrTimeout: the statement, lock wait or caller's deadline ran out
 	// (504); a failure of the database.
-	ErrTimeout error = &class{"data: timed out", http.StatusGatewayTimeout, true, false}
+	ErrTimeout error = &class{"data: timed out", "the database did not answer in time", http.StatusGatewayTimeout, true, false}
 	// ErrUnavailable: the database cannot be reached or refuses work (503
 	// with Retry-After); a failure of the database.
-	ErrUnavailable error = &class{"data: database unavailable", http.StatusServiceUnavailable, true, true}
+	ErrUnavailable error = &class{"data: database unavailable", "the database is unavailable, try again", http.StatusServiceUnavailable, true, true}
 )
 
 // retryAfter is the Retry-After suggested for transient errors.
 const retryAfter = time.Second
 
-// A class is one of the sentinels above: what the client is told, and
-// whether it counts against the database.
+// A class is one of the sentinels above: its text, what the client is
+// told, and whether it counts against the database.
 type class struct {
 	msg       string
+	detail    string // for the client: plain words, no package prefix
 	status    int
 	failure   bool // the database itself is failing
 	transient bool // trying again later may succeed: send Retry-After
@@ -59,11 +63,11 @@ type class struct {
 
 func (c *class) Error() string { return c.msg }
 
-// Problem is the answer for the class. The detail names the class only:
-// driver messages can quote table names and values, which clients should
-// not see.
+// Problem is the answer for the class. The detail says what happened and
+// nothing more: driver messages can quote table names and values, which
+// clients should not see.
 func (c *class) Problem() *tier.Problem {
-	p := tier.NewProblem(c.status, c.msg)
+	p := tier.NewProblem(c.status, c.detail)
 	if c.transient {
 		p.RetryAfter = retryAfter
 	}
@@ -128,6 +132,16 @@ func Classify(err error) error {
 		return &Error{Kind: kind, Err: err}
 	}
 	return err
+}
+
+// within names the step an error comes from after its class, so that its
+// text says "data: " once: "data: database unavailable: replica 1: dial
+// tcp ...". An error of no class reads "data: <step>: <err>".
+func within(step string, err error) error {
+	if ce, ok := Classify(err).(*Error); ok {
+		return &Error{Kind: ce.Kind, Err: fmt.Errorf("%s: %w", step, ce.Err)}
+	}
+	return fmt.Errorf("data: %s: %w", step, err)
 }
 
 // classifyIn is Classify for an error of a statement run with ctx. When

@@ -53,7 +53,7 @@ func (db *DB) Migrate(ctx context.Context) (int, error) {
 	if err != nil {
 		var partial *goose.PartialError
 		if errors.As(err, &partial) && partial.Failed != nil && partial.Failed.Source != nil {
-			return len(partial.Applied), fmt.Errorf("data: migration %s: %w", partial.Failed.Source.Path, Classify(partial.Err))
+			return len(partial.Applied), within("migration "+partial.Failed.Source.Path, partial.Err)
 		}
 		return len(results), fmt.Errorf("data: migrate: %w", Classify(err))
 	}

@@ -120,7 +120,7 @@ func (db *DB) Tx(ctx context.Context, fn func(tx *gorm.DB) error, opts ...TxOpti
 			return err
 		}
 		if attempt >= o.attempts {
-			return fmt.Errorf("data: transaction gave up after %d attempts: %w", attempt, err)
+			return within(fmt.Sprintf("transaction gave up after %d attempts", attempt), err)
 		}
 		db.metrics.retries.Inc()
 		if !retry.Sleep(ctx, backoff(attempt, db.cfg.Tx.Backoff, db.cfg.Tx.MaxBackoff)) {

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -109,9 +108,9 @@ func (g *greetings) list(c echo.Context) error {
 // get answers GET /api/greetings/:id; a missing greeting is a 404 problem
 // (data.ErrNotFound answers 404 itself).
 func (g *greetings) get(c echo.Context) error {
-	id, err := strconv.ParseUint(c.Param("id"), 10, 64)
+	id, err := app.PathID(c, "id")
 	if err != nil {
-		return echo.NewHTTPError(http.StatusBadRequest, "id must be a positive integer")
+		return err
 	}
 	row, err := app.Do(c.Request().Context(), g.guard, func(ctx context.Context) (*Greeting, error) {
 		return data.Get[Greeting](ctx, g.db, id)

@@ -99,7 +99,7 @@ func exercise(t *testing.T, args []string) {
 	if status != 200 || json.Unmarshal([]byte(body), &got) != nil || got.ID != created.ID || got.Name != "Ada" || got.CreatedAt.IsZero() {
 		t.Fatalf("get: %d %s", status, body)
 	}
-	for path, want := range map[string]int{"/api/greetings/999999": 404, "/api/greetings/abc": 400, "/api/greetings/-1": 400} {
+	for path, want := range map[string]int{"/api/greetings/999999": 404, "/api/greetings/abc": 400, "/api/greetings/-1": 400, "/api/greetings/9223372036854775808": 404} {
 		if status, body = call(t, client, "GET", base+path, ""); status != want || !strings.Contains(body, fmt.Sprintf(`"status":%d`, want)) {
 			t.Fatalf("GET %s: %d %s, want %d problem", path, status, body, want)
 		}

@@ -102,7 +102,7 @@ func (a *api) listProducts(c echo.Context) error {
 
 // getProduct answers GET /api/products/:id, with the same fallback.
 func (a *api) getProduct(c echo.Context) error {
-	id, err := pathID(c)
+	id, err := app.PathID(c, "id")
 	if err != nil {
 		return err
 	}
@@ -141,6 +141,10 @@ func (a *api) placeOrder(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	items, err := mergeItems(in.Items)
+	if err != nil {
+		return err
+	}
 	type result struct {
 		order    *Order
 		replayed bool
@@ -151,7 +155,7 @@ func (a *api) placeOrder(c echo.Context) error {
 	// The transaction retries its own conflicts either way.
 	place := app.Call[result]{Guard: a.guard, Idempotent: key != ""}
 	r, err := place.Do(c.Request().Context(), func(ctx context.Context) (result, error) {
-		o, replayed, err := a.store.place(ctx, key, in)
+		o, replayed, err := a.store.place(ctx, key, items)
 		return result{o, replayed}, err
 	})
 	if err != nil {
@@ -167,7 +171,7 @@ func (a *api) placeOrder(c echo.Context) error {
 
 // getOrder answers GET /api/orders/:id.
 func (a *api) getOrder(c echo.Context) error {
-	id, err := pathID(c)
+	id, err := app.PathID(c, "id")
 	if err != nil {
 		return err
 	}
@@ -180,14 +184,6 @@ func (a *api) getOrder(c echo.Context) error {
 		return err
 	}
 	return c.JSON(http.StatusOK, o)
-}
-
-func pathID(c echo.Context) (uint64, error) {
-	id, err := strconv.ParseUint(c.Param("id"), 10, 64)
-	if err != nil || id == 0 {
-		return 0, tier.NewProblem(http.StatusBadRequest, fmt.Sprintf("id must be a positive integer, not %q", c.Param("id")))
-	}
-	return id, nil
 }
 
 // markStale says, in the standard headers, that the answer is this

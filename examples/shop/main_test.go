@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -150,6 +151,10 @@ func problem(t *testing.T, what string, a answer, status int) tier.Problem {
 	a.decode(t, &p)
 	if p.Status != status || p.Title == "" {
 		t.Fatalf("%s: problem %+v", what, p)
+	}
+	// Plain words for the client: the error chain is the log's.
+	if strings.Contains(p.Detail, "data: ") {
+		t.Errorf("%s: the detail %q shows the error chain", what, p.Detail)
 	}
 	return p
 }
@@ -340,6 +345,64 @@ func TestShopEndToEnd(t *testing.T) {
 	}
 	if a := do(t, s.client, "GET", "http://"+s.l.Stats+"/", ""); a.status != 200 || !strings.Contains(a.body, "<html") {
 		t.Errorf("stats page: %d", a.status)
+	}
+}
+
+// TestShopIDsAndLimits: ids beyond a BIGINT name nothing (404), malformed
+// ones are a 400; the per-product limit holds however the lines are split;
+// every invalid line is named by its index, with the same words for 0 and
+// -1.
+func TestShopIDsAndLimits(t *testing.T) {
+	s := startShop(t)
+	for path, status := range map[string]int{
+		"/api/orders/9223372036854775808":    404,
+		"/api/orders/18446744073709551615":   404,
+		"/api/products/9223372036854775808":  404,
+		"/api/products/99999999999999999999": 404,
+		"/api/orders/-1":                     400,
+		"/api/products/1e3":                  400,
+	} {
+		p := problem(t, path, do(t, s.client, "GET", s.door(0)+path, ""), status)
+		if status == 400 && !strings.Contains(p.Detail, "must be a positive integer") {
+			t.Errorf("%s: detail %q", path, p.Detail)
+		}
+	}
+	p := problem(t, "product beyond int64", do(t, s.client, "POST", s.door(0)+"/api/orders",
+		`{"items":[{"product_id":1,"quantity":1},{"product_id":9223372036854775808,"quantity":1}]}`), 404)
+	if p.Detail != "product 9223372036854775808 does not exist" {
+		t.Errorf("product beyond int64: %q", p.Detail)
+	}
+
+	before := s.product(t, 1)
+	fields := func(p tier.Problem) map[string]string {
+		m := map[string]string{}
+		for _, f := range p.Errors {
+			m[f.Field] = f.Detail
+		}
+		return m
+	}
+	p = problem(t, "a product past the limit in two lines", do(t, s.client, "POST", s.door(0)+"/api/orders",
+		orderBody([2]int{1, 600}, [2]int{2, 1}, [2]int{1, 401})), 422)
+	if got := fields(p); len(got) != 1 || !strings.Contains(got["items[2].quantity"], "at most 1000") {
+		t.Errorf("merged lines past the limit: %+v", p)
+	}
+	if p := s.product(t, 1); p.Stock != before.Stock {
+		t.Errorf("a refused order took stock: %d, was %d", p.Stock, before.Stock)
+	}
+	p = problem(t, "zero and negative quantities", do(t, s.client, "POST", s.door(0)+"/api/orders",
+		orderBody([2]int{1, 1}, [2]int{2, 0}, [2]int{3, -1}, [2]int{0, 1})), 422)
+	want := map[string]string{"items[1].quantity": "must be at least 1", "items[2].quantity": "must be at least 1", "items[3].product_id": "must be at least 1"}
+	if got := fields(p); !maps.Equal(got, want) {
+		t.Errorf("invalid lines: %v, want %v", got, want)
+	}
+	p = problem(t, "a quantity of the wrong type", do(t, s.client, "POST", s.door(0)+"/api/orders",
+		`{"items":[{"product_id":1,"quantity":1},{"product_id":2,"quantity":"2"}]}`), 422)
+	if got := fields(p); len(got) != 1 || got["items[1].quantity"] == "" {
+		t.Errorf("wrong type: %+v", p)
+	}
+	p = problem(t, "no items", do(t, s.client, "POST", s.door(0)+"/api/orders", `{"items":[]}`), 422)
+	if got := fields(p); got["items"] != "must be at least 1 item" {
+		t.Errorf("no items: %+v", p)
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"slices"
 	"strconv"
@@ -15,6 +16,7 @@ import (
 
 	"gorm.io/gorm"
 
+	"github.com/threetier/threetier/app"
 	"github.com/threetier/threetier/data"
 	"github.com/threetier/threetier/tier"
 )
@@ -60,6 +62,10 @@ type NewItem struct {
 	ProductID uint64 `json:"product_id" validate:"required,min=1"`
 	Quantity  int    `json:"quantity" validate:"required,min=1,max=1000"`
 }
+
+// maxQuantity is the most of one product an order takes, its lines added
+// up: the max of NewItem.Quantity.
+const maxQuantity = 1000
 
 // maxKeyLen bounds an Idempotency-Key: long enough for a UUID or any
 // client's own scheme, short enough for a unique index.
@@ -116,8 +122,7 @@ func loadOrder(tx *gorm.DB, q *gorm.DB) (*Order, error) {
 // key is stored with the order under a unique constraint, so that two
 // attempts running at once on different instances cannot both place it:
 // the loser of the race reads the winner's order.
-func (s store) place(ctx context.Context, key string, in NewOrder) (o *Order, replayed bool, err error) {
-	items := mergeItems(in.Items)
+func (s store) place(ctx context.Context, key string, items []NewItem) (o *Order, replayed bool, err error) {
 	hash := requestHash(items)
 	err = s.db.Tx(ctx, func(tx *gorm.DB) error {
 		o, replayed = nil, false
@@ -161,11 +166,16 @@ func (s store) orderByKey(ctx context.Context, key string) (*Order, error) {
 }
 
 // placeIn checks every item against the catalogue, takes the quantities
-// out of stock and writes the order, inside tx.
+// out of stock and writes the order, inside tx. items come from
+// mergeItems: one line per product.
 func placeIn(tx *gorm.DB, key, hash string, items []NewItem) (*Order, error) {
-	ids := make([]uint64, len(items))
-	for i, it := range items {
-		ids[i] = it.ProductID
+	ids := make([]uint64, 0, len(items))
+	for _, it := range items {
+		// An id beyond a BIGINT names no product: the database would
+		// refuse the query rather than find nothing.
+		if it.ProductID <= math.MaxInt64 {
+			ids = append(ids, it.ProductID)
+		}
 	}
 	var found []Product
 	if err := tx.Where("id IN ?", ids).Find(&found).Error; err != nil {
@@ -215,18 +225,28 @@ func placeIn(tx *gorm.DB, key, hash string, items []NewItem) (*Order, error) {
 
 // mergeItems adds up the lines that name the same product and sorts them
 // by product, so that an order is one line per product and the same
-// request always hashes the same.
-func mergeItems(in []NewItem) []NewItem {
+// request always hashes the same. Lines that add up to more than
+// maxQuantity of a product are refused (422), each line that goes past it
+// named: repeating a line does not lift the limit.
+func mergeItems(in []NewItem) ([]NewItem, error) {
 	qty := map[uint64]int{}
-	for _, it := range in {
+	var over []tier.FieldProblem
+	for i, it := range in {
 		qty[it.ProductID] += it.Quantity
+		if q := qty[it.ProductID]; q > maxQuantity {
+			over = append(over, tier.FieldProblem{Field: fmt.Sprintf("items[%d].quantity", i),
+				Detail: fmt.Sprintf("makes %d of product %d with the lines before it; an order takes at most %d of a product", q, it.ProductID, maxQuantity)})
+		}
+	}
+	if over != nil {
+		return nil, &app.ValidationError{Fields: over}
 	}
 	out := make([]NewItem, 0, len(qty))
 	for id, q := range qty {
 		out = append(out, NewItem{ProductID: id, Quantity: q})
 	}
 	slices.SortFunc(out, func(a, b NewItem) int { return cmp.Compare(a.ProductID, b.ProductID) })
-	return out
+	return out, nil
 }
 
 // requestHash identifies what an order asked for, so that a key reused

@@ -284,7 +284,7 @@
   // route shows what the address asks for: ?order=ID is an order's page;
   // ?demo=order:1x2,3x1 fills the cart and presses "Place order" through
   // the same code the buttons run (for demonstrations and the browser
-  // test, where nobody clicks).
+  // test, where nobody clicks). It runs on load and on Back and Forward.
   async function route() {
     const q = new URLSearchParams(location.search);
     if (q.has("order")) {
@@ -292,8 +292,13 @@
       return;
     }
     $("order").hidden = true;
+    root.dataset.state = "ready";
     const demo = q.get("demo");
     if (demo && demo.startsWith("order:")) {
+      // A demo order runs once: its address becomes the storefront's
+      // own, so that neither Back nor a reload places it again (each
+      // run would be a new cart with a new Idempotency-Key).
+      history.replaceState(null, "", location.pathname);
       state.cart.clear();
       for (const part of demo.slice("order:".length).split(",")) {
         const [id, qty] = part.split("x").map(Number);

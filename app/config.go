@@ -184,7 +184,7 @@ const (
 	DefaultWindow              = 10 * time.Second
 	DefaultOpenFor             = 200 * time.Millisecond
 	DefaultMaxOpenFor          = 800 * time.Millisecond
-	DefaultRideThrough         = 1500 * time.Millisecond
+	DefaultRideThrough         = 3 * time.Second
 	DefaultHalfOpenProbes      = 1
 	DefaultAttempts            = 3
 	DefaultBackoff             = 20 * time.Millisecond

@@ -212,7 +212,7 @@ func TestRefusedCallAnswers503WithTheBreakersRetryAfter(t *testing.T) {
 	log, _ := newTestLogger(t)
 	reg := tier.NewRegistry()
 	guards := NewGuards(WithRegistry(reg), WithLogger(log))
-	g, err := guards.Add("db", GuardConfig{ConsecutiveFailures: 1, OpenFor: 2500 * time.Millisecond})
+	g, err := guards.Add("db", GuardConfig{ConsecutiveFailures: 1, OpenFor: 2500 * time.Millisecond, RideThrough: 1500 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -233,7 +233,7 @@ func TestRefusedCallAnswers503WithTheBreakersRetryAfter(t *testing.T) {
 	if ra := x.header.Get("Retry-After"); ra != "3" && ra != "2" {
 		t.Errorf("Retry-After %q, want the breaker's 2.5s open period rounded up", ra)
 	}
-	if took > DefaultRideThrough/2 {
+	if took > 750*time.Millisecond {
 		t.Errorf("refused after %s: a call that cannot be let through in time must not wait", took)
 	}
 }

@@ -200,6 +200,16 @@ func (f *framer) scan(p []byte) (int, framerEvent, *FramingError) {
 				return i, ev, err
 			}
 		case fsTargetRest:
+			if f.target != '*' {
+				j := i
+				for j < len(p) && isTargetByte(p[j]) {
+					j++
+				}
+				if j == len(p) {
+					return len(p), evNone, nil
+				}
+				i, c = j, p[j]
+			}
 			switch {
 			case c == ' ':
 				f.st = fsVersion
@@ -278,6 +288,17 @@ func (f *framer) scan(p []byte) (int, framerEvent, *FramingError) {
 				return i, ev, err
 			}
 		case fsValue:
+			if !f.keep {
+				// Most of a head is values no rule reads: skip them fast.
+				j := i
+				for j < len(p) && (p[j] >= ' ' && p[j] != 0x7f || p[j] == '\t') {
+					j++
+				}
+				if j == len(p) {
+					return len(p), evNone, nil
+				}
+				i, c = j, p[j]
+			}
 			switch {
 			case c == '\r':
 				f.st = fsValueLF
@@ -502,7 +523,10 @@ func (f *framer) keepHeader() (framerEvent, *FramingError) {
 			return f.bad("more than one Host")
 		}
 		f.hasHost = true
-		f.host = append(f.host[:0], bytes.ToLower(v)...)
+		f.host = f.host[:0]
+		for _, c := range v {
+			f.host = append(f.host, lower(c))
+		}
 	case "connection":
 		for t := range bytes.SplitSeq(v, []byte(",")) {
 			if bytes.EqualFold(bytes.Trim(t, " \t"), []byte("upgrade")) {

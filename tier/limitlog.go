@@ -18,6 +18,9 @@ type limitReport struct {
 	max    int
 
 	bodyTimeouts, sendTimeouts, shedIdle, shedStalled atomic.Int64
+	// resetFloods counts HTTP/2 connections ended for resetting more
+	// streams than their budget.
+	resetFloods atomic.Int64
 
 	due  atomic.Bool  // a line is scheduled
 	last atomic.Int64 // when the last line went, unix nanoseconds
@@ -38,7 +41,8 @@ func (r *limitReport) flush() {
 	r.last.Store(time.Now().UnixNano())
 	body, send := r.bodyTimeouts.Swap(0), r.sendTimeouts.Swap(0)
 	idle, stalled := r.shedIdle.Swap(0), r.shedStalled.Swap(0)
-	if body+send+idle+stalled == 0 {
+	floods := r.resetFloods.Swap(0)
+	if body+send+idle+stalled+floods == 0 {
 		return
 	}
 	r.log.Warn("connection limits hit",
@@ -47,6 +51,7 @@ func (r *limitReport) flush() {
 		"send_timeouts", send,
 		"shed_idle", idle,
 		"shed_stalled", stalled,
+		"h2_reset_floods", floods,
 		"open", r.open(),
 		"max_conns", r.max)
 }

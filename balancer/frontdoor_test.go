@@ -68,15 +68,21 @@ func TestFrontDoorBackendKilledUnderLoad(t *testing.T) {
 	t.Logf("%d GETs, none failed, across the kill", sent.Load())
 }
 
-const nodeEnv = "THREETIER_BALANCER_TEST_NODE"
+const (
+	nodeEnv    = "THREETIER_BALANCER_TEST_NODE"
+	nodeTLSEnv = "THREETIER_BALANCER_TEST_NODE_TLS" // "cert.pem,key.pem"
+)
 
-// serveTestNode runs a front-door node over the backends in $nodeEnv,
-// prints its address, and serves until killed.
+// serveTestNode runs a front-door node over the backends in $nodeEnv, with
+// TLS when $nodeTLSEnv names a key pair, prints its address, and serves
+// until killed.
 func serveTestNode() {
+	cfg := ProxyConfig{Listen: "127.0.0.1:0"}
+	cfg.TLSCert, cfg.TLSKey, _ = strings.Cut(os.Getenv(nodeTLSEnv), ",")
 	pool, err := New(Config{Endpoints: strings.Split(os.Getenv(nodeEnv), ",")})
 	if err == nil {
 		var px *Proxy
-		if px, err = NewProxy(ProxyConfig{Listen: "127.0.0.1:0"}, []*Pool{pool}); err == nil {
+		if px, err = NewProxy(cfg, []*Pool{pool}); err == nil {
 			if err = px.Start(context.Background()); err == nil {
 				fmt.Println(px.Addr())
 				select {}

@@ -35,11 +35,11 @@ func TestH2GuardFollowsFramesAcrossReads(t *testing.T) {
 		b := wire.Bytes()
 		for len(b) > 0 {
 			k := min(step, len(b))
-			g.scan(b[:k])
+			g.in.scan(b[:k], g.frameIn)
 			b = b[k:]
 		}
-		if g.opened != 5 || g.resets != 5 || g.calm {
-			t.Errorf("reads of %d bytes: %d opened, %d reset, calm %v; want 5, 5, false", step, g.opened, g.resets, g.calm)
+		if g.opened != 5 || g.resets != 5 || g.calm.Load() {
+			t.Errorf("reads of %d bytes: %d opened, %d reset, calm %v; want 5, 5, false", step, g.opened, g.resets, g.calm.Load())
 		}
 	}
 }

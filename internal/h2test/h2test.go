@@ -98,7 +98,9 @@ func (c *Conn) Flush() error {
 }
 
 // Next reads the next frame, acknowledging the server's settings and
-// pings on the way. The frame is valid until the next call.
+// pings on the way. The frame is valid until the next call. An
+// acknowledgement that cannot be sent is not an error of Next: what the
+// server sent before it went away is still to be read.
 func (c *Conn) Next() (http2.Frame, error) {
 	f, err := c.fr.ReadFrame()
 	if err != nil {
@@ -107,23 +109,22 @@ func (c *Conn) Next() (http2.Frame, error) {
 	switch f := f.(type) {
 	case *http2.SettingsFrame:
 		if !f.IsAck() {
-			err = c.ack(func() error { return c.fr.WriteSettingsAck() })
+			c.ack(func() error { return c.fr.WriteSettingsAck() })
 		}
 	case *http2.PingFrame:
 		if !f.IsAck() {
-			err = c.ack(func() error { return c.fr.WritePing(true, f.Data) })
+			c.ack(func() error { return c.fr.WritePing(true, f.Data) })
 		}
 	}
-	return f, err
+	return f, nil
 }
 
-func (c *Conn) ack(write func() error) error {
+func (c *Conn) ack(write func() error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if err := write(); err != nil {
-		return err
+	if write() == nil {
+		_ = c.w.Flush()
 	}
-	return c.w.Flush()
 }
 
 // Close closes the connection.

@@ -2,17 +2,11 @@ package balancer
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -22,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/threetier/threetier/internal/testcert"
 	"github.com/threetier/threetier/internal/wait"
 	"github.com/threetier/threetier/tier"
 )
@@ -73,15 +68,21 @@ func TestFrontDoorBackendKilledUnderLoad(t *testing.T) {
 	t.Logf("%d GETs, none failed, across the kill", sent.Load())
 }
 
-const nodeEnv = "THREETIER_BALANCER_TEST_NODE"
+const (
+	nodeEnv    = "THREETIER_BALANCER_TEST_NODE"
+	nodeTLSEnv = "THREETIER_BALANCER_TEST_NODE_TLS" // "cert.pem,key.pem"
+)
 
-// serveTestNode runs a front-door node over the backends in $nodeEnv,
-// prints its address, and serves until killed.
+// serveTestNode runs a front-door node over the backends in $nodeEnv, with
+// TLS when $nodeTLSEnv names a key pair, prints its address, and serves
+// until killed.
 func serveTestNode() {
+	cfg := ProxyConfig{Listen: "127.0.0.1:0"}
+	cfg.TLSCert, cfg.TLSKey, _ = strings.Cut(os.Getenv(nodeTLSEnv), ",")
 	pool, err := New(Config{Endpoints: strings.Split(os.Getenv(nodeEnv), ",")})
 	if err == nil {
 		var px *Proxy
-		if px, err = NewProxy(ProxyConfig{Listen: "127.0.0.1:0"}, []*Pool{pool}); err == nil {
+		if px, err = NewProxy(cfg, []*Pool{pool}); err == nil {
 			if err = px.Start(context.Background()); err == nil {
 				fmt.Println(px.Addr())
 				select {}
@@ -186,32 +187,7 @@ func TestFrontDoorOversizedHeaders(t *testing.T) {
 // writeCert writes a self-signed certificate for 127.0.0.1 with the given
 // serial number to certFile and keyFile, and returns a pool trusting it.
 func writeCert(t *testing.T, certFile, keyFile string, serial int64) *x509.CertPool {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: "127.0.0.1"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")},
-		KeyUsage:    x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, _ := x509.MarshalECPrivateKey(key)
-	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(der)
-	pool := x509.NewCertPool()
-	pool.AddCert(cert)
-	return pool
+	return testcert.Write(t, certFile, keyFile, serial)
 }
 
 func TestFrontDoorTLSWithHTTP2ReloadAndRedirect(t *testing.T) {

@@ -25,6 +25,10 @@ func TestMain(m *testing.M) {
 		serveTestNode()
 		return
 	}
+	if os.Getenv(floodEnv) != "" {
+		flood()
+		return
+	}
 	goleak.VerifyTestMain(m)
 }
 

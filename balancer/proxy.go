@@ -259,6 +259,11 @@ func (px *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rt := px.match(r)
 	defer px.observe(ex, r, rt, start) // also when a panic ends the request
 	defer px.recoverPanic(ex, r)
+	if r.Context().Err() != nil {
+		// The client reset the stream (or left) before it was forwarded:
+		// no endpoint is picked nor dialled for it. Counted as a 499.
+		return
+	}
 	if rt == nil {
 		px.problem(&ex.resp, r, ex.id[0], http.StatusNotFound, "no route for this host and path", 0)
 		return

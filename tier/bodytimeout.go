@@ -25,7 +25,11 @@ type bodyTimeout struct {
 }
 
 func (h *bodyTimeout) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.Body == nil || r.Body == http.NoBody {
+	// An HTTP/2 request without a body still has a Body, but a
+	// ContentLength of 0 (HTTP/1's is NoBody then): arming its deadline
+	// would cost a round trip through the connection's serve loop and a
+	// timer, per stream.
+	if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
 		h.next.ServeHTTP(w, r)
 		return
 	}

@@ -337,21 +337,6 @@ func BodyFramingError(r *http.Request) error {
 	return fc.failed
 }
 
-// framingListener gives net/http every accepted connection through a
-// framingConn.
-type framingListener struct {
-	net.Listener
-	report *limitReport
-}
-
-func (l framingListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err != nil {
-		return nil, err
-	}
-	return newFramingConn(c, l.report), nil
-}
-
 // ReadFrom keeps sendfile for responses: writes are not the framer's.
 func (c *framingConn) ReadFrom(r io.Reader) (int64, error) {
 	if rf, ok := c.Conn.(io.ReaderFrom); ok {

@@ -2,7 +2,6 @@ package tier
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"log/slog"
 	"net"
@@ -32,9 +31,15 @@ type HTTPServer struct {
 	drainDelay time.Duration
 	draining   atomic.Bool
 	tracer     trace.TracerProvider
+	// h1Conn wraps every connection served as HTTP/1.x before net/http
+	// reads from it: plaintext ones as accepted, TLS ones after their
+	// handshake (then a wrapper should keep a NetConn method, through
+	// which the TLS state is found). The identity by default.
+	h1Conn func(net.Conn) net.Conn
 
 	mu       sync.Mutex
 	listener net.Listener
+	tls      *tlsServing // nil without TLS
 	failed   chan error
 	served   chan struct{}
 }
@@ -45,12 +50,16 @@ var (
 )
 
 // NewHTTPServer returns a tier called name that serves srv on srv.Addr, with
-// TLS when srv.TLSConfig has certificates. It takes srv over: its Handler
+// TLS when srv.TLSConfig has certificates: then each handshake is bounded
+// (by the shortest of srv's read and write timeouts, else 10 s), HTTP/2 is
+// served by x/net/http2 with bounded streams and a guard against rapid
+// reset, and HTTP/1.1 by srv, r.TLS set as usual. It takes srv over: its Handler
 // is wrapped to bound request bodies and mark the answers of a draining
 // server, and its ConnState chained to track connections, for the Limits
 // that opts set (the defaults without WithLimits).
 func NewHTTPServer(name string, srv *http.Server, opts ...ServerOption) *HTTPServer {
-	s := &HTTPServer{name: name, server: srv, log: slog.New(slog.DiscardHandler), failed: make(chan error, 1)}
+	s := &HTTPServer{name: name, server: srv, log: slog.New(slog.DiscardHandler), failed: make(chan error, 1),
+		h1Conn: func(c net.Conn) net.Conn { return c }}
 	for _, o := range opts {
 		o(s)
 	}
@@ -63,13 +72,18 @@ func NewHTTPServer(name string, srv *http.Server, opts ...ServerOption) *HTTPSer
 		next = http.DefaultServeMux // what http.Server serves for a nil Handler
 	}
 	next = &bodyTimeout{next: next, timeout: s.limits.BodyTimeout, readTimeout: srv.ReadTimeout, report: report}
+	if s.limits.SendTimeout > 0 {
+		next = &streamSendTimeout{next: next, timeout: s.limits.SendTimeout, report: report}
+	}
 	srv.Handler = s.drainAware(next)
 	if tracing.On(s.tracer) {
 		srv.Handler = tracing.Server(s.tracer, name, srv.Handler)
 	}
+	srv.Handler = tlsAware(srv.Handler)
 	srv.ConnState = s.conns.watchState(framingState(srv.ConnState))
-	srv.ConnContext = framingContext(connContext(srv.ConnContext))
+	srv.ConnContext = framingContext(connContext(withTLSState(srv.ConnContext)))
 	s.report = report
+	s.h1Conn = func(c net.Conn) net.Conn { return newFramingConn(c, report) }
 	return s
 }
 
@@ -122,13 +136,22 @@ func (s *HTTPServer) Serve(ln net.Listener) error {
 	}
 	tlsOn := s.server.TLSConfig != nil && (len(s.server.TLSConfig.Certificates) > 0 || s.server.TLSConfig.GetCertificate != nil)
 	if tlsOn {
+		// Taken before http2.ConfigureServer adds "h2" to the server's
+		// own configuration: a server configured without it keeps
+		// serving HTTP/1.1 only.
 		cfg := s.server.TLSConfig.Clone()
 		if len(cfg.NextProtos) == 0 {
 			cfg.NextProtos = []string{"h2", "http/1.1"}
 		}
-		ln = tls.NewListener(trackingListener{ln, s.conns}, cfg)
+		t, err := newTLSServing(s, trackingListener{ln, s.conns}, cfg)
+		if err != nil {
+			s.mu.Unlock()
+			_ = ln.Close()
+			return err
+		}
+		s.tls, ln = t, t.h1
 	} else {
-		ln = framingListener{trackingListener{ln, s.conns}, s.report}
+		ln = h1Listener{trackingListener{ln, s.conns}, s.h1Conn}
 	}
 	s.listener = ln
 	s.served = make(chan struct{})
@@ -151,13 +174,18 @@ func (s *HTTPServer) Failed() <-chan error { return s.failed }
 // closes what is left.
 func (s *HTTPServer) Stop(ctx context.Context) error {
 	s.mu.Lock()
-	served := s.served
+	served, t := s.served, s.tls
 	s.mu.Unlock()
 	if served == nil {
 		return nil
 	}
 	_ = s.Drain(ctx) // cut short by ctx, the drain leaves Shutdown no time: it closes at once
 	err := s.server.Shutdown(ctx)
+	if t != nil {
+		// HTTP/2 connections are served apart from net/http's own: their
+		// GOAWAY went out with Shutdown; wait for their streams too.
+		err = t.stop(ctx, err)
+	}
 	if err != nil {
 		_ = s.server.Close()
 	}

@@ -19,6 +19,9 @@ type limitReport struct {
 
 	bodyTimeouts, sendTimeouts, shedIdle, shedStalled atomic.Int64
 	framingErrors                                     atomic.Int64 // requests refused for their framing
+	// resetFloods counts HTTP/2 connections ended for resetting more
+	// streams than their budget.
+	resetFloods atomic.Int64
 
 	due  atomic.Bool  // a line is scheduled
 	last atomic.Int64 // when the last line went, unix nanoseconds
@@ -39,8 +42,8 @@ func (r *limitReport) flush() {
 	r.last.Store(time.Now().UnixNano())
 	body, send := r.bodyTimeouts.Swap(0), r.sendTimeouts.Swap(0)
 	idle, stalled := r.shedIdle.Swap(0), r.shedStalled.Swap(0)
-	framing := r.framingErrors.Swap(0)
-	if body+send+idle+stalled+framing == 0 {
+	framing, floods := r.framingErrors.Swap(0), r.resetFloods.Swap(0)
+	if body+send+idle+stalled+framing+floods == 0 {
 		return
 	}
 	r.log.Warn("connection limits hit",
@@ -50,6 +53,7 @@ func (r *limitReport) flush() {
 		"shed_idle", idle,
 		"shed_stalled", stalled,
 		"framing_errors", framing,
+		"h2_reset_floods", floods,
 		"open", r.open(),
 		"max_conns", r.max())
 }

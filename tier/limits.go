@@ -31,8 +31,10 @@ type Limits struct {
 	// SendTimeout (about 1 KiB/s with the default); files sent with
 	// sendfile go in chunks that grow to 1 MiB while the client takes each
 	// in under a 64th of SendTimeout, and shrink again when it slows. Over
-	// HTTP/2 it bounds the connection, not each stream. A connection cut by
-	// it is reset, so that the kernel drops what the client did not take.
+	// HTTP/2 it also bounds each stream: a write or flush of a stream that
+	// waits this long (its client's window at zero) resets that stream
+	// alone, failing the handler's write. A connection cut by it is reset,
+	// so that the kernel drops what the client did not take.
 	// Zero means DefaultSendTimeout; negative turns it off.
 	SendTimeout time.Duration `env:"SEND_TIMEOUT" json:"send_timeout,omitempty"`
 	// MaxConns caps the connections open at once, and is itself kept below

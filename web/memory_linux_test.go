@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -54,7 +53,7 @@ func TestCompressedResponsesKeepMemoryBounded(t *testing.T) {
 					t.Errorf("%s: no answer compressed", coding)
 				}
 			}
-			peak := peakRSS(t, pid)
+			peak := child.PeakRSS(t, pid)
 			t.Logf("server peak RSS %.1f MB", float64(peak)/1e6)
 			if peak > peakRSSBound {
 				t.Errorf("server peak RSS %.1f MB, want under %d MB", float64(peak)/1e6, peakRSSBound>>20)
@@ -136,24 +135,4 @@ func burst(t *testing.T, url, coding string, n int, want []byte) int {
 	close(start)
 	wg.Wait()
 	return compressed
-}
-
-// peakRSS returns the peak resident set size (VmHWM) of process pid.
-func peakRSS(t *testing.T, pid int) int64 {
-	t.Helper()
-	status, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for line := range strings.SplitSeq(string(status), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return kb << 10
-		}
-	}
-	t.Fatal("no VmHWM in /proc status")
-	return 0
 }

@@ -5,7 +5,9 @@ package child
 
 import (
 	"bufio"
+	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -53,4 +55,25 @@ func Start(tb testing.TB, cmd *exec.Cmd) string {
 		tb.Fatal("child process not ready within 30s")
 	}
 	return ""
+}
+
+// PeakRSS returns the peak resident set size (VmHWM) of process pid, in
+// bytes (Linux only).
+func PeakRSS(tb testing.TB, pid int) int64 {
+	tb.Helper()
+	status, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	for line := range strings.SplitSeq(string(status), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			if err != nil {
+				tb.Fatal(err)
+			}
+			return kb << 10
+		}
+	}
+	tb.Fatal("no VmHWM in /proc status")
+	return 0
 }

@@ -39,5 +39,5 @@ func TestAppFraming(t *testing.T) {
 		}
 		return c.String(http.StatusOK, "ok")
 	})
-	framingtest.Run(t, strings.TrimPrefix(startServer(t, s), "http://"), rec)
+	framingtest.Run(t, framingtest.TCP(strings.TrimPrefix(startServer(t, s), "http://")), rec)
 }

@@ -15,5 +15,5 @@ func TestForwardFraming(t *testing.T) {
 	up := framingtest.NewUpstream(t)
 	pool := newPool(t, balancer.Config{Name: "app", Endpoints: []string{up.URL}})
 	s := startServer(t, Config{Files: FilesConfig{Root: newTree(t).root}}, WithForward(pool, ForwardConfig{Prefix: "/api/"}))
-	framingtest.Run(t, s.Addr(), up)
+	framingtest.Run(t, framingtest.TCP(s.Addr()), up)
 }

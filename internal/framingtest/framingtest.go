@@ -125,12 +125,20 @@ func (u *Upstream) Paths() []string {
 	return append([]string(nil), u.paths...)
 }
 
-// Answers sends raw on a new connection to addr, then reads what comes back
-// until the server closes the connection or the deadline passes; closed
-// reports which.
-func Answers(t testing.TB, addr, raw string, deadline time.Duration) (answers []*http.Response, bodies []string, closed bool) {
+// Dial opens a connection to the listener under test: plain TCP, or TLS.
+type Dial func() (net.Conn, error)
+
+// TCP dials addr in plain TCP.
+func TCP(addr string) Dial {
+	return func() (net.Conn, error) { return net.DialTimeout("tcp", addr, 5*time.Second) }
+}
+
+// Answers sends raw on a new connection from dial, then reads what comes
+// back until the server closes the connection or the deadline passes;
+// closed reports which.
+func Answers(t testing.TB, dial Dial, raw string, deadline time.Duration) (answers []*http.Response, bodies []string, closed bool) {
 	t.Helper()
-	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	c, err := dial()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -160,16 +168,16 @@ func Answers(t testing.TB, addr, raw string, deadline time.Duration) (answers []
 type Recorder interface{ Paths() []string }
 
 // Run sends every vector, each followed by a smuggled request, on its own
-// connection to addr, the HTTP/1.1 listener of a server whose handler (or
+// connection from dial, to the HTTP/1.1 listener of a server whose handler (or
 // upstream, when it forwards) is up. Each must get one answer with the
 // vector's status, as problem+json, and the connection closed; up must
 // never see the smuggled request. A well-framed chunked request and a
 // pipelined one after it must both go through on one connection that
 // stays open.
-func Run(t *testing.T, addr string, up Recorder) {
+func Run(t *testing.T, dial Dial, up Recorder) {
 	t.Run("well framed", func(t *testing.T) {
 		raw := chunked + "5\r\nhello\r\n0\r\n\r\n" + "GET /api/after HTTP/1.1\r\nHost: a\r\n\r\n"
-		answers, _, closed := Answers(t, addr, raw, time.Second)
+		answers, _, closed := Answers(t, dial, raw, time.Second)
 		if len(answers) != 2 || answers[0].StatusCode != 200 || answers[1].StatusCode != 200 {
 			t.Fatalf("answers %v, want two 200s", statuses(answers))
 		}
@@ -180,7 +188,7 @@ func Run(t *testing.T, addr string, up Recorder) {
 	for _, v := range Vectors {
 		t.Run(v.Name, func(t *testing.T) {
 			t.Parallel()
-			answers, bodies, closed := Answers(t, addr, v.Raw(), 10*time.Second)
+			answers, bodies, closed := Answers(t, dial, v.Raw(), 10*time.Second)
 			if len(answers) != 1 {
 				t.Fatalf("answers %v (%q), want one %d", statuses(answers), bodies, v.Status)
 			}

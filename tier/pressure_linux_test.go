@@ -117,9 +117,9 @@ func TestLimitsUnderDescriptorPressure(t *testing.T) {
 	allClosed(t, slow, "slow body", pressureLarge)
 	normal("beside 2,000 stalled downloads")
 
-	// And the downloads for a last burst of slow bodies. Reading a
-	// download before the server gave up on it would be progress: first
-	// wait for every download's handler to end.
+	// The downloads in turn make room for a last burst of slow bodies.
+	// Reading a download before the server gave up on it would be
+	// progress: first wait for every download's handler to end.
 	last := openSlow(t, addr, slowBody)
 	wait.For(t, 20*time.Second, "the server to end every download", func() bool {
 		return get(t, addr, "/downloads") == "0"

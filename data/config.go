@@ -58,7 +58,8 @@ type Config struct {
 	// anew, in the round trip that runs it); StatementTimeout and
 	// LockTimeout set with SET LOCAL at the start of each Tx instead of as
 	// startup parameters, which PgBouncer refuses (statements outside a
-	// Tx get the role's settings, and OpTimeout from the client side); and
+	// Tx get the role's settings, ALTER ROLE ... SET statement_timeout,
+	// and the caller's deadline); and
 	// migrations on MigrationsDSN. PgBouncer 1.21 and later can keep
 	// prepared statements across transactions (max_prepared_statements),
 	// but this mode does not rely on it, so any version works.

@@ -133,20 +133,22 @@ func (cancellingEvent) TableName() string { return "events" }
 // A bulk insert cancelled halfway writes nothing, reports the
 // cancellation (not a database failure), and gives its connection back.
 func TestBulkInsertCancelledMidway(t *testing.T) {
-	db := openTest(t, Config{DSN: pgSchema(t)})
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	rows := make([]cancellingEvent, 50_000)
-	for i := range rows {
-		rows[i] = cancellingEvent{Kind: "c", Payload: cancelPayload{s: "x"}, Amount: int64(i)}
-	}
-	rows[20_000].Payload.cancel = cancel
-	n, err := db.BulkInsert(ctx, rows)
-	if !errors.Is(err, context.Canceled) || IsFailure(err) || statusOf(err) != 0 {
-		t.Errorf("cancelled bulk insert: %d, %v (status %d); want the cancellation", n, err, statusOf(err))
-	}
-	if got := count(t, db, "events"); got != 0 {
-		t.Errorf("%d rows after a cancelled bulk insert", got)
-	}
-	wait.For(t, 10*time.Second, "the connection returned to the pool", func() bool { return db.SQL().Stats().InUse == 0 })
+	postgresBackends(t, func(t *testing.T, cfg Config) {
+		db := openTest(t, cfg)
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		rows := make([]cancellingEvent, 50_000)
+		for i := range rows {
+			rows[i] = cancellingEvent{Kind: "c", Payload: cancelPayload{s: "x"}, Amount: int64(i)}
+		}
+		rows[20_000].Payload.cancel = cancel
+		n, err := db.BulkInsert(ctx, rows)
+		if !errors.Is(err, context.Canceled) || IsFailure(err) || statusOf(err) != 0 {
+			t.Errorf("cancelled bulk insert: %d, %v (status %d); want the cancellation", n, err, statusOf(err))
+		}
+		if got := count(t, db, "events"); got != 0 {
+			t.Errorf("%d rows after a cancelled bulk insert", got)
+		}
+		wait.For(t, 10*time.Second, "the connection returned to the pool", func() bool { return db.SQL().Stats().InUse == 0 })
+	})
 }

@@ -52,12 +52,24 @@ type Config struct {
 	// BusyTimeout is how long SQLite waits for a lock; zero means 5s.
 	BusyTimeout time.Duration `env:"BUSY_TIMEOUT" json:"busy_timeout,omitempty"`
 
-	// PgBouncer turns off server-side prepared statements so that the pool
-	// works behind PgBouncer in transaction mode. PgBouncer must let the
-	// statement_timeout and lock_timeout startup parameters through
-	// (track_extra_parameters) or ignore them (ignore_startup_parameters,
-	// then set them on the role instead).
+	// PgBouncer makes the pools work behind PgBouncer in transaction
+	// pooling mode, where a server connection is ours for one transaction
+	// only: no server-side prepared statements (each statement is parsed
+	// anew, in the round trip that runs it); StatementTimeout and
+	// LockTimeout set with SET LOCAL at the start of each Tx instead of as
+	// startup parameters, which PgBouncer refuses (statements outside a
+	// Tx get the role's settings, ALTER ROLE ... SET statement_timeout,
+	// and the caller's deadline); and
+	// migrations on MigrationsDSN. PgBouncer 1.21 and later can keep
+	// prepared statements across transactions (max_prepared_statements),
+	// but this mode does not rely on it, so any version works.
 	PgBouncer bool `env:"PGBOUNCER" json:"pgbouncer,omitempty"`
+	// MigrationsDSN is where Migrate connects, a postgres:// URL that
+	// reaches PostgreSQL directly; empty means DSN. It is required when
+	// PgBouncer is on and migrations are given: the advisory lock that
+	// keeps instances from migrating at once is a session lock, which
+	// transaction pooling does not keep.
+	MigrationsDSN string `env:"MIGRATIONS_DSN" json:"-"`
 	// SlowQuery logs statements slower than this at warn level; zero means
 	// 200ms, negative turns it off.
 	SlowQuery time.Duration `env:"SLOW_QUERY" json:"slow_query,omitempty"`
@@ -140,6 +152,13 @@ func (c Config) Validate() error {
 	if c.DSN != "" {
 		if err := checkPostgresDSN(c.DSN); err != "" {
 			bad("DSN", redact(c.DSN), err, "postgres://user@host:port/db?sslmode=... or empty for SQLite")
+		}
+	}
+	if c.MigrationsDSN != "" {
+		if c.DSN == "" {
+			bad("MigrationsDSN", redact(c.MigrationsDSN), "a migrations DSN needs a PostgreSQL primary DSN", "")
+		} else if err := checkPostgresDSN(c.MigrationsDSN); err != "" {
+			bad("MigrationsDSN", redact(c.MigrationsDSN), err, "a postgres:// URL that reaches PostgreSQL directly")
 		}
 	}
 	for i, r := range c.Replicas {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"gorm.io/gorm"
 
 	"github.com/threetier/threetier/tier"
 )
@@ -105,19 +106,43 @@ func TestSQLiteSettings(t *testing.T) {
 	}
 }
 
+// The timeouts hold in every transaction, directly and through PgBouncer,
+// where they are SET LOCAL: a session setting would stay on a server
+// connection PgBouncer then lends to other clients. Prepared statements:
+// cached per connection directly, none at all in PgBouncer mode.
 func TestPostgresSettings(t *testing.T) {
-	for _, pgbouncer := range []bool{false, true} {
-		db := openTest(t, Config{DSN: pgSchema(t), StatementTimeout: 1500 * time.Millisecond, LockTimeout: 700 * time.Millisecond, PgBouncer: pgbouncer})
+	postgresBackends(t, func(t *testing.T, cfg Config) {
+		cfg.StatementTimeout, cfg.LockTimeout = 1500*time.Millisecond, 700*time.Millisecond
+		db := openTest(t, cfg)
 		g := db.Gorm()
-		for setting, want := range map[string]string{"statement_timeout": "1500ms", "lock_timeout": "700ms", "application_name": "threetier"} {
-			var got string
-			if err := g.Raw("SHOW " + setting).Scan(&got).Error; err != nil || got != want {
-				t.Errorf("pgbouncer=%v: %s = %q, %v; want %s", pgbouncer, setting, got, err, want)
+		ctx := context.Background()
+		err := db.Tx(ctx, func(tx *gorm.DB) error {
+			for setting, want := range map[string]string{"statement_timeout": "1500ms", "lock_timeout": "700ms", "application_name": "threetier"} {
+				var got string
+				if err := tx.Raw("SHOW " + setting).Scan(&got).Error; err != nil || got != want {
+					t.Errorf("in a Tx: %s = %q, %v; want %s", setting, got, err, want)
+				}
 			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
 		}
-		// Prepared statements: cached per connection normally, none at all
-		// in PgBouncer mode. One connection makes the check deterministic.
+		err = db.Tx(ctx, func(tx *gorm.DB) error { return tx.Exec("SELECT pg_sleep(5)").Error }, Attempts(1))
+		if !errors.Is(err, ErrTimeout) {
+			t.Errorf("a Tx sleeping beyond statement_timeout: %v, want ErrTimeout", err)
+		}
 		db.SQL().SetMaxOpenConns(1)
+		var outside string
+		if err := g.Raw("SHOW statement_timeout").Scan(&outside).Error; err != nil {
+			t.Fatal(err)
+		}
+		if cfg.PgBouncer && outside == "1500ms" {
+			t.Error("a Tx's statement_timeout outlived it on the server connection")
+		}
+		if !cfg.PgBouncer && outside != "1500ms" {
+			t.Errorf("statement_timeout = %q outside a Tx, want 1500ms from the startup parameters", outside)
+		}
 		for range 3 {
 			var p Product
 			_ = g.Where("name = ?", "x").Find(&p).Error
@@ -126,9 +151,32 @@ func TestPostgresSettings(t *testing.T) {
 		if err := g.Raw("SELECT count(*) FROM pg_prepared_statements").Scan(&prepared).Error; err != nil {
 			t.Fatal(err)
 		}
-		if pgbouncer && prepared != 0 || !pgbouncer && prepared == 0 {
-			t.Errorf("pgbouncer=%v: %d prepared statements", pgbouncer, prepared)
+		if cfg.PgBouncer && prepared != 0 || !cfg.PgBouncer && prepared == 0 {
+			t.Errorf("pgbouncer=%v: %d prepared statements", cfg.PgBouncer, prepared)
 		}
+	})
+}
+
+// Behind PgBouncer, migrations need a direct connection for their lock: a
+// missing one is a clear error before anything connects.
+func TestPgBouncerMigrationsNeedADirectDSN(t *testing.T) {
+	_, err := New(Config{DSN: "postgres://127.0.0.1:6432/x", PgBouncer: true}, WithMigrations(testMigrations(t, nil)))
+	var ce *tier.ConfigError
+	if !errors.As(err, &ce) || ce.Field != "MigrationsDSN" {
+		t.Errorf("PgBouncer with migrations and no MigrationsDSN: %v, want a ConfigError about MigrationsDSN", err)
+	}
+	db, err := New(Config{DSN: "postgres://127.0.0.1:6432/x", PgBouncer: true})
+	if err != nil {
+		t.Errorf("PgBouncer without migrations: %v", err)
+	} else {
+		_ = db.Close()
+	}
+	err = tier.LoadEnvFrom([]string{"THREETIER_DATA_MIGRATIONS_DSN=postgres://u:hunter2@127.0.0.1/x"}, EnvPrefix, &Config{})
+	if want := `THREETIER_DATA_MIGRATIONS_DSN="postgres://u@127.0.0.1/x": a migrations DSN needs a PostgreSQL primary DSN`; err == nil || err.Error() != want {
+		t.Errorf("MigrationsDSN without DSN: %v, want %s", err, want)
+	}
+	if err := (Config{DSN: "postgres://127.0.0.1/x", MigrationsDSN: "mysql://127.0.0.1/x"}).Validate(); err == nil || !strings.Contains(err.Error(), "MigrationsDSN") {
+		t.Errorf("a MigrationsDSN that is not PostgreSQL: %v", err)
 	}
 }
 

@@ -137,6 +137,10 @@ func New(cfg Config, opts ...Option) (*DB, error) {
 	for _, opt := range opts {
 		opt(&o)
 	}
+	if cfg.PgBouncer && cfg.Dialect() == Postgres && o.fsys != nil && cfg.MigrationsDSN == "" {
+		return nil, &tier.ConfigError{Field: "MigrationsDSN", Problem: "required with PgBouncer when migrations are given: their advisory lock is a session lock, which transaction pooling does not keep",
+			Allowed: "a postgres:// URL that reaches PostgreSQL directly"}
+	}
 	cfg = cfg.withDefaults()
 	db := &DB{cfg: cfg, log: obs.Logger(o.log), fsys: o.fsys, reg: obs.Registerer(o.reg)}
 	db.start.failures = make(chan error, 1)
@@ -229,8 +233,9 @@ func openPostgres(cfg Config, dsn string, conns *connSet) (*sql.DB, error) {
 		cc.ConnectTimeout = cfg.ConnectTimeout
 	}
 	cc.DialFunc = conns.wrap(dialer(cfg.OpTimeout).DialContext)
-	setDefault(cc.RuntimeParams, "statement_timeout", strconv.FormatInt(cfg.StatementTimeout.Milliseconds(), 10))
-	setDefault(cc.RuntimeParams, "lock_timeout", strconv.FormatInt(cfg.LockTimeout.Milliseconds(), 10))
+	// application_name is one of the few startup parameters PgBouncer
+	// tracks per client; the timeouts are set per transaction behind it
+	// (see Tx).
 	setDefault(cc.RuntimeParams, "application_name", "threetier")
 	if cfg.PgBouncer {
 		// One round trip per statement with an unnamed statement: nothing
@@ -238,6 +243,9 @@ func openPostgres(cfg Config, dsn string, conns *connSet) (*sql.DB, error) {
 		cc.DefaultQueryExecMode = pgx.QueryExecModeExec
 		cc.StatementCacheCapacity = 0
 		cc.DescriptionCacheCapacity = 0
+	} else {
+		setDefault(cc.RuntimeParams, "statement_timeout", strconv.FormatInt(cfg.StatementTimeout.Milliseconds(), 10))
+		setDefault(cc.RuntimeParams, "lock_timeout", strconv.FormatInt(cfg.LockTimeout.Milliseconds(), 10))
 	}
 	sqlDB := stdlib.OpenDB(*cc)
 	setPool(sqlDB, cfg)

@@ -1,6 +1,7 @@
 package data
 
 import (
+	"cmp"
 	"context"
 	"database/sql/driver"
 	"embed"
@@ -21,6 +22,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	"go.uber.org/goleak"
+
+	"github.com/threetier/threetier/internal/pgbouncer"
 )
 
 //go:embed testdata/migrations
@@ -169,17 +172,42 @@ func sanitize(s string) string {
 }
 
 // dialects runs fn once per database: SQLite always, PostgreSQL when
-// configured. cfg starts as the dialect's Config (a temp file, or a schema
-// of its own); fn may change it before opening.
+// configured, directly and through PgBouncer in transaction pooling mode.
+// cfg starts as the dialect's Config (a temp file, or a schema of its
+// own); fn may change it before opening.
 func dialects(t *testing.T, fn func(t *testing.T, cfg Config)) {
 	t.Run("sqlite", func(t *testing.T) {
 		t.Parallel()
 		fn(t, Config{Path: filepath.Join(t.TempDir(), "test.db")})
 	})
+	postgresBackends(t, fn)
+}
+
+// postgresBackends runs fn on PostgreSQL, when configured: directly and
+// through PgBouncer in transaction pooling mode, each with a schema of its
+// own (directDSN reaches it without PgBouncer).
+func postgresBackends(t *testing.T, fn func(t *testing.T, cfg Config)) {
 	t.Run("postgres", func(t *testing.T) {
 		t.Parallel()
 		fn(t, Config{DSN: pgSchema(t)})
 	})
+	t.Run("pgbouncer", func(t *testing.T) {
+		t.Parallel()
+		fn(t, bouncerConfig(t))
+	})
+}
+
+// directDSN is cfg's database without PgBouncer, for a test that needs a
+// session of its own (a lock holder, an observer).
+func directDSN(cfg Config) string { return cmp.Or(cfg.MigrationsDSN, cfg.DSN) }
+
+// bouncerConfig is a schema of t's own on the test server, reached
+// through a PgBouncer of t's own in transaction pooling mode; migrations
+// go to the server directly.
+func bouncerConfig(t testing.TB) Config {
+	t.Helper()
+	direct := pgSchema(t)
+	return Config{DSN: pgbouncer.Start(t, direct).DSN(), PgBouncer: true, MigrationsDSN: direct}
 }
 
 // openTest opens cfg with the test migrations applied, closed at the end.

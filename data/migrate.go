@@ -11,6 +11,8 @@ import (
 
 	"github.com/pressly/goose/v3"
 	"github.com/pressly/goose/v3/lock"
+
+	"github.com/threetier/threetier/tier"
 )
 
 // MigrationTable records which migrations were applied.
@@ -37,18 +39,26 @@ func (db *DB) Migrate(ctx context.Context) (int, error) {
 	}
 	dialect := goose.DialectSQLite3
 	opts := []goose.ProviderOption{goose.WithDisableGlobalRegistry(true), goose.WithSlog(db.log)}
+	pool := db.primary
 	if db.Dialect() == Postgres {
 		dialect = goose.DialectPostgres
 		opts = append(opts, goose.WithSessionLocker(advisoryLock{unlockTimeout: db.cfg.OpTimeout}))
+		if db.cfg.MigrationsDSN != "" {
+			if pool, err = db.openMigrations(); err != nil {
+				return 0, err
+			}
+			defer pool.Close()
+		}
 	}
-	p, err := goose.NewProvider(dialect, db.primary, dir, append(opts, goose.WithTableName(MigrationTable))...)
+	p, err := goose.NewProvider(dialect, pool, dir, append(opts, goose.WithTableName(MigrationTable))...)
 	if errors.Is(err, goose.ErrNoMigrations) {
 		return 0, ErrNoMigrations
 	}
 	if err != nil {
 		return 0, fmt.Errorf("data: migrations: %w", err)
 	}
-	// p.Close would close db.primary: the provider is left to the GC.
+	// p.Close would close the pool, db.primary's too: the provider is left
+	// to the GC.
 	results, err := p.Up(ctx)
 	if err != nil {
 		var partial *goose.PartialError
@@ -58,6 +68,22 @@ func (db *DB) Migrate(ctx context.Context) (int, error) {
 		return len(results), fmt.Errorf("data: migrate: %w", Classify(err))
 	}
 	return len(results), nil
+}
+
+// openMigrations opens a pool on MigrationsDSN, a direct connection to
+// PostgreSQL even when the DB's pools go through PgBouncer. Two
+// connections: goose holds the lock on one, and runs migrations written in
+// Go on the pool beside it.
+func (db *DB) openMigrations() (*sql.DB, error) {
+	cfg := db.cfg
+	cfg.PgBouncer = false
+	cfg.MaxOpenConns, cfg.MaxIdleConns = 2, 2
+	pool, err := openPostgres(cfg, cfg.MigrationsDSN, &db.conns)
+	var ce *tier.ConfigError
+	if errors.As(err, &ce) {
+		ce.Field = "MigrationsDSN"
+	}
+	return pool, err
 }
 
 // advisoryLock is a goose session locker that blocks on

@@ -101,13 +101,15 @@ func TestSQLiteWriteTransactionsBeginImmediately(t *testing.T) {
 // Stop gives statements in flight until its context ends, then cuts them
 // off: a shutdown must not wait for a 30-second query.
 func TestStopHonoursItsContext(t *testing.T) {
-	db := openTest(t, Config{DSN: pgSchema(t)})
-	done := make(chan error, 1)
-	go func() { done <- db.WithContext(context.Background()).Exec("SELECT pg_sleep(30)").Error }()
-	wait.For(t, 10*time.Second, "the statement in flight", func() bool { return db.SQL().Stats().InUse > 0 })
-	start := time.Now()
-	stopCutsOff(t, db, done)
-	if d := time.Since(start); d > 10*time.Second {
-		t.Errorf("Stop took %v", d)
-	}
+	postgresBackends(t, func(t *testing.T, cfg Config) {
+		db := openTest(t, cfg)
+		done := make(chan error, 1)
+		go func() { done <- db.WithContext(context.Background()).Exec("SELECT pg_sleep(30)").Error }()
+		wait.For(t, 10*time.Second, "the statement in flight", func() bool { return db.SQL().Stats().InUse > 0 })
+		start := time.Now()
+		stopCutsOff(t, db, done)
+		if d := time.Since(start); d > 10*time.Second {
+			t.Errorf("Stop took %v", d)
+		}
+	})
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"strconv"
 	"sync"
 	"time"
 
@@ -136,6 +137,9 @@ func (db *DB) txOnce(ctx context.Context, fn func(tx *gorm.DB) error, opts *sql.
 	st.root = st
 	return db.gorm.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		st.tx = tx
+		if err := db.setLocal(tx); err != nil {
+			return err
+		}
 		if err := fn(tx.WithContext(context.WithValue(ctx, txKey{}, st))); err != nil {
 			return err
 		}
@@ -147,4 +151,15 @@ func (db *DB) txOnce(ctx context.Context, fn func(tx *gorm.DB) error, opts *sql.
 // base·2^(attempt-1), capped, and never zero.
 func backoff(attempt int, base, ceiling time.Duration) time.Duration {
 	return retry.Backoff(base, ceiling, attempt-1) + 1
+}
+
+// setLocal gives a transaction behind PgBouncer the timeouts that a direct
+// connection gets at its start: a session setting would stay on the server
+// connection, which PgBouncer lends to other clients after the transaction.
+func (db *DB) setLocal(tx *gorm.DB) error {
+	if !db.cfg.PgBouncer || db.Dialect() != Postgres {
+		return nil
+	}
+	return tx.Exec(`SELECT set_config('statement_timeout', ?, true), set_config('lock_timeout', ?, true)`,
+		strconv.FormatInt(db.cfg.StatementTimeout.Milliseconds(), 10), strconv.FormatInt(db.cfg.LockTimeout.Milliseconds(), 10)).Error
 }

@@ -177,16 +177,18 @@ func TestTxRollsBackAndDoesNotRetryOtherErrors(t *testing.T) {
 }
 
 func TestTxReadOnlyRejectsWrites(t *testing.T) {
-	db := openTest(t, Config{DSN: pgSchema(t)})
-	err := db.Tx(context.Background(), func(tx *gorm.DB) error {
-		return tx.Create(&Product{Name: "x", Stock: 1}).Error
-	}, ReadOnly(), Isolation(0))
-	if err == nil {
-		t.Fatal("write in a read-only transaction succeeded")
-	}
-	if n := count(t, db, "products"); n != 0 {
-		t.Errorf("%d products", n)
-	}
+	postgresBackends(t, func(t *testing.T, cfg Config) {
+		db := openTest(t, cfg)
+		err := db.Tx(context.Background(), func(tx *gorm.DB) error {
+			return tx.Create(&Product{Name: "x", Stock: 1}).Error
+		}, ReadOnly(), Isolation(0))
+		if err == nil {
+			t.Fatal("write in a read-only transaction succeeded")
+		}
+		if n := count(t, db, "products"); n != 0 {
+			t.Errorf("%d products", n)
+		}
+	})
 }
 
 func TestBackoffIsBoundedAndGrows(t *testing.T) {

@@ -551,40 +551,43 @@ func TestTypedReadYourWrites(t *testing.T) {
 
 // Statements are logged as GORM's are: slow ones at warn, without values.
 func TestTypedLogging(t *testing.T) {
-	var buf bytes.Buffer
-	log, err := tier.NewLogger(tier.LogConfig{Level: "info", Format: "json"}, &buf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	db := openTest(t, Config{DSN: pgSchema(t), SlowQuery: time.Nanosecond}, WithLogger(log))
-	ctx := context.Background()
-	buf.Reset()
-	p := Product{Name: "secret-value", Stock: 1}
-	if err := Insert(ctx, db, &p); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := Get[Product](ctx, db, p.ID); err != nil {
-		t.Fatal(err)
-	}
-	_, _ = Get[Product](ctx, db, p.ID+1)
-	if err := Insert(ctx, db, &Product{Name: "secret-value", Stock: 1}); !errors.Is(err, ErrDuplicate) {
-		t.Fatal(err)
-	}
-	if strings.Contains(buf.String(), "secret-value") {
-		t.Errorf("values leaked into the log:\n%s", buf.String())
-	}
-	var got []string
-	for _, line := range strings.Split(strings.TrimSpace(buf.String()), "\n") {
-		var r map[string]any
-		if err := json.Unmarshal([]byte(line), &r); err != nil {
-			t.Fatalf("log line %q: %v", line, err)
+	postgresBackends(t, func(t *testing.T, cfg Config) {
+		var buf bytes.Buffer
+		log, err := tier.NewLogger(tier.LogConfig{Level: "info", Format: "json"}, &buf)
+		if err != nil {
+			t.Fatal(err)
 		}
-		got = append(got, fmt.Sprintf("%s %s %.6s", r["level"], r["msg"], r["sql"]))
-	}
-	want := []string{"WARN slow sql INSERT", "WARN slow sql SELECT", "WARN slow sql SELECT", "WARN slow sql INSERT"}
-	if !reflect.DeepEqual(got, want) {
-		t.Errorf("log records %q, want %q", got, want)
-	}
+		cfg.SlowQuery = time.Nanosecond
+		db := openTest(t, cfg, WithLogger(log))
+		ctx := context.Background()
+		buf.Reset()
+		p := Product{Name: "secret-value", Stock: 1}
+		if err := Insert(ctx, db, &p); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Get[Product](ctx, db, p.ID); err != nil {
+			t.Fatal(err)
+		}
+		_, _ = Get[Product](ctx, db, p.ID+1)
+		if err := Insert(ctx, db, &Product{Name: "secret-value", Stock: 1}); !errors.Is(err, ErrDuplicate) {
+			t.Fatal(err)
+		}
+		if strings.Contains(buf.String(), "secret-value") {
+			t.Errorf("values leaked into the log:\n%s", buf.String())
+		}
+		var got []string
+		for _, line := range strings.Split(strings.TrimSpace(buf.String()), "\n") {
+			var r map[string]any
+			if err := json.Unmarshal([]byte(line), &r); err != nil {
+				t.Fatalf("log line %q: %v", line, err)
+			}
+			got = append(got, fmt.Sprintf("%s %s %.6s", r["level"], r["msg"], r["sql"]))
+		}
+		want := []string{"WARN slow sql INSERT", "WARN slow sql SELECT", "WARN slow sql SELECT", "WARN slow sql INSERT"}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("log records %q, want %q", got, want)
+		}
+	})
 }
 
 // scanOnly is a list GORM would bind element by element.
@@ -627,64 +630,66 @@ func TestDirectField(t *testing.T) {
 // caller's cancellation is 499 and no failure, its deadline a timeout, and
 // Stop cuts it off when its context ends.
 func TestTypedCancellationAndStop(t *testing.T) {
-	dsn := pgSchema(t)
-	db := openTest(t, Config{DSN: dsn})
-	bg := context.Background()
-	holder, err := pgx.Connect(bg, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer holder.Close(bg)
-	tx, err := holder.Begin(bg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = tx.Rollback(bg) }()
-	if _, err := tx.Exec(bg, "INSERT INTO products (name, stock) VALUES ('held', 1)"); err != nil {
-		t.Fatal(err)
-	}
-	blocked := func(ctx context.Context) error { return Insert(ctx, db, &Product{Name: "held", Stock: 1}) }
-	observer, err := pgx.Connect(bg, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer observer.Close(bg)
-	// A busy pool connection is not proof enough: one given up on by an
-	// earlier phase can still be closing. Wait for PostgreSQL to show a
-	// statement, started after the call, that waits on the holder's lock.
-	goBlocked := func(ctx context.Context, done chan<- error) {
-		var since time.Time
-		if err := observer.QueryRow(bg, "SELECT clock_timestamp()").Scan(&since); err != nil {
+	postgresBackends(t, func(t *testing.T, cfg Config) {
+		db := openTest(t, cfg)
+		dsn := directDSN(cfg)
+		bg := context.Background()
+		holder, err := pgx.Connect(bg, dsn)
+		if err != nil {
 			t.Fatal(err)
 		}
-		go func() { done <- blocked(ctx) }()
-		wait.For(t, 10*time.Second, "the insert waiting on the held row", func() bool {
-			var n int
-			err := observer.QueryRow(bg, `SELECT count(*) FROM pg_stat_activity
-				WHERE $1::int = ANY(pg_blocking_pids(pid)) AND query_start >= $2`, holder.PgConn().PID(), since).Scan(&n)
-			if err != nil {
+		defer holder.Close(bg)
+		tx, err := holder.Begin(bg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = tx.Rollback(bg) }()
+		if _, err := tx.Exec(bg, "INSERT INTO products (name, stock) VALUES ('held', 1)"); err != nil {
+			t.Fatal(err)
+		}
+		blocked := func(ctx context.Context) error { return Insert(ctx, db, &Product{Name: "held", Stock: 1}) }
+		observer, err := pgx.Connect(bg, dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer observer.Close(bg)
+		// A busy pool connection is not proof enough: one given up on by an
+		// earlier phase can still be closing. Wait for PostgreSQL to show a
+		// statement, started after the call, that waits on the holder's lock.
+		goBlocked := func(ctx context.Context, done chan<- error) {
+			var since time.Time
+			if err := observer.QueryRow(bg, "SELECT clock_timestamp()").Scan(&since); err != nil {
 				t.Fatal(err)
 			}
-			return n > 0
-		})
-	}
+			go func() { done <- blocked(ctx) }()
+			wait.For(t, 10*time.Second, "the insert waiting on the held row", func() bool {
+				var n int
+				err := observer.QueryRow(bg, `SELECT count(*) FROM pg_stat_activity
+					WHERE $1::int = ANY(pg_blocking_pids(pid)) AND query_start >= $2`, holder.PgConn().PID(), since).Scan(&n)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return n > 0
+			})
+		}
 
-	ctx, cancel := context.WithCancel(bg)
-	done := make(chan error, 1)
-	goBlocked(ctx, done)
-	cancel()
-	if err := <-done; !errors.Is(err, context.Canceled) || IsFailure(err) || statusOf(err) != 0 {
-		t.Errorf("cancelled: %v (status %d, failure %v); want the cancellation and no failure", err, statusOf(err), IsFailure(err))
-	}
+		ctx, cancel := context.WithCancel(bg)
+		done := make(chan error, 1)
+		goBlocked(ctx, done)
+		cancel()
+		if err := <-done; !errors.Is(err, context.Canceled) || IsFailure(err) || statusOf(err) != 0 {
+			t.Errorf("cancelled: %v (status %d, failure %v); want the cancellation and no failure", err, statusOf(err), IsFailure(err))
+		}
 
-	ctx, cancel = context.WithTimeout(bg, 100*time.Millisecond)
-	defer cancel()
-	if err := blocked(ctx); !errors.Is(err, ErrTimeout) || !IsFailure(err) || statusOf(err) != 504 {
-		t.Errorf("deadline: %v (status %d, failure %v); want ErrTimeout", err, statusOf(err), IsFailure(err))
-	}
+		ctx, cancel = context.WithTimeout(bg, 100*time.Millisecond)
+		defer cancel()
+		if err := blocked(ctx); !errors.Is(err, ErrTimeout) || !IsFailure(err) || statusOf(err) != 504 {
+			t.Errorf("deadline: %v (status %d, failure %v); want ErrTimeout", err, statusOf(err), IsFailure(err))
+		}
 
-	goBlocked(bg, done)
-	stopCutsOff(t, db, done)
+		goBlocked(bg, done)
+		stopCutsOff(t, db, done)
+	})
 }
 
 // Many goroutines share one plan per model, built by whichever comes first.

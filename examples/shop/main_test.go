@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/goleak"
 
 	"github.com/threetier/threetier/balancer"
@@ -633,5 +634,33 @@ func TestShopRejectsAMisspeltVariable(t *testing.T) {
 	want := "THREETIER_WEB_LISTNE: unknown variable; did you mean THREETIER_WEB_LISTEN?"
 	if err == nil || err.Error() != want {
 		t.Fatalf("err = %v, want %s", err, want)
+	}
+}
+
+// The data tier's settings are validated once merged: a primary given by
+// -db or DATABASE_URL serves THREETIER_DATA_REPLICAS, and -db naming an
+// SQLite file cannot.
+func TestShopMergesTheDatabaseFlagWithTheVariables(t *testing.T) {
+	replicas := "THREETIER_DATA_REPLICAS=postgres://postgres@127.0.0.1:1/shop?sslmode=disable"
+	for _, c := range []struct {
+		args    []string
+		environ []string
+		want    string // "" for no error
+	}{
+		{[]string{"-role", "app", "-db", "postgres://postgres@127.0.0.1:1/shop?sslmode=disable"}, []string{replicas}, ""},
+		{[]string{"-role", "app"}, []string{replicas, "DATABASE_URL=postgres://postgres@127.0.0.1:1/shop?sslmode=disable"}, ""},
+		{[]string{"-role", "app", "-db", filepath.Join(t.TempDir(), "x.db")}, []string{replicas, "THREETIER_DATA_DSN=postgres://postgres@127.0.0.1:1/shop"}, "replicas need a PostgreSQL primary DSN"},
+	} {
+		f, err := parseFlags(c.args, c.environ, io.Discard)
+		if err != nil {
+			t.Fatal(err)
+		}
+		db, err := openDB(f, nil, nil, prometheus.NewRegistry())
+		if err == nil {
+			_ = db.Close()
+		}
+		if c.want == "" && err != nil || c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)) {
+			t.Errorf("%v with %v: %v, want %q", c.args, c.environ, err, c.want)
+		}
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -392,19 +393,8 @@ func labelled(reg prometheus.Registerer, name string) prometheus.Registerer {
 // and applies the migrations once it answers.
 func openDB(f *flags, log *slog.Logger, tp trace.TracerProvider, reg prometheus.Registerer) (*data.DB, error) {
 	var cfg data.Config
-	if err := tier.LoadEnvFrom(f.environ, data.EnvPrefix, &cfg); err != nil {
+	if err := tier.LoadEnvFrom(dataEnviron(f), data.EnvPrefix, &cfg); err != nil {
 		return nil, err
-	}
-	if cfg.DSN == "" {
-		cfg.DSN = f.env("DATABASE_URL")
-	}
-	if f.set["db"] {
-		cfg.DSN = ""
-		if strings.HasPrefix(f.db, "postgres://") || strings.HasPrefix(f.db, "postgresql://") {
-			cfg.DSN = f.db
-		} else {
-			cfg.Path = f.db
-		}
 	}
 	setIfZero(&cfg.Path, defaultSQLite)
 	mig, err := fs.Sub(migrations, "migrations")
@@ -412,6 +402,28 @@ func openDB(f *flags, log *slog.Logger, tp trace.TracerProvider, reg prometheus.
 		return nil, err
 	}
 	return data.New(cfg, data.WithLogger(log), data.WithRegistry(reg), data.WithMigrations(mig), data.WithTracerProvider(tp))
+}
+
+// dataEnviron is f's environment with DATABASE_URL and -db merged into the
+// THREETIER_DATA_* variables they stand for, so that the data tier
+// validates the settings it will run with: a -db DSN is the primary of
+// THREETIER_DATA_REPLICAS. DATABASE_URL stands in for an empty
+// THREETIER_DATA_DSN; -db overrides both.
+func dataEnviron(f *flags) []string {
+	environ := slices.Clone(f.environ)
+	set := func(name, v string) { environ = append(environ, data.EnvPrefix+name+"="+v) }
+	if url := f.env("DATABASE_URL"); url != "" && f.env(data.EnvPrefix+"DSN") == "" {
+		set("DSN", url)
+	}
+	if f.set["db"] {
+		if strings.HasPrefix(f.db, "postgres://") || strings.HasPrefix(f.db, "postgresql://") {
+			set("DSN", f.db)
+		} else {
+			set("DSN", "")
+			set("SQLITE_PATH", f.db)
+		}
+	}
+	return environ
 }
 
 // appConfigs reads the app server's THREETIER_APP_* variables and the

@@ -25,6 +25,32 @@ type manifests struct {
 	services    []*corev1.Service
 	secrets     []*corev1.Secret
 	namespaces  []*corev1.Namespace
+	clusters    []*cnpgCluster
+}
+
+// cnpgCluster is the part of a CloudNativePG Cluster (postgresql.cnpg.io/v1,
+// operator 1.25) that the manifests set: the operator's Go module is not a
+// dependency of the shop, and decoding strictly into these fields refuses
+// one the manifest sets that is not here. Grow it with the manifest, field
+// names as the operator's API reference spells them.
+type cnpgCluster struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata"`
+	Spec              struct {
+		Instances int `json:"instances"`
+		Storage   struct {
+			Size string `json:"size"`
+		} `json:"storage"`
+		Bootstrap struct {
+			InitDB struct {
+				Database string `json:"database"`
+				Owner    string `json:"owner"`
+				Secret   struct {
+					Name string `json:"name"`
+				} `json:"secret"`
+			} `json:"initdb"`
+		} `json:"bootstrap"`
+	} `json:"spec"`
 }
 
 var docSep = regexp.MustCompile(`(?m)^---\s*$`)
@@ -71,6 +97,9 @@ func load(t *testing.T) *manifests {
 			case "v1 Namespace":
 				n := &corev1.Namespace{}
 				m.namespaces, obj = append(m.namespaces, n), n
+			case "postgresql.cnpg.io/v1 Cluster":
+				c := &cnpgCluster{}
+				m.clusters, obj = append(m.clusters, c), c
 			default:
 				t.Fatalf("%s: unexpected %s %s", where, tm.APIVersion, tm.Kind)
 			}
@@ -318,9 +347,49 @@ func TestManifests(t *testing.T) {
 		t.Errorf("balancer-peers: want a headless Service that publishes pods before they are ready: %+v", peers)
 	}
 
-	// PostgreSQL is outside, reached by name.
-	if pg := findService(m.services, "shop", "postgres"); pg == nil || pg.Spec.Type != corev1.ServiceTypeExternalName {
-		t.Error("no ExternalName Service for PostgreSQL")
+	checkDatabase(t, m, roles["app"].Spec.Template.Spec.Containers[0])
+}
+
+// checkDatabase checks the PostgreSQL cluster and how the app servers
+// reach it: a primary and two replicas, bootstrapped with the owner of a
+// Secret the manifests have; writes on the operator's -rw Service, reads
+// on its -ro one, as that owner.
+func checkDatabase(t *testing.T, m *manifests, app corev1.Container) {
+	t.Helper()
+	if len(m.clusters) != 1 {
+		t.Fatalf("%d CloudNativePG Clusters, want one", len(m.clusters))
+	}
+	c := m.clusters[0]
+	if c.Spec.Instances != 3 {
+		t.Errorf("Cluster %s: %d instances, want a primary and two replicas", c.Name, c.Spec.Instances)
+	}
+	initdb := c.Spec.Bootstrap.InitDB
+	for _, key := range []string{"username", "password"} {
+		if !hasSecretKey(m.secrets, c.Namespace, initdb.Secret.Name, key) {
+			t.Errorf("Cluster %s: the owner's secret %q has no %s", c.Name, initdb.Secret.Name, key)
+		}
+	}
+	env := map[string]string{}
+	for _, e := range app.Env {
+		env[e.Name] = e.Value
+	}
+	for name, service := range map[string]string{"DATABASE_URL": c.Name + "-rw", "THREETIER_DATA_REPLICAS": c.Name + "-ro"} {
+		want := fmt.Sprintf("postgres://$(DB_USER):$(DB_PASSWORD)@%s.%s.svc.cluster.local:5432/%s?sslmode=require", service, c.Namespace, initdb.Database)
+		if env[name] != want {
+			t.Errorf("the app's %s = %q, want %s", name, env[name], want)
+		}
+	}
+	// $(DB_USER) expands only to a variable defined before it.
+	for i, name := range []string{"DB_USER", "DB_PASSWORD"} {
+		j := slices.IndexFunc(app.Env, func(e corev1.EnvVar) bool { return e.Name == name })
+		if j < 0 || j > slices.IndexFunc(app.Env, func(e corev1.EnvVar) bool { return e.Name == "DATABASE_URL" }) {
+			t.Errorf("the app's %s is not defined before DATABASE_URL", name)
+			continue
+		}
+		ref := app.Env[j].ValueFrom
+		if ref == nil || ref.SecretKeyRef == nil || ref.SecretKeyRef.Name != initdb.Secret.Name || ref.SecretKeyRef.Key != []string{"username", "password"}[i] {
+			t.Errorf("the app's %s does not come from the owner's secret %s", name, initdb.Secret.Name)
+		}
 	}
 }
 

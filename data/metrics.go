@@ -14,8 +14,8 @@ import (
 type metrics struct {
 	pools    []pool
 	replicas []*replica
-	retries prometheus.Counter
-	errors  *prometheus.CounterVec
+	retries  prometheus.Counter
+	errors   *prometheus.CounterVec
 
 	open, inUse, idle, maxOpen, waits, waitSecs, closed *prometheus.Desc
 

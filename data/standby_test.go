@@ -19,7 +19,7 @@ import (
 // openStandby starts a private primary and a streaming standby of it
 // replaying delay behind, and opens them as primary and replica, with the
 // test migrations applied and replayed.
-func openStandby(t *testing.T, delay time.Duration, rc ReplicaConfig) (*DB, *pgtest.Server) {
+func openStandby(t testing.TB, delay time.Duration, rc ReplicaConfig) (*DB, *pgtest.Server) {
 	t.Helper()
 	primary := pgtest.Start(t)
 	standby := primary.Standby(0)

@@ -21,8 +21,10 @@ type Config struct {
 	// DSN is a postgres:// (or postgresql://) URL. Empty means the embedded
 	// SQLite database at Path.
 	DSN string `env:"DSN" json:"-"`
-	// Replicas are read-only PostgreSQL DSNs; reads go to them unless the
-	// request already wrote (see WithSession). Ignored for SQLite.
+	// Replicas are read-only PostgreSQL DSNs (streaming standbys); reads
+	// go to those in reads (see ReplicaConfig) unless the request already
+	// wrote (see WithSession) or must see a position they have not
+	// replayed (tier.ReadAfter). Ignored for SQLite.
 	Replicas []string `env:"REPLICAS" envSeparator:"," json:"-"`
 	// Path is the SQLite file; zero means "threetier.db".
 	Path string `env:"SQLITE_PATH" json:"path,omitempty"`

@@ -12,6 +12,9 @@ import (
 	"gorm.io/driver/postgres"
 	"gorm.io/gorm"
 	gormlogger "gorm.io/gorm/logger"
+
+	"github.com/threetier/threetier/internal/wait"
+	"github.com/threetier/threetier/tier"
 )
 
 // The data tier side by side with raw pgx on the same PostgreSQL (the
@@ -219,5 +222,60 @@ func reportCPU(b *testing.B) func() {
 		if b.N > 0 {
 			b.ReportMetric(float64(cpuTime()-start)/float64(b.N), "cpu-ns/op")
 		}
+	}
+}
+
+// BenchmarkReadRouting is the choice of the pool a read runs on, with
+// two replicas in reads: without a position, and with one each replica
+// has passed (a comparison with the polled positions).
+func BenchmarkReadRouting(b *testing.B) {
+	db := &DB{replicas: []*replica{{name: "replica0"}, {name: "replica1"}}}
+	for _, r := range db.replicas {
+		r.replay.Store(1 << 40)
+	}
+	plain := context.Background()
+	after := tier.WithReadAfter(plain, tier.NewReadAfter(1<<39))
+	for _, c := range []struct {
+		name string
+		ctx  context.Context
+	}{{"without", plain}, {"position", after}} {
+		b.Run(c.name, func(b *testing.B) {
+			for b.Loop() {
+				if db.readReplica(c.ctx) == nil {
+					b.Fatal("read sent to the primary")
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkStandbyRead is Get on a real streaming standby, without a
+// position and with one it has replayed.
+func BenchmarkStandbyRead(b *testing.B) {
+	db, _ := openStandby(b, 0, ReplicaConfig{})
+	ra := tier.NewReadAfter(0)
+	p := Product{Name: "widget", Stock: 7}
+	if err := Insert(tier.WithReadAfter(context.Background(), ra), db, &p); err != nil {
+		b.Fatal(err)
+	}
+	r := db.replicas[0]
+	wait.For(b, 10*time.Second, "the standby to replay the insert", func() bool {
+		return r.state.Load() == replicaIn && r.replay.Load() >= uint64(ra.Written())
+	})
+	for _, c := range []struct {
+		name string
+		ctx  context.Context
+	}{{"without", context.Background()}, {"position", readAfter(ra.Written())}} {
+		b.Run(c.name, func(b *testing.B) {
+			reads := r.reads.Load()
+			for b.Loop() {
+				if _, err := Get[Product](c.ctx, db, p.ID); err != nil {
+					b.Fatal(err)
+				}
+			}
+			if r.reads.Load()-reads < uint64(b.N) {
+				b.Fatal("reads went to the primary")
+			}
+		})
 	}
 }

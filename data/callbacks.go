@@ -2,11 +2,13 @@ package data
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 
 	"gorm.io/gorm"
-	"gorm.io/plugin/dbresolver"
+
+	"github.com/threetier/threetier/tier"
 )
 
 // registerClassifyCallbacks makes every GORM operation end by classifying
@@ -37,46 +39,110 @@ func registerClassifyCallbacks(g *gorm.DB, m *metrics) error {
 	return nil
 }
 
-// registerSessionCallbacks gives read-your-writes to requests that carry a
-// session (WithSession): writes mark the session, and reads that follow go
-// to the primary instead of a replica that may lag.
-func registerSessionCallbacks(g *gorm.DB) error {
-	wrote := func(tx *gorm.DB) {
-		if s := sessionFrom(tx.Statement.Context); s != nil {
-			s.markWrote()
-		}
+// The settings of dbresolver's Write and Read clauses, which the routing
+// honours: Clauses(dbresolver.Write) sends a read to the primary.
+const (
+	writeSetting = "gorm:db_resolver:write"
+	readSetting  = "gorm:db_resolver:read"
+)
+
+// pinned is the connection a write outside a transaction runs on when its
+// request wants the position of its commit, and the pool it replaced.
+type pinned struct {
+	conn *sql.Conn
+	prev gorm.ConnPool
+}
+
+type pinnedKey struct{}
+
+// registerRoutingCallbacks sends reads outside transactions to a replica
+// that may serve them (see readReplica), and gives read-your-writes to
+// requests that carry a session (WithSession) or a tier.ReadAfter: writes
+// mark the session, and a write outside a transaction runs on a connection
+// of its own, on which the position of its commit is asked right after it.
+func registerRoutingCallbacks(g *gorm.DB, db *DB) error {
+	inTx := func(tx *gorm.DB) bool {
+		_, ok := tx.Statement.ConnPool.(gorm.TxCommitter)
+		return ok
 	}
 	read := func(tx *gorm.DB) {
-		if s := sessionFrom(tx.Statement.Context); s != nil && s.Wrote() {
-			dbresolver.Write.ModifyStatement(tx.Statement)
+		st := tx.Statement
+		if inTx(tx) {
+			return
+		}
+		if _, ok := st.Settings.Load(writeSetting); ok {
+			return
+		}
+		if _, locking := st.Clauses["FOR"]; locking {
+			return
+		}
+		if r := db.readReplica(st.Context); r != nil {
+			st.ConnPool = replicaPool{db, r}
 		}
 	}
-	// Raw statements: dbresolver sends SELECTs (and builder queries run with
-	// Row) to replicas, everything else to the primary; mirror that.
-	raw := func(tx *gorm.DB) {
-		if sql := tx.Statement.SQL.String(); sql == "" || isSelect(sql) {
-			read(tx)
-		} else {
-			wrote(tx)
+	write := func(tx *gorm.DB, pin bool) {
+		st := tx.Statement
+		if s := sessionFrom(st.Context); s != nil {
+			s.markWrote()
+		}
+		if !pin || inTx(tx) || tier.ReadAfterFrom(st.Context) == nil {
+			return
+		}
+		conn, err := db.primary.Conn(st.Context)
+		if err != nil {
+			return // the statement meets the same error on the pool
+		}
+		st.Settings.Store(pinnedKey{}, pinned{conn, st.ConnPool})
+		st.ConnPool = conn
+	}
+	wrote := func(tx *gorm.DB) {
+		v, ok := tx.Statement.Settings.LoadAndDelete(pinnedKey{})
+		if !ok {
+			return
+		}
+		p := v.(pinned)
+		if tx.Error == nil {
+			ctx := tx.Statement.Context
+			notePosition(ctx, func(text *string) error { return p.conn.QueryRowContext(ctx, currentPosition).Scan(text) })
+		}
+		_ = p.conn.Close()
+		tx.Statement.ConnPool = p.prev
+	}
+	// Raw statements: SELECTs (and builder queries run with Row) read,
+	// everything else writes, as dbresolver guesses. Row's results are
+	// read after the callbacks return: its writes cannot be pinned.
+	guess := func(pin bool) func(*gorm.DB) {
+		return func(tx *gorm.DB) {
+			st := tx.Statement
+			_, w := st.Settings.Load(writeSetting)
+			_, r := st.Settings.Load(readSetting)
+			if sql := st.SQL.String(); !w && (r || sql == "" || isSelect(sql)) {
+				read(tx)
+			} else {
+				write(tx, pin)
+			}
 		}
 	}
-	// GORM runs the "before *" callbacks last registered first: these run
-	// ahead of dbresolver's, registered before them.
+	writes := func(tx *gorm.DB) { write(tx, true) }
 	cb := g.Callback()
 	regs := []struct {
 		name string
 		err  error
 	}{
-		{"create", cb.Create().Before("*").Register("threetier:session", wrote)},
-		{"update", cb.Update().Before("*").Register("threetier:session", wrote)},
-		{"delete", cb.Delete().Before("*").Register("threetier:session", wrote)},
-		{"query", cb.Query().Before("*").Register("threetier:session", read)},
-		{"row", cb.Row().Before("*").Register("threetier:session", raw)},
-		{"raw", cb.Raw().Before("*").Register("threetier:session", raw)},
+		{"create", cb.Create().Before("*").Register("threetier:route", writes)},
+		{"update", cb.Update().Before("*").Register("threetier:route", writes)},
+		{"delete", cb.Delete().Before("*").Register("threetier:route", writes)},
+		{"query", cb.Query().Before("*").Register("threetier:route", read)},
+		{"row", cb.Row().Before("*").Register("threetier:route", guess(false))},
+		{"raw", cb.Raw().Before("*").Register("threetier:route", guess(true))},
+		{"create", cb.Create().After("*").Register("threetier:route_end", wrote)},
+		{"update", cb.Update().After("*").Register("threetier:route_end", wrote)},
+		{"delete", cb.Delete().After("*").Register("threetier:route_end", wrote)},
+		{"raw", cb.Raw().After("*").Register("threetier:route_end", wrote)},
 	}
 	for _, r := range regs {
 		if r.err != nil {
-			return fmt.Errorf("data: register %s session callback: %w", r.name, r.err)
+			return fmt.Errorf("data: register %s routing callback: %w", r.name, r.err)
 		}
 	}
 	return nil

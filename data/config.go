@@ -21,8 +21,10 @@ type Config struct {
 	// DSN is a postgres:// (or postgresql://) URL. Empty means the embedded
 	// SQLite database at Path.
 	DSN string `env:"DSN" json:"-"`
-	// Replicas are read-only PostgreSQL DSNs; reads go to them unless the
-	// request already wrote (see WithSession). Ignored for SQLite.
+	// Replicas are read-only PostgreSQL DSNs (streaming standbys); reads
+	// go to those in reads (see ReplicaConfig) unless the request already
+	// wrote (see WithSession) or must see a position they have not
+	// replayed (tier.ReadAfter). Ignored for SQLite.
 	Replicas []string `env:"REPLICAS" envSeparator:"," json:"-"`
 	// Path is the SQLite file; zero means "threetier.db".
 	Path string `env:"SQLITE_PATH" json:"path,omitempty"`
@@ -85,6 +87,39 @@ type Config struct {
 	// BulkBatch is the number of rows per INSERT when BulkInsert cannot use
 	// COPY (SQLite, or inside a transaction); zero means 500.
 	BulkBatch int `env:"BULK_BATCH" json:"bulk_batch,omitempty"`
+
+	// Replica bounds how the replicas are watched and when they serve
+	// reads (THREETIER_DATA_REPLICA_MAX_LAG, ...).
+	Replica ReplicaConfig `envPrefix:"REPLICA_" json:"replica"`
+}
+
+// ReplicaConfig says how often the data tier asks each replica how far it
+// has replayed, and how far behind the primary it may be and still serve
+// reads. Its knobs are named as StartConfig names its own.
+type ReplicaConfig struct {
+	// PollInterval is how often each replica (and the primary) is asked
+	// for its position; zero means 100ms, negative is invalid.
+	PollInterval time.Duration `env:"POLL_INTERVAL" json:"poll_interval,omitempty"`
+	// Timeout bounds one such question: a replica that does not answer
+	// within it is out of reads; zero means 1s, negative is invalid.
+	Timeout time.Duration `env:"TIMEOUT" json:"timeout,omitempty"`
+	// MaxLag is how far behind the primary, in time, a replica may replay
+	// and still serve reads; zero means 5s, negative means no bound.
+	MaxLag time.Duration `env:"MAX_LAG" json:"max_lag,omitempty"`
+}
+
+// withDefaults fills ReplicaConfig's zero fields.
+func (c ReplicaConfig) withDefaults() ReplicaConfig {
+	if c.PollInterval == 0 {
+		c.PollInterval = 100 * time.Millisecond
+	}
+	if c.Timeout == 0 {
+		c.Timeout = time.Second
+	}
+	if c.MaxLag == 0 {
+		c.MaxLag = 5 * time.Second
+	}
+	return c
 }
 
 // TxConfig bounds the retries of a transaction. Its knobs are named as
@@ -189,6 +224,7 @@ func (c Config) Validate() error {
 		{"StatementTimeout", c.StatementTimeout}, {"LockTimeout", c.LockTimeout},
 		{"BusyTimeout", c.BusyTimeout}, {"Tx.Backoff", c.Tx.Backoff}, {"Tx.MaxBackoff", c.Tx.MaxBackoff},
 		{"Start.Backoff", c.Start.Backoff}, {"Start.MaxBackoff", c.Start.MaxBackoff},
+		{"Replica.PollInterval", c.Replica.PollInterval}, {"Replica.Timeout", c.Replica.Timeout},
 	}
 	for _, f := range durs {
 		if f.v < 0 {
@@ -244,6 +280,7 @@ func (c Config) withDefaults() Config {
 	if c.BulkBatch == 0 {
 		c.BulkBatch = 500
 	}
+	c.Replica = c.Replica.withDefaults()
 	return c
 }
 

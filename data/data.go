@@ -4,7 +4,10 @@
 //
 // Open returns a *DB that keeps GORM visible (Gorm, WithContext) and adds:
 // pool limits and timeouts that make a dead database fail calls fast instead
-// of queueing them; read replicas with read-your-writes (WithSession);
+// of queueing them; reads from streaming standbys (Config.Replicas), whose
+// replay positions are polled in the background, with read-your-writes
+// within a request (WithSession) and across requests (a tier.ReadAfter in
+// the context, which app.ReadAfter fills from the client and hands back);
 // transactions that rerun on serialization failures and deadlocks (Tx);
 // versioned SQL migrations applied once across instances (Migrate); bulk
 // inserts over PostgreSQL COPY (BulkInsert); errors classified into a few
@@ -46,7 +49,6 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"gorm.io/driver/postgres"
 	"gorm.io/gorm"
-	"gorm.io/plugin/dbresolver"
 
 	"github.com/threetier/threetier/internal/obs"
 	"github.com/threetier/threetier/tier"
@@ -57,7 +59,8 @@ import (
 type DB struct {
 	gorm     *gorm.DB
 	primary  *sql.DB
-	replicas []*sql.DB
+	replicas []*replica
+	watcher  *watcher // of the replicas; nil without any
 	cfg      Config
 	log      *slog.Logger
 	fsys     fs.FS // migrations; nil when none
@@ -119,7 +122,7 @@ func Open(ctx context.Context, cfg Config, opts ...Option) (*DB, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := db.ping(ctx); err != nil {
+	if err := db.ping(ctx, true); err != nil {
 		_ = db.Close()
 		return nil, err
 	}
@@ -146,13 +149,14 @@ func New(cfg Config, opts ...Option) (*DB, error) {
 	db.start.failures = make(chan error, 1)
 
 	var dialector gorm.Dialector
+	var primaryCC *pgx.ConnConfig
 	switch cfg.Dialect() {
 	case Postgres:
-		primary, err := openPostgres(cfg, cfg.DSN, &db.conns)
+		primary, cc, err := openPostgres(cfg, cfg.DSN, &db.conns)
 		if err != nil {
 			return nil, err
 		}
-		db.primary = primary
+		db.primary, primaryCC = primary, cc
 		dialector = postgres.New(postgres.Config{Conn: primary})
 	default:
 		sqlDB, err := openSQLite(cfg)
@@ -170,9 +174,9 @@ func New(cfg Config, opts ...Option) (*DB, error) {
 		TranslateError:         true,
 		DisableAutomaticPing:   true,
 		Logger:                 slogLogger{log: db.log, slow: cfg.SlowQuery},
-		// dbresolver keeps a prepared-statement cache per pool; with any
-		// other TTL each cache runs a goroutine that never exits. pgx
-		// already caches prepared statements per connection.
+		// With any other TTL a prepared-statement cache runs a goroutine
+		// that never exits. pgx already caches prepared statements per
+		// connection.
 		PrepareStmtTTL: 10 * 365 * 24 * time.Hour,
 	})
 	if err != nil {
@@ -188,25 +192,23 @@ func New(cfg Config, opts ...Option) (*DB, error) {
 		_ = db.Close()
 		return nil, err
 	}
+	if len(db.replicas) > 0 {
+		db.watcher = db.watch(primaryCC)
+	}
 	return db, nil
 }
 
 // setup opens the replicas and installs callbacks and metrics.
 func (db *DB) setup(cfg Config) error {
-	var replicas []gorm.Dialector
-	for _, dsn := range cfg.Replicas {
-		r, err := openPostgres(cfg, dsn, &db.conns)
+	for i, dsn := range cfg.Replicas {
+		pool, cc, err := openPostgres(cfg, dsn, &db.conns)
 		if err != nil {
 			return err
 		}
-		db.replicas = append(db.replicas, r)
-		replicas = append(replicas, postgres.New(postgres.Config{Conn: r}))
+		db.replicas = append(db.replicas, &replica{name: "replica" + strconv.Itoa(i), pool: pool, cc: cc})
 	}
-	if len(replicas) > 0 {
-		if err := db.gorm.Use(dbresolver.Register(dbresolver.Config{Replicas: replicas, Policy: dbresolver.RandomPolicy{}})); err != nil {
-			return fmt.Errorf("data: replicas: %w", err)
-		}
-		if err := registerSessionCallbacks(db.gorm); err != nil {
+	if cfg.Dialect() == Postgres {
+		if err := registerRoutingCallbacks(db.gorm, db); err != nil {
 			return err
 		}
 	}
@@ -222,16 +224,20 @@ func (db *DB) setup(cfg Config) error {
 }
 
 // openPostgres opens a pgx pool behind database/sql with cfg's limits, and
-// the server-side timeouts sent at connection start.
-func openPostgres(cfg Config, dsn string, conns *connSet) (*sql.DB, error) {
+// the server-side timeouts sent at connection start. It returns too the
+// configuration of a connection outside the pool, for the replica watcher.
+func openPostgres(cfg Config, dsn string, conns *connSet) (*sql.DB, *pgx.ConnConfig, error) {
 	cc, err := pgx.ParseConfig(dsn)
 	if err != nil {
 		// pgx's message may quote the DSN: say only that it did not parse.
-		return nil, &tier.ConfigError{Field: "DSN", Value: redact(dsn), Problem: "cannot parse as a PostgreSQL connection string"}
+		return nil, nil, &tier.ConfigError{Field: "DSN", Value: redact(dsn), Problem: "cannot parse as a PostgreSQL connection string"}
 	}
 	if cc.ConnectTimeout == 0 {
 		cc.ConnectTimeout = cfg.ConnectTimeout
 	}
+	watch := cc.Copy()
+	watch.ConnectTimeout = cfg.Replica.Timeout
+	watch.DialFunc = dialer(cfg.Replica.Timeout).DialContext
 	cc.DialFunc = conns.wrap(dialer(cfg.OpTimeout).DialContext)
 	// application_name is one of the few startup parameters PgBouncer
 	// tracks per client; the timeouts are set per transaction behind it
@@ -249,7 +255,7 @@ func openPostgres(cfg Config, dsn string, conns *connSet) (*sql.DB, error) {
 	}
 	sqlDB := stdlib.OpenDB(*cc)
 	setPool(sqlDB, cfg)
-	return sqlDB, nil
+	return sqlDB, watch, nil
 }
 
 func setDefault(m map[string]string, k, v string) {
@@ -338,7 +344,7 @@ func (db *DB) Stop(ctx context.Context) error {
 func (db *DB) inUse() int {
 	n := db.primary.Stats().InUse
 	for _, r := range db.replicas {
-		n += r.Stats().InUse
+		n += r.pool.Stats().InUse
 	}
 	return n
 }
@@ -348,36 +354,44 @@ func (db *DB) inUse() int {
 func (db *DB) Close() error {
 	db.close.Do(func() {
 		db.stopWaiting()
+		if db.watcher != nil {
+			db.watcher.stop()
+		}
 		if db.metrics != nil {
 			db.reg.Unregister(db.metrics)
 		}
 		errs := []error{db.primary.Close()}
 		for _, r := range db.replicas {
-			errs = append(errs, r.Close())
+			errs = append(errs, r.pool.Close())
 		}
 		db.closeErr = errors.Join(errs...)
 	})
 	return db.closeErr
 }
 
-// Check reports whether the primary and every replica answer within ctx,
-// and fails while Start waits for the database (see Started); it is the
-// readiness check of the data tier.
+// Check reports whether the primary answers within ctx, and fails while
+// Start waits for the database (see Started); it is the readiness check
+// of the data tier. A replica that does not answer is out of reads (the
+// primary serves them) rather than a reason to take the service out.
 func (db *DB) Check(ctx context.Context) error {
 	if err := db.Started(ctx); err != nil {
 		return err
 	}
-	return db.ping(ctx)
+	return db.ping(ctx, false)
 }
 
-func (db *DB) ping(ctx context.Context) error {
+// ping asks the primary, and with replicas every replica, to answer.
+func (db *DB) ping(ctx context.Context, replicas bool) error {
 	ctx, cancel := withOpTimeout(ctx, db.cfg.OpTimeout)
 	defer cancel()
 	if err := db.primary.PingContext(ctx); err != nil {
 		return within("primary", err)
 	}
+	if !replicas {
+		return nil
+	}
 	for i, r := range db.replicas {
-		if err := r.PingContext(ctx); err != nil {
+		if err := r.pool.PingContext(ctx); err != nil {
 			return within(fmt.Sprintf("replica %d", i), err)
 		}
 	}
@@ -400,7 +414,7 @@ func (db *DB) saturated() bool {
 		return true
 	}
 	for _, r := range db.replicas {
-		if s := r.Stats(); s.InUse >= s.MaxOpenConnections {
+		if s := r.pool.Stats(); s.InUse >= s.MaxOpenConnections {
 			return true
 		}
 	}

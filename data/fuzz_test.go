@@ -54,7 +54,7 @@ func FuzzConfigValidate(f *testing.F) {
 		if err == nil && dsn != "" {
 			// Parsing for real (no connection is made yet).
 			var sqlDB interface{ Close() error }
-			sqlDB, err = openPostgres(cfg.withDefaults(), dsn, new(connSet))
+			sqlDB, _, err = openPostgres(cfg.withDefaults(), dsn, new(connSet))
 			if err == nil {
 				_ = sqlDB.Close()
 			}

@@ -2,7 +2,7 @@ package data
 
 import (
 	"database/sql"
-	"strconv"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -12,11 +12,14 @@ import (
 // metrics exports the pools' statistics (read at scrape time from
 // sql.DBStats), transaction retries and classified errors.
 type metrics struct {
-	pools   []pool
-	retries prometheus.Counter
-	errors  *prometheus.CounterVec
+	pools    []pool
+	replicas []*replica
+	retries  prometheus.Counter
+	errors   *prometheus.CounterVec
 
 	open, inUse, idle, maxOpen, waits, waitSecs, closed *prometheus.Desc
+
+	lag, state, reads, fallbacks *prometheus.Desc // per replica
 }
 
 type pool struct {
@@ -48,15 +51,21 @@ func newMetrics(db *DB) *metrics {
 		waits:    desc("pool_waits_total", "Calls that waited for a free connection."),
 		waitSecs: desc("pool_wait_seconds_total", "Time spent waiting for a free connection."),
 		closed:   desc("connections_closed_total", "Connections closed by the pool, by reason.", "reason"),
+
+		lag:       desc("replica_lag_seconds", "How long ago the primary first had WAL the replica has not replayed, as last polled."),
+		state:     desc("replica_state", "1 for the replica's state: in (serves reads), lagging (further behind than the bound) or down (does not answer).", "state"),
+		reads:     desc("replica_reads_total", "Reads sent to the replica."),
+		fallbacks: desc("replica_fallbacks_total", "Reads the replica failed that were rerun on the primary."),
 	}
-	for i, r := range db.replicas {
-		m.pools = append(m.pools, pool{"replica" + strconv.Itoa(i), r})
+	for _, r := range db.replicas {
+		m.pools = append(m.pools, pool{r.name, r.pool})
 	}
+	m.replicas = db.replicas
 	return m
 }
 
 func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{m.open, m.inUse, m.idle, m.maxOpen, m.waits, m.waitSecs, m.closed} {
+	for _, d := range []*prometheus.Desc{m.open, m.inUse, m.idle, m.maxOpen, m.waits, m.waitSecs, m.closed, m.lag, m.state, m.reads, m.fallbacks} {
 		ch <- d
 	}
 	m.retries.Describe(ch)
@@ -78,6 +87,19 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 		for reason, n := range map[string]int64{"max_idle": s.MaxIdleClosed, "max_idle_time": s.MaxIdleTimeClosed, "max_lifetime": s.MaxLifetimeClosed} {
 			ch <- prometheus.MustNewConstMetric(m.closed, prometheus.CounterValue, float64(n), p.name, reason)
 		}
+	}
+	for _, r := range m.replicas {
+		ch <- prometheus.MustNewConstMetric(m.lag, prometheus.GaugeValue, time.Duration(r.lag.Load()).Seconds(), r.name)
+		state := r.state.Load()
+		for i, name := range stateNames {
+			v := 0.0
+			if int32(i) == state {
+				v = 1
+			}
+			ch <- prometheus.MustNewConstMetric(m.state, prometheus.GaugeValue, v, r.name, name)
+		}
+		ch <- prometheus.MustNewConstMetric(m.reads, prometheus.CounterValue, float64(r.reads.Load()), r.name)
+		ch <- prometheus.MustNewConstMetric(m.fallbacks, prometheus.CounterValue, float64(r.fallbacks.Load()), r.name)
 	}
 	m.retries.Collect(ch)
 	m.errors.Collect(ch)

@@ -78,7 +78,7 @@ func (db *DB) openMigrations() (*sql.DB, error) {
 	cfg := db.cfg
 	cfg.PgBouncer = false
 	cfg.MaxOpenConns, cfg.MaxIdleConns = 2, 2
-	pool, err := openPostgres(cfg, cfg.MigrationsDSN, &db.conns)
+	pool, _, err := openPostgres(cfg, cfg.MigrationsDSN, &db.conns)
 	var ce *tier.ConfigError
 	if errors.As(err, &ce) {
 		ce.Field = "MigrationsDSN"

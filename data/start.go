@@ -48,7 +48,7 @@ func (db *DB) Start(ctx context.Context) error {
 
 // connect pings the database and applies the migrations.
 func (db *DB) connect(ctx context.Context) error {
-	if err := db.ping(ctx); err != nil {
+	if err := db.ping(ctx, true); err != nil {
 		return err
 	}
 	if db.fsys == nil {
@@ -83,7 +83,7 @@ func (db *DB) waitForDatabase(ctx context.Context, deadline time.Time) {
 			return
 		}
 		pctx, cancel := context.WithDeadline(ctx, deadline)
-		err := db.ping(pctx)
+		err := db.ping(pctx, true)
 		cancel()
 		if err == nil && db.fsys != nil {
 			// The migrations are bounded by Stop only: once the database

@@ -11,6 +11,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/threetier/threetier/internal/retry"
+	"github.com/threetier/threetier/tier"
 )
 
 // A TxOption changes how Tx runs one transaction.
@@ -130,12 +131,25 @@ func (db *DB) Tx(ctx context.Context, fn func(tx *gorm.DB) error, opts ...TxOpti
 	}
 }
 
+// txOnce runs one attempt of a Tx. When ctx carries a tier.ReadAfter, the
+// transaction runs on a connection of its own, on which the position of
+// its commit is asked right after it (see notePosition).
 func (db *DB) txOnce(ctx context.Context, fn func(tx *gorm.DB) error, opts *sql.TxOptions) error {
 	ctx, cancel := withOpTimeout(ctx, db.cfg.OpTimeout)
 	defer cancel()
 	st := &txState{db: db}
 	st.root = st
-	return db.gorm.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	g := db.gorm.WithContext(ctx)
+	var conn *sql.Conn
+	if db.Dialect() == Postgres && !opts.ReadOnly && tier.ReadAfterFrom(ctx) != nil {
+		var err error
+		if conn, err = db.primary.Conn(ctx); err != nil {
+			return err
+		}
+		defer func() { _ = conn.Close() }()
+		g.Statement.ConnPool = conn
+	}
+	err := g.Transaction(func(tx *gorm.DB) error {
 		st.tx = tx
 		if err := db.setLocal(tx); err != nil {
 			return err
@@ -145,6 +159,10 @@ func (db *DB) txOnce(ctx context.Context, fn func(tx *gorm.DB) error, opts *sql.
 		}
 		return st.doomed()
 	}, opts)
+	if err == nil && conn != nil {
+		notePosition(ctx, func(text *string) error { return conn.QueryRowContext(ctx, currentPosition).Scan(text) })
+	}
+	return err
 }
 
 // backoff is the wait before attempt+1 (attempt from 1): full jitter up to

@@ -6,7 +6,6 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"reflect"
 	"strconv"
 	"sync/atomic"
@@ -398,10 +397,34 @@ func (p *typedPlan) takeGorm(ctx context.Context, db *DB, row any, key any) erro
 	return db.WithContext(ctx).Where(clause.Eq{Column: clause.Column{Table: clause.CurrentTable, Name: p.pk.DBName}, Value: key}).Take(row).Error
 }
 
-// get is Get through pgx.
+// get is Get through pgx, on a replica that may serve the read (see
+// readReplica), or when it fails the read, on the primary.
 func (p *typedPlan) get(ctx context.Context, db *DB, row reflect.Value, key any) error {
 	begin := time.Now()
-	pool := db.readPool(ctx)
+	n, err := int64(0), error(nil)
+	if r := db.readReplica(ctx); r != nil {
+		n, err = p.getOn(ctx, db, r.pool, row, key)
+		if !db.fellBack(ctx, r, err) {
+			return p.got(ctx, db, begin, n, err)
+		}
+	}
+	n, err = p.getOn(ctx, db, db.primary, row, key)
+	return p.got(ctx, db, begin, n, err)
+}
+
+// got finishes a Get.
+func (p *typedPlan) got(ctx context.Context, db *DB, begin time.Time, n int64, err error) error {
+	if err == nil && n == 0 {
+		err = gorm.ErrRecordNotFound
+	}
+	if errors.Is(err, errDecode) {
+		return err
+	}
+	return db.finish(ctx, begin, p.read, n, err)
+}
+
+// getOn runs Get's query on pool.
+func (p *typedPlan) getOn(ctx context.Context, db *DB, pool *sql.DB, row reflect.Value, key any) (int64, error) {
 	ctx, cancel := db.boundOp(ctx, pool)
 	defer cancel()
 	var n int64
@@ -421,13 +444,7 @@ func (p *typedPlan) get(ctx context.Context, db *DB, row reflect.Value, key any)
 		rows.Close()
 		return rows.Err()
 	})
-	if err == nil && n == 0 {
-		err = gorm.ErrRecordNotFound
-	}
-	if errors.Is(err, errDecode) {
-		return err
-	}
-	return db.finish(ctx, begin, p.read, n, err)
+	return n, err
 }
 
 // scan sets row's fields from the current row the way GORM's scan does:
@@ -505,6 +522,9 @@ func (p *typedPlan) insert(ctx context.Context, db *DB, row reflect.Value) error
 		if len(p.returning) == 0 {
 			tag, err := c.Exec(ctx, st.sql, args...)
 			n = tag.RowsAffected()
+			if err == nil {
+				notePosition(ctx, func(text *string) error { return c.QueryRow(ctx, currentPosition).Scan(text) })
+			}
 			return retryable(err)
 		}
 		rows, err := c.Query(ctx, st.sql, args...)
@@ -526,7 +546,11 @@ func (p *typedPlan) insert(ctx context.Context, db *DB, row reflect.Value) error
 			}
 		}
 		rows.Close()
-		return retryable(rows.Err())
+		if err := rows.Err(); err != nil {
+			return retryable(err)
+		}
+		notePosition(ctx, func(text *string) error { return c.QueryRow(ctx, currentPosition).Scan(text) })
+		return nil
 	})
 	if err == nil && returned != nil {
 		if p.writeBroken.CompareAndSwap(false, true) {
@@ -559,18 +583,6 @@ func (p *typedPlan) readBack(ctx context.Context, db *DB, row reflect.Value, ret
 	}
 	return db.gorm.WithContext(ctx).Session(&gorm.Session{SkipHooks: true}).Clauses(dbresolver.Write).
 		Select(cols).Where(clause.And(where...)).Take(row.Addr().Interface()).Error
-}
-
-// readPool picks the pool a read runs on, as dbresolver and the session
-// callbacks do: a random replica unless the session already wrote.
-func (db *DB) readPool(ctx context.Context) *sql.DB {
-	if len(db.replicas) == 0 {
-		return db.primary
-	}
-	if s := sessionFrom(ctx); s != nil && s.Wrote() {
-		return db.primary
-	}
-	return db.replicas[rand.IntN(len(db.replicas))]
 }
 
 // boundOp bounds ctx by Config.OpTimeout when it has no deadline and the

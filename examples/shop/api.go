@@ -66,6 +66,9 @@ func newAPI(cfg app.Config, guardCfg app.GuardConfig, db *data.DB, instance stri
 			return next(c)
 		}
 	})
+	// A shopper's next read counts the order just placed, on any
+	// instance, even when it goes to a replica (THREETIER_DATA_REPLICAS).
+	e.Use(app.ReadAfter())
 	e.GET("/api/products", a.listProducts)
 	e.GET("/api/products/:id", a.getProduct)
 	e.POST("/api/orders", a.placeOrder)

@@ -6,6 +6,7 @@ package pgtest
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -35,7 +36,54 @@ type Server struct {
 // Start initialises a server and starts it, with each of settings
 // ("max_connections=60") passed as -c. Without the server binaries
 // (/usr/lib/postgresql/*/bin) the test is skipped, or fails when CI is set.
+// The server is ready to stream its WAL to standbys (see Standby).
 func Start(t testing.TB, settings ...string) *Server {
+	t.Helper()
+	s := newServer(t, settings)
+	s.run("initdb", "-D", s.data(), "-A", "trust", "-U", "postgres", "--no-sync", "--locale=C", "-E", "UTF8")
+	s.Start()
+	return s
+}
+
+// Standby makes a streaming standby of s with pg_basebackup -R, replaying
+// s's WAL delay behind it (recovery_min_apply_delay; zero: at once), and
+// starts it. It is a Server of its own: stopped, started and removed on
+// its own, before s when the test ends.
+func (s *Server) Standby(delay time.Duration, settings ...string) *Server {
+	s.t.Helper()
+	sb := newServer(s.t, settings)
+	sb.run("pg_basebackup", "-D", sb.data(), "-R", "-X", "stream", "-c", "fast", "--no-sync",
+		"-h", "127.0.0.1", "-p", strconv.Itoa(s.port), "-U", "postgres")
+	sb.setDelay(delay)
+	sb.Start()
+	return sb
+}
+
+// SetApplyDelay changes how far behind its primary a running standby
+// replays (recovery_min_apply_delay), without restarting it.
+func (s *Server) SetApplyDelay(d time.Duration) {
+	s.t.Helper()
+	s.setDelay(d)
+	s.run("pg_ctl", "-D", s.data(), "reload")
+}
+
+// setDelay appends the delay to postgresql.auto.conf, where the last
+// setting of a name wins; a -c would override any later reload.
+func (s *Server) setDelay(d time.Duration) {
+	s.t.Helper()
+	f, err := os.OpenFile(filepath.Join(s.data(), "postgresql.auto.conf"), os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	_, err = fmt.Fprintf(f, "recovery_min_apply_delay = '%dms'\n", d.Milliseconds())
+	if err := errors.Join(err, f.Close()); err != nil {
+		s.t.Fatal(err)
+	}
+}
+
+// newServer makes the directory and picks the port of a server that does
+// not exist yet, and removes them when the test ends.
+func newServer(t testing.TB, settings []string) *Server {
 	t.Helper()
 	bins, _ := filepath.Glob("/usr/lib/postgresql/*/bin/pg_ctl")
 	if len(bins) == 0 {
@@ -75,8 +123,6 @@ func Start(t testing.TB, settings ...string) *Server {
 	}
 	s.port = l.Addr().(*net.TCPAddr).Port
 	_ = l.Close()
-	s.run("initdb", "-D", s.data(), "-A", "trust", "-U", "postgres", "--no-sync", "--locale=C", "-E", "UTF8")
-	s.Start()
 	return s
 }
 

@@ -54,7 +54,7 @@ run_one() {
 	local before peak result="$work/flood-$name"
 	before=$(awk '/VmRSS/ {print $2}' "/proc/$pid/status")
 	rm -f "$result"
-	THREETIER_BALANCER_TEST_FLOOD="127.0.0.1:$port,$work/cert.pem,$result" "$work/balancer.test" -test.run='^$' &
+	THREETIER_BALANCER_TEST_FLOOD="127.0.0.1:$port,$work/cert.pem,$result" "$work/balancer.test" -test.run='^$' >/dev/null &
 	local attacker=$!
 	local end=$((SECONDS + 3))
 	: >"$work/took-$name"

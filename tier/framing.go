@@ -119,11 +119,11 @@ func newFramer() *framer {
 // inBody reports whether the framer is past a request's head, in its body.
 func (f *framer) inBody() bool { return f.st >= fsBody }
 
-func (f *framer) fail(status int, reason string) (framerEvent, *FramingError) {
-	return evError, &FramingError{Status: status, Reason: reason}
+func (f *framer) fail(status int, reason string) *FramingError {
+	return &FramingError{Status: status, Reason: reason}
 }
 
-func (f *framer) bad(reason string) (framerEvent, *FramingError) {
+func (f *framer) bad(reason string) *FramingError {
 	return f.fail(http.StatusBadRequest, reason)
 }
 
@@ -148,19 +148,16 @@ func (f *framer) scan(p []byte) (int, framerEvent, *FramingError) {
 			switch {
 			case c == ' ' && len(f.method) > 0:
 				if string(f.method) == http.MethodConnect {
-					ev, err := f.fail(http.StatusMethodNotAllowed, "CONNECT is not served here")
-					return i, ev, err
+					return i, evError, f.fail(http.StatusMethodNotAllowed, "CONNECT is not served here")
 				}
 				f.st = fsTarget
 			case isTokenByte(c):
 				if len(f.method) == maxMethod {
-					ev, err := f.fail(http.StatusNotImplemented, "the method is too long to be one this server knows")
-					return i, ev, err
+					return i, evError, f.fail(http.StatusNotImplemented, "the method is too long to be one this server knows")
 				}
 				f.method = append(f.method, c)
 			default:
-				ev, err := f.bad("malformed request line")
-				return i, ev, err
+				return i, evError, f.bad("malformed request line")
 			}
 		case fsTarget:
 			switch {
@@ -172,32 +169,29 @@ func (f *framer) scan(p []byte) (int, framerEvent, *FramingError) {
 				f.target, f.st = 'a', fsAuthority
 				f.authority = append(f.authority, lower(c))
 			default:
-				ev, err := f.bad("malformed request target")
-				return i, ev, err
+				return i, evError, f.bad("malformed request target")
 			}
 		case fsAuthority:
 			// Scheme, "://" and authority, up to the path: split at the end.
 			switch {
 			case c == ' ':
-				if ev, err := f.endAuthority(); err != nil {
-					return i, ev, err
+				if err := f.endAuthority(); err != nil {
+					return i, evError, err
 				}
 				f.st = fsVersion
 			case c == '/' && !bytes.HasSuffix(f.authority, []byte(":")) && !bytes.HasSuffix(f.authority, []byte(":/")),
 				c == '?' && bytes.Contains(f.authority, []byte("://")):
-				if ev, err := f.endAuthority(); err != nil {
-					return i, ev, err
+				if err := f.endAuthority(); err != nil {
+					return i, evError, err
 				}
 				f.st = fsTargetRest
 			case isTargetByte(c):
 				if len(f.authority) == maxAuthority {
-					ev, err := f.bad("the request target's host is too long")
-					return i, ev, err
+					return i, evError, f.bad("the request target's host is too long")
 				}
 				f.authority = append(f.authority, lower(c))
 			default:
-				ev, err := f.bad("malformed request target")
-				return i, ev, err
+				return i, evError, f.bad("malformed request target")
 			}
 		case fsTargetRest:
 			if f.target != '*' {
@@ -215,33 +209,27 @@ func (f *framer) scan(p []byte) (int, framerEvent, *FramingError) {
 				f.st = fsVersion
 			case isTargetByte(c):
 				if f.target == '*' {
-					ev, err := f.bad("malformed request target")
-					return i, ev, err
+					return i, evError, f.bad("malformed request target")
 				}
 			default:
-				ev, err := f.bad("malformed request target")
-				return i, ev, err
+				return i, evError, f.bad("malformed request target")
 			}
 		case fsVersion:
 			if f.n < len(versionPrefix) {
 				if c != versionPrefix[f.n] {
 					if f.n == 5 && c >= '2' && c <= '9' {
 						if string(f.method) == "PRI" {
-							ev, err := f.bad("an HTTP/2 connection preface on an HTTP/1.1 connection")
-							return i, ev, err
+							return i, evError, f.bad("an HTTP/2 connection preface on an HTTP/1.1 connection")
 						}
-						ev, err := f.fail(http.StatusHTTPVersionNotSupported, "only HTTP/1.0 and HTTP/1.1 are served on this connection")
-						return i, ev, err
+						return i, evError, f.fail(http.StatusHTTPVersionNotSupported, "only HTTP/1.0 and HTTP/1.1 are served on this connection")
 					}
-					ev, err := f.bad("malformed HTTP version")
-					return i, ev, err
+					return i, evError, f.bad("malformed HTTP version")
 				}
 				f.n++
 				continue
 			}
 			if c != '0' && c != '1' {
-				ev, err := f.fail(http.StatusHTTPVersionNotSupported, "only HTTP/1.0 and HTTP/1.1 are served on this connection")
-				return i, ev, err
+				return i, evError, f.fail(http.StatusHTTPVersionNotSupported, "only HTTP/1.0 and HTTP/1.1 are served on this connection")
 			}
 			f.minor, f.st = c, fsVersionLF
 			f.n = 0
@@ -255,21 +243,18 @@ func (f *framer) scan(p []byte) (int, framerEvent, *FramingError) {
 				f.n, f.st = 0, fsLineStart
 				continue
 			}
-			ev, err := f.bad("malformed request line: it must end in CRLF")
-			return i, ev, err
+			return i, evError, f.bad("malformed request line: it must end in CRLF")
 		case fsLineStart:
 			switch {
 			case c == '\r':
 				f.st = fsHeadLF
 			case c == ' ' || c == '\t':
-				ev, err := f.bad("obsolete line folding in a header")
-				return i, ev, err
+				return i, evError, f.bad("obsolete line folding in a header")
 			case isTokenByte(c):
 				f.name, f.nameLong, f.keep = append(f.name[:0], lower(c)), false, false
 				f.st = fsName
 			default:
-				ev, err := f.bad("malformed header line")
-				return i, ev, err
+				return i, evError, f.bad("malformed header line")
 			}
 		case fsName:
 			switch {
@@ -284,14 +269,13 @@ func (f *framer) scan(p []byte) (int, framerEvent, *FramingError) {
 					f.nameLong = true
 				}
 			default:
-				ev, err := f.bad("malformed header name")
-				return i, ev, err
+				return i, evError, f.bad("malformed header name")
 			}
 		case fsValue:
 			if !f.keep {
 				// Most of a head is values no rule reads: skip them fast.
 				j := i
-				for j < len(p) && (p[j] >= ' ' && p[j] != 0x7f || p[j] == '\t') {
+				for j < len(p) && isFieldByte(p[j]) {
 					j++
 				}
 				if j == len(p) {
@@ -302,36 +286,32 @@ func (f *framer) scan(p []byte) (int, framerEvent, *FramingError) {
 			switch {
 			case c == '\r':
 				f.st = fsValueLF
-			case c == '\t' || c >= ' ' && c != 0x7f:
+			case isFieldByte(c):
 				if f.keep {
 					if len(f.value) == maxKeptValue {
-						ev, err := f.bad("the " + string(f.name) + " header is too long")
-						return i, ev, err
+						return i, evError, f.bad("the " + string(f.name) + " header is too long")
 					}
 					f.value = append(f.value, c)
 				}
 			default:
-				ev, err := f.bad("a control character in a header value")
-				return i, ev, err
+				return i, evError, f.bad("a control character in a header value")
 			}
 		case fsValueLF:
 			if c != '\n' {
-				ev, err := f.bad("a header line must end in CRLF")
-				return i, ev, err
+				return i, evError, f.bad("a header line must end in CRLF")
 			}
 			if f.keep {
-				if ev, err := f.keepHeader(); err != nil {
-					return i, ev, err
+				if err := f.keepHeader(); err != nil {
+					return i, evError, err
 				}
 			}
 			f.st = fsLineStart
 		case fsHeadLF:
 			if c != '\n' {
-				ev, err := f.bad("the request head must end in CRLF")
-				return i, ev, err
+				return i, evError, f.bad("the request head must end in CRLF")
 			}
-			if ev, err := f.endHead(); err != nil {
-				return i, ev, err
+			if err := f.endHead(); err != nil {
+				return i, evError, err
 			}
 			if f.st == fsBody && f.left == 0 {
 				return i + 1, evHead | f.endMessage(), nil
@@ -351,14 +331,12 @@ func (f *framer) scan(p []byte) (int, framerEvent, *FramingError) {
 			switch d := unhex(c); {
 			case d >= 0:
 				if f.n == maxChunkDigit {
-					ev, err := f.bad("a chunk size over 64 bits")
-					return i, ev, err
+					return i, evError, f.bad("a chunk size over 64 bits")
 				}
 				f.left = f.left<<4 | uint64(d)
 				f.n++
 			case f.n == 0:
-				ev, err := f.bad("malformed chunk size")
-				return i, ev, err
+				return i, evError, f.bad("malformed chunk size")
 			case c == ';':
 				f.st = fsChunkExt
 			case c == ' ' || c == '\t':
@@ -366,8 +344,7 @@ func (f *framer) scan(p []byte) (int, framerEvent, *FramingError) {
 			case c == '\r':
 				f.st = fsChunkSizeLF
 			default:
-				ev, err := f.bad("malformed chunk size")
-				return i, ev, err
+				return i, evError, f.bad("malformed chunk size")
 			}
 		case fsChunkBWS:
 			switch c {
@@ -377,22 +354,19 @@ func (f *framer) scan(p []byte) (int, framerEvent, *FramingError) {
 			case '\r':
 				f.st = fsChunkSizeLF
 			default:
-				ev, err := f.bad("malformed chunk size")
-				return i, ev, err
+				return i, evError, f.bad("malformed chunk size")
 			}
 		case fsChunkExt:
 			switch {
 			case c == '\r':
 				f.st = fsChunkSizeLF
-			case c == '\t' || c >= ' ' && c != 0x7f:
+			case isFieldByte(c):
 			default:
-				ev, err := f.bad("a control character in a chunk extension")
-				return i, ev, err
+				return i, evError, f.bad("a control character in a chunk extension")
 			}
 		case fsChunkSizeLF:
 			if c != '\n' {
-				ev, err := f.bad("a chunk size line must end in CRLF")
-				return i, ev, err
+				return i, evError, f.bad("a chunk size line must end in CRLF")
 			}
 			f.n, f.line = 0, 0
 			if f.left == 0 {
@@ -414,15 +388,13 @@ func (f *framer) scan(p []byte) (int, framerEvent, *FramingError) {
 			continue
 		case fsChunkDataCR:
 			if c != '\r' {
-				ev, err := f.bad("chunk data must be followed by CRLF")
-				return i, ev, err
+				return i, evError, f.bad("chunk data must be followed by CRLF")
 			}
 			f.st = fsChunkDataLF
 			continue
 		case fsChunkDataLF:
 			if c != '\n' {
-				ev, err := f.bad("chunk data must be followed by CRLF")
-				return i, ev, err
+				return i, evError, f.bad("chunk data must be followed by CRLF")
 			}
 			f.st, f.line = fsChunkSize, 0
 			continue
@@ -433,11 +405,9 @@ func (f *framer) scan(p []byte) (int, framerEvent, *FramingError) {
 			case isTokenByte(c):
 				f.st = fsTrailerName
 			case c == ' ' || c == '\t':
-				ev, err := f.bad("obsolete line folding in a trailer")
-				return i, ev, err
+				return i, evError, f.bad("obsolete line folding in a trailer")
 			default:
-				ev, err := f.bad("malformed trailer line")
-				return i, ev, err
+				return i, evError, f.bad("malformed trailer line")
 			}
 		case fsTrailerName:
 			switch {
@@ -445,37 +415,32 @@ func (f *framer) scan(p []byte) (int, framerEvent, *FramingError) {
 				f.st = fsTrailerValue
 			case isTokenByte(c):
 			default:
-				ev, err := f.bad("malformed trailer name")
-				return i, ev, err
+				return i, evError, f.bad("malformed trailer name")
 			}
 		case fsTrailerValue:
 			switch {
 			case c == '\r':
 				f.st = fsTrailerLF
-			case c == '\t' || c >= ' ' && c != 0x7f:
+			case isFieldByte(c):
 			default:
-				ev, err := f.bad("a control character in a trailer value")
-				return i, ev, err
+				return i, evError, f.bad("a control character in a trailer value")
 			}
 		case fsTrailerLF:
 			if c != '\n' {
-				ev, err := f.bad("a trailer line must end in CRLF")
-				return i, ev, err
+				return i, evError, f.bad("a trailer line must end in CRLF")
 			}
 			f.st, f.line = fsTrailerStart, 0
 			continue
 		case fsTrailerEndLF:
 			if c != '\n' {
-				ev, err := f.bad("the chunked body must end in CRLF")
-				return i, ev, err
+				return i, evError, f.bad("the chunked body must end in CRLF")
 			}
 			return i + 1, f.endMessage(), nil
 		}
 		// Chunk and trailer lines are bounded, as net/http bounds them.
 		if f.st >= fsChunkSize {
 			if f.line++; f.line > maxChunkLine {
-				ev, err := f.bad("a chunk or trailer line over 4 KiB")
-				return i, ev, err
+				return i, evError, f.bad("a chunk or trailer line over 4 KiB")
 			}
 		}
 	}
@@ -483,7 +448,7 @@ func (f *framer) scan(p []byte) (int, framerEvent, *FramingError) {
 }
 
 // endAuthority checks an absolute-form target's scheme and keeps its host.
-func (f *framer) endAuthority() (framerEvent, *FramingError) {
+func (f *framer) endAuthority() *FramingError {
 	a := f.authority
 	switch {
 	case bytes.HasPrefix(a, []byte("http://")):
@@ -497,11 +462,11 @@ func (f *framer) endAuthority() (framerEvent, *FramingError) {
 		return f.bad("credentials in the request target")
 	}
 	f.authority = append(f.authority[:0], a...)
-	return evNone, nil
+	return nil
 }
 
 // keepHeader records the value of a header the framing depends on.
-func (f *framer) keepHeader() (framerEvent, *FramingError) {
+func (f *framer) keepHeader() *FramingError {
 	v := bytes.Trim(f.value, " \t")
 	switch string(f.name) {
 	case "content-length":
@@ -536,11 +501,11 @@ func (f *framer) keepHeader() (framerEvent, *FramingError) {
 	case "upgrade":
 		f.upgrade = true
 	}
-	return evNone, nil
+	return nil
 }
 
 // endHead checks what the whole head says and readies the body.
-func (f *framer) endHead() (framerEvent, *FramingError) {
+func (f *framer) endHead() *FramingError {
 	if f.target == '*' && string(f.method) != http.MethodOptions {
 		return f.bad("the request target * is only for OPTIONS")
 	}
@@ -577,7 +542,7 @@ func (f *framer) endHead() (framerEvent, *FramingError) {
 		f.st = fsBody
 		f.left = 0
 	}
-	return evNone, nil
+	return nil
 }
 
 // endMessage readies the framer for the next request and says whether the
@@ -602,6 +567,10 @@ func isTokenByte(c byte) bool {
 	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' ||
 		c < 0x80 && bytes.IndexByte([]byte("!#$%&'*+-.^_`|~"), c) >= 0
 }
+
+// isFieldByte reports whether c may appear in a field value or a chunk
+// extension: no control byte but HTAB.
+func isFieldByte(c byte) bool { return c == '\t' || c >= ' ' && c != 0x7f }
 
 // isTargetByte reports whether c may appear in a request target: no
 // control byte, space or DEL.

@@ -326,8 +326,13 @@ func (g *Guard) attempt(ctx context.Context, fn func(context.Context) error, now
 		return stepRefused, &GuardError{Guard: g.name, Err: ErrBreakerOpen, RetryAfter: g.openLeft()}
 	}
 	if !g.bulkhead.tryAcquire() {
-		// Waiting for a slot is pointless when the breaker would refuse.
-		if g.State() == gobreaker.StateOpen || !g.bulkhead.wait(ctx, slotWait) {
+		// Waiting for a slot is pointless when the breaker would refuse:
+		// that is the breaker's refusal (which an idempotent call waits
+		// out), not a full bulkhead.
+		if g.State() == gobreaker.StateOpen {
+			return stepRefused, &GuardError{Guard: g.name, Err: ErrBreakerOpen, RetryAfter: g.openLeft()}
+		}
+		if !g.bulkhead.wait(ctx, slotWait) {
 			if err := ctx.Err(); err != nil {
 				return stepDone, err
 			}

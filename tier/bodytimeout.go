@@ -41,8 +41,11 @@ func (h *bodyTimeout) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		expect:     r.ProtoMajor == 1 && r.Header.Get("Expect") != "",
 	}
 	if r.ProtoMajor == 1 { // an HTTP/2 connection carries other streams
-		b.conn, _ = r.Context().Value(connKey{}).(*trackedConn)
-		b.framing, _ = r.Context().Value(framingKey{}).(*framingConn)
+		// Every HTTP/1 connection is read through its framingConn, and
+		// the trackedConn is beneath it.
+		if b.framing, _ = r.Context().Value(framingKey{}).(*framingConn); b.framing != nil {
+			b.conn = tracked(b.framing)
+		}
 	}
 	// Armed before the handler runs: net/http may discard the body before
 	// writing the handler's answer, and that read must not wait forever.

@@ -1,7 +1,6 @@
 package tier
 
 import (
-	"context"
 	"errors"
 	"net"
 	"net/http"
@@ -136,24 +135,6 @@ func (s *connSet) watchState(next func(net.Conn, http.ConnState)) func(net.Conn,
 		if next != nil {
 			next(c, st)
 		}
-	}
-}
-
-// connKey is where connContext puts a connection's trackedConn.
-type connKey struct{}
-
-// connContext returns an http.Server.ConnContext that puts each
-// connection's trackedConn in its requests' context, then calls next (the
-// one the server had) if any.
-func connContext(next func(context.Context, net.Conn) context.Context) func(context.Context, net.Conn) context.Context {
-	return func(ctx context.Context, c net.Conn) context.Context {
-		if tc := tracked(c); tc != nil {
-			ctx = context.WithValue(ctx, connKey{}, tc)
-		}
-		if next != nil {
-			ctx = next(ctx, c)
-		}
-		return ctx
 	}
 }
 

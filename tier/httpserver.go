@@ -81,7 +81,7 @@ func NewHTTPServer(name string, srv *http.Server, opts ...ServerOption) *HTTPSer
 	}
 	srv.Handler = tlsAware(srv.Handler)
 	srv.ConnState = s.conns.watchState(framingState(srv.ConnState))
-	srv.ConnContext = framingContext(connContext(withTLSState(srv.ConnContext)))
+	srv.ConnContext = framingContext(withTLSState(srv.ConnContext))
 	s.report = report
 	s.h1Conn = func(c net.Conn) net.Conn { return newFramingConn(c, report) }
 	return s

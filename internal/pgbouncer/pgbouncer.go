@@ -14,7 +14,6 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -22,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/threetier/threetier/internal/pgtest"
 	"github.com/threetier/threetier/internal/wait"
 )
 
@@ -75,21 +75,8 @@ func Start(t testing.TB, upstream string) *Server {
 			t.Errorf("remove the PgBouncer's files: %v", err)
 		}
 	})
-	// The PgBouncer refuses to run as root.
-	var cred *syscall.Credential
-	if os.Geteuid() == 0 {
-		pu, err := user.Lookup("postgres")
-		if err != nil {
-			t.Skipf("running as root and there is no postgres user to run PgBouncer as: %v", err)
-		}
-		uid, _ := strconv.Atoi(pu.Uid)
-		gid, _ := strconv.Atoi(pu.Gid)
-		cred = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), NoSetGroups: true}
-		if err := os.Chown(dir, uid, gid); err != nil {
-			t.Fatal(err)
-		}
-	}
-	s.port = freePort(t)
+	cred := pgtest.AsPostgres(t, dir) // PgBouncer refuses to run as root
+	s.port = pgtest.FreePort(t)
 	s.log = filepath.Join(dir, "pgbouncer.log")
 	ini := filepath.Join(dir, "pgbouncer.ini")
 	auth := filepath.Join(dir, "users.txt")
@@ -158,16 +145,6 @@ func write(t testing.TB, name, body string) {
 	if err := os.WriteFile(name, []byte(body), 0o644); err != nil {
 		t.Fatal(err)
 	}
-}
-
-func freePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 func (s *Server) addr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port)) }

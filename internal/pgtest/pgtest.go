@@ -104,26 +104,41 @@ func newServer(t testing.TB, settings []string) *Server {
 			t.Errorf("remove the private server: %v", err)
 		}
 	})
-	if os.Geteuid() == 0 {
-		// The server refuses to run as root.
-		u, err := user.Lookup("postgres")
-		if err != nil {
-			t.Skipf("running as root and there is no postgres user to run the server as: %v", err)
-		}
-		uid, _ := strconv.Atoi(u.Uid)
-		gid, _ := strconv.Atoi(u.Gid)
-		s.cred = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), NoSetGroups: true}
-		if err := os.Chown(dir, uid, gid); err != nil {
-			t.Fatal(err)
-		}
+	s.cred = AsPostgres(t, dir) // the server refuses to run as root
+	s.port = FreePort(t)
+	return s
+}
+
+// AsPostgres returns the credential to run a PostgreSQL tool (the server,
+// PgBouncer: both refuse root) as the postgres user, and gives that user
+// dir; nil when the test does not run as root. Without a postgres user the
+// test is skipped.
+func AsPostgres(t testing.TB, dir string) *syscall.Credential {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		return nil
 	}
+	u, err := user.Lookup("postgres")
+	if err != nil {
+		t.Skipf("running as root and there is no postgres user to run PostgreSQL's tools as: %v", err)
+	}
+	uid, _ := strconv.Atoi(u.Uid)
+	gid, _ := strconv.Atoi(u.Gid)
+	if err := os.Chown(dir, uid, gid); err != nil {
+		t.Fatal(err)
+	}
+	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), NoSetGroups: true}
+}
+
+// FreePort returns a loopback TCP port nobody listens on now.
+func FreePort(t testing.TB) int {
+	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.port = l.Addr().(*net.TCPAddr).Port
-	_ = l.Close()
-	return s
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
 }
 
 func (s *Server) data() string { return filepath.Join(s.dir, "data") }

@@ -43,20 +43,9 @@ pids+=($!)
 "$work/jsonbackend" -port "$BACKEND2_PORT" >"$work/backend2.log" 2>&1 &
 pids+=($!)
 
-cat >"$work/haproxy.cfg" <<CONF
-global
-	nbthread $(nproc)
-	# examples/lb's -max-conns is 10000, but HAProxy needs two descriptors
-	# a connection and the limit here may be 20000: 64 are used anyway.
-	maxconn 8000
-defaults
-	mode http
-	timeout connect 5s
-	timeout client 60s
-	timeout server 60s
-	option http-keep-alive
-	option forwardfor
-	http-reuse always
+{
+	haproxy_defaults
+	cat <<CONF
 frontend front
 	bind 127.0.0.1:$HAPROXY_PORT
 	default_backend backends
@@ -66,6 +55,7 @@ backend backends
 	server b1 127.0.0.1:$BACKEND1_PORT check inter 2s fall 3 rise 2
 	server b2 127.0.0.1:$BACKEND2_PORT check inter 2s fall 3 rise 2
 CONF
+} >"$work/haproxy.cfg"
 haproxy -f "$work/haproxy.cfg" -db >"$work/haproxy.log" 2>&1 &
 pids+=($!)
 "$work/lb" -listen "127.0.0.1:$LB_PORT" -backends "$backends" >"$work/lb.log" 2>&1 &

@@ -17,7 +17,6 @@ LB_PORT=${LB_PORT:-18681}
 
 . examples/bench/wrk-lib.sh
 bench_install haproxy
-command -v curl >/dev/null || bench_install curl
 
 echo "building" >&2
 go build -o "$work/jsonbackend" ./examples/bench/jsonbackend
@@ -29,24 +28,16 @@ cat "$work/cert.pem" "$work/key.pem" >"$work/haproxy.pem"
 
 "$work/jsonbackend" -port "$BACKEND_PORT" >"$work/backend.log" 2>&1 &
 pids+=($!)
-cat >"$work/haproxy.cfg" <<CONF
-global
-	nbthread $(nproc)
-	maxconn 8000
-defaults
-	mode http
-	timeout connect 5s
-	timeout client 60s
-	timeout server 60s
-	option http-keep-alive
-	option forwardfor
-	http-reuse always
+{
+	haproxy_defaults
+	cat <<CONF
 frontend front
 	bind 127.0.0.1:$HAPROXY_PORT ssl crt $work/haproxy.pem alpn h2,http/1.1
 	default_backend backends
 backend backends
 	server b1 127.0.0.1:$BACKEND_PORT
 CONF
+} >"$work/haproxy.cfg"
 
 # run_one NAME PID PORT: one attack on the proxy PID listening on PORT.
 run_one() {

@@ -52,18 +52,9 @@ for port in "$WEB1" "$WEB2"; do
 done
 "$work/shop" -role balancer -listen "127.0.0.1:$DOOR" -backends "http://127.0.0.1:$WEB1,http://127.0.0.1:$WEB2" >"$work/door.log" 2>&1 &
 pids+=($!)
-cat >"$work/haproxy.cfg" <<CONF
-global
-	nbthread $(nproc)
-	maxconn 8000
-defaults
-	mode http
-	timeout connect 5s
-	timeout client 60s
-	timeout server 60s
-	option http-keep-alive
-	option forwardfor
-	http-reuse always
+{
+	haproxy_defaults
+	cat <<CONF
 frontend front
 	bind 127.0.0.1:$HAPROXY
 	default_backend web
@@ -73,6 +64,7 @@ backend web
 	server w1 127.0.0.1:$WEB1 check inter 1s fall 3 rise 2
 	server w2 127.0.0.1:$WEB2 check inter 1s fall 3 rise 2
 CONF
+} >"$work/haproxy.cfg"
 haproxy -f "$work/haproxy.cfg" -db >"$work/haproxy.log" 2>&1 &
 pids+=($!)
 for port in "$DOOR" "$HAPROXY"; do

@@ -1,4 +1,4 @@
-# Shared by lb.sh and shop.sh (source it, do not run it): a work directory
+# Shared by lb.sh, shop.sh and rapidreset.sh (source it, do not run it): a work directory
 # and the processes a script starts, killed by PID on exit; the tools the
 # benchmarks need; a bounded wait for a server to answer; one wrk run with
 # its throughput and p99 kept; medians and ratios.
@@ -26,6 +26,28 @@ bench_install() {
 		pgrep -a wrk >&2
 		exit 1
 	fi
+}
+
+# haproxy_defaults prints the global and defaults sections every HAProxy
+# the benchmarks run starts with: one thread per CPU, keep-alive on both
+# sides with connections to the backends shared (http-reuse always),
+# X-Forwarded-For added, no logging. (examples/lb's -max-conns is 10000,
+# but HAProxy needs two descriptors a connection and the limit here may be
+# 20000: 8000 are plenty for 64 clients.)
+haproxy_defaults() {
+	cat <<CONF
+global
+	nbthread $(nproc)
+	maxconn 8000
+defaults
+	mode http
+	timeout connect 5s
+	timeout client 60s
+	timeout server 60s
+	option http-keep-alive
+	option forwardfor
+	http-reuse always
+CONF
 }
 
 # waitfor url: until it answers 2xx, for at most a minute, or a process died.

@@ -48,11 +48,10 @@ type framer struct {
 	hasHost   bool
 	connUpg   bool // Connection names upgrade
 	upgrade   bool // an Upgrade header is present
-	chunked   bool
 
-	// Upgrade reports that the message that just ended asked to switch
+	// switching reports that the message that just ended asked to switch
 	// protocols: what follows may not be HTTP/1.1.
-	Upgrade bool
+	switching bool
 }
 
 type framerState uint8
@@ -131,7 +130,7 @@ func (f *framer) bad(reason string) *FramingError {
 func (f *framer) startHead() {
 	f.st = fsMethod
 	f.method, f.authority, f.te, f.host = f.method[:0], f.authority[:0], nil, f.host[:0]
-	f.target, f.minor, f.hasHost, f.connUpg, f.upgrade, f.chunked = 0, 0, false, false, false, false
+	f.target, f.minor, f.hasHost, f.connUpg, f.upgrade = 0, 0, false, false, false
 	f.contentLn = -1
 	f.n = 0
 }
@@ -515,7 +514,6 @@ func (f *framer) endHead() *FramingError {
 	if f.target == 'a' && f.hasHost && !bytes.Equal(f.authority, f.host) {
 		return f.bad("the request target's host differs from the Host header")
 	}
-	f.chunked = false
 	if f.te != nil {
 		if f.minor == '0' {
 			return f.bad("Transfer-Encoding in an HTTP/1.0 request")
@@ -523,32 +521,24 @@ func (f *framer) endHead() *FramingError {
 		if f.contentLn >= 0 {
 			return f.bad("both Content-Length and Transfer-Encoding")
 		}
-		codings := bytes.Split(f.te, []byte(","))
-		last := bytes.Trim(codings[len(codings)-1], " \t")
-		if string(last) != "chunked" {
+		comma := bytes.LastIndexByte(f.te, ',')
+		if last := bytes.Trim(f.te[comma+1:], " \t"); string(last) != "chunked" {
 			return f.bad("chunked is not the final transfer coding")
 		}
-		if len(codings) > 1 {
+		if comma >= 0 {
 			return f.fail(http.StatusNotImplemented, "only the chunked transfer coding is supported")
 		}
-		f.chunked = true
-	}
-	switch {
-	case f.chunked:
 		f.st, f.left, f.n, f.line = fsChunkSize, 0, 0, 0
-	case f.contentLn > 0:
-		f.st, f.left = fsBody, uint64(f.contentLn)
-	default:
-		f.st = fsBody
-		f.left = 0
+		return nil
 	}
+	f.st, f.left = fsBody, uint64(max(f.contentLn, 0))
 	return nil
 }
 
 // endMessage readies the framer for the next request and says whether the
 // one that ended asked to switch protocols.
 func (f *framer) endMessage() framerEvent {
-	f.Upgrade = f.connUpg && f.upgrade
+	f.switching = f.connUpg && f.upgrade
 	f.startHead()
 	return evEnd
 }

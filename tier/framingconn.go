@@ -143,7 +143,7 @@ func (c *framingConn) scan(p []byte) (deliver, done int) {
 		}
 		if ev&evEnd != 0 {
 			start = off
-			if c.f.Upgrade {
+			if c.f.switching {
 				c.mode = framingHold
 				return off, off
 			}

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/labstack/echo/v4"
 
@@ -141,9 +142,16 @@ func decodeJSONBody(r *http.Request, v any) error {
 		return tier.NewProblem(http.StatusUnsupportedMediaType, fmt.Sprintf("request body must be application/json, not %q", ct))
 	}
 	// What was read is kept to name a field of the wrong type by its
-	// place in the body: encoding/json leaves array indexes out.
-	var read bytes.Buffer
-	dec := json.NewDecoder(io.TeeReader(r.Body, &read))
+	// place in the body: encoding/json leaves array indexes out. The
+	// buffer is reused: only an error reads it, and keeps none of it.
+	read := bodyCopies.Get().(*bytes.Buffer)
+	defer func() {
+		if read.Cap() <= 64<<10 { // a large body's buffer is not kept
+			read.Reset()
+			bodyCopies.Put(read)
+		}
+	}()
+	dec := json.NewDecoder(io.TeeReader(r.Body, read))
 	if err := dec.Decode(v); err != nil {
 		if errors.Is(err, io.EOF) && r.ContentLength < 0 {
 			return nil // a chunked request with an empty body
@@ -166,6 +174,9 @@ func isJSON(contentType string) bool {
 	}
 	return mt == echo.MIMEApplicationJSON || strings.HasSuffix(mt, "+json")
 }
+
+// bodyCopies holds the buffers decodeJSONBody copies bodies into.
+var bodyCopies = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
 // jsonProblem says what is wrong with a body encoding/json refused; body
 // is what it read.

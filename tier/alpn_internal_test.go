@@ -111,3 +111,41 @@ func getBody(t *testing.T, c *http.Client, url string) string {
 	}
 	return string(b)
 }
+
+// Over HTTP/2 a handler's writer is still an http.Flusher, and a flush
+// sends the answer's head before the handler returns.
+func TestHTTP2HandlerCanFlush(t *testing.T) {
+	dir := t.TempDir()
+	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	roots := testcert.Write(t, certFile, keyFile, 1)
+	certs, err := NewCertReloader(certFile, keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	release := make(chan struct{})
+	s := NewHTTPServer("web", &http.Server{Addr: "127.0.0.1:0", TLSConfig: certs.TLSConfig(), Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		f, ok := w.(http.Flusher)
+		if !ok {
+			http.Error(w, "not a Flusher", http.StatusInternalServerError)
+			return
+		}
+		w.WriteHeader(http.StatusAccepted)
+		f.Flush()
+		<-release
+	})})
+	if err := s.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Stop(context.Background()) })
+	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}, ForceAttemptHTTP2: true}
+	defer tr.CloseIdleConnections()
+	resp, err := (&http.Client{Transport: tr, Timeout: 10 * time.Second}).Get("https://" + s.Addr() + "/")
+	close(release) // the head came while the handler still waited
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.ProtoMajor != 2 || resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("%s %d, want HTTP/2 202 before the handler ended", resp.Proto, resp.StatusCode)
+	}
+}

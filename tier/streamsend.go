@@ -72,14 +72,17 @@ func (w *streamSend) Write(p []byte) (int, error) {
 	return total, nil
 }
 
-// Flush sends what is buffered, under the bound; http.ResponseController
-// finds it first.
-func (w *streamSend) Flush() error {
+// FlushError sends what is buffered, under the bound;
+// http.ResponseController finds it first.
+func (w *streamSend) FlushError() error {
 	w.begin()
 	defer w.end()
 	w.pending = false
 	return w.rc.Flush()
 }
+
+// Flush is FlushError for handlers that flush through http.Flusher.
+func (w *streamSend) Flush() { _ = w.FlushError() }
 
 // SetWriteDeadline notes the handler's own deadline, which the stream
 // keeps as well.

@@ -7,8 +7,6 @@ import (
 	"fmt"
 
 	"gorm.io/gorm"
-
-	"github.com/threetier/threetier/tier"
 )
 
 // registerClassifyCallbacks makes every GORM operation end by classifying
@@ -85,7 +83,7 @@ func registerRoutingCallbacks(g *gorm.DB, db *DB) error {
 		if s := sessionFrom(st.Context); s != nil {
 			s.markWrote()
 		}
-		if !pin || inTx(tx) || tier.ReadAfterFrom(st.Context) == nil {
+		if !pin || inTx(tx) || db.positions(st.Context) == nil {
 			return
 		}
 		conn, err := db.primary.Conn(st.Context)
@@ -103,7 +101,7 @@ func registerRoutingCallbacks(g *gorm.DB, db *DB) error {
 		p := v.(pinned)
 		if tx.Error == nil {
 			ctx := tx.Statement.Context
-			notePosition(ctx, func(text *string) error { return p.conn.QueryRowContext(ctx, currentPosition).Scan(text) })
+			db.notePosition(ctx, func(text *string) error { return p.conn.QueryRowContext(ctx, currentPosition).Scan(text) })
 		}
 		_ = p.conn.Close()
 		tx.Statement.ConnPool = p.prev

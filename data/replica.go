@@ -144,14 +144,23 @@ func (p replicaPool) QueryRowContext(ctx context.Context, query string, args ...
 // currentPosition asks the primary for its WAL position.
 const currentPosition = "SELECT pg_current_wal_lsn()::text"
 
+// positions is ctx's tier.ReadAfter when the DB has standbys to send its
+// reads to: without them a position would cost a query and serve nothing.
+func (db *DB) positions(ctx context.Context) *tier.ReadAfter {
+	if len(db.replicas) == 0 {
+		return nil
+	}
+	return tier.ReadAfterFrom(ctx)
+}
+
 // notePosition records in ctx's tier.ReadAfter, when it carries one, the
 // primary's WAL position right after a commit, which query asks for on the
 // connection of the commit (query(&text) runs currentPosition), so that
 // the request's later reads, and the client's next requests, see the
 // commit. A commit is durable when it returns (synchronous_commit on, the
 // default), so the position has passed it.
-func notePosition(ctx context.Context, query func(text *string) error) {
-	ra := tier.ReadAfterFrom(ctx)
+func (db *DB) notePosition(ctx context.Context, query func(text *string) error) {
+	ra := db.positions(ctx)
 	if ra == nil {
 		return
 	}
@@ -197,9 +206,10 @@ func (db *DB) watch(primary *pgx.ConnConfig) *watcher {
 	ctx, cancel := context.WithCancel(context.Background())
 	w := &watcher{db: db, cancel: cancel}
 	w.done.Add(1 + len(db.replicas))
-	go w.loop(ctx, primary, w.pollPrimary)
+	go w.loop(ctx, primary, w.pollPrimary, nil)
 	for _, r := range db.replicas {
-		go w.loop(ctx, r.cc, func(ctx context.Context, c *pgx.Conn) error { return w.pollReplica(ctx, r, c) })
+		go w.loop(ctx, r.cc, func(ctx context.Context, c *pgx.Conn) error { return w.pollReplica(ctx, r, c) },
+			func(err error) { r.setState(db.log, replicaDown, "it does not answer", "err", err) })
 	}
 	return w
 }
@@ -210,8 +220,9 @@ func (w *watcher) stop() {
 }
 
 // loop runs poll every PollInterval on a connection made from cc, which
-// it makes again after a failure.
-func (w *watcher) loop(ctx context.Context, cc *pgx.ConnConfig, poll func(context.Context, *pgx.Conn) error) {
+// it makes again after a failure; unreachable, when not nil, hears of a
+// connection that could not be made.
+func (w *watcher) loop(ctx context.Context, cc *pgx.ConnConfig, poll func(context.Context, *pgx.Conn) error, unreachable func(error)) {
 	defer w.done.Done()
 	cfg := w.db.cfg.Replica
 	var conn *pgx.Conn
@@ -226,7 +237,9 @@ func (w *watcher) loop(ctx context.Context, cc *pgx.ConnConfig, poll func(contex
 		pctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
 		var err error
 		if conn == nil {
-			conn, err = pgx.ConnectConfig(pctx, cc)
+			if conn, err = pgx.ConnectConfig(pctx, cc); err != nil && unreachable != nil && ctx.Err() == nil {
+				unreachable(err)
+			}
 		}
 		if err == nil {
 			err = poll(pctx, conn)
@@ -245,7 +258,7 @@ func (w *watcher) loop(ctx context.Context, cc *pgx.ConnConfig, poll func(contex
 }
 
 func (w *watcher) pollPrimary(ctx context.Context, c *pgx.Conn) error {
-	lsn, ok, err := position(ctx, c, "SELECT pg_current_wal_lsn()::text")
+	lsn, ok, err := position(ctx, c, currentPosition)
 	if err != nil || !ok {
 		return err
 	}

@@ -11,7 +11,6 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/threetier/threetier/internal/retry"
-	"github.com/threetier/threetier/tier"
 )
 
 // A TxOption changes how Tx runs one transaction.
@@ -141,7 +140,7 @@ func (db *DB) txOnce(ctx context.Context, fn func(tx *gorm.DB) error, opts *sql.
 	st.root = st
 	g := db.gorm.WithContext(ctx)
 	var conn *sql.Conn
-	if db.Dialect() == Postgres && !opts.ReadOnly && tier.ReadAfterFrom(ctx) != nil {
+	if db.Dialect() == Postgres && !opts.ReadOnly && db.positions(ctx) != nil {
 		var err error
 		if conn, err = db.primary.Conn(ctx); err != nil {
 			return err
@@ -160,7 +159,7 @@ func (db *DB) txOnce(ctx context.Context, fn func(tx *gorm.DB) error, opts *sql.
 		return st.doomed()
 	}, opts)
 	if err == nil && conn != nil {
-		notePosition(ctx, func(text *string) error { return conn.QueryRowContext(ctx, currentPosition).Scan(text) })
+		db.notePosition(ctx, func(text *string) error { return conn.QueryRowContext(ctx, currentPosition).Scan(text) })
 	}
 	return err
 }

@@ -523,7 +523,7 @@ func (p *typedPlan) insert(ctx context.Context, db *DB, row reflect.Value) error
 			tag, err := c.Exec(ctx, st.sql, args...)
 			n = tag.RowsAffected()
 			if err == nil {
-				notePosition(ctx, func(text *string) error { return c.QueryRow(ctx, currentPosition).Scan(text) })
+				db.notePosition(ctx, func(text *string) error { return c.QueryRow(ctx, currentPosition).Scan(text) })
 			}
 			return retryable(err)
 		}
@@ -549,7 +549,7 @@ func (p *typedPlan) insert(ctx context.Context, db *DB, row reflect.Value) error
 		if err := rows.Err(); err != nil {
 			return retryable(err)
 		}
-		notePosition(ctx, func(text *string) error { return c.QueryRow(ctx, currentPosition).Scan(text) })
+		db.notePosition(ctx, func(text *string) error { return c.QueryRow(ctx, currentPosition).Scan(text) })
 		return nil
 	})
 	if err == nil && returned != nil {

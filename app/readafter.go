@@ -27,7 +27,8 @@ var DefaultReadAfterConfig = ReadAfterConfig{Skipper: middleware.DefaultSkipper,
 // instances when the data tier reads from replicas. A request that
 // commits a write answers with the database position of its commit, in
 // the tier.ReadAfterHeader response header (for API clients, which send
-// it back in the same request header) and in the tier.ReadAfterCookie
+// it back in the same request header; Access-Control-Expose-Headers names
+// it, for scripts of another origin) and in the tier.ReadAfterCookie
 // cookie (HttpOnly, SameSite=Lax, MaxAge; Secure over HTTPS). A request
 // that carries a position, on any instance, reads from a replica that has
 // replayed that far, else from the primary: the request's context holds
@@ -79,6 +80,10 @@ func ReadAfterWithConfig(cfg ReadAfterConfig) echo.MiddlewareFunc {
 				if p := ra.Written(); p != 0 && !handed {
 					handed = true
 					c.Response().Header().Set(tier.ReadAfterHeader, p.String())
+					// A browser's script calling the API from another origin
+					// may read only the response headers CORS exposes; Add
+					// keeps those a CORS middleware exposed already.
+					c.Response().Header().Add(echo.HeaderAccessControlExposeHeaders, tier.ReadAfterHeader)
 					cookie(c, p.String(), max(1, int(cfg.MaxAge.Seconds())))
 				}
 			}

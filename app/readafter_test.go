@@ -4,12 +4,15 @@ import (
 	"context"
 	"net/http"
 	"net/http/cookiejar"
+	"net/http/httptest"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
 	"gorm.io/gorm"
 
 	"github.com/threetier/threetier/data"
@@ -145,6 +148,39 @@ func checkReadAfterCookie(t *testing.T, h http.Header) {
 	for _, attr := range []string{tier.ReadAfterCookie + "=", "Path=/", "Max-Age=60", "HttpOnly", "SameSite=Lax"} {
 		if !strings.Contains(c, attr) {
 			t.Errorf("Set-Cookie %q lacks %s", c, attr)
+		}
+	}
+}
+
+// The answer that carries the position exposes its header to scripts of
+// another origin, beside what a CORS middleware exposes; an answer without
+// a position exposes nothing of it.
+func TestReadAfterExposesItsHeader(t *testing.T) {
+	e := echo.New()
+	e.Use(middleware.CORSWithConfig(middleware.CORSConfig{AllowOrigins: []string{"https://shop.example"}, ExposeHeaders: []string{echo.HeaderXRequestID}}))
+	e.Use(ReadAfter())
+	e.POST("/buy", func(c echo.Context) error {
+		tier.ReadAfterFrom(c.Request().Context()).Wrote(0x16B3748)
+		return c.String(http.StatusOK, "bought")
+	})
+	e.GET("/items", func(c echo.Context) error { return c.String(http.StatusOK, "3") })
+	for _, c := range []struct {
+		method, path string
+		want         []string
+	}{
+		{http.MethodPost, "/buy", []string{echo.HeaderXRequestID, tier.ReadAfterHeader}},
+		{http.MethodGet, "/items", []string{echo.HeaderXRequestID}},
+	} {
+		req := httptest.NewRequest(c.method, c.path, nil)
+		req.Header.Set(echo.HeaderOrigin, "https://shop.example")
+		rec := httptest.NewRecorder()
+		e.ServeHTTP(rec, req)
+		got := rec.Header().Values(echo.HeaderAccessControlExposeHeaders)
+		if rec.Code != http.StatusOK || !slices.Equal(got, c.want) {
+			t.Errorf("%s %s: %d, %s %q, want %q", c.method, c.path, rec.Code, echo.HeaderAccessControlExposeHeaders, got, c.want)
+		}
+		if pos := rec.Header().Get(tier.ReadAfterHeader); (pos != "") != (c.method == http.MethodPost) {
+			t.Errorf("%s %s: %s %q", c.method, c.path, tier.ReadAfterHeader, pos)
 		}
 	}
 }

@@ -2,6 +2,7 @@ package data
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"slices"
 	"testing"
@@ -13,6 +14,7 @@ import (
 	"gorm.io/gorm"
 	gormlogger "gorm.io/gorm/logger"
 
+	"github.com/threetier/threetier/internal/pgtest"
 	"github.com/threetier/threetier/internal/wait"
 	"github.com/threetier/threetier/tier"
 )
@@ -278,4 +280,69 @@ func BenchmarkStandbyRead(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkReadsPerStandby is reads per second, by Get from parallel
+// goroutines, with the reads on the primary (standbys=0) and spread over
+// one and two streaming standbys of it, all three servers on this machine.
+// The standbys are told apart by the reads each served.
+//
+//	go test -run '^$' -bench BenchmarkReadsPerStandby -benchtime 3s ./data/
+func BenchmarkReadsPerStandby(b *testing.B) {
+	primary := pgtest.Start(b)
+	standbys := []*pgtest.Server{primary.Standby(0), primary.Standby(0)}
+	ra := tier.NewReadAfter(0)
+	p := Product{Name: "widget", Stock: 7}
+	for n := range len(standbys) + 1 {
+		var dsns []string
+		for _, s := range standbys[:n] {
+			dsns = append(dsns, s.DSN())
+		}
+		db := openTest(b, Config{DSN: primary.DSN(), Replicas: dsns, Replica: ReplicaConfig{PollInterval: 20 * time.Millisecond}})
+		if n == 0 {
+			if err := Insert(tier.WithReadAfter(context.Background(), ra), db, &p); err != nil {
+				b.Fatal(err)
+			}
+		}
+		wait.For(b, 30*time.Second, "the standbys to replay the insert", func() bool {
+			for _, r := range db.replicas {
+				if r.state.Load() != replicaIn || r.replay.Load() < uint64(ra.Written()) {
+					return false
+				}
+			}
+			return true
+		})
+		b.Run(fmt.Sprintf("standbys=%d", n), func(b *testing.B) {
+			before := replicaReads(db)
+			b.SetParallelism(8) // reads wait on the network: more goroutines than cores
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if _, err := Get[Product](context.Background(), db, p.ID); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "reads/s")
+			var served uint64
+			for i, reads := range replicaReads(db) {
+				served += reads - before[i]
+				if reads == before[i] && b.N >= 100 { // each has 1 chance in n
+					b.Errorf("standby %d served none of %d reads", i, b.N)
+				}
+			}
+			if n > 0 && served != uint64(b.N) {
+				b.Errorf("the standbys served %d of %d reads", served, b.N)
+			}
+		})
+	}
+}
+
+// replicaReads is how many reads each of db's replicas has been sent.
+func replicaReads(db *DB) []uint64 {
+	var reads []uint64
+	for _, r := range db.replicas {
+		reads = append(reads, r.reads.Load())
+	}
+	return reads
 }

@@ -162,8 +162,12 @@ func TestStandbyStoppedUnderLoad(t *testing.T) {
 	if len(failed) > 0 {
 		t.Errorf("%d of %d reads failed with the standby stopped; first: %v", len(failed), reads.Load(), failed[0])
 	}
-	if gap > 500*time.Millisecond {
-		t.Errorf("longest gap between reads %s, want at most 500ms", gap)
+	maxGap := 500 * time.Millisecond
+	if raceEnabled {
+		maxGap = time.Second // the race detector's slowness, beside other packages' tests
+	}
+	if gap > maxGap {
+		t.Errorf("longest gap between reads %s, want at most %s", gap, maxGap)
 	}
 	t.Logf("%d reads, longest gap %s, %d rerun on the primary", reads.Load(), gap, r.fallbacks.Load())
 

@@ -118,7 +118,11 @@ func TestStandbyStoppedUnderLoad(t *testing.T) {
 	if err := db.WithContext(context.Background()).Create(&Product{Name: "kettle", Stock: 1}).Error; err != nil {
 		t.Fatal(err)
 	}
-	wait.For(t, 10*time.Second, "the standby in reads", func() bool { return r.state.Load() == replicaIn && onStandby(t, db, context.Background()) })
+	wait.For(t, 10*time.Second, "the standby in reads, with the row replayed", func() bool {
+		var n int64
+		return r.state.Load() == replicaIn && onStandby(t, db, context.Background()) &&
+			db.WithContext(context.Background()).Model(&Product{}).Where("name = ?", "kettle").Count(&n).Error == nil && n == 1
+	})
 
 	ctx, cancel := context.WithCancel(context.Background())
 	var (

@@ -96,7 +96,7 @@ func newProxy(list string) (*proxy, error) {
 		p.backends = append(p.backends, &fasthttp.HostClient{Addr: u.Host})
 	}
 	if len(p.backends) == 0 {
-		return nil, errors.New("no backends: give -backends http://host:port,...")
+		return nil, errors.New("no backends: give -backends http://host:port[,http://host:port]")
 	}
 	return p, nil
 }

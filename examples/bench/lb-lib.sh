@@ -7,6 +7,7 @@
 
 BACKEND1_PORT=${BACKEND1_PORT:-18591}
 BACKEND2_PORT=${BACKEND2_PORT:-18592}
+# shellcheck disable=SC2034 # used by the scripts that source this file
 backends="http://127.0.0.1:$BACKEND1_PORT,http://127.0.0.1:$BACKEND2_PORT"
 
 # What the table calls each proxy the scripts run.
@@ -85,7 +86,8 @@ CONF
 # bench_rounds name...: a one-second warm-up of each, then $ROUNDS rounds
 # of wrk -t2 -c64 -d${DURATION}s --latency against ${urls[name]}, each
 # round starting one further along the list, so that every proxy takes
-# every place in the order in turn.
+# every place in the order in turn. urls is the calling script's.
+# shellcheck disable=SC2154
 bench_rounds() {
 	local names=("$@") n=$# order i r
 	echo "warming up" >&2

@@ -218,22 +218,20 @@ type Decision struct {
 // (the burst) and window (the seconds an empty bucket takes to fill).
 func (d Decision) Policy() string { return d.policy }
 
-// Headers returns the fields of the IETF httpapi draft (RateLimit-Policy
-// and RateLimit: the tokens left and the seconds until they are all back)
-// and, for a refusal, Retry-After in whole seconds rounded up; as (name,
+// Headers returns the fields of the IETF httpapi draft
+// (draft-ietf-httpapi-ratelimit-headers): RateLimit-Policy, and RateLimit
+// with the tokens left and the seconds until they are all back; as (name,
 // value) pairs that any engine can set. Nil when no limit is on.
+// Retry-After is not among them: a refusal's problem answer sets it from
+// RetryAfter.
 func (d Decision) Headers() [][2]string {
 	if d.policy == "" {
 		return nil
 	}
-	h := make([][2]string, 0, 3)
-	h = append(h,
-		[2]string{"RateLimit-Policy", d.policy},
-		[2]string{"RateLimit", strconv.Quote(d.name) + ";r=" + strconv.Itoa(max(0, d.Remaining)) + ";t=" + strconv.FormatInt(ceilSeconds(d.Reset), 10)})
-	if !d.Allowed && d.RetryAfter > 0 {
-		h = append(h, [2]string{"Retry-After", strconv.FormatInt(max(1, ceilSeconds(d.RetryAfter)), 10)})
+	return [][2]string{
+		{"RateLimit-Policy", d.policy},
+		{"RateLimit", strconv.Quote(d.name) + ";r=" + strconv.Itoa(max(0, d.Remaining)) + ";t=" + strconv.FormatInt(ceilSeconds(d.Reset), 10)},
 	}
-	return h
 }
 
 func ceilSeconds(d time.Duration) int64 {
@@ -279,15 +277,20 @@ func (l *Limiter) Allow(key string, now time.Time) Decision {
 		d.Allowed = true
 	} else {
 		e.limited++
-		d.RetryAfter = time.Duration((1 - e.tokens) / l.perNano)
+		d.RetryAfter = l.timeFor(1 - e.tokens)
 	}
 	d.Remaining = int(e.tokens)
-	d.Reset = time.Duration((l.burst - e.tokens) / l.perNano)
+	d.Reset = l.timeFor(l.burst - e.tokens)
 	s.mu.Unlock()
 	if !d.Allowed {
 		l.limited.Add(1)
 	}
 	return d
+}
+
+// timeFor is how long the bucket takes to gain tokens, rounded up.
+func (l *Limiter) timeFor(tokens float64) time.Duration {
+	return time.Duration(math.Ceil(tokens * 1e9 / l.cfg.Rate))
 }
 
 // blockedLocked reports whether key is blocked at n, lifting a block

@@ -116,6 +116,7 @@ type Limiter struct {
 	policy   string // the RateLimit-Policy value, made once
 	shards   [shardCount]shard
 
+	blocked atomic.Int64  // keys blocked, ended blocks not yet lifted included
 	limited atomic.Uint64 // requests refused, all keys
 	refused atomic.Uint64 // connections refused, all keys
 
@@ -127,6 +128,8 @@ type shard struct {
 	mu     sync.Mutex
 	keys   map[string]*entry
 	blocks map[string]int64 // unix nanos the block ends; 0 = never
+	// blocked is the limiter's count of blocks, kept with blocks.
+	blocked *atomic.Int64
 	dirty  []*entry         // entries with pending > 0, for TakeDeltas
 	_      [64]byte         // keeps neighbouring shards' mutexes off one cache line
 }
@@ -166,6 +169,7 @@ func New(cfg Config) (*Limiter, error) {
 	for i := range l.shards {
 		l.shards[i].keys = make(map[string]*entry)
 		l.shards[i].blocks = make(map[string]int64)
+		l.shards[i].blocked = &l.blocked
 	}
 	return l, nil
 }
@@ -250,7 +254,9 @@ func (l *Limiter) Allow(key string, now time.Time) Decision {
 		if d, blocked := s.blockedLocked(key, n); blocked {
 			s.mu.Unlock()
 			l.limited.Add(1)
-			d.policy, d.name = l.policy, l.cfg.Policy
+			if l.cfg.Rate > 0 {
+				d.policy, d.name = l.policy, l.cfg.Policy
+			}
 			return d
 		}
 	}
@@ -302,6 +308,7 @@ func (s *shard) blockedLocked(key string, n int64) (Decision, bool) {
 	}
 	if until != 0 && until <= n {
 		delete(s.blocks, key)
+		s.blocked.Add(-1)
 		return Decision{}, false
 	}
 	d := Decision{Blocked: true}

@@ -64,8 +64,12 @@ func (l *Limiter) setBlock(key string, until time.Time, lift bool) {
 	s := l.shardOf(key)
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	_, had := s.blocks[key]
 	if lift {
-		delete(s.blocks, key)
+		if had {
+			delete(s.blocks, key)
+			s.blocked.Add(-1)
+		}
 		return
 	}
 	var n int64
@@ -73,7 +77,14 @@ func (l *Limiter) setBlock(key string, until time.Time, lift bool) {
 		n = until.UnixNano()
 	}
 	s.blocks[key] = n
+	if !had {
+		s.blocked.Add(1)
+	}
 }
+
+// HasBlocks reports whether any key is blocked, at the cost of an atomic
+// load: callers with no rate limit skip the table while it is false.
+func (l *Limiter) HasBlocks() bool { return l.blocked.Load() > 0 }
 
 // TakeBlockChanges returns the blocks made and lifted here since the last
 // call.
@@ -100,6 +111,7 @@ func (l *Limiter) Blocks(now time.Time) []Block {
 				out = append(out, Block{Key: k, Until: time.Unix(0, until)})
 			default:
 				delete(s.blocks, k)
+				s.blocked.Add(-1)
 			}
 		}
 		s.mu.Unlock()

@@ -130,8 +130,8 @@ type shard struct {
 	blocks map[string]int64 // unix nanos the block ends; 0 = never
 	// blocked is the limiter's count of blocks, kept with blocks.
 	blocked *atomic.Int64
-	dirty  []*entry         // entries with pending > 0, for TakeDeltas
-	_      [64]byte         // keeps neighbouring shards' mutexes off one cache line
+	dirty   []*entry // entries with pending > 0, for TakeDeltas
+	_       [64]byte // keeps neighbouring shards' mutexes off one cache line
 }
 
 // entry is one key's state; its shard's mu held.

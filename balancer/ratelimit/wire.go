@@ -85,7 +85,7 @@ func encode(prefix []byte, n, size int, entry func(int) (string, uint64)) [][]by
 			msg = nil
 		}
 		if msg == nil {
-			msg = append(make([]byte, 0, size), prefix...)
+			msg = append(make([]byte, 0, min(size, 64<<10)), prefix...)
 		}
 		msg = binary.AppendUvarint(msg, uint64(len(k)))
 		msg = append(msg, k...)
@@ -114,4 +114,24 @@ func decode(b []byte, entry func(string, uint64)) error {
 		entry(k, v)
 	}
 	return nil
+}
+
+// EncodeLevels encodes levels as one message (for a push/pull of whole
+// state, bounded by the number of levels the caller took), the value in
+// thousandths of a token.
+func EncodeLevels(ls []Level) []byte {
+	msgs := encode(nil, len(ls), math.MaxInt32, func(i int) (string, uint64) {
+		return ls[i].Key, uint64(math.Round(min(ls[i].Used, 1e12) * 1000))
+	})
+	if len(msgs) == 0 {
+		return nil
+	}
+	return msgs[0]
+}
+
+// DecodeLevels decodes a message of EncodeLevels.
+func DecodeLevels(b []byte) ([]Level, error) {
+	var out []Level
+	err := decode(b, func(k string, v uint64) { out = append(out, Level{Key: k, Used: float64(v) / 1000}) })
+	return out, err
 }

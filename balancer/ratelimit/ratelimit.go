@@ -117,6 +117,7 @@ type Limiter struct {
 	shards   [shardCount]shard
 
 	blocked atomic.Int64  // keys blocked, ended blocks not yet lifted included
+	sharing atomic.Bool   // set by the first TakeDeltas: counts are kept for peers
 	limited atomic.Uint64 // requests refused, all keys
 	refused atomic.Uint64 // connections refused, all keys
 
@@ -141,7 +142,7 @@ type entry struct {
 	last    int64 // unix nanos tokens were last brought up to date
 	seen    int64 // unix nanos of the last request or connection
 	conns   int32
-	pending uint32 // requests accepted here since TakeDeltas
+	pending uint32 // requests accepted here since TakeDeltas, once sharing
 	dirty   bool   // in the shard's dirty list
 
 	// The request rate: requests (accepted or not) in the current
@@ -275,10 +276,12 @@ func (l *Limiter) Allow(key string, now time.Time) Decision {
 	if e.tokens >= 1-tokenSlack {
 		e.tokens--
 		e.allowed++
-		e.pending++
-		if !e.dirty {
-			e.dirty = true
-			s.dirty = append(s.dirty, e)
+		if l.sharing.Load() {
+			e.pending++
+			if !e.dirty && len(s.dirty) < 2*l.perShard {
+				e.dirty = true
+				s.dirty = append(s.dirty, e)
+			}
 		}
 		d.Allowed = true
 	} else {

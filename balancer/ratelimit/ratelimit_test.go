@@ -163,6 +163,9 @@ func TestBlocks(t *testing.T) {
 func TestDeltasConsumePeerTokens(t *testing.T) {
 	a := newLimiter(t, Config{Rate: 10, Burst: 10})
 	b := newLimiter(t, Config{Rate: 10, Burst: 10})
+	if ds := a.TakeDeltas(nil, 100); len(ds) != 0 {
+		t.Fatalf("deltas before any request: %+v", ds)
+	}
 	for range 7 {
 		a.Allow("c", t0)
 	}
@@ -183,15 +186,28 @@ func TestDeltasConsumePeerTokens(t *testing.T) {
 	if d := b.Allow("c", t0.Add(2*time.Second)); !d.Allowed {
 		t.Fatalf("a debt past the burst: %+v", d)
 	}
-	// The cap on keys per call leaves the rest for the next.
+	// The cap on keys per call keeps the busiest.
 	for i := range 50 {
 		a.Allow("k"+strconv.Itoa(i), t0)
 	}
-	if n := len(a.TakeDeltas(nil, 20)); n != 20 {
-		t.Fatalf("took %d of max 20", n)
+	for range 3 {
+		a.Allow("busy", t0)
 	}
-	if n := len(a.TakeDeltas(nil, 100)); n != 30 {
-		t.Fatalf("took %d of the 30 left", n)
+	if ds := a.TakeDeltas(nil, 20); len(ds) != 20 || ds[0] != (Delta{Key: "busy", Count: 3}) {
+		t.Fatalf("took %d of max 20, first %+v", len(ds), ds[0])
+	}
+	if n := len(a.TakeDeltas(nil, 100)); n != 0 {
+		t.Fatalf("%d left after a call dropped the lightest", n)
+	}
+	// Without a cluster taking them, no counts pile up.
+	c := newLimiter(t, Config{Rate: 10, MaxKeys: shardCount})
+	for i := range 10 * shardCount {
+		c.Allow("k"+strconv.Itoa(i), t0)
+	}
+	for i := range c.shards {
+		if len(c.shards[i].dirty) != 0 {
+			t.Fatal("counts kept for peers nobody sends them to")
+		}
 	}
 }
 
@@ -200,6 +216,7 @@ func TestLevelsCarryARestartedNode(t *testing.T) {
 	for range 10 {
 		a.Allow("c", t0)
 	}
+	a.Allow("light", t0)
 	a.Allow("light", t0)
 	fresh := newLimiter(t, Config{Rate: 10, Burst: 10})
 	ls := a.Levels(t0, 1)

@@ -127,30 +127,29 @@ type Delta struct {
 }
 
 // TakeDeltas appends to buf, and forgets, the requests accepted per key
-// since the last call, at most max keys (the rest wait for the next call).
+// since the last call: at most max keys, those of the most requests, the
+// others' counts dropped (under a flood of keys, the light ones matter
+// least to peers). The first call turns the counting on: a limiter no
+// cluster shares keeps none.
 func (l *Limiter) TakeDeltas(buf []Delta, max int) []Delta {
+	l.sharing.Store(true)
 	for i := range l.shards {
 		s := &l.shards[i]
 		s.mu.Lock()
-		taken := 0
 		for _, e := range s.dirty {
-			if len(buf) >= max {
-				break
-			}
-			taken++
 			e.dirty = false
 			if e.pending > 0 {
 				buf = append(buf, Delta{Key: e.key, Count: e.pending})
 				e.pending = 0
 			}
 		}
-		rest := copy(s.dirty, s.dirty[taken:])
-		clear(s.dirty[rest:])
-		s.dirty = s.dirty[:rest]
+		clear(s.dirty)
+		s.dirty = s.dirty[:0]
 		s.mu.Unlock()
-		if len(buf) >= max {
-			break
-		}
+	}
+	if len(buf) > max {
+		slices.SortFunc(buf, func(a, b Delta) int { return cmp.Compare(b.Count, a.Count) })
+		buf = buf[:max]
 	}
 	return buf
 }

@@ -335,11 +335,12 @@ func (e *entry) count(n int64) {
 	e.inWin++
 }
 
-// rate is the requests per second of the last whole second.
+// rate is the requests per second: of the last whole second, or of the
+// current one so far when more.
 func (e *entry) rate(n int64) uint32 {
 	switch w := n / int64(time.Second); w {
 	case e.window:
-		return e.prior
+		return max(e.prior, e.inWin)
 	case e.window + 1:
 		return e.inWin
 	}
@@ -466,8 +467,8 @@ func (l *Limiter) ConnsRefused() uint64 { return l.refused.Load() }
 // Client is one key as the stats show it.
 type Client struct {
 	Key string `json:"key"`
-	// Rate is the key's requests in the last whole second, refused ones
-	// included.
+	// Rate is the key's requests in the last whole second, or in the
+	// current one so far when more; refused ones included.
 	Rate    uint32 `json:"rate"`
 	Tokens  int    `json:"tokens"`
 	Conns   int    `json:"conns,omitempty"`

@@ -204,6 +204,13 @@ func (px *Proxy) rateKey(src rateKeySource) string {
 // a trusted proxy's (the first one a trusted proxy vouches for).
 func (px *Proxy) clientAddress(remote string, forwardedFor []string) string {
 	ip := clientIP(remote)
+	if strings.HasPrefix(ip, "::ffff:") {
+		// An IPv4 client of a dual-stack listener: the same key as the
+		// connection admission's (and an operator's block) use.
+		if a, err := netip.ParseAddr(ip); err == nil {
+			ip = a.Unmap().String()
+		}
+	}
 	if len(forwardedFor) == 0 || !px.trustedPeer(remote) {
 		return ip
 	}

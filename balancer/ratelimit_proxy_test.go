@@ -101,6 +101,10 @@ func TestRateKeyFollowsTrustedProxiesHeadersAndCookies(t *testing.T) {
 	if k := px.rateKey(httpKeySource{r}); k != "192.0.2.1" {
 		t.Fatalf("from an untrusted peer: %q", k)
 	}
+	r.RemoteAddr = "[::ffff:192.0.2.1]:5000" // a dual-stack listener's IPv4 client
+	if k := px.rateKey(httpKeySource{r}); k != "192.0.2.1" {
+		t.Fatalf("an IPv4-mapped address: %q", k)
+	}
 	px.limits.key, _ = parseRateKey("header:x-api-key")
 	r.Header.Set("X-Api-Key", "k1")
 	if k := px.rateKey(httpKeySource{r}); k != "h:k1" {
@@ -208,4 +212,31 @@ func TestRateLimitKeyFloodStaysAtTheCap(t *testing.T) {
 		t.Fatalf("heap grew from %d MiB at the cap to %d MiB after %d keys", heapAtCap>>20, after.HeapAlloc>>20, flood)
 	}
 	t.Logf("heap: %d MiB before, %d MiB at the cap, %d MiB after %d keys", before.HeapAlloc>>20, heapAtCap>>20, after.HeapAlloc>>20, flood)
+}
+
+// BenchmarkAdmitHTTP is the cost of the limit on a request that passes:
+// the client key from the address, the table's Allow.
+func BenchmarkAdmitHTTP(b *testing.B) {
+	pool := newPool(b, Config{Name: "web", Endpoints: []string{"http://127.0.0.1:1"}})
+	px, err := NewProxy(ProxyConfig{RateLimit: 1e9}, []*Pool{pool})
+	if err != nil {
+		b.Fatal(err)
+	}
+	reqs := make([]*http.Request, 256)
+	for i := range reqs {
+		reqs[i] = httptest.NewRequest(http.MethodGet, "/", nil)
+		reqs[i].RemoteAddr = "192.0.2." + strconv.Itoa(i) + ":40000"
+	}
+	w := httptest.NewRecorder()
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		i := 0
+		for pb.Next() {
+			if !px.admitHTTP(w, reqs[i&255], "id", px.def) {
+				b.Fatal("refused")
+			}
+			i++
+		}
+	})
 }

@@ -343,12 +343,17 @@ func BenchmarkTableMemory(b *testing.B) {
 	}
 }
 
-func BenchmarkAllow(b *testing.B) {
-	l := newLimiter(b, Config{Rate: 1e9, Burst: 1e9})
+func benchKeys() []string {
 	keys := make([]string, 1024)
 	for i := range keys {
 		keys[i] = fmt.Sprintf("192.0.2.%d:%d", i%256, i)
 	}
+	return keys
+}
+
+func BenchmarkAllow(b *testing.B) {
+	l := newLimiter(b, Config{Rate: 1e9, Burst: 1e9})
+	keys := benchKeys()
 	now := time.Now()
 	b.ResetTimer()
 	for i := range b.N {
@@ -358,10 +363,37 @@ func BenchmarkAllow(b *testing.B) {
 
 func BenchmarkAllowParallel(b *testing.B) {
 	l := newLimiter(b, Config{Rate: 1e9, Burst: 1e9})
-	keys := make([]string, 1024)
-	for i := range keys {
-		keys[i] = fmt.Sprintf("192.0.2.%d:%d", i%256, i)
-	}
+	benchParallel(b, l)
+}
+
+// BenchmarkAllowSharedParallel counts for a cluster too, which takes the
+// counts every 100 ms.
+func BenchmarkAllowSharedParallel(b *testing.B) {
+	l := newLimiter(b, Config{Rate: 1e9, Burst: 1e9})
+	l.TakeDeltas(nil, 1)
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(100 * time.Millisecond)
+		defer t.Stop()
+		var buf []Delta
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+				buf = l.TakeDeltas(buf[:0], 4096)
+			}
+		}
+	}()
+	benchParallel(b, l)
+	close(stop)
+	<-done
+}
+
+func benchParallel(b *testing.B, l *Limiter) {
+	keys := benchKeys()
 	now := time.Now()
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {

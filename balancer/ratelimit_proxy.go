@@ -108,13 +108,21 @@ func (rf rateRefusal) problem() *tier.Problem {
 	return p
 }
 
+// limitRequest is the rate limit's answer to a request, whichever engine
+// serves it (src reads its client key): ok, or the refusal to write.
+// Without a rate limit nor a block it costs a nil check and an atomic
+// load.
+func (px *Proxy) limitRequest(src rateKeySource, rt *route) (bool, rateRefusal) {
+	if px.limits == nil || px.cfg.RateLimit <= 0 && !px.limits.limiter.HasBlocks() {
+		return true, rateRefusal{}
+	}
+	return px.admit(px.rateKey(src), rt)
+}
+
 // admitHTTP applies the rate limit to a net/http request: true lets it
 // go on; false means it was answered with a 429.
 func (px *Proxy) admitHTTP(w http.ResponseWriter, r *http.Request, id string, rt *route) bool {
-	if px.limits == nil || px.cfg.RateLimit <= 0 && !px.limits.hasBlocks() {
-		return true
-	}
-	ok, rf := px.admit(px.rateKey(httpKeySource{r}), rt)
+	ok, rf := px.limitRequest(httpKeySource{r}, rt)
 	if ok {
 		return true
 	}
@@ -125,10 +133,6 @@ func (px *Proxy) admitHTTP(w http.ResponseWriter, r *http.Request, id string, rt
 	serveProblem(w, r, id, rf.problem())
 	return false
 }
-
-// hasBlocks is false when no key is blocked: a door with a connection cap
-// and no rate limit then skips the table for requests.
-func (pl *proxyLimits) hasBlocks() bool { return pl.limiter.HasBlocks() }
 
 // admitConn is the listener's connection admission: a client address
 // over ConnLimit, or blocked, is refused. Trusted proxies are never

@@ -3,6 +3,7 @@ package balancer
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -16,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/threetier/threetier/internal/wait"
+	"github.com/threetier/threetier/tier"
 )
 
 // clientFrom is an HTTP client whose connections come from the loopback
@@ -239,4 +241,21 @@ func BenchmarkAdmitHTTP(b *testing.B) {
 			i++
 		}
 	})
+}
+
+func TestRateLimitsFromEnv(t *testing.T) {
+	var cfg ProxyConfig
+	err := tier.LoadEnvFrom([]string{"THREETIER_PROXY_RATE_LIMIT=2.5", "THREETIER_PROXY_RATE_BURST=10", "THREETIER_PROXY_CONN_LIMIT=20",
+		"THREETIER_PROXY_RATE_KEY=cookie:session", "THREETIER_PROXY_RATE_KEYS=5000"}, ProxyEnvPrefix, &cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.RateLimit != 2.5 || cfg.RateBurst != 10 || cfg.ConnLimit != 20 || cfg.RateKey != "cookie:session" || cfg.RateKeys != 5000 {
+		t.Fatalf("loaded %+v", cfg)
+	}
+	err = tier.LoadEnvFrom([]string{"THREETIER_PROXY_RATE_KEY=query:k"}, ProxyEnvPrefix, &ProxyConfig{})
+	var ce *tier.ConfigError
+	if !errors.As(err, &ce) || ce.Var != "THREETIER_PROXY_RATE_KEY" {
+		t.Fatalf("a bad RateKey: %v", err)
+	}
 }

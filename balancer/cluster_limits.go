@@ -49,6 +49,8 @@ type wireLimits struct {
 // limitLoop sends the limiter's deltas and block changes to the peers
 // every limitSyncInterval until ctx ends.
 func (c *Cluster) limitLoop(ctx context.Context, r *clusterRun) {
+	c.limiter.Share(true)
+	defer c.limiter.Share(false)
 	t := time.NewTicker(limitSyncInterval)
 	defer t.Stop()
 	var buf []ratelimit.Delta

@@ -13,7 +13,7 @@
 // to the cap and no further.
 //
 // Nodes of a cluster share their counts: each node takes the requests it
-// accepted per key since the last time (TakeDeltas) and sends them to its
+// accepted per key since the last time (Share, TakeDeltas) and sends them to its
 // peers, which consume as many tokens of the same key (ApplyDeltas), so
 // that a client spreading its requests over nodes is limited as one. A
 // node that starts takes its peers' levels (Levels, MergeLevels), and
@@ -117,7 +117,7 @@ type Limiter struct {
 	shards   [shardCount]shard
 
 	blocked atomic.Int64  // keys blocked, ended blocks not yet lifted included
-	sharing atomic.Bool   // set by the first TakeDeltas: counts are kept for peers
+	sharing atomic.Bool   // counts are kept for peers (Share)
 	limited atomic.Uint64 // requests refused, all keys
 	refused atomic.Uint64 // connections refused, all keys
 
@@ -142,7 +142,7 @@ type entry struct {
 	last    int64 // unix nanos tokens were last brought up to date
 	seen    int64 // unix nanos of the last request or connection
 	conns   int32
-	pending uint32 // requests accepted here since TakeDeltas, once sharing
+	pending uint32 // requests accepted here since TakeDeltas, while shared
 	dirty   bool   // in the shard's dirty list
 
 	// The request rate: requests (accepted or not) in the current

@@ -165,9 +165,7 @@ func TestBlocks(t *testing.T) {
 func TestDeltasConsumePeerTokens(t *testing.T) {
 	a := newLimiter(t, Config{Rate: 10, Burst: 10})
 	b := newLimiter(t, Config{Rate: 10, Burst: 10})
-	if ds := a.TakeDeltas(nil, 100); len(ds) != 0 {
-		t.Fatalf("deltas before any request: %+v", ds)
-	}
+	a.Share(true)
 	for range 7 {
 		a.Allow("c", t0)
 	}
@@ -201,15 +199,20 @@ func TestDeltasConsumePeerTokens(t *testing.T) {
 	if n := len(a.TakeDeltas(nil, 100)); n != 0 {
 		t.Fatalf("%d left after a call dropped the lightest", n)
 	}
-	// Without a cluster taking them, no counts pile up.
-	c := newLimiter(t, Config{Rate: 10, MaxKeys: shardCount})
+	// Unshared, no counts pile up, and those not taken are forgotten.
+	a.Allow("late", t0)
+	a.Share(false)
 	for i := range 10 * shardCount {
-		c.Allow("k"+strconv.Itoa(i), t0)
+		a.Allow("k"+strconv.Itoa(i), t0.Add(time.Hour))
 	}
-	for i := range c.shards {
-		if len(c.shards[i].dirty) != 0 {
+	for i := range a.shards {
+		if len(a.shards[i].dirty) != 0 {
 			t.Fatal("counts kept for peers nobody sends them to")
 		}
+	}
+	a.Share(true)
+	if ds := a.TakeDeltas(nil, 100); len(ds) != 0 {
+		t.Fatalf("counts from before sharing: %+v", ds)
 	}
 }
 
@@ -304,6 +307,7 @@ func TestConcurrentUse(t *testing.T) {
 					l.Release(k)
 				}
 				if i%100 == 0 {
+					l.Share(i%200 == 0)
 					l.ApplyDeltas(l.TakeDeltas(nil, 50), now)
 					l.Block(k, now.Add(time.Millisecond))
 					l.Top(5, now)
@@ -370,7 +374,7 @@ func BenchmarkAllowParallel(b *testing.B) {
 // counts every 100 ms.
 func BenchmarkAllowSharedParallel(b *testing.B) {
 	l := newLimiter(b, Config{Rate: 1e9, Burst: 1e9})
-	l.TakeDeltas(nil, 1)
+	l.Share(true)
 	stop := make(chan struct{})
 	done := make(chan struct{})
 	go func() {

@@ -126,13 +126,31 @@ type Delta struct {
 	Count uint32
 }
 
+// Share turns on (or off) the counts of accepted requests per key that
+// TakeDeltas takes: a cluster turns them on while it runs, so that a
+// limiter nobody shares keeps none. Off forgets the counts not taken.
+func (l *Limiter) Share(on bool) {
+	l.sharing.Store(on)
+	if on {
+		return
+	}
+	for i := range l.shards {
+		s := &l.shards[i]
+		s.mu.Lock()
+		for _, e := range s.dirty {
+			e.dirty, e.pending = false, 0
+		}
+		clear(s.dirty)
+		s.dirty = s.dirty[:0]
+		s.mu.Unlock()
+	}
+}
+
 // TakeDeltas appends to buf, and forgets, the requests accepted per key
-// since the last call: at most max keys, those of the most requests, the
-// others' counts dropped (under a flood of keys, the light ones matter
-// least to peers). The first call turns the counting on: a limiter no
-// cluster shares keeps none.
+// since the last call, while shared (Share): at most max keys, those of
+// the most requests, the others' counts dropped (under a flood of keys,
+// the light ones matter least to peers).
 func (l *Limiter) TakeDeltas(buf []Delta, max int) []Delta {
-	l.sharing.Store(true)
 	for i := range l.shards {
 		s := &l.shards[i]
 		s.mu.Lock()

@@ -191,6 +191,19 @@ func BenchmarkProxy(b *testing.B) {
 		defer tr.CloseIdleConnections()
 		benchGet(b, tr, url+"/")
 	})
+	b.Run("proxy-rate-limited", func(b *testing.B) {
+		// A limit never hit: what the table costs a request.
+		url := front(b, func(p *Pool) http.Handler {
+			px, err := NewProxy(ProxyConfig{RateLimit: 1e9}, []*Pool{p})
+			if err != nil {
+				b.Fatal(err)
+			}
+			return px
+		})
+		tr := benchTransport()
+		defer tr.CloseIdleConnections()
+		benchGet(b, tr, url+"/")
+	})
 	b.Run("httputil", func(b *testing.B) {
 		url := front(b, func(p *Pool) http.Handler {
 			target, _ := neturl.Parse("http://upstream")

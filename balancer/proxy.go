@@ -56,6 +56,7 @@ type Proxy struct {
 	health  *tier.Health
 	certs   *tier.CertReloader
 	tunnels tunnels
+	limits  *proxyLimits // nil without RateLimit or ConnLimit
 
 	main     *tier.HTTPServer
 	redirect *tier.HTTPServer
@@ -148,7 +149,11 @@ func NewProxy(cfg ProxyConfig, pools []*Pool, opts ...Option) (*Proxy, error) {
 		}
 		srv.TLSConfig = px.certs.TLSConfig()
 	}
-	limits := []tier.ServerOption{tier.WithLimits(cfg.Limits), tier.WithServerLogger(px.log)}
+	admission, err := px.newLimits(o.registry)
+	if err != nil {
+		return nil, err
+	}
+	limits := append([]tier.ServerOption{tier.WithLimits(cfg.Limits), tier.WithServerLogger(px.log)}, admission...)
 	px.main = tier.NewHTTPServer(cfg.Name, srv, append(limits, tier.WithDrain(px.health, cfg.DrainDelay), tier.WithTracerProvider(o.tracer))...)
 	if cfg.RedirectListen != "" {
 		px.redirect = tier.NewHTTPServer(cfg.Name+"-redirect", &http.Server{
@@ -266,6 +271,9 @@ func (px *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if rt == nil {
 		px.problem(&ex.resp, r, ex.id[0], http.StatusNotFound, "no route for this host and path", 0)
+		return
+	}
+	if !px.admitHTTP(&ex.resp, r, ex.id[0], rt) {
 		return
 	}
 	px.forward(ex, r, rt)

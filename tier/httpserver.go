@@ -36,6 +36,9 @@ type HTTPServer struct {
 	// handshake (then a wrapper should keep a NetConn method, through
 	// which the TLS state is found). The identity by default.
 	h1Conn func(net.Conn) net.Conn
+	// admission, when set, refuses connections as they are accepted
+	// (WithConnAdmission).
+	admission ConnAdmission
 
 	mu       sync.Mutex
 	listener net.Listener
@@ -134,6 +137,7 @@ func (s *HTTPServer) Serve(ln net.Listener) error {
 		_ = ln.Close()
 		return errors.New("already started")
 	}
+	ln = s.admitting(ln)
 	tlsOn := s.server.TLSConfig != nil && (len(s.server.TLSConfig.Certificates) > 0 || s.server.TLSConfig.GetCertificate != nil)
 	if tlsOn {
 		// Taken before http2.ConfigureServer adds "h2" to the server's

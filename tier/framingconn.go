@@ -46,16 +46,21 @@ type framingConn struct {
 	bodyErr *FramingError // a body error, for every Read until the answer is out
 	failed  *FramingError // the body error of the request in flight, for its handler to find
 	drained bool
+	// one, when set, makes the connection feed an engine that serves
+	// plain requests only (see oneRequest); nil for net/http.
+	one *oneRequest
 }
 
 type framingMode uint8
 
 const (
-	framingParse   framingMode = iota // bytes go through the framer
-	framingHold                       // after an upgrade request: bytes are held until net/http decides
-	framingDiscard                    // the connection is done with requests: bytes are dropped until the answers in flight are out
-	framingClosed                     // nothing more is read
-	framingPass                       // hijacked: bytes flow as they are
+	framingParse      framingMode = iota // bytes go through the framer
+	framingHold                          // after an upgrade request: bytes are held until net/http decides
+	framingDiscard                       // the connection is done with requests: bytes are dropped until the answers in flight are out
+	framingClosed                        // nothing more is read
+	framingPass                          // hijacked: bytes flow as they are
+	framingHandover                      // a request for the full engine is next: reads end, Close hands the connection over
+	framingHandedOver                    // the full engine serves the connection: this one no longer reads nor closes it
 )
 
 // maxHeld bounds what a client may send after an upgrade request before
@@ -77,6 +82,9 @@ func (c *framingConn) NetConn() net.Conn { return c.Conn }
 func (c *framingConn) Read(p []byte) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.one != nil && c.mode != framingPass {
+		return c.readOne(p)
+	}
 	for {
 		switch c.mode {
 		case framingPass:
@@ -291,7 +299,7 @@ func (c *framingConn) stateChanged(st http.ConnState) {
 // connection's framingConn its state, then calls next if any.
 func framingState(next func(net.Conn, http.ConnState)) func(net.Conn, http.ConnState) {
 	return func(c net.Conn, st http.ConnState) {
-		if fc, ok := c.(*framingConn); ok {
+		if fc := asFraming(c); fc != nil {
 			fc.stateChanged(st)
 		}
 		if next != nil {

@@ -107,9 +107,16 @@ func newFastEngine(s *HTTPServer, h fasthttp.RequestHandler) *fastEngine {
 		},
 	}
 	if body := s.limits.BodyTimeout; body > 0 {
+		if srv.ReadTimeout > 0 {
+			body = min(body, srv.ReadTimeout)
+		}
 		// The head has arrived whole (see oneRequest): what is left to
-		// read is the body, which must come within BodyTimeout.
-		e.srv.HeaderReceived = func(*fasthttp.RequestHeader) fasthttp.RequestConfig {
+		// read is the body, at most FastMaxBody bytes, which must all
+		// come within BodyTimeout.
+		e.srv.HeaderReceived = func(h *fasthttp.RequestHeader) fasthttp.RequestConfig {
+			if h.ContentLength() <= 0 {
+				return fasthttp.RequestConfig{}
+			}
 			return fasthttp.RequestConfig{ReadTimeout: body}
 		}
 	}
@@ -191,6 +198,12 @@ func (e *fastEngine) answerError(ctx *fasthttp.RequestCtx, err error) {
 		p = NewProblem(http.StatusRequestEntityTooLarge, fmt.Sprintf("the request body is over %d bytes", FastMaxBody))
 	case errors.As(err, &ne) && ne.Timeout():
 		p = NewProblem(http.StatusRequestTimeout, "the request did not arrive in time")
+		if ctx.Request.Header.ContentLength() > 0 {
+			// The head came whole (see oneRequest): the body did not.
+			p.Detail = fmt.Sprintf("the request body did not arrive within %s", e.s.limits.BodyTimeout)
+			e.s.report.bodyTimeouts.Add(1)
+			e.s.report.hit()
+		}
 	}
 	ctx.Response.Reset()
 	WriteProblem(&fastWriter{ctx: ctx, header: http.Header{}}, p)
@@ -233,9 +246,6 @@ func (l fastLogger) Printf(format string, args ...any) {
 // left, as http.Server.Close would.
 func (e *fastEngine) shutdown(ctx context.Context) error {
 	err := e.srv.ShutdownWithContext(ctx)
-	if errors.Is(err, net.ErrClosed) {
-		err = nil // net/http's Shutdown closed the listener first
-	}
 	if err != nil {
 		e.s.conns.closeAll()
 	}

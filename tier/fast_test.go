@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -12,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -86,6 +88,12 @@ func (e *engines) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // TLS, and returns it with a dialer of HTTP/1.1 connections to it.
 func startFast(t *testing.T, e *engines, tlsOn bool, hs *http.Server, opts ...tier.ServerOption) (*tier.HTTPServer, framingtest.Dial, *x509.CertPool) {
 	t.Helper()
+	return startFastWith(t, e, e.fast, tlsOn, hs, opts...)
+}
+
+// startFastWith is startFast with h as the fast handler.
+func startFastWith(t *testing.T, e *engines, h fasthttp.RequestHandler, tlsOn bool, hs *http.Server, opts ...tier.ServerOption) (*tier.HTTPServer, framingtest.Dial, *x509.CertPool) {
+	t.Helper()
 	if hs == nil {
 		hs = &http.Server{ReadHeaderTimeout: 5 * time.Second, MaxHeaderBytes: 8 << 10}
 	}
@@ -101,7 +109,7 @@ func startFast(t *testing.T, e *engines, tlsOn bool, hs *http.Server, opts ...ti
 		}
 		hs.TLSConfig = certs.TLSConfig()
 	}
-	srv := tier.NewHTTPServer("fast", hs, append([]tier.ServerOption{tier.WithFastHTTP1(e.fast)}, opts...)...)
+	srv := tier.NewHTTPServer("fast", hs, append([]tier.ServerOption{tier.WithFastHTTP1(h)}, opts...)...)
 	if err := srv.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -227,3 +235,130 @@ func TestFastHandsOverAnUpgrade(t *testing.T) {
 	}
 }
 
+// exchangeOn sends one request on c and reads its answer.
+func exchangeOn(t *testing.T, c net.Conn, br *bufio.Reader, raw string) (*http.Response, string) {
+	t.Helper()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(c, raw); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	return resp, string(b)
+}
+
+// closedWithin reports whether the server closes c within d, reading
+// nothing more from it.
+func closedWithin(c net.Conn, br *bufio.Reader, d time.Duration) bool {
+	_ = c.SetReadDeadline(time.Now().Add(d))
+	_, err := br.ReadByte()
+	var ne net.Error
+	return err != nil && !(errors.As(err, &ne) && ne.Timeout())
+}
+
+// A draining server's fast answers carry the draining mark and end their
+// connections, as its net/http ones do.
+func TestFastDrainMarksAnswers(t *testing.T) {
+	e := &engines{}
+	srv, dial, _ := startFast(t, e, false, nil)
+	c, err := dial()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	br := bufio.NewReader(c)
+	resp, _ := exchangeOn(t, c, br, "GET /a HTTP/1.1\r\nHost: a\r\n\r\n")
+	if resp.Header.Get(tier.DrainingHeader) != "" || resp.Close {
+		t.Fatalf("before draining: %s=%q, close=%v", tier.DrainingHeader, resp.Header.Get(tier.DrainingHeader), resp.Close)
+	}
+	if err := srv.Drain(context.Background()); err != nil { // no delay: it returns at once
+		t.Fatal(err)
+	}
+	resp, body := exchangeOn(t, c, br, "GET /b HTTP/1.1\r\nHost: a\r\n\r\n")
+	if body != "fast 0" || resp.Header.Get(tier.DrainingHeader) != "1" || !resp.Close {
+		t.Fatalf("while draining: %q, %s=%q, close=%v; want the mark and Connection: close", body, tier.DrainingHeader, resp.Header.Get(tier.DrainingHeader), resp.Close)
+	}
+	if !closedWithin(c, br, 5*time.Second) {
+		t.Fatal("the connection stayed open after a draining answer")
+	}
+}
+
+// A keep-alive connection is closed after IdleTimeout without a request,
+// and kept while requests come.
+func TestFastIdleTimeout(t *testing.T) {
+	const idle = 300 * time.Millisecond
+	e := &engines{}
+	_, dial, _ := startFast(t, e, false, &http.Server{ReadHeaderTimeout: 5 * time.Second, IdleTimeout: idle})
+	c, err := dial()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	br := bufio.NewReader(c)
+	exchangeOn(t, c, br, "GET /a HTTP/1.1\r\nHost: a\r\n\r\n")
+	start := time.Now()
+	if !closedWithin(c, br, 5*time.Second) {
+		t.Fatal("an idle connection still open after 5 s")
+	}
+	if d := time.Since(start); d < idle*2/3 {
+		t.Fatalf("closed after %s, before IdleTimeout %s", d, idle)
+	}
+}
+
+// A request head over MaxHeaderBytes is answered 431 as a problem, and
+// the connection closes.
+func TestFastHeadTooLarge(t *testing.T) {
+	for _, tlsOn := range []bool{false, true} {
+		t.Run(map[bool]string{false: "cleartext", true: "TLS"}[tlsOn], func(t *testing.T) {
+			e := &engines{}
+			_, dial, _ := startFast(t, e, tlsOn, &http.Server{ReadHeaderTimeout: 5 * time.Second, MaxHeaderBytes: 4 << 10})
+			raw := "GET /big HTTP/1.1\r\nHost: a\r\nX-Big: " + strings.Repeat("x", 8<<10) + "\r\n\r\n"
+			answers, bodies, closed := framingtest.Answers(t, dial, raw, 10*time.Second)
+			if len(answers) != 1 || answers[0].StatusCode != http.StatusRequestHeaderFieldsTooLarge {
+				t.Fatalf("answers %v %q, want one 431", answers, bodies)
+			}
+			if ct := answers[0].Header.Get("Content-Type"); ct != tier.ContentTypeProblem {
+				t.Errorf("Content-Type %q, want %s", ct, tier.ContentTypeProblem)
+			}
+			if !closed {
+				t.Error("the connection stayed open")
+			}
+			if len(e.seen()) != 0 {
+				t.Errorf("engines saw %q", e.seen())
+			}
+		})
+	}
+}
+
+// Over TLS, the fast handler sees ctx.IsTLS, and HTTP/2 is served by the
+// http.Server's handler.
+func TestFastTLSAndHTTP2(t *testing.T) {
+	e := &engines{}
+	var sawTLS atomic.Bool
+	fast := e.fast
+	hs := &http.Server{ReadHeaderTimeout: 5 * time.Second}
+	srv, dial, roots := startFastWith(t, e, func(ctx *fasthttp.RequestCtx) {
+		sawTLS.Store(ctx.IsTLS() && ctx.TLSConnectionState() != nil)
+		fast(ctx)
+	}, true, hs)
+	answers, bodies, _ := framingtest.Answers(t, dial, "GET /h1 HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n", 10*time.Second)
+	if len(answers) != 1 || bodies[0] != "fast 0" || !sawTLS.Load() {
+		t.Fatalf("HTTP/1.1 over TLS: %q, IsTLS %v", bodies, sawTLS.Load())
+	}
+	addr := srv.Addr()
+	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{RootCAs: roots}, ForceAttemptHTTP2: true}}
+	defer client.CloseIdleConnections()
+	resp, err := client.Get("https://" + addr + "/h2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.ProtoMajor != 2 || string(b) != "net 0" {
+		t.Fatalf("over HTTP/2: %s %q, want net/http's answer", resp.Proto, b)
+	}
+}

@@ -169,7 +169,7 @@ func (s *HTTPServer) Serve(ln net.Listener) error {
 		// fasthttp serves the listener; net/http, the connections it
 		// hands over.
 		fastLn := ln
-		s.fast.handed = newConnQueue(fastLn)
+		s.fast.handed = newConnQueue(unclosed{fastLn})
 		serving.Go(func() {
 			if err := s.fast.srv.Serve(fastLn); err != nil {
 				s.fail(err)
@@ -190,6 +190,12 @@ func (s *HTTPServer) Serve(ln net.Listener) error {
 	}()
 	return nil
 }
+
+// unclosed is a listener that another server closes: net/http's
+// Shutdown of the connections handed over leaves it to fasthttp's.
+type unclosed struct{ net.Listener }
+
+func (unclosed) Close() error { return nil }
 
 // fail reports that serving stopped on its own, once.
 func (s *HTTPServer) fail(err error) {

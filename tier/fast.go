@@ -106,20 +106,6 @@ func newFastEngine(s *HTTPServer, h fasthttp.RequestHandler) *fastEngine {
 			srv.ConnState(c, http.ConnState(st))
 		},
 	}
-	if body := s.limits.BodyTimeout; body > 0 {
-		if srv.ReadTimeout > 0 {
-			body = min(body, srv.ReadTimeout)
-		}
-		// The head has arrived whole (see oneRequest): what is left to
-		// read is the body, at most FastMaxBody bytes, which must all
-		// come within BodyTimeout.
-		e.srv.HeaderReceived = func(h *fasthttp.RequestHeader) fasthttp.RequestConfig {
-			if h.ContentLength() <= 0 {
-				return fasthttp.RequestConfig{}
-			}
-			return fasthttp.RequestConfig{ReadTimeout: body}
-		}
-	}
 	if tracing.On(s.tracer) {
 		e.traced = tracing.Server(s.tracer, s.name, http.HandlerFunc(e.serveTraced))
 	}
@@ -129,7 +115,8 @@ func newFastEngine(s *HTTPServer, h fasthttp.RequestHandler) *fastEngine {
 // wrap readies a connection for fasthttp: read through the framer, and
 // seen as TLS when it is.
 func (e *fastEngine) wrap(c net.Conn) net.Conn {
-	fc := newOneRequestConn(c, e.s.report, e.maxHead, e.handOver)
+	fc := newOneRequestConn(c, e.s.report, &oneRequest{
+		maxHead: e.maxHead, bodyTimeout: e.s.limits.BodyTimeout, conn: tracked(c), handover: e.handOver})
 	if tc, ok := c.(tlsConn); ok {
 		return oneRequestTLSConn{fc, tc.Conn}
 	}
@@ -199,10 +186,8 @@ func (e *fastEngine) answerError(ctx *fasthttp.RequestCtx, err error) {
 	case errors.As(err, &ne) && ne.Timeout():
 		p = NewProblem(http.StatusRequestTimeout, "the request did not arrive in time")
 		if ctx.Request.Header.ContentLength() > 0 {
-			// The head came whole (see oneRequest): the body did not.
-			p.Detail = fmt.Sprintf("the request body did not arrive within %s", e.s.limits.BodyTimeout)
-			e.s.report.bodyTimeouts.Add(1)
-			e.s.report.hit()
+			// The head came whole (see oneRequest): the body stopped.
+			p.Detail = fmt.Sprintf("the request body stopped arriving (nothing for %s)", e.s.limits.BodyTimeout)
 		}
 	}
 	ctx.Response.Reset()

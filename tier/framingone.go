@@ -21,11 +21,17 @@ import (
 //     closes the connection, the connection goes, that request's bytes put
 //     back in front, to handover, for the rest of its life.
 type oneRequest struct {
-	maxHead  int // the longest head taken; a longer one is answered 431
-	ready    int // bytes at the front of held the engine may have
-	scanned  int // bytes at the front of held the framer has seen
-	buf      []byte
-	handover func(*framingConn) bool // false if the full engine cannot take the connection
+	maxHead int // the longest head taken; a longer one is answered 431
+	// bodyTimeout bounds each read of a body that has not arrived with
+	// its head, as Limits.BodyTimeout; zero or negative for none.
+	bodyTimeout time.Duration
+	conn        *trackedConn            // beneath, for the body deadline; nil for none
+	handover    func(*framingConn) bool // false if the full engine cannot take the connection
+
+	ready     int // bytes at the front of held the engine may have
+	scanned   int // bytes at the front of held the framer has seen
+	buf       []byte
+	bodyArmed bool // a body deadline is set
 }
 
 // oneRequestBuffer is the first size of a connection's read buffer; it
@@ -41,10 +47,10 @@ func needsFullEngine(h headSummary) bool {
 }
 
 // newOneRequestConn returns c read through a framer for an engine of plain
-// requests, handing over to handover what it cannot serve.
-func newOneRequestConn(c net.Conn, report *limitReport, maxHead int, handover func(*framingConn) bool) *framingConn {
+// requests, as o says (its first fields set).
+func newOneRequestConn(c net.Conn, report *limitReport, o *oneRequest) *framingConn {
 	fc := newFramingConn(c, report)
-	fc.one = &oneRequest{maxHead: maxHead, handover: handover}
+	fc.one = o
 	return fc
 }
 
@@ -94,6 +100,12 @@ func (c *framingConn) readMore() error {
 		}
 		c.held = o.buf[:copy(o.buf, c.held)]
 	}
+	if c.f.inBody() && o.bodyTimeout > 0 && o.conn != nil {
+		// A body must keep arriving, as on net/http (see timedBody): a
+		// read that times out is counted by the connection.
+		_ = o.conn.setBodyDeadline(time.Now().Add(o.bodyTimeout))
+		o.bodyArmed = true
+	}
 	free := c.held[len(c.held):cap(c.held)]
 	c.mu.Unlock()
 	n, err := c.Conn.Read(free)
@@ -124,6 +136,11 @@ func (c *framingConn) scanOne() {
 			c.mode = framingHandover
 			return
 		}
+	}
+	if ev&evEnd != 0 && o.bodyArmed {
+		// The engine sets its own deadline for what comes next.
+		_ = o.conn.SetReadDeadline(time.Time{})
+		o.bodyArmed = false
 	}
 	if ev&evEnd != 0 || c.f.inBody() {
 		o.ready = o.scanned

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -360,5 +361,37 @@ func TestFastTLSAndHTTP2(t *testing.T) {
 	b, _ := io.ReadAll(resp.Body)
 	if resp.ProtoMajor != 2 || string(b) != "net 0" {
 		t.Fatalf("over HTTP/2: %s %q, want net/http's answer", resp.Proto, b)
+	}
+}
+
+// The fast handler may write an interim answer straight to the
+// connection: every answer before it is out, and its own follows.
+func TestFastInterimAnswer(t *testing.T) {
+	e := &engines{}
+	_, dial, _ := startFastWith(t, e, func(ctx *fasthttp.RequestCtx) {
+		if string(ctx.Path()) == "/hint" {
+			_, _ = io.WriteString(ctx.Conn(), "HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n")
+		}
+		e.fast(ctx)
+	}, false, nil)
+	c, err := dial()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	_, _ = io.WriteString(c, "GET /a HTTP/1.1\r\nHost: a\r\n\r\nGET /hint HTTP/1.1\r\nHost: a\r\n\r\nGET /b HTTP/1.1\r\nHost: a\r\n\r\n")
+	br := bufio.NewReader(c)
+	var got []int
+	for range 4 {
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("after %v: %v", got, err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		got = append(got, resp.StatusCode)
+	}
+	if want := []int{200, 103, 200, 200}; !slices.Equal(got, want) {
+		t.Fatalf("answers %v, want %v", got, want)
 	}
 }

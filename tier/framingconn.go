@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -49,18 +50,20 @@ type framingConn struct {
 	// one, when set, makes the connection feed an engine that serves
 	// plain requests only (see oneRequest); nil for net/http.
 	one *oneRequest
+	// handing is how far the connection is in going over to the full
+	// engine (see oneRequest); atomic, for Close and the engine's state
+	// hook, which must not wait on a Read.
+	handing atomic.Uint32
 }
 
 type framingMode uint8
 
 const (
-	framingParse      framingMode = iota // bytes go through the framer
-	framingHold                          // after an upgrade request: bytes are held until net/http decides
-	framingDiscard                       // the connection is done with requests: bytes are dropped until the answers in flight are out
-	framingClosed                        // nothing more is read
-	framingPass                          // hijacked: bytes flow as they are
-	framingHandover                      // a request for the full engine is next: reads end, Close hands the connection over
-	framingHandedOver                    // the full engine serves the connection: this one no longer reads nor closes it
+	framingParse   framingMode = iota // bytes go through the framer
+	framingHold                       // after an upgrade request: bytes are held until net/http decides
+	framingDiscard                    // the connection is done with requests: bytes are dropped until the answers in flight are out
+	framingClosed                     // nothing more is read
+	framingPass                       // hijacked: bytes flow as they are
 )
 
 // maxHeld bounds what a client may send after an upgrade request before

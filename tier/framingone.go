@@ -65,9 +65,10 @@ func (c *framingConn) readOne(p []byte) (int, error) {
 			o.scanned -= n
 			return n, nil
 		}
-		switch c.mode {
-		case framingHandover, framingHandedOver:
+		if c.handing.Load() != handNone {
 			return 0, io.EOF
+		}
+		switch c.mode {
 		case framingClosed:
 			// The answer is out: the engine closes the connection
 			// without writing one of its own.
@@ -133,7 +134,7 @@ func (c *framingConn) scanOne() {
 	if ev&evHead != 0 {
 		c.heads++
 		if needsFullEngine(c.f.last) {
-			c.mode = framingHandover
+			c.handing.Store(handPending)
 			return
 		}
 	}
@@ -152,24 +153,30 @@ func (c *framingConn) scanOne() {
 	}
 }
 
+// States of a framingConn's hand-over to the full engine.
+const (
+	handNone    uint32 = iota
+	handPending        // a request for the full engine is next: reads end, Close hands the connection over
+	handDone           // the full engine serves the connection: this one no longer reads nor closes it
+)
+
 // Close closes the connection, or hands it over to the full engine when
 // a request the engine of plain requests cannot serve is next.
 func (c *framingConn) Close() error {
-	c.mu.Lock()
-	switch c.mode {
-	case framingHandedOver:
-		c.mu.Unlock()
-		return nil
-	case framingHandover:
-	default:
-		c.mu.Unlock()
+	if !c.handing.CompareAndSwap(handPending, handDone) {
+		if c.handing.Load() == handDone {
+			return nil
+		}
 		return c.Conn.Close()
 	}
-	c.mode = framingHandedOver
+	// The engine reads no more (its reads end at once now): held is
+	// what is left of the stream, from the head of the request handed
+	// over.
+	c.mu.Lock()
 	rest := c.held
 	c.held = nil
 	c.mu.Unlock()
-	// The full engine sets the deadlines it wants; the one left from the
+	// The full engine sets the deadlines it wants; one left from the
 	// engine before must not cut it.
 	_ = c.Conn.SetDeadline(time.Time{})
 	next := newFramingConn(c.Conn, c.report)
@@ -182,11 +189,7 @@ func (c *framingConn) Close() error {
 
 // handedOver reports whether the connection has gone to the full engine:
 // what the engine before reports of it no longer holds.
-func (c *framingConn) handedOver() bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.mode == framingHandedOver
-}
+func (c *framingConn) handedOver() bool { return c.handing.Load() == handDone }
 
 // oneRequestTLSConn is a TLS connection fed to an engine of plain
 // requests: it has the methods by which fasthttp knows a TLS connection

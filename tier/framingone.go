@@ -68,8 +68,7 @@ func (c *framingConn) readOne(p []byte) (int, error) {
 		if c.handing.Load() != handNone {
 			return 0, io.EOF
 		}
-		switch c.mode {
-		case framingClosed:
+		if c.mode == framingClosed {
 			// The answer is out: the engine closes the connection
 			// without writing one of its own.
 			c.linger()
@@ -131,6 +130,12 @@ func (c *framingConn) scanOne() {
 		c.held = nil
 		return
 	}
+	if head := ev&evHead != 0 || ev == evNone && !c.f.inBody(); head && o.scanned > o.maxHead {
+		// held begins with the head (the requests before it are out).
+		c.answer(&FramingError{Status: http.StatusRequestHeaderFieldsTooLarge, Reason: "the request head is too large"})
+		c.held = nil
+		return
+	}
 	if ev&evHead != 0 {
 		c.heads++
 		if needsFullEngine(c.f.last) {
@@ -145,11 +150,6 @@ func (c *framingConn) scanOne() {
 	}
 	if ev&evEnd != 0 || c.f.inBody() {
 		o.ready = o.scanned
-		return
-	}
-	if o.scanned > o.maxHead {
-		c.answer(&FramingError{Status: http.StatusRequestHeaderFieldsTooLarge, Reason: "the request head is too large"})
-		c.held = nil
 	}
 }
 

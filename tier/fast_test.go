@@ -395,3 +395,30 @@ func TestFastInterimAnswer(t *testing.T) {
 		t.Fatalf("answers %v, want %v", got, want)
 	}
 }
+
+// A Stop whose context ends before a fast request does closes the
+// connection under it, as for net/http.
+func TestFastStopTimeoutClosesStuckRequests(t *testing.T) {
+	entered, release := make(chan struct{}), make(chan struct{})
+	defer close(release)
+	e := &engines{}
+	srv, dial, _ := startFastWith(t, e, func(ctx *fasthttp.RequestCtx) {
+		close(entered)
+		<-release // the handler cannot see its connection go
+	}, false, nil)
+	c, err := dial()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_, _ = io.WriteString(c, "GET /stuck HTTP/1.1\r\nHost: a\r\n\r\n")
+	<-entered
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if err := srv.Stop(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Stop = %v, want deadline exceeded", err)
+	}
+	if !closedWithin(c, bufio.NewReader(c), 5*time.Second) {
+		t.Fatal("the stuck request's connection is still open after Stop")
+	}
+}

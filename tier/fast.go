@@ -35,6 +35,12 @@ const FastMaxBody = 64 << 10
 // h is given one request at a time, and only once every answer before it
 // on the connection has been written out: it may write an interim (1xx)
 // response straight to ctx.Conn() before its own.
+//
+// The http.Server's settings apply: ReadHeaderTimeout (or ReadTimeout, if
+// shorter) bounds a request's head from its first byte, IdleTimeout a
+// keep-alive wait, WriteTimeout a response, and MaxHeaderBytes a head
+// (431 over it), which is also the size of each connection's read
+// buffer: keep it to what heads need (net/http's default is 1 MiB).
 func WithFastHTTP1(h fasthttp.RequestHandler) ServerOption {
 	return func(s *HTTPServer) { s.fastHandler = h }
 }
@@ -87,7 +93,6 @@ func newFastEngine(s *HTTPServer, h fasthttp.RequestHandler) *fastEngine {
 	e.srv = &fasthttp.Server{
 		Handler:                      e.serve,
 		ErrorHandler:                 e.answerError,
-		Name:                         s.name,
 		Concurrency:                  fastConcurrency,
 		ReadBufferSize:               maxHead,
 		MaxRequestBodySize:           FastMaxBody,
@@ -99,6 +104,8 @@ func newFastEngine(s *HTTPServer, h fasthttp.RequestHandler) *fastEngine {
 		DisablePreParseMultipartForm: true,
 		CloseOnShutdown:              true,
 		Logger:                       fastLogger{s},
+		// fasthttp numbers its states as net/http does: the server's own
+		// hook, connSet's and framingConn's included, serves both.
 		ConnState: func(c net.Conn, st fasthttp.ConnState) {
 			if fc := asFraming(c); fc != nil && fc.handedOver() {
 				return // net/http reports it now

@@ -62,3 +62,15 @@ func TestFastHandOverCountsOneConnection(t *testing.T) {
 	_ = c.Close()
 	wait.For(t, 5*time.Second, "the connection to close", func() bool { return srv.conns.open() == 0 })
 }
+
+// The fast engine's state hook passes fasthttp's states on as net/http's.
+func TestFastStatesAreNetHTTPs(t *testing.T) {
+	for fast, std := range map[fasthttp.ConnState]http.ConnState{
+		fasthttp.StateNew: http.StateNew, fasthttp.StateActive: http.StateActive, fasthttp.StateIdle: http.StateIdle,
+		fasthttp.StateHijacked: http.StateHijacked, fasthttp.StateClosed: http.StateClosed,
+	} {
+		if http.ConnState(fast) != std {
+			t.Errorf("fasthttp's %v is net/http's %v, not %v", fast, http.ConnState(fast), std)
+		}
+	}
+}

@@ -57,7 +57,8 @@ var (
 // TLS when srv.TLSConfig has certificates: then each handshake is bounded
 // (by the shortest of srv's read and write timeouts, else 10 s), HTTP/2 is
 // served by x/net/http2 with bounded streams and a guard against rapid
-// reset, and HTTP/1.1 by srv, r.TLS set as usual. It takes srv over: its Handler
+// reset, and HTTP/1.1 by srv (or by fasthttp, see WithFastHTTP1), r.TLS
+// set as usual. It takes srv over: its Handler
 // is wrapped to bound request bodies and mark the answers of a draining
 // server, and its ConnState chained to track connections, for the Limits
 // that opts set (the defaults without WithLimits).

@@ -122,8 +122,8 @@ func newFastEngine(s *HTTPServer, h fasthttp.RequestHandler) *fastEngine {
 // wrap readies a connection for fasthttp: read through the framer, and
 // seen as TLS when it is.
 func (e *fastEngine) wrap(c net.Conn) net.Conn {
-	fc := newOneRequestConn(c, e.s.report, &oneRequest{
-		maxHead: e.maxHead, bodyTimeout: e.s.limits.BodyTimeout, conn: tracked(c), handover: e.handOver})
+	fc := newOneRequestConn(c, e.s.report, &oneRequest{maxHead: e.maxHead, headTimeout: e.srv.ReadTimeout,
+		bodyTimeout: e.s.limits.BodyTimeout, conn: tracked(c), handover: e.handOver})
 	if tc, ok := c.(tlsConn); ok {
 		return oneRequestTLSConn{fc, tc.Conn}
 	}

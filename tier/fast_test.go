@@ -422,3 +422,26 @@ func TestFastStopTimeoutClosesStuckRequests(t *testing.T) {
 		t.Fatal("the stuck request's connection is still open after Stop")
 	}
 }
+
+// A head that starts on a keep-alive connection must end within
+// ReadHeaderTimeout, not the longer IdleTimeout.
+func TestFastHeadTimeoutOnKeepAlive(t *testing.T) {
+	const head = 300 * time.Millisecond
+	e := &engines{}
+	_, dial, _ := startFast(t, e, false, &http.Server{ReadHeaderTimeout: head, IdleTimeout: time.Minute})
+	c, err := dial()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	br := bufio.NewReader(c)
+	exchangeOn(t, c, br, "GET /a HTTP/1.1\r\nHost: a\r\n\r\n")
+	start := time.Now()
+	_, _ = io.WriteString(c, "GET /b HTTP/1.1\r\nHost: a\r\n")
+	// The client may get a 408 first; then the connection closes.
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	_, err = io.Copy(io.Discard, br)
+	if d := time.Since(start); err != nil || d > 10*head {
+		t.Fatalf("a stalled head held for %s (%v), over ReadHeaderTimeout %s", d, err, head)
+	}
+}

@@ -481,3 +481,13 @@ func TestFastHeadTimeoutOnKeepAlive(t *testing.T) {
 		t.Fatalf("a stalled head held for %s (%v), over ReadHeaderTimeout %s", d, err, head)
 	}
 }
+
+// Bodies are read as the framer reads them, whatever the method: the
+// bytes of a GET's body are never taken for a request.
+func TestFastReadsBodiesAsTheFramerDoes(t *testing.T) {
+	const hidden = "GET /smuggled HTTP/1.1\r\nH: a\r\n"
+	raw := "GET /a HTTP/1.1\r\nHost: a\r\nContent-Length: " + strconv.Itoa(len(hidden)) + "\r\n\r\n" + hidden +
+		"DELETE /b HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello" +
+		"GET /c HTTP/1.0\r\n\r\n"
+	testFastHandsOver(t, false, raw, []string{"fast " + strconv.Itoa(len(hidden)), "fast 5", "fast 0"})
+}

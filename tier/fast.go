@@ -219,12 +219,8 @@ func (w *fastWriter) WriteHeader(status int) {
 	w.ctx.SetStatusCode(status)
 }
 
-func (w *fastWriter) Write(p []byte) (int, error) {
-	if w.ctx.Response.StatusCode() == 0 {
-		w.WriteHeader(http.StatusOK)
-	}
-	return w.ctx.Write(p)
-}
+// Write appends to the body; WriteProblem has set the head already.
+func (w *fastWriter) Write(p []byte) (int, error) { return w.ctx.Write(p) }
 
 // fastLogger sends what fasthttp logs to the server's log, at debug: it
 // logs per connection, which a client can make as often as it likes.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"strings"
 
 	"github.com/valyala/fasthttp"
 	"github.com/valyala/fasthttp/fasthttpadaptor"
@@ -158,8 +159,31 @@ func (e *fastEngine) serveWithSpan(ctx *fasthttp.RequestCtx) {
 		e.h(ctx)
 		return
 	}
+	ownStrings(&r)
 	req := r.WithContext(context.WithValue(context.Background(), fastRequestKey{}, ctx))
 	e.traced.ServeHTTP(&statusRecorder{header: http.Header{}}, req)
+}
+
+// ownStrings gives r strings of its own: ConvertRequest's share fasthttp's
+// buffers, which the connection's next request overwrites, while the
+// span's attributes, taken from them, live on until exported.
+func ownStrings(r *http.Request) {
+	r.Method, r.Proto, r.Host, r.RequestURI = strings.Clone(r.Method), strings.Clone(r.Proto), strings.Clone(r.Host), strings.Clone(r.RequestURI)
+	u := *r.URL
+	u.Scheme, u.Opaque, u.Host, u.Path, u.RawPath = strings.Clone(u.Scheme), strings.Clone(u.Opaque), strings.Clone(u.Host), strings.Clone(u.Path), strings.Clone(u.RawPath)
+	u.RawQuery, u.Fragment, u.RawFragment = strings.Clone(u.RawQuery), strings.Clone(u.Fragment), strings.Clone(u.RawFragment)
+	u.User = nil // the framer refuses credentials in a target
+	r.URL = &u
+	h := make(http.Header, len(r.Header))
+	for k, vs := range r.Header {
+		own := make([]string, len(vs))
+		for i, v := range vs {
+			own[i] = strings.Clone(v)
+		}
+		h[strings.Clone(k)] = own
+	}
+	r.Header = h
+	r.TransferEncoding, r.Trailer = nil, nil // neither reaches the span
 }
 
 // serveTraced is the handler within the tracing wrapper: h, with the

@@ -179,7 +179,7 @@ func (t *h1Transport) RoundTrip(r *http.Request) (*http.Response, error) {
 	// could not be written, or when no answer came and sending it twice
 	// is harmless. After a write, the server may have acted on it; and a
 	// body, once read, is gone.
-	replayable := (r.Body == nil || r.Body == http.NoBody) && isIdempotent(r)
+	replayable := (r.Body == nil || r.Body == http.NoBody) && isIdempotent((*stdRequest)(r))
 	maxIdle := h1IdleTimeout
 	if !replayable {
 		maxIdle = t.unsafeIdle

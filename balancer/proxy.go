@@ -256,7 +256,7 @@ func (px *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	px.metrics.Begin()
 	ex := &exchange{resp: answer{ResponseWriter: w}, id: tier.AcceptRequestID(r.Header, nil)}
-	rt := px.match(r)
+	rt := px.match(r.Host, r.URL.Path)
 	defer px.observe(ex, r, rt, start) // also when a panic ends the request
 	defer px.recoverPanic(ex, r)
 	if r.Context().Err() != nil {
@@ -271,19 +271,19 @@ func (px *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	px.forward(ex, r, rt)
 }
 
-// match returns the first route that takes r, or the default one.
-func (px *Proxy) match(r *http.Request) *route {
+// match returns the first route that takes a request for host (the Host
+// header, maybe with a port) and path (decoded), or the default one.
+func (px *Proxy) match(host, path string) *route {
 	for i := range px.routes {
-		if rt := &px.routes[i]; rt.matches(r) {
+		if rt := &px.routes[i]; rt.matches(host, path) {
 			return rt
 		}
 	}
 	return px.def
 }
 
-func (rt *route) matches(r *http.Request) bool {
+func (rt *route) matches(host, path string) bool {
 	if rt.host != "" {
-		host := r.Host
 		if i := strings.LastIndexByte(host, ':'); i >= 0 && !strings.Contains(host[i:], "]") {
 			host = host[:i]
 		}
@@ -297,8 +297,7 @@ func (rt *route) matches(r *http.Request) bool {
 		}
 	}
 	if rt.PathPrefix != "" {
-		p := r.URL.Path
-		return strings.HasPrefix(p, rt.PathPrefix) || rt.bare != "" && p == rt.bare
+		return strings.HasPrefix(path, rt.PathPrefix) || rt.bare != "" && path == rt.bare
 	}
 	return true
 }

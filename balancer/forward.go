@@ -229,7 +229,10 @@ func (px *Proxy) outHeader(r *http.Request, id []string, upgrade string) http.He
 	// One backing array for the values this hop sets, each a slice of one.
 	vals := make([]string, 3)
 	one := func(i int, v string) []string { vals[i] = v; return vals[i : i+1 : i+1] }
-	if prior := joined(h["X-Forwarded-For"]); prior != "" || client != "" {
+	switch prior := joined(h["X-Forwarded-For"]); {
+	case prior == "" && client != "":
+		h["X-Forwarded-For"] = one(0, client) // what appendForwardedFor makes, without a copy
+	case prior != "":
 		h["X-Forwarded-For"] = one(0, string(appendForwardedFor(nil, prior, client)))
 	}
 	if _, ok := h["X-Forwarded-Proto"]; !ok {
@@ -361,7 +364,7 @@ func (px *Proxy) fail(w http.ResponseWriter, r *http.Request, id string, err err
 		px.problem(w, r, id, http.StatusRequestEntityTooLarge, "request body over "+strconv.FormatInt(mbe.Limit, 10)+" bytes", 0)
 		return
 	}
-	status, detail, retryAfter := upstreamFailure(r, err)
+	status, detail, retryAfter := upstreamFailure(r.Context(), err)
 	if status == 0 {
 		return
 	}
@@ -388,16 +391,23 @@ func serveProblem(w http.ResponseWriter, r *http.Request, id string, p *tier.Pro
 // stripPrefix turns "/api/orders" into "/orders" and "/api" into "/" for
 // prefix "/api/".
 func stripPrefix(p, prefix string) string {
-	if rest, ok := strings.CutPrefix(p, prefix); ok {
-		if strings.HasPrefix(rest, "/") {
-			return rest
-		}
+	if rest, slash := cutPrefix(p, prefix); slash {
 		return "/" + rest
+	} else {
+		return rest
+	}
+}
+
+// cutPrefix is stripPrefix for either engine: the path without prefix is
+// rest, preceded by a slash when slash is set.
+func cutPrefix(p, prefix string) (rest string, slash bool) {
+	if rest, ok := strings.CutPrefix(p, prefix); ok {
+		return rest, !strings.HasPrefix(rest, "/")
 	}
 	if p+"/" == prefix {
-		return "/"
+		return "", true
 	}
-	return p
+	return p, false
 }
 
 // continueGate makes one 100 Continue of two. The transport starts sending

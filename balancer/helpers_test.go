@@ -29,7 +29,11 @@ func TestMain(m *testing.M) {
 		flood()
 		return
 	}
-	goleak.VerifyTestMain(m)
+	goleak.VerifyTestMain(m,
+		// fasthttp keeps the Date header's clock for the process, and a
+		// stopped server's idle-worker sweeper wakes once more to end.
+		goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.updateServerDate.func1"),
+		goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.(*workerPool).Start.func2"))
 }
 
 // backend is a real HTTP server on 127.0.0.1 that counts its requests and

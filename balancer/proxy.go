@@ -149,7 +149,20 @@ func NewProxy(cfg ProxyConfig, pools []*Pool, opts ...Option) (*Proxy, error) {
 		srv.TLSConfig = px.certs.TLSConfig()
 	}
 	limits := []tier.ServerOption{tier.WithLimits(cfg.Limits), tier.WithServerLogger(px.log)}
-	px.main = tier.NewHTTPServer(cfg.Name, srv, append(limits, tier.WithDrain(px.health, cfg.DrainDelay), tier.WithTracerProvider(o.tracer))...)
+	mainOpts := append(limits, tier.WithDrain(px.health, cfg.DrainDelay), tier.WithTracerProvider(o.tracer))
+	if px.cfg.Engine == EngineFast {
+		for _, p := range pools {
+			if p.fast == nil {
+				px.log.Info("serving on net/http: a pool has a transport of its own", "pool", p.Name())
+				px.cfg.Engine = EngineStd
+				break
+			}
+		}
+	}
+	if px.cfg.Engine == EngineFast {
+		mainOpts = append(mainOpts, withFastEngine(px.serveFast)...)
+	}
+	px.main = tier.NewHTTPServer(cfg.Name, srv, mainOpts...)
 	if cfg.RedirectListen != "" {
 		px.redirect = tier.NewHTTPServer(cfg.Name+"-redirect", &http.Server{
 			Addr:              cfg.RedirectListen,

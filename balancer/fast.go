@@ -13,6 +13,7 @@ import (
 	"unsafe"
 
 	"github.com/valyala/fasthttp"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/threetier/threetier/tier"
 )
@@ -184,6 +185,10 @@ func (x *fastExchange) writeHead(bodyLen int) {
 		switch name {
 		case "Host", "Content-Length": // this hop writes its own
 			continue
+		case "Traceparent", "Tracestate":
+			if x.rt != nil && x.rt.pool.tracer != nil {
+				continue // each attempt sends its own span's
+			}
 		}
 		switch requestHeaderRule(name, trusted) {
 		case ruleDrop:
@@ -267,8 +272,8 @@ func appendJoined(dst, v []byte) []byte {
 }
 
 // wireFor is the whole request for an attempt on e: the head, its Host,
-// the end of the header block, the body.
-func (x *fastExchange) wireFor(e *endpoint, body []byte) []byte {
+// the attempt's span when traced, the end of the header block, the body.
+func (x *fastExchange) wireFor(e *endpoint, body []byte, traced context.Context) []byte {
 	w := append(x.wire[:0], x.head...)
 	w = append(w, "Host: "...)
 	if h := x.rt.upstreamHost(b2s(x.host)); h != "" {
@@ -276,7 +281,11 @@ func (x *fastExchange) wireFor(e *endpoint, body []byte) []byte {
 	} else {
 		w = append(w, e.url.Host...)
 	}
-	w = append(w, "\r\n\r\n"...)
+	w = append(w, "\r\n"...)
+	if traced != nil {
+		x.rt.pool.tracer.prop.Inject(traced, wireCarrier{&w})
+	}
+	w = append(w, "\r\n"...)
 	w = append(w, body...)
 	x.wire = w
 	return w
@@ -302,7 +311,7 @@ func (x *fastExchange) forward(body []byte) (streamed bool) {
 	var tried [maxAttempts]*endpoint
 	for n := 0; ; n++ {
 		tried[n] = e
-		pc, err := x.attempt(pool, e, body, idempotent, deadline)
+		pc, err := x.attempt(pool, e, n, body, idempotent, deadline)
 		if err != nil && !deadline.IsZero() && !time.Now().Before(deadline) {
 			x.problem(http.StatusGatewayTimeout, "the upstream did not answer in time", 0)
 			return false
@@ -327,7 +336,19 @@ func (x *fastExchange) forward(body []byte) (streamed bool) {
 // attempt sends the request to e and reads its answer's header into
 // x.res, with the pool's bookkeeping. The returned connection holds the
 // answer's body; the attempt stays in flight until it is released.
-func (x *fastExchange) attempt(pool *Pool, e *endpoint, body []byte, idempotent bool, deadline time.Time) (*h1Conn, error) {
+func (x *fastExchange) attempt(pool *Pool, e *endpoint, n int, body []byte, idempotent bool, deadline time.Time) (_ *h1Conn, err error) {
+	var traced context.Context
+	if pool.tracer != nil {
+		var span trace.Span
+		traced, span = pool.tracer.begin(fastContext(x.ctx), x.method, e, n)
+		defer func() {
+			status := 0
+			if err == nil {
+				status = x.res.Header.StatusCode()
+			}
+			endAttempt(span, status, err)
+		}()
+	}
 	start := pool.beginAttempt(e)
 	ad, byAttempt := deadline, false
 	if d := pool.cfg.Retry.AttemptTimeout; d > 0 {
@@ -335,7 +356,7 @@ func (x *fastExchange) attempt(pool *Pool, e *endpoint, body []byte, idempotent 
 			ad, byAttempt = t, true
 		}
 	}
-	wire := x.wireFor(e, body)
+	wire := x.wireFor(e, body, traced)
 	pc, err := pool.fast.exchange(e, wire, &x.res, ad, idempotent && len(body) == 0, x.relay)
 	end := time.Now()
 	if err != nil {

@@ -2,6 +2,7 @@ package balancer
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -10,9 +11,13 @@ import (
 	"net/http/httptest"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/threetier/threetier/internal/syncbuf"
 	"github.com/threetier/threetier/tier"
@@ -217,4 +222,53 @@ func newBackendServer(t *testing.T, h http.Handler) string {
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	return srv.URL
+}
+
+// Each attempt is a client span whose context the endpoint gets as
+// traceparent, in place of the client's, on both engines; a retried
+// request shows both attempts.
+func TestProxyAttemptSpans(t *testing.T) {
+	forEngine(t, func(t *testing.T, engine string) {
+		exp := tracetest.NewInMemoryExporter()
+		tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
+		t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+		var parents []string
+		var mu sync.Mutex
+		backend := func(status int) http.Handler {
+			return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				mu.Lock()
+				parents = append(parents, strings.Join(r.Header["Traceparent"], ","))
+				mu.Unlock()
+				w.WriteHeader(status)
+			})
+		}
+		pool := newPool(t, Config{Name: "orders", Policy: PolicyFirst, Endpoints: []string{
+			newBackendServer(t, backend(http.StatusServiceUnavailable)), newBackendServer(t, backend(http.StatusOK)),
+		}}, WithTracerProvider(tp))
+		px, err := NewProxy(ProxyConfig{}, []*Pool{pool})
+		if err != nil {
+			t.Fatal(err)
+		}
+		url := serveProxy(t, px, engine)
+		req, _ := http.NewRequest("GET", url+"/", nil)
+		req.Header.Set("Traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("status %d", resp.StatusCode)
+		}
+		spans := exp.GetSpans()
+		if len(spans) != 2 || len(parents) != 2 {
+			t.Fatalf("%d spans, traceparents %q", len(spans), parents)
+		}
+		for i, s := range spans {
+			want := "00-" + s.SpanContext.TraceID().String() + "-" + s.SpanContext.SpanID().String() + "-01"
+			if parents[i] != want || s.SpanKind != trace.SpanKindClient {
+				t.Errorf("attempt %d: endpoint got %q, span %s", i, parents[i], want)
+			}
+		}
+	})
 }

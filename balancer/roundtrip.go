@@ -68,12 +68,12 @@ func (p *Pool) roundTrip(r *http.Request, owned bool) (*http.Response, *replayBo
 			out, span = p.tracer.start(out, e, n)
 		}
 		resp, err := p.send(e, out, r.Context())
-		if span != nil {
-			endAttempt(span, resp, err)
-		}
 		status := 0
 		if err == nil {
 			status = resp.StatusCode
+		}
+		if span != nil {
+			endAttempt(span, status, err)
 		}
 		next := p.retryTarget(view, n, attempts, idempotent, body, status, err, tried[:n+1])
 		if next != nil {

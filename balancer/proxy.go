@@ -38,6 +38,13 @@ var (
 // Retry-After, 504, 413, and 500 for a panic (which cuts the connection
 // instead once the answer has begun, as net/http does).
 //
+// HTTP/1.1 requests are served on fasthttp by default (ProxyConfig.Engine):
+// those it holds whole, with bodies of a known length up to
+// tier.FastMaxBody and no Upgrade or Expect, go through serveFast, the
+// same rules on fasthttp's types and the pool's own connections; the rest,
+// and HTTP/2, through ServeHTTP. A pool built WithTransport keeps the
+// whole node on net/http, since only that path can use its transport.
+//
 // Requests are counted in the metrics every tier has (tier.HTTPMetrics):
 // threetier_proxy_requests_total{method,route,code},
 // threetier_proxy_request_duration_seconds{method,route},

@@ -328,7 +328,9 @@ func (x *fastExchange) forward(body []byte) (streamed bool) {
 			}
 			return x.answer(pool, e, pc)
 		}
-		x.discard(pool, e, pc)
+		if pc != nil {
+			x.discard(pool, e, pc)
+		}
 		e = next
 	}
 }

@@ -92,7 +92,11 @@ func (u *fastUpstream) exchange(e *endpoint, wire []byte, res *fasthttp.Response
 	for fresh := false; ; fresh = true {
 		var pc *h1Conn
 		if !fresh {
-			pc = h.get(time.Now(), maxIdle)
+			// A request that cannot be sent again goes only on a
+			// connection seen open just now, however recently it was
+			// used: it costs a system call, which the request the
+			// endpoint never got would cost far more.
+			pc = h.get(time.Now(), maxIdle, !replayable)
 		}
 		if pc == nil {
 			var err error

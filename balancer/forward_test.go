@@ -316,36 +316,37 @@ func TestProxyStreamsUploadsFullDuplex(t *testing.T) {
 // down (connection refused), so the body, already being streamed, goes to
 // the next endpoint whole.
 func TestProxyRetriesStreamedBodyOnRefusedConnection(t *testing.T) {
-	dead := newBackend(t)
-	dead.kill()
-	live := newBackend(t)
-	pool := newPool(t, Config{Endpoints: []string{dead.url, live.url}, Policy: PolicyFirst})
-	px, err := NewProxy(ProxyConfig{}, []*Pool{pool})
-	if err != nil {
-		t.Fatal(err)
-	}
-	front := httptest.NewServer(px)
-	defer front.Close()
-	pr, pw := io.Pipe()
-	go func() {
-		for i := range 50 {
-			_, _ = fmt.Fprintf(pw, "chunk-%02d;", i)
+	forEngine(t, func(t *testing.T, engine string) {
+		dead := newBackend(t)
+		dead.kill()
+		live := newBackend(t)
+		pool := newPool(t, Config{Endpoints: []string{dead.url, live.url}, Policy: PolicyFirst})
+		px, err := NewProxy(ProxyConfig{}, []*Pool{pool})
+		if err != nil {
+			t.Fatal(err)
 		}
-		_ = pw.Close()
-	}()
-	resp, err := http.Post(front.URL+"/echo", "text/plain", pr) // POST: retried because never sent
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	var want strings.Builder
-	for i := range 50 {
-		fmt.Fprintf(&want, "chunk-%02d;", i)
-	}
-	if resp.StatusCode != 200 || string(b) != want.String() {
-		t.Fatalf("got %d %q", resp.StatusCode, b)
-	}
+		front := serveProxy(t, px, engine)
+		pr, pw := io.Pipe()
+		go func() {
+			for i := range 50 {
+				_, _ = fmt.Fprintf(pw, "chunk-%02d;", i)
+			}
+			_ = pw.Close()
+		}()
+		resp, err := http.Post(front+"/echo", "text/plain", pr) // POST: retried because never sent
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		var want strings.Builder
+		for i := range 50 {
+			fmt.Fprintf(&want, "chunk-%02d;", i)
+		}
+		if resp.StatusCode != 200 || string(b) != want.String() {
+			t.Fatalf("got %d %q", resp.StatusCode, b)
+		}
+	})
 }
 
 func TestProxyWebSocket(t *testing.T) {

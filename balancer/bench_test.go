@@ -198,11 +198,7 @@ func BenchmarkProxy(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		px, err := NewProxy(ProxyConfig{}, []*Pool{p})
-		if err != nil {
-			b.Fatal(err)
-		}
-		url := serveProxy(b, px, EngineFast)
+		_, url := startProxyOn(b, EngineFast, ProxyConfig{}, []*Pool{p})
 		b.Cleanup(p.fast.closeIdle)
 		tr := benchTransport()
 		defer tr.CloseIdleConnections()

@@ -75,11 +75,8 @@ func testDrainingEndpoint(t *testing.T, via string, checks bool) {
 			}
 			client, target := p.Client(), "http://pool/order"
 			if via != "pool" {
-				px, err := NewProxy(ProxyConfig{}, []*Pool{p})
-				if err != nil {
-					t.Fatal(err)
-				}
-				client, target = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 8}}, serveProxy(t, px, via)+"/order"
+				_, url := startProxyOn(t, via, ProxyConfig{}, []*Pool{p})
+				client, target = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 8}}, url+"/order"
 				defer client.CloseIdleConnections()
 			}
 

@@ -34,12 +34,9 @@ func fastFront(t *testing.T, pcfg Config, handlers ...http.Handler) (string, *Pr
 	pcfg.Name = "orders"
 	reg, log := prometheus.NewRegistry(), &syncbuf.Buffer{}
 	pool := newPool(t, pcfg)
-	px, err := NewProxy(ProxyConfig{Routes: []Route{{PathPrefix: "/orders/", Pool: "orders"}}, DefaultPool: "-", AccessLog: true},
+	px, url := startProxyOn(t, EngineFast, ProxyConfig{Routes: []Route{{PathPrefix: "/orders/", Pool: "orders"}}, DefaultPool: "-", AccessLog: true},
 		[]*Pool{pool}, WithRegistry(reg), WithLogger(slog.New(slog.NewTextHandler(log, nil))))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return serveProxy(t, px, EngineFast), px, reg, log
+	return url, px, reg, log
 }
 
 func TestFastRequestMetricsAndAccessLog(t *testing.T) {
@@ -245,11 +242,7 @@ func TestProxyAttemptSpans(t *testing.T) {
 		pool := newPool(t, Config{Name: "orders", Policy: PolicyFirst, Endpoints: []string{
 			newBackendServer(t, backend(http.StatusServiceUnavailable)), newBackendServer(t, backend(http.StatusOK)),
 		}}, WithTracerProvider(tp))
-		px, err := NewProxy(ProxyConfig{}, []*Pool{pool})
-		if err != nil {
-			t.Fatal(err)
-		}
-		url := serveProxy(t, px, engine)
+		_, url := startProxyOn(t, engine, ProxyConfig{}, []*Pool{pool})
 		req, _ := http.NewRequest("GET", url+"/", nil)
 		req.Header.Set("Traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
 		resp, err := http.DefaultClient.Do(req)

@@ -21,14 +21,8 @@ import (
 	"github.com/threetier/threetier/tier"
 )
 
-// newProxyFront serves a Proxy over one pool of the given handlers' servers
-// on an httptest server, and returns the front's URL.
-func newProxyFront(t *testing.T, cfg ProxyConfig, pcfg Config, handlers ...http.Handler) (string, *Proxy, *Pool) {
-	t.Helper()
-	return newProxyFrontOn(t, EngineStd, cfg, pcfg, handlers...)
-}
-
-// newProxyFrontOn is newProxyFront on engine.
+// newProxyFrontOn serves a Proxy on engine over one pool of the given
+// handlers' servers, and returns the front's URL.
 func newProxyFrontOn(t *testing.T, engine string, cfg ProxyConfig, pcfg Config, handlers ...http.Handler) (string, *Proxy, *Pool) {
 	t.Helper()
 	for _, h := range handlers {
@@ -37,11 +31,8 @@ func newProxyFrontOn(t *testing.T, engine string, cfg ProxyConfig, pcfg Config, 
 		pcfg.Endpoints = append(pcfg.Endpoints, srv.URL)
 	}
 	pool := newPool(t, pcfg)
-	px, err := NewProxy(cfg, []*Pool{pool})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return serveProxy(t, px, engine), px, pool
+	px, url := startProxyOn(t, engine, cfg, []*Pool{pool})
+	return url, px, pool
 }
 
 // rawExchange sends req on a fresh connection and returns everything the
@@ -177,50 +168,53 @@ func TestProxyTrustsForwardedHeadersOnlyFromTrustedNetworks(t *testing.T) {
 }
 
 func TestProxyExpectContinue(t *testing.T) {
-	backend := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/reject" {
-			w.WriteHeader(http.StatusUnprocessableEntity) // without reading the body
-			return
+	forEngine(t, func(t *testing.T, engine string) {
+		skipUnwired(t, engine)
+		backend := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == "/reject" {
+				w.WriteHeader(http.StatusUnprocessableEntity) // without reading the body
+				return
+			}
+			b, _ := io.ReadAll(r.Body)
+			w.WriteHeader(http.StatusCreated)
+			_, _ = w.Write(b)
+		})
+		url, _, _ := newProxyFrontOn(t, engine, ProxyConfig{}, Config{}, backend)
+
+		// The upstream reads the body: the client gets 100 Continue, sends the
+		// body, and gets the upstream's 201.
+		c, err := net.Dial("tcp", strings.TrimPrefix(url, "http://"))
+		if err != nil {
+			t.Fatal(err)
 		}
-		b, _ := io.ReadAll(r.Body)
-		w.WriteHeader(http.StatusCreated)
-		_, _ = w.Write(b)
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+		_, _ = io.WriteString(c, "POST /accept HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n")
+		br := bufio.NewReader(c)
+		line, err := br.ReadString('\n')
+		if err != nil || !strings.HasPrefix(line, "HTTP/1.1 100 ") {
+			t.Fatalf("first line %q %v, want 100 Continue", line, err)
+		}
+		if blank, _ := br.ReadString('\n'); blank != "\r\n" {
+			t.Fatalf("100 Continue not followed by a blank line: %q", blank)
+		}
+		_, _ = io.WriteString(c, "hello")
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != http.StatusCreated || string(b) != "hello" {
+			t.Fatalf("final answer %d %q, want 201 hello", resp.StatusCode, b)
+		}
+
+		// The upstream refuses at once: the client gets the 422 as the final
+		// status, with no 100 before it.
+		got := rawExchange(t, url, "POST /reject HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n", "\r\n\r\n")
+		if !strings.HasPrefix(got, "HTTP/1.1 422 ") {
+			t.Fatalf("got %q, want a final 422", got)
+		}
 	})
-	url, _, _ := newProxyFront(t, ProxyConfig{}, Config{}, backend)
-
-	// The upstream reads the body: the client gets 100 Continue, sends the
-	// body, and gets the upstream's 201.
-	c, err := net.Dial("tcp", strings.TrimPrefix(url, "http://"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
-	_, _ = io.WriteString(c, "POST /accept HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n")
-	br := bufio.NewReader(c)
-	line, err := br.ReadString('\n')
-	if err != nil || !strings.HasPrefix(line, "HTTP/1.1 100 ") {
-		t.Fatalf("first line %q %v, want 100 Continue", line, err)
-	}
-	if blank, _ := br.ReadString('\n'); blank != "\r\n" {
-		t.Fatalf("100 Continue not followed by a blank line: %q", blank)
-	}
-	_, _ = io.WriteString(c, "hello")
-	resp, err := http.ReadResponse(br, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusCreated || string(b) != "hello" {
-		t.Fatalf("final answer %d %q, want 201 hello", resp.StatusCode, b)
-	}
-
-	// The upstream refuses at once: the client gets the 422 as the final
-	// status, with no 100 before it.
-	got := rawExchange(t, url, "POST /reject HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n", "\r\n\r\n")
-	if !strings.HasPrefix(got, "HTTP/1.1 422 ") {
-		t.Fatalf("got %q, want a final 422", got)
-	}
 }
 
 func TestProxyEarlyHints(t *testing.T) {
@@ -259,57 +253,60 @@ func TestProxyEarlyHints(t *testing.T) {
 // at once, and pass the upstream's early answer back while the upload is
 // still open.
 func TestProxyStreamsUploadsFullDuplex(t *testing.T) {
-	backend := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_ = http.NewResponseController(w).EnableFullDuplex()
-		buf := make([]byte, 4)
-		if _, err := io.ReadFull(r.Body, buf); err != nil {
-			http.Error(w, err.Error(), 400)
-			return
-		}
-		_, _ = fmt.Fprintf(w, "got:%s\n", buf)
-		_ = http.NewResponseController(w).Flush()
-		rest, _ := io.ReadAll(r.Body)
-		_, _ = fmt.Fprintf(w, "rest:%s\n", rest)
-	})
-	for _, attempts := range []int{1, 3} { // retries on: the body is kept while it streams
-		t.Run(fmt.Sprint("attempts=", attempts), func(t *testing.T) {
-			url, _, _ := newProxyFront(t, ProxyConfig{}, Config{Retry: RetryConfig{Attempts: attempts}}, backend)
-			pr, pw := io.Pipe()
-			req, _ := http.NewRequest("POST", url+"/up", pr)
-			req.Header.Set("Idempotency-Key", "k1")
-			type result struct {
-				resp *http.Response
-				err  error
+	forEngine(t, func(t *testing.T, engine string) {
+		skipUnwired(t, engine)
+		backend := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			_ = http.NewResponseController(w).EnableFullDuplex()
+			buf := make([]byte, 4)
+			if _, err := io.ReadFull(r.Body, buf); err != nil {
+				http.Error(w, err.Error(), 400)
+				return
 			}
-			done := make(chan result, 1)
-			go func() {
-				resp, err := http.DefaultClient.Do(req)
-				done <- result{resp, err}
-			}()
-			if _, err := io.WriteString(pw, "ping"); err != nil {
-				t.Fatal(err)
-			}
-			var res result
-			select {
-			case res = <-done:
-			case <-time.After(5 * time.Second):
-				t.Fatal("no response while the upload is open: the body was held back")
-			}
-			if res.err != nil {
-				t.Fatal(res.err)
-			}
-			defer res.resp.Body.Close()
-			br := bufio.NewReader(res.resp.Body)
-			if line, err := br.ReadString('\n'); err != nil || line != "got:ping\n" {
-				t.Fatalf("first line %q %v", line, err)
-			}
-			_, _ = io.WriteString(pw, "-and-more")
-			_ = pw.Close()
-			if line, _ := br.ReadString('\n'); line != "rest:-and-more\n" {
-				t.Fatalf("second line %q", line)
-			}
+			_, _ = fmt.Fprintf(w, "got:%s\n", buf)
+			_ = http.NewResponseController(w).Flush()
+			rest, _ := io.ReadAll(r.Body)
+			_, _ = fmt.Fprintf(w, "rest:%s\n", rest)
 		})
-	}
+		for _, attempts := range []int{1, 3} { // retries on: the body is kept while it streams
+			t.Run(fmt.Sprint("attempts=", attempts), func(t *testing.T) {
+				url, _, _ := newProxyFrontOn(t, engine, ProxyConfig{}, Config{Retry: RetryConfig{Attempts: attempts}}, backend)
+				pr, pw := io.Pipe()
+				req, _ := http.NewRequest("POST", url+"/up", pr)
+				req.Header.Set("Idempotency-Key", "k1")
+				type result struct {
+					resp *http.Response
+					err  error
+				}
+				done := make(chan result, 1)
+				go func() {
+					resp, err := http.DefaultClient.Do(req)
+					done <- result{resp, err}
+				}()
+				if _, err := io.WriteString(pw, "ping"); err != nil {
+					t.Fatal(err)
+				}
+				var res result
+				select {
+				case res = <-done:
+				case <-time.After(5 * time.Second):
+					t.Fatal("no response while the upload is open: the body was held back")
+				}
+				if res.err != nil {
+					t.Fatal(res.err)
+				}
+				defer res.resp.Body.Close()
+				br := bufio.NewReader(res.resp.Body)
+				if line, err := br.ReadString('\n'); err != nil || line != "got:ping\n" {
+					t.Fatalf("first line %q %v", line, err)
+				}
+				_, _ = io.WriteString(pw, "-and-more")
+				_ = pw.Close()
+				if line, _ := br.ReadString('\n'); line != "rest:-and-more\n" {
+					t.Fatalf("second line %q", line)
+				}
+			})
+		}
+	})
 }
 
 // TestProxyRetriesStreamedBodyOnRefusedConnection: the first endpoint is
@@ -321,11 +318,7 @@ func TestProxyRetriesStreamedBodyOnRefusedConnection(t *testing.T) {
 		dead.kill()
 		live := newBackend(t)
 		pool := newPool(t, Config{Endpoints: []string{dead.url, live.url}, Policy: PolicyFirst})
-		px, err := NewProxy(ProxyConfig{}, []*Pool{pool})
-		if err != nil {
-			t.Fatal(err)
-		}
-		front := serveProxy(t, px, engine)
+		_, front := startProxyOn(t, engine, ProxyConfig{}, []*Pool{pool})
 		pr, pw := io.Pipe()
 		go func() {
 			for i := range 50 {
@@ -350,50 +343,56 @@ func TestProxyRetriesStreamedBodyOnRefusedConnection(t *testing.T) {
 }
 
 func TestProxyWebSocket(t *testing.T) {
-	echo := websocket.Handler(func(ws *websocket.Conn) {
-		for {
-			var msg string
-			if websocket.Message.Receive(ws, &msg) != nil || websocket.Message.Send(ws, msg) != nil {
-				return
+	forEngine(t, func(t *testing.T, engine string) {
+		skipUnwired(t, engine)
+		echo := websocket.Handler(func(ws *websocket.Conn) {
+			for {
+				var msg string
+				if websocket.Message.Receive(ws, &msg) != nil || websocket.Message.Send(ws, msg) != nil {
+					return
+				}
+			}
+		})
+		url, px, _ := newProxyFrontOn(t, engine, ProxyConfig{}, Config{}, echo)
+		wsURL := "ws" + strings.TrimPrefix(url, "http") + "/ws"
+		ws, err := websocket.Dial(wsURL, "", url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ws.Close()
+		for _, msg := range []string{"hello", strings.Repeat("x", 100<<10)} {
+			if err := websocket.Message.Send(ws, msg); err != nil {
+				t.Fatal(err)
+			}
+			var got string
+			_ = ws.SetReadDeadline(time.Now().Add(5 * time.Second))
+			if err := websocket.Message.Receive(ws, &got); err != nil || got != msg {
+				t.Fatalf("echo of %d bytes: got %d bytes, %v", len(msg), len(got), err)
 			}
 		}
-	})
-	url, px, _ := newProxyFront(t, ProxyConfig{}, Config{}, echo)
-	wsURL := "ws" + strings.TrimPrefix(url, "http") + "/ws"
-	ws, err := websocket.Dial(wsURL, "", url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ws.Close()
-	for _, msg := range []string{"hello", strings.Repeat("x", 100<<10)} {
-		if err := websocket.Message.Send(ws, msg); err != nil {
+		// Stop closes the tunnel: the client sees its connection end.
+		if err := px.Stop(context.Background()); err != nil {
 			t.Fatal(err)
 		}
 		var got string
-		_ = ws.SetReadDeadline(time.Now().Add(5 * time.Second))
-		if err := websocket.Message.Receive(ws, &got); err != nil || got != msg {
-			t.Fatalf("echo of %d bytes: got %d bytes, %v", len(msg), len(got), err)
+		if err := websocket.Message.Receive(ws, &got); err == nil {
+			t.Fatal("tunnel still open after Stop")
 		}
-	}
-	// Stop closes the tunnel: the client sees its connection end.
-	if err := px.Stop(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	var got string
-	if err := websocket.Message.Receive(ws, &got); err == nil {
-		t.Fatal("tunnel still open after Stop")
-	}
+	})
 }
 
 func TestProxyUpgradeRefusedIsNotTunnelled(t *testing.T) {
-	backend := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.WriteHeader(http.StatusForbidden) // refuses to switch
+	forEngine(t, func(t *testing.T, engine string) {
+		skipUnwired(t, engine)
+		backend := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.WriteHeader(http.StatusForbidden) // refuses to switch
+		})
+		url, _, _ := newProxyFrontOn(t, engine, ProxyConfig{}, Config{}, backend)
+		got := rawExchange(t, url, "GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n", "\r\n\r\n")
+		if !strings.HasPrefix(got, "HTTP/1.1 403 ") {
+			t.Fatalf("got %q", got)
+		}
 	})
-	url, _, _ := newProxyFront(t, ProxyConfig{}, Config{}, backend)
-	got := rawExchange(t, url, "GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n", "\r\n\r\n")
-	if !strings.HasPrefix(got, "HTTP/1.1 403 ") {
-		t.Fatalf("got %q", got)
-	}
 }
 
 func TestProxyFlushesEventStreams(t *testing.T) {

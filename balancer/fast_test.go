@@ -265,3 +265,33 @@ func TestProxyAttemptSpans(t *testing.T) {
 		}
 	})
 }
+
+// The upstream's answer headers reach the client as they were sent:
+// repeated ones (cookies of one name on two paths included) all there, in
+// order, and no Content-Type where the upstream sent none.
+func TestProxyAnswerHeadersAsSent(t *testing.T) {
+	forEngine(t, func(t *testing.T, engine string) {
+		url, _, _ := newProxyFrontOn(t, engine, ProxyConfig{}, Config{}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Add("Set-Cookie", "a=1; Path=/x")
+			w.Header().Add("Set-Cookie", "a=2; Path=/y")
+			w.Header().Add("Set-Cookie", "b=3")
+			w.Header().Add("X-Multi", "1")
+			w.Header().Add("X-Multi", "2")
+			w.WriteHeader(http.StatusAccepted)
+		}))
+		resp, err := http.Get(url + "/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if got := strings.Join(resp.Header["Set-Cookie"], " | "); got != "a=1; Path=/x | a=2; Path=/y | b=3" {
+			t.Errorf("Set-Cookie %q", got)
+		}
+		if got := strings.Join(resp.Header["X-Multi"], ","); got != "1,2" {
+			t.Errorf("X-Multi %q", got)
+		}
+		if ct, ok := resp.Header["Content-Type"]; ok || resp.StatusCode != http.StatusAccepted {
+			t.Errorf("%d, Content-Type %q", resp.StatusCode, ct)
+		}
+	})
+}

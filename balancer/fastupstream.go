@@ -159,6 +159,7 @@ func (u *fastUpstream) send(pc *h1Conn, wire []byte, res *fasthttp.Response, dea
 		return h1NotWritten, err
 	}
 	pc.r.n = 0
+	res.Header.SetNoDefaultContentType(true) // an answer without one gets none
 	if _, err := pc.conn.Write(wire); err != nil {
 		return h1NotWritten, err
 	}

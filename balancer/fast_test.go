@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -292,6 +293,33 @@ func TestProxyAnswerHeadersAsSent(t *testing.T) {
 		}
 		if ct, ok := resp.Header["Content-Type"]; ok || resp.StatusCode != http.StatusAccepted {
 			t.Errorf("%d, Content-Type %q", resp.StatusCode, ct)
+		}
+	})
+}
+
+// The response timeout bounds the wait for the answer's header, not its
+// body: an event stream goes on past it.
+func TestProxyStreamOutlivesResponseTimeout(t *testing.T) {
+	forEngine(t, func(t *testing.T, engine string) {
+		url, _, _ := newProxyFrontOn(t, engine, ProxyConfig{ResponseTimeout: 200 * time.Millisecond}, Config{}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "text/event-stream")
+			_, _ = io.WriteString(w, "data: one\n\n")
+			w.(http.Flusher).Flush()
+			select {
+			case <-time.After(500 * time.Millisecond):
+			case <-r.Context().Done():
+				return
+			}
+			_, _ = io.WriteString(w, "data: two\n\n")
+		}))
+		resp, err := http.Get(url + "/events")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil || string(body) != "data: one\n\ndata: two\n\n" {
+			t.Fatalf("%q %v", body, err)
 		}
 	})
 }

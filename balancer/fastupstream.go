@@ -172,7 +172,9 @@ func (u *fastUpstream) send(pc *h1Conn, wire []byte, res *fasthttp.Response, dea
 		}
 		code := res.Header.StatusCode()
 		if code < 100 || code > 199 {
-			return h1Failed, nil
+			// The deadline bounds the wait for the answer's header only;
+			// its body may stream for as long as it lasts.
+			return h1Failed, pc.conn.SetDeadline(time.Time{})
 		}
 		if code == fasthttp.StatusSwitchingProtocols {
 			return h1Failed, errH1Upgrade

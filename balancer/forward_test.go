@@ -504,19 +504,29 @@ func TestProxyUpstreamFailuresAreProblems(t *testing.T) {
 		dead := newBackend(t)
 		dead.kill()
 		deadPool := newPool(t, Config{Name: "dead", Endpoints: []string{dead.url}, Retry: RetryConfig{Attempts: 1}})
-		px, err := NewProxy(ProxyConfig{}, []*Pool{deadPool})
-		if err != nil {
-			t.Fatal(err)
-		}
-		front := httptest.NewServer(px)
-		defer front.Close()
-		resp, err := http.Get(front.URL + "/x")
+		_, front := startProxyOn(t, engine, ProxyConfig{}, []*Pool{deadPool})
+		resp, err := http.Get(front + "/x")
 		if err != nil {
 			t.Fatal(err)
 		}
 		resp.Body.Close()
 		if resp.StatusCode != http.StatusBadGateway || resp.Header.Get("Content-Type") != tier.ContentTypeProblem {
 			t.Fatalf("unreachable upstream: %d", resp.StatusCode)
+		}
+
+		// The response timeout bounds the wait for headers, retries
+		// included: 504 in time, though each attempt alone has longer.
+		slowPool := newPool(t, Config{Name: "slow", Endpoints: []string{newBackendServer(t, backend), newBackendServer(t, backend)},
+			Retry: RetryConfig{Attempts: 3, AttemptTimeout: time.Minute}})
+		_, front = startProxyOn(t, engine, ProxyConfig{ResponseTimeout: 200 * time.Millisecond}, []*Pool{slowPool})
+		start := time.Now()
+		resp, err = http.Get(front + "/slow")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if took := time.Since(start); resp.StatusCode != http.StatusGatewayTimeout || took > 5*time.Second {
+			t.Fatalf("response timeout: %d after %s", resp.StatusCode, took)
 		}
 	})
 }

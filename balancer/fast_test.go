@@ -3,15 +3,18 @@ package balancer
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -320,6 +323,40 @@ func TestProxyStreamOutlivesResponseTimeout(t *testing.T) {
 		resp.Body.Close()
 		if err != nil || string(body) != "data: one\n\ndata: two\n\n" {
 			t.Fatalf("%q %v", body, err)
+		}
+	})
+}
+
+// An https:// endpoint is reached over TLS on both engines, verified with
+// the pool's settings, its connections kept.
+func TestProxyHTTPSEndpoint(t *testing.T) {
+	forEngine(t, func(t *testing.T, engine string) {
+		var conns atomic.Int32
+		srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			_, _ = io.WriteString(w, r.Proto+" "+strconv.FormatBool(r.TLS != nil))
+		}))
+		srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+			if s == http.StateNew {
+				conns.Add(1)
+			}
+		}
+		srv.StartTLS()
+		t.Cleanup(srv.Close)
+		pool := newPool(t, Config{Endpoints: []string{srv.URL}})
+		roots := srv.Client().Transport.(*http.Transport).TLSClientConfig.RootCAs
+		// The test server's certificate is its own: trust it as the
+		// system's roots are trusted for a real endpoint.
+		pool.transport.(*h1Transport).fallback.TLSClientConfig = &tls.Config{RootCAs: roots}
+		pool.fast.tls.RootCAs = roots
+		_, url := startProxyOn(t, engine, ProxyConfig{}, []*Pool{pool})
+		for range 3 {
+			code, body, err := get(t, http.DefaultClient, url+"/")
+			if err != nil || code != 200 || body != "HTTP/1.1 true" {
+				t.Fatalf("%d %q %v", code, body, err)
+			}
+		}
+		if n := conns.Load(); n != 1 {
+			t.Fatalf("%d connections to the endpoint for 3 requests", n)
 		}
 	})
 }

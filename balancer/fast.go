@@ -7,7 +7,9 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 	"unsafe"
@@ -41,7 +43,9 @@ func (r *fastRequest) ctx() *fasthttp.RequestCtx { return (*fasthttp.RequestCtx)
 func (r *fastRequest) context() context.Context  { return fastContext(r.ctx()) }
 func (r *fastRequest) method() string            { return b2s(r.ctx().Method()) }
 func (r *fastRequest) remoteAddr() string        { return r.ctx().RemoteAddr().String() }
-func (r *fastRequest) path() string              { return b2s(r.ctx().Path()) }
+func (r *fastRequest) path() string {
+	return string(appendUnescapedPath(nil, r.ctx().URI().PathOriginal()))
+}
 func (r *fastRequest) header(name string) (string, bool) {
 	for k, v := range r.ctx().Request.Header.All() {
 		if b2s(k) == name {
@@ -83,6 +87,7 @@ type fastExchange struct {
 	head  []byte // the request's line and headers but Host and the end of the block
 	wire  []byte // one attempt's whole request
 	host  []byte // the client's Host, for upstreamHost
+	path  []byte // the request's path, decoded, for routing
 	// A trusted peer's X-Forwarded-For and Forwarded values, joined.
 	xff, fwd []byte
 	info     []byte // an informational response on its way to the client
@@ -119,7 +124,10 @@ func (px *Proxy) serveFast(ctx *fasthttp.RequestCtx) {
 			x.end()
 		}
 	}()
-	x.rt = px.match(b2s(ctx.Host()), b2s(ctx.Path()))
+	// Routes match the path as the client wrote it, decoded but not
+	// cleaned: as net/http's URL.Path, so both engines route alike.
+	x.path = appendUnescapedPath(x.path[:0], ctx.URI().PathOriginal())
+	x.rt = px.match(b2s(ctx.Host()), b2s(x.path))
 	x.method = methodName(ctx.Method())
 	body := ctx.Request.Body()
 	x.writeHead(len(body))
@@ -132,6 +140,32 @@ func (px *Proxy) serveFast(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	streamed = x.forward(body)
+}
+
+// appendUnescapedPath appends p with its %XX escapes decoded; an escape
+// that is not one stays as it is.
+func appendUnescapedPath(dst, p []byte) []byte {
+	for i := 0; i < len(p); i++ {
+		if c := p[i]; c == '%' && i+2 < len(p) && isHex(p[i+1]) && isHex(p[i+2]) {
+			dst = append(dst, unhex(p[i+1])<<4|unhex(p[i+2]))
+			i += 2
+		} else {
+			dst = append(dst, c)
+		}
+	}
+	return dst
+}
+
+func isHex(c byte) bool { return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F' }
+
+func unhex(c byte) byte {
+	switch {
+	case c >= 'a':
+		return c - 'a' + 10
+	case c >= 'A':
+		return c - 'A' + 10
+	}
+	return c - '0'
 }
 
 // methodName is the method as a string for the metrics, which keep it: a
@@ -153,16 +187,7 @@ func (x *fastExchange) writeHead(bodyLen int) {
 	req := &ctx.Request.Header
 	out := append(x.head[:0], ctx.Method()...)
 	out = append(out, ' ')
-	path := b2s(ctx.URI().PathOriginal())
-	if x.rt != nil && x.rt.StripPrefix {
-		rest, slash := cutPrefix(path, x.rt.PathPrefix)
-		if slash {
-			out = append(out, '/')
-		}
-		out = append(out, rest...)
-	} else {
-		out = append(out, path...)
-	}
+	out = x.appendPath(out)
 	if q := ctx.URI().QueryString(); len(q) > 0 {
 		out = append(out, '?')
 		out = append(out, q...)
@@ -260,6 +285,33 @@ func (x *fastExchange) writeHead(bodyLen int) {
 	out = append(out, "\r\n"...)
 	x.head = out
 	x.host = append(x.host[:0], host...)
+}
+
+// appendPath appends the path the request goes upstream with: as the
+// client sent it, or with the route's prefix stripped as ServeHTTP strips
+// it (from the decoded path, keeping the client's escaping when it still
+// spells the rest).
+func (x *fastExchange) appendPath(out []byte) []byte {
+	raw := b2s(x.ctx.URI().PathOriginal())
+	if x.rt == nil || !x.rt.StripPrefix {
+		return append(out, raw...)
+	}
+	rest, slash := cutPrefix(b2s(x.path), x.rt.PathPrefix)
+	if strings.IndexByte(raw, '%') >= 0 {
+		rawRest, rawSlash := cutPrefix(raw, x.rt.PathPrefix)
+		if rawSlash != slash || string(appendUnescapedPath(nil, []byte(rawRest))) != rest {
+			p := rest
+			if slash {
+				p = "/" + rest
+			}
+			return append(out, (&url.URL{Path: p}).EscapedPath()...)
+		}
+		rest = rawRest
+	}
+	if slash {
+		out = append(out, '/')
+	}
+	return append(out, rest...)
 }
 
 // appendJoined appends v to dst, the values of a header so far, as the

@@ -1,6 +1,7 @@
 package balancer
 
 import (
+	"bufio"
 	"fmt"
 	"io"
 	"net"
@@ -9,6 +10,7 @@ import (
 	"net/http/httputil"
 	neturl "net/url"
 	"os"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -193,6 +195,19 @@ func BenchmarkProxy(b *testing.B) {
 		defer tr.CloseIdleConnections()
 		benchGet(b, tr, url+"/")
 	})
+	b.Run("proxy-rate-limited", func(b *testing.B) {
+		// A limit never hit: what the table costs a request.
+		url := front(b, func(p *Pool) http.Handler {
+			px, err := NewProxy(ProxyConfig{RateLimit: 1e9}, []*Pool{p})
+			if err != nil {
+				b.Fatal(err)
+			}
+			return px
+		})
+		tr := benchTransport()
+		defer tr.CloseIdleConnections()
+		benchGet(b, tr, url+"/")
+	})
 	b.Run("fast", func(b *testing.B) {
 		p, err := New(Config{Endpoints: []string{benchBackend(b), benchBackend(b)}})
 		if err != nil {
@@ -216,11 +231,10 @@ func BenchmarkProxy(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		var req fasthttp.Request
-		req.SetRequestURI("/")
-		req.Header.SetHost("front.example")
-		req.Header.Set("User-Agent", "bench")
-		req.Header.Set("Accept", "*/*")
+		var req fasthttp.Request // as read from a client, as wrk sends it
+		if err := req.Read(bufio.NewReader(strings.NewReader("GET / HTTP/1.1\r\nHost: front.example\r\nUser-Agent: bench\r\nAccept: */*\r\n\r\n"))); err != nil {
+			b.Fatal(err)
+		}
 		var ctx fasthttp.RequestCtx
 		ctx.Init(&req, &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 40000}, nil)
 		b.ReportAllocs()

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/memberlist"
+	"github.com/threetier/threetier/balancer/ratelimit"
 	"github.com/threetier/threetier/internal/obs"
 	"github.com/threetier/threetier/tier"
 )
@@ -73,6 +74,7 @@ type Cluster struct {
 	log     *slog.Logger
 	pools   map[string]*Pool
 	metrics *clusterMetrics
+	limiter *ratelimit.Limiter // shared with the peers; nil for none
 
 	runMu sync.Mutex // serializes Start and Stop
 	run   *clusterRun
@@ -134,7 +136,8 @@ const departedRetention = 10 * time.Minute
 
 // NewCluster builds a node over pools; pools of different nodes share state
 // when their names match. WithLogger and WithRegistry apply (the
-// threetier_balancer_cluster_* metrics; one Cluster per registry). It
+// threetier_balancer_cluster_* metrics; one Cluster per registry) and
+// WithRateLimiter (the front door's limits, shared with the peers). It
 // returns a *tier.ConfigError (or several, joined) for a bad setting.
 func NewCluster(cfg ClusterConfig, pools []*Pool, opts ...Option) (*Cluster, error) {
 	if err := cfg.Validate(); err != nil {
@@ -154,6 +157,7 @@ func NewCluster(cfg ClusterConfig, pools []*Pool, opts ...Option) (*Cluster, err
 		leaving:  make(map[string]bool),
 		lastAck:  make(map[string]time.Time),
 		epochs:   make(map[string]int64),
+		limiter:  o.limiter,
 	}
 	if cfg.Key != "" {
 		c.key, _ = decodeClusterKey(cfg.Key)
@@ -283,6 +287,9 @@ func (c *Cluster) Start(ctx context.Context) error {
 		))
 	}
 	r.wg.Go(func() { c.sendLoop(runCtx, r) })
+	if c.limiter != nil {
+		r.wg.Go(func() { c.limitLoop(runCtx, r) })
+	}
 
 	peers := c.peersBut(local)
 	if len(peers) > 0 {

@@ -59,6 +59,8 @@ type wireState struct {
 	From    string       `json:"f"`
 	Epoch   int64        `json:"l"` // From's current life
 	Reports []wireReport `json:"r"`
+	// Limits is the rate limiter's state, when the node shares one.
+	Limits *wireLimits `json:"q,omitempty"`
 }
 
 // User messages start with their kind.
@@ -322,6 +324,9 @@ func (d *clusterDelegate) NotifyMsg(b []byte) {
 		d.c.viewMu.Unlock()
 		return
 	}
+	if d.c.receiveLimits(b) {
+		return
+	}
 	if b[0] != msgReport {
 		return
 	}
@@ -360,6 +365,7 @@ func (d *clusterDelegate) LocalState(bool) []byte {
 		st.Reports = append(st.Reports, w)
 	}
 	c.viewMu.Unlock()
+	st.Limits = c.localLimits()
 	b, _ := json.Marshal(st)
 	return b
 }
@@ -377,6 +383,7 @@ func (d *clusterDelegate) MergeRemoteState(b []byte, _ bool) {
 		}
 	}
 	d.c.receive(st.Reports, st.From, st.Epoch, alive)
+	d.c.mergeLimits(st.Limits)
 }
 
 // clusterEvents is memberlist's EventDelegate. memberlist calls it with its

@@ -7,9 +7,7 @@ import (
 )
 
 // withFastEngine is the server option that serves the listener's HTTP/1.1
-// requests with h on fasthttp. Until the tier's HTTPServer has the
-// engine, it has none and the listener stays on net/http.
+// requests with h on fasthttp (tier.WithFastHTTP1).
 func withFastEngine(h fasthttp.RequestHandler) []tier.ServerOption {
-	_ = h
-	return nil
+	return []tier.ServerOption{tier.WithFastHTTP1(h)}
 }

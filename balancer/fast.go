@@ -66,9 +66,28 @@ func (r *fastRequest) cookie(name string) (string, bool) {
 	return "", false
 }
 
-// fastContext is the context of a request on the fast path: its span and
-// request ID for the pool's tracing and logs, and its end.
-func fastContext(ctx *fasthttp.RequestCtx) context.Context { return ctx }
+// RemoteAddr, Header and Cookie read the request's client key for the
+// rate limit (rateKeySource).
+func (r *fastRequest) RemoteAddr() string { return r.remoteAddr() }
+
+func (r *fastRequest) Header(name string) []string {
+	var values []string
+	for k, v := range r.ctx().Request.Header.AllInOrder() {
+		if b2s(k) == name {
+			values = append(values, string(v))
+		}
+	}
+	return values
+}
+
+func (r *fastRequest) Cookie(name string) string {
+	v, _ := r.cookie(name)
+	return v
+}
+
+// fastContext is the context of a request on the fast path: its server
+// span, for the pool's tracing and logs.
+func fastContext(ctx *fasthttp.RequestCtx) context.Context { return tier.FastContext(ctx) }
 
 // inMemory is a request body the fast path holds whole: always
 // replayable.
@@ -135,6 +154,13 @@ func (px *Proxy) serveFast(ctx *fasthttp.RequestCtx) {
 		x.problem(http.StatusNotFound, "no route for this host and path", 0)
 		return
 	}
+	if ok, rf := px.limitRequest((*fastRequest)(ctx), x.rt); !ok {
+		for _, kv := range rf.headers {
+			ctx.Response.Header.Set(kv[0], kv[1])
+		}
+		x.serveProblem(rf.problem())
+		return
+	}
 	if max := px.cfg.MaxBodyBytes; max > 0 && int64(len(body)) > max {
 		x.problem(http.StatusRequestEntityTooLarge, "request body over "+strconv.FormatInt(max, 10)+" bytes", 0)
 		return
@@ -199,7 +225,7 @@ func (x *fastExchange) writeHead(bodyLen int) {
 		client, _ = netip.AddrFromSlice(a.IP)
 		client = client.Unmap()
 	}
-	trusted := len(px.trusted) > 0 && client.IsValid() && px.trustedAddr(client)
+	trusted := len(px.trusted) > 0 && client.IsValid() && px.trusts(client)
 	connection := b2s(req.Peek("Connection"))
 	x.xff, x.fwd = x.xff[:0], x.fwd[:0]
 	var ids int
@@ -315,7 +341,7 @@ func (x *fastExchange) appendPath(out []byte) []byte {
 }
 
 // appendJoined appends v to dst, the values of a header so far, as the
-// next one: comma-separated, as joined does.
+// next one: comma-separated, as joinValues does.
 func appendJoined(dst, v []byte) []byte {
 	if len(dst) > 0 {
 		dst = append(dst, ", "...)

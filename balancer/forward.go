@@ -200,7 +200,7 @@ func (ex *exchange) got1xx(code int, header textproto.MIMEHeader) error {
 // end-to-end headers, the forwarding headers of this hop, the request ID.
 func (px *Proxy) outHeader(r *http.Request, id []string, upgrade string) http.Header {
 	trusted := px.trustedPeer(r.RemoteAddr)
-	connection := joined(r.Header["Connection"])
+	connection := joinValues(r.Header["Connection"])
 	h := make(http.Header, len(r.Header)+5)
 	for k, v := range r.Header {
 		switch requestHeaderRule(k, trusted) {
@@ -229,7 +229,7 @@ func (px *Proxy) outHeader(r *http.Request, id []string, upgrade string) http.He
 	// One backing array for the values this hop sets, each a slice of one.
 	vals := make([]string, 3)
 	one := func(i int, v string) []string { vals[i] = v; return vals[i : i+1 : i+1] }
-	switch prior := joined(h["X-Forwarded-For"]); {
+	switch prior := joinValues(h["X-Forwarded-For"]); {
 	case prior == "" && client != "":
 		h["X-Forwarded-For"] = one(0, client) // what appendForwardedFor makes, without a copy
 	case prior != "":
@@ -242,12 +242,12 @@ func (px *Proxy) outHeader(r *http.Request, id []string, upgrade string) http.He
 		h["X-Forwarded-Host"] = one(1, r.Host)
 	}
 	var buf [128]byte
-	h["Forwarded"] = one(2, string(appendForwarded(buf[:0], joined(h["Forwarded"]), client, r.Host, proto[0])))
+	h["Forwarded"] = one(2, string(appendForwarded(buf[:0], joinValues(h["Forwarded"]), client, r.Host, proto[0])))
 	return h
 }
 
-// joined is the values of a header as one comma-separated value.
-func joined(values []string) string {
+// joinValues is the values of a header as one comma-separated value.
+func joinValues(values []string) string {
 	switch len(values) {
 	case 0:
 		return ""
@@ -267,7 +267,7 @@ func (px *Proxy) trustedPeer(remote string) bool {
 	if err != nil {
 		return false
 	}
-	return px.trustedAddr(ap.Addr())
+	return px.trusts(ap.Addr())
 }
 
 // clientIP is the address part of a RemoteAddr ("203.0.113.7:5123").
@@ -301,7 +301,7 @@ func hasToken(values []string, token string) bool {
 // copyEndToEnd copies the response's end-to-end headers into dst: not the
 // hop-by-hop ones, nor the ones its Connection header names.
 func copyEndToEnd(dst, src http.Header) {
-	connection := joined(src["Connection"])
+	connection := joinValues(src["Connection"])
 	for k, v := range src {
 		if responseHeaderKept(k) && !listedIn(connection, k) {
 			dst[k] = v

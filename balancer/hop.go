@@ -1,7 +1,6 @@
 package balancer
 
 import (
-	"net/netip"
 	"net/textproto"
 	"strconv"
 	"strings"
@@ -98,18 +97,6 @@ func (rt *route) upstreamHost(clientHost string) string {
 		return ""
 	}
 	return rt.HostHeader
-}
-
-// trustedAddr reports whether a peer at a is a configured trusted proxy,
-// whose forwarding headers are kept.
-func (px *Proxy) trustedAddr(a netip.Addr) bool {
-	a = a.Unmap()
-	for _, n := range px.trusted {
-		if n.Contains(a) {
-			return true
-		}
-	}
-	return false
 }
 
 // appendForwardedFor appends the X-Forwarded-For value this hop sends:

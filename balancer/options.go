@@ -4,6 +4,7 @@ import (
 	"log/slog"
 	"net/http"
 
+	"github.com/threetier/threetier/balancer/ratelimit"
 	"github.com/threetier/threetier/tier"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -21,6 +22,7 @@ type options struct {
 	cluster   ClusterView
 	health    *tier.Health
 	tracer    trace.TracerProvider
+	limiter   *ratelimit.Limiter
 }
 
 // buildOptions applies opts in order; the last of two that set the same
@@ -67,3 +69,11 @@ func WithHealth(h *tier.Health) Option { return func(o *options) { o.health = h 
 // Without it, or with a no-op provider, nothing is traced and traceparent
 // passes through as it came.
 func WithTracerProvider(tp trace.TracerProvider) Option { return func(o *options) { o.tracer = tp } }
+
+// WithRateLimiter shares l, a front door's table of client keys
+// (Proxy.RateLimiter), with the cluster (NewCluster: the requests each
+// node accepts per key, and blocks, reach every peer within a tenth of a
+// second, so that a client is limited by the cluster as one) and shows it
+// on a stats page (NewStats: the busiest clients, and the runtime API to
+// block and unblock keys). A Pool ignores it; a nil l is no limiter.
+func WithRateLimiter(l *ratelimit.Limiter) Option { return func(o *options) { o.limiter = l } }

@@ -63,6 +63,7 @@ type Proxy struct {
 	health  *tier.Health
 	certs   *tier.CertReloader
 	tunnels tunnels
+	limits  *proxyLimits // nil without RateLimit or ConnLimit
 
 	main     *tier.HTTPServer
 	redirect *tier.HTTPServer
@@ -155,7 +156,11 @@ func NewProxy(cfg ProxyConfig, pools []*Pool, opts ...Option) (*Proxy, error) {
 		}
 		srv.TLSConfig = px.certs.TLSConfig()
 	}
-	limits := []tier.ServerOption{tier.WithLimits(cfg.Limits), tier.WithServerLogger(px.log)}
+	admission, err := px.newLimits(o.registry)
+	if err != nil {
+		return nil, err
+	}
+	limits := append([]tier.ServerOption{tier.WithLimits(cfg.Limits), tier.WithServerLogger(px.log)}, admission...)
 	mainOpts := append(limits, tier.WithDrain(px.health, cfg.DrainDelay), tier.WithTracerProvider(o.tracer))
 	if px.cfg.Engine == EngineFast {
 		for _, p := range pools {
@@ -286,6 +291,9 @@ func (px *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if rt == nil {
 		px.problem(&ex.resp, r, ex.id[0], http.StatusNotFound, "no route for this host and path", 0)
+		return
+	}
+	if !px.admitHTTP(&ex.resp, r, ex.id[0], rt) {
 		return
 	}
 	px.forward(ex, r, rt)

@@ -3,6 +3,7 @@ package balancer
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net/netip"
 	"strings"
 	"time"
@@ -89,6 +90,28 @@ type ProxyConfig struct {
 	MaxBodyBytes int64 `env:"MAX_BODY_BYTES" json:"max_body_bytes,omitempty"`
 	// AccessLog logs every request at info level.
 	AccessLog bool `env:"ACCESS_LOG" json:"access_log,omitempty"`
+	// RateLimit is the requests per second one client key may make on
+	// average (a token bucket, counted across the cluster when a Cluster
+	// shares the node's limiter: WithRateLimiter); a request over it is
+	// answered 429 with Retry-After and the RateLimit-Policy and RateLimit
+	// fields. Zero means no limit.
+	RateLimit float64 `env:"RATE_LIMIT" json:"rate_limit,omitempty"`
+	// RateBurst is how many requests a client key may make at once; zero
+	// means RateLimit rounded up.
+	RateBurst int `env:"RATE_BURST" json:"rate_burst,omitempty"`
+	// RateKey says what a client is: zero means its address (after
+	// TrustedProxies: the last address of X-Forwarded-For that is not a
+	// trusted proxy's, when the connection comes from one);
+	// "header:Name" the value of a request header, "cookie:Name" that of
+	// a cookie, a request without it counted by its address.
+	RateKey string `env:"RATE_KEY" json:"rate_key,omitempty"`
+	// RateKeys caps the client keys tracked (idle ones are evicted first
+	// beyond it; about 170 bytes each); zero means 100000.
+	RateKeys int `env:"RATE_KEYS" json:"rate_keys,omitempty"`
+	// ConnLimit caps the connections one client address may hold open at
+	// once; one over it is reset as it is accepted. Zero means no cap.
+	ConnLimit int `env:"CONN_LIMIT" json:"conn_limit,omitempty"`
+
 	// Limits bounds what a client can hold on the listener (HAProxy's
 	// maxconn and timeouts): MaxConns caps the client connections open at
 	// once, closing idle then stalled ones to make room, never stalling
@@ -180,6 +203,20 @@ func (c ProxyConfig) Validate() error {
 	}
 	if c.MaxConns < 0 {
 		bad("MaxConns", c.MaxConns, "must not be negative", "0 for the default")
+	}
+	if c.RateLimit < 0 || math.IsNaN(c.RateLimit) || math.IsInf(c.RateLimit, 0) {
+		bad("RateLimit", c.RateLimit, "must be a finite number, 0 or more", "0 for no limit")
+	}
+	for _, n := range []struct {
+		name string
+		v    int
+	}{{"RateBurst", c.RateBurst}, {"RateKeys", c.RateKeys}, {"ConnLimit", c.ConnLimit}} {
+		if n.v < 0 {
+			bad(n.name, n.v, "must not be negative", "0 for the default")
+		}
+	}
+	if _, err := parseRateKey(c.RateKey); err != nil {
+		bad("RateKey", c.RateKey, err.Error(), `"" (the client address), "header:Name" or "cookie:Name"`)
 	}
 	if c.MaxHeaderBytes < 0 {
 		bad("MaxHeaderBytes", c.MaxHeaderBytes, "must not be negative", "0 for the default")

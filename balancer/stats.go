@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/threetier/threetier/balancer/ratelimit"
 	"github.com/threetier/threetier/internal/obs"
 	"github.com/threetier/threetier/tier"
 )
@@ -107,6 +108,8 @@ func (c StatsConfig) Validate() error {
 //	GET  /api/status                          StatsReport as JSON
 //	GET  /metrics                             Prometheus metrics (WithRegistry)
 //	POST /api/pools/{pool}/endpoints/{action} a runtime action, see below
+//	GET  /api/blocks                          the blocked client keys (token)
+//	POST /api/blocks/{block,unblock}          block or unblock a key (token)
 //
 // Actions are drain, undrain, weight, add and remove; the body is JSON
 // {"url": "http://10.0.0.7:8080", "weight": 3, "backup": false} (weight
@@ -116,6 +119,12 @@ func (c StatsConfig) Validate() error {
 // unknown pool, endpoint or action, 400 for a body that is not that JSON,
 // 422 for a weight or URL out of range, 409 for adding an endpoint the pool
 // has, 405 with Allow for a wrong method.
+//
+// With a front door's limiter (WithRateLimiter) the page lists the busiest
+// clients and the blocks, and the block actions take {"key": "203.0.113.7",
+// "for": "10m"} ("for" absent: until unblocked; unblock needs the key
+// only) and answer the blocks in force; a block reaches the cluster's
+// other nodes when the limiter is shared with a Cluster.
 type Stats struct {
 	*tier.HTTPServer
 
@@ -123,6 +132,7 @@ type Stats struct {
 	pools   []*Pool
 	byName  map[string]*Pool
 	cluster ClusterView
+	limiter *ratelimit.Limiter // nil without WithRateLimiter
 	log     *slog.Logger
 	metrics http.Handler // nil without a *prometheus.Registry
 	token   [sha256.Size]byte
@@ -139,8 +149,8 @@ var (
 // NewStats builds the stats page and API over pools, whose names must
 // differ. Of the options it reads WithLogger (runtime actions and refused
 // attempts are logged at info and warn level), WithRegistry (served on
-// /metrics when it is a *prometheus.Registry), WithClusterView and
-// WithHealth.
+// /metrics when it is a *prometheus.Registry), WithClusterView,
+// WithHealth and WithRateLimiter.
 func NewStats(cfg StatsConfig, pools []*Pool, opts ...Option) (*Stats, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -152,6 +162,7 @@ func NewStats(cfg StatsConfig, pools []*Pool, opts ...Option) (*Stats, error) {
 		pools:   slices.Clone(pools),
 		byName:  make(map[string]*Pool, len(pools)),
 		cluster: o.cluster,
+		limiter: o.limiter,
 		log:     obs.Logger(o.logger).With("component", "stats"),
 		mux:     http.NewServeMux(),
 	}
@@ -205,6 +216,8 @@ func (s *Stats) routes(health *tier.Health) {
 	s.mux.HandleFunc("/api/status", s.get(s.serveStatus))
 	s.mux.HandleFunc("/metrics", s.get(s.serveMetrics))
 	s.mux.HandleFunc("/api/pools/{pool}/endpoints/{action}", s.serveAction)
+	s.mux.HandleFunc("/api/blocks", s.serveBlocks)
+	s.mux.HandleFunc("/api/blocks/{action}", s.serveBlocks)
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.problem(w, r, http.StatusNotFound, "no such page: see / for the stats and /api/status for them as JSON")
 	})
@@ -249,6 +262,9 @@ type StatsReport struct {
 	// PeerViews are what the other nodes last reported about the
 	// endpoints, sorted by pool, endpoint and node.
 	PeerViews []PeerView `json:"peer_views,omitempty"`
+	// RateLimits are the front door's limits, its busiest clients and
+	// blocks; absent without WithRateLimiter.
+	RateLimits *RateLimitReport `json:"rate_limits,omitempty"`
 }
 
 // Report returns the state of every pool and of the cluster now.
@@ -266,6 +282,7 @@ func (s *Stats) Report() StatsReport {
 		})
 	}
 	r.Node = s.nodeName(r.Members)
+	r.RateLimits = s.rateLimitReport()
 	for _, p := range s.pools {
 		r.Pools = append(r.Pools, p.Status())
 	}

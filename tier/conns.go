@@ -125,6 +125,17 @@ func (s *connSet) remove(c *trackedConn) {
 	s.conns = s.conns[:len(s.conns)-1]
 }
 
+// closeAll closes every connection still open, for a server whose
+// graceful stop ran out of time.
+func (s *connSet) closeAll() {
+	s.mu.Lock()
+	left := append([]*trackedConn(nil), s.conns...)
+	s.mu.Unlock()
+	for _, c := range left {
+		_ = c.Close()
+	}
+}
+
 // watchState returns an http.Server.ConnState that notes each
 // connection's state, then calls next (the one the server had) if any.
 func (s *connSet) watchState(next func(net.Conn, http.ConnState)) func(net.Conn, http.ConnState) {

@@ -67,10 +67,16 @@ func (s *HTTPServer) Draining() bool { return s.draining.Load() }
 func (s *HTTPServer) drainAware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if s.draining.Load() {
-			h := w.Header()
-			h.Set(DrainingHeader, "1")
-			h.Set("Connection", "close")
+			markDraining(w.Header().Set)
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// markDraining sets, through set, the headers of a draining server's
+// answer: the mark balancers look for, and the end of the connection,
+// whose client should go elsewhere for its next request.
+func markDraining(set func(name, value string)) {
+	set(DrainingHeader, "1")
+	set("Connection", "close")
 }

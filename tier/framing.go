@@ -48,10 +48,23 @@ type framer struct {
 	hasHost   bool
 	connUpg   bool // Connection names upgrade
 	upgrade   bool // an Upgrade header is present
+	expect    bool // an Expect header is present
 
 	// switching reports that the message that just ended asked to switch
 	// protocols: what follows may not be HTTP/1.1.
 	switching bool
+	// last is what the head that ended last said of its body and of what
+	// follows it; it stays until the next head ends.
+	last headSummary
+}
+
+// headSummary is what an engine that serves only plain requests needs to
+// know of a head to leave it to one that serves them all.
+type headSummary struct {
+	contentLength int64 // -1 when absent
+	chunked       bool
+	expect        bool // an Expect header, 100-continue or other
+	upgrade       bool // it asks to switch protocols
 }
 
 type framerState uint8
@@ -130,7 +143,7 @@ func (f *framer) bad(reason string) *FramingError {
 func (f *framer) startHead() {
 	f.st = fsMethod
 	f.method, f.authority, f.te, f.host = f.method[:0], f.authority[:0], nil, f.host[:0]
-	f.target, f.minor, f.hasHost, f.connUpg, f.upgrade = 0, 0, false, false, false
+	f.target, f.minor, f.hasHost, f.connUpg, f.upgrade, f.expect = 0, 0, false, false, false, false
 	f.contentLn = -1
 	f.n = 0
 }
@@ -259,6 +272,9 @@ func (f *framer) scan(p []byte) (int, framerEvent, *FramingError) {
 			switch {
 			case c == ':':
 				f.keep = !f.nameLong && isKeptHeader(f.name)
+				if !f.nameLong && string(f.name) == "expect" {
+					f.expect = true // only its presence matters, not its value
+				}
 				f.value = f.value[:0]
 				f.st = fsValue
 			case isTokenByte(c):
@@ -505,6 +521,15 @@ func (f *framer) keepHeader() *FramingError {
 
 // endHead checks what the whole head says and readies the body.
 func (f *framer) endHead() *FramingError {
+	if err := f.checkHead(); err != nil {
+		return err
+	}
+	f.last = headSummary{contentLength: f.contentLn, chunked: f.te != nil, expect: f.expect, upgrade: f.connUpg && f.upgrade}
+	return nil
+}
+
+// checkHead checks what the whole head says and readies the body.
+func (f *framer) checkHead() *FramingError {
 	if f.target == '*' && string(f.method) != http.MethodOptions {
 		return f.bad("the request target * is only for OPTIONS")
 	}

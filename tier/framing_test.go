@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/valyala/fasthttp"
+
 	"github.com/threetier/threetier/internal/framingtest"
 )
 
@@ -80,9 +82,7 @@ type recorder struct {
 }
 
 func (rec *recorder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	rec.mu.Lock()
-	rec.seen[r.RemoteAddr] = append(rec.seen[r.RemoteAddr], r.Method+" "+r.RequestURI+" "+r.Proto)
-	rec.mu.Unlock()
+	rec.note(r.RemoteAddr, r.Method+" "+r.RequestURI+" "+r.Proto)
 	_ = http.NewResponseController(w).EnableFullDuplex()
 	if _, err := io.Copy(io.Discard, r.Body); err != nil {
 		w.Header().Set("Connection", "close")
@@ -90,6 +90,19 @@ func (rec *recorder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	_, _ = io.WriteString(w, "ok")
+}
+
+// fast is the recorder as the fast engine's handler; what the fast engine
+// hands over goes to ServeHTTP.
+func (rec *recorder) fast(ctx *fasthttp.RequestCtx) {
+	rec.note(ctx.RemoteAddr().String(), string(ctx.Method())+" "+string(ctx.RequestURI())+" "+string(ctx.Request.Header.Protocol()))
+	ctx.SetBodyString("ok")
+}
+
+func (rec *recorder) note(addr, line string) {
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	rec.seen[addr] = append(rec.seen[addr], line)
 }
 
 // forget drops what was seen from addr: a new connection may reuse the
@@ -108,8 +121,19 @@ func (rec *recorder) requests(addr string) []string {
 
 func startRecorder(t testing.TB) (*HTTPServer, *recorder) {
 	t.Helper()
+	return startRecorderOn(t, false)
+}
+
+// startRecorderOn starts a recorder on net/http, or with fast on the fast
+// engine (net/http then serving only what it hands over).
+func startRecorderOn(t testing.TB, fast bool) (*HTTPServer, *recorder) {
+	t.Helper()
 	rec := &recorder{seen: map[string][]string{}}
-	srv := NewHTTPServer("framing", &http.Server{Addr: "127.0.0.1:0", Handler: rec, ReadHeaderTimeout: 5 * time.Second})
+	var opts []ServerOption
+	if fast {
+		opts = append(opts, WithFastHTTP1(rec.fast))
+	}
+	srv := NewHTTPServer("framing", &http.Server{Addr: "127.0.0.1:0", Handler: rec, ReadHeaderTimeout: 5 * time.Second}, opts...)
 	if err := srv.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -214,20 +238,28 @@ func FuzzFraming(f *testing.F) {
 		f.Add([]byte(v.Raw()))
 	}
 	f.Add([]byte("GET /a HTTP/1.1\r\nHost: a\r\n\r\nPOST /b HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\nGET /c HTTP/1.1\r\nHost: a\r\n\r\n"))
-	srv, rec := startRecorder(f)
+	// Each engine's handlers see only requests the framer passed, in order.
+	engines := map[string]bool{"net/http": false, "fasthttp": true}
+	servers := map[string]*HTTPServer{}
+	recs := map[string]*recorder{}
+	for name, fast := range engines {
+		servers[name], recs[name] = startRecorderOn(f, fast)
+	}
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		if len(raw) > 8<<10 {
 			return
 		}
 		approved, _ := heads(raw, 0)
-		_, local := exchange(t, srv.Addr(), raw, rec)
-		seen := rec.requests(local)
-		if len(seen) > len(approved) {
-			t.Fatalf("the handler saw %q; the framer passed only %q", seen, approved)
-		}
-		for i, line := range seen {
-			if line != approved[i] {
-				t.Fatalf("request %d is %q where the framer passed %q", i, line, approved[i])
+		for name := range engines {
+			_, local := exchange(t, servers[name].Addr(), raw, recs[name])
+			seen := recs[name].requests(local)
+			if len(seen) > len(approved) {
+				t.Fatalf("%s: the handlers saw %q; the framer passed only %q", name, seen, approved)
+			}
+			for i, line := range seen {
+				if line != approved[i] {
+					t.Fatalf("%s: request %d is %q where the framer passed %q", name, i, line, approved[i])
+				}
 			}
 		}
 	})

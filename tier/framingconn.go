@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -46,6 +47,13 @@ type framingConn struct {
 	bodyErr *FramingError // a body error, for every Read until the answer is out
 	failed  *FramingError // the body error of the request in flight, for its handler to find
 	drained bool
+	// one, when set, makes the connection feed an engine that serves
+	// plain requests only (see oneRequest); nil for net/http.
+	one *oneRequest
+	// handing is how far the connection is in going over to the full
+	// engine (see oneRequest); atomic, for Close and the engine's state
+	// hook, which must not wait on a Read.
+	handing atomic.Uint32
 }
 
 type framingMode uint8
@@ -77,6 +85,9 @@ func (c *framingConn) NetConn() net.Conn { return c.Conn }
 func (c *framingConn) Read(p []byte) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.one != nil && c.mode != framingPass {
+		return c.readOne(p)
+	}
 	for {
 		switch c.mode {
 		case framingPass:
@@ -291,7 +302,7 @@ func (c *framingConn) stateChanged(st http.ConnState) {
 // connection's framingConn its state, then calls next if any.
 func framingState(next func(net.Conn, http.ConnState)) func(net.Conn, http.ConnState) {
 	return func(c net.Conn, st http.ConnState) {
-		if fc, ok := c.(*framingConn); ok {
+		if fc := asFraming(c); fc != nil {
 			fc.stateChanged(st)
 		}
 		if next != nil {

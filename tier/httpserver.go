@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/valyala/fasthttp"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/threetier/threetier/internal/tracing"
@@ -36,6 +37,12 @@ type HTTPServer struct {
 	// handshake (then a wrapper should keep a NetConn method, through
 	// which the TLS state is found). The identity by default.
 	h1Conn func(net.Conn) net.Conn
+	// admission, when set, refuses connections as they are accepted
+	// (WithConnAdmission).
+	admission ConnAdmission
+	// fastHandler, set by WithFastHTTP1, makes fast serve HTTP/1.x.
+	fastHandler fasthttp.RequestHandler
+	fast        *fastEngine
 
 	mu       sync.Mutex
 	listener net.Listener
@@ -53,7 +60,8 @@ var (
 // TLS when srv.TLSConfig has certificates: then each handshake is bounded
 // (by the shortest of srv's read and write timeouts, else 10 s), HTTP/2 is
 // served by x/net/http2 with bounded streams and a guard against rapid
-// reset, and HTTP/1.1 by srv, r.TLS set as usual. It takes srv over: its Handler
+// reset, and HTTP/1.1 by srv (or by fasthttp, see WithFastHTTP1), r.TLS
+// set as usual. It takes srv over: its Handler
 // is wrapped to bound request bodies and mark the answers of a draining
 // server, and its ConnState chained to track connections, for the Limits
 // that opts set (the defaults without WithLimits).
@@ -84,6 +92,10 @@ func NewHTTPServer(name string, srv *http.Server, opts ...ServerOption) *HTTPSer
 	srv.ConnContext = framingContext(withTLSState(srv.ConnContext))
 	s.report = report
 	s.h1Conn = func(c net.Conn) net.Conn { return newFramingConn(c, report) }
+	if s.fastHandler != nil {
+		s.fast = newFastEngine(s, s.fastHandler)
+		s.h1Conn = s.fast.wrap
+	}
 	return s
 }
 
@@ -134,6 +146,7 @@ func (s *HTTPServer) Serve(ln net.Listener) error {
 		_ = ln.Close()
 		return errors.New("already started")
 	}
+	ln = s.admitting(ln)
 	tlsOn := s.server.TLSConfig != nil && (len(s.server.TLSConfig.Certificates) > 0 || s.server.TLSConfig.GetCertificate != nil)
 	if tlsOn {
 		// Taken before http2.ConfigureServer adds "h2" to the server's
@@ -154,16 +167,47 @@ func (s *HTTPServer) Serve(ln net.Listener) error {
 		ln = h1Listener{trackingListener{ln, s.conns}, s.h1Conn}
 	}
 	s.listener = ln
-	s.served = make(chan struct{})
+	served := make(chan struct{})
+	s.served = served
+	var serving sync.WaitGroup
+	if s.fast != nil {
+		// fasthttp serves the listener; net/http, the connections it
+		// hands over.
+		fastLn := ln
+		s.fast.handed = newConnQueue(unclosed{fastLn})
+		serving.Go(func() {
+			if err := s.fast.srv.Serve(fastLn); err != nil {
+				s.fail(err)
+			}
+		})
+		ln = s.fast.handed
+	}
 	s.mu.Unlock()
 
-	go func() {
-		defer close(s.served)
+	serving.Go(func() {
 		if err := s.server.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			s.failed <- err
+			s.fail(err)
 		}
+	})
+	go func() {
+		serving.Wait()
+		close(served)
 	}()
 	return nil
+}
+
+// unclosed is a listener that another server closes: net/http's
+// Shutdown of the connections handed over leaves it to fasthttp's.
+type unclosed struct{ net.Listener }
+
+func (unclosed) Close() error { return nil }
+
+// fail reports that serving stopped on its own, once.
+func (s *HTTPServer) fail(err error) {
+	select {
+	case s.failed <- err:
+	default:
+	}
 }
 
 // Failed yields an error if the server stops serving on its own.
@@ -180,7 +224,16 @@ func (s *HTTPServer) Stop(ctx context.Context) error {
 		return nil
 	}
 	_ = s.Drain(ctx) // cut short by ctx, the drain leaves Shutdown no time: it closes at once
+	var fastErr error
+	var fastDone sync.WaitGroup
+	if s.fast != nil {
+		fastDone.Go(func() { fastErr = s.fast.shutdown(ctx) })
+	}
 	err := s.server.Shutdown(ctx)
+	fastDone.Wait()
+	if err == nil {
+		err = fastErr
+	}
 	if t != nil {
 		// HTTP/2 connections are served apart from net/http's own: their
 		// GOAWAY went out with Shutdown; wait for their streams too.

@@ -10,12 +10,28 @@ import (
 	"testing"
 	"time"
 
+	"github.com/valyala/fasthttp"
+
 	"github.com/threetier/threetier/internal/wait"
 	"github.com/threetier/threetier/tier"
 )
 
 func TestHTTPServerDrainsInFlightRequests(t *testing.T) {
+	for _, fast := range []bool{false, true} {
+		t.Run(map[bool]string{false: "net-http", true: "fasthttp"}[fast], func(t *testing.T) { testHTTPServerDrainsInFlightRequests(t, fast) })
+	}
+}
+
+func testHTTPServerDrainsInFlightRequests(t *testing.T, fast bool) {
 	entered, release := make(chan struct{}), make(chan struct{})
+	var opts []tier.ServerOption
+	if fast {
+		opts = append(opts, tier.WithFastHTTP1(func(ctx *fasthttp.RequestCtx) {
+			close(entered)
+			<-release
+			ctx.SetBodyString("finished")
+		}))
+	}
 	srv := tier.NewHTTPServer("web", &http.Server{
 		Addr: "127.0.0.1:0",
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -23,7 +39,7 @@ func TestHTTPServerDrainsInFlightRequests(t *testing.T) {
 			<-release
 			_, _ = io.WriteString(w, "finished")
 		}),
-	})
+	}, opts...)
 	if err := srv.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}

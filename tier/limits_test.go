@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/valyala/fasthttp"
+
 	"github.com/threetier/threetier/internal/syncbuf"
 	"github.com/threetier/threetier/internal/wait"
 	"github.com/threetier/threetier/tier"
@@ -29,11 +31,11 @@ func startLimited(t *testing.T, l tier.Limits, h http.Handler) (string, *syncbuf
 	return startLimitedServer(t, l, &http.Server{Addr: "127.0.0.1:0", Handler: h})
 }
 
-func startLimitedServer(t *testing.T, l tier.Limits, hs *http.Server) (string, *syncbuf.Buffer) {
+func startLimitedServer(t *testing.T, l tier.Limits, hs *http.Server, opts ...tier.ServerOption) (string, *syncbuf.Buffer) {
 	t.Helper()
 	logs := &syncbuf.Buffer{}
-	srv := tier.NewHTTPServer("limited", hs,
-		tier.WithLimits(l), tier.WithServerLogger(slog.New(slog.NewTextHandler(logs, nil))))
+	srv := tier.NewHTTPServer("limited", hs, append([]tier.ServerOption{
+		tier.WithLimits(l), tier.WithServerLogger(slog.New(slog.NewTextHandler(logs, nil)))}, opts...)...)
 	if err := srv.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -43,6 +45,19 @@ func startLimitedServer(t *testing.T, l tier.Limits, hs *http.Server) (string, *
 		_ = srv.Stop(ctx)
 	})
 	return srv.Addr(), logs
+}
+
+// limitEngines are the engines a server's HTTP/1.x connections may be
+// served on, for the limits that hold alike on both: each either serves
+// readBody or, on fasthttp, its equivalent.
+var limitEngines = []struct {
+	name string
+	opts []tier.ServerOption
+}{
+	{"net-http", nil},
+	{"fasthttp", []tier.ServerOption{tier.WithFastHTTP1(func(ctx *fasthttp.RequestCtx) {
+		fmt.Fprintf(ctx, "read %d", len(ctx.Request.Body()))
+	})}},
 }
 
 // readBody answers with the bytes it read, or with the body error as the
@@ -71,7 +86,13 @@ func dial(t *testing.T, addr string) net.Conn {
 }
 
 func TestBodyTimeoutLetsASlowUploadThrough(t *testing.T) {
-	addr, _ := startLimited(t, tier.Limits{BodyTimeout: 300 * time.Millisecond}, readBody)
+	for _, engine := range limitEngines {
+		t.Run(engine.name, func(t *testing.T) { testBodyTimeoutLetsASlowUploadThrough(t, engine.opts...) })
+	}
+}
+
+func testBodyTimeoutLetsASlowUploadThrough(t *testing.T, opts ...tier.ServerOption) {
+	addr, _ := startLimitedServer(t, tier.Limits{BodyTimeout: 300 * time.Millisecond}, &http.Server{Addr: "127.0.0.1:0", Handler: readBody}, opts...)
 	c := dial(t, addr)
 	fmt.Fprintf(c, "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n")
 	for range 10 { // 1 s in all, three times the timeout, never 300 ms without a byte
@@ -92,7 +113,13 @@ func TestBodyTimeoutLetsASlowUploadThrough(t *testing.T) {
 }
 
 func TestBodyTimeoutCutsAStalledUpload(t *testing.T) {
-	addr, logs := startLimited(t, tier.Limits{BodyTimeout: 300 * time.Millisecond}, readBody)
+	for _, engine := range limitEngines {
+		t.Run(engine.name, func(t *testing.T) { testBodyTimeoutCutsAStalledUpload(t, engine.opts...) })
+	}
+}
+
+func testBodyTimeoutCutsAStalledUpload(t *testing.T, opts ...tier.ServerOption) {
+	addr, logs := startLimitedServer(t, tier.Limits{BodyTimeout: 300 * time.Millisecond}, &http.Server{Addr: "127.0.0.1:0", Handler: readBody}, opts...)
 	c := dial(t, addr)
 	fmt.Fprintf(c, "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\nx")
 	start := time.Now()
@@ -263,6 +290,12 @@ func TestSendTimeoutCutsAStalledReader(t *testing.T) {
 // an idle keep-alive connection makes room, before one that is busy
 // however stalled.
 func TestMaxConnsShedsIdleFirst(t *testing.T) {
+	for _, engine := range limitEngines {
+		t.Run(engine.name, func(t *testing.T) { testMaxConnsShedsIdleFirst(t, engine.opts...) })
+	}
+}
+
+func testMaxConnsShedsIdleFirst(t *testing.T, opts ...tier.ServerOption) {
 	var idled atomic.Int64 // the server's own view: the client reading the answer may come first
 	addr, logs := startLimitedServer(t, tier.Limits{MaxConns: 2, BodyTimeout: time.Minute}, &http.Server{
 		Addr: "127.0.0.1:0", Handler: readBody,
@@ -271,7 +304,7 @@ func TestMaxConnsShedsIdleFirst(t *testing.T) {
 				idled.Add(1)
 			}
 		},
-	})
+	}, opts...)
 	idle := dial(t, addr)
 	fmt.Fprintf(idle, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
 	idleR := bufio.NewReader(idle)
@@ -309,7 +342,13 @@ func TestMaxConnsShedsIdleFirst(t *testing.T) {
 // TestMaxConnsShedsTheLongestStalled: with no idle connection, the one
 // that has gone longest without progress makes room.
 func TestMaxConnsShedsTheLongestStalled(t *testing.T) {
-	addr, logs := startLimited(t, tier.Limits{MaxConns: 2, BodyTimeout: time.Minute}, readBody)
+	for _, engine := range limitEngines {
+		t.Run(engine.name, func(t *testing.T) { testMaxConnsShedsTheLongestStalled(t, engine.opts...) })
+	}
+}
+
+func testMaxConnsShedsTheLongestStalled(t *testing.T, opts ...tier.ServerOption) {
+	addr, logs := startLimitedServer(t, tier.Limits{MaxConns: 2, BodyTimeout: time.Minute}, &http.Server{Addr: "127.0.0.1:0", Handler: readBody}, opts...)
 	var stalled []net.Conn
 	for range 2 {
 		c := dial(t, addr)

@@ -1,95 +1,117 @@
 #!/usr/bin/env bash
-# Throughput and tail latency of the front door, examples/lb, beside HAProxy
-# in front of the same two backends (examples/bench/jsonbackend, a 72-byte
-# JSON answer), and beside web.Forwarder (examples/static -forward), the
-# web tier's use of the same proxy path.
+# Throughput and tail latency of the front door, examples/lb, side by side
+# in one run with the other proxies one could put in its place, all in
+# front of the same two backends (examples/bench/jsonbackend, a 72-byte
+# JSON answer):
 #
-# HAProxy gets the configuration examples/lb has by default: round robin,
-# keep-alive on both sides with connections to the backends shared
-# (http-reuse always), X-Forwarded-For added, an HTTP health check of / on
-# each backend every 2s (fall 3, rise 2), no logging, one thread per CPU.
-# examples/lb and examples/static run with their defaults (GOMAXPROCS = the
-# number of CPUs), access logs off.
+#   HAProxy        round robin, keep-alive on both sides with connections to
+#                  the backends shared (http-reuse always), X-Forwarded-For
+#                  added, an HTTP health check of / on each backend every 2s
+#                  (fall 3, rise 2), no logging, one thread per CPU: the
+#                  configuration examples/lb has by default.
+#   examples/lb    with its defaults (GOMAXPROCS = the number of CPUs,
+#                  access log off); when it takes -engine, a second row
+#                  "lb (net/http)" runs it with -engine net/http.
+#   web.Forwarder  examples/static -forward, the web tier's use of the
+#                  proxy path, access log off.
+#   Caddy          reverse_proxy, round robin over the two backends,
+#                  keep-alive (up to 64 idle connections a backend), no
+#                  access log, admin API off, GOMAXPROCS its default.
+#                  Installed with go install when missing.
+#   bare fasthttp  examples/bench/fastproxy: fasthttp's server and clients,
+#                  round robin and X-Forwarded-For, nothing else: the
+#                  engine's own limit, which examples/lb's features should
+#                  not fall measurably below.
 #
-# Each round runs wrk -t2 -c64 -d${DURATION}s --latency against the three
-# in turn, the order reversed every other round; the medians over the
-# rounds give the ratios. Everything runs on 127.0.0.1, on one machine:
-# wrk, the proxies and the backends share its CPUs alike.
+# Each round runs wrk -t2 -c64 -d${DURATION}s --latency against each in
+# turn, every round starting one further along the list; the medians over
+# the rounds give the ratios to HAProxy. Everything runs on 127.0.0.1, on
+# one machine: wrk, the proxies and the backends share its CPUs alike, so
+# run it on an otherwise idle machine.
 #
 # Usage: [ROUNDS=5] [DURATION=10] examples/bench/lb.sh   (run from anywhere in the repo)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROUNDS=${ROUNDS:-5}
 DURATION=${DURATION:-10}
-BACKEND1_PORT=${BACKEND1_PORT:-18591}
-BACKEND2_PORT=${BACKEND2_PORT:-18592}
 HAPROXY_PORT=${HAPROXY_PORT:-18580}
 LB_PORT=${LB_PORT:-18581}
 FORWARD_PORT=${FORWARD_PORT:-18582}
+FASTPROXY_PORT=${FASTPROXY_PORT:-18583}
+CADDY_PORT=${CADDY_PORT:-18584}
+LB_NETHTTP_PORT=${LB_NETHTTP_PORT:-18585}
+CADDY_VERSION=v2.11.9
 URL_PATH=/api/item # under the prefix examples/static forwards
 
-. examples/bench/wrk-lib.sh
+. examples/bench/lb-lib.sh
 bench_install haproxy
 
-echo "building" >&2
-go build -o "$work/jsonbackend" ./examples/bench/jsonbackend
-go build -o "$work/lb" ./examples/lb
+# caddy_binary prints the path of caddy, from PATH or Go's bin directory,
+# installing it there first when it is in neither.
+caddy_binary() {
+	local gobin
+	gobin=$(go env GOBIN)
+	gobin=${gobin:-$(go env GOPATH)/bin}
+	if command -v caddy >/dev/null; then
+		command -v caddy
+		return
+	fi
+	if [[ ! -x $gobin/caddy ]]; then
+		echo "installing caddy $CADDY_VERSION" >&2
+		go install "github.com/caddyserver/caddy/v2/cmd/caddy@$CADDY_VERSION" || return 1
+	fi
+	echo "$gobin/caddy"
+}
+
+lb_build
 go build -o "$work/static" ./examples/static
+go build -o "$work/fastproxy" ./examples/bench/fastproxy
+caddy=$(caddy_binary)
 mkdir "$work/public"
+start_backends
 
-backends="http://127.0.0.1:$BACKEND1_PORT,http://127.0.0.1:$BACKEND2_PORT"
-"$work/jsonbackend" -port "$BACKEND1_PORT" >"$work/backend1.log" 2>&1 &
-pids+=($!)
-"$work/jsonbackend" -port "$BACKEND2_PORT" >"$work/backend2.log" 2>&1 &
-pids+=($!)
-
+haproxy_config "127.0.0.1:$HAPROXY_PORT" >"$work/haproxy.cfg"
+cat >"$work/Caddyfile" <<CONF
 {
-	haproxy_defaults
-	cat <<CONF
-frontend front
-	bind 127.0.0.1:$HAPROXY_PORT
-	default_backend backends
-backend backends
-	balance roundrobin
-	option httpchk GET /
-	server b1 127.0.0.1:$BACKEND1_PORT check inter 2s fall 3 rise 2
-	server b2 127.0.0.1:$BACKEND2_PORT check inter 2s fall 3 rise 2
+	admin off
+	auto_https off
+}
+http://127.0.0.1:$CADDY_PORT {
+	bind 127.0.0.1
+	reverse_proxy 127.0.0.1:$BACKEND1_PORT 127.0.0.1:$BACKEND2_PORT {
+		lb_policy round_robin
+		transport http {
+			keepalive 60s
+			keepalive_idle_conns_per_host 64
+		}
+	}
+}
 CONF
-} >"$work/haproxy.cfg"
-haproxy -f "$work/haproxy.cfg" -db >"$work/haproxy.log" 2>&1 &
-pids+=($!)
-"$work/lb" -listen "127.0.0.1:$LB_PORT" -backends "$backends" >"$work/lb.log" 2>&1 &
-pids+=($!)
-"$work/static" -listen "127.0.0.1:$FORWARD_PORT" -root "$work/public" -access-log=false \
-	-forward "/api/=$backends" >"$work/static.log" 2>&1 &
-pids+=($!)
 
-# Wait, bounded, until each answers 200 through to a backend.
-for port in "$BACKEND1_PORT" "$BACKEND2_PORT" "$HAPROXY_PORT" "$LB_PORT" "$FORWARD_PORT"; do
-	waitfor "http://127.0.0.1:$port$URL_PATH"
-done
+names=(haproxy lb)
+start haproxy haproxy -f "$work/haproxy.cfg" -db
+start lb "$work/lb" -listen "127.0.0.1:$LB_PORT" -backends "$backends"
+if lb_has_engine; then
+	names+=(lb-nethttp)
+	start lb-nethttp "$work/lb" -engine net/http -listen "127.0.0.1:$LB_NETHTTP_PORT" -backends "$backends"
+fi
+names+=(forwarder caddy fastproxy)
+start forwarder "$work/static" -listen "127.0.0.1:$FORWARD_PORT" -root "$work/public" -access-log=false \
+	-forward "/api/=$backends"
+start caddy "$caddy" run --config "$work/Caddyfile" --adapter caddyfile
+start fastproxy "$work/fastproxy" -listen "127.0.0.1:$FASTPROXY_PORT" -backends "$backends"
 
 declare -A urls=(
 	[haproxy]="http://127.0.0.1:$HAPROXY_PORT$URL_PATH"
 	[lb]="http://127.0.0.1:$LB_PORT$URL_PATH"
+	[lb-nethttp]="http://127.0.0.1:$LB_NETHTTP_PORT$URL_PATH"
 	[forwarder]="http://127.0.0.1:$FORWARD_PORT$URL_PATH"
+	[caddy]="http://127.0.0.1:$CADDY_PORT$URL_PATH"
+	[fastproxy]="http://127.0.0.1:$FASTPROXY_PORT$URL_PATH"
 )
-echo "warming up" >&2
-for name in haproxy lb forwarder; do
-	timeout 30 wrk -t2 -c64 -d1s "${urls[$name]}" >/dev/null
-done
-for r in $(seq "$ROUNDS"); do
-	echo "round $r of $ROUNDS" >&2
-	if ((r % 2)); then order=(haproxy lb forwarder); else order=(forwarder lb haproxy); fi
-	for name in "${order[@]}"; do
-		measure "$name" "$name" -t2 -c64 -d"${DURATION}s" --latency "${urls[$name]}"
-	done
-done
+# Wait, bounded, until each answers 200 through to a backend.
+for name in "${names[@]}"; do waitfor "${urls[$name]}"; done
 
-echo "wrk -t2 -c64 -d${DURATION}s --latency, $ROUNDS rounds, medians, $(nproc) CPUs"
-for name in haproxy lb forwarder; do
-	printf '%-10s %10.0f req/s  p99 %8.0f us\n' "$name" "$(col "$name" 1)" "$(col "$name" 2)"
-done
-echo "examples/lb throughput / HAProxy:    $(ratio "$(col lb 1)" "$(col haproxy 1)")x"
-echo "examples/lb p99 / HAProxy p99:       $(ratio "$(col lb 2)" "$(col haproxy 2)")x"
-echo "web.Forwarder / examples/lb throughput: $(ratio "$(col forwarder 1)" "$(col lb 1)")x"
+bench_rounds "${names[@]}"
+report_vs_haproxy "${names[@]}"
+echo "examples/lb × bare fasthttp: $(ratio "$(col lb 1)" "$(col fastproxy 1)") req/s, $(ratio "$(col lb 2)" "$(col fastproxy 2)") p99"

@@ -28,17 +28,20 @@ bench_install() {
 	fi
 }
 
-# haproxy_defaults prints the global and defaults sections every HAProxy
-# the benchmarks run starts with: one thread per CPU, keep-alive on both
-# sides with connections to the backends shared (http-reuse always),
+# haproxy_defaults [maxconn] prints the global and defaults sections every
+# HAProxy the benchmarks run starts with: one thread per CPU, keep-alive on
+# both sides with connections to the backends shared (http-reuse always),
 # X-Forwarded-For added, no logging. (examples/lb's -max-conns is 10000,
 # but HAProxy needs two descriptors a connection and the limit here may be
-# 20000: 8000 are plenty for 64 clients.)
+# 20000: the default 8000 are plenty for 64 clients. lb-idle.sh asks for
+# more, and then HAProxy is let start below the two descriptors a
+# connection it reserves, as idle clients hold only one each.)
 haproxy_defaults() {
 	cat <<CONF
 global
 	nbthread $(nproc)
-	maxconn 8000
+	maxconn ${1:-8000}
+	${1:+no strict-limits}
 defaults
 	mode http
 	timeout connect 5s
@@ -50,10 +53,11 @@ defaults
 CONF
 }
 
-# waitfor url: until it answers 2xx, for at most a minute, or a process died.
+# waitfor url [curl-args...]: until it answers 2xx, for at most a minute, or
+# a process died. (lb-tls.sh passes --cacert for its self-signed certificate.)
 waitfor() {
 	local deadline=$((SECONDS + 60))
-	until curl -fsS -o /dev/null "$1" 2>/dev/null; do
+	until curl -fsS -o /dev/null "$@" 2>/dev/null; do
 		for pid in "${pids[@]}"; do
 			if ! kill -0 "$pid" 2>/dev/null; then
 				echo "a process died waiting for $1" >&2

@@ -111,6 +111,9 @@ func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 	fl.StringVar(&f.proxy.RedirectListen, "redirect-http", "", "plain-HTTP address that redirects to HTTPS")
 	fl.StringVar(&f.trusted, "trusted-proxies", "", "comma-separated CIDRs whose X-Forwarded-* headers are kept")
 	fl.BoolVar(&f.proxy.AccessLog, "access-log", false, "log every request")
+	fl.Float64Var(&f.proxy.RateLimit, "rate-limit", 0, "requests per second per client address, counted across the cluster; a request over it gets 429 (0: off)")
+	fl.IntVar(&f.proxy.RateBurst, "rate-burst", 0, "requests a client may make at once over -rate-limit (0: the rate, rounded up)")
+	fl.IntVar(&f.proxy.ConnLimit, "conn-limit", 0, "connections one client address may hold open at once; more are reset (0: no cap)")
 	fl.IntVar(&f.proxy.MaxConns, "max-conns", tier.DefaultMaxConns, "most client connections open at once (kept below the descriptor limit)")
 	tier.DurationVar(fl, &f.proxy.BodyTimeout, "body-timeout", tier.DefaultBodyTimeout, "longest a request body may go without a byte arriving (negative: off)")
 	tier.DurationVar(fl, &f.proxy.SendTimeout, "send-timeout", tier.DefaultSendTimeout, "longest a response may go without the client taking a byte (negative: off)")
@@ -186,6 +189,9 @@ func configs(f *flags, env *tier.Env) (balancer.Config, balancer.ProxyConfig, er
 	override(f, "trusted-proxies", &proxy.TrustedProxies, f.proxy.TrustedProxies)
 	override(f, "access-log", &proxy.AccessLog, f.proxy.AccessLog)
 	override(f, "max-conns", &proxy.MaxConns, f.proxy.MaxConns)
+	override(f, "rate-limit", &proxy.RateLimit, f.proxy.RateLimit)
+	override(f, "rate-burst", &proxy.RateBurst, f.proxy.RateBurst)
+	override(f, "conn-limit", &proxy.ConnLimit, f.proxy.ConnLimit)
 	override(f, "body-timeout", &proxy.BodyTimeout, f.proxy.BodyTimeout)
 	override(f, "send-timeout", &proxy.SendTimeout, f.proxy.SendTimeout)
 	override(f, "drain-delay", &proxy.DrainDelay, f.proxy.DrainDelay)
@@ -220,6 +226,9 @@ var fieldFlags = strings.NewReplacer(
 	"RedirectListen=", "-redirect-http=",
 	"TrustedProxies[", "-trusted-proxies[",
 	"MaxConns=", "-max-conns=",
+	"RateLimit=", "-rate-limit=",
+	"RateBurst=", "-rate-burst=",
+	"ConnLimit=", "-conn-limit=",
 )
 
 func flagNames(err error) error { return errors.New(fieldFlags.Replace(err.Error())) }
@@ -279,18 +288,18 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- list
 	}
 	pools := []*balancer.Pool{pool}
 	tiers := []tier.Tier{pool}
-	cluster, err := clusterTier(clusterCfg, pools, reg, log)
+	// The proxy is built first, the cluster started first: the cluster
+	// shares the proxy's rate limits (its limiter), and runs before it.
+	px, err := balancer.NewProxy(proxyCfg, pools, balancer.WithLogger(log), balancer.WithRegistry(reg), balancer.WithTracerProvider(tp))
+	if err != nil {
+		return err
+	}
+	cluster, err := clusterTier(clusterCfg, pools, px, reg, log)
 	if err != nil {
 		return err
 	}
 	if cluster != nil {
 		tiers = append(tiers, cluster)
-	}
-	px, err := balancer.NewProxy(proxyCfg, pools, balancer.WithLogger(log), balancer.WithRegistry(reg), balancer.WithTracerProvider(tp))
-	if err != nil {
-		return err
-	}
-	if cluster != nil {
 		px.Health().Register("cluster", cluster)
 	}
 	tiers = append(tiers, px)
@@ -386,7 +395,7 @@ func statsConfig(f *flags, env *tier.Env) (balancer.StatsConfig, error) {
 // backend that can take traffic. It names internal addresses: keep it on
 // loopback or a management network.
 func statsTier(cfg balancer.StatsConfig, px *balancer.Proxy, pools []*balancer.Pool, reg *prometheus.Registry, cluster balancer.ClusterView, log *slog.Logger) (*balancer.Stats, error) {
-	opts := []balancer.Option{balancer.WithLogger(log), balancer.WithRegistry(reg), balancer.WithHealth(px.Health())}
+	opts := []balancer.Option{balancer.WithLogger(log), balancer.WithRegistry(reg), balancer.WithHealth(px.Health()), balancer.WithRateLimiter(px.RateLimiter())}
 	if cluster != nil {
 		opts = append(opts, balancer.WithClusterView(cluster))
 	}
@@ -447,10 +456,11 @@ var clusterFieldFlags = strings.NewReplacer(
 )
 
 // clusterTier is this node's membership of the cluster: it shares what
-// the node learns about the backends with its peers, and takes theirs.
-func clusterTier(cfg *balancer.ClusterConfig, pools []*balancer.Pool, reg *prometheus.Registry, log *slog.Logger) (*balancer.Cluster, error) {
+// the node learns about the backends with its peers, and takes theirs; and
+// the counts of px's rate limits, so that they hold for the cluster.
+func clusterTier(cfg *balancer.ClusterConfig, pools []*balancer.Pool, px *balancer.Proxy, reg *prometheus.Registry, log *slog.Logger) (*balancer.Cluster, error) {
 	if cfg == nil {
 		return nil, nil
 	}
-	return balancer.NewCluster(*cfg, pools, balancer.WithLogger(log), balancer.WithRegistry(reg))
+	return balancer.NewCluster(*cfg, pools, balancer.WithLogger(log), balancer.WithRegistry(reg), balancer.WithRateLimiter(px.RateLimiter()))
 }

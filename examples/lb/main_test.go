@@ -399,6 +399,37 @@ func TestLBTwoNodesAsACluster(t *testing.T) {
 	}
 }
 
+// TestLBRateLimit: over -rate-limit a client gets 429 with Retry-After,
+// and the stats show it among the clients limited.
+func TestLBRateLimit(t *testing.T) {
+	a := newBackend(t, "a")
+	n := startLB(t, "-listen", "127.0.0.1:0", "-backends", a.URL, "-stats", "127.0.0.1:0", "-rate-limit", "1", "-rate-burst", "2", "-conn-limit", "8")
+	tr := &http.Transport{}
+	defer tr.CloseIdleConnections()
+	c := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+	var codes []int
+	for range 3 {
+		resp, err := c.Get("http://" + n.Proxy + "/hello")
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		codes = append(codes, resp.StatusCode)
+		if resp.StatusCode == http.StatusTooManyRequests && resp.Header.Get("Retry-After") == "" {
+			t.Fatal("a 429 without Retry-After")
+		}
+	}
+	if codes[0] != 200 || codes[1] != 200 || codes[2] != http.StatusTooManyRequests {
+		t.Fatalf("statuses %v, want 200 200 429", codes)
+	}
+	var r balancer.StatsReport
+	getJSON(t, c, "http://"+n.Stats+"/api/status", &r)
+	if r.RateLimits == nil || r.RateLimits.Limited != 1 || r.RateLimits.ConnLimit != 8 || len(r.RateLimits.Top) == 0 || r.RateLimits.Top[0].Key != "127.0.0.1" {
+		t.Fatalf("rate limits on the stats: %+v", r.RateLimits)
+	}
+}
+
 // TestLBPairStoppedTogether stops both nodes of a cluster at once, as an
 // orchestrator does, in processes of their own: a node leaving while its
 // peer leaves too is a normal stop, exit status 0 with nothing worse than
@@ -601,6 +632,9 @@ func TestLBBadFlags(t *testing.T) {
 		{"-redirect-http", "", []string{"-backends", be, "-redirect-http", ":8080"}},
 		{"-trusted-proxies[0]", "", []string{"-backends", be, "-trusted-proxies", "10.0.0.0/99"}},
 		{"-max-conns", "", []string{"-backends", be, "-max-conns", "-1"}},
+		{"-rate-limit", "", []string{"-backends", be, "-rate-limit", "-1"}},
+		{"-conn-limit", "", []string{"-backends", be, "-conn-limit", "-1"}},
+		{"THREETIER_PROXY_RATE_KEY", "THREETIER_PROXY_RATE_KEY=query:k", []string{"-backends", be}},
 		{"-peers (THREETIER_BALANCER_CLUSTER_PEERS)=", "", []string{"-backends", be, "-peers", "no-port"}},
 		{"-cluster-listen (THREETIER_BALANCER_CLUSTER_LISTEN)", "", []string{"-backends", be, "-cluster-listen", "nowhere"}},
 		{"-cluster-key (THREETIER_BALANCER_CLUSTER_KEY): not base64", "", []string{"-backends", be, "-peers", "127.0.0.1:7946", "-cluster-key", "short"}},

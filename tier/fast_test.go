@@ -422,3 +422,20 @@ func TestFastStopTimeoutClosesStuckRequests(t *testing.T) {
 		t.Fatal("the stuck request's connection is still open after Stop")
 	}
 }
+
+// A Stop right after Start returns: the fast engine's listener closes even
+// if fasthttp had not begun to serve it.
+func TestFastStopRightAfterStart(t *testing.T) {
+	for range 50 {
+		srv := tier.NewHTTPServer("fast", &http.Server{Addr: "127.0.0.1:0", Handler: &engines{}}, tier.WithFastHTTP1((&engines{}).fast))
+		if err := srv.Start(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		err := srv.Stop(ctx)
+		cancel()
+		if err != nil {
+			t.Fatalf("Stop: %v", err)
+		}
+	}
+}

@@ -169,7 +169,6 @@ func TestProxyTrustsForwardedHeadersOnlyFromTrustedNetworks(t *testing.T) {
 
 func TestProxyExpectContinue(t *testing.T) {
 	forEngine(t, func(t *testing.T, engine string) {
-		skipUnwired(t, engine)
 		backend := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if r.URL.Path == "/reject" {
 				w.WriteHeader(http.StatusUnprocessableEntity) // without reading the body
@@ -254,7 +253,6 @@ func TestProxyEarlyHints(t *testing.T) {
 // still open.
 func TestProxyStreamsUploadsFullDuplex(t *testing.T) {
 	forEngine(t, func(t *testing.T, engine string) {
-		skipUnwired(t, engine)
 		backend := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			_ = http.NewResponseController(w).EnableFullDuplex()
 			buf := make([]byte, 4)
@@ -344,7 +342,6 @@ func TestProxyRetriesStreamedBodyOnRefusedConnection(t *testing.T) {
 
 func TestProxyWebSocket(t *testing.T) {
 	forEngine(t, func(t *testing.T, engine string) {
-		skipUnwired(t, engine)
 		echo := websocket.Handler(func(ws *websocket.Conn) {
 			for {
 				var msg string
@@ -383,7 +380,6 @@ func TestProxyWebSocket(t *testing.T) {
 
 func TestProxyUpgradeRefusedIsNotTunnelled(t *testing.T) {
 	forEngine(t, func(t *testing.T, engine string) {
-		skipUnwired(t, engine)
 		backend := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			w.WriteHeader(http.StatusForbidden) // refuses to switch
 		})

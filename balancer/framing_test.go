@@ -18,7 +18,6 @@ import (
 // sees the request hidden behind the bad framing.
 func TestProxyFraming(t *testing.T) {
 	forEngine(t, func(t *testing.T, engine string) {
-		skipUnwired(t, engine)
 		up := framingtest.NewUpstream(t)
 		pool := newPool(t, Config{Name: "app", Endpoints: []string{up.URL}, Retry: RetryConfig{Attempts: 2}})
 		dir := t.TempDir()

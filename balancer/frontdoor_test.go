@@ -45,7 +45,6 @@ func startProxy(t *testing.T, cfg ProxyConfig, pools ...*Pool) *Proxy {
 
 func TestFrontDoorBackendKilledUnderLoad(t *testing.T) {
 	forEngine(t, func(t *testing.T, engine string) {
-		skipUnwired(t, engine)
 		a, b := newBackend(t), newBackend(t)
 		close(a.hold)
 		close(b.hold)
@@ -107,7 +106,6 @@ func startProxyProcess(t *testing.T, engine string, backends ...string) (string,
 // front-door processes loses none of its GETs when one of them is killed.
 func TestFrontDoorNodeKilledUnderLoad(t *testing.T) {
 	forEngine(t, func(t *testing.T, engine string) {
-		skipUnwired(t, engine)
 		a, b := newBackend(t), newBackend(t)
 		close(a.hold)
 		close(b.hold)
@@ -139,7 +137,6 @@ func TestFrontDoorNodeKilledUnderLoad(t *testing.T) {
 // is served even with the connection cap reached.
 func TestFrontDoorSlowloris(t *testing.T) {
 	forEngine(t, func(t *testing.T, engine string) {
-		skipUnwired(t, engine)
 		a := newBackend(t)
 		close(a.hold)
 		pool := newPool(t, Config{Endpoints: []string{a.url}})
@@ -177,7 +174,6 @@ func TestFrontDoorSlowloris(t *testing.T) {
 
 func TestFrontDoorOversizedHeaders(t *testing.T) {
 	forEngine(t, func(t *testing.T, engine string) {
-		skipUnwired(t, engine)
 		a := newBackend(t)
 		pool := newPool(t, Config{Endpoints: []string{a.url}})
 		px := startProxy(t, ProxyConfig{Engine: engine, MaxHeaderBytes: 4 << 10}, pool)
@@ -205,7 +201,6 @@ func writeCert(t *testing.T, certFile, keyFile string, serial int64) *x509.CertP
 
 func TestFrontDoorTLSWithHTTP2ReloadAndRedirect(t *testing.T) {
 	forEngine(t, func(t *testing.T, engine string) {
-		skipUnwired(t, engine)
 		a := newBackend(t)
 		dir := t.TempDir()
 		certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")

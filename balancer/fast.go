@@ -113,8 +113,8 @@ type fastExchange struct {
 	res      fasthttp.Response
 	idBuf    [128]byte
 	id       []byte // the request ID forwarded, in idBuf
-	// method, path and uri are kept for the metrics and the access log of
-	// a streamed answer, which ends after the handler returned.
+	// method is kept for the metrics and the access log of a streamed
+	// answer, which end after the handler returned.
 	method string
 	status int // the final status the client was given; 0 none
 	bytes  int64

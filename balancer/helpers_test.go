@@ -14,6 +14,8 @@ import (
 
 	"github.com/threetier/threetier/internal/child"
 	"go.uber.org/goleak"
+
+	"github.com/threetier/threetier/internal/leaks"
 )
 
 func TestMain(m *testing.M) {
@@ -29,11 +31,7 @@ func TestMain(m *testing.M) {
 		flood()
 		return
 	}
-	goleak.VerifyTestMain(m,
-		// fasthttp keeps the Date header's clock for the process, and a
-		// stopped server's idle-worker sweeper wakes once more to end.
-		goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.updateServerDate.func1"),
-		goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.(*workerPool).Start.func2"))
+	goleak.VerifyTestMain(m, leaks.FastHTTP()...)
 }
 
 // backend is a real HTTP server on 127.0.0.1 that counts its requests and

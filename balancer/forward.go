@@ -391,11 +391,11 @@ func serveProblem(w http.ResponseWriter, r *http.Request, id string, p *tier.Pro
 // stripPrefix turns "/api/orders" into "/orders" and "/api" into "/" for
 // prefix "/api/".
 func stripPrefix(p, prefix string) string {
-	if rest, slash := cutPrefix(p, prefix); slash {
+	rest, slash := cutPrefix(p, prefix)
+	if slash {
 		return "/" + rest
-	} else {
-		return rest
 	}
+	return rest
 }
 
 // cutPrefix is stripPrefix for either engine: the path without prefix is

@@ -40,9 +40,9 @@ var (
 //
 // HTTP/1.1 requests are served on fasthttp by default (ProxyConfig.Engine):
 // those it holds whole, with bodies of a known length up to
-// tier.FastMaxBody and no Upgrade or Expect, go through serveFast, the
-// same rules on fasthttp's types and the pool's own connections; the rest,
-// and HTTP/2, through ServeHTTP. A pool built WithTransport keeps the
+// tier.FastMaxBody and no Upgrade or Expect, take the fast path: the same
+// rules on fasthttp's types, over the pool's own connections; the rest,
+// and HTTP/2, go through ServeHTTP. A pool built WithTransport keeps the
 // whole node on net/http, since only that path can use its transport.
 //
 // Requests are counted in the metrics every tier has (tier.HTTPMetrics):

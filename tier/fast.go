@@ -74,6 +74,8 @@ type fastEngine struct {
 	// handed feeds net/http the connections handed over to it; set by
 	// Serve before any connection is accepted.
 	handed *connQueue
+	// ln is the listener fasthttp serves, set by Serve.
+	ln net.Listener
 }
 
 // fastConcurrency is far over any MaxConns: fasthttp must never refuse a
@@ -258,6 +260,10 @@ func (l fastLogger) Printf(format string, args ...any) {
 // left, as http.Server.Close would.
 func (e *fastEngine) shutdown(ctx context.Context) error {
 	err := e.srv.ShutdownWithContext(ctx)
+	// fasthttp closes only the listeners its Serve has taken: one whose
+	// goroutine has not run yet would accept on after a Stop right after
+	// Start. Closed here, it ends that Serve at its first accept.
+	_ = e.ln.Close()
 	if err != nil {
 		e.s.conns.closeAll()
 	}

@@ -491,3 +491,20 @@ func TestFastReadsBodiesAsTheFramerDoes(t *testing.T) {
 		"GET /c HTTP/1.0\r\n\r\n"
 	testFastHandsOver(t, false, raw, []string{"fast " + strconv.Itoa(len(hidden)), "fast 5", "fast 0"})
 }
+
+// A Stop right after Start returns: the fast engine's listener closes even
+// if fasthttp had not begun to serve it.
+func TestFastStopRightAfterStart(t *testing.T) {
+	for range 50 {
+		srv := tier.NewHTTPServer("fast", &http.Server{Addr: "127.0.0.1:0", Handler: &engines{}}, tier.WithFastHTTP1((&engines{}).fast))
+		if err := srv.Start(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		err := srv.Stop(ctx)
+		cancel()
+		if err != nil {
+			t.Fatalf("Stop: %v", err)
+		}
+	}
+}

@@ -230,6 +230,50 @@ func kindOf(err error) error {
 	return nil
 }
 
+// commitFailureClass names the cause of a failed commit for logs and
+// metrics: disk_full, read_only, io_error (from the driver's code or the
+// system's errno), else the class of the error (conflict, timeout,
+// unavailable) or other.
+func commitFailureClass(err error) string {
+	var pgErr *pgconn.PgError
+	var sqErr *gosqlite.Error
+	switch {
+	case errors.As(err, &pgErr):
+		switch pgErr.Code {
+		case "53100":
+			return "disk_full"
+		case "25006":
+			return "read_only"
+		case "58030":
+			return "io_error"
+		}
+	case errors.As(err, &sqErr):
+		switch sqErr.Code() & 0xff {
+		case sqlite3.SQLITE_FULL:
+			return "disk_full"
+		case sqlite3.SQLITE_READONLY:
+			return "read_only"
+		case sqlite3.SQLITE_IOERR:
+			return "io_error"
+		}
+	case errors.Is(err, syscall.ENOSPC):
+		return "disk_full"
+	case errors.Is(err, syscall.EROFS):
+		return "read_only"
+	case errors.Is(err, syscall.EIO):
+		return "io_error"
+	}
+	switch kindOf(err) {
+	case ErrRetryable:
+		return "conflict"
+	case ErrTimeout:
+		return "timeout"
+	case ErrUnavailable:
+		return "unavailable"
+	}
+	return "other"
+}
+
 // pgKind classifies a PostgreSQL SQLSTATE.
 func pgKind(code string) error {
 	switch code {

@@ -108,6 +108,7 @@ func (p *Pool) applyPeers(key string, until int64, down bool) bool {
 		}
 		e.peerEjected.Store(true)
 		e.ejectedTo.Store(until)
+		e.ejectedAt.Store(now)
 		changed = true
 		p.log.Info("endpoint ejected by a peer", "endpoint", key, "for", time.Duration(until-now).Round(time.Millisecond))
 	case until <= now && ejected && e.peerEjected.Load():

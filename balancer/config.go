@@ -126,6 +126,12 @@ type HealthConfig struct {
 // requests fail (connect errors, timeouts, 5xx) several times in a row is
 // ejected for a while, longer each time it is ejected again.
 //
+// An ejection ends early when the endpoint proves it serves again: Health.Rise
+// active checks in a row pass after it began, or it answers well a request
+// sent to it after it began. An ejected endpoint still gets requests when
+// nothing better is left: in panic (see PanicThreshold), and as the last
+// resort of a retry that has tried every endpoint in rotation.
+//
 // A deliberate refusal, 503 Service Unavailable with a Retry-After header,
 // is not such a failure unless CountRefusals says so: it is what a tier
 // answers when a dependency's breaker is open, when it sheds load, or when

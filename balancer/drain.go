@@ -47,6 +47,7 @@ func (p *Pool) drained(e *endpoint, now int64) {
 	}
 	until := now + int64(p.cfg.Outlier.BaseEjection)
 	e.ejectedTo.Store(until)
+	e.ejectedAt.Store(now)
 	p.rebuild()
 	p.notify(change{endpoint: e.key, kind: changeEject, until: until})
 	p.log.Info("endpoint draining: out for a while", "endpoint", e.key, "for", p.cfg.Outlier.BaseEjection)

@@ -30,6 +30,7 @@ type endpoint struct {
 	streak    atomic.Uint32 // ejections without a good spell between; sets the next one's length
 	backAt    atomic.Int64  // unix nanos when the last ejection ended
 	ejectedTo atomic.Int64  // unix nanos until which it is ejected; 0 = not
+	ejectedAt atomic.Int64  // unix nanos when the current or last ejection began
 	down      atomic.Bool   // failed its active health checks
 	draining  atomic.Bool
 	removed   atomic.Bool

@@ -186,7 +186,7 @@ func TestEjectionsBackOffExponentially(t *testing.T) {
 		// The ejection ends and the endpoint fails again at once.
 		now = to
 		p.mu.Lock()
-		p.unEject(e, to)
+		p.unEject(e, to, to)
 		p.mu.Unlock()
 	}
 	want := []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 5 * time.Second, 5 * time.Second}

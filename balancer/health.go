@@ -73,6 +73,11 @@ func (p *Pool) checkOnce(ctx context.Context, e *endpoint, initial bool) {
 		p.mu.Unlock()
 		p.log.Warn("endpoint down", "endpoint", e.key, "failures", -run, "err", err)
 	}
+	// Passing checks since its ejection (Rise in a row, as for a down)
+	// bring an ejected endpoint back before its time: it was restarted.
+	if now := time.Now().UnixNano(); err == nil && run >= p.cfg.Health.Rise && e.ejected(now) {
+		p.endEjection(e, now, "its health checks pass")
+	}
 }
 
 // probe requests the health path of e once.

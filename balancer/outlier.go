@@ -72,9 +72,14 @@ func (p *Pool) eject(e *endpoint, now int64, cause error) {
 	n := e.streak.Add(1)
 	d := p.ejectionLength(n)
 	e.ejectedTo.Store(now + int64(d))
+	e.ejectedAt.Store(now)
 	e.peerEjected.Store(false)
 	e.ejections.Add(1)
 	e.consec.Store(0)
+	// Only health checks made since the ejection may end it early.
+	e.mu.Lock()
+	e.checkRun = min(e.checkRun, 0)
+	e.mu.Unlock()
 	p.rebuild()
 	p.notify(change{endpoint: e.key, kind: changeEject, until: now + int64(d)})
 	reason := "5xx responses"
@@ -84,21 +89,46 @@ func (p *Pool) eject(e *endpoint, now int64, cause error) {
 	p.log.Warn("endpoint ejected", "endpoint", e.key, "for", d, "ejections_in_a_row", n, "last_failure", reason)
 }
 
-// unEject brings e back when its ejection (ending at `to`) is over, through
+// unEject brings e back at `at` from its ejection (ending at `to`), through
 // slow start; p.mu held.
-func (p *Pool) unEject(e *endpoint, to int64) {
+func (p *Pool) unEject(e *endpoint, to, at int64) bool {
 	if !e.ejectedTo.CompareAndSwap(to, 0) {
-		return
+		return false
 	}
 	peer := e.peerEjected.Swap(false)
 	if !peer { // a peer's ejection is no part of this pool's streak
-		e.backAt.Store(to)
+		e.backAt.Store(at)
 	}
 	if p.cfg.SlowStart > 0 {
-		e.warmFrom.Store(to)
+		e.warmFrom.Store(at)
 	}
-	p.log.Info("endpoint back from ejection", "endpoint", e.key)
 	p.notify(change{endpoint: e.key, kind: changeUnEject, peer: peer})
+	return true
+}
+
+// servedWhileEjected ends e's ejection when an attempt sent to it after
+// the ejection began (start, unix nanos) was answered well. An ejected
+// endpoint gets a request only when nothing better was left (panic
+// routing, a last resort), so such an answer proves it serves again; an
+// attempt sent before the ejection proves nothing of what came since.
+func (p *Pool) servedWhileEjected(e *endpoint, start, now int64) {
+	if e.ejected(now) && start >= e.ejectedAt.Load() {
+		p.endEjection(e, now, "it answered a request")
+	}
+}
+
+// endEjection brings e back before its ejection ends, because it proved
+// it serves (why): an instance restarted within its ejection is not kept
+// out while the others fail.
+func (p *Pool) endEjection(e *endpoint, now int64, why string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	to := e.ejectedTo.Load()
+	if e.removed.Load() || to == 0 || now >= to || !p.unEject(e, to, now) {
+		return
+	}
+	p.rebuild()
+	p.log.Info("endpoint back from ejection early", "endpoint", e.key, "because", why, "ejection_left", time.Duration(to-now))
 }
 
 // mayEject reports whether one more endpoint may be ejected now under

@@ -15,8 +15,10 @@ import (
 )
 
 // pick chooses the endpoint for one attempt of r, never one in tried (the
-// endpoints earlier attempts failed on). It returns nil when no endpoint is
-// left. It takes no lock and allocates nothing.
+// endpoints earlier attempts failed on). When every endpoint of the table
+// was tried, a retry goes to one left out of it (ejected, down, a backup)
+// rather than fail. It returns nil when no endpoint is left. It takes no
+// lock and allocates nothing.
 func (p *Pool) pick(r *http.Request, tried []*endpoint) *endpoint {
 	return p.pickFor((*stdRequest)(r), tried)
 }
@@ -37,6 +39,11 @@ func (p *Pool) pickFor(r requestView, tried []*endpoint) *endpoint {
 	start := rand.IntN(n)
 	for i := range n {
 		if e := t.eps[(start+i)%n]; !slices.Contains(tried, e) {
+			return e
+		}
+	}
+	for _, e := range t.rest {
+		if !slices.Contains(tried, e) {
 			return e
 		}
 	}

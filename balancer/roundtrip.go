@@ -218,6 +218,9 @@ func (p *Pool) settle(e *endpoint, start, end time.Time, o attemptOutcome) {
 		p.failed(e, now, nil, p.refusal(o.status, o.retryAfter))
 		e.record(end.Sub(start), false, now)
 	default:
+		if !o.leaving {
+			p.servedWhileEjected(e, start.UnixNano(), now)
+		}
 		p.succeeded(e, now)
 		e.record(end.Sub(start), true, now)
 	}

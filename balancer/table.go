@@ -28,6 +28,11 @@ type table struct {
 	// through panic routing).
 	healthy int
 	panic   bool
+	// rest are the endpoints left out of eps that are neither removed nor
+	// draining, the ones most likely to serve first: a request that failed
+	// on every endpoint in eps tries them rather than fail while one of
+	// them might answer (an instance restarted within its ejection).
+	rest []*endpoint
 	// backAt is when the first ejected endpoint comes back (unix nanos),
 	// zero if none is ejected: the Retry-After of a refusal.
 	backAt int64
@@ -71,7 +76,9 @@ func (p *Pool) buildTable(all []*endpoint, now int64) (*table, int64) {
 		}
 		if to := e.ejectedTo.Load(); to != 0 {
 			if now >= to {
-				p.unEject(e, to)
+				if p.unEject(e, to, to) {
+					p.log.Info("endpoint back from ejection", "endpoint", e.key)
+				}
 			} else {
 				soon(to)
 				if backAt == 0 || to < backAt {
@@ -111,6 +118,7 @@ func (p *Pool) buildTable(all []*endpoint, now int64) (*table, int64) {
 	default:
 		t.eps, t.panic = append(prim, back...), true
 	}
+	t.rest = lastResorts(prim, back, t.eps, now)
 	t.w = make([]int32, len(t.eps))
 	for i, e := range t.eps {
 		t.w[i] = e.effectiveWeight(now, window)
@@ -120,6 +128,29 @@ func (p *Pool) buildTable(all []*endpoint, now int64) (*table, int64) {
 		t.ring = p.ringFor(t.eps)
 	}
 	return t, next
+}
+
+// lastResorts returns the endpoints of prim and back that are not in eps,
+// the available first, then the ejected whose health checks pass, then the
+// down.
+func lastResorts(prim, back, eps []*endpoint, now int64) []*endpoint {
+	var rest []*endpoint
+	for _, e := range slices.Concat(prim, back) {
+		if !slices.Contains(eps, e) {
+			rest = append(rest, e)
+		}
+	}
+	rank := func(e *endpoint) int {
+		switch {
+		case e.available(now):
+			return 0
+		case !e.down.Load():
+			return 1
+		}
+		return 2
+	}
+	slices.SortStableFunc(rest, func(a, b *endpoint) int { return rank(a) - rank(b) })
+	return rest
 }
 
 // buildSchedule lays out one round of smooth weighted round robin: each

@@ -41,7 +41,8 @@ var (
 	// Retry-After). The database works: it is no failure of it.
 	ErrRetryable error = &class{"data: conflict with concurrent transactions", "the request collided with others, try again", http.StatusServiceUnavailable, false, true}
 	// ErrTimeout: the statement, lock wait or caller's deadline ran out
-	// (504); a failure of the database.
+	// (504); a failure of the database, unless it ran out waiting for a
+	// row lock (see IsFailure).
 	ErrTimeout error = &class{"data: timed out", "the database did not answer in time", http.StatusGatewayTimeout, true, false}
 	// ErrUnavailable: the database cannot be reached or refuses work (503
 	// with Retry-After); a failure of the database.
@@ -171,12 +172,34 @@ func (e *canceledError) Unwrap() []error { return []error{context.Canceled, e.er
 // IsFailure reports whether err means the database itself is failing
 // (unavailable or timing out): what a circuit breaker in front of the data
 // tier should count. Not-found, duplicates, violations, contention and the
-// caller's own cancellation are answers, not failures. Errors of this
-// package say so themselves (tier.DependencyError); IsFailure also judges
-// a driver's error that did not come through it (from SQL(), say).
+// caller's own cancellation are answers, not failures; so is a timeout
+// that struck while waiting for a row another transaction holds (see
+// lockWait): it is still ErrTimeout to the caller. Errors of this package
+// say so themselves (tier.DependencyError); IsFailure also judges a
+// driver's error that did not come through it (from SQL(), say).
 func IsFailure(err error) bool {
 	c, ok := kindOf(err).(*class)
-	return ok && c.failure
+	return ok && c.failure && !lockWait(err)
+}
+
+// lockWait reports whether err is PostgreSQL giving up on waiting for a
+// row lock: lock_timeout (55P03), or statement_timeout (57014) striking
+// during such a wait, which PostgreSQL tells in the error's context
+// ("while updating tuple (0,1) in relation ..."). One hot row says
+// nothing of the database's health, and must not open a breaker that
+// every other query goes through.
+func lockWait(err error) bool {
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) {
+		return false
+	}
+	switch pgErr.Code {
+	case "55P03":
+		return true
+	case "57014":
+		return strings.HasPrefix(pgErr.Where, "while ") && strings.Contains(pgErr.Where, " tuple ")
+	}
+	return false
 }
 
 // kindOf returns the sentinel err belongs to, or nil.
@@ -228,6 +251,50 @@ func kindOf(err error) error {
 		return ErrUnavailable
 	}
 	return nil
+}
+
+// commitFailureClass names the cause of a failed commit for logs and
+// metrics: disk_full, read_only, io_error (from the driver's code or the
+// system's errno), else the class of the error (conflict, timeout,
+// unavailable) or other.
+func commitFailureClass(err error) string {
+	var pgErr *pgconn.PgError
+	var sqErr *gosqlite.Error
+	switch {
+	case errors.As(err, &pgErr):
+		switch pgErr.Code {
+		case "53100":
+			return "disk_full"
+		case "25006":
+			return "read_only"
+		case "58030":
+			return "io_error"
+		}
+	case errors.As(err, &sqErr):
+		switch sqErr.Code() & 0xff {
+		case sqlite3.SQLITE_FULL:
+			return "disk_full"
+		case sqlite3.SQLITE_READONLY:
+			return "read_only"
+		case sqlite3.SQLITE_IOERR:
+			return "io_error"
+		}
+	case errors.Is(err, syscall.ENOSPC):
+		return "disk_full"
+	case errors.Is(err, syscall.EROFS):
+		return "read_only"
+	case errors.Is(err, syscall.EIO):
+		return "io_error"
+	}
+	switch kindOf(err) {
+	case ErrRetryable:
+		return "conflict"
+	case ErrTimeout:
+		return "timeout"
+	case ErrUnavailable:
+		return "unavailable"
+	}
+	return "other"
 }
 
 // pgKind classifies a PostgreSQL SQLSTATE.

@@ -54,6 +54,9 @@ func (l slogLogger) Trace(ctx context.Context, begin time.Time, fc func() (strin
 		// of things, and Tx runs them again: worth a line, not an alarm.
 		// If the retries run out, the caller's answer says so.
 		level, msg = slog.LevelInfo, "sql conflict"
+	case err != nil && lockWait(err):
+		// A hot row: the database works, another transaction holds it.
+		level, msg = slog.LevelWarn, "sql lock wait"
 	case err != nil && !expected(err):
 		level, msg = slog.LevelError, "sql failed"
 	case l.slow > 0 && elapsed > l.slow:

@@ -16,6 +16,7 @@ type metrics struct {
 	replicas []*replica
 	retries  prometheus.Counter
 	errors   *prometheus.CounterVec
+	commits  *prometheus.CounterVec // failed commits, by cause
 
 	open, inUse, idle, maxOpen, waits, waitSecs, closed *prometheus.Desc
 
@@ -44,6 +45,10 @@ func newMetrics(db *DB) *metrics {
 			Namespace: ns, Subsystem: "data", Name: "errors_total",
 			Help: "Failed statements by class (not_found, duplicate, violation, retryable, timeout, unavailable, other).",
 		}, []string{"kind"}),
+		commits: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: "data", Name: "commit_failures_total",
+			Help: "Transactions whose commit failed, by cause (disk_full, read_only, io_error, conflict, timeout, unavailable, other).",
+		}, []string{"class"}),
 		open:     desc("connections_open", "Connections open, in use or idle."),
 		inUse:    desc("connections_in_use", "Connections running a statement or transaction."),
 		idle:     desc("connections_idle", "Idle connections."),
@@ -70,6 +75,7 @@ func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
 	}
 	m.retries.Describe(ch)
 	m.errors.Describe(ch)
+	m.commits.Describe(ch)
 }
 
 func (m *metrics) Collect(ch chan<- prometheus.Metric) {
@@ -103,6 +109,7 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	}
 	m.retries.Collect(ch)
 	m.errors.Collect(ch)
+	m.commits.Collect(ch)
 }
 
 // countError counts a failed statement by its class.

@@ -148,6 +148,7 @@ func (db *DB) txOnce(ctx context.Context, fn func(tx *gorm.DB) error, opts *sql.
 		defer func() { _ = conn.Close() }()
 		g.Statement.ConnPool = conn
 	}
+	committing := false
 	err := g.Transaction(func(tx *gorm.DB) error {
 		st.tx = tx
 		if err := db.setLocal(tx); err != nil {
@@ -156,12 +157,33 @@ func (db *DB) txOnce(ctx context.Context, fn func(tx *gorm.DB) error, opts *sql.
 		if err := fn(tx.WithContext(context.WithValue(ctx, txKey{}, st))); err != nil {
 			return err
 		}
-		return st.doomed()
+		if err := st.doomed(); err != nil {
+			return err
+		}
+		committing = true
+		return nil
 	}, opts)
+	if err != nil && committing {
+		db.commitFailed(ctx, err)
+	}
 	if err == nil && conn != nil {
 		db.notePosition(ctx, func(text *string) error { return conn.QueryRowContext(ctx, currentPosition).Scan(text) })
 	}
 	return err
+}
+
+// commitFailed tells of a transaction whose commit failed: no statement
+// log names it, and its cause (a full disk, a read-only file system) is
+// what an operator needs to see. A conflict found at commit is rerun by
+// Tx like any other and logged as one.
+func (db *DB) commitFailed(ctx context.Context, err error) {
+	class := commitFailureClass(err)
+	db.metrics.commits.WithLabelValues(class).Inc()
+	if class == "conflict" {
+		db.log.DebugContext(ctx, "commit conflict", "err", err)
+		return
+	}
+	db.log.ErrorContext(ctx, "commit failed", "class", class, "err", err)
 }
 
 // backoff is the wait before attempt+1 (attempt from 1): full jitter up to

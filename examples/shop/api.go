@@ -199,30 +199,42 @@ func markStale(c echo.Context, age time.Duration) {
 }
 
 // catalogue is an instance's copy of the last catalogue it read, for when
-// the database cannot be asked.
+// the database cannot be asked: the whole list as last listed, and each
+// product as last read, listed or on its own, so that a product read
+// alone after a restart can be served stale before anyone lists them all.
 type catalogue struct {
 	mu   sync.Mutex
-	list []Product
-	byID map[uint64]Product
-	at   time.Time
+	list []Product // the order of the last list; the products are in byID
+	at   time.Time // when the list was read
+	byID map[uint64]readProduct
+}
+
+// readProduct is a product as read at a time.
+type readProduct struct {
+	Product
+	at time.Time
 }
 
 func (c *catalogue) setAll(list []Product) {
-	byID := make(map[uint64]Product, len(list))
-	for _, p := range list {
-		byID[p.ID] = p
-	}
+	now := time.Now()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.list, c.byID, c.at = list, byID, time.Now()
+	// A list says what exists: products read alone before it and gone
+	// from it are dropped.
+	c.list, c.at = list, now
+	c.byID = make(map[uint64]readProduct, len(list))
+	for _, p := range list {
+		c.byID[p.ID] = readProduct{p, now}
+	}
 }
 
 func (c *catalogue) setOne(p Product) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if _, ok := c.byID[p.ID]; ok {
-		c.byID[p.ID] = p
+	if c.byID == nil {
+		c.byID = make(map[uint64]readProduct)
 	}
+	c.byID[p.ID] = readProduct{p, time.Now()}
 }
 
 // all returns the copy and its age (never zero: a stale answer is marked
@@ -235,7 +247,7 @@ func (c *catalogue) all() ([]Product, time.Duration, bool) {
 	}
 	list := make([]Product, len(c.list))
 	for i, p := range c.list {
-		list[i] = c.byID[p.ID]
+		list[i] = c.byID[p.ID].Product
 	}
 	return list, max(time.Since(c.at), time.Nanosecond), true
 }
@@ -244,5 +256,5 @@ func (c *catalogue) one(id uint64) (Product, time.Duration, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	p, ok := c.byID[id]
-	return p, max(time.Since(c.at), time.Nanosecond), ok
+	return p.Product, max(time.Since(p.at), time.Nanosecond), ok
 }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
 
 	"github.com/threetier/threetier/app"
 	"github.com/threetier/threetier/data"
@@ -112,9 +113,10 @@ func loadOrder(tx *gorm.DB, q *gorm.DB) (*Order, error) {
 }
 
 // place stores an order and takes its items out of stock, in one
-// serializable transaction that data.Tx reruns on conflicts with
-// concurrent orders: stock can never go below zero, and two orders never
-// sell the same last item.
+// transaction that locks the order's products before it reads them (see
+// placeIn) and that data.Tx reruns on a deadlock or serialization
+// failure: stock can never go below zero, two orders never sell the same
+// last item, and concurrent orders wait for each other rather than fail.
 //
 // With a key, a retry of the same request (from the client, or from a
 // balancer that retried it on another instance) answers the order the
@@ -139,7 +141,7 @@ func (s store) place(ctx context.Context, key string, items []NewItem) (o *Order
 		placed, err := placeIn(tx, key, hash, items)
 		o = placed
 		return err
-	}, data.Serializable())
+	})
 	if key != "" && errors.Is(err, data.ErrDuplicate) {
 		// A concurrent attempt with the same key committed first.
 		o, err = s.orderByKey(ctx, key)
@@ -177,8 +179,19 @@ func placeIn(tx *gorm.DB, key, hash string, items []NewItem) (*Order, error) {
 			ids = append(ids, it.ProductID)
 		}
 	}
+	// The rows are locked before they are read, in the order of their
+	// ids: concurrent orders for the same products queue on the locks
+	// one after the other instead of failing on each other (a
+	// serializable transaction would abort the later one), and two
+	// orders cannot deadlock by locking the same rows in another order.
+	// SQLite takes its write lock for the whole transaction instead.
+	slices.Sort(ids)
+	q := tx.Where("id IN ?", ids).Order("id")
+	if tx.Dialector.Name() == "postgres" {
+		q = q.Clauses(clause.Locking{Strength: clause.LockingStrengthUpdate})
+	}
 	var found []Product
-	if err := tx.Where("id IN ?", ids).Find(&found).Error; err != nil {
+	if err := q.Find(&found).Error; err != nil {
 		return nil, err
 	}
 	byID := make(map[uint64]Product, len(found))

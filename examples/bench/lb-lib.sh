@@ -15,6 +15,7 @@ declare -A proxy_label=(
 	[haproxy]="HAProxy"
 	[lb]="examples/lb"
 	[lb-nethttp]="lb (net/http)"
+	[lb-limited]="lb (rate limit)"
 	[forwarder]="web.Forwarder"
 	[caddy]="Caddy"
 	[fastproxy]="bare fasthttp"

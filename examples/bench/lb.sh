@@ -11,7 +11,9 @@
 #                  configuration examples/lb has by default.
 #   examples/lb    with its defaults (GOMAXPROCS = the number of CPUs,
 #                  access log off); when it takes -engine, a second row
-#                  "lb (net/http)" runs it with -engine net/http.
+#                  "lb (net/http)" runs it with -engine net/http, and
+#                  "lb (rate limit)" with a per-client rate limit this
+#                  load never reaches (what counting costs).
 #   web.Forwarder  examples/static -forward, the web tier's use of the
 #                  proxy path, access log off.
 #   Caddy          reverse_proxy, round robin over the two backends,
@@ -40,6 +42,7 @@ FORWARD_PORT=${FORWARD_PORT:-18582}
 FASTPROXY_PORT=${FASTPROXY_PORT:-18583}
 CADDY_PORT=${CADDY_PORT:-18584}
 LB_NETHTTP_PORT=${LB_NETHTTP_PORT:-18585}
+LB_LIMITED_PORT=${LB_LIMITED_PORT:-18586}
 CADDY_VERSION=v2.11.9
 URL_PATH=/api/item # under the prefix examples/static forwards
 
@@ -95,6 +98,10 @@ if lb_has_engine; then
 	names+=(lb-nethttp)
 	start lb-nethttp "$work/lb" -engine net/http -listen "127.0.0.1:$LB_NETHTTP_PORT" -backends "$backends"
 fi
+# The same node with a per-client rate limit that this load never reaches:
+# what counting every request costs.
+names+=(lb-limited)
+start lb-limited "$work/lb" -rate-limit 1000000 -rate-burst 1000000 -listen "127.0.0.1:$LB_LIMITED_PORT" -backends "$backends"
 names+=(forwarder caddy fastproxy)
 start forwarder "$work/static" -listen "127.0.0.1:$FORWARD_PORT" -root "$work/public" -access-log=false \
 	-forward "/api/=$backends"
@@ -105,6 +112,7 @@ declare -A urls=(
 	[haproxy]="http://127.0.0.1:$HAPROXY_PORT$URL_PATH"
 	[lb]="http://127.0.0.1:$LB_PORT$URL_PATH"
 	[lb-nethttp]="http://127.0.0.1:$LB_NETHTTP_PORT$URL_PATH"
+	[lb-limited]="http://127.0.0.1:$LB_LIMITED_PORT$URL_PATH"
 	[forwarder]="http://127.0.0.1:$FORWARD_PORT$URL_PATH"
 	[caddy]="http://127.0.0.1:$CADDY_PORT$URL_PATH"
 	[fastproxy]="http://127.0.0.1:$FASTPROXY_PORT$URL_PATH"
@@ -115,3 +123,4 @@ for name in "${names[@]}"; do waitfor "${urls[$name]}"; done
 bench_rounds "${names[@]}"
 report_vs_haproxy "${names[@]}"
 echo "examples/lb × bare fasthttp: $(ratio "$(col lb 1)" "$(col fastproxy 1)") req/s, $(ratio "$(col lb 2)" "$(col fastproxy 2)") p99"
+echo "examples/lb with a rate limit never hit × without: $(ratio "$(col lb-limited 1)" "$(col lb 1)") req/s, $(ratio "$(col lb-limited 2)" "$(col lb 2)") p99"

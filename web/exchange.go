@@ -2,6 +2,7 @@ package web
 
 import (
 	"context"
+	"errors"
 	"io"
 	"io/fs"
 
@@ -44,9 +45,9 @@ type exchange interface {
 	// then gives file to release, once sent or abandoned. The engine may
 	// do so after the handler has returned.
 	sendFile(file fs.File, n int64, release func(fs.File))
-	// sendParts sends a body of parts of file (nil: of content): a
-	// multipart/byteranges body. release is as for sendFile.
-	sendParts(content []byte, file fs.File, parts []bodyPart, tail string, release func(fs.File))
+	// sendParts sends a body of n bytes made of parts of file (nil: of
+	// content), as writeParts writes it. release is as for sendFile.
+	sendParts(content []byte, file fs.File, parts []bodyPart, tail string, n int64, release func(fs.File))
 	// stream sends a body of unknown length that produce writes; produce
 	// must release what it holds when done. The engine may call it after
 	// the handler has returned, but always calls it.
@@ -63,3 +64,52 @@ type bodyPart struct {
 
 // noRelease is the release of a body that holds no descriptor.
 func noRelease(fs.File) {}
+
+// writeParts writes a multipart/byteranges body: each part's head and
+// span of file, or of content when file is nil, then tail.
+func writeParts(w io.Writer, content []byte, file fs.File, parts []bodyPart, tail string) {
+	for _, p := range parts {
+		if _, err := io.WriteString(w, p.head); err != nil {
+			return
+		}
+		if file == nil {
+			if _, err := w.Write(content[p.span.start:p.span.end]); err != nil {
+				return
+			}
+			continue
+		}
+		span, err := spanReader(file, p.span)
+		if err != nil {
+			return
+		}
+		if _, err := io.Copy(w, span); err != nil {
+			return
+		}
+	}
+	_, _ = io.WriteString(w, tail)
+}
+
+// seek moves file to offset, for a span sent from there.
+func seek(file fs.File, offset int64) error {
+	s, ok := file.(io.Seeker)
+	if !ok {
+		return errors.New("file does not support ranges")
+	}
+	_, err := s.Seek(offset, io.SeekStart)
+	return err
+}
+
+// spanReader reads one span of file: through Seek, so that an *os.File
+// stays itself for sendfile, or through ReadAt.
+func spanReader(file fs.File, br byteRange) (io.Reader, error) {
+	if _, ok := file.(io.Seeker); ok {
+		if err := seek(file, br.start); err != nil {
+			return nil, err
+		}
+		return io.LimitReader(file, br.length()), nil
+	}
+	if ra, ok := file.(io.ReaderAt); ok {
+		return io.NewSectionReader(ra, br.start, br.length()), nil
+	}
+	return nil, errors.New("file does not support ranges")
+}

@@ -48,29 +48,11 @@ func (x httpExchange) sendFile(file fs.File, n int64, release func(fs.File)) {
 	_, _ = io.CopyN(x.w, file, n)
 }
 
-func (x httpExchange) sendParts(content []byte, file fs.File, parts []bodyPart, tail string, release func(fs.File)) {
+func (x httpExchange) sendParts(content []byte, file fs.File, parts []bodyPart, tail string, _ int64, release func(fs.File)) {
 	defer release(file)
 	if file != nil {
 		// Part headers and spans leave together in full segments.
 		defer cork(x.w, x.r)()
 	}
-	for _, p := range parts {
-		if _, err := io.WriteString(x.w, p.head); err != nil {
-			return
-		}
-		if file == nil {
-			if _, err := x.w.Write(content[p.span.start:p.span.end]); err != nil {
-				return
-			}
-			continue
-		}
-		span, err := spanReader(file, p.span)
-		if err != nil {
-			return
-		}
-		if _, err := io.Copy(x.w, span); err != nil {
-			return
-		}
-	}
-	_, _ = io.WriteString(x.w, tail)
+	writeParts(x.w, content, file, parts, tail)
 }

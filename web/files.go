@@ -319,6 +319,9 @@ func (f *Files) load(name string, known map[string]digest) (*entry, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The name may view a request's memory (fastExchange): the cache
+	// keeps a copy.
+	name = strings.Clone(name)
 	e := &entry{name: name, isDir: fi.IsDir(), stamp: stampOf(fi)}
 	e.checked.Store(time.Now().UnixNano())
 	if e.isDir {
@@ -671,7 +674,9 @@ func sendEncoded[X exchange](f *Files, x X, e *entry, enc encoding, rp *rep, v *
 	}
 	z := *zw
 	*zw = nil
-	ctx, urlPath := x.context(), x.path()
+	// The body may be sent after the handler has returned, when the
+	// engine reuses the request's memory.
+	ctx, urlPath := x.context(), strings.Clone(x.path())
 	x.stream(func(w io.Writer) {
 		defer f.comp.put(enc, z)
 		src := io.Reader(bytes.NewReader(e.content))
@@ -726,34 +731,9 @@ func sendRanges[X exchange](f *Files, x X, e *entry, ranges []byteRange) error {
 		parts[i] = bodyPart{head: mp.heads[i], span: br}
 	}
 	if file == nil {
-		x.sendParts(e.content, nil, parts, mp.tail, noRelease)
+		x.sendParts(e.content, nil, parts, mp.tail, mp.length, noRelease)
 		return nil
 	}
-	x.sendParts(nil, file, parts, mp.tail, e.fds.give)
+	x.sendParts(nil, file, parts, mp.tail, mp.length, e.fds.give)
 	return nil
-}
-
-// seek moves file to offset, for a span sent from there.
-func seek(file fs.File, offset int64) error {
-	s, ok := file.(io.Seeker)
-	if !ok {
-		return errors.New("file does not support ranges")
-	}
-	_, err := s.Seek(offset, io.SeekStart)
-	return err
-}
-
-// spanReader reads one span of file: through Seek, so that an *os.File
-// stays itself for sendfile, or through ReadAt.
-func spanReader(file fs.File, br byteRange) (io.Reader, error) {
-	if _, ok := file.(io.Seeker); ok {
-		if err := seek(file, br.start); err != nil {
-			return nil, err
-		}
-		return io.LimitReader(file, br.length()), nil
-	}
-	if ra, ok := file.(io.ReaderAt); ok {
-		return io.NewSectionReader(ra, br.start, br.length()), nil
-	}
-	return nil, errors.New("file does not support ranges")
 }

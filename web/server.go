@@ -75,7 +75,8 @@ func New(cfg Config, opts ...Option) (*Server, error) {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.handleError
-	e.Use(edge(cfg, tlsConfig != nil, met, access, s.log))
+	security := securityHeaders(cfg, tlsConfig != nil)
+	e.Use(edge(security, met, access, s.log))
 	if tracing.On(o.tracer) {
 		e.Use(tracing.EchoRoute)
 	}
@@ -105,6 +106,11 @@ func New(cfg Config, opts ...Option) (*Server, error) {
 		e.Any(s.files.cfg.Prefix+"*", s.files.EchoHandler())
 	}
 
+	serverOpts := []tier.ServerOption{tier.WithLimits(cfg.Limits), tier.WithServerLogger(s.log), tier.WithDrain(s.health, cfg.DrainDelay), tier.WithTracerProvider(o.tracer)}
+	if cfg.Engine == EngineFast {
+		fast := newFastServer(e, s.files, security, met, access, s.log)
+		serverOpts = append(serverOpts, tier.WithFastHTTP1(fast.serve))
+	}
 	s.main = tier.NewHTTPServer("web", &http.Server{
 		Addr:              cfg.Listen,
 		Handler:           e,
@@ -116,7 +122,7 @@ func New(cfg Config, opts ...Option) (*Server, error) {
 		IdleTimeout:       cfg.IdleTimeout,
 		MaxHeaderBytes:    cfg.MaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
-	}, tier.WithLimits(cfg.Limits), tier.WithServerLogger(s.log), tier.WithDrain(s.health, cfg.DrainDelay), tier.WithTracerProvider(o.tracer))
+	}, serverOpts...)
 	if cfg.RedirectListen != "" {
 		s.redirect = tier.NewHTTPServer("web-redirect", &http.Server{
 			Addr:              cfg.RedirectListen,

@@ -1,0 +1,172 @@
+package web
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/valyala/fasthttp"
+	"github.com/valyala/fasthttp/fasthttpadaptor"
+
+	"github.com/threetier/threetier/tier"
+)
+
+// fastServer serves the web tier's HTTP/1.x requests on the fast engine:
+// the files natively, under the same edge steps as Echo's routes (request
+// ID, security headers, metrics, access log, recovery); every other
+// request through an adapter to Echo on net/http.
+type fastServer struct {
+	echo  *echo.Echo
+	files *Files // nil: no files served
+	// filesRoute is the Echo route the files are mounted on: a request
+	// Echo would route there is served natively.
+	filesRoute string
+	adapter    fasthttp.RequestHandler
+	security   []headerValue
+	met        *tier.HTTPMetrics
+	access     *tier.AccessLog
+	log        *slog.Logger
+}
+
+func newFastServer(e *echo.Echo, files *Files, security []headerValue, met *tier.HTTPMetrics, access *tier.AccessLog, log *slog.Logger) *fastServer {
+	s := &fastServer{echo: e, files: files, security: security, met: met, access: access, log: log}
+	if files != nil {
+		s.filesRoute = files.cfg.Prefix + "*"
+	}
+	s.adapter = fasthttpadaptor.NewFastHTTPHandler(http.HandlerFunc(serveWithFastContext(e)))
+	return s
+}
+
+// serveWithFastContext gives h's requests the context of the fast
+// engine's request (its span), in place of the fasthttp.RequestCtx the
+// adapter puts there.
+func serveWithFastContext(h http.Handler) func(http.ResponseWriter, *http.Request) {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if rc, ok := r.Context().(*fasthttp.RequestCtx); ok {
+			r = r.WithContext(tier.FastContext(rc))
+		}
+		h.ServeHTTP(w, r)
+	}
+}
+
+// serve is the fast engine's handler.
+func (s *fastServer) serve(ctx *fasthttp.RequestCtx) {
+	if s.files != nil && s.routedToFiles(ctx) {
+		s.serveFiles(ctx)
+		return
+	}
+	s.adapter(ctx)
+}
+
+// routedToFiles reports whether Echo would send ctx's request to the
+// files: the routes added on Echo take precedence, as on net/http. A path
+// with escapes goes through Echo, which routes such paths by their
+// escaped form.
+func (s *fastServer) routedToFiles(ctx *fasthttp.RequestCtx) bool {
+	p := unsafeString(ctx.URI().PathOriginal())
+	prefix := s.files.cfg.Prefix
+	if !strings.HasPrefix(p, prefix) && p+"/" != prefix || strings.IndexByte(p, '%') >= 0 {
+		return false
+	}
+	c := s.echo.AcquireContext()
+	s.echo.Router().Find(unsafeString(ctx.Method()), p, c)
+	route := c.Path()
+	s.echo.ReleaseContext(c)
+	return route == s.filesRoute
+}
+
+// serveFiles answers a request for the files with the edge steps of the
+// web tier's middleware (edge).
+func (s *fastServer) serveFiles(ctx *fasthttp.RequestCtx) {
+	start := time.Now()
+	id := fastRequestID(ctx)
+	reqCtx := tier.WithRequestID(tier.FastContext(ctx), id)
+	h := &ctx.Response.Header
+	h.Set(tier.HeaderRequestID, id)
+	for _, kv := range s.security {
+		h.Set(kv.key, kv.value[0])
+	}
+	s.met.Begin()
+	defer s.met.End() // also when the handler aborts with a panic
+	s.serveRecovering(ctx, reqCtx)
+	elapsed := time.Since(start)
+	status, size := ctx.Response.StatusCode(), fastBodySize(ctx)
+	method := stableMethod(ctx.Method())
+	s.met.Observe(method, s.filesRoute, status, elapsed, size)
+	if s.access.Enabled(reqCtx, status, false) {
+		s.access.Log(&tier.AccessEntry{Request: fastAccessRequest(ctx, reqCtx, method), Route: s.filesRoute,
+			Status: status, Bytes: size, Duration: elapsed})
+	}
+}
+
+// serveRecovering serves the files, answering a panic as the edge does.
+func (s *fastServer) serveRecovering(ctx *fasthttp.RequestCtx, reqCtx context.Context) {
+	defer func() {
+		if v := recover(); v != nil {
+			_ = tier.Recovered(s.log, fastAccessRequest(ctx, reqCtx, stableMethod(ctx.Method())), v)
+			ctx.Response.ResetBody()
+			x := fastExchange{ctx: ctx, reqCtx: reqCtx, escaped: string(ctx.URI().PathOriginal())}
+			x.problem(tier.NewProblem(http.StatusInternalServerError, "internal error"))
+		}
+	}()
+	s.files.serveFast(ctx, reqCtx)
+}
+
+// fastRequestID is tier.AcceptRequestID's rule for a fasthttp request:
+// the client's ID when it sent exactly one and it is valid, else a new
+// one.
+func fastRequestID(ctx *fasthttp.RequestCtx) string {
+	if ids := ctx.Request.Header.PeekAll(tier.HeaderRequestID); len(ids) == 1 && tier.ValidRequestID(unsafeString(ids[0])) {
+		return string(ids[0])
+	}
+	return tier.NewRequestID()
+}
+
+// fastBodySize is the size of the body of ctx's answer, as the edge
+// counts it: 0 for HEAD, unknown (0) for a stream of unknown length.
+func fastBodySize(ctx *fasthttp.RequestCtx) int64 {
+	switch {
+	case ctx.IsHead():
+		return 0
+	case ctx.Response.IsBodyStream():
+		return max(int64(ctx.Response.Header.ContentLength()), 0)
+	}
+	return int64(len(ctx.Response.Body()))
+}
+
+// stableMethod returns method as a string that outlives the request: a
+// constant for the standard ones.
+func stableMethod(method []byte) string {
+	switch m := unsafeString(method); m {
+	case http.MethodGet:
+		return http.MethodGet
+	case http.MethodHead:
+		return http.MethodHead
+	case http.MethodPost:
+		return http.MethodPost
+	}
+	return string(method)
+}
+
+// fastAccessRequest describes ctx's request as an *http.Request for the
+// access log and the panic log, which read its method, host, target,
+// path, protocol, user agent, remote address and context.
+func fastAccessRequest(ctx *fasthttp.RequestCtx, reqCtx context.Context, method string) *http.Request {
+	r := &http.Request{
+		Method:     method,
+		Host:       string(ctx.Host()),
+		RequestURI: string(ctx.RequestURI()),
+		URL:        &url.URL{Path: string(ctx.Path())},
+		Proto:      string(ctx.Request.Header.Protocol()),
+		Header:     http.Header{},
+		RemoteAddr: ctx.RemoteAddr().String(),
+	}
+	if ua := ctx.UserAgent(); len(ua) > 0 {
+		r.Header["User-Agent"] = []string{string(ua)}
+	}
+	return r.WithContext(reqCtx)
+}

@@ -60,6 +60,10 @@ type Pool struct {
 	cfg       Config
 	log       *slog.Logger
 	transport http.RoundTripper
+	// fast is the pool's connections for the front door's fast path; nil
+	// when the pool was given a transport of its own, whose requests only
+	// the net/http path can send.
+	fast      *fastUpstream
 	ownedTr   interface{ CloseIdleConnections() } // closed on Stop when the pool made it
 	discovery Discoverer
 	hashKey   hashKey
@@ -127,6 +131,7 @@ func New(cfg Config, opts ...Option) (*Pool, error) {
 		}
 		h1 := newH1Transport(tr, cfg.ConnectTimeout)
 		p.transport, p.ownedTr = h1, h1
+		p.fast = newFastUpstream(cfg.ConnectTimeout, tlsServerName(cfg, o.discovery))
 	}
 	if cfg.HashKey != "" {
 		p.hashKey, _ = parseHashKey(cfg.HashKey)

@@ -48,10 +48,19 @@ func startDrainable(t *testing.T, addr string) *drainable {
 // TestDrainingEndpointLeavesWithoutAFailure sends POSTs, which are never
 // retried once sent, over two upstreams while one drains, stops and comes
 // back: the pool must stop sending to it on its first draining answer, so
-// that not one request meets the closing listener.
+// that not one request meets the closing listener. The POSTs go through
+// the pool as a Go client's, and through a front door on each engine.
 func TestDrainingEndpointLeavesWithoutAFailure(t *testing.T) {
-	for _, checks := range []bool{true, false} {
-		t.Run(fmt.Sprintf("health_checks=%v", checks), func(t *testing.T) {
+	for _, via := range append([]string{"pool"}, engines...) {
+		for _, checks := range []bool{true, false} {
+			t.Run(fmt.Sprintf("%s/health_checks=%v", via, checks), func(t *testing.T) { testDrainingEndpoint(t, via, checks) })
+		}
+	}
+}
+
+func testDrainingEndpoint(t *testing.T, via string, checks bool) {
+	{
+		{
 			a, b := startDrainable(t, "127.0.0.1:0"), startDrainable(t, "127.0.0.1:0")
 			cfg := Config{
 				Endpoints: []string{"http://" + a.srv.Addr(), "http://" + b.srv.Addr()},
@@ -64,7 +73,12 @@ func TestDrainingEndpointLeavesWithoutAFailure(t *testing.T) {
 			if err := p.Start(context.Background()); err != nil {
 				t.Fatal(err)
 			}
-			client := p.Client()
+			client, target := p.Client(), "http://pool/order"
+			if via != "pool" {
+				_, url := startProxyOn(t, via, ProxyConfig{}, []*Pool{p})
+				client, target = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 8}}, url+"/order"
+				defer client.CloseIdleConnections()
+			}
 
 			var sent, failed atomic.Int64
 			var firstErr atomic.Value
@@ -79,7 +93,7 @@ func TestDrainingEndpointLeavesWithoutAFailure(t *testing.T) {
 						default:
 						}
 						sent.Add(1)
-						resp, err := client.Post("http://pool/order", "text/plain", strings.NewReader("one order"))
+						resp, err := client.Post(target, "text/plain", strings.NewReader("one order"))
 						if err == nil {
 							_, _ = io.Copy(io.Discard, resp.Body)
 							resp.Body.Close()
@@ -127,6 +141,6 @@ func TestDrainingEndpointLeavesWithoutAFailure(t *testing.T) {
 				t.Fatalf("%d of %d requests failed; first: %v", n, sent.Load(), firstErr.Load())
 			}
 			t.Logf("%d requests, none failed", sent.Load())
-		})
+		}
 	}
 }

@@ -93,14 +93,7 @@ func (px *Proxy) forward(ex *exchange, r *http.Request, rt *route) {
 	out.Body = body
 	upgrade := upgradeType(r)
 	out.Header = px.outHeader(r, id, upgrade)
-	switch rt.HostHeader {
-	case HostPass:
-		out.Host = r.Host
-	case HostEndpoint:
-		out.Host = ""
-	default:
-		out.Host = rt.HostHeader
-	}
+	out.Host = rt.upstreamHost(r.Host)
 
 	resp, upload, err := rt.pool.roundTrip(out, true)
 	defer upload.detach()
@@ -207,29 +200,21 @@ func (ex *exchange) got1xx(code int, header textproto.MIMEHeader) error {
 // end-to-end headers, the forwarding headers of this hop, the request ID.
 func (px *Proxy) outHeader(r *http.Request, id []string, upgrade string) http.Header {
 	trusted := px.trustedPeer(r.RemoteAddr)
+	connection := joinValues(r.Header["Connection"])
 	h := make(http.Header, len(r.Header)+5)
 	for k, v := range r.Header {
-		switch k {
-		case "Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade":
+		switch requestHeaderRule(k, trusted) {
+		case ruleDrop, ruleRequestID:
 			continue
-		case "X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host", "Forwarded":
-			if !trusted {
-				continue
+		case ruleTE:
+			if hasToken(v, "trailers") {
+				h["Te"] = teTrailers
 			}
+			continue
 		}
-		h[k] = v
-	}
-	if c := r.Header["Connection"]; len(c) > 0 {
-		for _, v := range c {
-			for name := range strings.SplitSeq(v, ",") {
-				if name = textproto.TrimString(name); name != "" {
-					delete(h, textproto.CanonicalMIMEHeaderKey(name))
-				}
-			}
+		if !listedIn(connection, k) {
+			h[k] = v
 		}
-	}
-	if te := r.Header["Te"]; len(te) > 0 && hasToken(te, "trailers") {
-		h["Te"] = teTrailers // gRPC needs it; nothing else of TE is end to end
 	}
 	if upgrade != "" {
 		h["Connection"], h["Upgrade"] = connUpgrade, r.Header["Upgrade"]
@@ -244,10 +229,11 @@ func (px *Proxy) outHeader(r *http.Request, id []string, upgrade string) http.He
 	// One backing array for the values this hop sets, each a slice of one.
 	vals := make([]string, 3)
 	one := func(i int, v string) []string { vals[i] = v; return vals[i : i+1 : i+1] }
-	if prior := h["X-Forwarded-For"]; len(prior) > 0 && client != "" {
-		h["X-Forwarded-For"] = one(0, strings.Join(prior, ", ")+", "+client)
-	} else if client != "" {
-		h["X-Forwarded-For"] = one(0, client)
+	switch prior := joinValues(h["X-Forwarded-For"]); {
+	case prior == "" && client != "":
+		h["X-Forwarded-For"] = one(0, client) // what appendForwardedFor makes, without a copy
+	case prior != "":
+		h["X-Forwarded-For"] = one(0, string(appendForwardedFor(nil, prior, client)))
 	}
 	if _, ok := h["X-Forwarded-Proto"]; !ok {
 		h["X-Forwarded-Proto"] = proto
@@ -255,12 +241,20 @@ func (px *Proxy) outHeader(r *http.Request, id []string, upgrade string) http.He
 	if _, ok := h["X-Forwarded-Host"]; !ok && r.Host != "" {
 		h["X-Forwarded-Host"] = one(1, r.Host)
 	}
-	elem := forwardedElement(client, r.Host, proto[0])
-	if prior := h["Forwarded"]; len(prior) > 0 {
-		elem = strings.Join(prior, ", ") + ", " + elem
-	}
-	h["Forwarded"] = one(2, elem)
+	var buf [128]byte
+	h["Forwarded"] = one(2, string(appendForwarded(buf[:0], joinValues(h["Forwarded"]), client, r.Host, proto[0])))
 	return h
+}
+
+// joinValues is the values of a header as one comma-separated value.
+func joinValues(values []string) string {
+	switch len(values) {
+	case 0:
+		return ""
+	case 1:
+		return values[0]
+	}
+	return strings.Join(values, ", ")
 }
 
 // trustedPeer reports whether the connection comes from a configured
@@ -273,13 +267,7 @@ func (px *Proxy) trustedPeer(remote string) bool {
 	if err != nil {
 		return false
 	}
-	a := ap.Addr().Unmap()
-	for _, n := range px.trusted {
-		if n.Contains(a) {
-			return true
-		}
-	}
-	return false
+	return px.trusts(ap.Addr())
 }
 
 // clientIP is the address part of a RemoteAddr ("203.0.113.7:5123").
@@ -288,39 +276,6 @@ func clientIP(remote string) string {
 		remote = remote[:i]
 	}
 	return strings.TrimSuffix(strings.TrimPrefix(remote, "["), "]")
-}
-
-// forwardedElement is this hop's RFC 7239 Forwarded element.
-func forwardedElement(client, host, proto string) string {
-	var b strings.Builder
-	b.Grow(len(client) + len(host) + 32)
-	b.WriteString("for=")
-	switch {
-	case client == "":
-		b.WriteString("unknown")
-	case strings.Contains(client, ":"):
-		b.WriteString(`"[` + client + `]"`) // IPv6 must be quoted
-	default:
-		b.WriteString(client)
-	}
-	if host != "" {
-		b.WriteString(";host=")
-		b.WriteString(quoteForwarded(host))
-	}
-	b.WriteString(";proto=")
-	b.WriteString(proto)
-	return b.String()
-}
-
-// quoteForwarded quotes a value that is not an RFC 7230 token.
-func quoteForwarded(v string) string {
-	for i := 0; i < len(v); i++ {
-		c := v[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0) {
-			return strconv.Quote(v)
-		}
-	}
-	return v
 }
 
 // upgradeType is the protocol an HTTP/1.1 request asks to switch to, or "".
@@ -346,18 +301,10 @@ func hasToken(values []string, token string) bool {
 // copyEndToEnd copies the response's end-to-end headers into dst: not the
 // hop-by-hop ones, nor the ones its Connection header names.
 func copyEndToEnd(dst, src http.Header) {
+	connection := joinValues(src["Connection"])
 	for k, v := range src {
-		switch k {
-		case "Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade":
-			continue
-		}
-		dst[k] = v
-	}
-	for _, v := range src["Connection"] {
-		for name := range strings.SplitSeq(v, ",") {
-			if name = textproto.TrimString(name); name != "" {
-				delete(dst, textproto.CanonicalMIMEHeaderKey(name))
-			}
+		if responseHeaderKept(k) && !listedIn(connection, k) {
+			dst[k] = v
 		}
 	}
 }
@@ -417,7 +364,7 @@ func (px *Proxy) fail(w http.ResponseWriter, r *http.Request, id string, err err
 		px.problem(w, r, id, http.StatusRequestEntityTooLarge, "request body over "+strconv.FormatInt(mbe.Limit, 10)+" bytes", 0)
 		return
 	}
-	status, detail, retryAfter := upstreamFailure(r, err)
+	status, detail, retryAfter := upstreamFailure(r.Context(), err)
 	if status == 0 {
 		return
 	}
@@ -444,16 +391,23 @@ func serveProblem(w http.ResponseWriter, r *http.Request, id string, p *tier.Pro
 // stripPrefix turns "/api/orders" into "/orders" and "/api" into "/" for
 // prefix "/api/".
 func stripPrefix(p, prefix string) string {
-	if rest, ok := strings.CutPrefix(p, prefix); ok {
-		if strings.HasPrefix(rest, "/") {
-			return rest
-		}
+	rest, slash := cutPrefix(p, prefix)
+	if slash {
 		return "/" + rest
 	}
-	if p+"/" == prefix {
-		return "/"
+	return rest
+}
+
+// cutPrefix is stripPrefix for either engine: the path without prefix is
+// rest, preceded by a slash when slash is set.
+func cutPrefix(p, prefix string) (rest string, slash bool) {
+	if rest, ok := strings.CutPrefix(p, prefix); ok {
+		return rest, !strings.HasPrefix(rest, "/")
 	}
-	return p
+	if p+"/" == prefix {
+		return "", true
+	}
+	return p, false
 }
 
 // continueGate makes one 100 Continue of two. The transport starts sending

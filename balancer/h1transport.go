@@ -179,7 +179,7 @@ func (t *h1Transport) RoundTrip(r *http.Request) (*http.Response, error) {
 	// could not be written, or when no answer came and sending it twice
 	// is harmless. After a write, the server may have acted on it; and a
 	// body, once read, is gone.
-	replayable := (r.Body == nil || r.Body == http.NoBody) && isIdempotent(r)
+	replayable := (r.Body == nil || r.Body == http.NoBody) && isIdempotent((*stdRequest)(r))
 	maxIdle := h1IdleTimeout
 	if !replayable {
 		maxIdle = t.unsafeIdle
@@ -187,7 +187,7 @@ func (t *h1Transport) RoundTrip(r *http.Request) (*http.Response, error) {
 	for fresh := false; ; fresh = true {
 		var pc *h1Conn
 		if !fresh {
-			pc = h.get(time.Now(), maxIdle)
+			pc = h.get(time.Now(), maxIdle, false)
 		}
 		if pc == nil {
 			var err error
@@ -248,8 +248,9 @@ func (t *h1Transport) host(addr string) *h1Host {
 }
 
 // get takes the most recently used idle connection, or returns nil when
-// none has been idle for at most maxIdle.
-func (h *h1Host) get(now time.Time, maxIdle time.Duration) *h1Conn {
+// none has been idle for at most maxIdle. With peek, it looks at the
+// socket of the connection whatever its idle time.
+func (h *h1Host) get(now time.Time, maxIdle time.Duration, peek bool) *h1Conn {
 	h.mu.Lock()
 	n := len(h.idle)
 	if n == 0 {
@@ -275,9 +276,9 @@ func (h *h1Host) get(now time.Time, maxIdle time.Duration) *h1Conn {
 	h.idle[n-1] = nil
 	h.idle = h.idle[:n-1]
 	h.mu.Unlock()
-	if (pc.peek || idle > h1PeekIdle) && !idleConnClean(pc.conn) {
+	if (peek || pc.peek || idle > h1PeekIdle) && !idleConnClean(pc.conn) {
 		_ = pc.conn.Close()
-		return h.get(now, maxIdle)
+		return h.get(now, maxIdle, peek)
 	}
 	return pc
 }

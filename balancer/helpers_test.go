@@ -14,6 +14,8 @@ import (
 
 	"github.com/threetier/threetier/internal/child"
 	"go.uber.org/goleak"
+
+	"github.com/threetier/threetier/internal/leaks"
 )
 
 func TestMain(m *testing.M) {
@@ -29,7 +31,7 @@ func TestMain(m *testing.M) {
 		flood()
 		return
 	}
-	goleak.VerifyTestMain(m)
+	goleak.VerifyTestMain(m, leaks.FastHTTP()...)
 }
 
 // backend is a real HTTP server on 127.0.0.1 that counts its requests and

@@ -6,9 +6,10 @@ import (
 )
 
 // failed records a failed attempt on e: a transport error, or when err is
-// nil a 5xx answer resp. It ejects e after enough failures in a row; a
-// refusal is counted but left out of that run (see OutlierConfig).
-func (p *Pool) failed(e *endpoint, now int64, err error, resp *http.Response) {
+// nil a 5xx answer, refused when it is a deliberate refusal. It ejects e
+// after enough failures in a row; a refusal is counted but left out of
+// that run (see OutlierConfig).
+func (p *Pool) failed(e *endpoint, now int64, err error, refused bool) {
 	e.failures.Add(1)
 	if err != nil && neverSent(err) {
 		select { // ask discovery, if running, to look again soon
@@ -16,7 +17,7 @@ func (p *Pool) failed(e *endpoint, now int64, err error, resp *http.Response) {
 		default:
 		}
 	}
-	if p.cfg.Outlier.Disable || (resp != nil && p.refusal(resp)) {
+	if p.cfg.Outlier.Disable || refused {
 		return
 	}
 	if int(e.consec.Add(1)) >= p.cfg.Outlier.ConsecutiveFailures {
@@ -24,11 +25,11 @@ func (p *Pool) failed(e *endpoint, now int64, err error, resp *http.Response) {
 	}
 }
 
-// refusal reports whether resp is a deliberate refusal that outlier
-// detection leaves out (see OutlierConfig).
-func (p *Pool) refusal(resp *http.Response) bool {
-	return resp.StatusCode == http.StatusServiceUnavailable && !p.cfg.Outlier.CountRefusals &&
-		resp.Header.Get("Retry-After") != ""
+// refusal reports whether an answer of status, with a Retry-After header
+// or not, is a deliberate refusal that outlier detection leaves out (see
+// OutlierConfig).
+func (p *Pool) refusal(status int, retryAfter bool) bool {
+	return status == http.StatusServiceUnavailable && !p.cfg.Outlier.CountRefusals && retryAfter
 }
 
 // succeeded records a good attempt: the failure run ends, and an endpoint

@@ -18,6 +18,11 @@ import (
 // endpoints earlier attempts failed on). It returns nil when no endpoint is
 // left. It takes no lock and allocates nothing.
 func (p *Pool) pick(r *http.Request, tried []*endpoint) *endpoint {
+	return p.pickFor((*stdRequest)(r), tried)
+}
+
+// pickFor is pick for a request of either engine.
+func (p *Pool) pickFor(r requestView, tried []*endpoint) *endpoint {
 	t := p.table.Load()
 	n := len(t.eps)
 	if n == 0 {
@@ -38,14 +43,14 @@ func (p *Pool) pick(r *http.Request, tried []*endpoint) *endpoint {
 	return nil
 }
 
-func (p *Pool) choose(t *table, r *http.Request) *endpoint {
+func (p *Pool) choose(t *table, r requestView) *endpoint {
 	switch p.policy {
 	case PolicyLeastRequest:
 		return leastRequest(t)
 	case PolicyP2CEWMA:
 		return p2cEWMA(t, p.clock.Load())
 	case PolicyHash:
-		if key, ok := p.hashKey.of(r); ok {
+		if key, ok := p.hashKey.from(r); ok {
 			return p.hashPick(t, key)
 		}
 		return leastRequest(t)
@@ -180,23 +185,22 @@ func WithAffinityKey(ctx context.Context, key string) context.Context {
 }
 
 // of returns the request's key without allocating.
-func (k hashKey) of(r *http.Request) (string, bool) {
-	if v, ok := r.Context().Value(affinityKey{}).(string); ok {
+func (k hashKey) of(r *http.Request) (string, bool) { return k.from((*stdRequest)(r)) }
+
+// from is of for a request of either engine.
+func (k hashKey) from(r requestView) (string, bool) {
+	if v, ok := r.context().Value(affinityKey{}).(string); ok {
 		return v, true
 	}
 	switch k.kind {
 	case "header":
-		if v := r.Header[k.name]; len(v) > 0 && v[0] != "" {
-			return v[0], true
+		if v, _ := r.header(k.name); v != "" {
+			return v, true
 		}
 	case "cookie":
-		for _, line := range r.Header["Cookie"] {
-			if v, ok := findCookie(line, k.name); ok {
-				return v, true
-			}
-		}
+		return r.cookie(k.name)
 	case "client_addr":
-		addr := r.RemoteAddr
+		addr := r.remoteAddr()
 		if host, _, err := net.SplitHostPort(addr); err == nil {
 			addr = host
 		}
@@ -204,8 +208,8 @@ func (k hashKey) of(r *http.Request) (string, bool) {
 			return addr, true
 		}
 	case "path":
-		if r.URL != nil && r.URL.Path != "" {
-			return r.URL.Path, true
+		if p := r.path(); p != "" {
+			return p, true
 		}
 	}
 	return "", false

@@ -31,7 +31,7 @@ func ProxyErrorHandler(w http.ResponseWriter, r *http.Request, err error) {
 // writeFailure answers what upstreamFailure makes of err, if the client is
 // still there to read it.
 func writeFailure(w http.ResponseWriter, r *http.Request, err error) {
-	status, detail, retryAfter := upstreamFailure(r, err)
+	status, detail, retryAfter := upstreamFailure(r.Context(), err)
 	if status == 0 {
 		return // the client left; nobody reads an answer
 	}
@@ -43,7 +43,7 @@ func writeFailure(w http.ResponseWriter, r *http.Request, err error) {
 // upstreamFailure is the answer to a request a pool could not serve: its
 // status (0 when the client left and nobody reads an answer), detail, and
 // Retry-After.
-func upstreamFailure(r *http.Request, err error) (int, string, time.Duration) {
+func upstreamFailure(ctx context.Context, err error) (int, string, time.Duration) {
 	switch {
 	case errors.Is(err, ErrNoEndpoint):
 		retry := time.Second
@@ -52,7 +52,7 @@ func upstreamFailure(r *http.Request, err error) (int, string, time.Duration) {
 			retry = ne.RetryAfter
 		}
 		return http.StatusServiceUnavailable, "no healthy instance can take the request; try again later", retry
-	case errors.Is(err, context.Canceled) && r.Context().Err() != nil:
+	case errors.Is(err, context.Canceled) && ctx.Err() != nil:
 		return 0, "", 0
 	case errors.Is(err, ErrAttemptTimeout) || errors.Is(err, context.DeadlineExceeded):
 		return http.StatusGatewayTimeout, "the upstream did not answer in time", 0

@@ -38,6 +38,13 @@ var (
 // Retry-After, 504, 413, and 500 for a panic (which cuts the connection
 // instead once the answer has begun, as net/http does).
 //
+// HTTP/1.1 requests are served on fasthttp by default (ProxyConfig.Engine):
+// those it holds whole, with bodies of a known length up to
+// tier.FastMaxBody and no Upgrade or Expect, take the fast path: the same
+// rules on fasthttp's types, over the pool's own connections; the rest,
+// and HTTP/2, go through ServeHTTP. A pool built WithTransport keeps the
+// whole node on net/http, since only that path can use its transport.
+//
 // Requests are counted in the metrics every tier has (tier.HTTPMetrics):
 // threetier_proxy_requests_total{method,route,code},
 // threetier_proxy_request_duration_seconds{method,route},
@@ -154,7 +161,20 @@ func NewProxy(cfg ProxyConfig, pools []*Pool, opts ...Option) (*Proxy, error) {
 		return nil, err
 	}
 	limits := append([]tier.ServerOption{tier.WithLimits(cfg.Limits), tier.WithServerLogger(px.log)}, admission...)
-	px.main = tier.NewHTTPServer(cfg.Name, srv, append(limits, tier.WithDrain(px.health, cfg.DrainDelay), tier.WithTracerProvider(o.tracer))...)
+	mainOpts := append(limits, tier.WithDrain(px.health, cfg.DrainDelay), tier.WithTracerProvider(o.tracer))
+	if px.cfg.Engine == EngineFast {
+		for _, p := range pools {
+			if p.fast == nil {
+				px.log.Info("serving on net/http: a pool has a transport of its own", "pool", p.Name())
+				px.cfg.Engine = EngineStd
+				break
+			}
+		}
+	}
+	if px.cfg.Engine == EngineFast {
+		mainOpts = append(mainOpts, withFastEngine(px.serveFast)...)
+	}
+	px.main = tier.NewHTTPServer(cfg.Name, srv, mainOpts...)
 	if cfg.RedirectListen != "" {
 		px.redirect = tier.NewHTTPServer(cfg.Name+"-redirect", &http.Server{
 			Addr:              cfg.RedirectListen,
@@ -261,7 +281,7 @@ func (px *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	px.metrics.Begin()
 	ex := &exchange{resp: answer{ResponseWriter: w}, id: tier.AcceptRequestID(r.Header, nil)}
-	rt := px.match(r)
+	rt := px.match(r.Host, r.URL.Path)
 	defer px.observe(ex, r, rt, start) // also when a panic ends the request
 	defer px.recoverPanic(ex, r)
 	if r.Context().Err() != nil {
@@ -279,19 +299,19 @@ func (px *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	px.forward(ex, r, rt)
 }
 
-// match returns the first route that takes r, or the default one.
-func (px *Proxy) match(r *http.Request) *route {
+// match returns the first route that takes a request for host (the Host
+// header, maybe with a port) and path (decoded), or the default one.
+func (px *Proxy) match(host, path string) *route {
 	for i := range px.routes {
-		if rt := &px.routes[i]; rt.matches(r) {
+		if rt := &px.routes[i]; rt.matches(host, path) {
 			return rt
 		}
 	}
 	return px.def
 }
 
-func (rt *route) matches(r *http.Request) bool {
+func (rt *route) matches(host, path string) bool {
 	if rt.host != "" {
-		host := r.Host
 		if i := strings.LastIndexByte(host, ':'); i >= 0 && !strings.Contains(host[i:], "]") {
 			host = host[:i]
 		}
@@ -305,8 +325,7 @@ func (rt *route) matches(r *http.Request) bool {
 		}
 	}
 	if rt.PathPrefix != "" {
-		p := r.URL.Path
-		return strings.HasPrefix(p, rt.PathPrefix) || rt.bare != "" && p == rt.bare
+		return strings.HasPrefix(path, rt.PathPrefix) || rt.bare != "" && path == rt.bare
 	}
 	return true
 }

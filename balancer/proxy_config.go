@@ -15,6 +15,18 @@ import (
 // variables: THREETIER_PROXY_LISTEN and so on.
 const ProxyEnvPrefix = tier.EnvPrefix + "PROXY_"
 
+// ProxyConfig values of Engine.
+const (
+	// EngineFast serves HTTP/1.1 on github.com/valyala/fasthttp: no
+	// goroutine per request, reused requests and answers. Requests it
+	// cannot hold whole (uploads of unknown or large length, Expect:
+	// 100-continue, Upgrade) and HTTP/2 are served by net/http on the same
+	// listener.
+	EngineFast = "fasthttp"
+	// EngineStd serves every request on net/http.
+	EngineStd = "net/http"
+)
+
 // Route values of HostHeader.
 const (
 	// HostPass sends the client's Host header upstream (HAProxy's way).
@@ -30,6 +42,10 @@ const (
 type ProxyConfig struct {
 	// Name names the node in logs and metrics; zero means "proxy".
 	Name string `env:"NAME" json:"name,omitempty"`
+	// Engine serves the listener's HTTP/1.1 requests: EngineFast (zero) or
+	// EngineStd. Both give the same answers; a pool built WithTransport
+	// needs EngineStd, which NewProxy then uses.
+	Engine string `env:"ENGINE" json:"engine,omitempty"`
 	// Listen is the address of the listener; zero means ":8080".
 	Listen string `env:"LISTEN" json:"listen,omitempty"`
 	// Routes send requests to pools by host and path prefix, the first match
@@ -128,6 +144,7 @@ func DefaultProxyConfig() ProxyConfig { return ProxyConfig{}.withDefaults() }
 func (c ProxyConfig) withDefaults() ProxyConfig {
 	setDefault(&c.Name, "proxy")
 	setDefault(&c.Listen, ":8080")
+	setDefault(&c.Engine, EngineFast)
 	setDefault(&c.ReadHeaderTimeout, 10*time.Second)
 	setDefault(&c.IdleTimeout, 60*time.Second)
 	setDefault(&c.ResponseTimeout, 60*time.Second)
@@ -145,6 +162,11 @@ func (c ProxyConfig) Validate() error {
 	var errs []error
 	bad := func(field string, value any, problem, allowed string) {
 		errs = append(errs, &tier.ConfigError{Field: field, Value: fmt.Sprint(value), Problem: problem, Allowed: allowed})
+	}
+	switch c.Engine {
+	case "", EngineFast, EngineStd:
+	default:
+		bad("Engine", c.Engine, "unknown engine", EngineFast+" or "+EngineStd)
 	}
 	for i, r := range c.Routes {
 		if r.Pool == "" {

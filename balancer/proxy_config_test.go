@@ -1,6 +1,8 @@
 package balancer
 
 import (
+	"errors"
+	"net/http"
 	"testing"
 	"time"
 
@@ -38,5 +40,25 @@ func TestProxyLimitsFromEnv(t *testing.T) {
 	}
 	if d := DefaultProxyConfig(); d.BodyTimeout != tier.DefaultBodyTimeout || d.SendTimeout != tier.DefaultSendTimeout || d.MaxConns != tier.DefaultMaxConns {
 		t.Fatalf("defaults: %+v", d.Limits)
+	}
+}
+
+func TestProxyEngineConfig(t *testing.T) {
+	var cfg ProxyConfig
+	if err := tier.LoadEnvFrom([]string{"THREETIER_PROXY_ENGINE=net/http"}, ProxyEnvPrefix, &cfg); err != nil || cfg.Engine != EngineStd {
+		t.Fatalf("%q %v", cfg.Engine, err)
+	}
+	if d := DefaultProxyConfig(); d.Engine != EngineFast {
+		t.Fatalf("default engine %q", d.Engine)
+	}
+	var ce *tier.ConfigError
+	if err := (ProxyConfig{Engine: "nbio"}).Validate(); !errors.As(err, &ce) || ce.Field != "Engine" {
+		t.Fatalf("bad engine: %v", err)
+	}
+	// A pool with a transport of its own is served on net/http.
+	pool := newPool(t, Config{Endpoints: []string{"http://upstream.test"}}, WithTransport(http.DefaultTransport))
+	px, err := NewProxy(ProxyConfig{}, []*Pool{pool})
+	if err != nil || px.Config().Engine != EngineStd {
+		t.Fatalf("engine %q %v", px.Config().Engine, err)
 	}
 }

@@ -1,6 +1,7 @@
 package balancer
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -18,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/threetier/threetier/internal/wait"
 	"github.com/threetier/threetier/tier"
+	"github.com/valyala/fasthttp"
 )
 
 // clientFrom is an HTTP client whose connections come from the loopback
@@ -41,50 +43,52 @@ func fetch(t *testing.T, c *http.Client, url string) (*http.Response, string) {
 }
 
 func TestRateLimitAnswers429WithTheDraftsFields(t *testing.T) {
-	backend := newBackend(t)
-	reg := prometheus.NewRegistry()
-	pool := newPool(t, Config{Name: "web", Endpoints: []string{backend.url}})
-	px, err := NewProxy(ProxyConfig{Listen: "127.0.0.1:0", RateLimit: 1, RateBurst: 2}, []*Pool{pool}, WithRegistry(reg))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := px.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = px.Stop(context.Background()) })
-	url := "http://" + px.Addr() + "/"
-	one, two := clientFrom("127.0.0.1"), clientFrom("127.0.0.2")
-	for i := range 2 {
-		if resp, _ := fetch(t, one, url); resp.StatusCode != http.StatusOK {
-			t.Fatalf("request %d within the burst: %d", i, resp.StatusCode)
+	forEngine(t, func(t *testing.T, engine string) {
+		backend := newBackend(t)
+		reg := prometheus.NewRegistry()
+		pool := newPool(t, Config{Name: "web", Endpoints: []string{backend.url}})
+		px, err := NewProxy(ProxyConfig{Engine: engine, Listen: "127.0.0.1:0", RateLimit: 1, RateBurst: 2}, []*Pool{pool}, WithRegistry(reg))
+		if err != nil {
+			t.Fatal(err)
 		}
-	}
-	resp, body := fetch(t, one, url)
-	if resp.StatusCode != http.StatusTooManyRequests {
-		t.Fatalf("over the burst: %d %s", resp.StatusCode, body)
-	}
-	if ra, _ := strconv.Atoi(resp.Header.Get("Retry-After")); ra < 1 {
-		t.Fatalf("Retry-After %q", resp.Header.Get("Retry-After"))
-	}
-	if got := resp.Header.Get("RateLimit-Policy"); got != `"default";q=2;w=2` {
-		t.Fatalf("RateLimit-Policy %q", got)
-	}
-	if got := resp.Header.Get("RateLimit"); !strings.HasPrefix(got, `"default";r=0;t=`) {
-		t.Fatalf("RateLimit %q", got)
-	}
-	var p struct {
-		Status int    `json:"status"`
-		Detail string `json:"detail"`
-	}
-	if err := json.Unmarshal([]byte(body), &p); err != nil || p.Status != 429 || resp.Header.Get("Content-Type") != "application/problem+json" {
-		t.Fatalf("not a problem: %s %q (%v)", resp.Header.Get("Content-Type"), body, err)
-	}
-	if resp, _ := fetch(t, two, url); resp.StatusCode != http.StatusOK {
-		t.Fatalf("another client refused: %d", resp.StatusCode)
-	}
-	if n := testutil.ToFloat64(px.limits.limited.WithLabelValues("web")); n != 1 {
-		t.Fatalf("threetier_proxy_rate_limited_total{route=web} = %v", n)
-	}
+		if err := px.Start(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = px.Stop(context.Background()) })
+		url := "http://" + px.Addr() + "/"
+		one, two := clientFrom("127.0.0.1"), clientFrom("127.0.0.2")
+		for i := range 2 {
+			if resp, _ := fetch(t, one, url); resp.StatusCode != http.StatusOK {
+				t.Fatalf("request %d within the burst: %d", i, resp.StatusCode)
+			}
+		}
+		resp, body := fetch(t, one, url)
+		if resp.StatusCode != http.StatusTooManyRequests {
+			t.Fatalf("over the burst: %d %s", resp.StatusCode, body)
+		}
+		if ra, _ := strconv.Atoi(resp.Header.Get("Retry-After")); ra < 1 {
+			t.Fatalf("Retry-After %q", resp.Header.Get("Retry-After"))
+		}
+		if got := resp.Header.Get("RateLimit-Policy"); got != `"default";q=2;w=2` {
+			t.Fatalf("RateLimit-Policy %q", got)
+		}
+		if got := resp.Header.Get("RateLimit"); !strings.HasPrefix(got, `"default";r=0;t=`) {
+			t.Fatalf("RateLimit %q", got)
+		}
+		var p struct {
+			Status int    `json:"status"`
+			Detail string `json:"detail"`
+		}
+		if err := json.Unmarshal([]byte(body), &p); err != nil || p.Status != 429 || resp.Header.Get("Content-Type") != "application/problem+json" {
+			t.Fatalf("not a problem: %s %q (%v)", resp.Header.Get("Content-Type"), body, err)
+		}
+		if resp, _ := fetch(t, two, url); resp.StatusCode != http.StatusOK {
+			t.Fatalf("another client refused: %d", resp.StatusCode)
+		}
+		if n := testutil.ToFloat64(px.limits.limited.WithLabelValues("web")); n != 1 {
+			t.Fatalf("threetier_proxy_rate_limited_total{route=web} = %v", n)
+		}
+	})
 }
 
 func TestRateKeyFollowsTrustedProxiesHeadersAndCookies(t *testing.T) {
@@ -120,6 +124,21 @@ func TestRateKeyFollowsTrustedProxiesHeadersAndCookies(t *testing.T) {
 	if k := px.rateKey(httpKeySource{r}); k != "c:s1" {
 		t.Fatalf("cookie key: %q", k)
 	}
+	// The fast engine's requests, as read from the wire, give the same
+	// keys.
+	var req fasthttp.Request
+	if err := req.Read(bufio.NewReader(strings.NewReader("GET / HTTP/1.1\r\nHost: a\r\n" +
+		"X-Forwarded-For: 198.51.100.9, 203.0.113.7, 10.2.2.2\r\nX-Api-Key: k1\r\nCookie: other=1; session=s1\r\n\r\n"))); err != nil {
+		t.Fatal(err)
+	}
+	var ctx fasthttp.RequestCtx
+	ctx.Init(&req, &net.TCPAddr{IP: net.ParseIP("10.1.1.1"), Port: 5000}, nil)
+	for rule, want := range map[string]string{"": "203.0.113.7", "header:x-api-key": "h:k1", "cookie:session": "c:s1", "cookie:none": "203.0.113.7"} {
+		px.limits.key, _ = parseRateKey(rule)
+		if k := px.rateKey((*fastRequest)(&ctx)); k != want {
+			t.Errorf("fast request, key %q: %q, want %q", rule, k, want)
+		}
+	}
 	for _, bad := range []string{"header:", "query:x", "header:a b"} {
 		if err := (ProxyConfig{RateKey: bad}).Validate(); err == nil {
 			t.Errorf("RateKey %q accepted", bad)
@@ -131,39 +150,41 @@ func TestRateKeyFollowsTrustedProxiesHeadersAndCookies(t *testing.T) {
 }
 
 func TestConnLimitResetsTheConnectionOverTheCap(t *testing.T) {
-	backend := newBackend(t)
-	reg := prometheus.NewRegistry()
-	pool := newPool(t, Config{Name: "web", Endpoints: []string{backend.url}})
-	px, err := NewProxy(ProxyConfig{Listen: "127.0.0.1:0", ConnLimit: 1}, []*Pool{pool}, WithRegistry(reg))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := px.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = px.Stop(context.Background()) })
-	held, err := net.Dial("tcp", px.Addr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer held.Close()
-	wait.For(t, 5*time.Second, "the held connection to count", func() bool { return px.RateLimiter().Conns("127.0.0.1") == 1 })
-	c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
-	if resp, err := c.Get("http://" + px.Addr() + "/"); err == nil {
-		resp.Body.Close()
-		t.Fatalf("a second connection over ConnLimit 1 served: %d", resp.StatusCode)
-	}
-	if resp, _ := fetch(t, clientFrom("127.0.0.2"), "http://"+px.Addr()+"/"); resp.StatusCode != http.StatusOK {
-		t.Fatalf("another address refused: %d", resp.StatusCode)
-	}
-	if n := testutil.ToFloat64(px.limits.connsRefused); n != 1 {
-		t.Fatalf("connections refused %v, want 1", n)
-	}
-	held.Close()
-	wait.For(t, 5*time.Second, "the held connection's release", func() bool { return px.RateLimiter().Conns("127.0.0.1") == 0 })
-	if resp, _ := fetch(t, c, "http://"+px.Addr()+"/"); resp.StatusCode != http.StatusOK {
-		t.Fatalf("after the release: %d", resp.StatusCode)
-	}
+	forEngine(t, func(t *testing.T, engine string) {
+		backend := newBackend(t)
+		reg := prometheus.NewRegistry()
+		pool := newPool(t, Config{Name: "web", Endpoints: []string{backend.url}})
+		px, err := NewProxy(ProxyConfig{Engine: engine, Listen: "127.0.0.1:0", ConnLimit: 1}, []*Pool{pool}, WithRegistry(reg))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := px.Start(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = px.Stop(context.Background()) })
+		held, err := net.Dial("tcp", px.Addr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer held.Close()
+		wait.For(t, 5*time.Second, "the held connection to count", func() bool { return px.RateLimiter().Conns("127.0.0.1") == 1 })
+		c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+		if resp, err := c.Get("http://" + px.Addr() + "/"); err == nil {
+			resp.Body.Close()
+			t.Fatalf("a second connection over ConnLimit 1 served: %d", resp.StatusCode)
+		}
+		if resp, _ := fetch(t, clientFrom("127.0.0.2"), "http://"+px.Addr()+"/"); resp.StatusCode != http.StatusOK {
+			t.Fatalf("another address refused: %d", resp.StatusCode)
+		}
+		if n := testutil.ToFloat64(px.limits.connsRefused); n != 1 {
+			t.Fatalf("connections refused %v, want 1", n)
+		}
+		held.Close()
+		wait.For(t, 5*time.Second, "the held connection's release", func() bool { return px.RateLimiter().Conns("127.0.0.1") == 0 })
+		if resp, _ := fetch(t, c, "http://"+px.Addr()+"/"); resp.StatusCode != http.StatusOK {
+			t.Fatalf("after the release: %d", resp.StatusCode)
+		}
+	})
 }
 
 // TestRateLimitKeyFloodStaysAtTheCap sends a million requests, each with

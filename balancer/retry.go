@@ -1,6 +1,7 @@
 package balancer
 
 import (
+	"context"
 	"errors"
 	"io"
 	"net"
@@ -14,12 +15,16 @@ import (
 
 // isIdempotent reports whether r may be sent twice: its method is idempotent
 // (RFC 9110) or it carries an Idempotency-Key.
-func isIdempotent(r *http.Request) bool {
-	switch r.Method {
+func isIdempotent(r requestView) bool {
+	switch r.method() {
 	case "", http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace, http.MethodPut, http.MethodDelete:
 		return true
 	}
-	return len(r.Header["Idempotency-Key"]) > 0 || len(r.Header["X-Idempotency-Key"]) > 0
+	if _, ok := r.header("Idempotency-Key"); ok {
+		return true
+	}
+	_, ok := r.header("X-Idempotency-Key")
+	return ok
 }
 
 // neverSent reports whether err proves the request never reached the
@@ -35,13 +40,13 @@ func neverSent(err error) bool {
 // allowRetry spends one retry from the budget and waits the back-off
 // before the attempt after attempt n. It returns false when the budget is
 // spent or r's context ends during the wait.
-func (p *Pool) allowRetry(r *http.Request, n int) bool {
+func (p *Pool) allowRetry(ctx context.Context, n int) bool {
 	if !p.budget.Withdraw(time.Now().Unix()) {
 		p.metrics.budgetExhausted.Add(1)
 		return false
 	}
 	p.metrics.retries.Add(1)
-	return retry.Sleep(r.Context(), retry.Backoff(p.cfg.Retry.Backoff, p.cfg.Retry.MaxBackoff, n))
+	return retry.Sleep(ctx, retry.Backoff(p.cfg.Retry.Backoff, p.cfg.Retry.MaxBackoff, n))
 }
 
 // errStaleAttempt ends the body of an attempt that a retry replaced: its

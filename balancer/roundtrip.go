@@ -44,18 +44,17 @@ func (p *Pool) roundTrip(r *http.Request, owned bool) (*http.Response, *replayBo
 		}
 		return nil, nil, errors.New("balancer: request has no URL")
 	}
-	p.budget.Request(time.Now().Unix())
-	e := p.pick(r, nil)
-	if e == nil {
-		p.metrics.noEndpoint.Add(1)
+	view := (*stdRequest)(r)
+	e, err := p.first(view)
+	if err != nil {
 		if r.Body != nil {
 			_ = r.Body.Close()
 		}
-		return nil, nil, &NoEndpointError{Pool: p.cfg.Name, RetryAfter: p.retryAfter()}
+		return nil, nil, err
 	}
-	attempts := min(p.cfg.Retry.Attempts, maxAttempts)
+	attempts := p.attempts()
 	body := p.prepareBody(r, attempts > 1, owned)
-	idempotent := isIdempotent(r)
+	idempotent := isIdempotent(view)
 	var tried [maxAttempts]*endpoint
 	b, err := body.forAttempt(r, 0)
 	if err != nil {
@@ -69,10 +68,14 @@ func (p *Pool) roundTrip(r *http.Request, owned bool) (*http.Response, *replayBo
 			out, span = p.tracer.start(out, e, n)
 		}
 		resp, err := p.send(e, out, r.Context())
-		if span != nil {
-			endAttempt(span, resp, err)
+		status := 0
+		if err == nil {
+			status = resp.StatusCode
 		}
-		next := p.retryTarget(r, n, attempts, idempotent, body, resp, err, tried[:n+1])
+		if span != nil {
+			endAttempt(span, status, err)
+		}
+		next := p.retryTarget(view, n, attempts, idempotent, body, status, err, tried[:n+1])
 		if next != nil {
 			// Take the body over now, before the last answer is dropped: if
 			// the attempt still sending it went past what is kept, that
@@ -98,24 +101,44 @@ func (p *Pool) roundTrip(r *http.Request, owned bool) (*http.Response, *replayBo
 	}
 }
 
-// retryTarget returns the endpoint for the attempt after attempt n, or nil
-// when the request is done: out of attempts, not safe to send again, not
-// worth it, nobody left to try, or no budget (after the back-off wait).
-func (p *Pool) retryTarget(r *http.Request, n, attempts int, idempotent bool, body *replayBody, resp *http.Response, err error, tried []*endpoint) *endpoint {
-	if n+1 >= attempts || r.Context().Err() != nil {
+// first begins a request on the pool: it counts toward the retry budget,
+// and gets its first endpoint, or a *NoEndpointError.
+func (p *Pool) first(r requestView) (*endpoint, error) {
+	p.budget.Request(time.Now().Unix())
+	e := p.pickFor(r, nil)
+	if e == nil {
+		p.metrics.noEndpoint.Add(1)
+		return nil, &NoEndpointError{Pool: p.cfg.Name, RetryAfter: p.retryAfter()}
+	}
+	return e, nil
+}
+
+// attempts is how many times a request may be sent, at most.
+func (p *Pool) attempts() int { return min(p.cfg.Retry.Attempts, maxAttempts) }
+
+// replayer says whether a request's body can still be sent whole again.
+type replayer interface{ replayable() bool }
+
+// retryTarget returns the endpoint for the attempt after attempt n, whose
+// answer was status (0 with err), or nil when the request is done: out of
+// attempts, not safe to send again, not worth it, nobody left to try, or
+// no budget (after the back-off wait).
+func (p *Pool) retryTarget(r requestView, n, attempts int, idempotent bool, body replayer, status int, err error, tried []*endpoint) *endpoint {
+	ctx := r.context()
+	if n+1 >= attempts || ctx.Err() != nil {
 		return nil
 	}
 	switch {
 	case err != nil && (idempotent || neverSent(err)):
-	case err == nil && idempotent && p.retryOn[min(resp.StatusCode, len(p.retryOn)-1)]:
+	case err == nil && idempotent && p.retryOn[min(status, len(p.retryOn)-1)]:
 	default:
 		return nil
 	}
 	if !body.replayable() {
 		return nil
 	}
-	next := p.pick(r, tried)
-	if next == nil || !p.allowRetry(r, n) {
+	next := p.pickFor(r, tried)
+	if next == nil || !p.allowRetry(ctx, n) {
 		return nil
 	}
 	return next
@@ -132,10 +155,7 @@ func (p *Pool) send(e *endpoint, out *http.Request, caller context.Context) (*ht
 		timer = time.AfterFunc(d, cancel)
 		out = out.WithContext(ctx)
 	}
-	e.inflight.Add(1)
-	p.inflight.Add(1)
-	e.requests.Add(1)
-	start := time.Now()
+	start := p.beginAttempt(e)
 	resp, err := p.transport.RoundTrip(out)
 	end := time.Now()
 	if timer != nil && !timer.Stop() && caller.Err() == nil {
@@ -146,32 +166,61 @@ func (p *Pool) send(e *endpoint, out *http.Request, caller context.Context) (*ht
 		}
 		resp, err = nil, fmt.Errorf("%s after %s: %w", e.key, p.cfg.Retry.AttemptTimeout, ErrAttemptTimeout)
 	}
-	if now := end.UnixNano(); now-p.clock.Load() > int64(time.Millisecond) {
+	if err != nil {
+		p.done(e, cancel)
+		p.settle(e, start, end, attemptOutcome{err: err, callerGone: errors.Is(caller.Err(), context.Canceled)})
+		return nil, err
+	}
+	p.settle(e, start, end, attemptOutcome{status: resp.StatusCode, leaving: leaving(resp), retryAfter: resp.Header.Get("Retry-After") != ""})
+	resp.Body = p.track(e, resp.Body, cancel)
+	return resp, nil
+}
+
+// beginAttempt counts an attempt on e in flight, until done, and returns
+// when it began.
+func (p *Pool) beginAttempt(e *endpoint) time.Time {
+	e.inflight.Add(1)
+	p.inflight.Add(1)
+	e.requests.Add(1)
+	return time.Now()
+}
+
+// attemptOutcome is what an attempt came to, as either engine reads it.
+type attemptOutcome struct {
+	status     int   // the final status; 0 with err
+	err        error // the attempt failed without an answer
+	retryAfter bool  // the answer carries Retry-After (a deliberate refusal, with 503)
+	leaving    bool  // the endpoint said it is draining (tier.DrainingHeader)
+	callerGone bool  // the caller gave up (canceled): not the endpoint's fault
+}
+
+// settle does an attempt's bookkeeping once its answer's headers came (or
+// it failed): latency, the drain signal, outlier detection, the
+// endpoint's averages. The attempt stays in flight until done.
+func (p *Pool) settle(e *endpoint, start, end time.Time, o attemptOutcome) {
+	now := end.UnixNano()
+	if now-p.clock.Load() > int64(time.Millisecond) {
 		p.clock.Store(now)
 	}
 	p.metrics.observe(end.Sub(start))
-	if err == nil && leaving(resp) {
-		p.drained(e, end.UnixNano())
+	if o.err == nil && o.leaving {
+		p.drained(e, now)
 	}
 	switch {
-	case err != nil:
-		p.done(e, cancel)
+	case o.err != nil:
 		// The caller giving up is not the endpoint's fault; its deadline
 		// passing while the endpoint is silent is.
-		if !errors.Is(caller.Err(), context.Canceled) {
-			p.failed(e, end.UnixNano(), err, nil)
-			e.record(-1, false, end.UnixNano())
+		if !o.callerGone {
+			p.failed(e, now, o.err, false)
+			e.record(-1, false, now)
 		}
-		return nil, err
-	case resp.StatusCode >= 500:
-		p.failed(e, end.UnixNano(), nil, resp)
-		e.record(end.Sub(start), false, end.UnixNano())
+	case o.status >= 500:
+		p.failed(e, now, nil, p.refusal(o.status, o.retryAfter))
+		e.record(end.Sub(start), false, now)
 	default:
-		p.succeeded(e, end.UnixNano())
-		e.record(end.Sub(start), true, end.UnixNano())
+		p.succeeded(e, now)
+		e.record(end.Sub(start), true, now)
 	}
-	resp.Body = p.track(e, resp.Body, cancel)
-	return resp, nil
 }
 
 // done ends an attempt: it is no longer in flight, and its attempt

@@ -92,6 +92,9 @@ func (p *Pool) Stop(ctx context.Context) error {
 	if p.ownedTr != nil {
 		p.ownedTr.CloseIdleConnections()
 	}
+	if p.fast != nil {
+		p.fast.closeIdle()
+	}
 	return err
 }
 

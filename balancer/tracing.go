@@ -1,6 +1,7 @@
 package balancer
 
 import (
+	"context"
 	"net/http"
 	"strconv"
 
@@ -35,19 +36,7 @@ func newAttemptTracer(tp trace.TracerProvider, pool string) *attemptTracer {
 // place of the caller's, so that the endpoint's span is the attempt's
 // child.
 func (t *attemptTracer) start(out *http.Request, e *endpoint, n int) (*http.Request, trace.Span) {
-	attrs := []attribute.KeyValue{
-		t.pool,
-		attribute.String("threetier.balancer.endpoint", e.key),
-		attribute.String("http.request.method", out.Method),
-		attribute.String("server.address", e.url.Hostname()),
-	}
-	if port, err := strconv.Atoi(e.url.Port()); err == nil {
-		attrs = append(attrs, attribute.Int("server.port", port))
-	}
-	if n > 0 {
-		attrs = append(attrs, attribute.Int("http.request.resend_count", n))
-	}
-	ctx, span := t.tracer.Start(out.Context(), out.Method, trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(attrs...))
+	ctx, span := t.begin(out.Context(), out.Method, e, n)
 	out = out.WithContext(ctx)
 	out.Header = out.Header.Clone() // the caller's, or the next attempt's, stay as they were
 	if out.Header == nil {
@@ -57,18 +46,49 @@ func (t *attemptTracer) start(out *http.Request, e *endpoint, n int) (*http.Requ
 	return out, span
 }
 
-// end closes an attempt's span once its response headers are in (or it
-// failed).
-func endAttempt(span trace.Span, resp *http.Response, err error) {
+// begin starts the span of attempt n of a request with method on e, a
+// child of ctx's span, whichever engine sends it.
+func (t *attemptTracer) begin(ctx context.Context, method string, e *endpoint, n int) (context.Context, trace.Span) {
+	attrs := []attribute.KeyValue{
+		t.pool,
+		attribute.String("threetier.balancer.endpoint", e.key),
+		attribute.String("http.request.method", method),
+		attribute.String("server.address", e.url.Hostname()),
+	}
+	if port, err := strconv.Atoi(e.url.Port()); err == nil {
+		attrs = append(attrs, attribute.Int("server.port", port))
+	}
+	if n > 0 {
+		attrs = append(attrs, attribute.Int("http.request.resend_count", n))
+	}
+	return t.tracer.Start(ctx, method, trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(attrs...))
+}
+
+// endAttempt closes an attempt's span once its response headers are in
+// (status) or it failed (err).
+func endAttempt(span trace.Span, status int, err error) {
 	switch {
 	case err != nil:
 		span.RecordError(err)
 		span.SetStatus(codes.Error, err.Error())
 	default:
-		span.SetAttributes(attribute.Int("http.response.status_code", resp.StatusCode))
-		if resp.StatusCode >= 500 {
+		span.SetAttributes(attribute.Int("http.response.status_code", status))
+		if status >= 500 {
 			span.SetStatus(codes.Error, "")
 		}
 	}
 	span.End()
+}
+
+// wireCarrier appends the headers a propagator sets as header lines to a
+// request being written.
+type wireCarrier struct{ b *[]byte }
+
+func (c wireCarrier) Get(string) string { return "" }
+func (c wireCarrier) Keys() []string    { return nil }
+func (c wireCarrier) Set(key, value string) {
+	b := append(*c.b, http.CanonicalHeaderKey(key)...)
+	b = append(b, ": "...)
+	b = append(b, value...)
+	*c.b = append(b, "\r\n"...)
 }

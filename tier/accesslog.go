@@ -134,7 +134,15 @@ func NewAccessLog(cfg AccessLogConfig, log *slog.Logger) (*AccessLog, error) {
 
 // AccessEntry describes one answered request.
 type AccessEntry struct {
+	// Request is the request answered. A server without *http.Request
+	// leaves it nil and describes the request with Context and Method to
+	// UserAgent instead.
 	Request *http.Request
+	// Context carries the request ID when Request is nil.
+	Context context.Context
+	// Method, Host, URI (as the client sent it), Path, Proto and UserAgent
+	// describe the request when Request is nil.
+	Method, Host, URI, Path, Proto, UserAgent string
 	// Remote is the client's address; Request.RemoteAddr when empty.
 	Remote string
 	// Route is the route pattern that matched, Pool the pool that served.
@@ -172,8 +180,16 @@ func (a *AccessLog) Log(e *AccessEntry) {
 	if a == nil {
 		return
 	}
-	r := e.Request
-	ctx := r.Context()
+	ctx, method, host, uri, path, proto, agent, remote := e.Context, e.Method, e.Host, e.URI, e.Path, e.Proto, e.UserAgent, e.Remote
+	if r := e.Request; r != nil {
+		ctx, method, host, uri, path, proto, agent = r.Context(), r.Method, r.Host, r.RequestURI, r.URL.Path, r.Proto, r.UserAgent()
+		if remote == "" {
+			remote = r.RemoteAddr
+		}
+	}
+	if ctx == nil {
+		ctx = context.Background()
+	}
 	level := accessLevel(e.Status, e.Quiet)
 	if !a.log.Enabled(ctx, level) {
 		return
@@ -185,18 +201,14 @@ func (a *AccessLog) Log(e *AccessEntry) {
 			attrs = append(attrs, slog.String(accessFieldNames[bitIndex(f)], v))
 		}
 	}
-	remote := e.Remote
-	if remote == "" {
-		remote = r.RemoteAddr
-	}
 	str(AccessRemote, remote)
-	str(AccessMethod, r.Method)
-	str(AccessHost, r.Host)
-	str(AccessURI, r.RequestURI)
-	str(AccessPath, r.URL.Path)
+	str(AccessMethod, method)
+	str(AccessHost, host)
+	str(AccessURI, uri)
+	str(AccessPath, path)
 	str(AccessRoute, e.Route)
 	str(AccessPool, e.Pool)
-	str(AccessProto, r.Proto)
+	str(AccessProto, proto)
 	if a.fields&AccessStatus != 0 {
 		attrs = append(attrs, slog.Int("status", e.Status))
 	}
@@ -206,7 +218,7 @@ func (a *AccessLog) Log(e *AccessEntry) {
 	if a.fields&AccessDuration != 0 {
 		attrs = append(attrs, slog.Duration("duration", e.Duration))
 	}
-	str(AccessUserAgent, r.UserAgent())
+	str(AccessUserAgent, agent)
 	// The line carries the request ID itself rather than leaving it to
 	// RequestIDHandler (which then adds none): past five attributes a
 	// record allocates for the rest, and once more for one added later.

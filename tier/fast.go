@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"strings"
 
 	"github.com/valyala/fasthttp"
 	"github.com/valyala/fasthttp/fasthttpadaptor"
@@ -73,6 +74,8 @@ type fastEngine struct {
 	// handed feeds net/http the connections handed over to it; set by
 	// Serve before any connection is accepted.
 	handed *connQueue
+	// ln is the listener fasthttp serves, set by Serve.
+	ln net.Listener
 }
 
 // fastConcurrency is far over any MaxConns: fasthttp must never refuse a
@@ -122,8 +125,8 @@ func newFastEngine(s *HTTPServer, h fasthttp.RequestHandler) *fastEngine {
 // wrap readies a connection for fasthttp: read through the framer, and
 // seen as TLS when it is.
 func (e *fastEngine) wrap(c net.Conn) net.Conn {
-	fc := newOneRequestConn(c, e.s.report, &oneRequest{
-		maxHead: e.maxHead, bodyTimeout: e.s.limits.BodyTimeout, conn: tracked(c), handover: e.handOver})
+	fc := newOneRequestConn(c, e.s.report, &oneRequest{maxHead: e.maxHead, headTimeout: e.srv.ReadTimeout,
+		bodyTimeout: e.s.limits.BodyTimeout, conn: tracked(c), handover: e.handOver})
 	if tc, ok := c.(tlsConn); ok {
 		return oneRequestTLSConn{fc, tc.Conn}
 	}
@@ -158,8 +161,31 @@ func (e *fastEngine) serveWithSpan(ctx *fasthttp.RequestCtx) {
 		e.h(ctx)
 		return
 	}
+	ownStrings(&r)
 	req := r.WithContext(context.WithValue(context.Background(), fastRequestKey{}, ctx))
 	e.traced.ServeHTTP(&statusRecorder{header: http.Header{}}, req)
+}
+
+// ownStrings gives r strings of its own: ConvertRequest's share fasthttp's
+// buffers, which the connection's next request overwrites, while the
+// span's attributes, taken from them, live on until exported.
+func ownStrings(r *http.Request) {
+	r.Method, r.Proto, r.Host, r.RequestURI = strings.Clone(r.Method), strings.Clone(r.Proto), strings.Clone(r.Host), strings.Clone(r.RequestURI)
+	u := *r.URL
+	u.Scheme, u.Opaque, u.Host, u.Path, u.RawPath = strings.Clone(u.Scheme), strings.Clone(u.Opaque), strings.Clone(u.Host), strings.Clone(u.Path), strings.Clone(u.RawPath)
+	u.RawQuery, u.Fragment, u.RawFragment = strings.Clone(u.RawQuery), strings.Clone(u.Fragment), strings.Clone(u.RawFragment)
+	u.User = nil // the framer refuses credentials in a target
+	r.URL = &u
+	h := make(http.Header, len(r.Header))
+	for k, vs := range r.Header {
+		own := make([]string, len(vs))
+		for i, v := range vs {
+			own[i] = strings.Clone(v)
+		}
+		h[strings.Clone(k)] = own
+	}
+	r.Header = h
+	r.TransferEncoding, r.Trailer = nil, nil // neither reaches the span
 }
 
 // serveTraced is the handler within the tracing wrapper: h, with the
@@ -219,12 +245,8 @@ func (w *fastWriter) WriteHeader(status int) {
 	w.ctx.SetStatusCode(status)
 }
 
-func (w *fastWriter) Write(p []byte) (int, error) {
-	if w.ctx.Response.StatusCode() == 0 {
-		w.WriteHeader(http.StatusOK)
-	}
-	return w.ctx.Write(p)
-}
+// Write appends to the body; WriteProblem has set the head already.
+func (w *fastWriter) Write(p []byte) (int, error) { return w.ctx.Write(p) }
 
 // fastLogger sends what fasthttp logs to the server's log, at debug: it
 // logs per connection, which a client can make as often as it likes.
@@ -238,6 +260,10 @@ func (l fastLogger) Printf(format string, args ...any) {
 // left, as http.Server.Close would.
 func (e *fastEngine) shutdown(ctx context.Context) error {
 	err := e.srv.ShutdownWithContext(ctx)
+	// fasthttp closes only the listeners its Serve has taken: one whose
+	// goroutine has not run yet would accept on after a Stop right after
+	// Start. Closed here, it ends that Serve at its first accept.
+	_ = e.ln.Close()
 	if err != nil {
 		e.s.conns.closeAll()
 	}

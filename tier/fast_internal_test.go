@@ -74,3 +74,29 @@ func TestFastStatesAreNetHTTPs(t *testing.T) {
 		}
 	}
 }
+
+// The framer sums up each head for the fast engine's hand-over.
+func TestFramerSumsUpHeads(t *testing.T) {
+	for _, tc := range []struct {
+		head string
+		want headSummary
+		full bool
+	}{
+		{"GET / HTTP/1.1\r\nHost: a\r\n\r\n", headSummary{contentLength: -1}, false},
+		{"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 65536\r\n\r\n", headSummary{contentLength: FastMaxBody}, false},
+		{"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 65537\r\n\r\n", headSummary{contentLength: FastMaxBody + 1}, true},
+		{"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n", headSummary{contentLength: -1, chunked: true}, true},
+		{"POST / HTTP/1.1\r\nHost: a\r\nexpect: 100-continue\r\nContent-Length: 1\r\n\r\n", headSummary{contentLength: 1, expect: true}, true},
+		{"GET / HTTP/1.1\r\nHost: a\r\nConnection: keep-alive, Upgrade\r\nUpgrade: websocket\r\n\r\n", headSummary{contentLength: -1, upgrade: true}, true},
+		{"GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\n\r\n", headSummary{contentLength: -1}, false},
+		{"GET / HTTP/1.1\r\nHost: a\r\nExpectation: x\r\n\r\n", headSummary{contentLength: -1}, false},
+	} {
+		f := newFramer()
+		if _, ev, err := f.scan([]byte(tc.head)); err != nil || ev&evHead == 0 {
+			t.Fatalf("%q: %v %v", tc.head, ev, err)
+		}
+		if f.last != tc.want || needsFullEngine(f.last) != tc.full {
+			t.Errorf("%q: %+v (full engine %v), want %+v (%v)", tc.head, f.last, needsFullEngine(f.last), tc.want, tc.full)
+		}
+	}
+}

@@ -163,36 +163,72 @@ func TestFastHandsOverWhatItCannotServe(t *testing.T) {
 		{"at FastMaxBody", get + "POST /limit HTTP/1.1\r\nHost: a\r\nContent-Length: " + strconv.Itoa(tier.FastMaxBody) + "\r\n\r\n" +
 			strings.Repeat("x", tier.FastMaxBody), []string{"fast 0", "fast " + strconv.Itoa(tier.FastMaxBody)}},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			e := &engines{}
-			_, dial, _ := startFast(t, e, false, nil)
-			c, err := dial()
+		for _, tlsOn := range []bool{false, true} {
+			t.Run(tc.name+map[bool]string{false: "", true: " over TLS"}[tlsOn], func(t *testing.T) {
+				testFastHandsOver(t, tlsOn, tc.raw, tc.want)
+			})
+		}
+	}
+}
+
+func testFastHandsOver(t *testing.T, tlsOn bool, raw string, wantBodies []string) {
+	e := &engines{}
+	_, dial, _ := startFast(t, e, tlsOn, nil)
+	c, err := dial()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(c, raw); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(c)
+	for i, want := range wantBodies {
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("answer %d: %v (engines saw %q)", i, err, e.seen())
+		}
+		if resp.StatusCode == http.StatusContinue {
+			resp, err = http.ReadResponse(br, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
-			defer c.Close()
-			_ = c.SetDeadline(time.Now().Add(10 * time.Second))
-			if _, err := io.WriteString(c, tc.raw); err != nil {
-				t.Fatal(err)
-			}
-			br := bufio.NewReader(c)
-			for i, want := range tc.want {
-				resp, err := http.ReadResponse(br, nil)
-				if err != nil {
-					t.Fatalf("answer %d: %v (engines saw %q)", i, err, e.seen())
-				}
-				if resp.StatusCode == http.StatusContinue {
-					resp, err = http.ReadResponse(br, nil)
-					if err != nil {
-						t.Fatal(err)
-					}
-				}
-				b, _ := io.ReadAll(resp.Body)
-				if string(b) != want {
-					t.Errorf("answer %d: %q, want %q", i, b, want)
-				}
-			}
-		})
+		}
+		b, _ := io.ReadAll(resp.Body)
+		if string(b) != want {
+			t.Errorf("answer %d: %q, want %q", i, b, want)
+		}
+	}
+}
+
+// A client that waits for 100 Continue before its body gets it from
+// net/http, after the fast engine's answer to the request before.
+func TestFastHandsOverAnExpectThatWaits(t *testing.T) {
+	e := &engines{}
+	_, dial, _ := startFast(t, e, false, nil)
+	c, err := dial()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	_, _ = io.WriteString(c, "GET /first HTTP/1.1\r\nHost: a\r\n\r\nPOST /expect HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n")
+	br := bufio.NewReader(c)
+	var got []string
+	for range 3 {
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("after %q: %v", got, err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		got = append(got, strconv.Itoa(resp.StatusCode)+" "+string(b))
+		if resp.StatusCode == http.StatusContinue {
+			_, _ = io.WriteString(c, "hello")
+		}
+	}
+	if want := []string{"200 fast 0", "100 ", "200 net 5"}; !slices.Equal(got, want) {
+		t.Fatalf("answers %q, want %q", got, want)
 	}
 }
 
@@ -420,5 +456,55 @@ func TestFastStopTimeoutClosesStuckRequests(t *testing.T) {
 	}
 	if !closedWithin(c, bufio.NewReader(c), 5*time.Second) {
 		t.Fatal("the stuck request's connection is still open after Stop")
+	}
+}
+
+// A head that starts on a keep-alive connection must end within
+// ReadHeaderTimeout, not the longer IdleTimeout.
+func TestFastHeadTimeoutOnKeepAlive(t *testing.T) {
+	const head = 300 * time.Millisecond
+	e := &engines{}
+	_, dial, _ := startFast(t, e, false, &http.Server{ReadHeaderTimeout: head, IdleTimeout: time.Minute})
+	c, err := dial()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	br := bufio.NewReader(c)
+	exchangeOn(t, c, br, "GET /a HTTP/1.1\r\nHost: a\r\n\r\n")
+	start := time.Now()
+	_, _ = io.WriteString(c, "GET /b HTTP/1.1\r\nHost: a\r\n")
+	// The client may get a 408 first; then the connection closes.
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	_, err = io.Copy(io.Discard, br)
+	if d := time.Since(start); err != nil || d > 10*head {
+		t.Fatalf("a stalled head held for %s (%v), over ReadHeaderTimeout %s", d, err, head)
+	}
+}
+
+// Bodies are read as the framer reads them, whatever the method: the
+// bytes of a GET's body are never taken for a request.
+func TestFastReadsBodiesAsTheFramerDoes(t *testing.T) {
+	const hidden = "GET /smuggled HTTP/1.1\r\nH: a\r\n"
+	raw := "GET /a HTTP/1.1\r\nHost: a\r\nContent-Length: " + strconv.Itoa(len(hidden)) + "\r\n\r\n" + hidden +
+		"DELETE /b HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello" +
+		"GET /c HTTP/1.0\r\n\r\n"
+	testFastHandsOver(t, false, raw, []string{"fast " + strconv.Itoa(len(hidden)), "fast 5", "fast 0"})
+}
+
+// A Stop right after Start returns: the fast engine's listener closes even
+// if fasthttp had not begun to serve it.
+func TestFastStopRightAfterStart(t *testing.T) {
+	for range 50 {
+		srv := tier.NewHTTPServer("fast", &http.Server{Addr: "127.0.0.1:0", Handler: &engines{}}, tier.WithFastHTTP1((&engines{}).fast))
+		if err := srv.Start(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		err := srv.Stop(ctx)
+		cancel()
+		if err != nil {
+			t.Fatalf("Stop: %v", err)
+		}
 	}
 }

@@ -1,6 +1,7 @@
 package tier_test
 
 import (
+	"bufio"
 	"context"
 	"net/http"
 	"testing"
@@ -108,4 +109,30 @@ func attrMap(kvs []attribute.KeyValue) map[attribute.Key]attribute.Value {
 		m[kv.Key] = kv.Value
 	}
 	return m
+}
+
+// A span's attributes are its request's, after the connection's next
+// request has reused fasthttp's buffers.
+func TestFastTracingSpanOutlivesItsRequest(t *testing.T) {
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+	e := &engines{}
+	_, dial, _ := startFast(t, e, false, nil, tier.WithTracerProvider(tp))
+	c, err := dial()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	br := bufio.NewReader(c)
+	exchangeOn(t, c, br, "GET /first/path HTTP/1.1\r\nHost: a\r\nUser-Agent: first-agent\r\n\r\n")
+	exchangeOn(t, c, br, "GET /2nd/other HTTP/1.1\r\nHost: a\r\nUser-Agent: other-agent\r\n\r\n")
+	ended := rec.Ended()
+	if len(ended) != 2 {
+		t.Fatalf("%d spans, want 2", len(ended))
+	}
+	attrs := attrMap(ended[0].Attributes())
+	if p, ua := attrs["url.path"].AsString(), attrs["user_agent.original"].AsString(); p != "/first/path" || ua != "first-agent" {
+		t.Fatalf("the first span says url.path %q, user_agent.original %q", p, ua)
+	}
 }

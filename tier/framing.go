@@ -519,7 +519,8 @@ func (f *framer) keepHeader() *FramingError {
 	return nil
 }
 
-// endHead checks what the whole head says and readies the body.
+// endHead checks what the whole head says, readies the body and notes
+// the head's summary in last.
 func (f *framer) endHead() *FramingError {
 	if err := f.checkHead(); err != nil {
 		return err

@@ -22,6 +22,10 @@ import (
 //     back in front, to handover, for the rest of its life.
 type oneRequest struct {
 	maxHead int // the longest head taken; a longer one is answered 431
+	// headTimeout bounds a head from its first byte, as net/http's
+	// ReadHeaderTimeout: the engine's own deadline starts only when it
+	// gets the head, whole. Zero for none.
+	headTimeout time.Duration
 	// bodyTimeout bounds each read of a body that has not arrived with
 	// its head, as Limits.BodyTimeout; zero or negative for none.
 	bodyTimeout time.Duration
@@ -32,6 +36,7 @@ type oneRequest struct {
 	scanned   int // bytes at the front of held the framer has seen
 	buf       []byte
 	bodyArmed bool // a body deadline is set
+	headArmed bool // the head being read has its deadline
 }
 
 // oneRequestBuffer is the first size of a connection's read buffer; it
@@ -111,10 +116,14 @@ func (c *framingConn) readMore() error {
 	n, err := c.Conn.Read(free)
 	c.mu.Lock()
 	c.held = c.held[:len(c.held)+n]
-	if n > 0 {
-		return nil
+	if n == 0 {
+		return err
 	}
-	return err
+	if !o.headArmed && !c.f.inBody() && o.headTimeout > 0 && o.conn != nil {
+		_ = o.conn.SetReadDeadline(time.Now().Add(o.headTimeout))
+		o.headArmed = true
+	}
+	return nil
 }
 
 // scanOne runs the framer over what it has not seen of held, up to the
@@ -138,6 +147,7 @@ func (c *framingConn) scanOne() {
 	}
 	if ev&evHead != 0 {
 		c.heads++
+		o.headArmed = false
 		if needsFullEngine(c.f.last) {
 			c.handing.Store(handPending)
 			return

@@ -175,6 +175,7 @@ func (s *HTTPServer) Serve(ln net.Listener) error {
 		// hands over.
 		fastLn := ln
 		s.fast.handed = newConnQueue(unclosed{fastLn})
+		s.fast.ln = fastLn
 		serving.Go(func() {
 			if err := s.fast.srv.Serve(fastLn); err != nil {
 				s.fail(err)

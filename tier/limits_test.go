@@ -286,6 +286,19 @@ func TestSendTimeoutCutsAStalledReader(t *testing.T) {
 	})
 }
 
+// The fast engine's answers are held to SendTimeout by the same
+// connection: a client that takes nothing is cut.
+func TestSendTimeoutCutsAStalledReaderOnFastHTTP(t *testing.T) {
+	big := bytes.Repeat([]byte("0123456789abcdef"), 1<<20) // 16 MiB, far over what the kernel buffers
+	addr, logs := startLimitedServer(t, tier.Limits{SendTimeout: 300 * time.Millisecond}, &http.Server{Addr: "127.0.0.1:0"},
+		tier.WithFastHTTP1(func(ctx *fasthttp.RequestCtx) { ctx.SetBody(big) }))
+	c := dial(t, addr)
+	fmt.Fprintf(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n") // and never read
+	wait.For(t, 10*time.Second, "the warning with the count", func() bool {
+		return strings.Contains(logs.String(), "send_timeouts=1")
+	})
+}
+
 // TestMaxConnsShedsIdleFirst: at the cap, a new connection is served and
 // an idle keep-alive connection makes room, before one that is busy
 // however stalled.

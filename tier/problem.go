@@ -53,20 +53,39 @@ func (p *Problem) Error() string {
 // Retry-After header (whole seconds, at least 1) when p.RetryAfter is set.
 func WriteProblem(w http.ResponseWriter, p *Problem) {
 	h := w.Header()
-	h.Set("Content-Type", ContentTypeProblem)
-	h.Set("Cache-Control", "no-store")
 	h.Del("Content-Length")
 	h.Del("Content-Encoding")
 	h.Del("ETag")
 	h.Del("Last-Modified")
+	ProblemHeader(p, h.Set)
+	body := ProblemJSON(p)
+	w.WriteHeader(p.Status)
+	_, _ = w.Write(body)
+}
+
+// ProblemHeader sets the headers of p's answer through set: its content
+// type, no caching, and Retry-After when p.RetryAfter is set. With
+// ProblemJSON it is the answer for a server that has no
+// http.ResponseWriter.
+func ProblemHeader(p *Problem, set func(name, value string)) {
+	set("Content-Type", ContentTypeProblem)
+	set("Cache-Control", "no-store")
 	if p.RetryAfter > 0 {
-		h.Set("Retry-After", strconv.FormatInt(RetryAfterSeconds(p.RetryAfter), 10))
+		set("Retry-After", strconv.FormatInt(RetryAfterSeconds(p.RetryAfter), 10))
 	}
+}
+
+// ProblemJSON returns the body of p's answer, a JSON object and a newline;
+// a missing Title becomes the status's standard text.
+func ProblemJSON(p *Problem) []byte {
 	if p.Title == "" {
 		p.Title = http.StatusText(p.Status)
 	}
-	w.WriteHeader(p.Status)
-	_ = json.NewEncoder(w).Encode(p)
+	b, err := json.Marshal(p)
+	if err != nil { // no field of a Problem fails to encode
+		b = []byte(`{"title":"Internal Server Error","status":500}`)
+	}
+	return append(b, '\n')
 }
 
 // RetryAfterSeconds rounds d up to whole seconds, at least 1, as the

@@ -1,6 +1,7 @@
 package tier
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -30,11 +31,18 @@ func Recovered(log *slog.Logger, r *http.Request, v any) error {
 	if v == http.ErrAbortHandler {
 		panic(v)
 	}
+	return RecoveredRequest(r.Context(), log, r.Method, r.URL.Path, v)
+}
+
+// RecoveredRequest is Recovered for a server without an *http.Request: it
+// logs v, recovered while serving method and path under ctx, with the
+// goroutine's stack, and returns the error to answer with.
+func RecoveredRequest(ctx context.Context, log *slog.Logger, method, path string, v any) error {
 	stack := make([]byte, panicStackSize)
 	stack = stack[:runtime.Stack(stack, false)]
-	log.LogAttrs(r.Context(), slog.LevelError, "panic serving request",
-		slog.String("method", r.Method),
-		slog.String("path", r.URL.Path),
+	log.LogAttrs(ctx, slog.LevelError, "panic serving request",
+		slog.String("method", method),
+		slog.String("path", path),
 		slog.String("panic", fmt.Sprint(v)),
 		slog.String("stack", string(stack)))
 	return &PanicError{Value: v}

@@ -43,12 +43,17 @@ func RequestID(ctx context.Context) string {
 // from the runtime's per-thread ChaCha8 generator rather than the kernel's:
 // an ID must be unique, not secret, and it is made for every request.
 func NewRequestID() string {
-	var b [16]byte
 	var s [32]byte
+	return string(AppendNewRequestID(s[:0])) // the one allocation
+}
+
+// AppendNewRequestID appends a new request ID, as NewRequestID makes it,
+// to dst: for a server that writes headers as bytes.
+func AppendNewRequestID(dst []byte) []byte {
+	var b [16]byte
 	binary.LittleEndian.PutUint64(b[:8], rand.Uint64())
 	binary.LittleEndian.PutUint64(b[8:], rand.Uint64())
-	hex.Encode(s[:], b[:])
-	return string(s[:]) // the one allocation
+	return hex.AppendEncode(dst, b[:])
 }
 
 // ValidRequestID accepts up to 128 characters of [A-Za-z0-9._:-], so that

@@ -10,17 +10,13 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/threetier/threetier/internal/leaks"
 	"github.com/threetier/threetier/internal/wait"
 	"github.com/threetier/threetier/tier"
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m,
-		// fasthttp's own: the clock of its Date header lives as long as the
-		// process, and its worker pool's sweeper ends only at its next
-		// round after the server stopped.
-		goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.updateServerDate.func1"),
-		goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.(*workerPool).Start.func2"))
+	goleak.VerifyTestMain(m, leaks.FastHTTP()...)
 }
 
 // journal records lifecycle events from several fake tiers in order.

@@ -95,6 +95,7 @@ func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 	fl := flag.NewFlagSet("lb", flag.ContinueOnError)
 	fl.SetOutput(io.Discard) // errors are reported once, on one line, by main
 	fl.StringVar(&f.proxy.Listen, "listen", ":8080", "address to serve on")
+	fl.StringVar(&f.proxy.Engine, "engine", balancer.EngineFast, "what serves HTTP/1.1: fasthttp or net/http (HTTP/2, WebSocket and streamed uploads are net/http's either way)")
 	fl.StringVar(&f.backends, "backends", "", "comma-separated base URLs of the backends: http://host:port,...")
 	fl.StringVar(&f.pool.Policy, "policy", balancer.PolicyRoundRobin, "round_robin, least_request, p2c_ewma, hash, first or random")
 	fl.StringVar(&f.pool.Health.Path, "check-path", defaultCheckPath, `path of the health check GET on each backend ("": no active checks)`)
@@ -181,6 +182,7 @@ func configs(f *flags, env *tier.Env) (balancer.Config, balancer.ProxyConfig, er
 	}
 
 	override(f, "listen", &proxy.Listen, f.proxy.Listen)
+	override(f, "engine", &proxy.Engine, f.proxy.Engine)
 	override(f, "tls-cert", &proxy.TLSCert, f.proxy.TLSCert)
 	override(f, "tls-key", &proxy.TLSKey, f.proxy.TLSKey)
 	override(f, "redirect-http", &proxy.RedirectListen, f.proxy.RedirectListen)
@@ -219,6 +221,7 @@ var fieldFlags = strings.NewReplacer(
 	"Policy=", "-policy=",
 	"Health.Path=", "-check-path=",
 	"Health.Interval=", "-check-interval=",
+	"Engine=", "-engine=",
 	"TLSCert=", "-tls-cert=",
 	"RedirectListen=", "-redirect-http=",
 	"TrustedProxies[", "-trusted-proxies[",

@@ -31,6 +31,7 @@ import (
 
 	"github.com/threetier/threetier/balancer"
 	"github.com/threetier/threetier/internal/child"
+	"github.com/threetier/threetier/internal/leaks"
 	"github.com/threetier/threetier/internal/syncbuf"
 	"github.com/threetier/threetier/internal/wait"
 )
@@ -46,7 +47,7 @@ func TestMain(m *testing.M) {
 		go func() { _ = json.NewEncoder(os.Stdout).Encode(<-ready) }()
 		os.Exit(serve(os.Args[1:], ready))
 	}
-	goleak.VerifyTestMain(m)
+	goleak.VerifyTestMain(m, leaks.FastHTTP()...)
 }
 
 // lbProcess is the command running in a child process, with its log.

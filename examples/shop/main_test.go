@@ -20,6 +20,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/threetier/threetier/balancer"
+	"github.com/threetier/threetier/internal/leaks"
 	"github.com/threetier/threetier/tier"
 )
 
@@ -41,7 +42,7 @@ func TestMain(m *testing.M) {
 	if err := os.Setenv(name, value); err != nil {
 		panic(err)
 	}
-	goleak.VerifyTestMain(m)
+	goleak.VerifyTestMain(m, leaks.FastHTTP()...)
 }
 
 // shop is the whole topology started through run, as `go run

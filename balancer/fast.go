@@ -128,6 +128,12 @@ type fastExchange struct {
 
 var fastExchanges = sync.Pool{New: func() any { return &fastExchange{} }}
 
+// ServeFast forwards the request of ctx as the proxy's own fast engine
+// does, for a server that embeds the proxy on its fast engine
+// (tier.WithFastHTTP1), as the web tier's Forwarder does; see ServeHTTP,
+// whose guarantees it keeps.
+func (px *Proxy) ServeFast(ctx *fasthttp.RequestCtx) { px.serveFast(ctx) }
+
 // serveFast forwards the request of ctx to the pool of its route; see
 // ServeHTTP, whose guarantees it keeps.
 func (px *Proxy) serveFast(ctx *fasthttp.RequestCtx) {

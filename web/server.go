@@ -87,14 +87,17 @@ func New(cfg Config, opts ...Option) (*Server, error) {
 	}
 	s.echo = e
 
+	forwards := make(map[string]*Forwarder)
 	for _, f := range o.forwards {
 		fw, err := NewForwarder(f.pool, f.cfg, opts...)
 		if err != nil {
 			return nil, err
 		}
 		h := fw.echoHandler
-		e.Any(f.cfg.Prefix+"*", h)
-		e.Any(strings.TrimSuffix(f.cfg.Prefix, "/"), h)
+		for _, route := range []string{f.cfg.Prefix + "*", strings.TrimSuffix(f.cfg.Prefix, "/")} {
+			e.Any(route, h)
+			forwards[route] = fw
+		}
 		// The tier is ready only while it can forward: /readyz lists the
 		// pool under its name.
 		s.health.Register(f.pool.Name(), f.pool)
@@ -108,7 +111,8 @@ func New(cfg Config, opts ...Option) (*Server, error) {
 
 	serverOpts := []tier.ServerOption{tier.WithLimits(cfg.Limits), tier.WithServerLogger(s.log), tier.WithDrain(s.health, cfg.DrainDelay), tier.WithTracerProvider(o.tracer)}
 	if cfg.Engine == EngineFast {
-		fast := newFastServer(e, s.files, security, met, access, s.log)
+		fast := newFastServer(e, s.files, forwards, security, met, access, s.log)
+		fast.traced = tracing.On(o.tracer)
 		serverOpts = append(serverOpts, tier.WithFastHTTP1(fast.serve))
 	}
 	s.main = tier.NewHTTPServer("web", &http.Server{

@@ -12,28 +12,34 @@ import (
 	"github.com/valyala/fasthttp"
 	"github.com/valyala/fasthttp/fasthttpadaptor"
 
+	"github.com/threetier/threetier/internal/tracing"
 	"github.com/threetier/threetier/tier"
 )
 
 // fastServer serves the web tier's HTTP/1.x requests on the fast engine:
-// the files natively, under the same edge steps as Echo's routes (request
-// ID, security headers, metrics, access log, recovery); every other
-// request through an adapter to Echo on net/http.
+// the files and the forwarded prefixes natively, under the same edge steps
+// as Echo's routes (request ID, security headers, metrics, access log,
+// recovery); every other request through an adapter to Echo on net/http.
 type fastServer struct {
 	echo  *echo.Echo
 	files *Files // nil: no files served
 	// filesRoute is the Echo route the files are mounted on: a request
 	// Echo would route there is served natively.
 	filesRoute string
-	adapter    fasthttp.RequestHandler
-	security   []headerValue
-	met        *tier.HTTPMetrics
-	access     *tier.AccessLog
-	log        *slog.Logger
+	// forwards are the Forwarders by their Echo routes.
+	forwards map[string]*Forwarder
+	adapter  fasthttp.RequestHandler
+	// traced: name each server span by its route, as tracing.EchoRoute
+	// does on Echo.
+	traced   bool
+	security []headerValue
+	met      *tier.HTTPMetrics
+	access   *tier.AccessLog
+	log      *slog.Logger
 }
 
-func newFastServer(e *echo.Echo, files *Files, security []headerValue, met *tier.HTTPMetrics, access *tier.AccessLog, log *slog.Logger) *fastServer {
-	s := &fastServer{echo: e, files: files, security: security, met: met, access: access, log: log}
+func newFastServer(e *echo.Echo, files *Files, forwards map[string]*Forwarder, security []headerValue, met *tier.HTTPMetrics, access *tier.AccessLog, log *slog.Logger) *fastServer {
+	s := &fastServer{echo: e, files: files, forwards: forwards, security: security, met: met, access: access, log: log}
 	if files != nil {
 		s.filesRoute = files.cfg.Prefix + "*"
 	}
@@ -55,28 +61,74 @@ func serveWithFastContext(h http.Handler) func(http.ResponseWriter, *http.Reques
 
 // serve is the fast engine's handler.
 func (s *fastServer) serve(ctx *fasthttp.RequestCtx) {
-	if s.files != nil && s.routedToFiles(ctx) {
+	route := s.route(ctx)
+	switch {
+	case route == "":
+	case route == s.filesRoute:
 		s.serveFiles(ctx)
+		return
+	case s.forwards[route] != nil:
+		s.serveForward(ctx, s.forwards[route], route)
 		return
 	}
 	s.adapter(ctx)
 }
 
-// routedToFiles reports whether Echo would send ctx's request to the
-// files: the routes added on Echo take precedence, as on net/http. A path
-// with escapes goes through Echo, which routes such paths by their
-// escaped form.
-func (s *fastServer) routedToFiles(ctx *fasthttp.RequestCtx) bool {
+// route returns the Echo route of ctx's request when it is one served
+// natively (the files or a forwarded prefix), or "": the routes added on
+// Echo take precedence, as on net/http. A path with escapes goes through
+// Echo, which routes such paths by their escaped form.
+func (s *fastServer) route(ctx *fasthttp.RequestCtx) string {
 	p := unsafeString(ctx.URI().PathOriginal())
-	prefix := s.files.cfg.Prefix
-	if !strings.HasPrefix(p, prefix) && p+"/" != prefix || strings.IndexByte(p, '%') >= 0 {
-		return false
+	if strings.IndexByte(p, '%') >= 0 || s.files == nil && len(s.forwards) == 0 {
+		return ""
 	}
 	c := s.echo.AcquireContext()
 	s.echo.Router().Find(unsafeString(ctx.Method()), p, c)
 	route := c.Path()
 	s.echo.ReleaseContext(c)
-	return route == s.filesRoute
+	if route == s.filesRoute && s.files != nil || s.forwards[route] != nil {
+		return route
+	}
+	return ""
+}
+
+// serveForward forwards a request on the proxy's fast path, which takes
+// or makes its ID; the security headers are defaults that the app tier's
+// answer replaces, as on net/http.
+func (s *fastServer) serveForward(ctx *fasthttp.RequestCtx, fw *Forwarder, route string) {
+	start := time.Now()
+	s.met.Begin()
+	defer s.met.End()
+	fw.ServeFast(ctx)
+	h := &ctx.Response.Header
+	for _, kv := range s.security {
+		if len(h.Peek(kv.key)) == 0 {
+			h.Set(kv.key, kv.value[0])
+		}
+	}
+	s.observe(ctx, route, start, func() context.Context {
+		return tier.WithRequestID(tier.FastContext(ctx), string(h.Peek(tier.HeaderRequestID)))
+	})
+}
+
+// observe counts an answered request in the metrics and the access log,
+// under route; reqCtx gives its context, made only when a line is logged.
+func (s *fastServer) observe(ctx *fasthttp.RequestCtx, route string, start time.Time, reqCtx func() context.Context) {
+	elapsed := time.Since(start)
+	status, size := ctx.Response.StatusCode(), fastBodySize(ctx)
+	method := stableMethod(ctx.Method())
+	s.met.Observe(method, route, status, elapsed, size)
+	if s.traced {
+		tracing.Route(tier.FastContext(ctx), method, route)
+	}
+	if s.access != nil {
+		rc := reqCtx()
+		if s.access.Enabled(rc, status, false) {
+			s.access.Log(&tier.AccessEntry{Request: fastAccessRequest(ctx, rc, method), Route: route,
+				Status: status, Bytes: size, Duration: elapsed})
+		}
+	}
 }
 
 // serveFiles answers a request for the files with the edge steps of the
@@ -93,14 +145,7 @@ func (s *fastServer) serveFiles(ctx *fasthttp.RequestCtx) {
 	s.met.Begin()
 	defer s.met.End() // also when the handler aborts with a panic
 	s.serveRecovering(ctx, reqCtx)
-	elapsed := time.Since(start)
-	status, size := ctx.Response.StatusCode(), fastBodySize(ctx)
-	method := stableMethod(ctx.Method())
-	s.met.Observe(method, s.filesRoute, status, elapsed, size)
-	if s.access.Enabled(reqCtx, status, false) {
-		s.access.Log(&tier.AccessEntry{Request: fastAccessRequest(ctx, reqCtx, method), Route: s.filesRoute,
-			Status: status, Bytes: size, Duration: elapsed})
-	}
+	s.observe(ctx, s.filesRoute, start, func() context.Context { return reqCtx })
 }
 
 // serveRecovering serves the files, answering a panic as the edge does.

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
+	"github.com/valyala/fasthttp"
 )
 
 // discardWriter is a reusable ResponseWriter, so that the benchmarks
@@ -252,5 +253,29 @@ func BenchmarkEchoRoute(b *testing.B) {
 			defer func() { _ = s.Stop(context.Background()) }()
 			benchGet(b, l, "/hello", size)
 		})
+	}
+}
+
+// BenchmarkFastServerSmall: the 1 KiB file through the web tier's fast
+// handler alone (routing, edge steps, the file rules), no connection.
+func BenchmarkFastServerSmall(b *testing.B) {
+	s, err := New(Config{Files: FilesConfig{Root: benchRoot(b)}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.files.Close()
+	fast := s.fast
+	var req fasthttp.Request
+	req.SetRequestURI("/1k.bin")
+	req.Header.Set("Host", "bench")
+	var ctx fasthttp.RequestCtx
+	ctx.Init(&req, nil, nil)
+	b.ReportAllocs()
+	for b.Loop() {
+		ctx.Response.Reset()
+		fast.serve(&ctx)
+		if ctx.Response.StatusCode() != http.StatusOK || len(ctx.Response.Body()) != 1024 {
+			b.Fatalf("status %d with %d bytes", ctx.Response.StatusCode(), len(ctx.Response.Body()))
+		}
 	}
 }

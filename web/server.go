@@ -27,6 +27,7 @@ type Server struct {
 	files    *Files
 	health   *tier.Health
 	main     *tier.HTTPServer
+	fast     *fastServer // nil on EngineStd
 	redirect *tier.HTTPServer
 	log      *slog.Logger
 
@@ -113,6 +114,7 @@ func New(cfg Config, opts ...Option) (*Server, error) {
 	if cfg.Engine == EngineFast {
 		fast := newFastServer(e, s.files, forwards, security, met, access, s.log)
 		fast.traced = tracing.On(o.tracer)
+		s.fast = fast
 		serverOpts = append(serverOpts, tier.WithFastHTTP1(fast.serve))
 	}
 	s.main = tier.NewHTTPServer("web", &http.Server{

@@ -239,6 +239,7 @@ func TestServerConfigErrors(t *testing.T) {
 		{FrameOptions: "DENY\r\nX-Evil: 1"},
 		{Files: FilesConfig{Index: "../x"}},
 		{Files: FilesConfig{CacheControl: CacheRules{{Pattern: "[", Value: "x"}}}},
+		{Engine: "fast"},
 	} {
 		_, err := New(cfg)
 		var ce *tier.ConfigError
@@ -284,6 +285,7 @@ func TestConfigFromEnv(t *testing.T) {
 	var cfg Config
 	err := tier.LoadEnvFrom([]string{
 		"THREETIER_WEB_LISTEN=127.0.0.1:9000",
+		"THREETIER_WEB_ENGINE=net/http",
 		"THREETIER_WEB_HSTS=1h",
 		"THREETIER_WEB_FILES_ROOT=/srv/www",
 		"THREETIER_WEB_FILES_SPA=true",
@@ -293,7 +295,7 @@ func TestConfigFromEnv(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := CacheRules{{"/assets/*", "public, max-age=31536000, immutable"}, {"*.html", "no-cache"}}
-	if cfg.Listen != "127.0.0.1:9000" || cfg.HSTS != time.Hour || cfg.Files.Root != "/srv/www" || !cfg.Files.SPA ||
+	if cfg.Listen != "127.0.0.1:9000" || cfg.Engine != EngineStd || cfg.HSTS != time.Hour || cfg.Files.Root != "/srv/www" || !cfg.Files.SPA ||
 		len(cfg.Files.CacheControl) != 2 || cfg.Files.CacheControl[0] != want[0] || cfg.Files.CacheControl[1] != want[1] {
 		t.Fatalf("%+v", cfg)
 	}

@@ -556,6 +556,10 @@ func (x *fastExchange) answer(pool *Pool, e *endpoint, pc *h1Conn) (streamed boo
 	if cl >= 0 && !isEventStream(up.ContentType()) {
 		size = cl
 	}
+	// The head goes out at once, as net/http's proxy sends it when the
+	// upstream flushes it: a client of an event stream may wait for it
+	// before the first event exists.
+	resp.ImmediateHeaderFlush = size < 0
 	resp.SetBodyStream(x, size)
 	return true
 }

@@ -365,14 +365,15 @@ func (x *fastExchange) wireFor(e *endpoint, body []byte, traced context.Context)
 	} else {
 		w = append(w, e.url.Host...)
 	}
-	w = append(w, "\r\n"...)
+	x.wire = append(w, "\r\n"...)
 	if traced != nil {
-		x.rt.pool.tracer.prop.Inject(traced, wireCarrier{&w})
+		// The carrier appends to x.wire, not to a local whose address
+		// would move it to the heap on every request.
+		x.rt.pool.tracer.prop.Inject(traced, wireCarrier{&x.wire})
 	}
-	w = append(w, "\r\n"...)
-	w = append(w, body...)
-	x.wire = w
-	return w
+	x.wire = append(x.wire, "\r\n"...)
+	x.wire = append(x.wire, body...)
+	return x.wire
 }
 
 // forward sends the request to the route's pool, retrying as the pool's

@@ -43,19 +43,7 @@ func newFastUpstream(connectTimeout time.Duration, serverName string) *fastUpstr
 }
 
 // closeIdle closes the idle connections.
-func (u *fastUpstream) closeIdle() {
-	u.hosts.Range(func(_, v any) bool {
-		h := v.(*h1Host)
-		h.mu.Lock()
-		idle := h.idle
-		h.idle = nil
-		h.mu.Unlock()
-		for _, pc := range idle {
-			_ = pc.conn.Close()
-		}
-		return true
-	})
-}
+func (u *fastUpstream) closeIdle() { closeIdleHosts(&u.hosts) }
 
 func (u *fastUpstream) host(addr string) *h1Host {
 	if v, ok := u.hosts.Load(addr); ok {

@@ -139,7 +139,13 @@ func (r *h1Reader) Read(p []byte) (int, error) {
 // fallback's. Connections in use are closed or kept when their exchange
 // ends, as with http.Transport.
 func (t *h1Transport) CloseIdleConnections() {
-	t.hosts.Range(func(_, v any) bool {
+	closeIdleHosts(&t.hosts)
+	t.fallback.CloseIdleConnections()
+}
+
+// closeIdleHosts closes the idle connections of every h1Host in hosts.
+func closeIdleHosts(hosts *sync.Map) {
+	hosts.Range(func(_, v any) bool {
 		h := v.(*h1Host)
 		h.mu.Lock()
 		idle := h.idle
@@ -150,7 +156,6 @@ func (t *h1Transport) CloseIdleConnections() {
 		}
 		return true
 	})
-	t.fallback.CloseIdleConnections()
 }
 
 // RoundTrip sends r and returns the response; see http.RoundTripper.

@@ -142,7 +142,14 @@ func (s *Stats) serveAction(w http.ResponseWriter, r *http.Request) {
 // decodeAction reads the one JSON object of an action's body; unknown
 // fields are refused, so that a typo ("wieght") is not silently a no-op.
 func decodeAction(w http.ResponseWriter, r *http.Request) (actionRequest, error) {
-	var req actionRequest
+	return decodeOne[actionRequest](w, r, `{"url": "http://host:port"}`)
+}
+
+// decodeOne reads a body that must be one JSON object of type T, and no
+// field T does not have; example shows the object in the error for an
+// empty body.
+func decodeOne[T any](w http.ResponseWriter, r *http.Request, example string) (T, error) {
+	var req T
 	if ct := r.Header.Get("Content-Type"); ct != "" {
 		if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != "application/json" {
 			return req, fmt.Errorf("the body must be application/json, not %q", ct)
@@ -152,7 +159,7 @@ func decodeAction(w http.ResponseWriter, r *http.Request) (actionRequest, error)
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
 		if errors.Is(err, io.EOF) {
-			return req, errors.New(`the body must be a JSON object: {"url": "http://host:port"}`)
+			return req, errors.New("the body must be a JSON object: " + example)
 		}
 		return req, fmt.Errorf("the body is not the expected JSON object: %v", err)
 	}

@@ -1,11 +1,8 @@
 package balancer
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"mime"
 	"net/http"
 	"time"
 
@@ -117,25 +114,9 @@ func (s *Stats) serveBlocks(w http.ResponseWriter, r *http.Request) {
 
 // decodeBlock reads the one JSON object of a block action's body.
 func decodeBlock(w http.ResponseWriter, r *http.Request) (blockRequest, error) {
-	var req blockRequest
-	if ct := r.Header.Get("Content-Type"); ct != "" {
-		if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != "application/json" {
-			return req, fmt.Errorf("the body must be application/json, not %q", ct)
-		}
+	req, err := decodeOne[blockRequest](w, r, `{"key": "203.0.113.7", "for": "10m"}`)
+	if err == nil && req.Key == "" {
+		err = errors.New(`the body needs the client "key"`)
 	}
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxActionBody))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		if errors.Is(err, io.EOF) {
-			return req, errors.New(`the body must be a JSON object: {"key": "203.0.113.7", "for": "10m"}`)
-		}
-		return req, fmt.Errorf("the body is not the expected JSON object: %v", err)
-	}
-	if dec.More() {
-		return req, errors.New("the body must hold one JSON object")
-	}
-	if req.Key == "" {
-		return req, errors.New(`the body needs the client "key"`)
-	}
-	return req, nil
+	return req, err
 }

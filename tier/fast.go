@@ -106,6 +106,7 @@ func newFastEngine(s *HTTPServer, h fasthttp.RequestHandler) *fastEngine {
 		NoDefaultContentType:         true,
 		DisablePreParseMultipartForm: true,
 		CloseOnShutdown:              true,
+		ReduceMemoryUsage:            true,
 		Logger:                       fastLogger{s},
 		// fasthttp numbers its states as net/http does: the server's own
 		// hook, connSet's and framingConn's included, serves both.

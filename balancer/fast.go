@@ -128,6 +128,12 @@ type fastExchange struct {
 
 var fastExchanges = sync.Pool{New: func() any { return &fastExchange{} }}
 
+// ServeFast forwards the request of ctx as the proxy's own fast engine
+// does, for a server that embeds the proxy on its fast engine
+// (tier.WithFastHTTP1), as the web tier's Forwarder does; see ServeHTTP,
+// whose guarantees it keeps.
+func (px *Proxy) ServeFast(ctx *fasthttp.RequestCtx) { px.serveFast(ctx) }
+
 // serveFast forwards the request of ctx to the pool of its route; see
 // ServeHTTP, whose guarantees it keeps.
 func (px *Proxy) serveFast(ctx *fasthttp.RequestCtx) {
@@ -551,6 +557,10 @@ func (x *fastExchange) answer(pool *Pool, e *endpoint, pc *h1Conn) (streamed boo
 	if cl >= 0 && !isEventStream(up.ContentType()) {
 		size = cl
 	}
+	// The head goes out at once, as net/http's proxy sends it when the
+	// upstream flushes it: a client of an event stream may wait for it
+	// before the first event exists.
+	resp.ImmediateHeaderFlush = size < 0
 	resp.SetBodyStream(x, size)
 	return true
 }

@@ -12,6 +12,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/valyala/fasthttp"
 )
 
 // discardWriter is a reusable ResponseWriter, so that the benchmarks
@@ -152,10 +155,14 @@ func (l *pipeListener) dial(b *testing.B) net.Conn {
 
 // benchWire sends GET /1k.bin over one keep-alive connection to the server
 // on l, b.N times, and checks that each answer is the whole file.
-func benchWire(b *testing.B, l *pipeListener) {
+func benchWire(b *testing.B, l *pipeListener) { benchGet(b, l, "/1k.bin", 1024) }
+
+// benchGet sends GET target over one keep-alive connection to the server
+// on l, b.N times, and checks that each answer is 200 with size bytes.
+func benchGet(b *testing.B, l *pipeListener, target string, size int64) {
 	conn := l.dial(b)
 	defer conn.Close()
-	req := []byte("GET /1k.bin HTTP/1.1\r\nHost: bench\r\nUser-Agent: wrk\r\n\r\n")
+	req := []byte("GET " + target + " HTTP/1.1\r\nHost: bench\r\nUser-Agent: wrk\r\n\r\n")
 	br := bufio.NewReader(conn)
 	b.ReportAllocs()
 	b.ResetTimer()
@@ -169,8 +176,8 @@ func benchWire(b *testing.B, l *pipeListener) {
 		}
 		n, _ := io.Copy(io.Discard, resp.Body)
 		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK || n != 1024 {
-			b.Fatalf("status %d with %d bytes, want 200 with 1024", resp.StatusCode, n)
+		if resp.StatusCode != http.StatusOK || n != size {
+			b.Fatalf("status %d with %d bytes, want 200 with %d", resp.StatusCode, n, size)
 		}
 	}
 }
@@ -214,4 +221,61 @@ func BenchmarkWireSmall(b *testing.B) {
 		defer func() { _ = s.Stop(context.Background()) }()
 		benchWire(b, l)
 	})
+}
+
+// BenchmarkEchoRoute measures what a route added on Echo costs on each
+// engine: bare Echo on net/http (the reference), the web tier on net/http,
+// and the web tier on fasthttp, where the route goes through the adapter
+// to net/http's handler.
+func BenchmarkEchoRoute(b *testing.B) {
+	hello := func(c echo.Context) error { return c.String(http.StatusOK, "hello from a route") }
+	const size = int64(len("hello from a route"))
+	b.Run("impl=echo", func(b *testing.B) {
+		e := echo.New()
+		e.GET("/hello", hello)
+		l := newPipeListener()
+		srv := &http.Server{Handler: e}
+		go func() { _ = srv.Serve(l) }()
+		defer srv.Close()
+		benchGet(b, l, "/hello", size)
+	})
+	for _, eng := range []string{EngineStd, EngineFast} {
+		b.Run("impl=server/engine="+eng, func(b *testing.B) {
+			s, err := New(Config{Engine: eng})
+			if err != nil {
+				b.Fatal(err)
+			}
+			s.Echo().GET("/hello", hello)
+			l := newPipeListener()
+			if err := s.main.Serve(l); err != nil {
+				b.Fatal(err)
+			}
+			defer func() { _ = s.Stop(context.Background()) }()
+			benchGet(b, l, "/hello", size)
+		})
+	}
+}
+
+// BenchmarkFastServerSmall: the 1 KiB file through the web tier's fast
+// handler alone (routing, edge steps, the file rules), no connection.
+func BenchmarkFastServerSmall(b *testing.B) {
+	s, err := New(Config{Files: FilesConfig{Root: benchRoot(b)}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.files.Close()
+	fast := s.fast
+	var req fasthttp.Request
+	req.SetRequestURI("/1k.bin")
+	req.Header.Set("Host", "bench")
+	var ctx fasthttp.RequestCtx
+	ctx.Init(&req, nil, nil)
+	b.ReportAllocs()
+	for b.Loop() {
+		ctx.Response.Reset()
+		fast.serve(&ctx)
+		if ctx.Response.StatusCode() != http.StatusOK || len(ctx.Response.Body()) != 1024 {
+			b.Fatalf("status %d with %d bytes", ctx.Response.StatusCode(), len(ctx.Response.Body()))
+		}
+	}
 }

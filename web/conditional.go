@@ -8,26 +8,26 @@ import (
 
 // precondition evaluates the conditional request headers in the order RFC
 // 9110 §13.2.2 gives and returns 0 (go on), 304 or 412.
-func precondition(r *http.Request, etag string, modTime time.Time) int {
-	h := r.Header
-	getOrHead := r.Method == http.MethodGet || r.Method == http.MethodHead
-	if im := headerList(h, "If-Match"); im != "" {
+func precondition[X exchange](x X, etag string, modTime time.Time) int {
+	m := x.method()
+	getOrHead := m == http.MethodGet || m == http.MethodHead
+	if im := x.headerList("If-Match"); im != "" {
 		if !etagListMatch(im, etag, true) {
 			return http.StatusPreconditionFailed
 		}
-	} else if ius := header(h, "If-Unmodified-Since"); ius != "" && !modTime.IsZero() {
+	} else if ius := x.header("If-Unmodified-Since"); ius != "" && !modTime.IsZero() {
 		if t, err := http.ParseTime(ius); err == nil && modTime.Truncate(time.Second).After(t) {
 			return http.StatusPreconditionFailed
 		}
 	}
-	if inm := headerList(h, "If-None-Match"); inm != "" {
+	if inm := x.headerList("If-None-Match"); inm != "" {
 		if etagListMatch(inm, etag, false) {
 			if getOrHead {
 				return http.StatusNotModified
 			}
 			return http.StatusPreconditionFailed
 		}
-	} else if ims := header(h, "If-Modified-Since"); ims != "" && getOrHead && !modTime.IsZero() {
+	} else if ims := x.header("If-Modified-Since"); ims != "" && getOrHead && !modTime.IsZero() {
 		if t, err := http.ParseTime(ims); err == nil && !modTime.Truncate(time.Second).After(t) {
 			return http.StatusNotModified
 		}
@@ -48,11 +48,10 @@ func headerList(h http.Header, canonicalKey string) string {
 	}
 }
 
-// ifRangeAllows reports whether a Range request may be honoured: true when
-// there is no If-Range, or when it names the current representation by a
-// strong ETag or by exactly its Last-Modified date.
-func ifRangeAllows(r *http.Request, etag string, modTime time.Time) bool {
-	ir := header(r.Header, "If-Range")
+// ifRangeAllows reports whether a Range request with If-Range ir may be
+// honoured: true when ir is empty, or when it names the current
+// representation by a strong ETag or by exactly its Last-Modified date.
+func ifRangeAllows(ir, etag string, modTime time.Time) bool {
 	if ir == "" {
 		return true
 	}

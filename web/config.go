@@ -272,11 +272,29 @@ func (rs CacheRules) value(urlPath string) string {
 	return ""
 }
 
+// Config values of Engine.
+const (
+	// EngineFast serves HTTP/1.1 on github.com/valyala/fasthttp: the
+	// files natively, the routes of Echo() through an adapter to
+	// net/http. Requests it cannot hold whole (uploads of unknown or large
+	// length, Expect: 100-continue, Upgrade) and HTTP/2 are served by
+	// net/http on the same listener.
+	EngineFast = "fasthttp"
+	// EngineStd serves every request on net/http.
+	EngineStd = "net/http"
+)
+
 // Config configures the web tier server. The zero value listens on
 // 127.0.0.1:8080 over plain HTTP with every default below.
 type Config struct {
 	// Listen is the address to serve on; empty means 127.0.0.1:8080.
 	Listen string `env:"LISTEN" json:"listen"`
+	// Engine serves the listener's HTTP/1.1 requests: EngineFast (the
+	// default) or EngineStd. Both give the same answers, except that on
+	// EngineFast the middleware added with Echo().Use does not run for
+	// the files, which are served beside Echo; the routes added take
+	// precedence over the files on both.
+	Engine string `env:"ENGINE" json:"engine,omitempty"`
 	// TLSCert and TLSKey are PEM files; with both set the server speaks
 	// HTTPS with HTTP/2.
 	TLSCert string `env:"TLS_CERT" json:"tls_cert"`
@@ -329,6 +347,9 @@ func (c Config) withDefaults() Config {
 	if c.Listen == "" {
 		c.Listen = DefaultListen
 	}
+	if c.Engine == "" {
+		c.Engine = EngineFast
+	}
 	if c.FrameOptions == "" {
 		c.FrameOptions = "SAMEORIGIN"
 	}
@@ -353,6 +374,11 @@ func (c Config) Validate() error {
 	}
 	if c.RedirectListen != "" && c.TLSCert == "" {
 		errs = append(errs, &tier.ConfigError{Field: "RedirectListen", Value: c.RedirectListen, Problem: "redirecting to HTTPS needs TLS on"})
+	}
+	switch c.Engine {
+	case "", EngineFast, EngineStd:
+	default:
+		errs = append(errs, &tier.ConfigError{Field: "Engine", Value: c.Engine, Problem: "unknown engine", Allowed: EngineFast + ", " + EngineStd})
 	}
 	if c.HSTS < 0 {
 		errs = append(errs, &tier.ConfigError{Field: "HSTS", Value: c.HSTS.String(), Problem: "must not be negative"})

@@ -65,9 +65,11 @@ func TestCorkTogglesTCPCork(t *testing.T) {
 
 // A connection left corked would hold back the next small response for
 // up to 200 ms: every path that corks must uncork before the handler ends.
+// Corking is net/http's: fasthttp writes a file's head and first bytes
+// together itself.
 func TestFilesFromDiskLeaveTheConnectionUncorked(t *testing.T) {
 	tr := newTree(t)
-	s := startServer(t, Config{Files: FilesConfig{Root: tr.root}})
+	s := startServer(t, engineHTTP, Config{Engine: EngineStd, Files: FilesConfig{Root: tr.root}})
 	corked := make(chan int, 16)
 	s.Echo().Use(func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {

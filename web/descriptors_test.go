@@ -84,20 +84,22 @@ func TestReplacedFileServedFreshThroughDescriptors(t *testing.T) {
 
 // Descriptors kept open are bounded by OpenFilesMax across files.
 func TestOpenFilesMaxBoundsKeptDescriptors(t *testing.T) {
-	tr := newTree(t)
-	for _, name := range []string{"b1.bin", "b2.bin", "b3.bin"} {
-		if err := os.WriteFile(filepath.Join(tr.root, name), tr.big, 0o644); err != nil {
-			t.Fatal(err)
+	forEachEngine(t, func(t *testing.T, eng engine) {
+		tr := newTree(t)
+		for _, name := range []string{"b1.bin", "b2.bin", "b3.bin"} {
+			if err := os.WriteFile(filepath.Join(tr.root, name), tr.big, 0o644); err != nil {
+				t.Fatal(err)
+			}
 		}
-	}
-	f, url := serveFiles(t, FilesConfig{Root: tr.root, OpenFilesMax: 2})
-	c := client(t)
-	for _, name := range []string{"/b1.bin", "/b2.bin", "/b3.bin", "/big.bin"} {
-		if r := do(t, c, "GET", url+name); !bytes.Equal(r.body, tr.big) {
-			t.Fatalf("%s: %d, %d bytes", name, r.status, len(r.body))
+		f, url := serveFiles(t, eng, FilesConfig{Root: tr.root, OpenFilesMax: 2})
+		c := client(t)
+		for _, name := range []string{"/b1.bin", "/b2.bin", "/b3.bin", "/big.bin"} {
+			if r := do(t, c, "GET", url+name); !bytes.Equal(r.body, tr.big) {
+				t.Fatalf("%s: %d, %d bytes", name, r.status, len(r.body))
+			}
 		}
-	}
-	if n := f.openFiles.held.Load(); n != 2 {
-		t.Errorf("%d descriptors kept, want 2", n)
-	}
+		if n := f.openFiles.held.Load(); n != 2 {
+			t.Errorf("%d descriptors kept, want 2", n)
+		}
+	})
 }

@@ -77,6 +77,30 @@
 // are defaults there: a header the app tier sends replaces the web tier's,
 // so none goes out twice.
 //
+// # Engines
+//
+// The listener serves HTTP/1.1 on github.com/valyala/fasthttp by default
+// (Config.Engine, THREETIER_WEB_ENGINE, -engine in examples/static:
+// "fasthttp" or "net/http"), through tier.WithFastHTTP1. The files
+// (Files.ServeFast) and the forwarded prefixes (Forwarder.ServeFast, the
+// front door's fast proxy path) are served on it natively, with the
+// request ID, security headers, metrics, access log and span of the Echo
+// path; the routes added on Echo (and /healthz, /readyz, MetricsPath) go
+// through an adapter to Echo on net/http, and take precedence over the
+// files on both engines. The middleware added with Echo().Use runs for
+// those routes only: choose "net/http" for middleware that must see the
+// files too. What fasthttp cannot hold whole (uploads of unknown or large
+// length, Expect: 100-continue, WebSocket) and HTTP/2 go to the net/http
+// path on the same listener.
+//
+// The file rules are written once, over an exchange: the request's method,
+// path and headers as the rules read them, and the answer as they write
+// it. Each engine has a thin exchange: on net/http the headers are the
+// ResponseWriter's map and a file goes out through io.Copy (sendfile); on
+// fasthttp a body in memory is handed over as it is, a file as a body
+// stream that fasthttp sends with sendfile, and multipart and compressed
+// bodies are streamed.
+//
 // # Differences from nginx
 //
 // examples/bench/web-compare.sh sends the same 60 requests (conditional,

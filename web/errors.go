@@ -2,9 +2,6 @@ package web
 
 import (
 	"errors"
-	"net/http"
-
-	"github.com/threetier/threetier/tier"
 )
 
 // ErrNoRoot means neither FilesConfig.Root nor WithFS gave files to serve.
@@ -17,8 +14,3 @@ var errBadPath = errors.New("bad request path")
 // errBusy: every compression slot is taken; the response goes out in
 // the identity form.
 var errBusy = errors.New("compression limit reached")
-
-// problem sends a problem+json error for r, carrying its request ID.
-func problem(w http.ResponseWriter, r *http.Request, status int, detail string) {
-	tier.ServeProblem(w, r, tier.NewProblem(status, detail))
-}

@@ -2,6 +2,7 @@ package web
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/base64"
 	"errors"
@@ -117,113 +118,110 @@ func (f *Files) Close() error {
 
 // ServeHTTP answers GET and HEAD for files under the root.
 func (f *Files) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		w.Header().Set("Allow", "GET, HEAD")
-		problem(w, r, http.StatusMethodNotAllowed, "static files answer GET and HEAD only")
+	serveRequest(f, httpExchange{w: w, r: r})
+}
+
+// serveRequest answers one request on either engine: the file rules, from
+// the method and path to the body sent.
+func serveRequest[X exchange](f *Files, x X) {
+	if m := x.method(); m != http.MethodGet && m != http.MethodHead {
+		x.setHeader("Allow", allowGetHead)
+		x.problem(tier.NewProblem(http.StatusMethodNotAllowed, "static files answer GET and HEAD only"))
 		return
 	}
-	// net/http keeps the escaped path in RawPath only when it differs
-	// from the default escaping of Path, as it does with a "%2F".
-	if r.URL.RawPath != "" && hasEncodedSlash(r.URL.RawPath) {
-		problem(w, r, http.StatusBadRequest, errBadPath.Error()+": encoded slash")
+	if x.encodedSlash() {
+		x.problem(tier.NewProblem(http.StatusBadRequest, errBadPath.Error()+": encoded slash"))
 		return
 	}
-	name, dir, err := cleanPath(r.URL.Path, f.cfg.Prefix)
+	name, dir, err := cleanPath(x.path(), f.cfg.Prefix)
 	if err != nil {
-		problem(w, r, http.StatusBadRequest, err.Error())
+		x.problem(tier.NewProblem(http.StatusBadRequest, err.Error()))
 		return
 	}
 	if !f.cfg.Dotfiles && hidden(name) {
-		f.notFound(w, r)
+		notFound(f, x)
 		return
 	}
 	e, err := f.lookup(name)
 	if err != nil {
-		f.lookupFailed(w, r, err)
+		lookupFailed(f, x, err)
 		return
 	}
 	if !e.isDir {
 		if dir {
-			f.notFound(w, r) // a file asked for as a directory
+			notFound(f, x) // a file asked for as a directory
 			return
 		}
-		f.serve(w, r, e)
+		serve(f, x, e)
 		return
 	}
 	if !dir {
 		// Relative links in an index page need the trailing slash.
-		loc := r.URL.EscapedPath() + "/"
-		if r.URL.RawQuery != "" {
-			loc += "?" + r.URL.RawQuery
+		loc := x.escapedPath() + "/"
+		if q := x.rawQuery(); q != "" {
+			loc += "?" + q
 		}
-		w.Header().Set("Location", loc)
-		w.WriteHeader(http.StatusMovedPermanently)
+		x.setHeader("Location", one(loc))
+		x.writeHeader(http.StatusMovedPermanently)
 		return
 	}
 	idx, err := f.lookup(path.Join(name, f.cfg.Index))
 	if err == nil && !idx.isDir {
-		f.serve(w, r, idx)
+		serve(f, x, idx)
 		return
 	}
 	if f.cfg.Listing {
-		f.list(w, r, name)
+		list(f, x, name)
 		return
 	}
-	problem(w, r, http.StatusForbidden, "directory listing is disabled")
+	x.problem(tier.NewProblem(http.StatusForbidden, "directory listing is disabled"))
 }
+
+var allowGetHead = []string{"GET, HEAD"}
 
 // lookupFailed maps a failed lookup to 403 or 404; anything but "not
 // there" or "not allowed" (an I/O error, a link out of the root) is logged.
-func (f *Files) lookupFailed(w http.ResponseWriter, r *http.Request, err error) {
+func lookupFailed[X exchange](f *Files, x X, err error) {
 	switch {
 	case errors.Is(err, fs.ErrPermission):
-		problem(w, r, http.StatusForbidden, "permission denied")
+		x.problem(tier.NewProblem(http.StatusForbidden, "permission denied"))
 		return
 	case !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, fs.ErrInvalid) &&
 		!errors.Is(err, syscall.ENOTDIR) && !errors.Is(err, syscall.ENAMETOOLONG):
-		f.logLookup(r, err)
+		f.logLookup(x.context(), x.path(), err)
 	}
-	f.notFound(w, r)
+	notFound(f, x)
 }
 
 // logLookup warns of an unexpected lookup failure at most once per
 // warnEvery, and logs the others at debug.
-func (f *Files) logLookup(r *http.Request, err error) {
+func (f *Files) logLookup(ctx context.Context, urlPath string, err error) {
 	now, last := time.Now().UnixNano(), f.lastWarn.Load()
 	if now-last < int64(warnEvery) || !f.lastWarn.CompareAndSwap(last, now) {
 		f.quiet.Add(1)
-		f.log.DebugContext(r.Context(), "web: file lookup", "path", r.URL.Path, "err", err)
+		f.log.DebugContext(ctx, "web: file lookup", "path", urlPath, "err", err)
 		return
 	}
-	f.log.WarnContext(r.Context(), "web: file lookup (more within a minute are logged at debug)",
-		"path", r.URL.Path, "err", err, "since_last_warning", f.quiet.Swap(0))
+	f.log.WarnContext(ctx, "web: file lookup (more within a minute are logged at debug)",
+		"path", urlPath, "err", err, "since_last_warning", f.quiet.Swap(0))
 }
 
 // notFound answers 404, or the SPA index for a browser navigation outside
 // the excluded prefixes.
-func (f *Files) notFound(w http.ResponseWriter, r *http.Request) {
-	if f.cfg.SPA && acceptsHTML(r) && !f.spaExcluded(r.URL.Path) {
+func notFound[X exchange](f *Files, x X) {
+	// A browser navigation, unlike an API or asset request, accepts HTML.
+	if f.cfg.SPA && strings.Contains(x.headerList("Accept"), "text/html") && !f.spaExcluded(x.path()) {
 		if idx, err := f.lookup(f.cfg.Index); err == nil && !idx.isDir {
-			f.serve(w, r, idx)
+			serve(f, x, idx)
 			return
 		}
 	}
-	problem(w, r, http.StatusNotFound, "no such file")
+	x.problem(tier.NewProblem(http.StatusNotFound, "no such file"))
 }
 
 func (f *Files) spaExcluded(p string) bool {
 	for _, ex := range f.cfg.SPAExclude {
 		if strings.HasPrefix(p, ex) || p+"/" == ex {
-			return true
-		}
-	}
-	return false
-}
-
-// acceptsHTML tells a browser navigation from an API or asset request.
-func acceptsHTML(r *http.Request) bool {
-	for _, v := range r.Header.Values("Accept") {
-		if strings.Contains(v, "text/html") {
 			return true
 		}
 	}
@@ -321,6 +319,9 @@ func (f *Files) load(name string, known map[string]digest) (*entry, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The name may view a request's memory (fastExchange): the cache
+	// keeps a copy.
+	name = strings.Clone(name)
 	e := &entry{name: name, isDir: fi.IsDir(), stamp: stampOf(fi)}
 	e.checked.Store(time.Now().UnixNano())
 	if e.isDir {
@@ -440,33 +441,33 @@ var (
 var errStale = errors.New("file changed on disk")
 
 // headersSet lists what serveFile may set before it finds a file stale.
-var headersSet = []string{"Cache-Control", "Vary", "ETag", "Last-Modified", "Content-Type",
+var headersSet = []string{"Cache-Control", "Vary", "Etag", "Last-Modified", "Content-Type",
 	"Content-Encoding", "Accept-Ranges", "Content-Length", "Content-Range"}
 
 // serve sends e, and once more from disk if the file changed between the
 // lookup and the open.
-func (f *Files) serve(w http.ResponseWriter, r *http.Request, e *entry) {
+func serve[X exchange](f *Files, x X, e *entry) {
 	for attempt := 0; ; attempt++ {
-		if !errors.Is(f.serveFile(w, r, e), errStale) {
+		if !errors.Is(serveFile(f, x, e), errStale) {
 			return
 		}
 		f.cache.removeEntry(e)
 		for _, k := range headersSet {
-			w.Header().Del(k)
+			x.delHeader(k)
 		}
 		if attempt > 0 {
 			p := tier.NewProblem(http.StatusServiceUnavailable, "the file keeps changing on disk")
 			p.RetryAfter = time.Second
-			tier.ServeProblem(w, r, p)
+			x.problem(p)
 			return
 		}
 		var err error
 		if e, err = f.lookup(e.name); err != nil {
-			f.lookupFailed(w, r, err)
+			lookupFailed(f, x, err)
 			return
 		}
 		if e.isDir {
-			f.notFound(w, r)
+			notFound(f, x)
 			return
 		}
 	}
@@ -479,22 +480,22 @@ const autoLengthMax = 2048
 // serveFile sends e (or its best compressed form) after the conditional
 // and range headers are applied. It returns errStale, having written
 // nothing, when the file changed since e was loaded.
-func (f *Files) serveFile(w http.ResponseWriter, r *http.Request, e *entry) error {
-	h := w.Header()
+func serveFile[X exchange](f *Files, x X, e *entry) error {
 	if e.hdrCacheControl != nil {
-		h["Cache-Control"] = e.hdrCacheControl
+		x.setHeader("Cache-Control", e.hdrCacheControl)
 	}
+	head := x.method() == http.MethodHead
 	rangeHeader := ""
-	if r.Method == http.MethodGet {
-		rangeHeader = header(r.Header, "Range")
+	if !head {
+		rangeHeader = x.header("Range")
 	}
 	enc := identity
 	if e.negotiable() {
-		h["Vary"] = append(h["Vary"], "Accept-Encoding")
+		x.addHeader("Vary", "Accept-Encoding")
 		// A range is always of the identity form: a client resuming a
 		// download must be able to splice the bytes it already has.
 		if rangeHeader == "" {
-			enc = negotiate(header(r.Header, "Accept-Encoding"), e.avail())
+			enc = negotiate(x.header("Accept-Encoding"), e.avail())
 		}
 	}
 	var rp *rep
@@ -507,14 +508,20 @@ func (f *Files) serveFile(w http.ResponseWriter, r *http.Request, e *entry) erro
 			etag, size, hdrETag = rp.etag, rp.size, rp.hdrETag
 		} else {
 			var err error
-			if v, zw, err = f.onDemand(w, r, e, enc); err != nil {
+			if v, zw, err = onDemand(f, x, e, enc); err != nil {
 				return err
 			}
 			switch {
 			case v != nil:
 				etag, hdrETag = v.etag, v.hdrETag
 			case zw != nil:
-				defer f.comp.put(enc, zw)
+				// The encoder goes back to its pool unless the body
+				// stream takes it (sendEncoded).
+				defer func() {
+					if zw != nil {
+						f.comp.put(enc, zw)
+					}
+				}()
 				etag = e.variantETags[enc]
 				hdrETag = one(etag)
 			default:
@@ -525,64 +532,63 @@ func (f *Files) serveFile(w http.ResponseWriter, r *http.Request, e *entry) erro
 	// Header keys are written in canonical form ("Etag") so that no
 	// request pays for canonicalizing them.
 	if hdrETag != nil {
-		h["Etag"] = hdrETag
+		x.setHeader("Etag", hdrETag)
 	}
 	if e.hdrLastMod != nil {
-		h["Last-Modified"] = e.hdrLastMod
+		x.setHeader("Last-Modified", e.hdrLastMod)
 	}
-	switch precondition(r, etag, e.stamp.modTime) {
+	switch precondition(x, etag, e.stamp.modTime) {
 	case http.StatusNotModified:
-		w.WriteHeader(http.StatusNotModified)
+		x.writeHeader(http.StatusNotModified)
 		return nil
 	case http.StatusPreconditionFailed:
-		problem(w, r, http.StatusPreconditionFailed, "precondition failed")
+		x.problem(tier.NewProblem(http.StatusPreconditionFailed, "precondition failed"))
 		return nil
 	}
-	h["Content-Type"] = e.hdrType
+	x.setHeader("Content-Type", e.hdrType)
 	if enc != identity {
-		h["Content-Encoding"] = encodingHeaders[enc]
-		return f.sendEncoded(w, r, e, enc, rp, v, zw)
+		x.setHeader("Content-Encoding", encodingHeaders[enc])
+		return sendEncoded(f, x, e, enc, rp, v, &zw)
 	}
-	if rangeHeader != "" && ifRangeAllows(r, etag, e.stamp.modTime) {
+	if rangeHeader != "" && ifRangeAllows(x.header("If-Range"), etag, e.stamp.modTime) {
 		ranges, err := parseRange(rangeHeader, size)
 		switch {
 		case errors.Is(err, errUnsatisfiable):
-			h.Set("Content-Range", "bytes */"+strconv.FormatInt(size, 10))
-			problem(w, r, http.StatusRequestedRangeNotSatisfiable, "no requested range overlaps the file")
+			x.setHeader("Content-Range", one("bytes */"+strconv.FormatInt(size, 10)))
+			x.problem(tier.NewProblem(http.StatusRequestedRangeNotSatisfiable, "no requested range overlaps the file"))
 			return nil
 		case err == nil:
-			return f.sendRanges(w, r, e, ranges)
+			return sendRanges(f, x, e, ranges)
 		}
 	}
-	h["Accept-Ranges"] = acceptRangesBytes
+	x.setHeader("Accept-Ranges", acceptRangesBytes)
 	if e.content != nil {
 		// net/http and HTTP/2 add the Content-Length of a small body
-		// written at once themselves (see http.ResponseWriter.Write).
-		// Leaving it to them keeps a typical response at eight header
-		// entries, the most a Go map holds before it grows into a table
-		// that net/http then copies for every response.
-		if r.Method == http.MethodHead || len(e.content) > autoLengthMax {
-			h["Content-Length"] = e.hdrLength
+		// written at once themselves (see http.ResponseWriter.Write), as
+		// fasthttp does for every body in memory. Leaving it to them
+		// keeps a typical response at eight header entries, the most a
+		// Go map holds before it grows into a table that net/http then
+		// copies for every response.
+		if head || len(e.content) > autoLengthMax {
+			x.setHeader("Content-Length", e.hdrLength)
 		}
-		w.WriteHeader(http.StatusOK)
-		if r.Method != http.MethodHead {
-			_, _ = w.Write(e.content)
+		x.writeHeader(http.StatusOK)
+		if !head {
+			x.write(e.content)
 		}
 		return nil
 	}
-	h["Content-Length"] = e.hdrLength
+	x.setHeader("Content-Length", e.hdrLength)
 	file, err := f.open(e)
 	if err != nil {
 		return err
 	}
-	defer e.fds.give(file)
-	w.WriteHeader(http.StatusOK)
-	if r.Method != http.MethodHead {
-		defer cork(w, r)()
-		// CopyN hands the *os.File to the ResponseWriter's ReadFrom inside
-		// an io.LimitedReader, which net/http turns into sendfile.
-		_, _ = io.CopyN(w, file, size)
+	x.writeHeader(http.StatusOK)
+	if head {
+		e.fds.give(file)
+		return nil
 	}
+	x.sendFile(file, size, e.fds.give)
 	return nil
 }
 
@@ -604,10 +610,14 @@ func (f *Files) open(e *entry) (fs.File, error) {
 	return file, nil
 }
 
+// closeFile is the release of a descriptor that is not kept.
+func closeFile(file fs.File) { _ = file.Close() }
+
 // sendEncoded sends a compressed form: a sidecar (rp) or a form made
-// once (v) with its length, or one compressed while sent by zw (no
-// length, chunked).
-func (f *Files) sendEncoded(w http.ResponseWriter, r *http.Request, e *entry, enc encoding, rp *rep, v *entry, zw resetWriter) error {
+// once (v) with its length, or one compressed while sent by *zw (no
+// length, chunked), which it takes, setting *zw to nil.
+func sendEncoded[X exchange](f *Files, x X, e *entry, enc encoding, rp *rep, v *entry, zw *resetWriter) error {
+	head := x.method() == http.MethodHead
 	switch {
 	case v != nil:
 		// A file sent from disk is never sent stale in its identity form
@@ -617,17 +627,17 @@ func (f *Files) sendEncoded(w http.ResponseWriter, r *http.Request, e *entry, en
 				return errStale
 			}
 		}
-		w.Header()["Content-Length"] = v.hdrLength
-		w.WriteHeader(http.StatusOK)
-		if r.Method != http.MethodHead {
-			_, _ = w.Write(v.content)
+		x.setHeader("Content-Length", v.hdrLength)
+		x.writeHeader(http.StatusOK)
+		if !head {
+			x.write(v.content)
 		}
 		return nil
 	case rp != nil && rp.content != nil:
-		w.Header()["Content-Length"] = rp.hdrLength
-		w.WriteHeader(http.StatusOK)
-		if r.Method != http.MethodHead {
-			_, _ = w.Write(rp.content)
+		x.setHeader("Content-Length", rp.hdrLength)
+		x.writeHeader(http.StatusOK)
+		if !head {
+			x.write(rp.content)
 		}
 		return nil
 	case rp != nil:
@@ -635,43 +645,59 @@ func (f *Files) sendEncoded(w http.ResponseWriter, r *http.Request, e *entry, en
 		if err != nil {
 			return errStale
 		}
-		defer file.Close()
 		if fi, err := file.Stat(); err != nil || stampOf(fi) != e.sidecars[enc] {
+			file.Close()
 			return errStale
 		}
-		w.Header()["Content-Length"] = rp.hdrLength
-		w.WriteHeader(http.StatusOK)
-		if r.Method != http.MethodHead {
-			_, _ = io.CopyN(w, file, rp.size)
+		x.setHeader("Content-Length", rp.hdrLength)
+		x.writeHeader(http.StatusOK)
+		if head {
+			file.Close()
+			return nil
 		}
+		x.sendFile(file, rp.size, closeFile)
 		return nil
 	}
-	src := io.Reader(bytes.NewReader(e.content))
+	var file fs.File
 	if e.content == nil {
-		file, err := f.open(e)
-		if err != nil {
+		var err error
+		if file, err = f.open(e); err != nil {
 			return err
 		}
-		defer e.fds.give(file)
-		src = file
 	}
-	w.WriteHeader(http.StatusOK)
-	if r.Method == http.MethodHead {
+	x.writeHeader(http.StatusOK)
+	if head {
+		if file != nil {
+			e.fds.give(file)
+		}
 		return nil
 	}
-	_, err := io.Copy(zw, src)
-	if cerr := zw.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		f.log.DebugContext(r.Context(), "web: compressed send", "path", r.URL.Path, "err", err)
-	}
+	z := *zw
+	*zw = nil
+	// The body may be sent after the handler has returned, when the
+	// engine reuses the request's memory.
+	ctx, urlPath := x.context(), strings.Clone(x.path())
+	x.stream(func(w io.Writer) {
+		defer f.comp.put(enc, z)
+		src := io.Reader(bytes.NewReader(e.content))
+		if file != nil {
+			defer e.fds.give(file)
+			src = file
+		}
+		z.Reset(w)
+		_, err := io.Copy(z, src)
+		if cerr := z.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			f.log.DebugContext(ctx, "web: compressed send", "path", urlPath, "err", err)
+		}
+	})
 	return nil
 }
 
 // sendRanges answers 206 with one range, or with multipart/byteranges.
-func (f *Files) sendRanges(w http.ResponseWriter, r *http.Request, e *entry, ranges []byteRange) error {
-	h := w.Header()
+func sendRanges[X exchange](f *Files, x X, e *entry, ranges []byteRange) error {
 	size := e.stamp.size
 	var file fs.File
 	if e.content == nil {
@@ -679,58 +705,35 @@ func (f *Files) sendRanges(w http.ResponseWriter, r *http.Request, e *entry, ran
 		if file, err = f.open(e); err != nil {
 			return err
 		}
-		defer e.fds.give(file)
-	}
-	send := func(br byteRange) error {
-		if file == nil {
-			_, err := w.Write(e.content[br.start:br.end])
-			return err
-		}
-		return copyRange(w, file, br)
 	}
 	if len(ranges) == 1 {
-		h.Set("Content-Range", ranges[0].contentRange(size))
-		h.Set("Content-Length", strconv.FormatInt(ranges[0].length(), 10))
-		w.WriteHeader(http.StatusPartialContent)
-		if file != nil {
-			defer cork(w, r)()
+		br := ranges[0]
+		x.setHeader("Content-Range", one(br.contentRange(size)))
+		x.setHeader("Content-Length", one(strconv.FormatInt(br.length(), 10)))
+		x.writeHeader(http.StatusPartialContent)
+		if file == nil {
+			x.write(e.content[br.start:br.end])
+			return nil
 		}
-		_ = send(ranges[0])
+		if err := seek(file, br.start); err != nil {
+			e.fds.give(file)
+			return nil
+		}
+		x.sendFile(file, br.length(), e.fds.give)
 		return nil
 	}
 	mp := newByteranges(ranges, e.ctype, size)
-	h.Set("Content-Type", mp.contentType())
-	h.Set("Content-Length", strconv.FormatInt(mp.length, 10))
-	w.WriteHeader(http.StatusPartialContent)
-	if file != nil {
-		// Part headers and spans leave together in full segments.
-		defer cork(w, r)()
-	}
+	x.setHeader("Content-Type", one(mp.contentType()))
+	x.setHeader("Content-Length", one(strconv.FormatInt(mp.length, 10)))
+	x.writeHeader(http.StatusPartialContent)
+	parts := make([]bodyPart, len(ranges))
 	for i, br := range ranges {
-		if _, err := io.WriteString(w, mp.heads[i]); err != nil {
-			return nil
-		}
-		if err := send(br); err != nil {
-			return nil
-		}
+		parts[i] = bodyPart{head: mp.heads[i], span: br}
 	}
-	_, _ = io.WriteString(w, mp.tail)
+	if file == nil {
+		x.sendParts(e.content, nil, parts, mp.tail, mp.length, noRelease)
+		return nil
+	}
+	x.sendParts(nil, file, parts, mp.tail, mp.length, e.fds.give)
 	return nil
-}
-
-// copyRange sends one span of file, through sendfile when file is an
-// *os.File.
-func copyRange(w io.Writer, file fs.File, br byteRange) error {
-	if s, ok := file.(io.Seeker); ok {
-		if _, err := s.Seek(br.start, io.SeekStart); err != nil {
-			return err
-		}
-		_, err := io.CopyN(w, file, br.length())
-		return err
-	}
-	if ra, ok := file.(io.ReaderAt); ok {
-		_, err := io.Copy(w, io.NewSectionReader(ra, br.start, br.length()))
-		return err
-	}
-	return errors.New("file does not support ranges")
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/threetier/threetier/balancer"
 	"github.com/threetier/threetier/internal/obs"
 	"github.com/threetier/threetier/tier"
+	"github.com/valyala/fasthttp"
 )
 
 // Forwarding defaults applied when a ForwardConfig field is zero.
@@ -117,6 +118,10 @@ func (fw *Forwarder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	fw.proxy.ServeHTTP(w, r)
 }
+
+// ServeFast forwards ctx's request on the fast engine
+// (tier.WithFastHTTP1): the front door's fast proxy path.
+func (fw *Forwarder) ServeFast(ctx *fasthttp.RequestCtx) { fw.proxy.ServeFast(ctx) }
 
 // echoHandler serves the Forwarder in Echo. Echo's Response takes the
 // first status written as the final one, so informational (1xx) responses

@@ -12,8 +12,10 @@ import (
 // connection closes, and the app tier never sees the request hidden
 // behind the bad framing.
 func TestForwardFraming(t *testing.T) {
-	up := framingtest.NewUpstream(t)
-	pool := newPool(t, balancer.Config{Name: "app", Endpoints: []string{up.URL}})
-	s := startServer(t, Config{Files: FilesConfig{Root: newTree(t).root}}, WithForward(pool, ForwardConfig{Prefix: "/api/"}))
-	framingtest.Run(t, framingtest.TCP(s.Addr()), up)
+	forEachEngine(t, func(t *testing.T, eng engine) {
+		up := framingtest.NewUpstream(t)
+		pool := newPool(t, balancer.Config{Name: "app", Endpoints: []string{up.URL}})
+		s := startServer(t, eng, Config{Files: FilesConfig{Root: newTree(t).root}}, WithForward(pool, ForwardConfig{Prefix: "/api/"}))
+		framingtest.Run(t, framingtest.TCP(s.Addr()), up)
+	})
 }

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"testing/fstest"
+
+	"github.com/valyala/fasthttp"
 )
 
 // FuzzCleanPath: whatever the request path, an accepted name is a valid
@@ -96,6 +98,22 @@ func FuzzServePath(f *testing.F) {
 		}
 		if hasEncodedSlash(req.URL.RawPath) && w.Code != http.StatusBadRequest {
 			t.Fatalf("%q with an encoded slash: %d", target, w.Code)
+		}
+
+		// The same target on the fast engine.
+		var ctx fasthttp.RequestCtx
+		ctx.Request.SetRequestURI(target)
+		ctx.Request.Header.Set("Accept", "text/html")
+		h.ServeFast(&ctx)
+		code := ctx.Response.StatusCode()
+		if strings.Contains(string(ctx.Response.Body()), "SECRET") {
+			t.Fatalf("%q leaked a hidden file on the fast engine", target)
+		}
+		if code >= 500 {
+			t.Fatalf("%q on the fast engine: %d", target, code)
+		}
+		if hasEncodedSlash(string(ctx.URI().PathOriginal())) && code != http.StatusBadRequest {
+			t.Fatalf("%q with an encoded slash on the fast engine: %d", target, code)
 		}
 	})
 }

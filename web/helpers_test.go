@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"compress/gzip"
+	"context"
 	"crypto/rand"
 	"fmt"
 	"io"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/andybalholm/brotli"
 	"github.com/klauspost/compress/zstd"
+	"github.com/threetier/threetier/tier"
 	"go.uber.org/goleak"
 )
 
@@ -26,7 +28,12 @@ func TestMain(m *testing.M) {
 	if os.Getenv(serveEnv) != "" {
 		os.Exit(serveChild())
 	}
-	goleak.VerifyTestMain(m)
+	goleak.VerifyTestMain(m,
+		// fasthttp's own: the clock of its Date header lives as long as the
+		// process, and its worker pool's sweeper ends only at its next
+		// round after the server stopped.
+		goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.updateServerDate.func1"),
+		goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.(*workerPool).Start.func2"))
 }
 
 // tree is a served directory with files of every kind the handler treats
@@ -105,19 +112,52 @@ func gzipBytes(b []byte) []byte {
 	return buf.Bytes()
 }
 
-// serveFiles starts a real HTTP server with a Files handler over cfg.
-func serveFiles(t *testing.T, cfg FilesConfig, opts ...Option) (*Files, string) {
+// engine names a server engine the tests run on.
+type engine string
+
+const (
+	engineHTTP engine = "net/http"
+	engineFast engine = "fasthttp"
+)
+
+// forEachEngine runs test once per engine, as a subtest named after it.
+func forEachEngine(t *testing.T, test func(t *testing.T, eng engine)) {
+	t.Helper()
+	for _, eng := range []engine{engineHTTP, engineFast} {
+		t.Run(string(eng), func(t *testing.T) { test(t, eng) })
+	}
+}
+
+// serveFiles starts a real HTTP server on eng with a Files handler over
+// cfg: on net/http, the handler alone; on fasthttp, in a tier server on
+// the fast engine.
+func serveFiles(t *testing.T, eng engine, cfg FilesConfig, opts ...Option) (*Files, string) {
 	t.Helper()
 	f, err := NewFiles(cfg, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(f)
+	if eng == engineHTTP {
+		srv := httptest.NewServer(f)
+		t.Cleanup(func() {
+			srv.Close()
+			_ = f.Close()
+		})
+		return f, srv.URL
+	}
+	srv := tier.NewHTTPServer("files", &http.Server{Addr: "127.0.0.1:0", Handler: f}, tier.WithFastHTTP1(f.ServeFast))
+	if err := srv.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() {
-		srv.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := srv.Stop(ctx); err != nil {
+			t.Errorf("stop: %v", err)
+		}
 		_ = f.Close()
 	})
-	return f, srv.URL
+	return f, "http://" + srv.Addr()
 }
 
 // client never decompresses, so tests see what was sent.

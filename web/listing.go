@@ -1,6 +1,7 @@
 package web
 
 import (
+	"bytes"
 	"html/template"
 	"io/fs"
 	"net/http"
@@ -27,10 +28,10 @@ type listingEntry struct {
 
 // list sends an HTML listing of directory name: directories first, then
 // files, by name; hidden names stay hidden unless Dotfiles is on.
-func (f *Files) list(w http.ResponseWriter, r *http.Request, name string) {
+func list[X exchange](f *Files, x X, name string) {
 	des, err := fs.ReadDir(f.fsys, fsName(name))
 	if err != nil {
-		f.lookupFailed(w, r, err)
+		lookupFailed(f, x, err)
 		return
 	}
 	var entries []listingEntry
@@ -66,19 +67,25 @@ func (f *Files) list(w http.ResponseWriter, r *http.Request, name string) {
 		}
 		return strings.Compare(a.Name, b.Name)
 	})
-	h := w.Header()
-	h.Set("Content-Type", "text/html; charset=utf-8")
-	h.Set("Cache-Control", "no-cache")
-	w.WriteHeader(http.StatusOK)
-	if r.Method == http.MethodHead {
+	x.setHeader("Content-Type", listingType)
+	x.setHeader("Cache-Control", noCache)
+	x.writeHeader(http.StatusOK)
+	if x.method() == http.MethodHead {
 		return
 	}
-	_ = listingTemplate.Execute(w, struct {
+	var page bytes.Buffer
+	_ = listingTemplate.Execute(&page, struct {
 		Path    string
 		Parent  bool
 		Entries []listingEntry
-	}{r.URL.Path, name != "", entries})
+	}{x.path(), name != "", entries})
+	x.write(page.Bytes())
 }
+
+var (
+	listingType = []string{"text/html; charset=utf-8"}
+	noCache     = []string{"no-cache"}
+)
 
 func formatSize(n int64) string {
 	const unit = 1024

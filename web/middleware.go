@@ -14,8 +14,7 @@ import (
 // edge. It is one function rather than five because Echo builds the
 // middleware chain anew for every request, and each link costs an
 // allocation on the hottest path.
-func edge(cfg Config, tlsOn bool, m *tier.HTTPMetrics, access *tier.AccessLog, log *slog.Logger) echo.MiddlewareFunc {
-	security := securityHeaders(cfg, tlsOn)
+func edge(security []headerValue, m *tier.HTTPMetrics, access *tier.AccessLog, log *slog.Logger) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
 			start := time.Now()

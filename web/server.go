@@ -27,6 +27,7 @@ type Server struct {
 	files    *Files
 	health   *tier.Health
 	main     *tier.HTTPServer
+	fast     *fastServer // nil on EngineStd
 	redirect *tier.HTTPServer
 	log      *slog.Logger
 
@@ -75,7 +76,8 @@ func New(cfg Config, opts ...Option) (*Server, error) {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.handleError
-	e.Use(edge(cfg, tlsConfig != nil, met, access, s.log))
+	security := securityHeaders(cfg, tlsConfig != nil)
+	e.Use(edge(security, met, access, s.log))
 	if tracing.On(o.tracer) {
 		e.Use(tracing.EchoRoute)
 	}
@@ -86,14 +88,17 @@ func New(cfg Config, opts ...Option) (*Server, error) {
 	}
 	s.echo = e
 
+	forwards := make(map[string]*Forwarder)
 	for _, f := range o.forwards {
 		fw, err := NewForwarder(f.pool, f.cfg, opts...)
 		if err != nil {
 			return nil, err
 		}
 		h := fw.echoHandler
-		e.Any(f.cfg.Prefix+"*", h)
-		e.Any(strings.TrimSuffix(f.cfg.Prefix, "/"), h)
+		for _, route := range []string{f.cfg.Prefix + "*", strings.TrimSuffix(f.cfg.Prefix, "/")} {
+			e.Any(route, h)
+			forwards[route] = fw
+		}
 		// The tier is ready only while it can forward: /readyz lists the
 		// pool under its name.
 		s.health.Register(f.pool.Name(), f.pool)
@@ -105,6 +110,13 @@ func New(cfg Config, opts ...Option) (*Server, error) {
 		e.Any(s.files.cfg.Prefix+"*", s.files.EchoHandler())
 	}
 
+	serverOpts := []tier.ServerOption{tier.WithLimits(cfg.Limits), tier.WithServerLogger(s.log), tier.WithDrain(s.health, cfg.DrainDelay), tier.WithTracerProvider(o.tracer)}
+	if cfg.Engine == EngineFast {
+		fast := newFastServer(e, s.files, forwards, security, met, access, s.log)
+		fast.traced = tracing.On(o.tracer)
+		s.fast = fast
+		serverOpts = append(serverOpts, tier.WithFastHTTP1(fast.serve))
+	}
 	s.main = tier.NewHTTPServer("web", &http.Server{
 		Addr:              cfg.Listen,
 		Handler:           e,
@@ -116,7 +128,7 @@ func New(cfg Config, opts ...Option) (*Server, error) {
 		IdleTimeout:       cfg.IdleTimeout,
 		MaxHeaderBytes:    cfg.MaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
-	}, tier.WithLimits(cfg.Limits), tier.WithServerLogger(s.log), tier.WithDrain(s.health, cfg.DrainDelay), tier.WithTracerProvider(o.tracer))
+	}, serverOpts...)
 	if cfg.RedirectListen != "" {
 		s.redirect = tier.NewHTTPServer("web-redirect", &http.Server{
 			Addr:              cfg.RedirectListen,

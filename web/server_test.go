@@ -30,8 +30,10 @@ import (
 	"github.com/threetier/threetier/tier"
 )
 
-func startServer(t *testing.T, cfg Config, opts ...Option) *Server {
+// startServer starts the web tier on eng, with cfg and opts.
+func startServer(t *testing.T, eng engine, cfg Config, opts ...Option) *Server {
 	t.Helper()
+	cfg.Engine = string(eng)
 	if cfg.Listen == "" {
 		cfg.Listen = "127.0.0.1:0"
 	}
@@ -53,68 +55,70 @@ func startServer(t *testing.T, cfg Config, opts ...Option) *Server {
 }
 
 func TestServerServesFilesAndRoutes(t *testing.T) {
-	tr := newTree(t)
-	reg := prometheus.NewRegistry()
-	var logs syncbuf.Buffer
-	log, _ := tier.NewLogger(tier.LogConfig{Format: "json"}, &logs)
-	s := startServer(t, Config{Files: FilesConfig{Root: tr.root}}, WithRegistry(reg), WithLogger(log))
-	s.Echo().GET("/api/hello", func(c echo.Context) error { return c.String(200, "hello") })
-	s.Echo().GET("/api/teapot", func(c echo.Context) error { return echo.NewHTTPError(http.StatusTeapot, "short and stout") })
-	s.Echo().GET("/api/panic", func(c echo.Context) error { panic("boom") })
-	c := client(t)
-	url := "http://" + s.Addr()
+	forEachEngine(t, func(t *testing.T, eng engine) {
+		tr := newTree(t)
+		reg := prometheus.NewRegistry()
+		var logs syncbuf.Buffer
+		log, _ := tier.NewLogger(tier.LogConfig{Format: "json"}, &logs)
+		s := startServer(t, eng, Config{Files: FilesConfig{Root: tr.root}}, WithRegistry(reg), WithLogger(log))
+		s.Echo().GET("/api/hello", func(c echo.Context) error { return c.String(200, "hello") })
+		s.Echo().GET("/api/teapot", func(c echo.Context) error { return echo.NewHTTPError(http.StatusTeapot, "short and stout") })
+		s.Echo().GET("/api/panic", func(c echo.Context) error { panic("boom") })
+		c := client(t)
+		url := "http://" + s.Addr()
 
-	r := do(t, c, "GET", url+"/small.txt", "X-Request-Id: abc-123")
-	if r.status != 200 || !bytes.Equal(r.body, tr.small) {
-		t.Fatalf("file: %d", r.status)
-	}
-	for k, want := range map[string]string{
-		"X-Content-Type-Options": "nosniff", "X-Frame-Options": "SAMEORIGIN",
-		"Referrer-Policy": "strict-origin-when-cross-origin", "X-Request-Id": "abc-123",
-	} {
-		if got := r.header.Get(k); got != want {
-			t.Errorf("%s: %q, want %q", k, got, want)
+		r := do(t, c, "GET", url+"/small.txt", "X-Request-Id: abc-123")
+		if r.status != 200 || !bytes.Equal(r.body, tr.small) {
+			t.Fatalf("file: %d", r.status)
 		}
-	}
-	if r.header.Get("Strict-Transport-Security") != "" {
-		t.Error("HSTS over plain HTTP")
-	}
-	if r := do(t, c, "GET", url+"/tiny.txt", "X-Request-Id: bad id with spaces/and{braces}"); len(r.header.Get("X-Request-Id")) != 32 {
-		t.Errorf("hostile request ID kept: %q", r.header.Get("X-Request-Id"))
-	}
-	if r := do(t, c, "GET", url+"/api/hello"); r.status != 200 || string(r.body) != "hello" {
-		t.Fatalf("route: %d %q", r.status, r.body)
-	}
-	r = do(t, c, "GET", url+"/api/teapot")
-	wantProblem(t, r, http.StatusTeapot)
-	if !strings.Contains(string(r.body), "short and stout") || !strings.Contains(string(r.body), r.header.Get("X-Request-Id")) {
-		t.Errorf("problem lacks detail or request ID: %s", r.body)
-	}
-	wantProblem(t, do(t, c, "GET", url+"/api/panic"), 500)
-	wantProblem(t, do(t, c, "POST", url+"/small.txt"), 405)
-	if r := do(t, c, "GET", url+"/healthz"); r.status != 200 {
-		t.Errorf("/healthz: %d", r.status)
-	}
-	big := do(t, c, "GET", url+"/big.bin")
-	if !bytes.Equal(big.body, tr.big) {
-		t.Fatal("big file through Echo differs")
-	}
+		for k, want := range map[string]string{
+			"X-Content-Type-Options": "nosniff", "X-Frame-Options": "SAMEORIGIN",
+			"Referrer-Policy": "strict-origin-when-cross-origin", "X-Request-Id": "abc-123",
+		} {
+			if got := r.header.Get(k); got != want {
+				t.Errorf("%s: %q, want %q", k, got, want)
+			}
+		}
+		if r.header.Get("Strict-Transport-Security") != "" {
+			t.Error("HSTS over plain HTTP")
+		}
+		if r := do(t, c, "GET", url+"/tiny.txt", "X-Request-Id: bad id with spaces/and{braces}"); len(r.header.Get("X-Request-Id")) != 32 {
+			t.Errorf("hostile request ID kept: %q", r.header.Get("X-Request-Id"))
+		}
+		if r := do(t, c, "GET", url+"/api/hello"); r.status != 200 || string(r.body) != "hello" {
+			t.Fatalf("route: %d %q", r.status, r.body)
+		}
+		r = do(t, c, "GET", url+"/api/teapot")
+		wantProblem(t, r, http.StatusTeapot)
+		if !strings.Contains(string(r.body), "short and stout") || !strings.Contains(string(r.body), r.header.Get("X-Request-Id")) {
+			t.Errorf("problem lacks detail or request ID: %s", r.body)
+		}
+		wantProblem(t, do(t, c, "GET", url+"/api/panic"), 500)
+		wantProblem(t, do(t, c, "POST", url+"/small.txt"), 405)
+		if r := do(t, c, "GET", url+"/healthz"); r.status != 200 {
+			t.Errorf("/healthz: %d", r.status)
+		}
+		big := do(t, c, "GET", url+"/big.bin")
+		if !bytes.Equal(big.body, tr.big) {
+			t.Fatal("big file through Echo differs")
+		}
 
-	// Logs and metrics are written once the handler returns, which may be
-	// after the client has the whole body.
-	wait.For(t, 20*time.Second, "access log lines", func() bool { return strings.Contains(logs.String(), `"bytes":307200`) })
-	if n := metricValue(t, reg, "threetier_web_requests_total"); n < 7 {
-		t.Errorf("requests_total %v", n)
-	}
-	if n := metricValue(t, reg, "threetier_web_response_bytes_total"); n < float64(len(tr.big)) {
-		t.Errorf("response_bytes_total %v: sendfile bytes not counted", n)
-	}
-	out := logs.String()
-	for _, want := range []string{`"msg":"access"`, `"request_id":"abc-123"`, `"uri":"/small.txt"`, `"status":418`, `"bytes":307200`} {
-		if !strings.Contains(out, want) {
-			t.Errorf("access log lacks %s:\n%s", want, out)
+		// Logs and metrics are written once the handler returns, which may be
+		// after the client has the whole body.
+		wait.For(t, 20*time.Second, "access log lines", func() bool { return strings.Contains(logs.String(), `"bytes":307200`) })
+		if n := metricValue(t, reg, "threetier_web_requests_total"); n < 7 {
+			t.Errorf("requests_total %v", n)
 		}
-	}
+		if n := metricValue(t, reg, "threetier_web_response_bytes_total"); n < float64(len(tr.big)) {
+			t.Errorf("response_bytes_total %v: sendfile bytes not counted", n)
+		}
+		out := logs.String()
+		for _, want := range []string{`"msg":"access"`, `"request_id":"abc-123"`, `"uri":"/small.txt"`, `"status":418`, `"bytes":307200`} {
+			if !strings.Contains(out, want) {
+				t.Errorf("access log lacks %s:\n%s", want, out)
+			}
+		}
+	})
 }
 
 // selfSigned writes a certificate and key for 127.0.0.1 and returns the
@@ -147,75 +151,84 @@ func selfSigned(t *testing.T) (certFile, keyFile string, pool *x509.CertPool) {
 }
 
 func TestServerTLSWithHTTP2AndRedirect(t *testing.T) {
-	tr := newTree(t)
-	certFile, keyFile, pool := selfSigned(t)
-	s := startServer(t, Config{
-		TLSCert: certFile, TLSKey: keyFile, RedirectListen: "127.0.0.1:0", HSTS: 24 * time.Hour,
-		Files: FilesConfig{Root: tr.root},
-	})
-	transport := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, ForceAttemptHTTP2: true, DisableCompression: true}
-	t.Cleanup(transport.CloseIdleConnections)
-	c := &http.Client{Transport: transport, Timeout: 30 * time.Second}
-	resp, err := c.Get("https://" + s.Addr() + "/big.bin")
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.ProtoMajor != 2 || !bytes.Equal(body, tr.big) {
-		t.Fatalf("HTTPS: %s, %d bytes", resp.Proto, len(body))
-	}
-	if got := resp.Header.Get("Strict-Transport-Security"); got != "max-age=86400; includeSubDomains" {
-		t.Fatalf("HSTS %q", got)
-	}
-	// A small cached file leaves its Content-Length to the HTTP/2 server.
-	resp, err = c.Get("https://" + s.Addr() + "/tiny.txt")
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ = io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.ProtoMajor != 2 || string(body) != "tiny\n" || resp.Header.Get("Content-Length") != "5" {
-		t.Fatalf("HTTPS tiny.txt: %s, %q, Content-Length %q", resp.Proto, body, resp.Header.Get("Content-Length"))
-	}
+	forEachEngine(t, func(t *testing.T, eng engine) {
+		tr := newTree(t)
+		certFile, keyFile, pool := selfSigned(t)
+		s := startServer(t, eng, Config{
+			TLSCert: certFile, TLSKey: keyFile, RedirectListen: "127.0.0.1:0", HSTS: 24 * time.Hour,
+			Files: FilesConfig{Root: tr.root},
+		})
+		transport := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, ForceAttemptHTTP2: true, DisableCompression: true}
+		t.Cleanup(transport.CloseIdleConnections)
+		c := &http.Client{Transport: transport, Timeout: 30 * time.Second}
+		resp, err := c.Get("https://" + s.Addr() + "/big.bin")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.ProtoMajor != 2 || !bytes.Equal(body, tr.big) {
+			t.Fatalf("HTTPS: %s, %d bytes", resp.Proto, len(body))
+		}
+		if got := resp.Header.Get("Strict-Transport-Security"); got != "max-age=86400; includeSubDomains" {
+			t.Fatalf("HSTS %q", got)
+		}
+		// A small cached file leaves its Content-Length to the HTTP/2 server.
+		resp, err = c.Get("https://" + s.Addr() + "/tiny.txt")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ = io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.ProtoMajor != 2 || string(body) != "tiny\n" || resp.Header.Get("Content-Length") != "5" {
+			t.Fatalf("HTTPS tiny.txt: %s, %q, Content-Length %q", resp.Proto, body, resp.Header.Get("Content-Length"))
+		}
 
-	_, port, _ := net.SplitHostPort(s.Addr())
-	r := do(t, client(t), "POST", "http://"+s.RedirectAddr()+"/a/b?c=d")
-	if r.status != http.StatusPermanentRedirect || r.header.Get("Location") != "https://127.0.0.1:"+port+"/a/b?c=d" {
-		t.Fatalf("redirect: %d %q", r.status, r.header.Get("Location"))
-	}
+		_, port, _ := net.SplitHostPort(s.Addr())
+		r := do(t, client(t), "POST", "http://"+s.RedirectAddr()+"/a/b?c=d")
+		if r.status != http.StatusPermanentRedirect || r.header.Get("Location") != "https://127.0.0.1:"+port+"/a/b?c=d" {
+			t.Fatalf("redirect: %d %q", r.status, r.header.Get("Location"))
+		}
+	})
 }
 
 func TestServerLimitsSlowAndHugeHeaders(t *testing.T) {
-	s := startServer(t, Config{ReadHeaderTimeout: 300 * time.Millisecond, MaxHeaderBytes: 4096})
-	// Headers beyond the limit: 431.
-	conn, err := net.Dial("tcp", s.Addr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	_ = conn.SetDeadline(time.Now().Add(20 * time.Second))
-	_, _ = io.WriteString(conn, "GET / HTTP/1.1\r\nHost: x\r\nX-Big: "+strings.Repeat("a", 64<<10)+"\r\n\r\n")
-	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
-	if err != nil || resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
-		t.Fatalf("huge headers: %v %v", resp, err)
-	}
-	resp.Body.Close()
+	forEachEngine(t, func(t *testing.T, eng engine) {
+		s := startServer(t, eng, Config{ReadHeaderTimeout: 300 * time.Millisecond, MaxHeaderBytes: 4096})
+		// Headers beyond the limit: 431.
+		conn, err := net.Dial("tcp", s.Addr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		_ = conn.SetDeadline(time.Now().Add(20 * time.Second))
+		_, _ = io.WriteString(conn, "GET / HTTP/1.1\r\nHost: x\r\nX-Big: "+strings.Repeat("a", 64<<10)+"\r\n\r\n")
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil || resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
+			t.Fatalf("huge headers: %v %v", resp, err)
+		}
+		resp.Body.Close()
 
-	// A client that never finishes its headers is cut off.
-	slow, err := net.Dial("tcp", s.Addr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer slow.Close()
-	_, _ = io.WriteString(slow, "GET / HTTP/1.1\r\nHost: x\r\n")
-	_ = slow.SetReadDeadline(time.Now().Add(20 * time.Second))
-	start := time.Now()
-	_, err = slow.Read(make([]byte, 1024))
-	var ne net.Error
-	if err == nil || (errors.As(err, &ne) && ne.Timeout()) {
-		t.Fatalf("slow client not cut off (err %v after %v)", err, time.Since(start))
-	}
+		// A client that never finishes its headers is cut off.
+		slow, err := net.Dial("tcp", s.Addr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer slow.Close()
+		_, _ = io.WriteString(slow, "GET / HTTP/1.1\r\nHost: x\r\n")
+		_ = slow.SetReadDeadline(time.Now().Add(20 * time.Second))
+		start := time.Now()
+		got, err := io.ReadAll(slow)
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			t.Fatalf("slow client not cut off (err %v after %v)", err, time.Since(start))
+		}
+		// net/http closes the connection; the fast engine answers 408
+		// first.
+		if len(got) > 0 && !bytes.HasPrefix(got, []byte("HTTP/1.1 408 ")) {
+			t.Fatalf("slow client answered %q", got)
+		}
+	})
 }
 
 func TestServerConfigErrors(t *testing.T) {
@@ -226,6 +239,7 @@ func TestServerConfigErrors(t *testing.T) {
 		{FrameOptions: "DENY\r\nX-Evil: 1"},
 		{Files: FilesConfig{Index: "../x"}},
 		{Files: FilesConfig{CacheControl: CacheRules{{Pattern: "[", Value: "x"}}}},
+		{Engine: "fast"},
 	} {
 		_, err := New(cfg)
 		var ce *tier.ConfigError
@@ -271,6 +285,7 @@ func TestConfigFromEnv(t *testing.T) {
 	var cfg Config
 	err := tier.LoadEnvFrom([]string{
 		"THREETIER_WEB_LISTEN=127.0.0.1:9000",
+		"THREETIER_WEB_ENGINE=net/http",
 		"THREETIER_WEB_HSTS=1h",
 		"THREETIER_WEB_FILES_ROOT=/srv/www",
 		"THREETIER_WEB_FILES_SPA=true",
@@ -280,7 +295,7 @@ func TestConfigFromEnv(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := CacheRules{{"/assets/*", "public, max-age=31536000, immutable"}, {"*.html", "no-cache"}}
-	if cfg.Listen != "127.0.0.1:9000" || cfg.HSTS != time.Hour || cfg.Files.Root != "/srv/www" || !cfg.Files.SPA ||
+	if cfg.Listen != "127.0.0.1:9000" || cfg.Engine != EngineStd || cfg.HSTS != time.Hour || cfg.Files.Root != "/srv/www" || !cfg.Files.SPA ||
 		len(cfg.Files.CacheControl) != 2 || cfg.Files.CacheControl[0] != want[0] || cfg.Files.CacheControl[1] != want[1] {
 		t.Fatalf("%+v", cfg)
 	}
@@ -334,54 +349,58 @@ func TestEchoHandlerKeepsSendfilePath(t *testing.T) {
 }
 
 func TestServerSecurityHeaderSettings(t *testing.T) {
-	deny := startServer(t, Config{FrameOptions: "DENY"})
-	off := startServer(t, Config{NoSecurityHeaders: true})
-	c := client(t)
-	if r := do(t, c, "GET", "http://"+deny.Addr()+"/healthz"); r.header.Get("X-Frame-Options") != "DENY" || r.header.Get("X-Content-Type-Options") != "nosniff" {
-		t.Errorf("frame options: %v", r.header)
-	}
-	if r := do(t, c, "GET", "http://"+off.Addr()+"/healthz"); r.header.Get("X-Frame-Options") != "" || r.header.Get("X-Content-Type-Options") != "" || r.header.Get("X-Request-Id") == "" {
-		t.Errorf("security headers off: %v", r.header)
-	}
+	forEachEngine(t, func(t *testing.T, eng engine) {
+		deny := startServer(t, eng, Config{FrameOptions: "DENY"})
+		off := startServer(t, eng, Config{NoSecurityHeaders: true})
+		c := client(t)
+		if r := do(t, c, "GET", "http://"+deny.Addr()+"/healthz"); r.header.Get("X-Frame-Options") != "DENY" || r.header.Get("X-Content-Type-Options") != "nosniff" {
+			t.Errorf("frame options: %v", r.header)
+		}
+		if r := do(t, c, "GET", "http://"+off.Addr()+"/healthz"); r.header.Get("X-Frame-Options") != "" || r.header.Get("X-Content-Type-Options") != "" || r.header.Get("X-Request-Id") == "" {
+			t.Errorf("security headers off: %v", r.header)
+		}
+	})
 }
 
 // The public listener serves no metrics unless a path asks for them: the
 // series name the app tier's instances.
 func TestServerMetricsPath(t *testing.T) {
-	tr := newTree(t)
-	c := client(t)
-	for _, tc := range []struct {
-		name, path, get string
-		reg             bool
-		want            int
-	}{
-		{"default", "", "/metrics", true, 404},
-		{"asked", "/metrics", "/metrics", true, 200},
-		{"custom", "/internal/metrics", "/internal/metrics", true, 200},
-		{"custom leaves /metrics alone", "/internal/metrics", "/metrics", true, 404},
-		{"off", "-", "/metrics", true, 404},
-		{"no registry", "/metrics", "/metrics", false, 404},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			var opts []Option
-			if tc.reg {
-				opts = append(opts, WithRegistry(prometheus.NewRegistry()))
-			}
-			s := startServer(t, Config{MetricsPath: tc.path, Files: FilesConfig{Root: tr.root}}, opts...)
-			base := "http://" + s.Addr()
-			do(t, c, "GET", base+"/tiny.txt")
-			r := do(t, c, "GET", base+tc.get)
-			if r.status != tc.want {
-				t.Fatalf("GET %s: %d, want %d", tc.get, r.status, tc.want)
-			}
-			if tc.want == 200 && !strings.Contains(string(r.body), `threetier_web_requests_total{code="200",method="GET",route="/*"}`) {
-				t.Errorf("metrics page lacks the request counter:\n%s", r.body)
-			}
-		})
-	}
-	if _, err := New(Config{MetricsPath: "metrics"}); err == nil || !strings.Contains(err.Error(), "MetricsPath") {
-		t.Errorf("relative metrics path: %v", err)
-	}
+	forEachEngine(t, func(t *testing.T, eng engine) {
+		tr := newTree(t)
+		c := client(t)
+		for _, tc := range []struct {
+			name, path, get string
+			reg             bool
+			want            int
+		}{
+			{"default", "", "/metrics", true, 404},
+			{"asked", "/metrics", "/metrics", true, 200},
+			{"custom", "/internal/metrics", "/internal/metrics", true, 200},
+			{"custom leaves /metrics alone", "/internal/metrics", "/metrics", true, 404},
+			{"off", "-", "/metrics", true, 404},
+			{"no registry", "/metrics", "/metrics", false, 404},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				var opts []Option
+				if tc.reg {
+					opts = append(opts, WithRegistry(prometheus.NewRegistry()))
+				}
+				s := startServer(t, eng, Config{MetricsPath: tc.path, Files: FilesConfig{Root: tr.root}}, opts...)
+				base := "http://" + s.Addr()
+				do(t, c, "GET", base+"/tiny.txt")
+				r := do(t, c, "GET", base+tc.get)
+				if r.status != tc.want {
+					t.Fatalf("GET %s: %d, want %d", tc.get, r.status, tc.want)
+				}
+				if tc.want == 200 && !strings.Contains(string(r.body), `threetier_web_requests_total{code="200",method="GET",route="/*"}`) {
+					t.Errorf("metrics page lacks the request counter:\n%s", r.body)
+				}
+			})
+		}
+		if _, err := New(Config{MetricsPath: "metrics"}); err == nil || !strings.Contains(err.Error(), "MetricsPath") {
+			t.Errorf("relative metrics path: %v", err)
+		}
+	})
 }
 
 func TestRedirectLocation(t *testing.T) {
@@ -428,22 +447,24 @@ func TestLimitsFromEnv(t *testing.T) {
 // Routes match the escaped path, so /api%2Fx is not the route for /api/;
 // nor do the files serve it as api/x.
 func TestEncodedSlashReachesNeitherRouteNorFile(t *testing.T) {
-	tr := newTree(t)
-	if err := os.MkdirAll(filepath.Join(tr.root, "api"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(tr.root, "api", "x"), []byte("FILE"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	s := startServer(t, Config{Files: FilesConfig{Root: tr.root}})
-	s.Echo().Any("/api/*", func(c echo.Context) error { return c.String(200, "ROUTE") })
-	url := "http://" + s.Addr()
-	if status, body := rawRequest(t, url, "/api/x"); status != 200 || body != "ROUTE" {
-		t.Fatalf("/api/x: %d %q", status, body)
-	}
-	for _, target := range []string{"/api%2Fx", "/api%2fx", "/dir%2Findex.html"} {
-		if status, body := rawRequest(t, url, target); status != 400 || strings.Contains(body, "FILE") || strings.Contains(body, "ROUTE") {
-			t.Errorf("%s: %d %q", target, status, body)
+	forEachEngine(t, func(t *testing.T, eng engine) {
+		tr := newTree(t)
+		if err := os.MkdirAll(filepath.Join(tr.root, "api"), 0o755); err != nil {
+			t.Fatal(err)
 		}
-	}
+		if err := os.WriteFile(filepath.Join(tr.root, "api", "x"), []byte("FILE"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		s := startServer(t, eng, Config{Files: FilesConfig{Root: tr.root}})
+		s.Echo().Any("/api/*", func(c echo.Context) error { return c.String(200, "ROUTE") })
+		url := "http://" + s.Addr()
+		if status, body := rawRequest(t, url, "/api/x"); status != 200 || body != "ROUTE" {
+			t.Fatalf("/api/x: %d %q", status, body)
+		}
+		for _, target := range []string{"/api%2Fx", "/api%2fx", "/dir%2Findex.html"} {
+			if status, body := rawRequest(t, url, target); status != 400 || strings.Contains(body, "FILE") || strings.Contains(body, "ROUTE") {
+				t.Errorf("%s: %d %q", target, status, body)
+			}
+		}
+	})
 }

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	"net/http"
 )
 
 // Compressed forms without a sidecar are made on demand. A file of at most
@@ -16,28 +15,30 @@ import (
 // none free is answered in the identity form.
 
 // onDemand returns how to send e in coding enc, which has no sidecar: a
-// cached form v, or an encoder zw writing to w to compress while sending
-// (give it back with f.comp.put). Both nil: send the identity form, for
+// cached form v, or an encoder zw to compress while sending (give it back
+// with f.comp.put). Both nil: send the identity form, for
 // every slot is taken or compression gains nothing. The error is errStale,
 // or that of a client gone.
-func (f *Files) onDemand(w http.ResponseWriter, r *http.Request, e *entry, enc encoding) (v *entry, zw resetWriter, err error) {
+func onDemand[X exchange](f *Files, x X, e *entry, enc encoding) (v *entry, zw resetWriter, err error) {
 	if f.variants == nil || e.stamp.size > f.cfg.CompressFileMax {
-		if zw = f.comp.get(enc, w); zw == nil {
+		// Reset to the body's writer when the body is sent.
+		if zw = f.comp.get(enc, io.Discard); zw == nil {
 			f.met.compressesSkipped.Inc()
 			return nil, nil, nil
 		}
 		f.met.compressions.Inc()
 		return nil, zw, nil
 	}
-	v, err = f.variant(r.Context(), e, enc)
+	ctx := x.context()
+	v, err = f.variant(ctx, e, enc)
 	switch {
 	case errors.Is(err, errBusy):
 		f.met.compressesSkipped.Inc()
 		return nil, nil, nil
-	case errors.Is(err, errStale) || r.Context().Err() != nil:
+	case errors.Is(err, errStale) || ctx.Err() != nil:
 		return nil, nil, err
 	case err != nil:
-		f.log.DebugContext(r.Context(), "web: compress", "path", r.URL.Path, "err", err)
+		f.log.DebugContext(ctx, "web: compress", "path", x.path(), "err", err)
 		return nil, nil, nil
 	case v.content == nil:
 		return nil, nil, nil

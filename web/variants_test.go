@@ -123,37 +123,39 @@ func wantDecoded(t *testing.T, what string, r result, coding string, want []byte
 // compressed. Both for forms kept in memory and for files compressed
 // while sent.
 func TestCompressLimitSendsIdentityBeyondIt(t *testing.T) {
-	a, b, c := prose(64<<10, 1), prose(64<<10, 2), prose(64<<10, 3)
-	for _, tc := range []struct {
-		name    string
-		fileMax int64
-	}{{"kept", 0}, {"streamed", 1024}} {
-		t.Run(tc.name, func(t *testing.T) {
-			h := newHoldFS(fstest.MapFS{
-				"a.js": {Data: a}, "b.js": {Data: b}, "c.js": {Data: c},
-			}, "a.js", "b.js")
-			t.Cleanup(h.release)
-			reg := prometheus.NewRegistry()
-			_, url := serveFiles(t, FilesConfig{CacheFileMax: 16, CompressLimit: 2, CompressFileMax: tc.fileMax}, WithFS(h), WithRegistry(reg))
-			cl := client(t)
-			gotA, gotB := getAsync(cl, url+"/a.js", "gzip"), getAsync(cl, url+"/b.js", "gzip")
-			wait.For(t, 20*time.Second, "two compressions holding both slots", func() bool { return h.waiting.Load() == 2 })
+	forEachEngine(t, func(t *testing.T, eng engine) {
+		a, b, c := prose(64<<10, 1), prose(64<<10, 2), prose(64<<10, 3)
+		for _, tc := range []struct {
+			name    string
+			fileMax int64
+		}{{"kept", 0}, {"streamed", 1024}} {
+			t.Run(tc.name, func(t *testing.T) {
+				h := newHoldFS(fstest.MapFS{
+					"a.js": {Data: a}, "b.js": {Data: b}, "c.js": {Data: c},
+				}, "a.js", "b.js")
+				t.Cleanup(h.release)
+				reg := prometheus.NewRegistry()
+				_, url := serveFiles(t, eng, FilesConfig{CacheFileMax: 16, CompressLimit: 2, CompressFileMax: tc.fileMax}, WithFS(h), WithRegistry(reg))
+				cl := client(t)
+				gotA, gotB := getAsync(cl, url+"/a.js", "gzip"), getAsync(cl, url+"/b.js", "gzip")
+				wait.For(t, 20*time.Second, "two compressions holding both slots", func() bool { return h.waiting.Load() == 2 })
 
-			r := do(t, cl, "GET", url+"/c.js", "Accept-Encoding: gzip")
-			wantDecoded(t, "beyond the limit", r, "", c)
-			if id := do(t, cl, "GET", url+"/c.js"); r.header.Get("ETag") != id.header.Get("ETag") {
-				t.Errorf("identity answer tagged %s, the identity form is %s", r.header.Get("ETag"), id.header.Get("ETag"))
-			}
-			if n := metricValue(t, reg, "threetier_web_compressions_skipped_total"); n != 1 {
-				t.Errorf("compressions_skipped_total %v, want 1", n)
-			}
-			h.release()
-			wantDecoded(t, "a.js", <-gotA, "gzip", a)
-			wantDecoded(t, "b.js", <-gotB, "gzip", b)
-			// Slots are given back: c.js compresses now.
-			wantDecoded(t, "c.js after", do(t, cl, "GET", url+"/c.js", "Accept-Encoding: gzip"), "gzip", c)
-		})
-	}
+				r := do(t, cl, "GET", url+"/c.js", "Accept-Encoding: gzip")
+				wantDecoded(t, "beyond the limit", r, "", c)
+				if id := do(t, cl, "GET", url+"/c.js"); r.header.Get("ETag") != id.header.Get("ETag") {
+					t.Errorf("identity answer tagged %s, the identity form is %s", r.header.Get("ETag"), id.header.Get("ETag"))
+				}
+				if n := metricValue(t, reg, "threetier_web_compressions_skipped_total"); n != 1 {
+					t.Errorf("compressions_skipped_total %v, want 1", n)
+				}
+				h.release()
+				wantDecoded(t, "a.js", <-gotA, "gzip", a)
+				wantDecoded(t, "b.js", <-gotB, "gzip", b)
+				// Slots are given back: c.js compresses now.
+				wantDecoded(t, "c.js after", do(t, cl, "GET", url+"/c.js", "Accept-Encoding: gzip"), "gzip", c)
+			})
+		}
+	})
 }
 
 // Concurrent first requests for a form wait for one compression; later
@@ -232,86 +234,92 @@ func replace(t *testing.T, path string, data []byte) {
 // old contents: a file sent from disk even within CacheCheck, one kept in
 // memory from the next check on.
 func TestVariantOfReplacedFileIsFresh(t *testing.T) {
-	dir := t.TempDir()
-	big, small := filepath.Join(dir, "big.js"), filepath.Join(dir, "small.js")
-	replace(t, big, prose(200<<10, 3))
-	replace(t, small, prose(8<<10, 4))
-	for _, tc := range []struct {
-		name, path string
-		cfg        FilesConfig
-		seed       uint64
-	}{
-		{"from disk", big, FilesConfig{Root: dir, CacheFileMax: 64 << 10, CacheCheck: time.Hour}, 5},
-		{"in memory", small, FilesConfig{Root: dir, CacheCheck: -1}, 6},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			_, url := serveFiles(t, tc.cfg)
-			c := client(t)
-			u := url + "/" + filepath.Base(tc.path)
-			old, _ := os.ReadFile(tc.path)
-			first := do(t, c, "GET", u, "Accept-Encoding: gzip")
-			wantDecoded(t, "before", first, "gzip", old)
-			newer := prose(len(old)+100, tc.seed)
-			replace(t, tc.path, newer)
-			r := do(t, c, "GET", u, "Accept-Encoding: gzip")
-			wantDecoded(t, "after the replace", r, "gzip", newer)
-			if r.header.Get("ETag") == first.header.Get("ETag") {
-				t.Errorf("new contents under the old ETag %s", r.header.Get("ETag"))
-			}
-		})
-	}
+	forEachEngine(t, func(t *testing.T, eng engine) {
+		dir := t.TempDir()
+		big, small := filepath.Join(dir, "big.js"), filepath.Join(dir, "small.js")
+		replace(t, big, prose(200<<10, 3))
+		replace(t, small, prose(8<<10, 4))
+		for _, tc := range []struct {
+			name, path string
+			cfg        FilesConfig
+			seed       uint64
+		}{
+			{"from disk", big, FilesConfig{Root: dir, CacheFileMax: 64 << 10, CacheCheck: time.Hour}, 5},
+			{"in memory", small, FilesConfig{Root: dir, CacheCheck: -1}, 6},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				_, url := serveFiles(t, eng, tc.cfg)
+				c := client(t)
+				u := url + "/" + filepath.Base(tc.path)
+				old, _ := os.ReadFile(tc.path)
+				first := do(t, c, "GET", u, "Accept-Encoding: gzip")
+				wantDecoded(t, "before", first, "gzip", old)
+				newer := prose(len(old)+100, tc.seed)
+				replace(t, tc.path, newer)
+				r := do(t, c, "GET", u, "Accept-Encoding: gzip")
+				wantDecoded(t, "after the replace", r, "gzip", newer)
+				if r.header.Get("ETag") == first.header.Get("ETag") {
+					t.Errorf("new contents under the old ETag %s", r.header.Get("ETag"))
+				}
+			})
+		}
+	})
 }
 
 // The compressed forms held stay within CompressCacheMaxBytes, however
 // many files are asked for.
 func TestVariantCacheIsBounded(t *testing.T) {
-	dir := t.TempDir()
-	files := make([][]byte, 30)
-	for i := range files {
-		files[i] = prose(8<<10, uint64(10+i))
-		replace(t, filepath.Join(dir, strconv.Itoa(i)+".txt"), files[i])
-	}
-	const bound = 10000
-	reg := prometheus.NewRegistry()
-	f, url := serveFiles(t, FilesConfig{Root: dir, CompressCacheMaxBytes: bound}, WithRegistry(reg))
-	c := client(t)
-	for round := range 3 {
-		for i, want := range files {
-			wantDecoded(t, "round "+strconv.Itoa(round)+" file "+strconv.Itoa(i), do(t, c, "GET", url+"/"+strconv.Itoa(i)+".txt", "Accept-Encoding: gzip"), "gzip", want)
+	forEachEngine(t, func(t *testing.T, eng engine) {
+		dir := t.TempDir()
+		files := make([][]byte, 30)
+		for i := range files {
+			files[i] = prose(8<<10, uint64(10+i))
+			replace(t, filepath.Join(dir, strconv.Itoa(i)+".txt"), files[i])
 		}
-	}
-	n, used := f.variants.stats()
-	if used > bound || n == 0 {
-		t.Fatalf("variant cache holds %d forms, %d bytes; bound %d", n, used, bound)
-	}
-	if g := metricValue(t, reg, "threetier_web_compressed_cache_bytes"); g != float64(used) {
-		t.Errorf("compressed_cache_bytes %v, cache holds %d", g, used)
-	}
+		const bound = 10000
+		reg := prometheus.NewRegistry()
+		f, url := serveFiles(t, eng, FilesConfig{Root: dir, CompressCacheMaxBytes: bound}, WithRegistry(reg))
+		c := client(t)
+		for round := range 3 {
+			for i, want := range files {
+				wantDecoded(t, "round "+strconv.Itoa(round)+" file "+strconv.Itoa(i), do(t, c, "GET", url+"/"+strconv.Itoa(i)+".txt", "Accept-Encoding: gzip"), "gzip", want)
+			}
+		}
+		n, used := f.variants.stats()
+		if used > bound || n == 0 {
+			t.Fatalf("variant cache holds %d forms, %d bytes; bound %d", n, used, bound)
+		}
+		if g := metricValue(t, reg, "threetier_web_compressed_cache_bytes"); g != float64(used) {
+			t.Errorf("compressed_cache_bytes %v, cache holds %d", g, used)
+		}
+	})
 }
 
 func TestCompressConfig(t *testing.T) {
-	var cfg Config
-	err := tier.LoadEnvFrom([]string{
-		"THREETIER_WEB_FILES_COMPRESS_LIMIT=3",
-		"THREETIER_WEB_FILES_COMPRESS_FILE_MAX=1048576",
-		"THREETIER_WEB_FILES_COMPRESS_CACHE_MAX_BYTES=-1",
-	}, EnvPrefix, &cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if cfg.Files.CompressLimit != 3 || cfg.Files.CompressFileMax != 1<<20 || cfg.Files.CompressCacheMaxBytes != -1 {
-		t.Fatalf("%+v", cfg.Files)
-	}
-	// No variant cache: every compressed answer is made while sent.
-	data := prose(8<<10, 7)
-	f, url := serveFiles(t, cfg.Files, WithFS(fstest.MapFS{"a.txt": {Data: data}}))
-	if f.variants != nil {
-		t.Fatal("variant cache kept with a negative bound")
-	}
-	wantDecoded(t, "no variant cache", do(t, client(t), "GET", url+"/a.txt", "Accept-Encoding: zstd"), "zstd", data)
+	forEachEngine(t, func(t *testing.T, eng engine) {
+		var cfg Config
+		err := tier.LoadEnvFrom([]string{
+			"THREETIER_WEB_FILES_COMPRESS_LIMIT=3",
+			"THREETIER_WEB_FILES_COMPRESS_FILE_MAX=1048576",
+			"THREETIER_WEB_FILES_COMPRESS_CACHE_MAX_BYTES=-1",
+		}, EnvPrefix, &cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cfg.Files.CompressLimit != 3 || cfg.Files.CompressFileMax != 1<<20 || cfg.Files.CompressCacheMaxBytes != -1 {
+			t.Fatalf("%+v", cfg.Files)
+		}
+		// No variant cache: every compressed answer is made while sent.
+		data := prose(8<<10, 7)
+		f, url := serveFiles(t, eng, cfg.Files, WithFS(fstest.MapFS{"a.txt": {Data: data}}))
+		if f.variants != nil {
+			t.Fatal("variant cache kept with a negative bound")
+		}
+		wantDecoded(t, "no variant cache", do(t, client(t), "GET", url+"/a.txt", "Accept-Encoding: zstd"), "zstd", data)
 
-	err = FilesConfig{CompressLimit: -1, CompressFileMax: -1}.Validate()
-	if err == nil || !strings.Contains(err.Error(), "CompressLimit") || !strings.Contains(err.Error(), "CompressFileMax") {
-		t.Fatalf("negative limits: %v", err)
-	}
+		err = FilesConfig{CompressLimit: -1, CompressFileMax: -1}.Validate()
+		if err == nil || !strings.Contains(err.Error(), "CompressLimit") || !strings.Contains(err.Error(), "CompressFileMax") {
+			t.Fatalf("negative limits: %v", err)
+		}
+	})
 }

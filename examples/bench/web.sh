@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Throughput of examples/static beside nginx, examples/bench/bareserver and
-# net/http's FileServer (examples/bench/fileserver) over the same files:
+# Throughput of examples/static (on its default engine, fasthttp, and on
+# net/http) beside nginx, examples/bench/bareserver, net/http's FileServer
+# (examples/bench/fileserver) and fasthttp's FS (examples/bench/fastfs, the
+# fast engine's limit) over the same files:
 # wrk -t2 -c64 against 1 KiB, 64 KiB and 1 MiB files and a 304
 # revalidation of the 1 KiB file (If-None-Match with each server's own
 # ETag; If-Modified-Since for the FileServer, which sends no ETag).
@@ -13,7 +15,7 @@
 # net/http server gets here, and static/bareserver what the web tier
 # costs on top. Nothing is pinned: wrk and the servers share the CPUs.
 #
-# Each round measures every case against the four servers, the order
+# Each round measures every case against every server, the order
 # reversed every other round; the table gives medians over the rounds and
 # their ratios.
 # Targets: static/nginx 1 MiB >= 1.0, 64 KiB >= 0.9; static/bare 1 KiB
@@ -26,6 +28,8 @@ ROUNDS=${ROUNDS:-5}
 DURATION=${DURATION:-5}
 BARE_PORT=${BARE_PORT:-18482}
 FILESERVER_PORT=${FILESERVER_PORT:-18483}
+FASTFS_PORT=${FASTFS_PORT:-18484}
+STATICSTD_PORT=${STATICSTD_PORT:-18485}
 
 . examples/bench/web-lib.sh
 bench_install nginx
@@ -34,19 +38,27 @@ echo "building" >&2
 web_start
 go build -o "$work/bareserver" ./examples/bench/bareserver
 go build -o "$work/fileserver" ./examples/bench/fileserver
+go build -o "$work/fastfs" ./examples/bench/fastfs
 GOMAXPROCS=$WORKERS "$work/bareserver" -listen "127.0.0.1:$BARE_PORT" -root "$work/public" >"$work/bare.log" 2>&1 &
 pids+=($!)
 GOMAXPROCS=$WORKERS "$work/fileserver" -listen "127.0.0.1:$FILESERVER_PORT" -root "$work/public" >"$work/fileserver.log" 2>&1 &
 pids+=($!)
+GOMAXPROCS=$WORKERS "$work/fastfs" -listen "127.0.0.1:$FASTFS_PORT" -root "$work/public" >"$work/fastfs.log" 2>&1 &
+pids+=($!)
+# examples/static again, on net/http.
+GOMAXPROCS=$WORKERS "$work/static" -engine net/http -listen "127.0.0.1:$STATICSTD_PORT" -root "$work/public" -access-log=false -admin - 2>"$work/static-std.log" &
+pids+=($!)
 
-servers=(nginx static bare fileserver)
+servers=(nginx static staticstd fastfs bare fileserver)
 declare -A urls=(
 	[nginx]=$NGINX_URL
 	[static]=$STATIC_URL
+	[staticstd]="http://127.0.0.1:$STATICSTD_PORT"
+	[fastfs]="http://127.0.0.1:$FASTFS_PORT"
 	[bare]="http://127.0.0.1:$BARE_PORT"
 	[fileserver]="http://127.0.0.1:$FILESERVER_PORT"
 )
-for srv in bare fileserver; do waitfor "${urls[$srv]}/1k.bin"; done
+for srv in staticstd fastfs bare fileserver; do waitfor "${urls[$srv]}/1k.bin"; done
 
 # header url name: the value of one response header of a GET of url.
 header() { curl -s -o /dev/null -D - "$1" | tr -d '\r' | awk -F': ' -v k="$2" 'tolower($1) == k {print $2}'; }
@@ -84,7 +96,7 @@ done
 for r in $(seq "$ROUNDS"); do
 	echo "round $r of $ROUNDS" >&2
 	order=("${servers[@]}")
-	if ((r % 2 == 0)); then order=(fileserver bare static nginx); fi
+	if ((r % 2 == 0)); then order=(fileserver bare fastfs staticstd static nginx); fi
 	for kase in "${cases[@]}"; do
 		for srv in "${order[@]}"; do
 			eval "a=($(args "$srv" "$kase"))"
@@ -95,10 +107,10 @@ done
 
 echo
 echo "wrk -t2 -c64 -d${DURATION}s, $ROUNDS alternating rounds, medians (nginx $(nginx -v 2>&1 | cut -d/ -f2), worker_processes $WORKERS; Go servers GOMAXPROCS=$WORKERS; $(nproc) CPUs; examples/static at $(git rev-parse --short HEAD))"
-printf '%-5s %10s %10s %10s %11s %8s %8s %8s %10s\n' case nginx static bare FileServer static/ static/ bare/ static/
-printf '%-5s %10s %10s %10s %11s %8s %8s %8s %10s\n' "" req/s req/s req/s req/s nginx bare nginx FileServer
+printf '%-5s %10s %10s %10s %10s %10s %11s %8s %8s %8s %8s %8s %10s\n' case nginx static static FS bare FileServer static/ static/ FS/ static/ bare/ static/
+printf '%-5s %10s %10s %10s %10s %10s %11s %8s %8s %8s %8s %8s %10s\n' "" req/s req/s "net/http" req/s req/s req/s nginx FS nginx bare nginx FileServer
 for kase in "${cases[@]}"; do
-	n=$(col "nginx-$kase" 1) s=$(col "static-$kase" 1) b=$(col "bare-$kase" 1) f=$(col "fileserver-$kase" 1)
-	printf '%-5s %10.0f %10.0f %10.0f %11.0f %7.2fx %7.2fx %7.2fx %9.2fx\n' "$kase" "$n" "$s" "$b" "$f" \
-		"$(ratio "$s" "$n")" "$(ratio "$s" "$b")" "$(ratio "$b" "$n")" "$(ratio "$s" "$f")"
+	n=$(col "nginx-$kase" 1) s=$(col "static-$kase" 1) sd=$(col "staticstd-$kase" 1) q=$(col "fastfs-$kase" 1) b=$(col "bare-$kase" 1) f=$(col "fileserver-$kase" 1)
+	printf '%-5s %10.0f %10.0f %10.0f %10.0f %10.0f %11.0f %7.2fx %7.2fx %7.2fx %7.2fx %7.2fx %9.2fx\n' "$kase" "$n" "$s" "$sd" "$q" "$b" "$f" \
+		"$(ratio "$s" "$n")" "$(ratio "$s" "$q")" "$(ratio "$q" "$n")" "$(ratio "$s" "$b")" "$(ratio "$b" "$n")" "$(ratio "$s" "$f")"
 done

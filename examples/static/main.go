@@ -70,6 +70,8 @@ func flagFor(field string) string {
 	switch field {
 	case "Listen":
 		return "-listen"
+	case "Engine":
+		return "-engine"
 	case "TLSCert":
 		return "-tls-cert"
 	case "TLSKey":
@@ -148,6 +150,7 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- list
 	fl := flag.NewFlagSet("static", flag.ContinueOnError)
 	fl.SetOutput(io.Discard) // errors are reported once, on one line, by main
 	fl.StringVar(&cfg.Listen, "listen", web.DefaultListen, "address to serve on")
+	fl.StringVar(&cfg.Engine, "engine", web.EngineFast, "what serves HTTP/1.1: fasthttp or net/http (HTTP/2, WebSocket and streamed uploads are net/http's either way)")
 	fl.StringVar(&cfg.Files.Root, "root", ".", "directory to serve")
 	fl.StringVar(&cfg.TLSCert, "tls-cert", "", "PEM certificate file (with -tls-key: HTTPS and HTTP/2)")
 	fl.StringVar(&cfg.TLSKey, "tls-key", "", "PEM key file")

@@ -15,7 +15,14 @@ import (
 	"go.uber.org/goleak"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m,
+		// fasthttp's own: the clock of its Date header lives as long as the
+		// process, and its worker pool's sweeper ends only at its next
+		// round after the server stopped.
+		goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.updateServerDate.func1"),
+		goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.(*workerPool).Start.func2"))
+}
 
 // TestStaticServes runs the server over a real socket with SPA and cache
 // rules, then stops it.
@@ -158,6 +165,7 @@ func TestStaticBadFlags(t *testing.T) {
 		`-metrics="metrics"`:                               {"-root", ".", "-metrics", "metrics"},
 		`-compress-limit="-1"`:                             {"-root", ".", "-compress-limit", "-1"},
 		"-tls-cert: TLS needs both":                        {"-root", ".", "-tls-cert", "c.pem"},
+		`-engine="fast": unknown engine`:                   {"-root", ".", "-engine", "fast"},
 	}
 	for want, args := range cases {
 		cmd := exec.Command(bin, args...)

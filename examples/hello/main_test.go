@@ -19,7 +19,15 @@ import (
 	"github.com/threetier/threetier/data"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+// fasthttp, the web tier's HTTP/1.1 engine, keeps two goroutines past a
+// server's Stop by design: the clock of its Date header, for the life of
+// the process, and a stopped server's idle-worker sweeper, until its next
+// round.
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m,
+		goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.updateServerDate.func1"),
+		goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.(*workerPool).Start.func2"))
+}
 
 // TestHelloOnSQLite runs the service on the embedded default, as
 // `go run ./examples/hello` does, over real sockets.

@@ -290,9 +290,10 @@ type Config struct {
 	// Listen is the address to serve on; empty means 127.0.0.1:8080.
 	Listen string `env:"LISTEN" json:"listen"`
 	// Engine serves the listener's HTTP/1.1 requests: EngineFast (the
-	// default) or EngineStd. Both give the same answers, except that on
-	// EngineFast the middleware added with Echo().Use does not run for
-	// the files, which are served beside Echo; the routes added take
+	// default) or EngineStd. Both give the same answers. On EngineFast
+	// the files and forwarded prefixes are served beside Echo, unless
+	// middleware was added with Echo().Use or Pre before Start: then they
+	// go through Echo too, so that it runs for them. The routes added take
 	// precedence over the files on both.
 	Engine string `env:"ENGINE" json:"engine,omitempty"`
 	// TLSCert and TLSKey are PEM files; with both set the server speaks

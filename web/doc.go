@@ -87,9 +87,9 @@
 // request ID, security headers, metrics, access log and span of the Echo
 // path; the routes added on Echo (and /healthz, /readyz, MetricsPath) go
 // through an adapter to Echo on net/http, and take precedence over the
-// files on both engines. The middleware added with Echo().Use runs for
-// those routes only: choose "net/http" for middleware that must see the
-// files too. What fasthttp cannot hold whole (uploads of unknown or large
+// files on both engines. Middleware added with Echo().Use or Pre before
+// Start sends the files and forwarded prefixes through Echo too, so that
+// it runs for every request (at the adapter's cost). What fasthttp cannot hold whole (uploads of unknown or large
 // length, Expect: 100-continue, WebSocket) and HTTP/2 go to the net/http
 // path on the same listener.
 //

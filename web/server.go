@@ -167,6 +167,9 @@ func (s *Server) RedirectAddr() string {
 
 // Start binds the listeners and begins serving.
 func (s *Server) Start(ctx context.Context) error {
+	if s.fast != nil {
+		s.fast.settle()
+	}
 	if err := s.main.Start(ctx); err != nil {
 		return err
 	}

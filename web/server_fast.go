@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"reflect"
 	"strings"
 	"time"
 
@@ -31,15 +32,22 @@ type fastServer struct {
 	adapter  fasthttp.RequestHandler
 	// traced: name each server span by its route, as tracing.EchoRoute
 	// does on Echo.
-	traced   bool
-	security []headerValue
-	met      *tier.HTTPMetrics
-	access   *tier.AccessLog
-	log      *slog.Logger
+	traced bool
+	// ownMiddleware is how many middleware the tier itself put on Echo;
+	// throughEcho, set at Start when the user added more, sends every
+	// request through Echo so that theirs runs for the files and the
+	// forwarded prefixes too.
+	ownMiddleware int
+	throughEcho   bool
+	security      []headerValue
+	met           *tier.HTTPMetrics
+	access        *tier.AccessLog
+	log           *slog.Logger
 }
 
 func newFastServer(e *echo.Echo, files *Files, forwards map[string]*Forwarder, security []headerValue, met *tier.HTTPMetrics, access *tier.AccessLog, log *slog.Logger) *fastServer {
-	s := &fastServer{echo: e, files: files, forwards: forwards, security: security, met: met, access: access, log: log}
+	s := &fastServer{echo: e, files: files, forwards: forwards, security: security, met: met, access: access, log: log,
+		ownMiddleware: echoMiddleware(e)}
 	if files != nil {
 		s.filesRoute = files.cfg.Prefix + "*"
 	}
@@ -59,8 +67,39 @@ func serveWithFastContext(h http.Handler) func(http.ResponseWriter, *http.Reques
 	}
 }
 
+// settle looks, once the server starts, for middleware the user added
+// with Echo().Use or Pre: with any, the files and the forwarded prefixes
+// are served through Echo as well, so that an authentication check, say,
+// is never skipped for them; the price is the adapter's cost.
+func (s *fastServer) settle() {
+	if n := echoMiddleware(s.echo); n < 0 || n > s.ownMiddleware {
+		s.throughEcho = true
+		s.log.Info("middleware added on Echo: the fast engine serves files and forwarded prefixes through Echo too")
+	}
+}
+
+// echoMiddleware counts the middleware e runs (Pre and Use), or -1 when
+// it cannot tell. Echo keeps both lists to itself; their lengths, read
+// through reflect, are the one way to know whether any was added.
+func echoMiddleware(e *echo.Echo) int {
+	v := reflect.ValueOf(e).Elem()
+	n := 0
+	for _, name := range []string{"premiddleware", "middleware"} {
+		f := v.FieldByName(name)
+		if !f.IsValid() || f.Kind() != reflect.Slice {
+			return -1
+		}
+		n += f.Len()
+	}
+	return n
+}
+
 // serve is the fast engine's handler.
 func (s *fastServer) serve(ctx *fasthttp.RequestCtx) {
+	if s.throughEcho {
+		s.adapter(ctx)
+		return
+	}
 	route := s.route(ctx)
 	switch {
 	case route == "":

@@ -468,3 +468,36 @@ func TestEncodedSlashReachesNeitherRouteNorFile(t *testing.T) {
 		}
 	})
 }
+
+// Middleware a user puts on Echo before Start runs for the files too, on
+// both engines: an authentication check is never skipped because the fast
+// engine serves the files beside Echo.
+func TestEchoMiddlewareRunsForFiles(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, eng engine) {
+		tr := newTree(t)
+		s, err := New(Config{Listen: "127.0.0.1:0", Engine: string(eng), Files: FilesConfig{Root: tr.root}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Echo().Use(func(next echo.HandlerFunc) echo.HandlerFunc {
+			return func(c echo.Context) error {
+				if c.Request().Header.Get("Authorization") != "Bearer yes" {
+					return echo.NewHTTPError(http.StatusUnauthorized, "who are you")
+				}
+				return next(c)
+			}
+		})
+		if err := s.Start(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = s.Stop(context.Background()) })
+		c := client(t)
+		url := "http://" + s.Addr() + "/big.bin"
+		if r := do(t, c, "GET", url); r.status != http.StatusUnauthorized {
+			t.Fatalf("without credentials: %d, want 401", r.status)
+		}
+		if r := do(t, c, "GET", url, "Authorization: Bearer yes"); r.status != http.StatusOK || !bytes.Equal(r.body, tr.big) {
+			t.Fatalf("with credentials: %d, %d bytes", r.status, len(r.body))
+		}
+	})
+}

@@ -96,7 +96,8 @@ type ProxyConfig struct {
 	// average (a token bucket, counted across the cluster when a Cluster
 	// shares the node's limiter: WithRateLimiter); a request over it is
 	// answered 429 with Retry-After and the RateLimit-Policy and RateLimit
-	// fields. Zero means no limit.
+	// fields. Zero means no limit. A Route may set a limit of its own in
+	// its place.
 	RateLimit float64 `env:"RATE_LIMIT" json:"rate_limit,omitempty"`
 	// RateBurst is how many requests a client key may make at once; zero
 	// means RateLimit rounded up.

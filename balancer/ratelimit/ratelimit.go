@@ -90,12 +90,12 @@ type Config struct {
 type Policy struct {
 	// Name names the policy in the RateLimit-Policy header and, between
 	// nodes, its buckets: peers must give the same limit the same name.
-	Name string
+	Name string `json:"name"`
 	// Rate is the requests per second a key may make on average; more
 	// than zero.
-	Rate float64
+	Rate float64 `json:"rate"`
 	// Burst is the bucket's size; zero means Rate rounded up (at least 1).
-	Burst int
+	Burst int `json:"burst"`
 }
 
 // Validate reports a setting out of range.

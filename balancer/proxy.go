@@ -76,6 +76,9 @@ type route struct {
 	host   string // lower case; "" any
 	suffix bool   // host is "*.x": match any subdomain of x
 	bare   string // PathPrefix without its final slash, also matched
+	// ratePolicy is the index of the route's own rate limit in the
+	// limiter (see routePolicies); 0 for the door's.
+	ratePolicy int
 }
 
 // NewProxy builds a front-door node over pools (at least one), routed by
@@ -189,6 +192,7 @@ func NewProxy(cfg ProxyConfig, pools []*Pool, opts ...Option) (*Proxy, error) {
 
 func (px *Proxy) newRoute(r Route, p *Pool) route {
 	rt := route{Route: r, pool: p, host: strings.ToLower(r.Host)}
+	rt.ratePolicy = routePolicy(px.cfg.Routes, r)
 	if h, ok := strings.CutPrefix(rt.host, "*"); ok {
 		rt.host, rt.suffix = h, true // ".example.com"
 	}

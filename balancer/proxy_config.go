@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"math"
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
 
+	"github.com/threetier/threetier/balancer/ratelimit"
 	"github.com/threetier/threetier/tier"
 )
 
@@ -94,7 +96,8 @@ type ProxyConfig struct {
 	// average (a token bucket, counted across the cluster when a Cluster
 	// shares the node's limiter: WithRateLimiter); a request over it is
 	// answered 429 with Retry-After and the RateLimit-Policy and RateLimit
-	// fields. Zero means no limit.
+	// fields. Zero means no limit. A Route may set a limit of its own in
+	// its place.
 	RateLimit float64 `env:"RATE_LIMIT" json:"rate_limit,omitempty"`
 	// RateBurst is how many requests a client key may make at once; zero
 	// means RateLimit rounded up.
@@ -136,6 +139,17 @@ type Route struct {
 	// HostHeader is the Host sent upstream: HostPass (zero: the client's),
 	// HostEndpoint (the endpoint's host:port), or a fixed value.
 	HostHeader string `json:"host_header,omitempty"`
+	// RateLimit is the requests per second one client key may make on this
+	// route, in place of ProxyConfig.RateLimit: zero means the door's. It
+	// is counted apart from the door's (a client has a bucket for the
+	// route and one for the rest of the door), keyed by RateKey, and shared
+	// across the cluster in the same way. Its RateLimit-Policy is named
+	// after Pool, so routes to one pool that set a limit share its bucket
+	// and must set the same RateLimit and RateBurst.
+	RateLimit float64 `json:"rate_limit,omitempty"`
+	// RateBurst is how many requests a client key may make at once on this
+	// route; zero means RateLimit rounded up. It needs a RateLimit.
+	RateBurst int `json:"rate_burst,omitempty"`
 }
 
 // DefaultProxyConfig returns a ProxyConfig with every default filled in.
@@ -180,6 +194,24 @@ func (c ProxyConfig) Validate() error {
 		}
 		if r.StripPrefix && r.PathPrefix == "" {
 			bad(fmt.Sprintf("Routes[%d].StripPrefix", i), true, "needs a PathPrefix", "")
+		}
+		switch {
+		case r.RateLimit < 0 || math.IsNaN(r.RateLimit) || math.IsInf(r.RateLimit, 0):
+			bad(fmt.Sprintf("Routes[%d].RateLimit", i), r.RateLimit, "must be a finite number, 0 or more", "0 for the door's limit")
+		case r.RateLimit > 0 && (len(r.Pool) > ratelimit.MaxPolicyLen || strings.ContainsRune(r.Pool, 0)):
+			bad(fmt.Sprintf("Routes[%d].RateLimit", i), r.RateLimit, "names its policy after Pool, which is too long or holds NUL",
+				fmt.Sprintf("a pool name of at most %d bytes", ratelimit.MaxPolicyLen))
+		}
+		switch {
+		case r.RateBurst < 0:
+			bad(fmt.Sprintf("Routes[%d].RateBurst", i), r.RateBurst, "must not be negative", "0 for RateLimit rounded up")
+		case r.RateBurst > 0 && r.RateLimit == 0:
+			bad(fmt.Sprintf("Routes[%d].RateBurst", i), r.RateBurst, "needs a RateLimit", "")
+		}
+		if j := slices.IndexFunc(c.Routes[:i], func(o Route) bool { return o.Pool == r.Pool && o.RateLimit > 0 }); j >= 0 && r.RateLimit > 0 &&
+			(c.Routes[j].RateLimit != r.RateLimit || c.Routes[j].RateBurst != r.RateBurst) {
+			bad(fmt.Sprintf("Routes[%d].RateLimit", i), r.RateLimit, fmt.Sprintf("differs from Routes[%d]'s, to the same pool", j),
+				"one RateLimit and RateBurst per pool")
 		}
 	}
 	for i, raw := range c.TrustedProxies {

@@ -78,20 +78,37 @@ func joined(t *testing.T, nodes ...*limitedNode) {
 // nodes at four times the limit gets what one node alone would give it,
 // within 1.3×, also across a restart of one node; every refusal is a 429
 // with Retry-After; a client at a tenth of the limit from another address
-// is never refused.
+// is never refused. So for the door's limit, and for a route's own limit
+// under a door's far higher one.
 func TestRateLimitHoldsAcrossTheCluster(t *testing.T) {
 	// A burst of two seconds' worth: a restarted node that forgot the
 	// client's bucket would give it that much again, over the bound.
 	const rate, burst = 20, 40
+	for _, tc := range []struct {
+		name string
+		cfg  ProxyConfig
+		path string
+		// level is the client's bucket as peers know it.
+		level string
+	}{
+		{"door", ProxyConfig{RateLimit: rate, RateBurst: burst}, "/", "127.0.0.1"},
+		{"route", ProxyConfig{RateLimit: 100 * rate, Routes: []Route{{PathPrefix: "/api/", Pool: "web", RateLimit: rate, RateBurst: burst}}},
+			"/api/x", "\x00web\x00127.0.0.1"},
+	} {
+		t.Run(tc.name, func(t *testing.T) { testRateLimitAcrossTheCluster(t, tc.cfg, tc.path, tc.level, rate, burst) })
+	}
+}
+
+func testRateLimitAcrossTheCluster(t *testing.T, cfg ProxyConfig, path, level string, rate, burst float64) {
 	backend := newBackend(t)
-	cfg := ProxyConfig{Listen: "127.0.0.1:0", RateLimit: rate, RateBurst: burst}
+	cfg.Listen = "127.0.0.1:0"
 	a := startLimitedNode(t, cfg, backend.url, "a", "127.0.0.1:0")
 	cfg.Listen = "127.0.0.1:0"
 	b := startLimitedNode(t, cfg, backend.url, "b", "127.0.0.1:0", a.cl.LocalAddr())
 	joined(t, a, b)
 	bProxy, bGossip := b.px.Addr(), b.cl.LocalAddr()
 
-	urls := []string{"http://" + a.px.Addr() + "/", "http://" + bProxy + "/"}
+	urls := []string{"http://" + a.px.Addr() + path, "http://" + bProxy + path}
 	target := func(i int) string { return urls[i%2] }
 
 	const run = 4 * time.Second
@@ -101,7 +118,7 @@ func TestRateLimitHoldsAcrossTheCluster(t *testing.T) {
 	var bystanderRefused, bystanderSent int
 	wg.Go(func() {
 		c := clientFrom("127.0.0.2")
-		tick := time.NewTicker(time.Second / (rate / 10))
+		tick := time.NewTicker(time.Duration(float64(time.Second) / (rate / 10)))
 		defer tick.Stop()
 		for i := 0; time.Now().Before(deadline); i++ {
 			<-tick.C
@@ -117,7 +134,7 @@ func TestRateLimitHoldsAcrossTheCluster(t *testing.T) {
 		}
 	})
 	c := clientFrom("127.0.0.1")
-	tick := time.NewTicker(time.Second / (4 * rate))
+	tick := time.NewTicker(time.Duration(float64(time.Second) / (4 * rate)))
 	var accepted, refused, failed int
 	restarted := false
 	for i := 0; time.Now().Before(deadline); i++ {
@@ -131,7 +148,7 @@ func TestRateLimitHoldsAcrossTheCluster(t *testing.T) {
 			b = startLimitedNode(t, cfg, backend.url, "b", bGossip, a.cl.LocalAddr())
 			// The join's push/pull brought a's levels: the client's bucket
 			// is as low here as there.
-			if !slices.ContainsFunc(b.px.RateLimiter().Levels(time.Now(), 10), func(l ratelimit.Level) bool { return l.Key == "127.0.0.1" && l.Used > 1 }) {
+			if !slices.ContainsFunc(b.px.RateLimiter().Levels(time.Now(), 10), func(l ratelimit.Level) bool { return l.Key == level && l.Used > 1 }) {
 				t.Errorf("the restarted node did not take the client's bucket from its peer: %+v; its log:\n%s", a.px.RateLimiter().Levels(time.Now(), 10), b.log.String())
 			}
 		}

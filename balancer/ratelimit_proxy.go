@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/textproto"
+	"slices"
 	"strings"
 	"time"
 
@@ -29,10 +30,12 @@ type proxyLimits struct {
 // so that a door without limits pays nothing for them.
 func (px *Proxy) newLimits(reg prometheus.Registerer) ([]tier.ServerOption, error) {
 	cfg := px.cfg
-	if cfg.RateLimit <= 0 && cfg.ConnLimit <= 0 {
+	policies := routePolicies(cfg.Routes)
+	if cfg.RateLimit <= 0 && cfg.ConnLimit <= 0 && len(policies) == 0 {
 		return nil, nil
 	}
-	l, err := ratelimit.New(ratelimit.Config{Rate: cfg.RateLimit, Burst: cfg.RateBurst, ConnLimit: cfg.ConnLimit, MaxKeys: cfg.RateKeys})
+	l, err := ratelimit.New(ratelimit.Config{Rate: cfg.RateLimit, Burst: cfg.RateBurst, ConnLimit: cfg.ConnLimit, MaxKeys: cfg.RateKeys,
+		Policies: policies})
 	if err != nil {
 		return nil, &tier.ConfigError{Field: "RateLimit", Value: fmt.Sprint(cfg.RateLimit), Problem: err.Error()}
 	}
@@ -57,8 +60,30 @@ func (px *Proxy) newLimits(reg prometheus.Registerer) ([]tier.ServerOption, erro
 	return []tier.ServerOption{tier.WithConnAdmission(px.admitConn)}, nil
 }
 
+// routePolicies are the routes' own rate limits, one per pool named (the
+// policy's name), in the order of the routes: the limiter's Policies, so
+// that a route's is its place here plus one.
+func routePolicies(routes []Route) []ratelimit.Policy {
+	var ps []ratelimit.Policy
+	for _, r := range routes {
+		if r.RateLimit > 0 && !slices.ContainsFunc(ps, func(p ratelimit.Policy) bool { return p.Name == r.Pool }) {
+			ps = append(ps, ratelimit.Policy{Name: r.Pool, Rate: r.RateLimit, Burst: r.RateBurst})
+		}
+	}
+	return ps
+}
+
+// routePolicy is the index of r's policy in the limiter: 0 for the
+// door's limit, its place in routePolicies plus one for its own.
+func routePolicy(routes []Route, r Route) int {
+	if r.RateLimit <= 0 {
+		return 0
+	}
+	return 1 + slices.IndexFunc(routePolicies(routes), func(p ratelimit.Policy) bool { return p.Name == r.Pool })
+}
+
 // RateLimiter returns the node's table of client keys, nil when
-// ProxyConfig sets neither RateLimit nor ConnLimit: give it to a Cluster
+// ProxyConfig sets no RateLimit, ConnLimit nor a route's RateLimit: give it to a Cluster
 // (WithRateLimiter) to count across the cluster, and to the stats page to
 // show the busiest clients and block keys.
 func (px *Proxy) RateLimiter() *ratelimit.Limiter {
@@ -77,11 +102,12 @@ type rateRefusal struct {
 	retryAfter time.Duration
 }
 
-// admit takes a token of key's bucket for a request on rt (nil: no
-// route). It returns ok, or the refusal to answer with; the refusal is
-// counted in threetier_proxy_rate_limited_total. Both engines call it.
-func (px *Proxy) admit(key string, rt *route) (bool, rateRefusal) {
-	d := px.limits.limiter.Allow(key, time.Now())
+// admit takes a token of key's bucket under policy for a request on rt
+// (nil: no route). It returns ok, or the refusal to answer with; the
+// refusal is counted in threetier_proxy_rate_limited_total. Both engines
+// call it.
+func (px *Proxy) admit(policy int, key string, rt *route) (bool, rateRefusal) {
+	d := px.limits.limiter.AllowPolicy(policy, key, time.Now())
 	if d.Allowed {
 		return true, rateRefusal{}
 	}
@@ -110,13 +136,21 @@ func (rf rateRefusal) problem() *tier.Problem {
 
 // limitRequest is the rate limit's answer to a request, whichever engine
 // serves it (src reads its client key): ok, or the refusal to write.
-// Without a rate limit nor a block it costs a nil check and an atomic
-// load.
+// A route with a RateLimit of its own counts under its policy, others
+// under the door's. Without a rate limit nor a block it costs a nil check
+// and an atomic load.
 func (px *Proxy) limitRequest(src rateKeySource, rt *route) (bool, rateRefusal) {
-	if px.limits == nil || px.cfg.RateLimit <= 0 && !px.limits.limiter.HasBlocks() {
+	if px.limits == nil {
 		return true, rateRefusal{}
 	}
-	return px.admit(px.rateKey(src), rt)
+	policy := 0
+	if rt != nil {
+		policy = rt.ratePolicy
+	}
+	if policy == 0 && px.cfg.RateLimit <= 0 && !px.limits.limiter.HasBlocks() {
+		return true, rateRefusal{}
+	}
+	return px.admit(policy, px.rateKey(src), rt)
 }
 
 // admitHTTP applies the rate limit to a net/http request: true lets it

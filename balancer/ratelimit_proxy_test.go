@@ -280,3 +280,92 @@ func TestRateLimitsFromEnv(t *testing.T) {
 		t.Fatalf("a bad RateKey: %v", err)
 	}
 }
+
+// TestRouteRateLimitCountsApart: a route with a lower limit of its own
+// refuses at its rate, under its pool's policy, while another route and
+// the door-wide limit go on for the same client.
+func TestRouteRateLimitCountsApart(t *testing.T) {
+	forEngine(t, func(t *testing.T, engine string) {
+		backend := newBackend(t)
+		reg := prometheus.NewRegistry()
+		web := newPool(t, Config{Name: "web", Endpoints: []string{backend.url}})
+		api := newPool(t, Config{Name: "api", Endpoints: []string{backend.url}})
+		cfg := ProxyConfig{Engine: engine, Listen: "127.0.0.1:0", RateLimit: 100, RateBurst: 100, DefaultPool: "web", Routes: []Route{
+			{PathPrefix: "/api/", Pool: "api", RateLimit: 1, RateBurst: 2},
+			{PathPrefix: "/v2/", Pool: "api", RateLimit: 1, RateBurst: 2}, // the same pool: the same bucket
+			{PathPrefix: "/shop/", Pool: "web"},
+		}}
+		px, err := NewProxy(cfg, []*Pool{web, api}, WithRegistry(reg))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := px.Start(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = px.Stop(context.Background()) })
+		base := "http://" + px.Addr()
+		c := clientFrom("127.0.0.1")
+		for _, path := range []string{"/api/a", "/v2/b"} {
+			if resp, _ := fetch(t, c, base+path); resp.StatusCode != http.StatusOK {
+				t.Fatalf("%s within the route's burst: %d", path, resp.StatusCode)
+			}
+		}
+		resp, body := fetch(t, c, base+"/api/c")
+		if resp.StatusCode != http.StatusTooManyRequests {
+			t.Fatalf("over the route's burst: %d %s", resp.StatusCode, body)
+		}
+		if got := resp.Header.Get("RateLimit-Policy"); got != `"api";q=2;w=2` {
+			t.Fatalf("RateLimit-Policy %q", got)
+		}
+		if ra, _ := strconv.Atoi(resp.Header.Get("Retry-After")); ra < 1 {
+			t.Fatalf("Retry-After %q", resp.Header.Get("Retry-After"))
+		}
+		for _, path := range []string{"/shop/x", "/", "/shop/y"} {
+			if resp, _ := fetch(t, c, base+path); resp.StatusCode != http.StatusOK {
+				t.Fatalf("%s, under the door's limit, after the route's refusal: %d", path, resp.StatusCode)
+			}
+		}
+		if n := testutil.ToFloat64(px.limits.limited.WithLabelValues("api")); n != 1 {
+			t.Fatalf("threetier_proxy_rate_limited_total{route=api} = %v", n)
+		}
+		// The door's bucket was not touched by the route's requests.
+		now := time.Now()
+		if d := px.limits.limiter.Allow("127.0.0.1", now); d.Remaining != 100-3-1 {
+			t.Fatalf("the door's bucket after 3 requests of its own: %+v", d)
+		}
+	})
+}
+
+func TestRouteRateLimitsAreValidated(t *testing.T) {
+	for _, tc := range []struct {
+		route Route
+		more  []Route
+		field string
+	}{
+		{route: Route{Pool: "web", RateLimit: -1}, field: "Routes[0].RateLimit"},
+		{route: Route{Pool: "web", RateBurst: -1}, field: "Routes[0].RateBurst"},
+		{route: Route{Pool: "web", RateBurst: 5}, field: "Routes[0].RateBurst"},
+		{route: Route{Pool: strings.Repeat("p", 65), RateLimit: 1}, field: "Routes[0].RateLimit"},
+		{route: Route{Pool: "web", RateLimit: 1}, more: []Route{{Pool: "web", RateLimit: 2}}, field: "Routes[1].RateLimit"},
+	} {
+		err := ProxyConfig{Routes: append([]Route{tc.route}, tc.more...)}.Validate()
+		var ce *tier.ConfigError
+		if !errors.As(err, &ce) || ce.Field != tc.field {
+			t.Errorf("routes %+v: %v, want a ConfigError on %s", append([]Route{tc.route}, tc.more...), err, tc.field)
+		}
+	}
+	// Routes to one pool may agree, or leave the limit to the door.
+	if err := (ProxyConfig{Routes: []Route{{Pool: "web", RateLimit: 2}, {Pool: "web"}, {Pool: "web", RateLimit: 2}}}).Validate(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestRouteRateLimitsFromJSON(t *testing.T) {
+	var cfg ProxyConfig
+	if err := json.Unmarshal([]byte(`{"routes":[{"path_prefix":"/api/","pool":"api","rate_limit":2.5,"rate_burst":5}]}`), &cfg); err != nil {
+		t.Fatal(err)
+	}
+	if r := cfg.Routes[0]; r.RateLimit != 2.5 || r.RateBurst != 5 {
+		t.Fatalf("loaded %+v", r)
+	}
+}

@@ -20,6 +20,9 @@ type RateLimitReport struct {
 	Rate      float64 `json:"rate"`
 	Burst     int     `json:"burst"`
 	ConnLimit int     `json:"conn_limit,omitempty"`
+	// Policies are the routes' limits of their own, named after their
+	// pools, each counted apart from Rate.
+	Policies []ratelimit.Policy `json:"policies,omitempty"`
 	// Keys are the client keys tracked now, of at most MaxKeys.
 	Keys    int `json:"keys"`
 	MaxKeys int `json:"max_keys"`
@@ -43,7 +46,7 @@ func (s *Stats) rateLimitReport() *RateLimitReport {
 	now := time.Now()
 	cfg := l.Config()
 	return &RateLimitReport{
-		Rate: cfg.Rate, Burst: cfg.Burst, ConnLimit: cfg.ConnLimit,
+		Rate: cfg.Rate, Burst: cfg.Burst, ConnLimit: cfg.ConnLimit, Policies: cfg.Policies,
 		Keys: l.Len(), MaxKeys: cfg.MaxKeys,
 		Limited: l.Limited(), ConnsRefused: l.ConnsRefused(),
 		Top:    l.Top(topClients, now),
@@ -77,7 +80,7 @@ func (s *Stats) serveBlocks(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if s.limiter == nil {
-		s.problem(w, r, http.StatusNotFound, "no rate limits on this node: set ProxyConfig.RateLimit or ConnLimit, and give the stats page the limiter (WithRateLimiter)")
+		s.problem(w, r, http.StatusNotFound, "no rate limits on this node: set ProxyConfig.RateLimit, ConnLimit or a route's RateLimit, and give the stats page the limiter (WithRateLimiter)")
 		return
 	}
 	if action == "" {

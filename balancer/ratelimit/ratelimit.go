@@ -30,6 +30,7 @@ import (
 	"math"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -43,7 +44,13 @@ const (
 	// a client fills at will) is kept as a hash of fixed length, so that
 	// keys cannot make the table or a peer message large.
 	MaxKeyLen = 128
+	// MaxPolicyLen is the longest name of a Policy.
+	MaxPolicyLen = 64
 )
+
+// maxWireKey is the longest key a peer may send: a key of a Policy
+// travels as NUL, the policy's name, NUL, the key (see wireKey).
+const maxWireKey = MaxKeyLen + 8 + MaxPolicyLen + 2
 
 // shardCount splits the table: enough that two cores rarely meet on one
 // mutex, few enough that a shard's cap stays large.
@@ -72,6 +79,23 @@ type Config struct {
 	// Policy names the limit in the RateLimit-Policy and RateLimit
 	// headers; zero means DefaultPolicy.
 	Policy string
+	// Policies are limits of their own beside Rate (a route's limit beside
+	// a front door's): a key has one bucket per policy, counted apart, and
+	// shared with peers under the policy's name. AllowPolicy picks one by
+	// its index here plus one.
+	Policies []Policy
+}
+
+// Policy is a request limit counted apart from the Config's own.
+type Policy struct {
+	// Name names the policy in the RateLimit-Policy header and, between
+	// nodes, its buckets: peers must give the same limit the same name.
+	Name string `json:"name"`
+	// Rate is the requests per second a key may make on average; more
+	// than zero.
+	Rate float64 `json:"rate"`
+	// Burst is the bucket's size; zero means Rate rounded up (at least 1).
+	Burst int `json:"burst"`
 }
 
 // Validate reports a setting out of range.
@@ -89,12 +113,30 @@ func (c Config) Validate() error {
 	if c.MaxKeys < 0 {
 		errs = append(errs, fmt.Errorf("ratelimit: MaxKeys %d: must not be negative", c.MaxKeys))
 	}
+	seen := make(map[string]bool, len(c.Policies))
+	for _, p := range c.Policies {
+		switch {
+		case p.Name == "" || len(p.Name) > MaxPolicyLen || strings.ContainsRune(p.Name, 0):
+			errs = append(errs, fmt.Errorf("ratelimit: policy %q: a name of 1 to %d bytes, without NUL", p.Name, MaxPolicyLen))
+		case seen[p.Name]:
+			errs = append(errs, fmt.Errorf("ratelimit: policy %q: named twice", p.Name))
+		}
+		seen[p.Name] = true
+		if !(p.Rate > 0) || math.IsInf(p.Rate, 0) {
+			errs = append(errs, fmt.Errorf("ratelimit: policy %q: Rate %v: must be a finite number above 0", p.Name, p.Rate))
+		}
+		if p.Burst < 0 {
+			errs = append(errs, fmt.Errorf("ratelimit: policy %q: Burst %d: must not be negative", p.Name, p.Burst))
+		}
+	}
 	return errors.Join(errs...)
 }
 
 func (c Config) withDefaults() Config {
-	if c.Burst == 0 && c.Rate > 0 {
-		c.Burst = max(1, int(math.Ceil(c.Rate)))
+	c.Burst = defaultBurst(c.Rate, c.Burst)
+	c.Policies = slices.Clone(c.Policies)
+	for i := range c.Policies {
+		c.Policies[i].Burst = defaultBurst(c.Policies[i].Rate, c.Policies[i].Burst)
 	}
 	if c.MaxKeys == 0 {
 		c.MaxKeys = DefaultMaxKeys
@@ -105,15 +147,58 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
+// defaultBurst is a bucket's size: burst, or zero for the rate rounded up.
+func defaultBurst(rate float64, burst int) int {
+	if burst == 0 && rate > 0 {
+		return max(1, int(math.Ceil(rate)))
+	}
+	return burst
+}
+
+// policy is one limit as the table counts it: the Config's own (index 0)
+// or one of its Policies.
+type policy struct {
+	name    string
+	rate    float64
+	perNano float64 // tokens per nanosecond
+	burst   float64
+	header  string // the RateLimit-Policy value, made once
+}
+
+func newPolicy(name string, rate float64, burst int) policy {
+	p := policy{name: name, rate: rate, perNano: rate / 1e9, burst: float64(burst)}
+	p.header = strconv.Quote(name) + ";q=" + strconv.Itoa(burst) + ";w=" + strconv.FormatInt(p.window(), 10)
+	return p
+}
+
+// window is the RateLimit-Policy's window in seconds: the time an empty
+// bucket takes to fill, at least a second.
+func (p *policy) window() int64 {
+	if p.rate <= 0 {
+		return 1
+	}
+	return max(1, int64(math.Ceil(p.burst/p.rate)))
+}
+
+// timeFor is how long the bucket takes to gain tokens, rounded up.
+func (p *policy) timeFor(tokens float64) time.Duration {
+	return time.Duration(math.Ceil(tokens * 1e9 / p.rate))
+}
+
+// slot is an entry's place in its shard: a key has one per policy.
+type slot struct {
+	policy int
+	key    string
+}
+
 // Limiter is the table of client keys. Its methods are safe for
 // concurrent use.
 type Limiter struct {
 	cfg      Config
-	perNano  float64 // tokens per nanosecond
-	burst    float64
+	policies []policy       // the Config's own, then its Policies
+	byName   map[string]int // index of Policies by name, for peers' keys
 	perShard int
 	seed     maphash.Seed
-	policy   string // the RateLimit-Policy value, made once
 	shards   [shardCount]shard
 
 	blocked atomic.Int64  // keys blocked, ended blocks not yet lifted included
@@ -127,7 +212,7 @@ type Limiter struct {
 
 type shard struct {
 	mu     sync.Mutex
-	keys   map[string]*entry
+	keys   map[slot]*entry
 	blocks map[string]int64 // unix nanos the block ends; 0 = never
 	// blocked is the limiter's count of blocks, kept with blocks.
 	blocked *atomic.Int64
@@ -138,6 +223,7 @@ type shard struct {
 // entry is one key's state; its shard's mu held.
 type entry struct {
 	key     string
+	policy  int // index in Limiter.policies
 	tokens  float64
 	last    int64 // unix nanos tokens were last brought up to date
 	seen    int64 // unix nanos of the last request or connection
@@ -161,14 +247,17 @@ func New(cfg Config) (*Limiter, error) {
 	cfg = cfg.withDefaults()
 	l := &Limiter{
 		cfg:      cfg,
-		perNano:  cfg.Rate / 1e9,
-		burst:    float64(cfg.Burst),
+		policies: []policy{newPolicy(cfg.Policy, cfg.Rate, cfg.Burst)},
+		byName:   make(map[string]int, len(cfg.Policies)),
 		perShard: max(1, (cfg.MaxKeys+shardCount-1)/shardCount),
 		seed:     maphash.MakeSeed(),
 	}
-	l.policy = strconv.Quote(cfg.Policy) + ";q=" + strconv.Itoa(cfg.Burst) + ";w=" + strconv.FormatInt(l.window(), 10)
+	for _, p := range cfg.Policies {
+		l.byName[p.Name] = len(l.policies)
+		l.policies = append(l.policies, newPolicy(p.Name, p.Rate, p.Burst))
+	}
 	for i := range l.shards {
-		l.shards[i].keys = make(map[string]*entry)
+		l.shards[i].keys = make(map[slot]*entry)
 		l.shards[i].blocks = make(map[string]int64)
 		l.shards[i].blocked = &l.blocked
 	}
@@ -178,19 +267,18 @@ func New(cfg Config) (*Limiter, error) {
 // Config returns the configuration with the defaults filled in.
 func (l *Limiter) Config() Config { return l.cfg }
 
-// window is the RateLimit-Policy's window in seconds: the time an empty
-// bucket takes to fill, at least a second.
-func (l *Limiter) window() int64 {
-	if l.cfg.Rate <= 0 {
-		return 1
-	}
-	return max(1, int64(math.Ceil(l.burst/l.cfg.Rate)))
+// PolicyIndex returns the index AllowPolicy takes for the Policy named
+// name: its place in Config.Policies plus one.
+func (l *Limiter) PolicyIndex(name string) (int, bool) {
+	i, ok := l.byName[name]
+	return i, ok
 }
 
 // NormalizeKey returns the key as the table holds it: as given up to
-// MaxKeyLen bytes, a hash of it beyond.
+// MaxKeyLen bytes, a hash of it beyond. A key starting with NUL is hashed
+// too: that start marks a policy's keys between nodes.
 func NormalizeKey(key string) string {
-	if len(key) <= MaxKeyLen {
+	if len(key) <= MaxKeyLen && (key == "" || key[0] != 0) {
 		return key
 	}
 	sum := sha256.Sum256([]byte(key))
@@ -247,7 +335,15 @@ func ceilSeconds(d time.Duration) int64 {
 // refused without counting. Keys longer than MaxKeyLen are hashed first
 // (see NormalizeKey), here and in every method that takes a key.
 func (l *Limiter) Allow(key string, now time.Time) Decision {
+	return l.AllowPolicy(0, key, now)
+}
+
+// AllowPolicy is Allow under a policy: 0 for the Config's own limit, i for
+// Config.Policies[i-1] (see PolicyIndex). A block of key holds under
+// every policy.
+func (l *Limiter) AllowPolicy(i int, key string, now time.Time) Decision {
 	key = NormalizeKey(key)
+	p := &l.policies[i]
 	n := now.UnixNano()
 	s := l.shardOf(key)
 	s.mu.Lock()
@@ -255,24 +351,24 @@ func (l *Limiter) Allow(key string, now time.Time) Decision {
 		if d, blocked := s.blockedLocked(key, n); blocked {
 			s.mu.Unlock()
 			l.limited.Add(1)
-			if l.cfg.Rate > 0 {
-				d.policy, d.name = l.policy, l.cfg.Policy
+			if p.rate > 0 {
+				d.policy, d.name = p.header, p.name
 			}
 			return d
 		}
 	}
-	if l.cfg.Rate <= 0 {
+	if p.rate <= 0 {
 		s.mu.Unlock()
 		return Decision{Allowed: true}
 	}
-	e := s.keys[key]
+	e := s.keys[slot{i, key}]
 	if e == nil {
-		e = l.addLocked(s, key, n)
+		e = l.addLocked(s, i, key, n)
 	}
 	l.refill(e, n)
 	e.seen = n
 	e.count(n)
-	d := Decision{policy: l.policy, name: l.cfg.Policy}
+	d := Decision{policy: p.header, name: p.name}
 	if e.tokens >= 1-tokenSlack {
 		e.tokens--
 		e.allowed++
@@ -286,20 +382,15 @@ func (l *Limiter) Allow(key string, now time.Time) Decision {
 		d.Allowed = true
 	} else {
 		e.limited++
-		d.RetryAfter = l.timeFor(1 - e.tokens)
+		d.RetryAfter = p.timeFor(1 - e.tokens)
 	}
 	d.Remaining = int(e.tokens)
-	d.Reset = l.timeFor(l.burst - e.tokens)
+	d.Reset = p.timeFor(p.burst - e.tokens)
 	s.mu.Unlock()
 	if !d.Allowed {
 		l.limited.Add(1)
 	}
 	return d
-}
-
-// timeFor is how long the bucket takes to gain tokens, rounded up.
-func (l *Limiter) timeFor(tokens float64) time.Duration {
-	return time.Duration(math.Ceil(tokens * 1e9 / l.cfg.Rate))
 }
 
 // blockedLocked reports whether key is blocked at n, lifting a block
@@ -350,19 +441,20 @@ func (e *entry) rate(n int64) uint32 {
 // refill brings e's tokens up to n.
 func (l *Limiter) refill(e *entry, n int64) {
 	if n > e.last {
-		e.tokens = min(l.burst, e.tokens+float64(n-e.last)*l.perNano)
+		p := &l.policies[e.policy]
+		e.tokens = min(p.burst, e.tokens+float64(n-e.last)*p.perNano)
 		e.last = n
 	}
 }
 
-// addLocked makes key's entry with a full bucket, evicting another key
-// when the shard is at its share of the cap.
-func (l *Limiter) addLocked(s *shard, key string, n int64) *entry {
+// addLocked makes key's entry under policy i with a full bucket, evicting
+// another entry when the shard is at its share of the cap.
+func (l *Limiter) addLocked(s *shard, i int, key string, n int64) *entry {
 	if len(s.keys) >= l.perShard {
 		l.evictLocked(s, n)
 	}
-	e := &entry{key: key, tokens: l.burst, last: n, seen: n}
-	s.keys[key] = e
+	e := &entry{key: key, policy: i, tokens: l.policies[i].burst, last: n, seen: n}
+	s.keys[slot{i, key}] = e
 	return e
 }
 
@@ -389,14 +481,15 @@ func (l *Limiter) evictLocked(s *shard, n int64) {
 		}
 	}
 	if victim != nil {
-		delete(s.keys, victim.key)
+		delete(s.keys, slot{victim.policy, victim.key})
 		victim.pending = 0 // its place in the dirty list is skipped
 	}
 }
 
 // idle reports whether e's bucket is full at n and it holds nothing else.
 func (l *Limiter) idle(e *entry, n int64) bool {
-	return e.conns == 0 && e.pending == 0 && (l.perNano <= 0 || e.tokens+float64(n-e.last)*l.perNano >= l.burst)
+	p := &l.policies[e.policy]
+	return e.conns == 0 && e.pending == 0 && (p.perNano <= 0 || e.tokens+float64(n-e.last)*p.perNano >= p.burst)
 }
 
 // Acquire counts a connection of key, unless key is blocked or at
@@ -411,9 +504,9 @@ func (l *Limiter) Acquire(key string, now time.Time) bool {
 		l.refused.Add(1)
 		return false
 	}
-	e := s.keys[key]
+	e := s.keys[slot{0, key}]
 	if e == nil {
-		e = l.addLocked(s, key, n)
+		e = l.addLocked(s, 0, key, n)
 	}
 	if l.cfg.ConnLimit > 0 && int(e.conns) >= l.cfg.ConnLimit {
 		l.refused.Add(1)
@@ -429,7 +522,7 @@ func (l *Limiter) Release(key string) {
 	key = NormalizeKey(key)
 	s := l.shardOf(key)
 	s.mu.Lock()
-	if e := s.keys[key]; e != nil && e.conns > 0 {
+	if e := s.keys[slot{0, key}]; e != nil && e.conns > 0 {
 		e.conns--
 	}
 	s.mu.Unlock()
@@ -440,7 +533,7 @@ func (l *Limiter) Conns(key string) int {
 	s := l.shardOf(key)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if e := s.keys[key]; e != nil {
+	if e := s.keys[slot{0, key}]; e != nil {
 		return int(e.conns)
 	}
 	return 0
@@ -467,6 +560,9 @@ func (l *Limiter) ConnsRefused() uint64 { return l.refused.Load() }
 // Client is one key as the stats show it.
 type Client struct {
 	Key string `json:"key"`
+	// Policy names the policy the key's bucket counts for, when not the
+	// Config's own.
+	Policy string `json:"policy,omitempty"`
 	// Rate is the key's requests in the last whole second, or in the
 	// current one so far when more; refused ones included.
 	Rate    uint32 `json:"rate"`
@@ -493,7 +589,11 @@ func (l *Limiter) Top(n int, now time.Time) []Client {
 				continue
 			}
 			l.refill(e, t)
-			out = append(out, Client{Key: e.key, Rate: r, Tokens: int(e.tokens), Conns: int(e.conns), Allowed: e.allowed, Limited: e.limited})
+			c := Client{Key: e.key, Rate: r, Tokens: int(e.tokens), Conns: int(e.conns), Allowed: e.allowed, Limited: e.limited}
+			if e.policy != 0 {
+				c.Policy = l.policies[e.policy].name
+			}
+			out = append(out, c)
 		}
 		s.mu.Unlock()
 		if len(out) > 4*n {

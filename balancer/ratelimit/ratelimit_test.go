@@ -408,3 +408,66 @@ func benchParallel(b *testing.B, l *Limiter) {
 		}
 	})
 }
+
+func TestPoliciesCountApartAndTravelByName(t *testing.T) {
+	cfg := Config{Rate: 100, Burst: 10, Policies: []Policy{{Name: "api", Rate: 1, Burst: 2}}}
+	a, b := newLimiter(t, cfg), newLimiter(t, cfg)
+	api, ok := a.PolicyIndex("api")
+	if !ok || api != 1 {
+		t.Fatalf("PolicyIndex(api) = %d, %v", api, ok)
+	}
+	a.Share(true)
+	for i := range 2 {
+		if d := a.AllowPolicy(api, "c", t0); !d.Allowed || d.Policy() != `"api";q=2;w=2` {
+			t.Fatalf("request %d under api: %+v", i, d)
+		}
+	}
+	if d := a.AllowPolicy(api, "c", t0); d.Allowed || d.RetryAfter != time.Second {
+		t.Fatalf("over api's burst: %+v, want refused for 1s", d)
+	}
+	if d := a.Allow("c", t0); !d.Allowed || d.Remaining != 9 || d.Policy() != `"default";q=10;w=1` {
+		t.Fatalf("the door's bucket after api's: %+v, want its own, full", d)
+	}
+	ds := a.TakeDeltas(nil, 10)
+	if len(ds) != 2 {
+		t.Fatalf("deltas %+v, want one per policy", ds)
+	}
+	b.ApplyDeltas(ds, t0)
+	if d := b.AllowPolicy(api, "c", t0); d.Allowed {
+		t.Fatalf("the peer's api bucket after 2 requests there: %+v", d)
+	}
+	if d := b.Allow("c", t0); !d.Allowed || d.Remaining != 8 {
+		t.Fatalf("the peer's door bucket: %+v, want 8 left", d)
+	}
+	// A restarted node takes both levels.
+	c := newLimiter(t, cfg)
+	c.MergeLevels(b.Levels(t0, 10), t0)
+	if d := c.AllowPolicy(api, "c", t0); d.Allowed {
+		t.Fatalf("a restarted node's api bucket: %+v", d)
+	}
+	// A policy the node does not know, and a client key posing as a
+	// policy's, are left alone.
+	other := newLimiter(t, Config{Rate: 100, Burst: 10})
+	other.ApplyDeltas(ds, t0)
+	if n := other.Len(); n != 1 {
+		t.Fatalf("%d keys after deltas of an unknown policy, want the door's one", n)
+	}
+	if k := NormalizeKey("\x00api\x00c"); k[0] == 0 {
+		t.Fatalf("a key starting with NUL kept as %q", k)
+	}
+}
+
+func TestPoliciesAreValidated(t *testing.T) {
+	for _, ps := range [][]Policy{
+		{{Name: "", Rate: 1}},
+		{{Name: "a\x00b", Rate: 1}},
+		{{Name: strings.Repeat("a", MaxPolicyLen+1), Rate: 1}},
+		{{Name: "a", Rate: 0}},
+		{{Name: "a", Rate: 1, Burst: -1}},
+		{{Name: "a", Rate: 1}, {Name: "a", Rate: 2}},
+	} {
+		if _, err := New(Config{Policies: ps}); err == nil {
+			t.Errorf("New accepted policies %+v", ps)
+		}
+	}
+}

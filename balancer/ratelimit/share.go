@@ -3,6 +3,7 @@ package ratelimit
 import (
 	"cmp"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -157,7 +158,7 @@ func (l *Limiter) TakeDeltas(buf []Delta, max int) []Delta {
 		for _, e := range s.dirty {
 			e.dirty = false
 			if e.pending > 0 {
-				buf = append(buf, Delta{Key: e.key, Count: e.pending})
+				buf = append(buf, Delta{Key: l.wireKey(e), Count: e.pending})
 				e.pending = 0
 			}
 		}
@@ -176,24 +177,53 @@ func (l *Limiter) TakeDeltas(buf []Delta, max int) []Delta {
 // same keys here. A bucket may go into debt down to minus its burst: a
 // client that spent the burst on two nodes at once waits for both.
 func (l *Limiter) ApplyDeltas(ds []Delta, now time.Time) {
-	if l.cfg.Rate <= 0 {
-		return
-	}
 	n := now.UnixNano()
 	for _, d := range ds {
-		if d.Key == "" || len(d.Key) > MaxKeyLen+8 || d.Count == 0 {
+		i, key, ok := l.parseWireKey(d.Key)
+		if !ok || d.Count == 0 {
 			continue
 		}
-		s := l.shardOf(d.Key)
+		s := l.shardOf(key)
 		s.mu.Lock()
-		e := s.keys[d.Key]
+		e := s.keys[slot{i, key}]
 		if e == nil {
-			e = l.addLocked(s, d.Key, n)
+			e = l.addLocked(s, i, key, n)
 		}
 		l.refill(e, n)
-		e.tokens = max(-l.burst, e.tokens-float64(d.Count))
+		e.tokens = max(-l.policies[i].burst, e.tokens-float64(d.Count))
 		s.mu.Unlock()
 	}
+}
+
+// wireKey is e's key as peers know it: the key itself under the Config's
+// own limit, else NUL, the policy's name, NUL and the key (NormalizeKey
+// leaves no key starting with NUL).
+func (l *Limiter) wireKey(e *entry) string {
+	if e.policy == 0 {
+		return e.key
+	}
+	return "\x00" + l.policies[e.policy].name + "\x00" + e.key
+}
+
+// parseWireKey reads a peer's key: the policy's index and the key; not ok
+// for a key out of bounds, or of a policy this node has no rate for.
+func (l *Limiter) parseWireKey(k string) (int, string, bool) {
+	if k == "" || len(k) > maxWireKey {
+		return 0, "", false
+	}
+	i := 0
+	if k[0] == 0 {
+		name, key, found := strings.Cut(k[1:], "\x00")
+		idx, known := l.byName[name]
+		if !found || !known {
+			return 0, "", false
+		}
+		i, k = idx, key
+	}
+	if k == "" || len(k) > MaxKeyLen+8 || l.policies[i].rate <= 0 {
+		return 0, "", false
+	}
+	return i, k, true
 }
 
 // Level is how far below full one key's bucket is.
@@ -206,7 +236,7 @@ type Level struct {
 // full, the emptiest first, at most max: what a node that (re)starts
 // takes from its peers.
 func (l *Limiter) Levels(now time.Time, max int) []Level {
-	if l.cfg.Rate <= 0 || max <= 0 {
+	if max <= 0 {
 		return nil
 	}
 	n := now.UnixNano()
@@ -215,9 +245,12 @@ func (l *Limiter) Levels(now time.Time, max int) []Level {
 		s := &l.shards[i]
 		s.mu.Lock()
 		for _, e := range s.keys {
+			if l.policies[e.policy].rate <= 0 {
+				continue
+			}
 			l.refill(e, n)
-			if used := l.burst - e.tokens; used >= 1 {
-				out = append(out, Level{Key: e.key, Used: used})
+			if used := l.policies[e.policy].burst - e.tokens; used >= 1 {
+				out = append(out, Level{Key: l.wireKey(e), Used: used})
 			}
 		}
 		s.mu.Unlock()
@@ -236,22 +269,21 @@ func emptiest(ls []Level, n int) []Level {
 // MergeLevels lowers each key's bucket to a peer's level where the peer's
 // is lower; merging the same levels twice changes nothing.
 func (l *Limiter) MergeLevels(ls []Level, now time.Time) {
-	if l.cfg.Rate <= 0 {
-		return
-	}
 	n := now.UnixNano()
 	for _, lv := range ls {
-		if lv.Key == "" || len(lv.Key) > MaxKeyLen+8 || !(lv.Used > 0) {
+		i, key, ok := l.parseWireKey(lv.Key)
+		if !ok || !(lv.Used > 0) {
 			continue
 		}
-		s := l.shardOf(lv.Key)
+		s := l.shardOf(key)
 		s.mu.Lock()
-		e := s.keys[lv.Key]
+		e := s.keys[slot{i, key}]
 		if e == nil {
-			e = l.addLocked(s, lv.Key, n)
+			e = l.addLocked(s, i, key, n)
 		}
 		l.refill(e, n)
-		e.tokens = max(-l.burst, min(e.tokens, l.burst-lv.Used))
+		burst := l.policies[i].burst
+		e.tokens = max(-burst, min(e.tokens, burst-lv.Used))
 		s.mu.Unlock()
 	}
 }

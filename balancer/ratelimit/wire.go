@@ -16,8 +16,8 @@ import (
 var errTruncated = errors.New("ratelimit: malformed message")
 
 // maxEntry is the most one entry takes: a key of the largest size (a
-// hash, or MaxKeyLen bytes) and two uvarints.
-const maxEntry = MaxKeyLen + 8 + 2*binary.MaxVarintLen64
+// policy's name and a hash, or MaxKeyLen bytes) and two uvarints.
+const maxEntry = maxWireKey + 2*binary.MaxVarintLen64
 
 // EncodeDeltas encodes ds as messages of at most size bytes each, every
 // one beginning with prefix (a message kind, for one).
@@ -77,7 +77,7 @@ func encode(prefix []byte, n, size int, entry func(int) (string, uint64)) [][]by
 	var msg []byte
 	for i := range n {
 		k, v := entry(i)
-		if len(k) == 0 || len(k) > MaxKeyLen+8 {
+		if len(k) == 0 || len(k) > maxWireKey {
 			continue
 		}
 		if msg != nil && len(msg)+len(k)+2*binary.MaxVarintLen64 > size {
@@ -100,7 +100,7 @@ func encode(prefix []byte, n, size int, entry func(int) (string, uint64)) [][]by
 func decode(b []byte, entry func(string, uint64)) error {
 	for len(b) > 0 {
 		kl, n := binary.Uvarint(b)
-		if n <= 0 || kl == 0 || kl > MaxKeyLen+8 || uint64(len(b)-n) < kl {
+		if n <= 0 || kl == 0 || kl > maxWireKey || uint64(len(b)-n) < kl {
 			return errTruncated
 		}
 		b = b[n:]

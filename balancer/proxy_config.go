@@ -109,7 +109,7 @@ type ProxyConfig struct {
 	// a cookie, a request without it counted by its address.
 	RateKey string `env:"RATE_KEY" json:"rate_key,omitempty"`
 	// RateKeys caps the client keys tracked (idle ones are evicted first
-	// beyond it; about 170 bytes each); zero means 100000.
+	// beyond it; about 200 bytes each); zero means 100000.
 	RateKeys int `env:"RATE_KEYS" json:"rate_keys,omitempty"`
 	// ConnLimit caps the connections one client address may hold open at
 	// once; one over it is reset as it is accepted. Zero means no cap.

@@ -292,9 +292,17 @@ func (w *watcher) pollReplica(ctx context.Context, r *replica, c *pgx.Conn) erro
 	lag := w.lagOf(lsn, time.Now())
 	r.replay.Store(lsn)
 	r.lag.Store(int64(lag))
-	if max := w.db.cfg.Replica.MaxLag; max >= 0 && lag > max {
-		r.setState(log, replicaLagging, "it replays too far behind the primary", "lag", lag, "max_lag", max)
-	} else {
+	cfg := w.db.cfg.Replica
+	switch {
+	case cfg.MaxLag >= 0 && lag > cfg.MaxLag:
+		r.setState(log, replicaLagging, "it replays too far behind the primary", "lag", lag, "max_lag", cfg.MaxLag)
+	case r.state.Load() != replicaIn && lag > cfg.PollInterval:
+		// Out of reads, it comes back only once it has replayed what the
+		// primary had a poll ago: a standby restarted after an outage
+		// would otherwise serve, for up to MaxLag, reads that miss what
+		// was written while it was away.
+		r.setState(log, replicaLagging, "it answers but has yet to replay what it missed", "lag", lag)
+	default:
 		r.setState(log, replicaIn, "it answers and has caught up", "lag", lag)
 	}
 	return nil

@@ -103,8 +103,10 @@ type ReplicaConfig struct {
 	// Timeout bounds one such question: a replica that does not answer
 	// within it is out of reads; zero means 1s, negative is invalid.
 	Timeout time.Duration `env:"TIMEOUT" json:"timeout,omitempty"`
-	// MaxLag is how far behind the primary, in time, a replica may replay
-	// and still serve reads; zero means 5s, negative means no bound.
+	// MaxLag is how far behind the primary, in time, a replica in reads may
+	// fall and still serve them; zero means 5s, negative means no bound. A
+	// replica out of reads (down, or past MaxLag) comes back only once it
+	// replays within PollInterval of the primary.
 	MaxLag time.Duration `env:"MAX_LAG" json:"max_lag,omitempty"`
 }
 

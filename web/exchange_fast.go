@@ -117,34 +117,14 @@ func (x fastExchange) problem(p *tier.Problem) {
 	for _, k := range problemDropped {
 		h.Del(k)
 	}
-	x.ctx.Response.ResetBody()
-	tier.WriteProblem(fastResponseWriter{ctx: x.ctx, header: http.Header{}}, p)
+	tier.ProblemHeader(p, h.Set)
+	x.ctx.SetStatusCode(p.Status)
+	x.ctx.SetBody(tier.ProblemJSON(p))
 }
 
 // problemDropped are the headers of a representation that a problem
 // answer must not carry (tier.WriteProblem drops them on net/http).
 var problemDropped = []string{"Content-Length", "Content-Encoding", "Etag", "Last-Modified"}
-
-// fastResponseWriter is an http.ResponseWriter over a fasthttp response,
-// for answers written once for both engines.
-type fastResponseWriter struct {
-	ctx    *fasthttp.RequestCtx
-	header http.Header
-}
-
-func (w fastResponseWriter) Header() http.Header { return w.header }
-
-func (w fastResponseWriter) WriteHeader(status int) {
-	for k, vs := range w.header {
-		w.ctx.Response.Header.Del(k)
-		for _, v := range vs {
-			w.ctx.Response.Header.Add(k, v)
-		}
-	}
-	w.ctx.SetStatusCode(status)
-}
-
-func (w fastResponseWriter) Write(p []byte) (int, error) { return w.ctx.Write(p) }
 
 // fileBody is the body stream of a file on fasthttp: it hands the file
 // itself to the connection, for sendfile, and gives it back to release

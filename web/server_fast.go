@@ -4,7 +4,6 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
-	"net/url"
 	"reflect"
 	"strings"
 	"time"
@@ -164,8 +163,10 @@ func (s *fastServer) observe(ctx *fasthttp.RequestCtx, route string, start time.
 	if s.access != nil {
 		rc := reqCtx()
 		if s.access.Enabled(rc, status, false) {
-			s.access.Log(&tier.AccessEntry{Request: fastAccessRequest(ctx, rc, method), Route: route,
-				Status: status, Bytes: size, Duration: elapsed})
+			s.access.Log(&tier.AccessEntry{Context: rc, Remote: ctx.RemoteAddr().String(), Method: method,
+				Host: string(ctx.Host()), URI: string(ctx.RequestURI()), Path: string(ctx.Path()),
+				Proto: string(ctx.Request.Header.Protocol()), UserAgent: string(ctx.UserAgent()),
+				Route: route, Status: status, Bytes: size, Duration: elapsed})
 		}
 	}
 }
@@ -191,7 +192,7 @@ func (s *fastServer) serveFiles(ctx *fasthttp.RequestCtx) {
 func (s *fastServer) serveRecovering(ctx *fasthttp.RequestCtx, reqCtx context.Context) {
 	defer func() {
 		if v := recover(); v != nil {
-			_ = tier.Recovered(s.log, fastAccessRequest(ctx, reqCtx, stableMethod(ctx.Method())), v)
+			_ = tier.RecoveredRequest(reqCtx, s.log, stableMethod(ctx.Method()), string(ctx.Path()), v)
 			ctx.Response.ResetBody()
 			x := fastExchange{ctx: ctx, reqCtx: reqCtx, escaped: string(ctx.URI().PathOriginal())}
 			x.problem(tier.NewProblem(http.StatusInternalServerError, "internal error"))
@@ -236,21 +237,3 @@ func stableMethod(method []byte) string {
 	return string(method)
 }
 
-// fastAccessRequest describes ctx's request as an *http.Request for the
-// access log and the panic log, which read its method, host, target,
-// path, protocol, user agent, remote address and context.
-func fastAccessRequest(ctx *fasthttp.RequestCtx, reqCtx context.Context, method string) *http.Request {
-	r := &http.Request{
-		Method:     method,
-		Host:       string(ctx.Host()),
-		RequestURI: string(ctx.RequestURI()),
-		URL:        &url.URL{Path: string(ctx.Path())},
-		Proto:      string(ctx.Request.Header.Protocol()),
-		Header:     http.Header{},
-		RemoteAddr: ctx.RemoteAddr().String(),
-	}
-	if ua := ctx.UserAgent(); len(ua) > 0 {
-		r.Header["User-Agent"] = []string{string(ua)}
-	}
-	return r.WithContext(reqCtx)
-}

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
-	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
@@ -81,26 +80,7 @@ threetier_proxy_requests_total{code="404",method="POST",route="unmatched"} 1
 func TestFastPanicIsAProblem(t *testing.T) {
 	url, px, reg, log := fastFront(t, Config{}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
 	px.routes[0].pool.fast = nil // the attempt dereferences it
-	req, _ := http.NewRequest("GET", url+"/orders/7", nil)
-	req.Header.Set(tier.HeaderRequestID, "req-1")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var p tier.Problem
-	if err := json.NewDecoder(resp.Body).Decode(&p); err != nil {
-		t.Fatal(err)
-	}
-	if resp.StatusCode != http.StatusInternalServerError || resp.Header.Get("Content-Type") != tier.ContentTypeProblem ||
-		p.Status != 500 || p.RequestID != "req-1" || p.Instance != "/orders/7" || resp.Header.Get(tier.HeaderRequestID) != "req-1" {
-		t.Fatalf("%d %v %+v", resp.StatusCode, resp.Header, p)
-	}
-	if !strings.Contains(log.String(), "panic serving request") {
-		t.Fatalf("panic not logged:\n%s", log)
-	}
-	wantProxyRequests(t, reg, `threetier_proxy_requests_total{code="500",method="GET",route="orders"} 1
-`)
+	wantPanicProblem(t, url, reg, log, "")
 }
 
 // An upstream whose body ends before its length, streamed or buffered,

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -84,6 +85,14 @@ func TestProxyPanicBeforeTheAnswerIsAProblem(t *testing.T) {
 	url, reg, log := edgeFront(t, roundTripFunc(func(r *http.Request) (*http.Response, error) {
 		panic("boom")
 	}))
+	wantPanicProblem(t, url, reg, log, "boom")
+}
+
+// wantPanicProblem asks url for /orders/7 under request ID req-1 and
+// wants the answer to a panic: a 500 problem under that ID, the panic
+// (and want, when not empty) logged, the request counted as a 500.
+func wantPanicProblem(t *testing.T, url string, reg *prometheus.Registry, log fmt.Stringer, want string) {
+	t.Helper()
 	req, _ := http.NewRequest("GET", url+"/orders/7", nil)
 	req.Header.Set(tier.HeaderRequestID, "req-1")
 	resp, err := http.DefaultClient.Do(req)
@@ -99,7 +108,7 @@ func TestProxyPanicBeforeTheAnswerIsAProblem(t *testing.T) {
 		p.Status != 500 || p.RequestID != "req-1" || p.Instance != "/orders/7" || resp.Header.Get(tier.HeaderRequestID) != "req-1" {
 		t.Fatalf("%d %v %+v", resp.StatusCode, resp.Header, p)
 	}
-	if !strings.Contains(log.String(), "panic serving request") || !strings.Contains(log.String(), "boom") {
+	if !strings.Contains(log.String(), "panic serving request") || !strings.Contains(log.String(), want) {
 		t.Fatalf("panic not logged:\n%s", log)
 	}
 	wantProxyRequests(t, reg, `threetier_proxy_requests_total{code="500",method="GET",route="orders"} 1

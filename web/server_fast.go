@@ -236,4 +236,3 @@ func stableMethod(method []byte) string {
 	}
 	return string(method)
 }
-

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"gorm.io/gorm"
 
 	"github.com/threetier/threetier/internal/pgtest"
@@ -19,14 +20,14 @@ import (
 // openStandby starts a private primary and a streaming standby of it
 // replaying delay behind, and opens them as primary and replica, with the
 // test migrations applied and replayed.
-func openStandby(t testing.TB, delay time.Duration, rc ReplicaConfig) (*DB, *pgtest.Server) {
+func openStandby(t testing.TB, delay time.Duration, rc ReplicaConfig, opts ...Option) (*DB, *pgtest.Server) {
 	t.Helper()
 	primary := pgtest.Start(t)
 	standby := primary.Standby(0)
 	if rc.PollInterval == 0 {
 		rc.PollInterval = 20 * time.Millisecond
 	}
-	db := openTest(t, Config{DSN: primary.DSN(), Replicas: []string{standby.DSN()}, Replica: rc})
+	db := openTest(t, Config{DSN: primary.DSN(), Replicas: []string{standby.DSN()}, Replica: rc}, opts...)
 	wait.For(t, 30*time.Second, "the standby to replay the migrations", func() bool {
 		var table *string
 		err := db.replicas[0].pool.QueryRow("SELECT to_regclass('products')::text").Scan(&table)
@@ -187,11 +188,14 @@ func TestStandbyStoppedUnderLoad(t *testing.T) {
 }
 
 // A standby further behind than MaxLag is out of reads until it catches
-// up.
+// up; its metrics say which state it is in, how far behind it is and how
+// many reads it was sent.
 func TestStandbyLagging(t *testing.T) {
-	db, standby := openStandby(t, 0, ReplicaConfig{MaxLag: 300 * time.Millisecond})
+	reg := prometheus.NewRegistry()
+	db, standby := openStandby(t, 0, ReplicaConfig{MaxLag: 300 * time.Millisecond}, WithRegistry(reg))
 	r := db.replicas[0]
 	wait.For(t, 10*time.Second, "the standby in reads", func() bool { return r.state.Load() == replicaIn })
+	checkReplicaState(t, reg, "in")
 	standby.SetApplyDelay(2 * time.Second)
 	n := 0
 	write := func() {
@@ -207,9 +211,54 @@ func TestStandbyLagging(t *testing.T) {
 	if lag := time.Duration(r.lag.Load()); lag <= 300*time.Millisecond {
 		t.Errorf("lag %s while out for lagging", lag)
 	}
+	checkReplicaState(t, reg, "lagging")
+	if lag := replicaSeries(t, reg, "replica_lag_seconds", ""); lag <= 0.3 {
+		t.Errorf("replica_lag_seconds %g while out for lagging, want over MaxLag's 0.3", lag)
+	}
 	standby.SetApplyDelay(0)
 	wait.For(t, 20*time.Second, "the standby back in reads", func() bool { return r.state.Load() == replicaIn })
 	if !onStandby(t, db, context.Background()) {
 		t.Error("the standby caught up but served no read")
 	}
+	checkReplicaState(t, reg, "in")
+	if reads := replicaSeries(t, reg, "replica_reads_total", ""); reads < 1 || reads != float64(r.reads.Load()) {
+		t.Errorf("replica_reads_total %g, want the %d reads sent to the standby", reads, r.reads.Load())
+	}
+}
+
+// checkReplicaState asserts that replica0's replica_state series has 1 for
+// want and 0 for every other state.
+func checkReplicaState(t *testing.T, reg *prometheus.Registry, want string) {
+	t.Helper()
+	for _, state := range stateNames {
+		v := replicaSeries(t, reg, "replica_state", state)
+		if (state == want) != (v == 1) || v != 0 && v != 1 {
+			t.Errorf("replica_state{state=%q} is %g with the standby %s", state, v, want)
+		}
+	}
+}
+
+// replicaSeries reads the value of threetier_data_<name> for replica0 (and
+// the given state, when not ""); the test fails if reg has no such series.
+func replicaSeries(t *testing.T, reg *prometheus.Registry, name, state string) float64 {
+	t.Helper()
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() != tier.MetricsNamespace+"_data_"+name {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			if labelIs(m, "pool", "replica0") && (state == "" || labelIs(m, "state", state)) {
+				if g := m.GetGauge(); g != nil {
+					return g.GetValue()
+				}
+				return m.GetCounter().GetValue()
+			}
+		}
+	}
+	t.Fatalf("no series %s for replica0 (state %q)", name, state)
+	return 0
 }

@@ -1,9 +1,11 @@
-package tier
+package otlp
 
 import (
 	"strconv"
 
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+
+	"github.com/threetier/threetier/tier"
 )
 
 // samplerFrom reads OTEL_TRACES_SAMPLER and OTEL_TRACES_SAMPLER_ARG.
@@ -15,7 +17,7 @@ func samplerFrom(env map[string]string) (sdktrace.Sampler, error) {
 		}
 		r, err := strconv.ParseFloat(arg, 64)
 		if err != nil || r < 0 || r > 1 {
-			return 0, &ConfigError{Var: "OTEL_TRACES_SAMPLER_ARG", Value: arg, Problem: "not a ratio", Allowed: "0 to 1"}
+			return 0, &tier.ConfigError{Var: "OTEL_TRACES_SAMPLER_ARG", Value: arg, Problem: "not a ratio", Allowed: "0 to 1"}
 		}
 		return r, nil
 	}
@@ -38,7 +40,7 @@ func samplerFrom(env map[string]string) (sdktrace.Sampler, error) {
 		}
 		return sdktrace.ParentBased(sdktrace.TraceIDRatioBased(r)), nil
 	default:
-		return nil, &ConfigError{Var: "OTEL_TRACES_SAMPLER", Value: name, Problem: "unknown sampler",
+		return nil, &tier.ConfigError{Var: "OTEL_TRACES_SAMPLER", Value: name, Problem: "unknown sampler",
 			Allowed: "always_on, always_off, traceidratio, parentbased_always_on, parentbased_always_off, parentbased_traceidratio"}
 	}
 }

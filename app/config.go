@@ -25,11 +25,6 @@ const (
 	DefaultShedRetryAfter    = time.Second
 )
 
-// DefaultAddr is the former name of DefaultListen.
-//
-// Deprecated: use DefaultListen.
-const DefaultAddr = DefaultListen
-
 // Config configures the app server. Every zero field means the documented
 // default, so Config{} is a working server; a negative value switches a
 // limit off where the field says so, and is an error elsewhere. Load it from the environment with
@@ -192,19 +187,6 @@ const (
 	DefaultBudgetRatio         = 0.2
 	DefaultBudgetMinPerSecond  = 10
 	DefaultMaxConcurrent       = 256
-)
-
-// The former names of the retry defaults, from before every tier named its
-// retry knobs alike.
-//
-// Deprecated: use DefaultAttempts, DefaultBackoff, DefaultMaxBackoff,
-// DefaultBudgetRatio and DefaultBudgetMinPerSecond.
-const (
-	DefaultMaxAttempts         = DefaultAttempts
-	DefaultBackoffBase         = DefaultBackoff
-	DefaultBackoffMax          = DefaultMaxBackoff
-	DefaultRetryRatio          = DefaultBudgetRatio
-	DefaultMinRetriesPerSecond = DefaultBudgetMinPerSecond
 )
 
 // GuardConfig configures the guard of one dependency. Every zero field

@@ -98,11 +98,6 @@ func WithLogger(l *slog.Logger) Option { return func(o *options) { o.log = l } }
 // with reg. Without it they go nowhere.
 func WithRegistry(reg prometheus.Registerer) Option { return func(o *options) { o.reg = reg } }
 
-// WithRegisterer is the former name of WithRegistry.
-//
-// Deprecated: use WithRegistry, the name every tier uses.
-func WithRegisterer(reg prometheus.Registerer) Option { return WithRegistry(reg) }
-
 // WithMigrations sets the versioned SQL migrations Start and Migrate apply:
 // fsys holds one directory per dialect, "postgres" and "sqlite", each with
 // goose-annotated files such as 00001_create_orders.sql.

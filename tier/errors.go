@@ -18,11 +18,6 @@ type Error struct {
 	Err   error
 }
 
-// TierError is the former name of Error.
-//
-// Deprecated: use Error.
-type TierError = Error
-
 func (e *Error) Error() string {
 	return fmt.Sprintf("tier %q: %s: %v", e.Tier, e.Phase, e.Err)
 }

@@ -31,13 +31,6 @@ const (
 	DefaultMaxHeaderBytes    = 16 << 10
 )
 
-// DefaultMetricsPath was MetricsPath's default, when the public listener
-// served the metrics unless told not to.
-//
-// Deprecated: MetricsPath is off by default; serve the metrics on an
-// admin listener (tier.NewAdmin), or give MetricsPath a path.
-const DefaultMetricsPath = "/metrics"
-
 // FilesConfig configures the file handler. The zero value serves nothing
 // until Root is set (or a file system is given with WithFS), with every
 // default below.

@@ -6,6 +6,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
 
+	"github.com/threetier/threetier/internal/httpx"
 	"github.com/threetier/threetier/tier"
 )
 
@@ -23,7 +24,7 @@ type RequestIDConfig struct {
 var DefaultRequestIDConfig = RequestIDConfig{Skipper: middleware.DefaultSkipper}
 
 // RequestID gives every request an ID: the caller's X-Request-Id when it
-// is valid (tier.ValidRequestID), a fresh one otherwise. The ID goes into
+// is valid (httpx.ValidRequestID), a fresh one otherwise. The ID goes into
 // the request's context, for logs (tier.RequestID) and for calls to other
 // tiers, and on the response. The context also carries the request's
 // method, which decides whether guarded calls are idempotent (see Call).
@@ -48,9 +49,9 @@ func RequestIDWithConfig(cfg RequestIDConfig) echo.MiddlewareFunc {
 // requestContext returns the context of c's request, carrying its ID and
 // method (guards repeat the calls of safe methods) and bounded by deadline
 // unless that is zero, and echoes the ID on the response.
-func requestContext(c echo.Context, generate func() string, deadline time.Time) *tier.RequestContext {
+func requestContext(c echo.Context, generate func() string, deadline time.Time) *httpx.RequestContext {
 	r := c.Request()
-	ctx := tier.NewRequestContext(r.Context(), r.Header, generate, deadline)
+	ctx := httpx.NewRequestContext(r.Context(), r.Header, generate, deadline)
 	ctx.SetMethod(r.Method)
 	c.Response().Header()[tier.HeaderRequestID] = ctx.IDHeader()
 	return ctx

@@ -17,6 +17,7 @@ import (
 	"github.com/valyala/fasthttp"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/threetier/threetier/internal/httpx"
 	"github.com/threetier/threetier/tier"
 )
 
@@ -283,10 +284,10 @@ func (x *fastExchange) writeHead(bodyLen int) {
 		out = append(out, "\r\n"...)
 	}
 
-	if ids == 1 && len(clientID) <= len(x.idBuf) && tier.ValidRequestID(b2s(clientID)) {
+	if ids == 1 && len(clientID) <= len(x.idBuf) && httpx.ValidRequestID(b2s(clientID)) {
 		x.id = append(x.idBuf[:0], clientID...)
 	} else {
-		x.id = tier.AppendNewRequestID(x.idBuf[:0])
+		x.id = httpx.AppendNewRequestID(x.idBuf[:0])
 	}
 	out = appendHeaderLine(out, []byte(tier.HeaderRequestID), x.id)
 
@@ -645,7 +646,7 @@ func (x *fastExchange) recovered(v any) {
 	err := tier.RecoveredRequest(fastContext(x.ctx), x.px.log, x.method, string(x.ctx.Path()), v)
 	x.ctx.Response.Reset()
 	if x.id == nil {
-		x.id = tier.AppendNewRequestID(x.idBuf[:0])
+		x.id = httpx.AppendNewRequestID(x.idBuf[:0])
 	}
 	x.serveProblem(tier.ProblemOf(err))
 }
@@ -668,7 +669,7 @@ func (x *fastExchange) end() {
 	if px.access != nil {
 		ctx := x.ctx
 		px.access.Log(&tier.AccessEntry{
-			Context: tier.WithRequestID(fastContext(ctx), string(x.id)),
+			Context: httpx.WithRequestID(fastContext(ctx), string(x.id)),
 			Remote:  ctx.RemoteAddr().String(), Method: x.method, Host: string(ctx.Host()),
 			URI: string(ctx.RequestURI()), Proto: string(ctx.Request.Header.Protocol()),
 			Pool: pool, Status: status, Bytes: x.bytes, Duration: elapsed,
@@ -689,7 +690,7 @@ func (x *fastExchange) reset() {
 // and responseHeaderKept keeps it from the client.
 func fastLeaving(h *fasthttp.ResponseHeader) bool {
 	for k := range h.All() {
-		if b2s(k) == tier.DrainingHeader {
+		if b2s(k) == httpx.DrainingHeader {
 			return true
 		}
 	}

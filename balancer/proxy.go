@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/threetier/threetier/internal/httpx"
 	"github.com/threetier/threetier/internal/obs"
 	"github.com/threetier/threetier/tier"
 )
@@ -284,7 +285,7 @@ func (px *Proxy) Stop(ctx context.Context) error {
 func (px *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	px.metrics.Begin()
-	ex := &exchange{resp: answer{ResponseWriter: w}, id: tier.AcceptRequestID(r.Header, nil)}
+	ex := &exchange{resp: answer{ResponseWriter: w}, id: httpx.AcceptRequestID(r.Header, nil)}
 	rt := px.match(r.Host, r.URL.Path)
 	defer px.observe(ex, r, rt, start) // also when a panic ends the request
 	defer px.recoverPanic(ex, r)

@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/threetier/threetier/internal/httpx"
 	"github.com/threetier/threetier/tier"
 )
 
@@ -80,7 +81,7 @@ func (px *Proxy) observe(ex *exchange, r *http.Request, rt *route, start time.Ti
 	px.metrics.Observe(r.Method, pool, status, elapsed, ex.resp.bytes)
 	if px.access != nil {
 		// The line carries the ID this hop forwarded, from the context.
-		ctx := tier.WithRequestID(r.Context(), ex.id[0])
+		ctx := httpx.WithRequestID(r.Context(), ex.id[0])
 		px.access.Log(&tier.AccessEntry{Request: r.WithContext(ctx), Pool: pool, Status: status, Bytes: ex.resp.bytes, Duration: elapsed})
 	}
 }

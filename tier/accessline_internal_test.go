@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/threetier/threetier/internal/httpx"
 	"go.opentelemetry.io/otel/trace"
 )
 
@@ -63,9 +64,9 @@ func accessContexts() map[string]context.Context {
 	bg := context.Background()
 	return map[string]context.Context{
 		"bare":       bg,
-		"request ID": WithRequestID(bg, "req-\"42\""),
+		"request ID": httpx.WithRequestID(bg, "req-\"42\""),
 		"span":       trace.ContextWithSpanContext(bg, sc),
-		"both":       trace.ContextWithSpanContext(WithRequestID(bg, "req-7"), sc),
+		"both":       trace.ContextWithSpanContext(httpx.WithRequestID(bg, "req-7"), sc),
 	}
 }
 
@@ -216,7 +217,7 @@ func BenchmarkAccessLine(b *testing.B) {
 		viaSlog := *a
 		viaSlog.line = nil
 		e := accessEntries()[0]
-		e.Request = e.Request.WithContext(WithRequestID(context.Background(), "req-1"))
+		e.Request = e.Request.WithContext(httpx.WithRequestID(context.Background(), "req-1"))
 		for name, a := range map[string]*AccessLog{"encoder": a, "slog": &viaSlog} {
 			b.Run(fmt.Sprintf("%s-%s", format, name), func(b *testing.B) {
 				b.ReportAllocs()

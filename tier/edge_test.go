@@ -14,28 +14,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/threetier/threetier/internal/httpx"
 	"github.com/threetier/threetier/tier"
 )
-
-func TestAcceptRequestID(t *testing.T) {
-	h := http.Header{tier.HeaderRequestID: {"caller-1"}}
-	if got := tier.AcceptRequestID(h, nil); got[0] != "caller-1" {
-		t.Fatalf("valid ID replaced by %q", got[0])
-	}
-	for _, bad := range [][]string{{"has space"}, {"a", "b"}, {strings.Repeat("x", 129)}, nil} {
-		got := tier.AcceptRequestID(http.Header{tier.HeaderRequestID: bad}, nil)
-		if len(got[0]) != 32 || !tier.ValidRequestID(got[0]) {
-			t.Fatalf("%q: got %q, want a fresh ID", bad, got[0])
-		}
-	}
-	if got := tier.AcceptRequestID(http.Header{}, func() string { return "made" }); got[0] != "made" {
-		t.Fatalf("generator not used: %q", got[0])
-	}
-	ctx := tier.WithRequestID(t.Context(), "abc")
-	if tier.RequestID(ctx) != "abc" || tier.RequestID(t.Context()) != "" {
-		t.Fatal("request ID not carried by the context")
-	}
-}
 
 func TestRecovered(t *testing.T) {
 	var logs bytes.Buffer
@@ -64,7 +45,7 @@ func TestRecovered(t *testing.T) {
 
 func TestAccessLog(t *testing.T) {
 	r := httptest.NewRequest(http.MethodGet, "/items/7?x=1", nil)
-	r = r.WithContext(tier.WithRequestID(r.Context(), "rid"))
+	r = r.WithContext(httpx.WithRequestID(r.Context(), "rid"))
 	at := time.Date(2024, 5, 6, 7, 8, 9, 0, time.UTC)
 	entry := &tier.AccessEntry{Request: r, Route: "/items/:id", Status: 200, Bytes: 5, Duration: time.Millisecond, Time: at}
 

@@ -53,8 +53,8 @@ func parseLevel(s string) (slog.Level, error) {
 }
 
 // NewLogger returns a slog logger writing to w in the configured format and
-// level. Every record logged with a context that carries a request ID (see
-// WithRequestID) gets a request_id attribute, and one with a span its
+// level. Every record logged with a context that carries a request ID (a
+// tier's request context does, see RequestID) gets a request_id attribute, and one with a span its
 // trace_id and span_id (see TraceHandler). An AccessLog on the logger, or
 // on one made from it by With, writes its lines itself, as the logger would.
 func NewLogger(cfg LogConfig, w io.Writer) (*slog.Logger, error) {

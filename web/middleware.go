@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
+	"github.com/threetier/threetier/internal/httpx"
 	"github.com/threetier/threetier/tier"
 )
 
@@ -22,9 +23,9 @@ func edge(security []headerValue, m *tier.HTTPMetrics, access *tier.AccessLog, l
 			h := w.Header()
 
 			// The ID goes on to the app tier with the request's headers.
-			ids := tier.AcceptRequestID(r.Header, nil)
+			ids := httpx.AcceptRequestID(r.Header, nil)
 			r.Header[tier.HeaderRequestID] = ids
-			r = r.WithContext(tier.WithRequestID(r.Context(), ids[0]))
+			r = r.WithContext(httpx.WithRequestID(r.Context(), ids[0]))
 			c.SetRequest(r)
 			h[tier.HeaderRequestID] = ids
 			for _, kv := range security {

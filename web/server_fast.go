@@ -12,6 +12,7 @@ import (
 	"github.com/valyala/fasthttp"
 	"github.com/valyala/fasthttp/fasthttpadaptor"
 
+	"github.com/threetier/threetier/internal/httpx"
 	"github.com/threetier/threetier/internal/tracing"
 	"github.com/threetier/threetier/tier"
 )
@@ -146,7 +147,7 @@ func (s *fastServer) serveForward(ctx *fasthttp.RequestCtx, fw *Forwarder, route
 		}
 	}
 	s.observe(ctx, route, start, func() context.Context {
-		return tier.WithRequestID(tier.FastContext(ctx), string(h.Peek(tier.HeaderRequestID)))
+		return httpx.WithRequestID(tier.FastContext(ctx), string(h.Peek(tier.HeaderRequestID)))
 	})
 }
 
@@ -176,7 +177,7 @@ func (s *fastServer) observe(ctx *fasthttp.RequestCtx, route string, start time.
 func (s *fastServer) serveFiles(ctx *fasthttp.RequestCtx) {
 	start := time.Now()
 	id := fastRequestID(ctx)
-	reqCtx := tier.WithRequestID(tier.FastContext(ctx), id)
+	reqCtx := httpx.WithRequestID(tier.FastContext(ctx), id)
 	h := &ctx.Response.Header
 	h.Set(tier.HeaderRequestID, id)
 	for _, kv := range s.security {
@@ -201,11 +202,11 @@ func (s *fastServer) serveRecovering(ctx *fasthttp.RequestCtx, reqCtx context.Co
 	s.files.serveFast(ctx, reqCtx)
 }
 
-// fastRequestID is tier.AcceptRequestID's rule for a fasthttp request:
+// fastRequestID is httpx.AcceptRequestID's rule for a fasthttp request:
 // the client's ID when it sent exactly one and it is valid, else a new
 // one.
 func fastRequestID(ctx *fasthttp.RequestCtx) string {
-	if ids := ctx.Request.Header.PeekAll(tier.HeaderRequestID); len(ids) == 1 && tier.ValidRequestID(unsafeString(ids[0])) {
+	if ids := ctx.Request.Header.PeekAll(tier.HeaderRequestID); len(ids) == 1 && httpx.ValidRequestID(unsafeString(ids[0])) {
 		return string(ids[0])
 	}
 	return tier.NewRequestID()

@@ -1,4 +1,4 @@
-package tier_test
+package httpx_test
 
 import (
 	"context"
@@ -7,16 +7,16 @@ import (
 	"testing"
 	"time"
 
-	"github.com/threetier/threetier/tier"
+	"github.com/threetier/threetier/internal/httpx"
 )
 
 func TestRequestContextID(t *testing.T) {
-	ctx := tier.NewRequestContext(t.Context(), http.Header{tier.HeaderRequestID: {"caller-1"}}, nil, time.Time{})
-	if tier.RequestID(ctx) != "caller-1" || ctx.IDHeader()[0] != "caller-1" {
+	ctx := httpx.NewRequestContext(t.Context(), http.Header{httpx.HeaderRequestID: {"caller-1"}}, nil, time.Time{})
+	if httpx.RequestID(ctx) != "caller-1" || ctx.IDHeader()[0] != "caller-1" {
 		t.Fatalf("valid ID replaced by %q", ctx.ID())
 	}
-	ctx = tier.NewRequestContext(t.Context(), http.Header{tier.HeaderRequestID: {"bad id"}}, func() string { return "made" }, time.Time{})
-	if tier.RequestID(ctx) != "made" {
+	ctx = httpx.NewRequestContext(t.Context(), http.Header{httpx.HeaderRequestID: {"bad id"}}, func() string { return "made" }, time.Time{})
+	if httpx.RequestID(ctx) != "made" {
 		t.Fatalf("generator not used: %q", ctx.ID())
 	}
 	if _, ok := ctx.Deadline(); ok || ctx.Done() != t.Context().Done() {
@@ -26,7 +26,7 @@ func TestRequestContextID(t *testing.T) {
 
 func TestRequestContextDeadline(t *testing.T) {
 	deadline := time.Now().Add(20 * time.Millisecond)
-	ctx := tier.NewRequestContext(t.Context(), http.Header{}, nil, deadline)
+	ctx := httpx.NewRequestContext(t.Context(), http.Header{}, nil, deadline)
 	defer ctx.Release()
 	if d, ok := ctx.Deadline(); !ok || !d.Equal(deadline) {
 		t.Fatalf("deadline %v %v, want %v", d, ok, deadline)
@@ -46,13 +46,13 @@ func TestRequestContextDeadline(t *testing.T) {
 		!errors.Is(child.Err(), context.DeadlineExceeded) {
 		t.Fatalf("err %v, cause %v, child's %v", ctx.Err(), context.Cause(ctx), child.Err())
 	}
-	if tier.RequestID(child) != ctx.ID() {
+	if httpx.RequestID(child) != ctx.ID() {
 		t.Fatal("the ID is lost under the deadline")
 	}
 }
 
 func TestRequestContextDeadlineUnarmed(t *testing.T) {
-	ctx := tier.NewRequestContext(t.Context(), http.Header{}, nil, time.Now().Add(time.Millisecond))
+	ctx := httpx.NewRequestContext(t.Context(), http.Header{}, nil, time.Now().Add(time.Millisecond))
 	defer ctx.Release()
 	time.Sleep(2 * time.Millisecond)
 	// Nothing waited on Done: Err alone sees the deadline, and keeps to it.
@@ -70,7 +70,7 @@ func TestRequestContextParentAndRelease(t *testing.T) {
 	parentDeadline := time.Now().Add(time.Minute)
 	early, cancelEarly := context.WithDeadline(parent, parentDeadline)
 	defer cancelEarly()
-	ctx := tier.NewRequestContext(early, http.Header{}, nil, time.Now().Add(time.Hour))
+	ctx := httpx.NewRequestContext(early, http.Header{}, nil, time.Now().Add(time.Hour))
 	if d, _ := ctx.Deadline(); !d.Equal(parentDeadline) {
 		t.Fatalf("deadline %v, want the parent's earlier %v", d, parentDeadline)
 	}
@@ -80,14 +80,14 @@ func TestRequestContextParentAndRelease(t *testing.T) {
 	}
 	<-ctx.Done()
 
-	ctx = tier.NewRequestContext(t.Context(), http.Header{}, nil, time.Now().Add(time.Hour))
+	ctx = httpx.NewRequestContext(t.Context(), http.Header{}, nil, time.Now().Add(time.Hour))
 	done := ctx.Done()
 	ctx.Release()
 	<-done
 	if !errors.Is(ctx.Err(), context.Canceled) {
 		t.Fatalf("released: err %v", ctx.Err())
 	}
-	ctx = tier.NewRequestContext(t.Context(), http.Header{}, nil, time.Now().Add(time.Hour))
+	ctx = httpx.NewRequestContext(t.Context(), http.Header{}, nil, time.Now().Add(time.Hour))
 	ctx.Release()
 	if !errors.Is(ctx.Err(), context.Canceled) {
 		t.Fatalf("released before armed: err %v", ctx.Err())
@@ -97,10 +97,10 @@ func TestRequestContextParentAndRelease(t *testing.T) {
 // TestRequestContextAllocs holds the point of the type: an ID and a
 // deadline no one waits on cost one allocation beside the generated ID.
 func TestRequestContextAllocs(t *testing.T) {
-	h := http.Header{tier.HeaderRequestID: {"caller-1"}}
+	h := http.Header{httpx.HeaderRequestID: {"caller-1"}}
 	deadline := time.Now().Add(time.Hour)
 	n := testing.AllocsPerRun(100, func() {
-		ctx := tier.NewRequestContext(context.Background(), h, nil, deadline)
+		ctx := httpx.NewRequestContext(context.Background(), h, nil, deadline)
 		_ = ctx.Err()
 		ctx.Release()
 	})

@@ -6,8 +6,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
 	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/threetier/threetier/tier"
+	"github.com/threetier/threetier/internal/obs"
 )
 
 // MetricsConfig configures the Metrics middleware.
@@ -27,7 +26,7 @@ var DefaultMetricsConfig = MetricsConfig{
 }
 
 // Metrics counts requests by method, route and status, and measures their
-// duration (see tier.HTTPMetrics).
+// duration (see obs.HTTPMetrics).
 func Metrics() echo.MiddlewareFunc { return MetricsWithConfig(DefaultMetricsConfig) }
 
 // MetricsWithConfig is Metrics with cfg. It panics when the metrics cannot
@@ -39,7 +38,7 @@ func MetricsWithConfig(cfg MetricsConfig) echo.MiddlewareFunc {
 	if cfg.Subsystem == "" {
 		cfg.Subsystem = metricsSubsystem
 	}
-	m, err := tier.NewHTTPMetrics(cfg.Subsystem, cfg.Registerer)
+	m, err := obs.NewHTTPMetrics(cfg.Subsystem, cfg.Registerer)
 	if err != nil {
 		panic(err)
 	}
@@ -61,7 +60,7 @@ func MetricsWithConfig(cfg MetricsConfig) echo.MiddlewareFunc {
 }
 
 // record counts c's answered request.
-func record(m *tier.HTTPMetrics, c echo.Context, took time.Duration) {
+func record(m *obs.HTTPMetrics, c echo.Context, took time.Duration) {
 	res := c.Response()
 	m.Observe(c.Request().Method, c.Path(), res.Status, took, res.Size)
 }

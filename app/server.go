@@ -43,7 +43,7 @@ type Server struct {
 	health  *tier.Health
 	guards  *Guards
 	shed    *shedder
-	metrics *tier.HTTPMetrics
+	metrics *obs.HTTPMetrics
 	access  *tier.AccessLog
 	cors    echo.MiddlewareFunc
 	log     *slog.Logger
@@ -78,7 +78,7 @@ func New(cfg Config, opts ...Option) (*Server, error) {
 	}
 
 	reg := obs.Registerer(o.reg)
-	metrics, err := tier.NewHTTPMetrics(metricsSubsystem, reg)
+	metrics, err := obs.NewHTTPMetrics(metricsSubsystem, reg)
 	if err != nil {
 		return nil, fmt.Errorf("app: metrics: %w", err)
 	}
@@ -168,7 +168,7 @@ func (s *Server) mountInfra(reg prometheus.Registerer) {
 		e.Match(probe, p, s.serveReady)
 	}
 	if r, ok := reg.(*prometheus.Registry); ok && s.cfg.MetricsPath != "" && s.cfg.MetricsPath != "-" {
-		e.GET(s.cfg.MetricsPath, echo.WrapHandler(tier.MetricsHandler(r)))
+		e.GET(s.cfg.MetricsPath, echo.WrapHandler(obs.MetricsHandler(r)))
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"github.com/labstack/echo/v4/middleware"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/threetier/threetier/internal/obs"
 	"github.com/threetier/threetier/tier"
 )
 
@@ -163,14 +164,14 @@ func (s *shedder) Limit() int64 { return s.limit.Load() }
 // the counter of refusals; limit reads the current cap.
 func shedMetrics(reg prometheus.Registerer, limit func() float64) (prometheus.Counter, error) {
 	shed := prometheus.NewCounter(prometheus.CounterOpts{
-		Namespace: tier.MetricsNamespace, Subsystem: metricsSubsystem, Name: "requests_shed_total",
+		Namespace: obs.Namespace, Subsystem: metricsSubsystem, Name: "requests_shed_total",
 		Help: "Requests refused with 503 because too many were in flight.",
 	})
 	if err := reg.Register(shed); err != nil {
 		return nil, err
 	}
 	return shed, reg.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-		Namespace: tier.MetricsNamespace, Subsystem: metricsSubsystem, Name: "in_flight_limit",
+		Namespace: obs.Namespace, Subsystem: metricsSubsystem, Name: "in_flight_limit",
 		Help: "The current cap on requests in flight (it moves when adaptive).",
 	}, limit))
 }

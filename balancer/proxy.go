@@ -46,7 +46,7 @@ var (
 // and HTTP/2, go through ServeHTTP. A pool built WithTransport keeps the
 // whole node on net/http, since only that path can use its transport.
 //
-// Requests are counted in the metrics every tier has (tier.HTTPMetrics):
+// Requests are counted in the request metrics every HTTP tier has:
 // threetier_proxy_requests_total{method,route,code},
 // threetier_proxy_request_duration_seconds{method,route},
 // threetier_proxy_requests_in_flight and threetier_proxy_response_bytes_total,
@@ -59,7 +59,7 @@ type Proxy struct {
 	routes  []route
 	def     *route
 	trusted []netip.Prefix
-	metrics *tier.HTTPMetrics
+	metrics *obs.HTTPMetrics
 	access  *tier.AccessLog // nil unless ProxyConfig.AccessLog
 	health  *tier.Health
 	certs   *tier.CertReloader
@@ -107,7 +107,7 @@ func NewProxy(cfg ProxyConfig, pools []*Pool, opts ...Option) (*Proxy, error) {
 	if cfg.AccessLog {
 		px.access, _ = tier.NewAccessLog(tier.AccessLogConfig{Fields: proxyAccessFields}, px.log) // a valid config
 	}
-	m, err := tier.NewHTTPMetrics(proxyMetricsSubsystem, o.registry)
+	m, err := obs.NewHTTPMetrics(proxyMetricsSubsystem, o.registry)
 	if err != nil {
 		return nil, fmt.Errorf("proxy %q: metrics: %w", cfg.Name, err)
 	}

@@ -9,7 +9,7 @@ import (
 )
 
 // proxyMetricsSubsystem names the front door's request metrics:
-// threetier_proxy_requests_total and the rest of tier.HTTPMetrics.
+// threetier_proxy_requests_total and the rest of obs.HTTPMetrics.
 const proxyMetricsSubsystem = "proxy"
 
 // statusClientClosedRequest is what the metrics and the access log record

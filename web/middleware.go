@@ -7,6 +7,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"github.com/threetier/threetier/internal/httpx"
+	"github.com/threetier/threetier/internal/obs"
 	"github.com/threetier/threetier/tier"
 )
 
@@ -15,7 +16,7 @@ import (
 // edge. It is one function rather than five because Echo builds the
 // middleware chain anew for every request, and each link costs an
 // allocation on the hottest path.
-func edge(security []headerValue, m *tier.HTTPMetrics, access *tier.AccessLog, log *slog.Logger) echo.MiddlewareFunc {
+func edge(security []headerValue, m *obs.HTTPMetrics, access *tier.AccessLog, log *slog.Logger) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
 			start := time.Now()

@@ -65,7 +65,7 @@ func New(cfg Config, opts ...Option) (*Server, error) {
 		}
 	}
 
-	met, err := tier.NewHTTPMetrics(metricsSubsystem, o.reg)
+	met, err := obs.NewHTTPMetrics(metricsSubsystem, o.reg)
 	if err != nil {
 		return nil, err
 	}
@@ -84,7 +84,7 @@ func New(cfg Config, opts ...Option) (*Server, error) {
 	e.GET("/healthz", echo.WrapHandler(s.health.LivenessHandler()))
 	e.GET("/readyz", echo.WrapHandler(s.health.ReadinessHandler()))
 	if reg, ok := o.reg.(*prometheus.Registry); ok && cfg.MetricsPath != "" && cfg.MetricsPath != "-" {
-		e.GET(cfg.MetricsPath, echo.WrapHandler(tier.MetricsHandler(reg)))
+		e.GET(cfg.MetricsPath, echo.WrapHandler(obs.MetricsHandler(reg)))
 	}
 	s.echo = e
 

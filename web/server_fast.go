@@ -13,6 +13,7 @@ import (
 	"github.com/valyala/fasthttp/fasthttpadaptor"
 
 	"github.com/threetier/threetier/internal/httpx"
+	"github.com/threetier/threetier/internal/obs"
 	"github.com/threetier/threetier/internal/tracing"
 	"github.com/threetier/threetier/tier"
 )
@@ -40,12 +41,12 @@ type fastServer struct {
 	ownMiddleware int
 	throughEcho   bool
 	security      []headerValue
-	met           *tier.HTTPMetrics
+	met           *obs.HTTPMetrics
 	access        *tier.AccessLog
 	log           *slog.Logger
 }
 
-func newFastServer(e *echo.Echo, files *Files, forwards map[string]*Forwarder, security []headerValue, met *tier.HTTPMetrics, access *tier.AccessLog, log *slog.Logger) *fastServer {
+func newFastServer(e *echo.Echo, files *Files, forwards map[string]*Forwarder, security []headerValue, met *obs.HTTPMetrics, access *tier.AccessLog, log *slog.Logger) *fastServer {
 	s := &fastServer{echo: e, files: files, forwards: forwards, security: security, met: met, access: access, log: log,
 		ownMiddleware: echoMiddleware(e)}
 	if files != nil {

@@ -1,4 +1,4 @@
-package tier
+package obs
 
 import (
 	"maps"
@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/threetier/threetier/internal/obs"
 )
 
 // HTTPMetrics are a tier's request metrics, one family for every tier:
@@ -51,37 +50,37 @@ var DurationBuckets = []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .2
 // "web") on reg (nowhere when nil). Servers of one tier
 // sharing a registry add up in the same series.
 func NewHTTPMetrics(subsystem string, reg prometheus.Registerer) (*HTTPMetrics, error) {
-	reg = obs.Registerer(reg)
+	reg = Registerer(reg)
 	m := &HTTPMetrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: MetricsNamespace, Subsystem: subsystem, Name: "requests_total",
+			Namespace: Namespace, Subsystem: subsystem, Name: "requests_total",
 			Help: "Requests answered, by method, route and status code.",
 		}, []string{"method", "route", "code"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Namespace: MetricsNamespace, Subsystem: subsystem, Name: "request_duration_seconds",
+			Namespace: Namespace, Subsystem: subsystem, Name: "request_duration_seconds",
 			Help: "Time to answer a request, by method and route.", Buckets: DurationBuckets,
 		}, []string{"method", "route"}),
 		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
-			Namespace: MetricsNamespace, Subsystem: subsystem, Name: "requests_in_flight",
+			Namespace: Namespace, Subsystem: subsystem, Name: "requests_in_flight",
 			Help: "Requests being answered.",
 		}),
 		bytes: prometheus.NewCounter(prometheus.CounterOpts{
-			Namespace: MetricsNamespace, Subsystem: subsystem, Name: "response_bytes_total",
+			Namespace: Namespace, Subsystem: subsystem, Name: "response_bytes_total",
 			Help: "Response body bytes sent.",
 		}),
 	}
 	m.series.Store(&map[seriesKey]httpSeries{})
 	var err error
-	if m.requests, err = obs.RegisterShared(reg, m.requests); err != nil {
+	if m.requests, err = RegisterShared(reg, m.requests); err != nil {
 		return nil, err
 	}
-	if m.duration, err = obs.RegisterShared(reg, m.duration); err != nil {
+	if m.duration, err = RegisterShared(reg, m.duration); err != nil {
 		return nil, err
 	}
-	if m.inFlight, err = obs.RegisterShared(reg, m.inFlight); err != nil {
+	if m.inFlight, err = RegisterShared(reg, m.inFlight); err != nil {
 		return nil, err
 	}
-	if m.bytes, err = obs.RegisterShared(reg, m.bytes); err != nil {
+	if m.bytes, err = RegisterShared(reg, m.bytes); err != nil {
 		return nil, err
 	}
 	return m, nil

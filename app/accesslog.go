@@ -7,6 +7,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
 
+	"github.com/threetier/threetier/internal/accesslog"
 	"github.com/threetier/threetier/tier"
 )
 
@@ -25,7 +26,7 @@ type AccessLogConfig struct {
 var DefaultAccessLogConfig = AccessLogConfig{Skipper: middleware.DefaultSkipper}
 
 // AccessLog logs one line per request once it is answered (see
-// tier.AccessLog). Place it outside the middleware that answers errors, or
+// accesslog.Log). Place it outside the middleware that answers errors, or
 // use it with ErrorHandler, so that the line has the final status.
 func AccessLog() echo.MiddlewareFunc { return AccessLogWithConfig(DefaultAccessLogConfig) }
 
@@ -35,7 +36,7 @@ func AccessLogWithConfig(cfg AccessLogConfig) echo.MiddlewareFunc {
 	if cfg.Skipper == nil {
 		cfg.Skipper = middleware.DefaultSkipper
 	}
-	al, err := tier.NewAccessLog(cfg.AccessLogConfig, cfg.Logger)
+	al, err := accesslog.New(cfg.AccessLogConfig, cfg.Logger)
 	if err != nil {
 		panic(err)
 	}
@@ -55,12 +56,12 @@ func AccessLogWithConfig(cfg AccessLogConfig) echo.MiddlewareFunc {
 }
 
 // logAccess logs c's request, served from start to end.
-func logAccess(al *tier.AccessLog, c echo.Context, start, end time.Time, quiet bool) {
+func logAccess(al *accesslog.Log, c echo.Context, start, end time.Time, quiet bool) {
 	res := c.Response()
 	if !al.Enabled(c.Request().Context(), res.Status, quiet) {
 		return // before finding the client's address
 	}
-	al.Log(&tier.AccessEntry{
+	al.Log(&accesslog.Entry{
 		Request: c.Request(), Remote: c.RealIP(), Route: c.Path(),
 		Status: res.Status, Bytes: res.Size, Duration: end.Sub(start), Time: end, Quiet: quiet,
 	})

@@ -28,6 +28,7 @@ import (
 	"github.com/labstack/echo/v4/middleware"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/threetier/threetier/internal/accesslog"
 	"github.com/threetier/threetier/internal/obs"
 	"github.com/threetier/threetier/internal/tracing"
 	"github.com/threetier/threetier/tier"
@@ -44,7 +45,7 @@ type Server struct {
 	guards  *Guards
 	shed    *shedder
 	metrics *obs.HTTPMetrics
-	access  *tier.AccessLog
+	access  *accesslog.Log
 	cors    echo.MiddlewareFunc
 	log     *slog.Logger
 }
@@ -92,7 +93,7 @@ func New(cfg Config, opts ...Option) (*Server, error) {
 			RetryAfter: cfg.ShedRetryAfter, OnShed: shed.Inc,
 		})
 	}
-	if s.access, err = tier.NewAccessLog(o.access, o.log); err != nil {
+	if s.access, err = accesslog.New(o.access, o.log); err != nil {
 		return nil, fmt.Errorf("app: access log: %w", err)
 	}
 

@@ -17,6 +17,7 @@ import (
 	"github.com/valyala/fasthttp"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/threetier/threetier/internal/accesslog"
 	"github.com/threetier/threetier/internal/httpx"
 	"github.com/threetier/threetier/tier"
 )
@@ -668,7 +669,7 @@ func (x *fastExchange) end() {
 	px.metrics.Observe(x.method, pool, status, elapsed, x.bytes)
 	if px.access != nil {
 		ctx := x.ctx
-		px.access.Log(&tier.AccessEntry{
+		px.access.Log(&accesslog.Entry{
 			Context: httpx.WithRequestID(fastContext(ctx), string(x.id)),
 			Remote:  ctx.RemoteAddr().String(), Method: x.method, Host: string(ctx.Host()),
 			URI: string(ctx.RequestURI()), Proto: string(ctx.Request.Header.Protocol()),

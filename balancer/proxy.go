@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/threetier/threetier/internal/accesslog"
 	"github.com/threetier/threetier/internal/httpx"
 	"github.com/threetier/threetier/internal/obs"
 	"github.com/threetier/threetier/tier"
@@ -60,7 +61,7 @@ type Proxy struct {
 	def     *route
 	trusted []netip.Prefix
 	metrics *obs.HTTPMetrics
-	access  *tier.AccessLog // nil unless ProxyConfig.AccessLog
+	access  *accesslog.Log // nil unless ProxyConfig.AccessLog
 	health  *tier.Health
 	certs   *tier.CertReloader
 	tunnels tunnels
@@ -105,7 +106,7 @@ func NewProxy(cfg ProxyConfig, pools []*Pool, opts ...Option) (*Proxy, error) {
 	}
 	px := &Proxy{cfg: cfg, log: obs.Logger(o.logger).With("proxy", cfg.Name), health: &tier.Health{}}
 	if cfg.AccessLog {
-		px.access, _ = tier.NewAccessLog(tier.AccessLogConfig{Fields: proxyAccessFields}, px.log) // a valid config
+		px.access, _ = accesslog.New(tier.AccessLogConfig{Fields: proxyAccessFields}, px.log) // a valid config
 	}
 	m, err := obs.NewHTTPMetrics(proxyMetricsSubsystem, o.registry)
 	if err != nil {

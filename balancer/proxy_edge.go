@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/threetier/threetier/internal/accesslog"
 	"github.com/threetier/threetier/internal/httpx"
 	"github.com/threetier/threetier/tier"
 )
@@ -82,7 +83,7 @@ func (px *Proxy) observe(ex *exchange, r *http.Request, rt *route, start time.Ti
 	if px.access != nil {
 		// The line carries the ID this hop forwarded, from the context.
 		ctx := httpx.WithRequestID(r.Context(), ex.id[0])
-		px.access.Log(&tier.AccessEntry{Request: r.WithContext(ctx), Pool: pool, Status: status, Bytes: ex.resp.bytes, Duration: elapsed})
+		px.access.Log(&accesslog.Entry{Request: r.WithContext(ctx), Pool: pool, Status: status, Bytes: ex.resp.bytes, Duration: elapsed})
 	}
 }
 

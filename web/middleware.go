@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
+	"github.com/threetier/threetier/internal/accesslog"
 	"github.com/threetier/threetier/internal/httpx"
 	"github.com/threetier/threetier/internal/obs"
 	"github.com/threetier/threetier/tier"
@@ -16,7 +17,7 @@ import (
 // edge. It is one function rather than five because Echo builds the
 // middleware chain anew for every request, and each link costs an
 // allocation on the hottest path.
-func edge(security []headerValue, m *obs.HTTPMetrics, access *tier.AccessLog, log *slog.Logger) echo.MiddlewareFunc {
+func edge(security []headerValue, m *obs.HTTPMetrics, access *accesslog.Log, log *slog.Logger) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
 			start := time.Now()
@@ -40,7 +41,7 @@ func edge(security []headerValue, m *obs.HTTPMetrics, access *tier.AccessLog, lo
 			}
 			elapsed := time.Since(start)
 			m.Observe(r.Method, c.Path(), w.Status, elapsed, w.Size)
-			access.Log(&tier.AccessEntry{Request: r, Route: c.Path(), Status: w.Status, Bytes: w.Size, Duration: elapsed})
+			access.Log(&accesslog.Entry{Request: r, Route: c.Path(), Status: w.Status, Bytes: w.Size, Duration: elapsed})
 			return nil
 		}
 	}

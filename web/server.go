@@ -12,6 +12,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/threetier/threetier/internal/accesslog"
 	"github.com/threetier/threetier/internal/obs"
 	"github.com/threetier/threetier/internal/tracing"
 	"github.com/threetier/threetier/tier"
@@ -69,7 +70,7 @@ func New(cfg Config, opts ...Option) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	access, err := tier.NewAccessLog(o.access, o.log)
+	access, err := accesslog.New(o.access, o.log)
 	if err != nil {
 		return nil, fmt.Errorf("web: access log: %w", err)
 	}

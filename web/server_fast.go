@@ -12,6 +12,7 @@ import (
 	"github.com/valyala/fasthttp"
 	"github.com/valyala/fasthttp/fasthttpadaptor"
 
+	"github.com/threetier/threetier/internal/accesslog"
 	"github.com/threetier/threetier/internal/httpx"
 	"github.com/threetier/threetier/internal/obs"
 	"github.com/threetier/threetier/internal/tracing"
@@ -42,11 +43,11 @@ type fastServer struct {
 	throughEcho   bool
 	security      []headerValue
 	met           *obs.HTTPMetrics
-	access        *tier.AccessLog
+	access        *accesslog.Log
 	log           *slog.Logger
 }
 
-func newFastServer(e *echo.Echo, files *Files, forwards map[string]*Forwarder, security []headerValue, met *obs.HTTPMetrics, access *tier.AccessLog, log *slog.Logger) *fastServer {
+func newFastServer(e *echo.Echo, files *Files, forwards map[string]*Forwarder, security []headerValue, met *obs.HTTPMetrics, access *accesslog.Log, log *slog.Logger) *fastServer {
 	s := &fastServer{echo: e, files: files, forwards: forwards, security: security, met: met, access: access, log: log,
 		ownMiddleware: echoMiddleware(e)}
 	if files != nil {
@@ -165,7 +166,7 @@ func (s *fastServer) observe(ctx *fasthttp.RequestCtx, route string, start time.
 	if s.access != nil {
 		rc := reqCtx()
 		if s.access.Enabled(rc, status, false) {
-			s.access.Log(&tier.AccessEntry{Context: rc, Remote: ctx.RemoteAddr().String(), Method: method,
+			s.access.Log(&accesslog.Entry{Context: rc, Remote: ctx.RemoteAddr().String(), Method: method,
 				Host: string(ctx.Host()), URI: string(ctx.RequestURI()), Path: string(ctx.Path()),
 				Proto: string(ctx.Request.Header.Protocol()), UserAgent: string(ctx.UserAgent()),
 				Route: route, Status: status, Bytes: size, Duration: elapsed})

@@ -1,4 +1,4 @@
-package tier
+package accesslog
 
 import (
 	"bytes"
@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/threetier/threetier/internal/httpx"
+	"github.com/threetier/threetier/tier"
 	"go.opentelemetry.io/otel/trace"
 )
 
@@ -38,15 +39,15 @@ var accessTimes = []time.Time{
 	time.Date(1999, 1, 2, 3, 4, 5, 7000000, time.FixedZone("", -8*3600)),
 }
 
-func accessEntries() []*AccessEntry {
-	var es []*AccessEntry
+func accessEntries() []*Entry {
+	var es []*Entry
 	for i, s := range oddStrings {
 		r := httptest.NewRequest(http.MethodGet, "/", nil)
 		r.RequestURI = s
 		r.URL.Path = s
 		r.Host = "example.com"
 		r.Header.Set("User-Agent", oddStrings[(i+3)%len(oddStrings)])
-		es = append(es, &AccessEntry{
+		es = append(es, &Entry{
 			Request: r, Remote: s, Route: "/items/:id", Pool: oddStrings[(i+1)%len(oddStrings)],
 			Status: []int{200, 404, 503}[i%3], Bytes: int64(i * 1000), Duration: time.Duration(i) * 1234567 * time.Nanosecond,
 			Time: accessTimes[i%len(accessTimes)], Quiet: i%4 == 1,
@@ -72,23 +73,23 @@ func accessContexts() map[string]context.Context {
 
 // accessLogs are the access logs whose lines the encoder writes, each
 // writing into the returned buffer.
-func accessLogs(t *testing.T, fields AccessFields) map[string]func(io.Writer) *AccessLog {
-	fromLogger := func(format string, with func(*slog.Logger) *slog.Logger) func(io.Writer) *AccessLog {
-		return func(w io.Writer) *AccessLog {
-			log, err := NewLogger(LogConfig{Level: "debug", Format: format}, w)
+func accessLogs(t *testing.T, fields tier.AccessFields) map[string]func(io.Writer) *Log {
+	fromLogger := func(format string, with func(*slog.Logger) *slog.Logger) func(io.Writer) *Log {
+		return func(w io.Writer) *Log {
+			log, err := tier.NewLogger(tier.LogConfig{Level: "debug", Format: format}, w)
 			if err != nil {
 				t.Fatal(err)
 			}
-			a, err := NewAccessLog(AccessLogConfig{Fields: fields}, with(log))
+			a, err := New(tier.AccessLogConfig{Fields: fields}, with(log))
 			if err != nil {
 				t.Fatal(err)
 			}
 			return a
 		}
 	}
-	explicit := func(f AccessLogFormat) func(io.Writer) *AccessLog {
-		return func(w io.Writer) *AccessLog {
-			a, err := NewAccessLog(AccessLogConfig{Format: f, Fields: fields, Output: w}, nil)
+	explicit := func(f tier.AccessLogFormat) func(io.Writer) *Log {
+		return func(w io.Writer) *Log {
+			a, err := New(tier.AccessLogConfig{Format: f, Fields: fields, Output: w}, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -99,15 +100,15 @@ func accessLogs(t *testing.T, fields AccessFields) map[string]func(io.Writer) *A
 	with := func(l *slog.Logger) *slog.Logger {
 		return l.With("instance", "api 1", "n", 3).With(slog.Group("build", "rev", `a"b`), "empty", slog.GroupValue()).With("t", time.Second)
 	}
-	return map[string]func(io.Writer) *AccessLog{
+	return map[string]func(io.Writer) *Log{
 		"logger json": fromLogger("json", same), "logger text": fromLogger("text", same),
 		"logger json with": fromLogger("json", with), "logger text with": fromLogger("text", with),
-		"json": explicit(AccessLogJSON), "text": explicit(AccessLogText),
+		"json": explicit(tier.AccessLogJSON), "text": explicit(tier.AccessLogText),
 	}
 }
 
 func TestAccessLineWritesAsSlog(t *testing.T) {
-	for _, fields := range []AccessFields{DefaultAccessFields, 1<<len(accessFieldNames) - 1} {
+	for _, fields := range []tier.AccessFields{tier.DefaultAccessFields, tier.AccessFields(1<<len(fieldNames()) - 1)} {
 		for name, newLog := range accessLogs(t, fields) {
 			var fast, slow bytes.Buffer
 			a := newLog(&fast)
@@ -134,11 +135,11 @@ func TestAccessLineWritesAsSlog(t *testing.T) {
 
 func TestAccessLineLeavesGroupsToSlog(t *testing.T) {
 	var buf bytes.Buffer
-	log, err := NewLogger(LogConfig{Format: "json"}, &buf)
+	log, err := tier.NewLogger(tier.LogConfig{Format: "json"}, &buf)
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := NewAccessLog(AccessLogConfig{}, log.WithGroup("http"))
+	a, err := New(tier.AccessLogConfig{}, log.WithGroup("http"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -168,11 +169,11 @@ func (w *lineWriter) Write(p []byte) (int, error) {
 
 func TestAccessLinesAndLogLinesDoNotInterleave(t *testing.T) {
 	w := &lineWriter{t: t}
-	log, err := NewLogger(LogConfig{Format: "json"}, w)
+	log, err := tier.NewLogger(tier.LogConfig{Format: "json"}, w)
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := NewAccessLog(AccessLogConfig{}, log.With("instance", "a"))
+	a, err := New(tier.AccessLogConfig{}, log.With("instance", "a"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -206,11 +207,11 @@ func TestAccessLinesAndLogLinesDoNotInterleave(t *testing.T) {
 
 func BenchmarkAccessLine(b *testing.B) {
 	for _, format := range []string{"json", "text"} {
-		log, err := NewLogger(LogConfig{Format: format}, io.Discard)
+		log, err := tier.NewLogger(tier.LogConfig{Format: format}, io.Discard)
 		if err != nil {
 			b.Fatal(err)
 		}
-		a, err := NewAccessLog(AccessLogConfig{}, log)
+		a, err := New(tier.AccessLogConfig{}, log)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -218,7 +219,7 @@ func BenchmarkAccessLine(b *testing.B) {
 		viaSlog.line = nil
 		e := accessEntries()[0]
 		e.Request = e.Request.WithContext(httpx.WithRequestID(context.Background(), "req-1"))
-		for name, a := range map[string]*AccessLog{"encoder": a, "slog": &viaSlog} {
+		for name, a := range map[string]*Log{"encoder": a, "slog": &viaSlog} {
 			b.Run(fmt.Sprintf("%s-%s", format, name), func(b *testing.B) {
 				b.ReportAllocs()
 				for b.Loop() {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/threetier/threetier/internal/configcheck"
 	"github.com/threetier/threetier/tier"
 )
 
@@ -163,7 +164,7 @@ func (c Config) Validate() error {
 	for _, p := range []struct{ name, v string }{
 		{"HealthPath", c.HealthPath}, {"ReadyPath", c.ReadyPath}, {"MetricsPath", c.MetricsPath},
 	} {
-		if err := tier.CheckRoutePath(p.name, p.v); err != nil {
+		if err := configcheck.RoutePath(p.name, p.v); err != nil {
 			errs = append(errs, err)
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
 
+	"github.com/threetier/threetier/internal/readafter"
 	"github.com/threetier/threetier/tier"
 )
 
@@ -32,7 +33,7 @@ var DefaultReadAfterConfig = ReadAfterConfig{Skipper: middleware.DefaultSkipper,
 // cookie (HttpOnly, SameSite=Lax, MaxAge; Secure over HTTPS). A request
 // that carries a position, on any instance, reads from a replica that has
 // replayed that far, else from the primary: the request's context holds
-// it as a tier.ReadAfter, which the data tier reads. A request that
+// it for the data tier to read. A request that
 // carries none reads as before. A position that does not parse is a 400
 // problem, whose answer clears the cookie.
 func ReadAfter() echo.MiddlewareFunc { return ReadAfterWithConfig(DefaultReadAfterConfig) }
@@ -73,8 +74,8 @@ func ReadAfterWithConfig(cfg ReadAfterConfig) echo.MiddlewareFunc {
 				}
 				after = max(after, p)
 			}
-			ra := tier.NewReadAfter(after)
-			c.SetRequest(req.WithContext(tier.WithReadAfter(req.Context(), ra)))
+			ra := readafter.New(after)
+			c.SetRequest(req.WithContext(readafter.With(req.Context(), ra)))
 			handed := false
 			hand := func() {
 				if p := ra.Written(); p != 0 && !handed {

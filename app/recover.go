@@ -6,8 +6,8 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
 
+	"github.com/threetier/threetier/internal/httpedge"
 	"github.com/threetier/threetier/internal/obs"
-	"github.com/threetier/threetier/tier"
 )
 
 // RecoverConfig configures the Recover middleware.
@@ -47,7 +47,7 @@ func RecoverWithConfig(cfg RecoverConfig) echo.MiddlewareFunc {
 func serveRecovering(log *slog.Logger, c echo.Context, h echo.HandlerFunc) (err error) {
 	defer func() {
 		if v := recover(); v != nil {
-			err = tier.Recovered(log, c.Request(), v)
+			err = httpedge.Recovered(log, c.Request(), v)
 		}
 	}()
 	return h(c)

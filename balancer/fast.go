@@ -18,6 +18,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/threetier/threetier/internal/accesslog"
+	"github.com/threetier/threetier/internal/httpedge"
 	"github.com/threetier/threetier/internal/httpx"
 	"github.com/threetier/threetier/tier"
 )
@@ -644,7 +645,7 @@ func (x *fastExchange) serveProblem(p *tier.Problem) {
 // recovered answers a panic while forwarding with a 500 problem; the
 // engine has not sent a byte of the answer yet.
 func (x *fastExchange) recovered(v any) {
-	err := tier.RecoveredRequest(fastContext(x.ctx), x.px.log, x.method, string(x.ctx.Path()), v)
+	err := httpedge.RecoveredRequest(fastContext(x.ctx), x.px.log, x.method, string(x.ctx.Path()), v)
 	x.ctx.Response.Reset()
 	if x.id == nil {
 		x.id = httpx.AppendNewRequestID(x.idBuf[:0])
@@ -660,7 +661,7 @@ func (x *fastExchange) end() {
 	elapsed := time.Since(x.start)
 	status := x.status
 	if status == 0 {
-		status = statusClientClosedRequest
+		status = httpx.StatusClientClosedRequest
 	}
 	var pool string
 	if x.rt != nil {

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/threetier/threetier/internal/accesslog"
+	"github.com/threetier/threetier/internal/certreload"
+	"github.com/threetier/threetier/internal/httpedge"
 	"github.com/threetier/threetier/internal/httpx"
 	"github.com/threetier/threetier/internal/obs"
 	"github.com/threetier/threetier/tier"
@@ -63,7 +65,7 @@ type Proxy struct {
 	metrics *obs.HTTPMetrics
 	access  *accesslog.Log // nil unless ProxyConfig.AccessLog
 	health  *tier.Health
-	certs   *tier.CertReloader
+	certs   *certreload.Reloader
 	tunnels tunnels
 	limits  *proxyLimits // nil without RateLimit or ConnLimit
 
@@ -156,7 +158,7 @@ func NewProxy(cfg ProxyConfig, pools []*Pool, opts ...Option) (*Proxy, error) {
 		ErrorLog:          slog.NewLogLogger(px.log.Handler(), slog.LevelDebug),
 	}
 	if cfg.TLSCert != "" {
-		if px.certs, err = tier.NewCertReloader(cfg.TLSCert, cfg.TLSKey); err != nil {
+		if px.certs, err = certreload.New(cfg.TLSCert, cfg.TLSKey); err != nil {
 			return nil, fmt.Errorf("proxy %q: %w", cfg.Name, err)
 		}
 		srv.TLSConfig = px.certs.TLSConfig()
@@ -183,7 +185,7 @@ func NewProxy(cfg ProxyConfig, pools []*Pool, opts ...Option) (*Proxy, error) {
 	if cfg.RedirectListen != "" {
 		px.redirect = tier.NewHTTPServer(cfg.Name+"-redirect", &http.Server{
 			Addr:              cfg.RedirectListen,
-			Handler:           tier.RedirectHTTPS(px.main.Addr),
+			Handler:           httpedge.RedirectHTTPS(px.main.Addr),
 			ReadHeaderTimeout: cfg.ReadHeaderTimeout,
 			IdleTimeout:       cfg.IdleTimeout,
 			MaxHeaderBytes:    cfg.MaxHeaderBytes,

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/threetier/threetier/internal/accesslog"
+	"github.com/threetier/threetier/internal/httpedge"
 	"github.com/threetier/threetier/internal/httpx"
 	"github.com/threetier/threetier/tier"
 )
@@ -12,11 +13,6 @@ import (
 // proxyMetricsSubsystem names the front door's request metrics:
 // threetier_proxy_requests_total and the rest of obs.HTTPMetrics.
 const proxyMetricsSubsystem = "proxy"
-
-// statusClientClosedRequest is what the metrics and the access log record
-// for a client that left before any answer: nginx's 499, as the app tier's
-// StatusClientClosedRequest.
-const statusClientClosedRequest = 499
 
 // answer is the client's response writer as the proxy writes to it: it
 // notes the final status and the body bytes sent, for the metrics and for
@@ -47,7 +43,7 @@ func (a *answer) Write(b []byte) (int, error) {
 // beneath.
 func (a *answer) Unwrap() http.ResponseWriter { return a.ResponseWriter }
 
-// recoverPanic answers a panic while serving r, logged by tier.Recovered
+// recoverPanic answers a panic while serving r, logged by httpedge.Recovered
 // (which lets http.ErrAbortHandler, a response cut off on purpose, go on
 // up untouched): with a 500 problem if the client has had no answer yet,
 // else by aborting the connection as net/http does, since the answer
@@ -57,7 +53,7 @@ func (px *Proxy) recoverPanic(ex *exchange, r *http.Request) {
 	if v == nil {
 		return
 	}
-	err := tier.Recovered(px.log, r, v)
+	err := httpedge.Recovered(px.log, r, v)
 	ex.finish()
 	if ex.resp.status != 0 {
 		panic(http.ErrAbortHandler)
@@ -73,7 +69,7 @@ func (px *Proxy) observe(ex *exchange, r *http.Request, rt *route, start time.Ti
 	elapsed := time.Since(start)
 	status := ex.resp.status
 	if status == 0 {
-		status = statusClientClosedRequest
+		status = httpx.StatusClientClosedRequest
 	}
 	var pool string
 	if rt != nil {

@@ -6,8 +6,8 @@
 // pool limits and timeouts that make a dead database fail calls fast instead
 // of queueing them; reads from streaming standbys (Config.Replicas), whose
 // replay positions are polled in the background, with read-your-writes
-// within a request (WithSession) and across requests (a tier.ReadAfter in
-// the context, which app.ReadAfter fills from the client and hands back);
+// within a request (WithSession) and across requests (a position in the request's context, which
+// app.ReadAfter reads from the client and hands back);
 // transactions that rerun on serialization failures and deadlocks (Tx);
 // versioned SQL migrations applied once across instances (Migrate); bulk
 // inserts over PostgreSQL COPY (BulkInsert); errors classified into a few

@@ -20,6 +20,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/threetier/threetier/internal/certreload"
 	"github.com/threetier/threetier/internal/framingtest"
 	"github.com/threetier/threetier/internal/httpx"
 	"github.com/threetier/threetier/internal/testcert"
@@ -105,7 +106,7 @@ func startFastWith(t *testing.T, e *engines, h fasthttp.RequestHandler, tlsOn bo
 		dir := t.TempDir()
 		certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
 		roots = testcert.Write(t, certFile, keyFile, 1)
-		certs, err := tier.NewCertReloader(certFile, keyFile)
+		certs, err := certreload.New(certFile, keyFile)
 		if err != nil {
 			t.Fatal(err)
 		}

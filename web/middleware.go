@@ -7,6 +7,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"github.com/threetier/threetier/internal/accesslog"
+	"github.com/threetier/threetier/internal/httpedge"
 	"github.com/threetier/threetier/internal/httpx"
 	"github.com/threetier/threetier/internal/obs"
 	"github.com/threetier/threetier/tier"
@@ -48,11 +49,11 @@ func edge(security []headerValue, m *obs.HTTPMetrics, access *accesslog.Log, log
 }
 
 // serveRecovering runs next and turns a panic into the error to answer
-// with (see tier.Recovered).
+// with (see httpedge.Recovered).
 func serveRecovering(next echo.HandlerFunc, c echo.Context, log *slog.Logger) (err error) {
 	defer func() {
 		if v := recover(); v != nil {
-			err = tier.Recovered(log, c.Request(), v)
+			err = httpedge.Recovered(log, c.Request(), v)
 		}
 	}()
 	return next(c)

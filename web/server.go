@@ -13,6 +13,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/threetier/threetier/internal/accesslog"
+	"github.com/threetier/threetier/internal/httpedge"
 	"github.com/threetier/threetier/internal/obs"
 	"github.com/threetier/threetier/internal/tracing"
 	"github.com/threetier/threetier/tier"
@@ -133,7 +134,7 @@ func New(cfg Config, opts ...Option) (*Server, error) {
 	if cfg.RedirectListen != "" {
 		s.redirect = tier.NewHTTPServer("web-redirect", &http.Server{
 			Addr:              cfg.RedirectListen,
-			Handler:           tier.RedirectHTTPS(s.main.Addr),
+			Handler:           httpedge.RedirectHTTPS(s.main.Addr),
 			ReadHeaderTimeout: cfg.ReadHeaderTimeout,
 			IdleTimeout:       cfg.IdleTimeout,
 			MaxHeaderBytes:    cfg.MaxHeaderBytes,

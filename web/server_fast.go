@@ -13,6 +13,7 @@ import (
 	"github.com/valyala/fasthttp/fasthttpadaptor"
 
 	"github.com/threetier/threetier/internal/accesslog"
+	"github.com/threetier/threetier/internal/httpedge"
 	"github.com/threetier/threetier/internal/httpx"
 	"github.com/threetier/threetier/internal/obs"
 	"github.com/threetier/threetier/internal/tracing"
@@ -195,7 +196,7 @@ func (s *fastServer) serveFiles(ctx *fasthttp.RequestCtx) {
 func (s *fastServer) serveRecovering(ctx *fasthttp.RequestCtx, reqCtx context.Context) {
 	defer func() {
 		if v := recover(); v != nil {
-			_ = tier.RecoveredRequest(reqCtx, s.log, stableMethod(ctx.Method()), string(ctx.Path()), v)
+			_ = httpedge.RecoveredRequest(reqCtx, s.log, stableMethod(ctx.Method()), string(ctx.Path()), v)
 			ctx.Response.ResetBody()
 			x := fastExchange{ctx: ctx, reqCtx: reqCtx, escaped: string(ctx.URI().PathOriginal())}
 			x.problem(tier.NewProblem(http.StatusInternalServerError, "internal error"))

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/threetier/threetier/internal/accesslog"
+	"github.com/threetier/threetier/internal/httpedge"
 	"github.com/threetier/threetier/internal/httpx"
 	"github.com/threetier/threetier/tier"
 )
@@ -64,7 +65,7 @@ func TestAccessLog(t *testing.T) {
 		t.Fatalf("off: %v, %v", al, err)
 	}
 	al.Log(entry)
-	_ = tier.Recovered(log, r, "boom")
+	_ = httpedge.Recovered(log, r, "boom")
 	if s := logs.String(); strings.Contains(s, `"msg":"access"`) || !strings.Contains(s, "panic serving request") {
 		t.Fatalf("off: %s", s)
 	}

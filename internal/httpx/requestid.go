@@ -1,6 +1,7 @@
 // Package httpx holds the HTTP plumbing the tiers share below package tier,
 // which users never call: the request context (ID, method, deadline),
-// request IDs, and the header a draining server marks its answers with.
+// request IDs, the header a draining server marks its answers with, and
+// the status recorded for a client that left.
 // tier builds on it; app, web and balancer use it directly.
 package httpx
 

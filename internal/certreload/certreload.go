@@ -1,4 +1,7 @@
-package tier
+// Package certreload serves a TLS key pair from files and picks up new
+// ones without a restart, for the listeners that take a certificate and
+// key file.
+package certreload
 
 import (
 	"crypto/tls"
@@ -8,12 +11,12 @@ import (
 	"time"
 )
 
-// CertReloader serves a TLS key pair from files and picks up new ones
+// Reloader serves a TLS key pair from files and picks up new ones
 // without a restart: on a handshake, when at least a second has passed
 // since it last looked, it reads the files again if their modification
 // times changed; Reload reads them at once (for SIGHUP). A pair that fails
 // to load keeps the previous one in service and is reported by Reload.
-type CertReloader struct {
+type Reloader struct {
 	certFile, keyFile string
 
 	mu        sync.Mutex
@@ -23,9 +26,9 @@ type CertReloader struct {
 	checkedAt time.Time
 }
 
-// NewCertReloader loads the pair once; an error means it cannot be used.
-func NewCertReloader(certFile, keyFile string) (*CertReloader, error) {
-	c := &CertReloader{certFile: certFile, keyFile: keyFile}
+// New loads the pair once; an error means it cannot be used.
+func New(certFile, keyFile string) (*Reloader, error) {
+	c := &Reloader{certFile: certFile, keyFile: keyFile}
 	if err := c.Reload(); err != nil {
 		return nil, err
 	}
@@ -33,7 +36,7 @@ func NewCertReloader(certFile, keyFile string) (*CertReloader, error) {
 }
 
 // Reload reads both files now.
-func (c *CertReloader) Reload() error {
+func (c *Reloader) Reload() error {
 	certMod, keyMod, err := c.modTimes()
 	if err != nil {
 		return err
@@ -48,7 +51,7 @@ func (c *CertReloader) Reload() error {
 	return nil
 }
 
-func (c *CertReloader) modTimes() (time.Time, time.Time, error) {
+func (c *Reloader) modTimes() (time.Time, time.Time, error) {
 	ci, err := os.Stat(c.certFile)
 	if err != nil {
 		return time.Time{}, time.Time{}, fmt.Errorf("TLS certificate: %w", err)
@@ -61,7 +64,7 @@ func (c *CertReloader) modTimes() (time.Time, time.Time, error) {
 }
 
 // GetCertificate is for tls.Config.GetCertificate.
-func (c *CertReloader) GetCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+func (c *Reloader) GetCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error) {
 	c.mu.Lock()
 	stale := time.Since(c.checkedAt) >= time.Second
 	if stale {
@@ -83,7 +86,7 @@ func (c *CertReloader) GetCertificate(*tls.ClientHelloInfo) (*tls.Certificate, e
 
 // TLSConfig returns a server configuration over the reloader: TLS 1.2 or
 // later, HTTP/2 and HTTP/1.1 offered.
-func (c *CertReloader) TLSConfig() *tls.Config {
+func (c *Reloader) TLSConfig() *tls.Config {
 	return &tls.Config{
 		GetCertificate: c.GetCertificate,
 		MinVersion:     tls.VersionTLS12,

@@ -1,8 +1,10 @@
-package tier
+package httpedge
 
 import (
 	"net"
 	"net/http"
+
+	"github.com/threetier/threetier/tier"
 )
 
 // RedirectHTTPS answers every request with a redirect to the same host and
@@ -18,7 +20,7 @@ func RedirectHTTPS(httpsAddr func() string) http.Handler {
 			host = host[1 : len(host)-1] // "[::1]" without a port
 		}
 		if host == "" {
-			ServeProblem(w, r, NewProblem(http.StatusBadRequest, "a Host header is needed to redirect to HTTPS"))
+			tier.ServeProblem(w, r, tier.NewProblem(http.StatusBadRequest, "a Host header is needed to redirect to HTTPS"))
 			return
 		}
 		if _, port, err := net.SplitHostPort(httpsAddr()); err == nil && port != "443" {

@@ -1,4 +1,4 @@
-package tier_test
+package httpedge_test
 
 import (
 	"bytes"
@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/threetier/threetier/internal/httpedge"
 	"github.com/threetier/threetier/tier"
 )
 
@@ -16,7 +17,7 @@ func TestRecovered(t *testing.T) {
 	var logs bytes.Buffer
 	log := slog.New(slog.NewJSONHandler(&logs, nil))
 	r := httptest.NewRequest(http.MethodGet, "/a%20b", nil)
-	err := tier.Recovered(log, r, "boom")
+	err := httpedge.Recovered(log, r, "boom")
 	w := httptest.NewRecorder()
 	var p *tier.Problem
 	if !errors.As(err, &p) || p.Status != http.StatusInternalServerError {
@@ -34,5 +35,5 @@ func TestRecovered(t *testing.T) {
 			t.Fatalf("recovered %v, want http.ErrAbortHandler passed on", v)
 		}
 	}()
-	_ = tier.Recovered(log, r, http.ErrAbortHandler)
+	_ = httpedge.Recovered(log, r, http.ErrAbortHandler)
 }

@@ -1,4 +1,7 @@
-package tier
+// Package httpedge holds what the tiers' HTTP edges share on top of package
+// tier but users never call: turning a handler's panic into a logged 500,
+// and the listener that redirects HTTP to HTTPS.
+package httpedge
 
 import (
 	"context"
@@ -6,21 +9,23 @@ import (
 	"log/slog"
 	"net/http"
 	"runtime"
+
+	"github.com/threetier/threetier/tier"
 )
 
 // panicStackSize bounds the stack logged with a panic.
 const panicStackSize = 8 << 10
 
-// PanicError is what a recovered panic becomes: a 500 for the client, the
+// panicError is what a recovered panic becomes: a 500 for the client, the
 // value for the log.
-type PanicError struct {
-	Value any
+type panicError struct {
+	value any
 }
 
-func (e *PanicError) Error() string { return fmt.Sprintf("panic: %v", e.Value) }
+func (e *panicError) Error() string { return fmt.Sprintf("panic: %v", e.value) }
 
 // Unwrap makes the panic a 500 problem wherever errors become problems.
-func (e *PanicError) Unwrap() error { return NewProblem(http.StatusInternalServerError, "") }
+func (e *panicError) Unwrap() error { return tier.NewProblem(http.StatusInternalServerError, "") }
 
 // Recovered handles v, a value recovered from a panic while serving r: it
 // logs it with the goroutine's stack and returns the error to answer with.
@@ -45,5 +50,5 @@ func RecoveredRequest(ctx context.Context, log *slog.Logger, method, path string
 		slog.String("path", path),
 		slog.String("panic", fmt.Sprint(v)),
 		slog.String("stack", string(stack)))
-	return &PanicError{Value: v}
+	return &panicError{value: v}
 }

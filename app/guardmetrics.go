@@ -6,10 +6,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sony/gobreaker/v2"
 
+	"github.com/threetier/threetier/app/internal/steps"
 	"github.com/threetier/threetier/internal/obs"
 )
 
-const metricsSubsystem = "app"
+const metricsSubsystem = steps.MetricsSubsystem
 
 // Reasons a guard rejects a call, as the metrics label them.
 const (

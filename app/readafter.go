@@ -22,7 +22,9 @@ type ReadAfterConfig struct {
 }
 
 // DefaultReadAfterConfig keeps the cookie for a minute.
-var DefaultReadAfterConfig = ReadAfterConfig{Skipper: middleware.DefaultSkipper, MaxAge: time.Minute}
+func DefaultReadAfterConfig() ReadAfterConfig {
+	return ReadAfterConfig{Skipper: middleware.DefaultSkipper, MaxAge: time.Minute}
+}
 
 // ReadAfter gives clients read-your-writes across requests and app
 // instances when the data tier reads from replicas. A request that
@@ -36,7 +38,7 @@ var DefaultReadAfterConfig = ReadAfterConfig{Skipper: middleware.DefaultSkipper,
 // it for the data tier to read. A request that
 // carries none reads as before. A position that does not parse is a 400
 // problem, whose answer clears the cookie.
-func ReadAfter() echo.MiddlewareFunc { return ReadAfterWithConfig(DefaultReadAfterConfig) }
+func ReadAfter() echo.MiddlewareFunc { return ReadAfterWithConfig(DefaultReadAfterConfig()) }
 
 // ReadAfterWithConfig is ReadAfter with cfg.
 func ReadAfterWithConfig(cfg ReadAfterConfig) echo.MiddlewareFunc {
@@ -44,7 +46,7 @@ func ReadAfterWithConfig(cfg ReadAfterConfig) echo.MiddlewareFunc {
 		cfg.Skipper = middleware.DefaultSkipper
 	}
 	if cfg.MaxAge == 0 {
-		cfg.MaxAge = DefaultReadAfterConfig.MaxAge
+		cfg.MaxAge = DefaultReadAfterConfig().MaxAge
 	}
 	cookie := func(c echo.Context, value string, maxAge int) {
 		c.SetCookie(&http.Cookie{

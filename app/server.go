@@ -7,7 +7,9 @@
 // cap on requests in flight, limits bodies, bounds each request with a
 // timeout and answers every error, Echo's 404 and 405 included, as RFC
 // 9457 problem+json. Bind and Handle decode and validate requests so that
-// handlers only see valid input.
+// handlers only see valid input. Package app/middleware offers each step
+// of that chain as an Echo middleware of its own, for an Echo app that is
+// not a Server.
 //
 // Guards (NewGuards, Guards.Add) protect the tier from its dependencies:
 // each named dependency gets a circuit breaker (sony/gobreaker), a call
@@ -28,6 +30,7 @@ import (
 	"github.com/labstack/echo/v4/middleware"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/threetier/threetier/app/internal/steps"
 	"github.com/threetier/threetier/internal/accesslog"
 	"github.com/threetier/threetier/internal/obs"
 	"github.com/threetier/threetier/internal/tracing"
@@ -43,7 +46,7 @@ type Server struct {
 	echo    *echo.Echo
 	health  *tier.Health
 	guards  *Guards
-	shed    *shedder
+	shed    *steps.Shedder
 	metrics *obs.HTTPMetrics
 	access  *accesslog.Log
 	cors    echo.MiddlewareFunc
@@ -88,10 +91,7 @@ func New(cfg Config, opts ...Option) (*Server, error) {
 		if err != nil {
 			return nil, fmt.Errorf("app: metrics: %w", err)
 		}
-		s.shed = newShedder(ShedConfig{
-			MaxInFlight: cfg.MaxInFlight, MinInFlight: cfg.MinInFlight, Latency: cfg.ShedLatency,
-			RetryAfter: cfg.ShedRetryAfter, OnShed: shed.Inc,
-		})
+		s.shed = steps.NewShedder(cfg.MaxInFlight, cfg.MinInFlight, cfg.ShedLatency, cfg.ShedRetryAfter, shed.Inc)
 	}
 	if s.access, err = accesslog.New(o.access, o.log); err != nil {
 		return nil, fmt.Errorf("app: access log: %w", err)

@@ -1,4 +1,4 @@
-package app
+package middleware_test
 
 import (
 	"bytes"
@@ -13,6 +13,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/threetier/threetier/app"
+	"github.com/threetier/threetier/app/middleware"
 	"github.com/threetier/threetier/tier"
 )
 
@@ -20,7 +22,7 @@ import (
 // handler, as a user of another framework would compose it.
 func bareEcho(mw echo.MiddlewareFunc, h echo.HandlerFunc) *echo.Echo {
 	e := echo.New()
-	e.HTTPErrorHandler = ErrorHandler(nil, nil)
+	e.HTTPErrorHandler = app.ErrorHandler(nil, nil)
 	e.Use(mw)
 	e.Any("/x", h)
 	return e
@@ -36,19 +38,19 @@ func TestMiddlewareAlone(t *testing.T) {
 	ok := func(c echo.Context) error { return c.String(http.StatusOK, tier.RequestID(c.Request().Context())) }
 
 	t.Run("RequestID", func(t *testing.T) {
-		e := bareEcho(RequestID(), ok)
+		e := bareEcho(middleware.RequestID(), ok)
 		r := httptest.NewRequest(http.MethodGet, "/x", nil)
 		r.Header.Set(tier.HeaderRequestID, "mine")
 		if w := serveBare(e, r); w.Body.String() != "mine" || w.Header().Get(tier.HeaderRequestID) != "mine" {
 			t.Fatalf("%q %q", w.Body, w.Header().Get(tier.HeaderRequestID))
 		}
-		e = bareEcho(RequestIDWithConfig(RequestIDConfig{Generator: func() string { return "made" }}), ok)
+		e = bareEcho(middleware.RequestIDWithConfig(middleware.RequestIDConfig{Generator: func() string { return "made" }}), ok)
 		if w := serveBare(e, httptest.NewRequest(http.MethodGet, "/x", nil)); w.Body.String() != "made" {
 			t.Fatalf("generated %q", w.Body)
 		}
 	})
 	t.Run("Recover", func(t *testing.T) {
-		e := bareEcho(Recover(), func(echo.Context) error { panic("boom") })
+		e := bareEcho(middleware.Recover(), func(echo.Context) error { panic("boom") })
 		w := serveBare(e, httptest.NewRequest(http.MethodGet, "/x", nil))
 		if w.Code != 500 || w.Header().Get("Content-Type") != tier.ContentTypeProblem {
 			t.Fatalf("%d %q", w.Code, w.Header().Get("Content-Type"))
@@ -56,7 +58,7 @@ func TestMiddlewareAlone(t *testing.T) {
 	})
 	t.Run("AccessLog", func(t *testing.T) {
 		var out bytes.Buffer
-		e := bareEcho(AccessLogWithConfig(AccessLogConfig{AccessLogConfig: tier.AccessLogConfig{Format: tier.AccessLogJSON, Output: &out}}), ok)
+		e := bareEcho(middleware.AccessLogWithConfig(middleware.AccessLogConfig{AccessLogConfig: tier.AccessLogConfig{Format: tier.AccessLogJSON, Output: &out}}), ok)
 		serveBare(e, httptest.NewRequest(http.MethodGet, "/x", nil))
 		if !strings.Contains(out.String(), `"route":"/x","status":200`) {
 			t.Fatalf("line %s", out.String())
@@ -64,7 +66,7 @@ func TestMiddlewareAlone(t *testing.T) {
 	})
 	t.Run("Metrics", func(t *testing.T) {
 		reg := prometheus.NewRegistry()
-		e := bareEcho(MetricsWithConfig(MetricsConfig{Registerer: reg}), ok)
+		e := bareEcho(middleware.Metrics(reg), ok)
 		serveBare(e, httptest.NewRequest(http.MethodGet, "/x", nil))
 		serveBare(e, httptest.NewRequest(http.MethodGet, "/none", nil))
 		if n := testutil.CollectAndCount(reg, "threetier_app_requests_total"); n != 2 {
@@ -72,7 +74,7 @@ func TestMiddlewareAlone(t *testing.T) {
 		}
 	})
 	t.Run("Timeout", func(t *testing.T) {
-		e := bareEcho(TimeoutWithConfig(TimeoutConfig{Timeout: time.Millisecond}), func(c echo.Context) error {
+		e := bareEcho(middleware.TimeoutWithConfig(middleware.TimeoutConfig{Timeout: time.Millisecond}), func(c echo.Context) error {
 			<-c.Request().Context().Done()
 			return c.Request().Context().Err()
 		})
@@ -82,7 +84,7 @@ func TestMiddlewareAlone(t *testing.T) {
 	})
 	t.Run("Shed", func(t *testing.T) {
 		hold, in := make(chan struct{}), make(chan struct{})
-		e := bareEcho(ShedWithConfig(ShedConfig{MaxInFlight: 1}), func(c echo.Context) error {
+		e := bareEcho(middleware.ShedWithConfig(middleware.ShedConfig{MaxInFlight: 1}), func(c echo.Context) error {
 			in <- struct{}{}
 			<-hold
 			return c.NoContent(http.StatusOK)
@@ -97,7 +99,7 @@ func TestMiddlewareAlone(t *testing.T) {
 		}
 	})
 	t.Run("BodyLimit", func(t *testing.T) {
-		e := bareEcho(BodyLimitWithConfig(BodyLimitConfig{Limit: 4}), ok)
+		e := bareEcho(middleware.BodyLimitWithConfig(middleware.BodyLimitConfig{Limit: 4}), ok)
 		if w := serveBare(e, httptest.NewRequest(http.MethodPost, "/x", strings.NewReader("too long"))); w.Code != http.StatusRequestEntityTooLarge {
 			t.Fatalf("%d, want 413", w.Code)
 		}
@@ -105,7 +107,7 @@ func TestMiddlewareAlone(t *testing.T) {
 }
 
 func TestRecoverPassesAbort(t *testing.T) {
-	e := bareEcho(Recover(), func(echo.Context) error { panic(http.ErrAbortHandler) })
+	e := bareEcho(middleware.Recover(), func(echo.Context) error { panic(http.ErrAbortHandler) })
 	defer func() {
 		if v := recover(); !errors.Is(v.(error), http.ErrAbortHandler) {
 			t.Fatalf("recovered %v", v)
@@ -113,4 +115,23 @@ func TestRecoverPassesAbort(t *testing.T) {
 	}()
 	serveBare(e, httptest.NewRequest(http.MethodGet, "/x", nil))
 	t.Fatal("http.ErrAbortHandler was swallowed")
+}
+
+// Nothing goes to Prometheus's global registry: without a registry the
+// series go nowhere.
+func TestMetricsWithoutRegistryStayOffTheGlobalOne(t *testing.T) {
+	e := bareEcho(middleware.Metrics(nil), func(c echo.Context) error { return c.NoContent(http.StatusOK) })
+	serveBare(e, httptest.NewRequest(http.MethodGet, "/x", nil))
+	families, err := prometheus.DefaultGatherer.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if strings.HasPrefix(f.GetName(), "threetier_") {
+			t.Fatalf("%s registered on the global registry", f.GetName())
+		}
+	}
+	if cfg := middleware.DefaultMetricsConfig(); cfg.Registerer != nil {
+		t.Fatalf("the default config registers on %T", cfg.Registerer)
+	}
 }

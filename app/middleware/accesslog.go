@@ -1,12 +1,13 @@
-package app
+package middleware
 
 import (
 	"log/slog"
 	"time"
 
 	"github.com/labstack/echo/v4"
-	"github.com/labstack/echo/v4/middleware"
+	echomw "github.com/labstack/echo/v4/middleware"
 
+	"github.com/threetier/threetier/app/internal/steps"
 	"github.com/threetier/threetier/internal/accesslog"
 	"github.com/threetier/threetier/tier"
 )
@@ -14,7 +15,7 @@ import (
 // AccessLogConfig configures the AccessLog middleware.
 type AccessLogConfig struct {
 	// Skipper leaves some requests out of the log.
-	Skipper middleware.Skipper
+	Skipper echomw.Skipper
 	// Logger receives the lines in the tier.AccessLogLogger format;
 	// nothing is logged when nil.
 	Logger *slog.Logger
@@ -23,18 +24,21 @@ type AccessLogConfig struct {
 }
 
 // DefaultAccessLogConfig logs tier.DefaultAccessFields through Logger.
-var DefaultAccessLogConfig = AccessLogConfig{Skipper: middleware.DefaultSkipper}
+func DefaultAccessLogConfig() AccessLogConfig {
+	return AccessLogConfig{Skipper: echomw.DefaultSkipper}
+}
 
-// AccessLog logs one line per request once it is answered (see
-// accesslog.Log). Place it outside the middleware that answers errors, or
-// use it with ErrorHandler, so that the line has the final status.
-func AccessLog() echo.MiddlewareFunc { return AccessLogWithConfig(DefaultAccessLogConfig) }
+// AccessLog logs one line per request once it is answered, as the tiers
+// do: at warn for 5xx answers, info otherwise, with the request's ID.
+// Place it outside the middleware that answers errors, or use it with
+// app.ErrorHandler, so that the line has the final status.
+func AccessLog() echo.MiddlewareFunc { return AccessLogWithConfig(DefaultAccessLogConfig()) }
 
 // AccessLogWithConfig is AccessLog with cfg. It panics on an unknown
 // format, as Echo's middleware do on a bad configuration.
 func AccessLogWithConfig(cfg AccessLogConfig) echo.MiddlewareFunc {
 	if cfg.Skipper == nil {
-		cfg.Skipper = middleware.DefaultSkipper
+		cfg.Skipper = echomw.DefaultSkipper
 	}
 	al, err := accesslog.New(cfg.AccessLogConfig, cfg.Logger)
 	if err != nil {
@@ -49,20 +53,8 @@ func AccessLogWithConfig(cfg AccessLogConfig) echo.MiddlewareFunc {
 			if err := next(c); err != nil {
 				c.Error(err) // answer now, so that the line has the status
 			}
-			logAccess(al, c, start, time.Now(), false)
+			steps.LogAccess(al, c, start, time.Now(), false)
 			return nil
 		}
 	}
-}
-
-// logAccess logs c's request, served from start to end.
-func logAccess(al *accesslog.Log, c echo.Context, start, end time.Time, quiet bool) {
-	res := c.Response()
-	if !al.Enabled(c.Request().Context(), res.Status, quiet) {
-		return // before finding the client's address
-	}
-	al.Log(&accesslog.Entry{
-		Request: c.Request(), Remote: c.RealIP(), Route: c.Path(),
-		Status: res.Status, Bytes: res.Size, Duration: end.Sub(start), Time: end, Quiet: quiet,
-	})
 }

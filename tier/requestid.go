@@ -6,9 +6,10 @@ import (
 	"github.com/threetier/threetier/internal/httpx"
 )
 
-// HeaderRequestID is the header that carries a request ID between tiers.
-// Each tier takes a valid one from its caller (up to 128 characters of
-// [A-Za-z0-9._:-]), makes one otherwise, and echoes it on the answer.
+// HeaderRequestID, X-Request-Id, is the header that carries a request ID
+// between tiers. Each tier takes a valid one from its caller (up to 128
+// characters of [A-Za-z0-9._:-]), makes one otherwise, and echoes it on
+// the answer.
 const HeaderRequestID = httpx.HeaderRequestID
 
 // RequestID returns the request ID ctx carries, or "": the tiers put the

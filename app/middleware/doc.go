@@ -10,6 +10,9 @@
 // In the order app.Server runs them, outermost first:
 //
 //	e.HTTPErrorHandler = app.ErrorHandler(log, nil)
-//	e.Use(middleware.RequestID(), middleware.AccessLog(), middleware.Metrics(reg),
-//		middleware.Recover(), middleware.Shed(), middleware.BodyLimit(), middleware.Timeout())
+//	e.Use(middleware.RequestID(),
+//		middleware.AccessLogWithConfig(middleware.AccessLogConfig{Logger: log}),
+//		middleware.Metrics(reg),
+//		middleware.RecoverWithConfig(middleware.RecoverConfig{Logger: log}),
+//		middleware.Shed(), middleware.BodyLimit(), middleware.Timeout())
 package middleware

@@ -1,6 +1,6 @@
 // Package otlp sets up OpenTelemetry tracing from the standard OTEL_*
 // variables, exporting spans over OTLP/HTTP. It is a package of its own so
-// that only a main that imports it links the exporter (and protobuf with
+// that only a main that imports it links the exporter (and gRPC with
 // it); the tiers take any trace.TracerProvider.
 package otlp
 

@@ -4,7 +4,7 @@ import (
 	"context"
 	"net/http"
 
-	"github.com/threetier/threetier/tier"
+	"github.com/threetier/threetier/internal/httpx"
 )
 
 // Do calls fn through g and returns what fn returned. A rejected call
@@ -73,7 +73,7 @@ func (c Call[T]) idempotent(ctx context.Context) bool {
 	if c.NotIdempotent {
 		return false
 	}
-	return c.Idempotent || safeMethod(tier.RequestMethod(ctx))
+	return c.Idempotent || safeMethod(httpx.RequestMethod(ctx))
 }
 
 // safeMethod reports whether method is safe (RFC 9110, 9.2.1): a request

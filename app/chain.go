@@ -4,14 +4,15 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
+	"github.com/threetier/threetier/app/internal/steps"
 )
 
 // chain is the server's default middleware chain, run as one Echo
 // middleware: Echo wraps each request's handler in every middleware anew
 // (an allocation each), and the steps share one clock reading and one
-// request copy. Each step is also a middleware of its own (RequestID,
-// AccessLog, Metrics, Recover, Shed, BodyLimit, Timeout). In order,
-// outermost first:
+// request copy. Each step is also a middleware of its own, for Echo apps
+// that are not a Server (package app/middleware). In order, outermost
+// first:
 //
 //  1. request ID, into the context and the response header;
 //  2. access log and metrics, once the answer is out;
@@ -40,7 +41,7 @@ func (s *Server) chain(next echo.HandlerFunc) echo.HandlerFunc {
 		if d := s.cfg.RequestTimeout; d > 0 && !infra {
 			deadline = start.Add(d)
 		}
-		ctx := requestContext(c, nil, deadline)
+		ctx := steps.RequestContext(c, nil, deadline)
 		defer ctx.Release()
 		c.SetRequest(c.Request().WithContext(ctx))
 
@@ -48,8 +49,8 @@ func (s *Server) chain(next echo.HandlerFunc) echo.HandlerFunc {
 			c.Error(err)
 		}
 		end := time.Now()
-		record(s.metrics, c, end.Sub(start))
-		logAccess(s.access, c, start, end, infra)
+		steps.Record(s.metrics, c, end.Sub(start))
+		steps.LogAccess(s.access, c, start, end, infra)
 		return nil
 	}
 }
@@ -57,22 +58,22 @@ func (s *Server) chain(next echo.HandlerFunc) echo.HandlerFunc {
 // serve runs h inside recovery, shedding, the body limit and the request
 // timeout's mapping.
 func (s *Server) serve(c echo.Context, h echo.HandlerFunc, infra bool, start time.Time) error {
-	return serveRecovering(s.log, c, func(c echo.Context) error {
+	return steps.Recovering(s.log, c, func(c echo.Context) error {
 		if s.shed != nil && !infra {
-			n, ok := s.shed.admit()
+			n, ok := s.shed.Admit()
 			if !ok {
-				return s.shed.refusal()
+				return s.shed.Refusal()
 			}
-			defer s.shed.release(n, start)
+			defer s.shed.Release(n, start)
 		}
 		if s.cfg.BodyLimit > 0 {
-			if err := limitBody(c, s.cfg.BodyLimit); err != nil {
+			if err := steps.LimitBody(c, s.cfg.BodyLimit); err != nil {
 				return err
 			}
 		}
 		err := h(c)
 		if s.cfg.RequestTimeout > 0 && !infra {
-			err = timedOut(c.Request().Context(), err, s.cfg.RequestTimeout)
+			err = steps.TimedOut(c.Request().Context(), err, s.cfg.RequestTimeout, ErrTimeout)
 		}
 		return err
 	})

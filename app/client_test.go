@@ -17,6 +17,7 @@ import (
 	"github.com/sony/gobreaker/v2"
 
 	"github.com/threetier/threetier/balancer"
+	"github.com/threetier/threetier/internal/httpx"
 	"github.com/threetier/threetier/tier"
 )
 
@@ -80,7 +81,7 @@ type servedBy struct {
 func TestClientBalancesAndCarriesRequestID(t *testing.T) {
 	a, b := newUpstream(t, "a"), newUpstream(t, "b")
 	c := newTestClient(t, GuardConfig{}, a, b)
-	ctx := tier.WithRequestID(context.Background(), "rid-7")
+	ctx := httpx.WithRequestID(context.Background(), "rid-7")
 	seen := map[string]int{}
 	for range 4 {
 		var out servedBy

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/threetier/threetier/internal/configcheck"
 	"github.com/threetier/threetier/tier"
 )
 
@@ -24,11 +25,6 @@ const (
 	DefaultIdleTimeout       = 2 * time.Minute
 	DefaultShedRetryAfter    = time.Second
 )
-
-// DefaultAddr is the former name of DefaultListen.
-//
-// Deprecated: use DefaultListen.
-const DefaultAddr = DefaultListen
 
 // Config configures the app server. Every zero field means the documented
 // default, so Config{} is a working server; a negative value switches a
@@ -168,7 +164,7 @@ func (c Config) Validate() error {
 	for _, p := range []struct{ name, v string }{
 		{"HealthPath", c.HealthPath}, {"ReadyPath", c.ReadyPath}, {"MetricsPath", c.MetricsPath},
 	} {
-		if err := tier.CheckRoutePath(p.name, p.v); err != nil {
+		if err := configcheck.RoutePath(p.name, p.v); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -192,19 +188,6 @@ const (
 	DefaultBudgetRatio         = 0.2
 	DefaultBudgetMinPerSecond  = 10
 	DefaultMaxConcurrent       = 256
-)
-
-// The former names of the retry defaults, from before every tier named its
-// retry knobs alike.
-//
-// Deprecated: use DefaultAttempts, DefaultBackoff, DefaultMaxBackoff,
-// DefaultBudgetRatio and DefaultBudgetMinPerSecond.
-const (
-	DefaultMaxAttempts         = DefaultAttempts
-	DefaultBackoffBase         = DefaultBackoff
-	DefaultBackoffMax          = DefaultMaxBackoff
-	DefaultRetryRatio          = DefaultBudgetRatio
-	DefaultMinRetriesPerSecond = DefaultBudgetMinPerSecond
 )
 
 // GuardConfig configures the guard of one dependency. Every zero field

@@ -6,11 +6,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sony/gobreaker/v2"
 
+	"github.com/threetier/threetier/app/internal/steps"
 	"github.com/threetier/threetier/internal/obs"
-	"github.com/threetier/threetier/tier"
 )
 
-const metricsSubsystem = "app"
+const metricsSubsystem = steps.MetricsSubsystem
 
 // Reasons a guard rejects a call, as the metrics label them.
 const (
@@ -37,37 +37,37 @@ func newGuardVecs(reg prometheus.Registerer) (*guardVecs, error) {
 	v := &guardVecs{reg: reg}
 	var err error
 	if v.calls, err = obs.RegisterShared(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
-		Namespace: tier.MetricsNamespace, Subsystem: metricsSubsystem, Name: "guard_calls_total",
+		Namespace: obs.Namespace, Subsystem: metricsSubsystem, Name: "guard_calls_total",
 		Help: "Attempts made through a guard, by outcome (success, slow, failure, timeout, not_failure, canceled).",
 	}, []string{"guard", "outcome"})); err != nil {
 		return nil, err
 	}
 	if v.rejections, err = obs.RegisterShared(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
-		Namespace: tier.MetricsNamespace, Subsystem: metricsSubsystem, Name: "guard_rejections_total",
+		Namespace: obs.Namespace, Subsystem: metricsSubsystem, Name: "guard_rejections_total",
 		Help: "Calls a guard refused, by reason (breaker_open, bulkhead_full, retry_budget).",
 	}, []string{"guard", "reason"})); err != nil {
 		return nil, err
 	}
 	if v.retries, err = obs.RegisterShared(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
-		Namespace: tier.MetricsNamespace, Subsystem: metricsSubsystem, Name: "guard_retries_total",
+		Namespace: obs.Namespace, Subsystem: metricsSubsystem, Name: "guard_retries_total",
 		Help: "Retries a guard made for idempotent calls.",
 	}, []string{"guard"})); err != nil {
 		return nil, err
 	}
 	if v.fallbacks, err = obs.RegisterShared(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
-		Namespace: tier.MetricsNamespace, Subsystem: metricsSubsystem, Name: "guard_fallbacks_total",
+		Namespace: obs.Namespace, Subsystem: metricsSubsystem, Name: "guard_fallbacks_total",
 		Help: "Calls answered by their fallback.",
 	}, []string{"guard"})); err != nil {
 		return nil, err
 	}
 	if v.transitions, err = obs.RegisterShared(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
-		Namespace: tier.MetricsNamespace, Subsystem: metricsSubsystem, Name: "guard_transitions_total",
+		Namespace: obs.Namespace, Subsystem: metricsSubsystem, Name: "guard_transitions_total",
 		Help: "Breaker state changes, by the state entered.",
 	}, []string{"guard", "to"})); err != nil {
 		return nil, err
 	}
 	if v.duration, err = obs.RegisterShared(reg, prometheus.NewHistogramVec(prometheus.HistogramOpts{
-		Namespace: tier.MetricsNamespace, Subsystem: metricsSubsystem, Name: "guard_call_duration_seconds",
+		Namespace: obs.Namespace, Subsystem: metricsSubsystem, Name: "guard_call_duration_seconds",
 		Help:    "Duration of the attempts made through a guard.",
 		Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
 	}, []string{"guard"})); err != nil {
@@ -121,12 +121,12 @@ func newStateGauges(g *Guard) []prometheus.Collector {
 	labels := prometheus.Labels{"guard": g.name}
 	return []prometheus.Collector{
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Namespace: tier.MetricsNamespace, Subsystem: metricsSubsystem, Name: "guard_state",
+			Namespace: obs.Namespace, Subsystem: metricsSubsystem, Name: "guard_state",
 			Help:        "Breaker state: 0 closed, 1 half-open, 2 open.",
 			ConstLabels: labels,
 		}, func() float64 { return float64(g.State()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Namespace: tier.MetricsNamespace, Subsystem: metricsSubsystem, Name: "guard_in_flight",
+			Namespace: obs.Namespace, Subsystem: metricsSubsystem, Name: "guard_in_flight",
 			Help:        "Calls holding a bulkhead slot.",
 			ConstLabels: labels,
 		}, func() float64 { return float64(g.InFlight()) }),

@@ -44,11 +44,6 @@ func WithLogger(l *slog.Logger) Option { return func(o *options) { o.log = l } }
 // Config.MetricsPath, when one is set and reg is a *prometheus.Registry.
 func WithRegistry(reg prometheus.Registerer) Option { return func(o *options) { o.reg = reg } }
 
-// WithMetrics is the former name of WithRegistry.
-//
-// Deprecated: use WithRegistry, the name every tier uses.
-func WithMetrics(reg prometheus.Registerer) Option { return WithRegistry(reg) }
-
 // WithHealth sets the Health that serves /healthz and /readyz and on which
 // guards register as checkers; without it the server makes its own. Share
 // one Health between tiers to have a single readiness answer.
@@ -61,11 +56,6 @@ func WithGuards(g *Guards) Option { return func(o *options) { o.guards = g } }
 // WithBodyValidator sets the validator of bound requests; without it the
 // server uses NewBodyValidator().
 func WithBodyValidator(v *BodyValidator) Option { return func(o *options) { o.validator = v } }
-
-// WithValidator is the former name of WithBodyValidator.
-//
-// Deprecated: use WithBodyValidator.
-func WithValidator(v *BodyValidator) Option { return WithBodyValidator(v) }
 
 // WithProblems lets the caller map errors it cannot make describe
 // themselves (a library's, say) to problems; errors that are a

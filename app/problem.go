@@ -10,13 +10,10 @@ import (
 	"github.com/go-playground/validator/v10"
 	"github.com/labstack/echo/v4"
 
+	"github.com/threetier/threetier/internal/httpx"
 	"github.com/threetier/threetier/internal/obs"
 	"github.com/threetier/threetier/tier"
 )
-
-// StatusClientClosedRequest is the status logged (never seen by anyone)
-// when the client went away before the answer: nginx's 499.
-const StatusClientClosedRequest = 499
 
 // ProblemFor maps an error to the problem the client gets, for the errors
 // that do not choose their own status elsewhere (a handler can write any
@@ -77,7 +74,7 @@ func ProblemFor(err error) *tier.Problem {
 		}
 		return tier.NewProblem(he.Code, detail)
 	case errors.Is(err, context.Canceled):
-		return &tier.Problem{Title: "Client Closed Request", Status: StatusClientClosedRequest}
+		return &tier.Problem{Title: "Client Closed Request", Status: httpx.StatusClientClosedRequest}
 	case errors.Is(err, context.DeadlineExceeded):
 		return tier.NewProblem(http.StatusServiceUnavailable, "the request took too long")
 	}
@@ -117,7 +114,7 @@ func ErrorHandler(log *slog.Logger, mapper func(error) *tier.Problem) echo.HTTPE
 		if p == nil {
 			p = ProblemFor(err)
 		}
-		if p.Status == StatusClientClosedRequest && r.Context().Err() == nil {
+		if p.Status == httpx.StatusClientClosedRequest && r.Context().Err() == nil {
 			// Canceled while the client still waits: our own doing.
 			p = tier.NewProblem(http.StatusInternalServerError, "")
 		}
@@ -125,7 +122,7 @@ func ErrorHandler(log *slog.Logger, mapper func(error) *tier.Problem) echo.HTTPE
 		case p.Status == http.StatusServiceUnavailable, p.Status == http.StatusGatewayTimeout:
 			// Expected under load or outages; the access log counts them.
 			log.LogAttrs(r.Context(), slog.LevelDebug, "request refused", slog.Int("status", p.Status), slog.Any("err", err))
-		case p.Status >= 500 && p.Status != StatusClientClosedRequest:
+		case p.Status >= 500 && p.Status != httpx.StatusClientClosedRequest:
 			log.LogAttrs(r.Context(), slog.LevelError, "request failed", slog.Int("status", p.Status), slog.String("path", r.URL.Path), slog.Any("err", err))
 		}
 		tier.ServeProblem(c.Response(), r, p)

@@ -7,6 +7,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
 
+	"github.com/threetier/threetier/internal/readafter"
 	"github.com/threetier/threetier/tier"
 )
 
@@ -21,7 +22,9 @@ type ReadAfterConfig struct {
 }
 
 // DefaultReadAfterConfig keeps the cookie for a minute.
-var DefaultReadAfterConfig = ReadAfterConfig{Skipper: middleware.DefaultSkipper, MaxAge: time.Minute}
+func DefaultReadAfterConfig() ReadAfterConfig {
+	return ReadAfterConfig{Skipper: middleware.DefaultSkipper, MaxAge: time.Minute}
+}
 
 // ReadAfter gives clients read-your-writes across requests and app
 // instances when the data tier reads from replicas. A request that
@@ -32,10 +35,10 @@ var DefaultReadAfterConfig = ReadAfterConfig{Skipper: middleware.DefaultSkipper,
 // cookie (HttpOnly, SameSite=Lax, MaxAge; Secure over HTTPS). A request
 // that carries a position, on any instance, reads from a replica that has
 // replayed that far, else from the primary: the request's context holds
-// it as a tier.ReadAfter, which the data tier reads. A request that
+// it for the data tier to read. A request that
 // carries none reads as before. A position that does not parse is a 400
 // problem, whose answer clears the cookie.
-func ReadAfter() echo.MiddlewareFunc { return ReadAfterWithConfig(DefaultReadAfterConfig) }
+func ReadAfter() echo.MiddlewareFunc { return ReadAfterWithConfig(DefaultReadAfterConfig()) }
 
 // ReadAfterWithConfig is ReadAfter with cfg.
 func ReadAfterWithConfig(cfg ReadAfterConfig) echo.MiddlewareFunc {
@@ -43,7 +46,7 @@ func ReadAfterWithConfig(cfg ReadAfterConfig) echo.MiddlewareFunc {
 		cfg.Skipper = middleware.DefaultSkipper
 	}
 	if cfg.MaxAge == 0 {
-		cfg.MaxAge = DefaultReadAfterConfig.MaxAge
+		cfg.MaxAge = DefaultReadAfterConfig().MaxAge
 	}
 	cookie := func(c echo.Context, value string, maxAge int) {
 		c.SetCookie(&http.Cookie{
@@ -73,8 +76,8 @@ func ReadAfterWithConfig(cfg ReadAfterConfig) echo.MiddlewareFunc {
 				}
 				after = max(after, p)
 			}
-			ra := tier.NewReadAfter(after)
-			c.SetRequest(req.WithContext(tier.WithReadAfter(req.Context(), ra)))
+			ra := readafter.New(after)
+			c.SetRequest(req.WithContext(readafter.With(req.Context(), ra)))
 			handed := false
 			hand := func() {
 				if p := ra.Written(); p != 0 && !handed {

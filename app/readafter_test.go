@@ -17,6 +17,7 @@ import (
 
 	"github.com/threetier/threetier/data"
 	"github.com/threetier/threetier/internal/pgtest"
+	"github.com/threetier/threetier/internal/readafter"
 	"github.com/threetier/threetier/internal/wait"
 	"github.com/threetier/threetier/tier"
 )
@@ -160,7 +161,7 @@ func TestReadAfterExposesItsHeader(t *testing.T) {
 	e.Use(middleware.CORSWithConfig(middleware.CORSConfig{AllowOrigins: []string{"https://shop.example"}, ExposeHeaders: []string{echo.HeaderXRequestID}}))
 	e.Use(ReadAfter())
 	e.POST("/buy", func(c echo.Context) error {
-		tier.ReadAfterFrom(c.Request().Context()).Wrote(0x16B3748)
+		readafter.From(c.Request().Context()).Wrote(0x16B3748)
 		return c.String(http.StatusOK, "bought")
 	})
 	e.GET("/items", func(c echo.Context) error { return c.String(http.StatusOK, "3") })

@@ -7,7 +7,9 @@
 // cap on requests in flight, limits bodies, bounds each request with a
 // timeout and answers every error, Echo's 404 and 405 included, as RFC
 // 9457 problem+json. Bind and Handle decode and validate requests so that
-// handlers only see valid input.
+// handlers only see valid input. Package app/middleware offers each step
+// of that chain as an Echo middleware of its own, for an Echo app that is
+// not a Server.
 //
 // Guards (NewGuards, Guards.Add) protect the tier from its dependencies:
 // each named dependency gets a circuit breaker (sony/gobreaker), a call
@@ -28,6 +30,8 @@ import (
 	"github.com/labstack/echo/v4/middleware"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/threetier/threetier/app/internal/steps"
+	"github.com/threetier/threetier/internal/accesslog"
 	"github.com/threetier/threetier/internal/obs"
 	"github.com/threetier/threetier/internal/tracing"
 	"github.com/threetier/threetier/tier"
@@ -42,9 +46,9 @@ type Server struct {
 	echo    *echo.Echo
 	health  *tier.Health
 	guards  *Guards
-	shed    *shedder
-	metrics *tier.HTTPMetrics
-	access  *tier.AccessLog
+	shed    *steps.Shedder
+	metrics *obs.HTTPMetrics
+	access  *accesslog.Log
 	cors    echo.MiddlewareFunc
 	log     *slog.Logger
 }
@@ -78,7 +82,7 @@ func New(cfg Config, opts ...Option) (*Server, error) {
 	}
 
 	reg := obs.Registerer(o.reg)
-	metrics, err := tier.NewHTTPMetrics(metricsSubsystem, reg)
+	metrics, err := obs.NewHTTPMetrics(metricsSubsystem, reg)
 	if err != nil {
 		return nil, fmt.Errorf("app: metrics: %w", err)
 	}
@@ -87,12 +91,9 @@ func New(cfg Config, opts ...Option) (*Server, error) {
 		if err != nil {
 			return nil, fmt.Errorf("app: metrics: %w", err)
 		}
-		s.shed = newShedder(ShedConfig{
-			MaxInFlight: cfg.MaxInFlight, MinInFlight: cfg.MinInFlight, Latency: cfg.ShedLatency,
-			RetryAfter: cfg.ShedRetryAfter, OnShed: shed.Inc,
-		})
+		s.shed = steps.NewShedder(cfg.MaxInFlight, cfg.MinInFlight, cfg.ShedLatency, cfg.ShedRetryAfter, shed.Inc)
 	}
-	if s.access, err = tier.NewAccessLog(o.access, o.log); err != nil {
+	if s.access, err = accesslog.New(o.access, o.log); err != nil {
 		return nil, fmt.Errorf("app: access log: %w", err)
 	}
 
@@ -168,7 +169,7 @@ func (s *Server) mountInfra(reg prometheus.Registerer) {
 		e.Match(probe, p, s.serveReady)
 	}
 	if r, ok := reg.(*prometheus.Registry); ok && s.cfg.MetricsPath != "" && s.cfg.MetricsPath != "-" {
-		e.GET(s.cfg.MetricsPath, echo.WrapHandler(tier.MetricsHandler(r)))
+		e.GET(s.cfg.MetricsPath, echo.WrapHandler(obs.MetricsHandler(r)))
 	}
 }
 

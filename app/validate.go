@@ -19,17 +19,6 @@ type BodyValidator struct {
 	v *validator.Validate
 }
 
-// Validator is the former name of BodyValidator, which tier.Validator (a
-// Config that checks itself) made ambiguous.
-//
-// Deprecated: use BodyValidator.
-type Validator = BodyValidator
-
-// NewValidator is the former name of NewBodyValidator.
-//
-// Deprecated: use NewBodyValidator.
-func NewValidator() *BodyValidator { return NewBodyValidator() }
-
 var _ echo.Validator = (*BodyValidator)(nil)
 
 // NewBodyValidator returns a BodyValidator with go-playground's built-in rules.

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/threetier/threetier/internal/httpx"
 	"github.com/threetier/threetier/tier"
 )
 
@@ -110,7 +111,7 @@ func TestRequestIDForwarded(t *testing.T) {
 	}))
 	defer srv.Close()
 	p := newPool(t, Config{Endpoints: []string{srv.URL}})
-	req, _ := http.NewRequestWithContext(tier.WithRequestID(context.Background(), "abc123"), "GET", "http://up/", nil)
+	req, _ := http.NewRequestWithContext(httpx.WithRequestID(context.Background(), "abc123"), "GET", "http://up/", nil)
 	resp, err := p.Client().Do(req)
 	if err != nil {
 		t.Fatal(err)

@@ -5,7 +5,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/threetier/threetier/internal/obs"
-	"github.com/threetier/threetier/tier"
 )
 
 // clusterMetrics exports a Cluster as threetier_balancer_cluster_* metrics;
@@ -18,7 +17,7 @@ type clusterMetrics struct {
 }
 
 func newClusterMetrics(c *Cluster, reg prometheus.Registerer) (*clusterMetrics, error) {
-	name := func(n string) string { return prometheus.BuildFQName(tier.MetricsNamespace, "balancer_cluster", n) }
+	name := func(n string) string { return prometheus.BuildFQName(obs.Namespace, "balancer_cluster", n) }
 	m := &clusterMetrics{
 		c:         c,
 		members:   prometheus.NewDesc(name("members"), "Cluster members as this node sees them, by state (alive, suspect, dead, left), itself included.", []string{"state"}, nil),

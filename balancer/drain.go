@@ -3,16 +3,16 @@ package balancer
 import (
 	"net/http"
 
-	"github.com/threetier/threetier/tier"
+	"github.com/threetier/threetier/internal/httpx"
 )
 
 // leaving reports whether resp says its endpoint is draining
-// (tier.DrainingHeader), and removes the header: it is for this hop.
+// (httpx.DrainingHeader), and removes the header: it is for this hop.
 func leaving(resp *http.Response) bool {
-	if _, ok := resp.Header[tier.DrainingHeader]; !ok {
+	if _, ok := resp.Header[httpx.DrainingHeader]; !ok {
 		return false
 	}
-	resp.Header.Del(tier.DrainingHeader)
+	resp.Header.Del(httpx.DrainingHeader)
 	return true
 }
 

@@ -17,6 +17,9 @@ import (
 	"github.com/valyala/fasthttp"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/threetier/threetier/internal/accesslog"
+	"github.com/threetier/threetier/internal/httpedge"
+	"github.com/threetier/threetier/internal/httpx"
 	"github.com/threetier/threetier/tier"
 )
 
@@ -283,10 +286,10 @@ func (x *fastExchange) writeHead(bodyLen int) {
 		out = append(out, "\r\n"...)
 	}
 
-	if ids == 1 && len(clientID) <= len(x.idBuf) && tier.ValidRequestID(b2s(clientID)) {
+	if ids == 1 && len(clientID) <= len(x.idBuf) && httpx.ValidRequestID(b2s(clientID)) {
 		x.id = append(x.idBuf[:0], clientID...)
 	} else {
-		x.id = tier.AppendNewRequestID(x.idBuf[:0])
+		x.id = httpx.AppendNewRequestID(x.idBuf[:0])
 	}
 	out = appendHeaderLine(out, []byte(tier.HeaderRequestID), x.id)
 
@@ -642,10 +645,10 @@ func (x *fastExchange) serveProblem(p *tier.Problem) {
 // recovered answers a panic while forwarding with a 500 problem; the
 // engine has not sent a byte of the answer yet.
 func (x *fastExchange) recovered(v any) {
-	err := tier.RecoveredRequest(fastContext(x.ctx), x.px.log, x.method, string(x.ctx.Path()), v)
+	err := httpedge.RecoveredRequest(fastContext(x.ctx), x.px.log, x.method, string(x.ctx.Path()), v)
 	x.ctx.Response.Reset()
 	if x.id == nil {
-		x.id = tier.AppendNewRequestID(x.idBuf[:0])
+		x.id = httpx.AppendNewRequestID(x.idBuf[:0])
 	}
 	x.serveProblem(tier.ProblemOf(err))
 }
@@ -658,7 +661,7 @@ func (x *fastExchange) end() {
 	elapsed := time.Since(x.start)
 	status := x.status
 	if status == 0 {
-		status = statusClientClosedRequest
+		status = httpx.StatusClientClosedRequest
 	}
 	var pool string
 	if x.rt != nil {
@@ -667,8 +670,8 @@ func (x *fastExchange) end() {
 	px.metrics.Observe(x.method, pool, status, elapsed, x.bytes)
 	if px.access != nil {
 		ctx := x.ctx
-		px.access.Log(&tier.AccessEntry{
-			Context: tier.WithRequestID(fastContext(ctx), string(x.id)),
+		px.access.Log(&accesslog.Entry{
+			Context: httpx.WithRequestID(fastContext(ctx), string(x.id)),
 			Remote:  ctx.RemoteAddr().String(), Method: x.method, Host: string(ctx.Host()),
 			URI: string(ctx.RequestURI()), Proto: string(ctx.Request.Header.Protocol()),
 			Pool: pool, Status: status, Bytes: x.bytes, Duration: elapsed,
@@ -689,7 +692,7 @@ func (x *fastExchange) reset() {
 // and responseHeaderKept keeps it from the client.
 func fastLeaving(h *fasthttp.ResponseHeader) bool {
 	for k := range h.All() {
-		if b2s(k) == tier.DrainingHeader {
+		if b2s(k) == httpx.DrainingHeader {
 			return true
 		}
 	}

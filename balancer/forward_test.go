@@ -18,6 +18,7 @@ import (
 
 	"golang.org/x/net/websocket"
 
+	"github.com/threetier/threetier/internal/httpx"
 	"github.com/threetier/threetier/tier"
 )
 
@@ -127,7 +128,7 @@ func TestProxyForwardsHeaders(t *testing.T) {
 			t.Fatal(err)
 		}
 		resp.Body.Close()
-		if id := seen.Load().Header.Get(tier.HeaderRequestID); !tier.ValidRequestID(id) || id != resp.Header.Get(tier.HeaderRequestID) {
+		if id := seen.Load().Header.Get(tier.HeaderRequestID); !httpx.ValidRequestID(id) || id != resp.Header.Get(tier.HeaderRequestID) {
 			t.Errorf("request ID upstream %q, to client %q", id, resp.Header.Get(tier.HeaderRequestID))
 		}
 	})

@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/threetier/threetier/internal/httpx"
 	"github.com/threetier/threetier/tier"
 )
 
@@ -67,7 +68,7 @@ func requestHeaderRule(name string, trusted bool) headerRule {
 // response's Connection header names are dropped too (listedIn).
 func responseHeaderKept(name string) bool {
 	switch name {
-	case "Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade", tier.DrainingHeader:
+	case "Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade", httpx.DrainingHeader:
 		return false
 	}
 	return true

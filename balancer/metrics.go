@@ -6,7 +6,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/threetier/threetier/internal/obs"
-	"github.com/threetier/threetier/tier"
 )
 
 // metrics exports the pool as threetier_balancer_* metrics. Per-endpoint
@@ -25,7 +24,7 @@ type metrics struct {
 }
 
 func newMetrics(p *Pool, reg prometheus.Registerer) (*metrics, error) {
-	name := func(n string) string { return prometheus.BuildFQName(tier.MetricsNamespace, "balancer", n) }
+	name := func(n string) string { return prometheus.BuildFQName(obs.Namespace, "balancer", n) }
 	pool := prometheus.Labels{"pool": p.cfg.Name}
 	ep := []string{"endpoint"}
 	m := &metrics{
@@ -33,7 +32,7 @@ func newMetrics(p *Pool, reg prometheus.Registerer) (*metrics, error) {
 		duration: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: name("attempt_duration_seconds"), ConstLabels: pool,
 			Help:    "Time from sending an attempt to an endpoint to its response headers (or error).",
-			Buckets: tier.DurationBuckets,
+			Buckets: obs.DurationBuckets,
 		}),
 		requests:    prometheus.NewDesc(name("endpoint_requests_total"), "Attempts sent to the endpoint.", ep, pool),
 		failures:    prometheus.NewDesc(name("endpoint_failures_total"), "Attempts that failed: transport error or 5xx.", ep, pool),

@@ -10,6 +10,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/threetier/threetier/internal/accesslog"
+	"github.com/threetier/threetier/internal/certreload"
+	"github.com/threetier/threetier/internal/httpedge"
+	"github.com/threetier/threetier/internal/httpx"
 	"github.com/threetier/threetier/internal/obs"
 	"github.com/threetier/threetier/tier"
 )
@@ -45,7 +49,7 @@ var (
 // and HTTP/2, go through ServeHTTP. A pool built WithTransport keeps the
 // whole node on net/http, since only that path can use its transport.
 //
-// Requests are counted in the metrics every tier has (tier.HTTPMetrics):
+// Requests are counted in the request metrics every HTTP tier has:
 // threetier_proxy_requests_total{method,route,code},
 // threetier_proxy_request_duration_seconds{method,route},
 // threetier_proxy_requests_in_flight and threetier_proxy_response_bytes_total,
@@ -58,10 +62,10 @@ type Proxy struct {
 	routes  []route
 	def     *route
 	trusted []netip.Prefix
-	metrics *tier.HTTPMetrics
-	access  *tier.AccessLog // nil unless ProxyConfig.AccessLog
+	metrics *obs.HTTPMetrics
+	access  *accesslog.Log // nil unless ProxyConfig.AccessLog
 	health  *tier.Health
-	certs   *tier.CertReloader
+	certs   *certreload.Reloader
 	tunnels tunnels
 	limits  *proxyLimits // nil without RateLimit or ConnLimit
 
@@ -104,9 +108,9 @@ func NewProxy(cfg ProxyConfig, pools []*Pool, opts ...Option) (*Proxy, error) {
 	}
 	px := &Proxy{cfg: cfg, log: obs.Logger(o.logger).With("proxy", cfg.Name), health: &tier.Health{}}
 	if cfg.AccessLog {
-		px.access, _ = tier.NewAccessLog(tier.AccessLogConfig{Fields: proxyAccessFields}, px.log) // a valid config
+		px.access, _ = accesslog.New(tier.AccessLogConfig{Fields: proxyAccessFields}, px.log) // a valid config
 	}
-	m, err := tier.NewHTTPMetrics(proxyMetricsSubsystem, o.registry)
+	m, err := obs.NewHTTPMetrics(proxyMetricsSubsystem, o.registry)
 	if err != nil {
 		return nil, fmt.Errorf("proxy %q: metrics: %w", cfg.Name, err)
 	}
@@ -154,7 +158,7 @@ func NewProxy(cfg ProxyConfig, pools []*Pool, opts ...Option) (*Proxy, error) {
 		ErrorLog:          slog.NewLogLogger(px.log.Handler(), slog.LevelDebug),
 	}
 	if cfg.TLSCert != "" {
-		if px.certs, err = tier.NewCertReloader(cfg.TLSCert, cfg.TLSKey); err != nil {
+		if px.certs, err = certreload.New(cfg.TLSCert, cfg.TLSKey); err != nil {
 			return nil, fmt.Errorf("proxy %q: %w", cfg.Name, err)
 		}
 		srv.TLSConfig = px.certs.TLSConfig()
@@ -181,7 +185,7 @@ func NewProxy(cfg ProxyConfig, pools []*Pool, opts ...Option) (*Proxy, error) {
 	if cfg.RedirectListen != "" {
 		px.redirect = tier.NewHTTPServer(cfg.Name+"-redirect", &http.Server{
 			Addr:              cfg.RedirectListen,
-			Handler:           tier.RedirectHTTPS(px.main.Addr),
+			Handler:           httpedge.RedirectHTTPS(px.main.Addr),
 			ReadHeaderTimeout: cfg.ReadHeaderTimeout,
 			IdleTimeout:       cfg.IdleTimeout,
 			MaxHeaderBytes:    cfg.MaxHeaderBytes,
@@ -284,7 +288,7 @@ func (px *Proxy) Stop(ctx context.Context) error {
 func (px *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	px.metrics.Begin()
-	ex := &exchange{resp: answer{ResponseWriter: w}, id: tier.AcceptRequestID(r.Header, nil)}
+	ex := &exchange{resp: answer{ResponseWriter: w}, id: httpx.AcceptRequestID(r.Header, nil)}
 	rt := px.match(r.Host, r.URL.Path)
 	defer px.observe(ex, r, rt, start) // also when a panic ends the request
 	defer px.recoverPanic(ex, r)

@@ -4,17 +4,15 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/threetier/threetier/internal/accesslog"
+	"github.com/threetier/threetier/internal/httpedge"
+	"github.com/threetier/threetier/internal/httpx"
 	"github.com/threetier/threetier/tier"
 )
 
 // proxyMetricsSubsystem names the front door's request metrics:
-// threetier_proxy_requests_total and the rest of tier.HTTPMetrics.
+// threetier_proxy_requests_total and the rest of obs.HTTPMetrics.
 const proxyMetricsSubsystem = "proxy"
-
-// statusClientClosedRequest is what the metrics and the access log record
-// for a client that left before any answer: nginx's 499, as the app tier's
-// StatusClientClosedRequest.
-const statusClientClosedRequest = 499
 
 // answer is the client's response writer as the proxy writes to it: it
 // notes the final status and the body bytes sent, for the metrics and for
@@ -45,7 +43,7 @@ func (a *answer) Write(b []byte) (int, error) {
 // beneath.
 func (a *answer) Unwrap() http.ResponseWriter { return a.ResponseWriter }
 
-// recoverPanic answers a panic while serving r, logged by tier.Recovered
+// recoverPanic answers a panic while serving r, logged by httpedge.Recovered
 // (which lets http.ErrAbortHandler, a response cut off on purpose, go on
 // up untouched): with a 500 problem if the client has had no answer yet,
 // else by aborting the connection as net/http does, since the answer
@@ -55,7 +53,7 @@ func (px *Proxy) recoverPanic(ex *exchange, r *http.Request) {
 	if v == nil {
 		return
 	}
-	err := tier.Recovered(px.log, r, v)
+	err := httpedge.Recovered(px.log, r, v)
 	ex.finish()
 	if ex.resp.status != 0 {
 		panic(http.ErrAbortHandler)
@@ -71,7 +69,7 @@ func (px *Proxy) observe(ex *exchange, r *http.Request, rt *route, start time.Ti
 	elapsed := time.Since(start)
 	status := ex.resp.status
 	if status == 0 {
-		status = statusClientClosedRequest
+		status = httpx.StatusClientClosedRequest
 	}
 	var pool string
 	if rt != nil {
@@ -80,8 +78,8 @@ func (px *Proxy) observe(ex *exchange, r *http.Request, rt *route, start time.Ti
 	px.metrics.Observe(r.Method, pool, status, elapsed, ex.resp.bytes)
 	if px.access != nil {
 		// The line carries the ID this hop forwarded, from the context.
-		ctx := tier.WithRequestID(r.Context(), ex.id[0])
-		px.access.Log(&tier.AccessEntry{Request: r.WithContext(ctx), Pool: pool, Status: status, Bytes: ex.resp.bytes, Duration: elapsed})
+		ctx := httpx.WithRequestID(r.Context(), ex.id[0])
+		px.access.Log(&accesslog.Entry{Request: r.WithContext(ctx), Pool: pool, Status: status, Bytes: ex.resp.bytes, Duration: elapsed})
 	}
 }
 

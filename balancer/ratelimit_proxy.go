@@ -42,7 +42,7 @@ func (px *Proxy) newLimits(reg prometheus.Registerer) ([]tier.ServerOption, erro
 	key, _ := parseRateKey(cfg.RateKey) // validated
 	pl := &proxyLimits{limiter: l, key: key}
 	reg = obs.Registerer(reg)
-	name := func(n string) string { return prometheus.BuildFQName(tier.MetricsNamespace, proxyMetricsSubsystem, n) }
+	name := func(n string) string { return prometheus.BuildFQName(obs.Namespace, proxyMetricsSubsystem, n) }
 	limited := prometheus.NewCounterVec(prometheus.CounterOpts{Name: name("rate_limited_total"),
 		Help: "Requests refused (429) for going over the rate limit of their client key, or for a block, by route."}, []string{"route"})
 	if pl.limited, err = obs.RegisterShared(reg, limited); err != nil {

@@ -190,7 +190,7 @@ type attemptOutcome struct {
 	status     int   // the final status; 0 with err
 	err        error // the attempt failed without an answer
 	retryAfter bool  // the answer carries Retry-After (a deliberate refusal, with 503)
-	leaving    bool  // the endpoint said it is draining (tier.DrainingHeader)
+	leaving    bool  // the endpoint said it is draining (httpx.DrainingHeader)
 	callerGone bool  // the caller gave up (canceled): not the endpoint's fault
 }
 

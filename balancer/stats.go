@@ -179,7 +179,7 @@ func NewStats(cfg StatsConfig, pools []*Pool, opts ...Option) (*Stats, error) {
 		s.token = sha256.Sum256([]byte(cfg.Token))
 	}
 	if reg, ok := o.registry.(*prometheus.Registry); ok {
-		s.metrics = tier.MetricsHandler(reg)
+		s.metrics = obs.MetricsHandler(reg)
 	}
 	page, err := newPageRenderer()
 	if err != nil {

@@ -15,8 +15,8 @@ import (
 	gormlogger "gorm.io/gorm/logger"
 
 	"github.com/threetier/threetier/internal/pgtest"
+	"github.com/threetier/threetier/internal/readafter"
 	"github.com/threetier/threetier/internal/wait"
-	"github.com/threetier/threetier/tier"
 )
 
 // The data tier side by side with raw pgx on the same PostgreSQL (the
@@ -236,7 +236,7 @@ func BenchmarkReadRouting(b *testing.B) {
 		r.replay.Store(1 << 40)
 	}
 	plain := context.Background()
-	after := tier.WithReadAfter(plain, tier.NewReadAfter(1<<39))
+	after := readafter.With(plain, readafter.New(1<<39))
 	for _, c := range []struct {
 		name string
 		ctx  context.Context
@@ -255,9 +255,9 @@ func BenchmarkReadRouting(b *testing.B) {
 // position and with one it has replayed.
 func BenchmarkStandbyRead(b *testing.B) {
 	db, _ := openStandby(b, 0, ReplicaConfig{})
-	ra := tier.NewReadAfter(0)
+	ra := readafter.New(0)
 	p := Product{Name: "widget", Stock: 7}
-	if err := Insert(tier.WithReadAfter(context.Background(), ra), db, &p); err != nil {
+	if err := Insert(readafter.With(context.Background(), ra), db, &p); err != nil {
 		b.Fatal(err)
 	}
 	r := db.replicas[0]
@@ -291,7 +291,7 @@ func BenchmarkStandbyRead(b *testing.B) {
 func BenchmarkReadsPerStandby(b *testing.B) {
 	primary := pgtest.Start(b)
 	standbys := []*pgtest.Server{primary.Standby(0), primary.Standby(0)}
-	ra := tier.NewReadAfter(0)
+	ra := readafter.New(0)
 	p := Product{Name: "widget", Stock: 7}
 	for n := range len(standbys) + 1 {
 		var dsns []string
@@ -300,7 +300,7 @@ func BenchmarkReadsPerStandby(b *testing.B) {
 		}
 		db := openTest(b, Config{DSN: primary.DSN(), Replicas: dsns, Replica: ReplicaConfig{PollInterval: 20 * time.Millisecond}})
 		if n == 0 {
-			if err := Insert(tier.WithReadAfter(context.Background(), ra), db, &p); err != nil {
+			if err := Insert(readafter.With(context.Background(), ra), db, &p); err != nil {
 				b.Fatal(err)
 			}
 		}

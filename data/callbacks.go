@@ -55,7 +55,7 @@ type pinnedKey struct{}
 
 // registerRoutingCallbacks sends reads outside transactions to a replica
 // that may serve them (see readReplica), and gives read-your-writes to
-// requests that carry a session (WithSession) or a tier.ReadAfter: writes
+// requests that carry a session (WithSession) or read-after positions (internal/readafter): writes
 // mark the session, and a write outside a transaction runs on a connection
 // of its own, on which the position of its commit is asked right after it.
 func registerRoutingCallbacks(g *gorm.DB, db *DB) error {

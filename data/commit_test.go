@@ -13,6 +13,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"gorm.io/gorm"
 
+	"github.com/threetier/threetier/internal/obs"
 	"github.com/threetier/threetier/internal/syncbuf"
 	"github.com/threetier/threetier/tier"
 )
@@ -41,7 +42,7 @@ func commitFailures(t *testing.T, reg *prometheus.Registry, class string) float6
 		t.Fatal(err)
 	}
 	for _, f := range families {
-		if f.GetName() != tier.MetricsNamespace+"_data_commit_failures_total" {
+		if f.GetName() != obs.Namespace+"_data_commit_failures_total" {
 			continue
 		}
 		for _, m := range f.GetMetric() {

@@ -24,7 +24,7 @@ type Config struct {
 	// Replicas are read-only PostgreSQL DSNs (streaming standbys); reads
 	// go to those in reads (see ReplicaConfig) unless the request already
 	// wrote (see WithSession) or must see a position they have not
-	// replayed (tier.ReadAfter). Ignored for SQLite.
+	// replayed (see app.ReadAfter). Ignored for SQLite.
 	Replicas []string `env:"REPLICAS" envSeparator:"," json:"-"`
 	// Path is the SQLite file; zero means "threetier.db".
 	Path string `env:"SQLITE_PATH" json:"path,omitempty"`

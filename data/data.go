@@ -6,8 +6,8 @@
 // pool limits and timeouts that make a dead database fail calls fast instead
 // of queueing them; reads from streaming standbys (Config.Replicas), whose
 // replay positions are polled in the background, with read-your-writes
-// within a request (WithSession) and across requests (a tier.ReadAfter in
-// the context, which app.ReadAfter fills from the client and hands back);
+// within a request (WithSession) and across requests (a position in the request's context, which
+// app.ReadAfter reads from the client and hands back);
 // transactions that rerun on serialization failures and deadlocks (Tx);
 // versioned SQL migrations applied once across instances (Migrate); bulk
 // inserts over PostgreSQL COPY (BulkInsert); errors classified into a few
@@ -97,11 +97,6 @@ func WithLogger(l *slog.Logger) Option { return func(o *options) { o.log = l } }
 // WithRegistry registers the pool and retry metrics (threetier_data_*)
 // with reg. Without it they go nowhere.
 func WithRegistry(reg prometheus.Registerer) Option { return func(o *options) { o.reg = reg } }
-
-// WithRegisterer is the former name of WithRegistry.
-//
-// Deprecated: use WithRegistry, the name every tier uses.
-func WithRegisterer(reg prometheus.Registerer) Option { return WithRegistry(reg) }
 
 // WithMigrations sets the versioned SQL migrations Start and Migrate apply:
 // fsys holds one directory per dialect, "postgres" and "sqlite", each with

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/threetier/threetier/internal/httpx"
 	"github.com/threetier/threetier/tier"
 )
 
@@ -20,7 +21,7 @@ func TestLoggerLevelsAndPrivacy(t *testing.T) {
 		t.Fatal(err)
 	}
 	db := openTest(t, Config{Path: filepath.Join(t.TempDir(), "l.db"), SlowQuery: time.Nanosecond}, WithLogger(log))
-	ctx := tier.WithRequestID(context.Background(), "req-42")
+	ctx := httpx.WithRequestID(context.Background(), "req-42")
 	buf.Reset()
 
 	_ = db.WithContext(ctx).Create(&Product{Name: "secret-value", Stock: 1}).Error

@@ -5,8 +5,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/threetier/threetier/tier"
+	"github.com/threetier/threetier/internal/obs"
 )
 
 // metrics exports the pools' statistics (read at scrape time from
@@ -31,7 +30,7 @@ type pool struct {
 var _ prometheus.Collector = (*metrics)(nil)
 
 func newMetrics(db *DB) *metrics {
-	ns := tier.MetricsNamespace
+	ns := obs.Namespace
 	desc := func(name, help string, labels ...string) *prometheus.Desc {
 		return prometheus.NewDesc(prometheus.BuildFQName(ns, "data", name), help, append([]string{"pool"}, labels...), nil)
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/threetier/threetier/internal/readafter"
 	"github.com/threetier/threetier/tier"
 )
 
@@ -55,7 +56,7 @@ func (r *replica) setState(log *slog.Logger, state int32, why string, attrs ...a
 
 // readReplica picks the replica a read with ctx runs on, or nil for the
 // primary: one in reads that has replayed the position the request must
-// see (tier.ReadAfter), unless the request's session wrote. Its cost is a
+// see (its read-after positions), unless the request's session wrote. Its cost is a
 // few atomic loads.
 func (db *DB) readReplica(ctx context.Context) *replica {
 	n := len(db.replicas)
@@ -66,7 +67,7 @@ func (db *DB) readReplica(ctx context.Context) *replica {
 		return nil
 	}
 	var after uint64
-	if ra := tier.ReadAfterFrom(ctx); ra != nil {
+	if ra := readafter.From(ctx); ra != nil {
 		after = uint64(ra.After())
 	}
 	first := 0
@@ -144,16 +145,16 @@ func (p replicaPool) QueryRowContext(ctx context.Context, query string, args ...
 // currentPosition asks the primary for its WAL position.
 const currentPosition = "SELECT pg_current_wal_lsn()::text"
 
-// positions is ctx's tier.ReadAfter when the DB has standbys to send its
+// positions is ctx's read-after positions when the DB has standbys to send its
 // reads to: without them a position would cost a query and serve nothing.
-func (db *DB) positions(ctx context.Context) *tier.ReadAfter {
+func (db *DB) positions(ctx context.Context) *readafter.Positions {
 	if len(db.replicas) == 0 {
 		return nil
 	}
-	return tier.ReadAfterFrom(ctx)
+	return readafter.From(ctx)
 }
 
-// notePosition records in ctx's tier.ReadAfter, when it carries one, the
+// notePosition records in ctx's read-after positions, when it carries one, the
 // primary's WAL position right after a commit, which query asks for on the
 // connection of the commit (query(&text) runs currentPosition), so that
 // the request's later reads, and the client's next requests, see the

@@ -13,6 +13,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/threetier/threetier/internal/pgtest"
+	"github.com/threetier/threetier/internal/readafter"
 	"github.com/threetier/threetier/internal/wait"
 	"github.com/threetier/threetier/tier"
 )
@@ -49,7 +50,7 @@ func onStandby(t testing.TB, db *DB, ctx context.Context) bool {
 
 // readAfter is a context whose reads must see pos.
 func readAfter(pos tier.Position) context.Context {
-	return tier.WithReadAfter(context.Background(), tier.NewReadAfter(pos))
+	return readafter.With(context.Background(), readafter.New(pos))
 }
 
 // A write followed at once by a read that carries its position sees the
@@ -63,8 +64,8 @@ func TestReadAfterOnStandby(t *testing.T) {
 	var stale, fresh int
 	var last tier.Position
 	for i := range 100 {
-		w := tier.NewReadAfter(0)
-		wctx := tier.WithReadAfter(context.Background(), w)
+		w := readafter.New(0)
+		wctx := readafter.With(context.Background(), w)
 		p := Product{Name: fmt.Sprintf("mug %d", i), Stock: i}
 		var err error
 		if i%2 == 0 { // a single statement, and a transaction

@@ -130,7 +130,7 @@ func (db *DB) Tx(ctx context.Context, fn func(tx *gorm.DB) error, opts ...TxOpti
 	}
 }
 
-// txOnce runs one attempt of a Tx. When ctx carries a tier.ReadAfter, the
+// txOnce runs one attempt of a Tx. When ctx carries read-after positions (internal/readafter), the
 // transaction runs on a connection of its own, on which the position of
 // its commit is asked right after it (see notePosition).
 func (db *DB) txOnce(ctx context.Context, fn func(tx *gorm.DB) error, opts *sql.TxOptions) error {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/threetier/threetier/internal/obs"
 )
 
 // AdminEnvPrefix prefixes the admin listener's variables:
@@ -76,7 +77,7 @@ func NewAdmin(cfg AdminConfig, reg *prometheus.Registry, health *Health, log *sl
 	}
 	a := &Admin{mux: http.NewServeMux()}
 	if reg != nil {
-		a.mux.Handle("/metrics", MetricsHandler(reg))
+		a.mux.Handle("/metrics", obs.MetricsHandler(reg))
 	}
 	if health != nil {
 		a.mux.Handle("/healthz", health.LivenessHandler())

@@ -14,6 +14,7 @@ import (
 
 	"golang.org/x/net/http2"
 
+	"github.com/threetier/threetier/internal/certreload"
 	"github.com/threetier/threetier/internal/testcert"
 )
 
@@ -50,7 +51,7 @@ func TestH1ConnWrapsEveryHTTP1Connection(t *testing.T) {
 	dir := t.TempDir()
 	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
 	roots := testcert.Write(t, certFile, keyFile, 1)
-	certs, err := NewCertReloader(certFile, keyFile)
+	certs, err := certreload.New(certFile, keyFile)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,7 +119,7 @@ func TestHTTP2HandlerCanFlush(t *testing.T) {
 	dir := t.TempDir()
 	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
 	roots := testcert.Write(t, certFile, keyFile, 1)
-	certs, err := NewCertReloader(certFile, keyFile)
+	certs, err := certreload.New(certFile, keyFile)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/threetier/threetier/internal/configcheck"
 	"github.com/threetier/threetier/tier"
 )
 
@@ -23,7 +24,7 @@ func (c serverConfig) Validate() error {
 	if c.Workers <= 0 {
 		return &tier.ConfigError{Field: "Workers", Problem: "must be positive", Allowed: "1 or more"}
 	}
-	return tier.InField("Log", c.Log.Validate())
+	return configcheck.InField("Log", c.Log.Validate())
 }
 
 func TestLoadEnvDefaultsAndOverrides(t *testing.T) {

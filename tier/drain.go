@@ -4,14 +4,9 @@ import (
 	"context"
 	"net/http"
 	"time"
-)
 
-// DrainingHeader is set on every answer of a server that is draining. A
-// balancer pool that sees it takes the endpoint out of rotation at once,
-// without waiting for its health checks to fail, and removes the header
-// before passing the answer on (as Envoy does with
-// x-envoy-immediate-health-check-fail).
-const DrainingHeader = "Threetier-Draining"
+	"github.com/threetier/threetier/internal/httpx"
+)
 
 // A Drainer is a Tier that can stop taking new work before it stops: Drain
 // fails its readiness, tells clients it is leaving, and keeps serving until
@@ -31,10 +26,11 @@ func WithDrain(h *Health, delay time.Duration) ServerOption {
 }
 
 // Drain starts draining: /readyz fails, every answer carries
-// DrainingHeader and Connection: close (a GOAWAY on HTTP/2), and the server
+// Threetier-Draining: 1 (a balancer pool that sees it takes the endpoint
+// out at once) and Connection: close (a GOAWAY on HTTP/2), and the server
 // keeps serving until the drain delay is over or ctx ends. It returns at
-// once when the server is not started or the delay is zero, and drains only
-// once.
+// once when the server is not started or the delay is zero, and drains
+// only once.
 func (s *HTTPServer) Drain(ctx context.Context) error {
 	s.mu.Lock()
 	started := s.served != nil
@@ -77,6 +73,6 @@ func (s *HTTPServer) drainAware(next http.Handler) http.Handler {
 // answer: the mark balancers look for, and the end of the connection,
 // whose client should go elsewhere for its next request.
 func markDraining(set func(name, value string)) {
-	set(DrainingHeader, "1")
+	set(httpx.DrainingHeader, "1")
 	set("Connection", "close")
 }

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/threetier/threetier/internal/httpx"
 	"github.com/threetier/threetier/internal/wait"
 )
 
@@ -36,8 +37,8 @@ func TestDrainFailsReadinessAndKeepsServing(t *testing.T) {
 		t.Cleanup(func() { resp.Body.Close() })
 		return resp
 	}
-	if resp := get("/"); resp.Header.Get(DrainingHeader) != "" || resp.Close {
-		t.Fatalf("before draining: %s=%q, close=%v", DrainingHeader, resp.Header.Get(DrainingHeader), resp.Close)
+	if resp := get("/"); resp.Header.Get(httpx.DrainingHeader) != "" || resp.Close {
+		t.Fatalf("before draining: %s=%q, close=%v", httpx.DrainingHeader, resp.Header.Get(httpx.DrainingHeader), resp.Close)
 	}
 
 	ctx, cancel := context.WithCancel(context.Background())
@@ -58,8 +59,8 @@ func TestDrainFailsReadinessAndKeepsServing(t *testing.T) {
 	if resp.StatusCode != 200 || string(body) != "served" {
 		t.Fatalf("a request while draining: %d %q", resp.StatusCode, body)
 	}
-	if resp.Header.Get(DrainingHeader) != "1" || !resp.Close {
-		t.Fatalf("a draining answer: %s=%q, close=%v; want the header and Connection: close", DrainingHeader, resp.Header.Get(DrainingHeader), resp.Close)
+	if resp.Header.Get(httpx.DrainingHeader) != "1" || !resp.Close {
+		t.Fatalf("a draining answer: %s=%q, close=%v; want the header and Connection: close", httpx.DrainingHeader, resp.Header.Get(httpx.DrainingHeader), resp.Close)
 	}
 	select {
 	case err := <-drained:

@@ -60,13 +60,13 @@ func (e *Env) Known(names ...string) {
 	}
 }
 
-// TestEnvPrefix starts the variables that test suites read (such as
+// testEnvPrefix starts the variables that test suites read (such as
 // THREETIER_TEST_POSTGRES, the DSN of the tests' PostgreSQL). A service run
 // inside a test sees them, so Check leaves them alone.
-const TestEnvPrefix = EnvPrefix + "TEST_"
+const testEnvPrefix = EnvPrefix + "TEST_"
 
 // Check reports every variable in the list that starts with EnvPrefix (but
-// not TestEnvPrefix) and that no Load, Lookup or Known declared, as a
+// not THREETIER_TEST_) and that no Load, Lookup or Known declared, as a
 // *ConfigError naming it and, when one is close, the known name it
 // likely misspells (joined, in name order). Call it once every config is loaded. Values are not shown: a
 // misspelt DSN holds a password.
@@ -79,7 +79,7 @@ func (e *Env) Check() error {
 	var unknown []string
 	for _, kv := range e.environ {
 		k, _, _ := strings.Cut(kv, "=")
-		if strings.HasPrefix(k, EnvPrefix) && !strings.HasPrefix(k, TestEnvPrefix) && !e.known[k] && !slices.Contains(unknown, k) {
+		if strings.HasPrefix(k, EnvPrefix) && !strings.HasPrefix(k, testEnvPrefix) && !e.known[k] && !slices.Contains(unknown, k) {
 			unknown = append(unknown, k)
 		}
 	}

@@ -18,11 +18,6 @@ type Error struct {
 	Err   error
 }
 
-// TierError is the former name of Error.
-//
-// Deprecated: use Error.
-type TierError = Error
-
 func (e *Error) Error() string {
 	return fmt.Sprintf("tier %q: %s: %v", e.Tier, e.Phase, e.Err)
 }
@@ -63,35 +58,4 @@ func (e *ConfigError) Error() string {
 		b.WriteString(")")
 	}
 	return b.String()
-}
-
-// InField returns err with parent and a dot put before the Field of every
-// *ConfigError in it, for a Config whose Validate checks a nested one:
-// web's Config reports its FilesConfig's "Prefix" as "Files.Prefix".
-func InField(parent string, err error) error {
-	switch e := err.(type) {
-	case *ConfigError:
-		if e.Field != "" {
-			e.Field = parent + "." + e.Field
-		}
-	case interface{ Unwrap() []error }:
-		for _, inner := range e.Unwrap() {
-			InField(parent, inner)
-		}
-	case interface{ Unwrap() error }:
-		InField(parent, e.Unwrap())
-	}
-	return err
-}
-
-// CheckRoutePath is the rule for a Config field that names a route a
-// tier serves on its listener (a metrics or probe path): empty or "-"
-// means not served, anything else must be a plain path starting with "/"
-// (no ":", "*", "?" or "#", which a router would read as a pattern or
-// never see). It returns a *ConfigError naming field, or nil.
-func CheckRoutePath(field, path string) error {
-	if path == "" || path == "-" || (strings.HasPrefix(path, "/") && !strings.ContainsAny(path, ":*?#")) {
-		return nil
-	}
-	return &ConfigError{Field: field, Value: path, Problem: "must be a plain path starting with /", Allowed: `for example /metrics, or "-" for off`}
 }

@@ -20,7 +20,9 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/threetier/threetier/internal/certreload"
 	"github.com/threetier/threetier/internal/framingtest"
+	"github.com/threetier/threetier/internal/httpx"
 	"github.com/threetier/threetier/internal/testcert"
 	"github.com/threetier/threetier/tier"
 )
@@ -104,7 +106,7 @@ func startFastWith(t *testing.T, e *engines, h fasthttp.RequestHandler, tlsOn bo
 		dir := t.TempDir()
 		certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
 		roots = testcert.Write(t, certFile, keyFile, 1)
-		certs, err := tier.NewCertReloader(certFile, keyFile)
+		certs, err := certreload.New(certFile, keyFile)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -308,15 +310,15 @@ func TestFastDrainMarksAnswers(t *testing.T) {
 	defer c.Close()
 	br := bufio.NewReader(c)
 	resp, _ := exchangeOn(t, c, br, "GET /a HTTP/1.1\r\nHost: a\r\n\r\n")
-	if resp.Header.Get(tier.DrainingHeader) != "" || resp.Close {
-		t.Fatalf("before draining: %s=%q, close=%v", tier.DrainingHeader, resp.Header.Get(tier.DrainingHeader), resp.Close)
+	if resp.Header.Get(httpx.DrainingHeader) != "" || resp.Close {
+		t.Fatalf("before draining: %s=%q, close=%v", httpx.DrainingHeader, resp.Header.Get(httpx.DrainingHeader), resp.Close)
 	}
 	if err := srv.Drain(context.Background()); err != nil { // no delay: it returns at once
 		t.Fatal(err)
 	}
 	resp, body := exchangeOn(t, c, br, "GET /b HTTP/1.1\r\nHost: a\r\n\r\n")
-	if body != "fast 0" || resp.Header.Get(tier.DrainingHeader) != "1" || !resp.Close {
-		t.Fatalf("while draining: %q, %s=%q, close=%v; want the mark and Connection: close", body, tier.DrainingHeader, resp.Header.Get(tier.DrainingHeader), resp.Close)
+	if body != "fast 0" || resp.Header.Get(httpx.DrainingHeader) != "1" || !resp.Close {
+		t.Fatalf("while draining: %q, %s=%q, close=%v; want the mark and Connection: close", body, httpx.DrainingHeader, resp.Header.Get(httpx.DrainingHeader), resp.Close)
 	}
 	if !closedWithin(c, br, 5*time.Second) {
 		t.Fatal("the connection stayed open after a draining answer")

@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/net/http2"
 
+	"github.com/threetier/threetier/internal/certreload"
 	"github.com/threetier/threetier/internal/h2test"
 	"github.com/threetier/threetier/internal/testcert"
 	"github.com/threetier/threetier/tier"
@@ -25,7 +26,7 @@ func startTLS(t *testing.T, h http.Handler, limits tier.Limits) (string, *x509.C
 	dir := t.TempDir()
 	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
 	roots := testcert.Write(t, certFile, keyFile, 1)
-	certs, err := tier.NewCertReloader(certFile, keyFile)
+	certs, err := certreload.New(certFile, keyFile)
 	if err != nil {
 		t.Fatal(err)
 	}

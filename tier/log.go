@@ -1,10 +1,11 @@
 package tier
 
 import (
-	"context"
 	"io"
 	"log/slog"
 	"strings"
+
+	"github.com/threetier/threetier/internal/logline"
 )
 
 // LogConfig chooses the log format and level; load it with
@@ -53,59 +54,15 @@ func parseLevel(s string) (slog.Level, error) {
 }
 
 // NewLogger returns a slog logger writing to w in the configured format and
-// level. Every record logged with a context that carries a request ID (see
-// WithRequestID) gets a request_id attribute, and one with a span its
-// trace_id and span_id (see TraceHandler). An AccessLog on the logger, or
-// on one made from it by With, writes its lines itself, as the logger would.
+// level. Every record logged with the context of a request a tier serves
+// gets its request_id (see RequestID), and one logged with a span its
+// trace_id and span_id. The access lines of a tier given the logger, or
+// one made from it by With, read as its other lines do.
 func NewLogger(cfg LogConfig, w io.Writer) (*slog.Logger, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
 	level, _ := parseLevel(cfg.Level)
-	opts := &slog.HandlerOptions{Level: level}
-	lw := &lockedWriter{w: w}
-	json := strings.EqualFold(cfg.Format, "json")
-	var h slog.Handler
-	if json {
-		h = slog.NewJSONHandler(lw, opts)
-	} else {
-		h = slog.NewTextHandler(lw, opts)
-	}
-	access := newAccessLine(json, true, lw)
-	return slog.New(loggerHandler{TraceHandler(RequestIDHandler(h)), access}), nil
-}
-
-// requestIDAttr is the attribute that carries a record's request ID.
-const requestIDAttr = "request_id"
-
-// RequestIDHandler wraps h so that records logged with a context carrying a
-// request ID get a request_id attribute, unless they have one.
-func RequestIDHandler(h slog.Handler) slog.Handler { return requestIDHandler{h} }
-
-type requestIDHandler struct{ slog.Handler }
-
-func (h requestIDHandler) Handle(ctx context.Context, r slog.Record) error {
-	if id := RequestID(ctx); id != "" && !hasAttr(r, requestIDAttr) {
-		r.AddAttrs(slog.String(requestIDAttr, id))
-	}
-	return h.Handler.Handle(ctx, r)
-}
-
-// hasAttr reports whether r has a top-level attribute called key.
-func hasAttr(r slog.Record, key string) bool {
-	found := false
-	r.Attrs(func(a slog.Attr) bool {
-		found = a.Key == key
-		return !found
-	})
-	return found
-}
-
-func (h requestIDHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
-	return requestIDHandler{h.Handler.WithAttrs(attrs)}
-}
-
-func (h requestIDHandler) WithGroup(name string) slog.Handler {
-	return requestIDHandler{h.Handler.WithGroup(name)}
+	return slog.New(logline.NewHandler(w, strings.EqualFold(cfg.Format, "json"), level)), nil
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"testing"
 
+	"github.com/threetier/threetier/internal/httpx"
 	"github.com/threetier/threetier/tier"
 )
 
@@ -15,7 +16,7 @@ func TestLoggerAddsRequestID(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx := tier.WithRequestID(context.Background(), "req-42")
+	ctx := httpx.WithRequestID(context.Background(), "req-42")
 	log.With("tier", "app").DebugContext(ctx, "handled")
 	var rec map[string]any
 	if err := json.Unmarshal(buf.Bytes(), &rec); err != nil {

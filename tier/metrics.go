@@ -1,15 +1,9 @@
 package tier
 
 import (
-	"net/http"
-
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
-
-// MetricsNamespace prefixes every metric threetier exports.
-const MetricsNamespace = "threetier"
 
 // NewRegistry returns a fresh Prometheus registry with the Go runtime and
 // process collectors. threetier never registers with the global default
@@ -21,9 +15,4 @@ func NewRegistry() *prometheus.Registry {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
 	return reg
-}
-
-// MetricsHandler serves reg in the Prometheus exposition format.
-func MetricsHandler(reg *prometheus.Registry) http.Handler {
-	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})
 }

@@ -71,7 +71,7 @@ func ProblemHeader(p *Problem, set func(name, value string)) {
 	set("Content-Type", ContentTypeProblem)
 	set("Cache-Control", "no-store")
 	if p.RetryAfter > 0 {
-		set("Retry-After", strconv.FormatInt(RetryAfterSeconds(p.RetryAfter), 10))
+		set("Retry-After", strconv.FormatInt(retryAfterSeconds(p.RetryAfter), 10))
 	}
 }
 
@@ -88,9 +88,9 @@ func ProblemJSON(p *Problem) []byte {
 	return append(b, '\n')
 }
 
-// RetryAfterSeconds rounds d up to whole seconds, at least 1, as the
+// retryAfterSeconds rounds d up to whole seconds, at least 1, as the
 // Retry-After header wants.
-func RetryAfterSeconds(d time.Duration) int64 {
+func retryAfterSeconds(d time.Duration) int64 {
 	s := int64((d + time.Second - 1) / time.Second)
 	if s < 1 {
 		s = 1

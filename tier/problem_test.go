@@ -2,6 +2,7 @@ package tier_test
 
 import (
 	"encoding/json"
+	"net/http"
 	"net/http/httptest"
 	"testing"
 	"time"
@@ -33,10 +34,15 @@ func TestWriteProblem(t *testing.T) {
 	}
 }
 
-func TestRetryAfterSeconds(t *testing.T) {
-	for d, want := range map[time.Duration]int64{0: 1, time.Millisecond: 1, time.Second: 1, 1001 * time.Millisecond: 2, time.Minute: 60} {
-		if got := tier.RetryAfterSeconds(d); got != want {
-			t.Errorf("RetryAfterSeconds(%s) = %d, want %d", d, got, want)
+// Retry-After is whole seconds, rounded up, at least 1.
+func TestProblemRetryAfterIsWholeSeconds(t *testing.T) {
+	for d, want := range map[time.Duration]string{time.Millisecond: "1", time.Second: "1", 1001 * time.Millisecond: "2", time.Minute: "60"} {
+		p := tier.NewProblem(http.StatusServiceUnavailable, "")
+		p.RetryAfter = d
+		w := httptest.NewRecorder()
+		tier.WriteProblem(w, p)
+		if got := w.Header().Get("Retry-After"); got != want {
+			t.Errorf("RetryAfter %s: Retry-After %q, want %q", d, got, want)
 		}
 	}
 }

@@ -1,11 +1,9 @@
 package tier
 
 import (
-	"context"
 	"errors"
 	"strconv"
 	"strings"
-	"sync/atomic"
 )
 
 // ReadAfterHeader is the response header that hands a client the
@@ -46,51 +44,4 @@ func ParsePosition(s string) (Position, error) {
 		return 0, ErrBadPosition
 	}
 	return Position(h<<32 | l), nil
-}
-
-// A ReadAfter carries one request's read-your-writes positions between the
-// tiers, in its context: the position the client says its reads must see,
-// and the position of the request's own last commit, which the data tier
-// records and the app tier hands back to the client.
-type ReadAfter struct {
-	after Position
-	wrote atomic.Uint64
-}
-
-// NewReadAfter starts the positions of a request whose reads must see
-// after (zero: the client sent none).
-func NewReadAfter(after Position) *ReadAfter { return &ReadAfter{after: after} }
-
-// After is the position the request's reads must see: the client's, or
-// the request's own last commit when that is later.
-func (r *ReadAfter) After() Position { return max(r.after, Position(r.wrote.Load())) }
-
-// Wrote records a commit of the request at p; the latest one wins.
-func (r *ReadAfter) Wrote(p Position) {
-	for {
-		old := r.wrote.Load()
-		if uint64(p) <= old || r.wrote.CompareAndSwap(old, uint64(p)) {
-			return
-		}
-	}
-}
-
-// Written is the position of the request's last commit, zero when it
-// wrote nothing.
-func (r *ReadAfter) Written() Position { return Position(r.wrote.Load()) }
-
-type readAfterKey struct{}
-
-// WithReadAfter returns ctx carrying r.
-func WithReadAfter(ctx context.Context, r *ReadAfter) context.Context {
-	return context.WithValue(ctx, readAfterKey{}, r)
-}
-
-// ReadAfterFrom returns the ReadAfter ctx carries, or nil.
-func ReadAfterFrom(ctx context.Context) *ReadAfter {
-	if ctx == nil {
-		return nil
-	}
-	r, _ := ctx.Value(readAfterKey{}).(*ReadAfter)
-	return r
 }

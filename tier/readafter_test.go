@@ -1,7 +1,6 @@
 package tier
 
 import (
-	"context"
 	"errors"
 	"testing"
 )
@@ -25,23 +24,5 @@ func TestParsePosition(t *testing.T) {
 		if _, err := ParsePosition(s); !errors.Is(err, ErrBadPosition) {
 			t.Errorf("%q: %v, want ErrBadPosition", s, err)
 		}
-	}
-}
-
-// A request's reads must see the later of the client's position and its
-// own last commit.
-func TestReadAfter(t *testing.T) {
-	if ReadAfterFrom(context.Background()) != nil {
-		t.Fatal("a bare context carries a ReadAfter")
-	}
-	ra := NewReadAfter(10)
-	ctx := WithReadAfter(context.Background(), ra)
-	if ReadAfterFrom(ctx) != ra || ra.After() != 10 || ra.Written() != 0 {
-		t.Fatalf("after %s, written %s", ra.After(), ra.Written())
-	}
-	ra.Wrote(20)
-	ra.Wrote(15)
-	if ra.After() != 20 || ra.Written() != 20 {
-		t.Errorf("after %s, written %s; want 0/14 both", ra.After(), ra.Written())
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/threetier/threetier/internal/configcheck"
 	"github.com/threetier/threetier/tier"
 )
 
@@ -30,13 +31,6 @@ const (
 	DefaultIdleTimeout       = 120 * time.Second
 	DefaultMaxHeaderBytes    = 16 << 10
 )
-
-// DefaultMetricsPath was MetricsPath's default, when the public listener
-// served the metrics unless told not to.
-//
-// Deprecated: MetricsPath is off by default; serve the metrics on an
-// admin listener (tier.NewAdmin), or give MetricsPath a path.
-const DefaultMetricsPath = "/metrics"
 
 // FilesConfig configures the file handler. The zero value serves nothing
 // until Root is set (or a file system is given with WithFS), with every
@@ -393,11 +387,11 @@ func (c Config) Validate() error {
 	if c.MaxConns < 0 {
 		errs = append(errs, &tier.ConfigError{Field: "MaxConns", Value: fmt.Sprint(c.MaxConns), Problem: "must not be negative", Allowed: "0 for the default"})
 	}
-	if err := tier.CheckRoutePath("MetricsPath", c.MetricsPath); err != nil {
+	if err := configcheck.RoutePath("MetricsPath", c.MetricsPath); err != nil {
 		errs = append(errs, err)
 	}
 	if err := c.Files.Validate(); err != nil {
-		errs = append(errs, tier.InField("Files", err))
+		errs = append(errs, configcheck.InField("Files", err))
 	}
 	return errors.Join(errs...)
 }

@@ -3,7 +3,6 @@ package web
 import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/threetier/threetier/internal/obs"
-	"github.com/threetier/threetier/tier"
 )
 
 const metricsSubsystem = "web"
@@ -22,27 +21,27 @@ func newFilesMetrics(reg prometheus.Registerer) (*filesMetrics, error) {
 	reg = obs.Registerer(reg)
 	m := &filesMetrics{
 		hits: prometheus.NewCounter(prometheus.CounterOpts{
-			Namespace: tier.MetricsNamespace, Subsystem: metricsSubsystem,
+			Namespace: obs.Namespace, Subsystem: metricsSubsystem,
 			Name: "file_cache_hits_total", Help: "File lookups answered from the in-memory cache.",
 		}),
 		misses: prometheus.NewCounter(prometheus.CounterOpts{
-			Namespace: tier.MetricsNamespace, Subsystem: metricsSubsystem,
+			Namespace: obs.Namespace, Subsystem: metricsSubsystem,
 			Name: "file_cache_misses_total", Help: "File lookups that went to disk.",
 		}),
 		bytes: prometheus.NewGauge(prometheus.GaugeOpts{
-			Namespace: tier.MetricsNamespace, Subsystem: metricsSubsystem,
+			Namespace: obs.Namespace, Subsystem: metricsSubsystem,
 			Name: "file_cache_bytes", Help: "Bytes held by the in-memory file cache.",
 		}),
 		compressions: prometheus.NewCounter(prometheus.CounterOpts{
-			Namespace: tier.MetricsNamespace, Subsystem: metricsSubsystem,
+			Namespace: obs.Namespace, Subsystem: metricsSubsystem,
 			Name: "compressions_total", Help: "Compressions made: forms kept in memory once made, and responses compressed while sent.",
 		}),
 		compressesSkipped: prometheus.NewCounter(prometheus.CounterOpts{
-			Namespace: tier.MetricsNamespace, Subsystem: metricsSubsystem,
+			Namespace: obs.Namespace, Subsystem: metricsSubsystem,
 			Name: "compressions_skipped_total", Help: "Responses sent uncompressed because every compression slot was taken.",
 		}),
 		compressedBytes: prometheus.NewGauge(prometheus.GaugeOpts{
-			Namespace: tier.MetricsNamespace, Subsystem: metricsSubsystem,
+			Namespace: obs.Namespace, Subsystem: metricsSubsystem,
 			Name: "compressed_cache_bytes", Help: "Bytes held by the in-memory cache of compressed forms.",
 		}),
 	}

@@ -6,6 +6,10 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
+	"github.com/threetier/threetier/internal/accesslog"
+	"github.com/threetier/threetier/internal/httpedge"
+	"github.com/threetier/threetier/internal/httpx"
+	"github.com/threetier/threetier/internal/obs"
 	"github.com/threetier/threetier/tier"
 )
 
@@ -14,7 +18,7 @@ import (
 // edge. It is one function rather than five because Echo builds the
 // middleware chain anew for every request, and each link costs an
 // allocation on the hottest path.
-func edge(security []headerValue, m *tier.HTTPMetrics, access *tier.AccessLog, log *slog.Logger) echo.MiddlewareFunc {
+func edge(security []headerValue, m *obs.HTTPMetrics, access *accesslog.Log, log *slog.Logger) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
 			start := time.Now()
@@ -22,9 +26,9 @@ func edge(security []headerValue, m *tier.HTTPMetrics, access *tier.AccessLog, l
 			h := w.Header()
 
 			// The ID goes on to the app tier with the request's headers.
-			ids := tier.AcceptRequestID(r.Header, nil)
+			ids := httpx.AcceptRequestID(r.Header, nil)
 			r.Header[tier.HeaderRequestID] = ids
-			r = r.WithContext(tier.WithRequestID(r.Context(), ids[0]))
+			r = r.WithContext(httpx.WithRequestID(r.Context(), ids[0]))
 			c.SetRequest(r)
 			h[tier.HeaderRequestID] = ids
 			for _, kv := range security {
@@ -38,18 +42,18 @@ func edge(security []headerValue, m *tier.HTTPMetrics, access *tier.AccessLog, l
 			}
 			elapsed := time.Since(start)
 			m.Observe(r.Method, c.Path(), w.Status, elapsed, w.Size)
-			access.Log(&tier.AccessEntry{Request: r, Route: c.Path(), Status: w.Status, Bytes: w.Size, Duration: elapsed})
+			access.Log(&accesslog.Entry{Request: r, Route: c.Path(), Status: w.Status, Bytes: w.Size, Duration: elapsed})
 			return nil
 		}
 	}
 }
 
 // serveRecovering runs next and turns a panic into the error to answer
-// with (see tier.Recovered).
+// with (see httpedge.Recovered).
 func serveRecovering(next echo.HandlerFunc, c echo.Context, log *slog.Logger) (err error) {
 	defer func() {
 		if v := recover(); v != nil {
-			err = tier.Recovered(log, c.Request(), v)
+			err = httpedge.Recovered(log, c.Request(), v)
 		}
 	}()
 	return next(c)

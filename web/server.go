@@ -12,6 +12,8 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/threetier/threetier/internal/accesslog"
+	"github.com/threetier/threetier/internal/httpedge"
 	"github.com/threetier/threetier/internal/obs"
 	"github.com/threetier/threetier/internal/tracing"
 	"github.com/threetier/threetier/tier"
@@ -65,11 +67,11 @@ func New(cfg Config, opts ...Option) (*Server, error) {
 		}
 	}
 
-	met, err := tier.NewHTTPMetrics(metricsSubsystem, o.reg)
+	met, err := obs.NewHTTPMetrics(metricsSubsystem, o.reg)
 	if err != nil {
 		return nil, err
 	}
-	access, err := tier.NewAccessLog(o.access, o.log)
+	access, err := accesslog.New(o.access, o.log)
 	if err != nil {
 		return nil, fmt.Errorf("web: access log: %w", err)
 	}
@@ -84,7 +86,7 @@ func New(cfg Config, opts ...Option) (*Server, error) {
 	e.GET("/healthz", echo.WrapHandler(s.health.LivenessHandler()))
 	e.GET("/readyz", echo.WrapHandler(s.health.ReadinessHandler()))
 	if reg, ok := o.reg.(*prometheus.Registry); ok && cfg.MetricsPath != "" && cfg.MetricsPath != "-" {
-		e.GET(cfg.MetricsPath, echo.WrapHandler(tier.MetricsHandler(reg)))
+		e.GET(cfg.MetricsPath, echo.WrapHandler(obs.MetricsHandler(reg)))
 	}
 	s.echo = e
 
@@ -132,7 +134,7 @@ func New(cfg Config, opts ...Option) (*Server, error) {
 	if cfg.RedirectListen != "" {
 		s.redirect = tier.NewHTTPServer("web-redirect", &http.Server{
 			Addr:              cfg.RedirectListen,
-			Handler:           tier.RedirectHTTPS(s.main.Addr),
+			Handler:           httpedge.RedirectHTTPS(s.main.Addr),
 			ReadHeaderTimeout: cfg.ReadHeaderTimeout,
 			IdleTimeout:       cfg.IdleTimeout,
 			MaxHeaderBytes:    cfg.MaxHeaderBytes,

@@ -12,6 +12,10 @@ import (
 	"github.com/valyala/fasthttp"
 	"github.com/valyala/fasthttp/fasthttpadaptor"
 
+	"github.com/threetier/threetier/internal/accesslog"
+	"github.com/threetier/threetier/internal/httpedge"
+	"github.com/threetier/threetier/internal/httpx"
+	"github.com/threetier/threetier/internal/obs"
 	"github.com/threetier/threetier/internal/tracing"
 	"github.com/threetier/threetier/tier"
 )
@@ -39,12 +43,12 @@ type fastServer struct {
 	ownMiddleware int
 	throughEcho   bool
 	security      []headerValue
-	met           *tier.HTTPMetrics
-	access        *tier.AccessLog
+	met           *obs.HTTPMetrics
+	access        *accesslog.Log
 	log           *slog.Logger
 }
 
-func newFastServer(e *echo.Echo, files *Files, forwards map[string]*Forwarder, security []headerValue, met *tier.HTTPMetrics, access *tier.AccessLog, log *slog.Logger) *fastServer {
+func newFastServer(e *echo.Echo, files *Files, forwards map[string]*Forwarder, security []headerValue, met *obs.HTTPMetrics, access *accesslog.Log, log *slog.Logger) *fastServer {
 	s := &fastServer{echo: e, files: files, forwards: forwards, security: security, met: met, access: access, log: log,
 		ownMiddleware: echoMiddleware(e)}
 	if files != nil {
@@ -146,7 +150,7 @@ func (s *fastServer) serveForward(ctx *fasthttp.RequestCtx, fw *Forwarder, route
 		}
 	}
 	s.observe(ctx, route, start, func() context.Context {
-		return tier.WithRequestID(tier.FastContext(ctx), string(h.Peek(tier.HeaderRequestID)))
+		return httpx.WithRequestID(tier.FastContext(ctx), string(h.Peek(tier.HeaderRequestID)))
 	})
 }
 
@@ -163,7 +167,7 @@ func (s *fastServer) observe(ctx *fasthttp.RequestCtx, route string, start time.
 	if s.access != nil {
 		rc := reqCtx()
 		if s.access.Enabled(rc, status, false) {
-			s.access.Log(&tier.AccessEntry{Context: rc, Remote: ctx.RemoteAddr().String(), Method: method,
+			s.access.Log(&accesslog.Entry{Context: rc, Remote: ctx.RemoteAddr().String(), Method: method,
 				Host: string(ctx.Host()), URI: string(ctx.RequestURI()), Path: string(ctx.Path()),
 				Proto: string(ctx.Request.Header.Protocol()), UserAgent: string(ctx.UserAgent()),
 				Route: route, Status: status, Bytes: size, Duration: elapsed})
@@ -176,7 +180,7 @@ func (s *fastServer) observe(ctx *fasthttp.RequestCtx, route string, start time.
 func (s *fastServer) serveFiles(ctx *fasthttp.RequestCtx) {
 	start := time.Now()
 	id := fastRequestID(ctx)
-	reqCtx := tier.WithRequestID(tier.FastContext(ctx), id)
+	reqCtx := httpx.WithRequestID(tier.FastContext(ctx), id)
 	h := &ctx.Response.Header
 	h.Set(tier.HeaderRequestID, id)
 	for _, kv := range s.security {
@@ -192,7 +196,7 @@ func (s *fastServer) serveFiles(ctx *fasthttp.RequestCtx) {
 func (s *fastServer) serveRecovering(ctx *fasthttp.RequestCtx, reqCtx context.Context) {
 	defer func() {
 		if v := recover(); v != nil {
-			_ = tier.RecoveredRequest(reqCtx, s.log, stableMethod(ctx.Method()), string(ctx.Path()), v)
+			_ = httpedge.RecoveredRequest(reqCtx, s.log, stableMethod(ctx.Method()), string(ctx.Path()), v)
 			ctx.Response.ResetBody()
 			x := fastExchange{ctx: ctx, reqCtx: reqCtx, escaped: string(ctx.URI().PathOriginal())}
 			x.problem(tier.NewProblem(http.StatusInternalServerError, "internal error"))
@@ -201,11 +205,11 @@ func (s *fastServer) serveRecovering(ctx *fasthttp.RequestCtx, reqCtx context.Co
 	s.files.serveFast(ctx, reqCtx)
 }
 
-// fastRequestID is tier.AcceptRequestID's rule for a fasthttp request:
+// fastRequestID is httpx.AcceptRequestID's rule for a fasthttp request:
 // the client's ID when it sent exactly one and it is valid, else a new
 // one.
 func fastRequestID(ctx *fasthttp.RequestCtx) string {
-	if ids := ctx.Request.Header.PeekAll(tier.HeaderRequestID); len(ids) == 1 && tier.ValidRequestID(unsafeString(ids[0])) {
+	if ids := ctx.Request.Header.PeekAll(tier.HeaderRequestID); len(ids) == 1 && httpx.ValidRequestID(unsafeString(ids[0])) {
 		return string(ids[0])
 	}
 	return tier.NewRequestID()

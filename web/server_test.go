@@ -25,6 +25,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/threetier/threetier/internal/httpedge"
 	"github.com/threetier/threetier/internal/syncbuf"
 	"github.com/threetier/threetier/internal/wait"
 	"github.com/threetier/threetier/tier"
@@ -421,7 +422,7 @@ func TestRedirectLocation(t *testing.T) {
 		req := httptest.NewRequest("GET", "http://x/a?b=c", nil)
 		req.Host = tc.host
 		w := httptest.NewRecorder()
-		tier.RedirectHTTPS(s.Addr).ServeHTTP(w, req)
+		httpedge.RedirectHTTPS(s.Addr).ServeHTTP(w, req)
 		if got := w.Header().Get("Location"); w.Code != http.StatusPermanentRedirect || got != tc.want {
 			t.Errorf("listen %s, Host %s: %d %q, want %q", tc.listen, tc.host, w.Code, got, tc.want)
 		}

@@ -15,6 +15,7 @@ import (
 	"github.com/threetier/threetier/balancer"
 	"github.com/threetier/threetier/data"
 	"github.com/threetier/threetier/tier"
+	"github.com/threetier/threetier/tier/otlp"
 	"github.com/threetier/threetier/web"
 )
 
@@ -112,7 +113,7 @@ func configure(ctx context.Context, args []string, stderr io.Writer) (config, *s
 	if f.admin != "" {
 		cfg.admin.Listen = f.admin
 	}
-	if cfg.tracer, cfg.stopTracing, err = tier.Tracing(ctx, os.Environ()); err != nil {
+	if cfg.tracer, cfg.stopTracing, err = otlp.Tracing(ctx, os.Environ()); err != nil {
 		return cfg, nil, err
 	}
 	log, err := tier.NewLogger(cfg.log, stderr)

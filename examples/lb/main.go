@@ -34,6 +34,7 @@ import (
 
 	"github.com/threetier/threetier/balancer"
 	"github.com/threetier/threetier/tier"
+	"github.com/threetier/threetier/tier/otlp"
 )
 
 func main() { os.Exit(serve(os.Args[1:], nil)) }
@@ -276,7 +277,7 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- list
 		return err
 	}
 
-	tp, stopTracing, err := tier.Tracing(ctx, os.Environ())
+	tp, stopTracing, err := otlp.Tracing(ctx, os.Environ())
 	if err != nil {
 		return err
 	}

@@ -23,6 +23,7 @@ import (
 	"strings"
 
 	"github.com/threetier/threetier/tier"
+	"github.com/threetier/threetier/tier/otlp"
 )
 
 func main() {
@@ -75,7 +76,7 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- list
 		return err
 	}
 	// Every server of the role traces when the OTEL_* variables ask.
-	tp, stopTracing, err := tier.Tracing(ctx, f.environ)
+	tp, stopTracing, err := otlp.Tracing(ctx, f.environ)
 	if err != nil {
 		return err
 	}

@@ -26,6 +26,7 @@ import (
 
 	"github.com/threetier/threetier/balancer"
 	"github.com/threetier/threetier/tier"
+	"github.com/threetier/threetier/tier/otlp"
 	"github.com/threetier/threetier/web"
 )
 
@@ -225,7 +226,7 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- list
 	if err != nil {
 		return err
 	}
-	tp, stopTracing, err := tier.Tracing(ctx, os.Environ())
+	tp, stopTracing, err := otlp.Tracing(ctx, os.Environ())
 	if err != nil {
 		return err
 	}

@@ -1,14 +1,20 @@
 // Package obs holds what the tiers share to observe themselves but users
-// never call: defaults for an unset logger or registry, and metrics that two
-// servers given one registry add up in.
+// never call: defaults for an unset logger or registry, metrics that two
+// servers given one registry add up in, and the request metrics every
+// HTTP tier has.
 package obs
 
 import (
 	"errors"
 	"log/slog"
+	"net/http"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
+
+// Namespace prefixes every metric threetier exports.
+const Namespace = "threetier"
 
 // Logger returns l, or a logger that discards everything when l is nil, so
 // that options can leave the logger unset.
@@ -44,4 +50,9 @@ func RegisterShared[C prometheus.Collector](reg prometheus.Registerer, c C) (C, 
 		}
 	}
 	return c, err
+}
+
+// MetricsHandler serves reg in the Prometheus exposition format.
+func MetricsHandler(reg *prometheus.Registry) http.Handler {
+	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})
 }

@@ -27,6 +27,12 @@
 //
 // Snapshot, Status and StatusHandler show each endpoint's state; the
 // threetier_balancer_* metrics go to the registry given WithRegistry.
+//
+// A Proxy is a front door over pools. Two packages beside this one
+// complete it, and only a front door links them: balancer/cluster joins
+// front doors so that they share what they learn of the endpoints (through
+// Pool.Observe and Pool.ApplyPeers) and their rate limits, and
+// balancer/stats serves a node's stats page and runtime API.
 package balancer
 
 import (
@@ -90,7 +96,7 @@ type Pool struct {
 	timer    *time.Timer
 	timerAt  int64
 	run      *runState // non-nil between Start and Stop
-	// observers are told of endpoint state changes (a Cluster shares them);
+	// observers are told of endpoint state changes (Observe);
 	// called with mu held, off the request path.
 	observers []*observer
 }

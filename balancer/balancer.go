@@ -49,6 +49,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/threetier/threetier/balancer/internal/h1"
 	"github.com/threetier/threetier/internal/obs"
 	"github.com/threetier/threetier/internal/retry"
 	"github.com/threetier/threetier/tier"
@@ -69,7 +70,7 @@ type Pool struct {
 	// fast is the pool's connections for the front door's fast path; nil
 	// when the pool was given a transport of its own, whose requests only
 	// the net/http path can send.
-	fast      *fastUpstream
+	fast      *h1.Upstream
 	ownedTr   interface{ CloseIdleConnections() } // closed on Stop when the pool made it
 	discovery Discoverer
 	hashKey   hashKey
@@ -135,9 +136,9 @@ func New(cfg Config, opts ...Option) (*Pool, error) {
 		if name := tlsServerName(cfg, o.discovery); name != "" {
 			tr.TLSClientConfig = &tls.Config{ServerName: name, MinVersion: tls.VersionTLS12}
 		}
-		h1 := newH1Transport(tr, cfg.ConnectTimeout)
-		p.transport, p.ownedTr = h1, h1
-		p.fast = newFastUpstream(cfg.ConnectTimeout, tlsServerName(cfg, o.discovery))
+		lean := h1.NewTransport(tr, cfg.ConnectTimeout, func(r *http.Request) bool { return isIdempotent((*stdRequest)(r)) })
+		p.transport, p.ownedTr = lean, lean
+		p.fast = h1.NewUpstream(cfg.ConnectTimeout, tlsServerName(cfg, o.discovery))
 	}
 	if cfg.HashKey != "" {
 		p.hashKey, _ = parseHashKey(cfg.HashKey)

@@ -33,8 +33,8 @@
 //   - balancer: client-side load balancing over the instances of the next
 //     tier: policies, active and passive health checks, retries with a budget,
 //     discovery. Any Go code balances by swapping its http.RoundTripper. Its
-//     Proxy is the front door (the HAProxy node), Cluster joins such nodes,
-//     and Stats is their stats page and runtime API.
+//     Proxy is the front door (the HAProxy node); balancer/cluster joins such
+//     nodes, and balancer/stats is their stats page and runtime API.
 //   - web: the static web tier on Echo: serves files as well as nginx does and
 //     forwards dynamic routes to the app tier.
 //   - app: the business-logic tier on Echo: per-dependency guards (circuit

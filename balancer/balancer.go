@@ -27,6 +27,12 @@
 //
 // Snapshot, Status and StatusHandler show each endpoint's state; the
 // threetier_balancer_* metrics go to the registry given WithRegistry.
+//
+// A Proxy is a front door over pools. Two packages beside this one
+// complete it, and only a front door links them: balancer/cluster joins
+// front doors so that they share what they learn of the endpoints (through
+// Pool.Observe and Pool.ApplyPeers) and their rate limits, and
+// balancer/stats serves a node's stats page and runtime API.
 package balancer
 
 import (
@@ -43,6 +49,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/threetier/threetier/balancer/internal/h1"
 	"github.com/threetier/threetier/internal/obs"
 	"github.com/threetier/threetier/internal/retry"
 	"github.com/threetier/threetier/tier"
@@ -63,7 +70,7 @@ type Pool struct {
 	// fast is the pool's connections for the front door's fast path; nil
 	// when the pool was given a transport of its own, whose requests only
 	// the net/http path can send.
-	fast      *fastUpstream
+	fast      *h1.Upstream
 	ownedTr   interface{ CloseIdleConnections() } // closed on Stop when the pool made it
 	discovery Discoverer
 	hashKey   hashKey
@@ -90,7 +97,7 @@ type Pool struct {
 	timer    *time.Timer
 	timerAt  int64
 	run      *runState // non-nil between Start and Stop
-	// observers are told of endpoint state changes (a Cluster shares them);
+	// observers are told of endpoint state changes (Observe);
 	// called with mu held, off the request path.
 	observers []*observer
 }
@@ -129,9 +136,9 @@ func New(cfg Config, opts ...Option) (*Pool, error) {
 		if name := tlsServerName(cfg, o.discovery); name != "" {
 			tr.TLSClientConfig = &tls.Config{ServerName: name, MinVersion: tls.VersionTLS12}
 		}
-		h1 := newH1Transport(tr, cfg.ConnectTimeout)
-		p.transport, p.ownedTr = h1, h1
-		p.fast = newFastUpstream(cfg.ConnectTimeout, tlsServerName(cfg, o.discovery))
+		lean := h1.NewTransport(tr, cfg.ConnectTimeout, func(r *http.Request) bool { return isIdempotent((*stdRequest)(r)) })
+		p.transport, p.ownedTr = lean, lean
+		p.fast = h1.NewUpstream(cfg.ConnectTimeout, tlsServerName(cfg, o.discovery))
 	}
 	if cfg.HashKey != "" {
 		p.hashKey, _ = parseHashKey(cfg.HashKey)

@@ -3,13 +3,18 @@ package balancer
 import (
 	"context"
 	"errors"
+	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/threetier/threetier/balancer/internal/h1"
 	"github.com/threetier/threetier/internal/httpx"
+	"github.com/threetier/threetier/internal/wait"
 	"github.com/threetier/threetier/tier"
 )
 
@@ -176,4 +181,41 @@ func TestConfigErrorsNameTheVariableUnderTheLoadedPrefix(t *testing.T) {
 	if got := (Config{Retry: RetryConfig{Attempts: -1}}).withDefaults().Retry.Attempts; got != 1 {
 		t.Errorf("negative Retry.Attempts became %d, want 1 (no retries)", got)
 	}
+}
+
+// TestPoolUsesTheLeanTransport: a pool that makes its own transport sends
+// through the lean HTTP/1.1 path, on one kept connection, and Stop closes
+// its idle connections.
+func TestPoolUsesTheLeanTransport(t *testing.T) {
+	var opened, ended atomic.Int64
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok") }))
+	srv.Config.ConnState = func(_ net.Conn, st http.ConnState) {
+		switch st {
+		case http.StateNew:
+			opened.Add(1)
+		case http.StateClosed, http.StateHijacked:
+			ended.Add(1)
+		}
+	}
+	srv.Start()
+	t.Cleanup(srv.Close)
+	p := newPool(t, Config{Endpoints: []string{srv.URL}})
+	if _, ok := p.transport.(*h1.Transport); !ok {
+		t.Fatalf("pool transport %T", p.transport)
+	}
+	for range 10 {
+		if _, body, err := get(t, p.Client(), "http://app/"); err != nil || body != "ok" {
+			t.Fatalf("%q %v", body, err)
+		}
+	}
+	if n := opened.Load(); n != 1 {
+		t.Fatalf("%d connections for 10 requests", n)
+	}
+	if err := p.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	wait.For(t, 5*time.Second, "Stop to close the idle connection", func() bool { return ended.Load() == 1 })
 }

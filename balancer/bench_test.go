@@ -214,7 +214,7 @@ func BenchmarkProxy(b *testing.B) {
 			b.Fatal(err)
 		}
 		_, url := startProxyOn(b, EngineFast, ProxyConfig{}, []*Pool{p})
-		b.Cleanup(p.fast.closeIdle)
+		b.Cleanup(p.fast.CloseIdle)
 		tr := benchTransport()
 		defer tr.CloseIdleConnections()
 		benchGet(b, tr, url+"/")
@@ -226,7 +226,7 @@ func BenchmarkProxy(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		b.Cleanup(p.fast.closeIdle)
+		b.Cleanup(p.fast.CloseIdle)
 		px, err := NewProxy(ProxyConfig{}, []*Pool{p})
 		if err != nil {
 			b.Fatal(err)

@@ -38,7 +38,7 @@ func (p *Pool) drained(e *endpoint, now int64) {
 		e.mu.Unlock()
 		e.down.Store(true)
 		p.rebuild()
-		p.notify(change{endpoint: e.key, kind: changeDown})
+		p.notify(Change{Endpoint: e.key, Kind: ChangeDown})
 		p.log.Info("endpoint draining: out until its health checks pass", "endpoint", e.key)
 		return
 	}
@@ -49,6 +49,6 @@ func (p *Pool) drained(e *endpoint, now int64) {
 	e.ejectedTo.Store(until)
 	e.ejectedAt.Store(now)
 	p.rebuild()
-	p.notify(change{endpoint: e.key, kind: changeEject, until: until})
+	p.notify(Change{Endpoint: e.key, Kind: ChangeEject, Until: until})
 	p.log.Info("endpoint draining: out for a while", "endpoint", e.key, "for", p.cfg.Outlier.BaseEjection)
 }

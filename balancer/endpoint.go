@@ -36,8 +36,8 @@ type endpoint struct {
 	removed   atomic.Bool
 	warmFrom  atomic.Int64 // unix nanos when slow start began; 0 = none
 
-	// peerEjected and peerDown mark an ejection or a down that a Cluster
-	// peer reported rather than this pool's own observation.
+	// peerEjected and peerDown mark an ejection or a down that peers
+	// reported (ApplyPeers) rather than this pool's own observation.
 	peerEjected atomic.Bool
 	peerDown    atomic.Bool
 

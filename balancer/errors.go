@@ -35,9 +35,3 @@ func (e *NoEndpointError) Error() string {
 
 // Is makes errors.Is(err, ErrNoEndpoint) hold.
 func (e *NoEndpointError) Is(target error) bool { return target == ErrNoEndpoint }
-
-// ErrClusterStarted is returned by Cluster.Start on a node already running.
-var ErrClusterStarted = errors.New("balancer cluster: already started")
-
-// ErrClusterStopped is Cluster.Check's answer for a node that is not running.
-var ErrClusterStopped = errors.New("balancer cluster: not running")

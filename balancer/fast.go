@@ -17,6 +17,7 @@ import (
 	"github.com/valyala/fasthttp"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/threetier/threetier/balancer/internal/h1"
 	"github.com/threetier/threetier/internal/accesslog"
 	"github.com/threetier/threetier/internal/httpedge"
 	"github.com/threetier/threetier/internal/httpx"
@@ -28,7 +29,7 @@ import (
 // tier.FastMaxBody) is in memory, without Upgrade or Expect; it forwards
 // them with the same rules as ServeHTTP (routing, the header policy, the
 // pool's picking, accounting and retries, failures as problems) through
-// the pool's fastUpstream connections.
+// the pool's own connections (h1.Upstream).
 
 // fastBufferedBody is the largest response body the fast path reads
 // before answering; a longer one, one of unknown length or an event
@@ -122,7 +123,7 @@ type fastExchange struct {
 	status int // the final status the client was given; 0 none
 	bytes  int64
 	// The streamed answer: read from pc, an attempt on e of pool.
-	pc     *h1Conn
+	pc     *h1.Conn
 	pool   *Pool
 	e      *endpoint
 	body   io.Reader
@@ -426,7 +427,7 @@ func (x *fastExchange) forward(body []byte) (streamed bool) {
 // attempt sends the request to e and reads its answer's header into
 // x.res, with the pool's bookkeeping. The returned connection holds the
 // answer's body; the attempt stays in flight until it is released.
-func (x *fastExchange) attempt(pool *Pool, e *endpoint, n int, body []byte, idempotent bool, deadline time.Time) (_ *h1Conn, err error) {
+func (x *fastExchange) attempt(pool *Pool, e *endpoint, n int, body []byte, idempotent bool, deadline time.Time) (_ *h1.Conn, err error) {
 	var traced context.Context
 	if pool.tracer != nil {
 		var span trace.Span
@@ -447,11 +448,11 @@ func (x *fastExchange) attempt(pool *Pool, e *endpoint, n int, body []byte, idem
 		}
 	}
 	wire := x.wireFor(e, body, traced)
-	pc, err := pool.fast.exchange(e, wire, &x.res, ad, idempotent && len(body) == 0, x.relay)
+	pc, err := pool.fast.Exchange(e.url, wire, &x.res, ad, idempotent && len(body) == 0, x.relay)
 	end := time.Now()
 	if err != nil {
 		callerGone := false
-		if isTimeout(err) {
+		if h1.IsTimeout(err) {
 			if byAttempt {
 				err = fmt.Errorf("%s after %s: %w", e.key, pool.cfg.Retry.AttemptTimeout, ErrAttemptTimeout)
 			} else {
@@ -475,6 +476,31 @@ func (x *fastExchange) relay(h *fasthttp.ResponseHeader) error {
 	return err
 }
 
+// appendInformational appends an informational response as the client
+// gets it: the status line and its end-to-end headers.
+func appendInformational(dst []byte, h *fasthttp.ResponseHeader) []byte {
+	code := h.StatusCode()
+	dst = append(dst, "HTTP/1.1 "...)
+	dst = strconv.AppendInt(dst, int64(code), 10)
+	dst = append(dst, ' ')
+	dst = append(dst, fasthttp.StatusMessage(code)...)
+	dst = append(dst, "\r\n"...)
+	connection := b2s(h.Peek("Connection"))
+	for k, v := range h.All() {
+		if name := b2s(k); responseHeaderKept(name) && name != "Content-Length" && !listedIn(connection, name) {
+			dst = appendHeaderLine(dst, k, v)
+		}
+	}
+	return append(dst, "\r\n"...)
+}
+
+func appendHeaderLine(dst, name, value []byte) []byte {
+	dst = append(dst, name...)
+	dst = append(dst, ": "...)
+	dst = append(dst, value...)
+	return append(dst, "\r\n"...)
+}
+
 // noBody reports whether the answer has no body whatever its header
 // says.
 func (x *fastExchange) noBody() bool {
@@ -484,22 +510,22 @@ func (x *fastExchange) noBody() bool {
 
 // discard drops an answer that a retry replaces, keeping its connection
 // when the rest of the body is small and already there.
-func (x *fastExchange) discard(pool *Pool, e *endpoint, pc *h1Conn) {
+func (x *fastExchange) discard(pool *Pool, e *endpoint, pc *h1.Conn) {
 	keep := false
 	if x.noBody() {
 		keep = !x.res.Header.ConnectionClose()
-	} else if cl := x.res.Header.ContentLength(); cl >= 0 && cl <= h1DrainBytes && pc.br.Buffered() >= cl {
-		_, _ = pc.br.Discard(cl)
+	} else if cl := x.res.Header.ContentLength(); cl >= 0 && cl <= h1.DrainBytes && pc.Reader().Buffered() >= cl {
+		_, _ = pc.Reader().Discard(cl)
 		keep = !x.res.Header.ConnectionClose()
 	}
-	pc.release(keep)
+	pc.Release(keep)
 	pool.done(e, nil)
 	x.res.Reset()
 }
 
 // answer gives the client the upstream's answer in x.res, its body read
 // from pc. It reports whether the body streams on after the handler.
-func (x *fastExchange) answer(pool *Pool, e *endpoint, pc *h1Conn) (streamed bool) {
+func (x *fastExchange) answer(pool *Pool, e *endpoint, pc *h1.Conn) (streamed bool) {
 	resp := &x.ctx.Response
 	up := &x.res.Header
 	resp.Header.SetNoDefaultContentType(true)
@@ -524,22 +550,22 @@ func (x *fastExchange) answer(pool *Pool, e *endpoint, pc *h1Conn) (streamed boo
 		if cl >= 0 {
 			resp.Header.SetContentLength(cl)
 		}
-		pc.peek = true
-		pc.release(keep)
+		pc.Peek = true
+		pc.Release(keep)
 		pool.done(e, nil)
 		x.status = up.StatusCode()
 		return false
 	case cl >= 0 && cl <= fastBufferedBody && !isEventStream(up.ContentType()):
-		if err := x.res.ReadBody(pc.br, 0); err != nil {
-			pc.release(false)
+		if err := x.res.ReadBody(pc.Reader(), 0); err != nil {
+			pc.Release(false)
 			pool.done(e, nil)
 			x.px.log.Warn("upstream body cut off", "pool", pool.Name(), "err", err)
 			resp.Reset()
 			x.problem(http.StatusBadGateway, "the upstream could not be reached", 0)
 			return false
 		}
-		pc.peek = false
-		pc.release(keep)
+		pc.Peek = false
+		pc.Release(keep)
 		pool.done(e, nil)
 		// The body's buffer changes hands rather than being copied.
 		x.res.SwapBody(resp.SwapBody(x.res.Body()))
@@ -547,8 +573,8 @@ func (x *fastExchange) answer(pool *Pool, e *endpoint, pc *h1Conn) (streamed boo
 		return false
 	}
 	x.res.StreamBody = true
-	if err := x.res.ReadBody(pc.br, 0); err != nil {
-		pc.release(false)
+	if err := x.res.ReadBody(pc.Reader(), 0); err != nil {
+		pc.Release(false)
 		pool.done(e, nil)
 		resp.Reset()
 		x.problem(http.StatusBadGateway, "the upstream could not be reached", 0)
@@ -597,7 +623,7 @@ func (x *fastExchange) CloseWithError(err error) error {
 	}
 	x.closed = true
 	clean := err == nil && x.res.CloseBodyStream() == nil
-	x.pc.release(clean && !x.res.Header.ConnectionClose() && x.res.Header.ContentLength() != -2)
+	x.pc.Release(clean && !x.res.Header.ConnectionClose() && x.res.Header.ContentLength() != -2)
 	x.pool.done(x.e, nil)
 	if err != nil {
 		x.ctx.SetConnectionClose()

@@ -22,6 +22,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/threetier/threetier/balancer/internal/h1"
 	"github.com/threetier/threetier/internal/syncbuf"
 	"github.com/threetier/threetier/tier"
 )
@@ -326,8 +327,8 @@ func TestProxyHTTPSEndpoint(t *testing.T) {
 		roots := srv.Client().Transport.(*http.Transport).TLSClientConfig.RootCAs
 		// The test server's certificate is its own: trust it as the
 		// system's roots are trusted for a real endpoint.
-		pool.transport.(*h1Transport).fallback.TLSClientConfig = &tls.Config{RootCAs: roots}
-		pool.fast.tls.RootCAs = roots
+		pool.transport.(*h1.Transport).Fallback.TLSClientConfig = &tls.Config{RootCAs: roots}
+		pool.fast.TLS.RootCAs = roots
 		_, url := startProxyOn(t, engine, ProxyConfig{}, []*Pool{pool})
 		for range 3 {
 			code, body, err := get(t, http.DefaultClient, url+"/")

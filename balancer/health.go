@@ -51,8 +51,8 @@ func (p *Pool) checkOnce(ctx context.Context, e *endpoint, initial bool) {
 	run := e.checkRun
 	e.mu.Unlock()
 
-	// Local checks overrule a peer's report both ways: a down that only a
-	// Cluster peer reported (peerDown) ends at the next passing check, and
+	// Local checks overrule a peer's report both ways: a down that only
+	// peers reported (peerDown) ends at the next passing check, and
 	// failing checks make it this pool's own.
 	switch down := e.down.Load(); {
 	case down && err == nil && (initial || run >= p.cfg.Health.Rise):
@@ -61,7 +61,7 @@ func (p *Pool) checkOnce(ctx context.Context, e *endpoint, initial bool) {
 		e.peerDown.Store(false)
 		p.warm(e)
 		p.rebuild()
-		p.notify(change{endpoint: e.key, kind: changeUp})
+		p.notify(Change{Endpoint: e.key, Kind: ChangeUp})
 		p.mu.Unlock()
 		p.log.Info("endpoint up", "endpoint", e.key, "passes", run)
 	case (!down || e.peerDown.Load()) && err != nil && (initial || -run >= p.cfg.Health.Fall):
@@ -69,7 +69,7 @@ func (p *Pool) checkOnce(ctx context.Context, e *endpoint, initial bool) {
 		e.down.Store(true)
 		e.peerDown.Store(false)
 		p.rebuild()
-		p.notify(change{endpoint: e.key, kind: changeDown})
+		p.notify(Change{Endpoint: e.key, Kind: ChangeDown})
 		p.mu.Unlock()
 		p.log.Warn("endpoint down", "endpoint", e.key, "failures", -run, "err", err)
 	}

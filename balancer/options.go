@@ -4,9 +4,6 @@ import (
 	"log/slog"
 	"net/http"
 
-	"github.com/threetier/threetier/balancer/ratelimit"
-	"github.com/threetier/threetier/tier"
-
 	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel/trace"
 )
@@ -19,10 +16,7 @@ type options struct {
 	registry  prometheus.Registerer
 	discovery Discoverer
 	transport http.RoundTripper
-	cluster   ClusterView
-	health    *tier.Health
 	tracer    trace.TracerProvider
-	limiter   *ratelimit.Limiter
 }
 
 // buildOptions applies opts in order; the last of two that set the same
@@ -54,26 +48,9 @@ func WithDiscovery(d Discoverer) Option { return func(o *options) { o.discovery 
 // 256 idle connections per endpoint) for the rest.
 func WithTransport(rt http.RoundTripper) Option { return func(o *options) { o.transport = rt } }
 
-// WithClusterView shows v's members, and what each peer sees of the
-// endpoints, on a stats page (NewStats); a Pool ignores it.
-func WithClusterView(v ClusterView) Option { return func(o *options) { o.cluster = v } }
-
-// WithHealth serves h's /healthz and /readyz on a stats listener
-// (NewStats), so that keepalived or Kubernetes probe the node on the port
-// its operators already open; a Pool ignores it.
-func WithHealth(h *tier.Health) Option { return func(o *options) { o.health = h } }
-
 // WithTracerProvider traces with tp: a Pool makes a client span per
 // attempt (endpoint, retry number) and sends its traceparent in place of
 // the caller's; a Proxy makes a server span per request on its listener.
 // Without it, or with a no-op provider, nothing is traced and traceparent
 // passes through as it came.
 func WithTracerProvider(tp trace.TracerProvider) Option { return func(o *options) { o.tracer = tp } }
-
-// WithRateLimiter shares l, a front door's table of client keys
-// (Proxy.RateLimiter), with the cluster (NewCluster: the requests each
-// node accepts per key, and blocks, reach every peer within a tenth of a
-// second, so that a client is limited by the cluster as one) and shows it
-// on a stats page (NewStats: the busiest clients, and the runtime API to
-// block and unblock keys). A Pool ignores it; a nil l is no limiter.
-func WithRateLimiter(l *ratelimit.Limiter) Option { return func(o *options) { o.limiter = l } }

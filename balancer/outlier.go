@@ -81,7 +81,7 @@ func (p *Pool) eject(e *endpoint, now int64, cause error) {
 	e.checkRun = min(e.checkRun, 0)
 	e.mu.Unlock()
 	p.rebuild()
-	p.notify(change{endpoint: e.key, kind: changeEject, until: now + int64(d)})
+	p.notify(Change{Endpoint: e.key, Kind: ChangeEject, Until: now + int64(d)})
 	reason := "5xx responses"
 	if cause != nil {
 		reason = cause.Error()
@@ -102,7 +102,7 @@ func (p *Pool) unEject(e *endpoint, to, at int64) bool {
 	if p.cfg.SlowStart > 0 {
 		e.warmFrom.Store(at)
 	}
-	p.notify(change{endpoint: e.key, kind: changeUnEject, peer: peer})
+	p.notify(Change{Endpoint: e.key, Kind: ChangeUneject, Peer: peer})
 	return true
 }
 
@@ -132,7 +132,7 @@ func (p *Pool) endEjection(e *endpoint, now int64, why string) {
 }
 
 // mayEject reports whether one more endpoint may be ejected now under
-// MaxEjectionPercent, whoever asks (this pool or a Cluster peer), and how
+// MaxEjectionPercent, whoever asks (this pool or a peer, ApplyPeers), and how
 // many are ejected already; p.mu held.
 func (p *Pool) mayEject(now int64) (ejected int, ok bool) {
 	total := 0

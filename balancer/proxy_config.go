@@ -93,8 +93,8 @@ type ProxyConfig struct {
 	// AccessLog logs every request at info level.
 	AccessLog bool `env:"ACCESS_LOG" json:"access_log,omitempty"`
 	// RateLimit is the requests per second one client key may make on
-	// average (a token bucket, counted across the cluster when a Cluster
-	// shares the node's limiter: WithRateLimiter); a request over it is
+	// average (a token bucket, counted across the cluster when the node's
+	// limiter is shared: cluster.WithRateLimiter); a request over it is
 	// answered 429 with Retry-After and the RateLimit-Policy and RateLimit
 	// fields. Zero means no limit. A Route may set a limit of its own in
 	// its place.

@@ -83,9 +83,10 @@ func routePolicy(routes []Route, r Route) int {
 }
 
 // RateLimiter returns the node's table of client keys, nil when
-// ProxyConfig sets no RateLimit, ConnLimit nor a route's RateLimit: give it to a Cluster
-// (WithRateLimiter) to count across the cluster, and to the stats page to
-// show the busiest clients and block keys.
+// ProxyConfig sets no RateLimit, ConnLimit nor a route's RateLimit: give
+// it to the cluster (cluster.WithRateLimiter) to count across the cluster,
+// and to the stats page (stats.WithRateLimiter) to show the busiest
+// clients and block keys.
 func (px *Proxy) RateLimiter() *ratelimit.Limiter {
 	if px.limits == nil {
 		return nil

@@ -93,7 +93,7 @@ func (p *Pool) Stop(ctx context.Context) error {
 		p.ownedTr.CloseIdleConnections()
 	}
 	if p.fast != nil {
-		p.fast.closeIdle()
+		p.fast.CloseIdle()
 	}
 	return err
 }

@@ -7,12 +7,11 @@
 //	go run ./examples/lb -listen 127.0.0.1:8080 -backends http://127.0.0.1:9001,http://127.0.0.1:9002
 //	go run ./examples/lb -listen :8443 -tls-cert cert.pem -tls-key key.pem -redirect-http :8080 -backends ...
 //	go run ./examples/lb -backends ... -stats 127.0.0.1:8404
-//	THREETIER_BALANCER_CLUSTER_KEY=... go run ./examples/lb -backends ... -cluster-listen 10.0.0.1:7946 -peers 10.0.0.2:7946
+//	THREETIER_CLUSTER_KEY=... go run ./examples/lb -backends ... -cluster-listen 10.0.0.1:7946 -peers 10.0.0.2:7946
 //
 // Every setting also comes from THREETIER_BALANCER_* (the pool),
-// THREETIER_PROXY_* (the node), THREETIER_BALANCER_STATS_* and
-// THREETIER_BALANCER_CLUSTER_* variables; a flag given on the command line
-// wins over its variable. SIGHUP reads the TLS certificate and key again.
+// THREETIER_PROXY_* (the node), THREETIER_STATS_* and THREETIER_CLUSTER_*
+// variables; a flag given on the command line wins over its variable. SIGHUP reads the TLS certificate and key again.
 // Invalid flags print one line and exit with status 2.
 package main
 
@@ -33,6 +32,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/threetier/threetier/balancer"
+	"github.com/threetier/threetier/balancer/cluster"
+	"github.com/threetier/threetier/balancer/stats"
 	"github.com/threetier/threetier/tier"
 	"github.com/threetier/threetier/tier/otlp"
 )
@@ -102,11 +103,11 @@ func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 	fl.StringVar(&f.pool.Health.Path, "check-path", defaultCheckPath, `path of the health check GET on each backend ("": no active checks)`)
 	tier.DurationVar(fl, &f.pool.Health.Interval, "check-interval", defaultCheckInterval, "time between health checks of one backend")
 	fl.StringVar(&f.stats, "stats", "", "admin listener: the stats page and API, /healthz, /readyz, /metrics (off by default)")
-	fl.StringVar(&f.statsTok, "stats-token", "", "bearer token that turns the stats runtime API on (better: THREETIER_BALANCER_STATS_TOKEN)")
+	fl.StringVar(&f.statsTok, "stats-token", "", "bearer token that turns the stats runtime API on (better: THREETIER_STATS_TOKEN)")
 	fl.StringVar(&f.clusterLn, "cluster-listen", "", "this node's gossip address ip:port, TCP and UDP (turns the cluster on)")
 	fl.StringVar(&f.peers, "peers", "", "comma-separated gossip addresses of the other nodes (turns the cluster on)")
-	fl.StringVar(&f.key, "cluster-key", "", "the cluster's shared key, base64 of 16, 24 or 32 bytes (better: THREETIER_BALANCER_CLUSTER_KEY)")
-	fl.StringVar(&f.node, "node", "", "this node's name in the cluster and on the stats page")
+	fl.StringVar(&f.key, "cluster-key", "", "the cluster's shared key, base64 of 16, 24 or 32 bytes (better: THREETIER_CLUSTER_KEY)")
+	fl.StringVar(&f.node, "node", "", "this node's name: in its logs, in the cluster and on the stats page")
 	fl.StringVar(&f.proxy.TLSCert, "tls-cert", "", "PEM certificate file (with -tls-key: HTTPS and HTTP/2; SIGHUP reloads)")
 	fl.StringVar(&f.proxy.TLSKey, "tls-key", "", "PEM key file")
 	fl.StringVar(&f.proxy.RedirectListen, "redirect-http", "", "plain-HTTP address that redirects to HTTPS")
@@ -196,6 +197,7 @@ func configs(f *flags, env *tier.Env) (balancer.Config, balancer.ProxyConfig, er
 	override(f, "body-timeout", &proxy.BodyTimeout, f.proxy.BodyTimeout)
 	override(f, "send-timeout", &proxy.SendTimeout, f.proxy.SendTimeout)
 	override(f, "drain-delay", &proxy.DrainDelay, f.proxy.DrainDelay)
+	override(f, "node", &proxy.Name, f.node)
 	setIfZero(&proxy.Name, "lb")
 	// Checked here, not only by NewProxy, so that a flag mistake is
 	// reported before any socket is bound.
@@ -295,28 +297,28 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- list
 	if err != nil {
 		return err
 	}
-	cluster, err := clusterTier(clusterCfg, pools, px, reg, log)
+	peers, err := clusterTier(clusterCfg, pools, px, reg, log)
 	if err != nil {
 		return err
 	}
-	if cluster != nil {
-		tiers = append(tiers, cluster)
-		px.Health().Register("cluster", cluster)
+	if peers != nil {
+		tiers = append(tiers, peers)
+		px.Health().Register("cluster", peers)
 	}
 	tiers = append(tiers, px)
 	// The admin listener starts last and so stops first: on shutdown
 	// /readyz fails before the proxy stops, and keepalived starts moving
 	// the address while the proxy drains what it has in flight.
-	var stats *balancer.Stats
+	var admin *stats.Stats
 	if statsCfg.Listen != "" {
-		var view balancer.ClusterView
-		if cluster != nil {
-			view = cluster
+		var view stats.ClusterView
+		if peers != nil {
+			view = peers
 		}
-		if stats, err = statsTier(statsCfg, px, pools, reg, view, log); err != nil {
+		if admin, err = statsTier(statsCfg, px, pools, reg, view, log); err != nil {
 			return err
 		}
-		tiers = append(tiers, stats)
+		tiers = append(tiers, admin)
 	}
 
 	// SIGHUP is caught even without TLS: its default action would kill the
@@ -334,11 +336,11 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- list
 
 	runner := tier.Runner{Logger: log, StopTimeout: 10 * time.Second, Started: func() {
 		l := listening{Proxy: px.Addr(), Redirect: px.RedirectAddr()}
-		if stats != nil {
-			l.Stats = stats.Addr()
+		if admin != nil {
+			l.Stats = admin.Addr()
 		}
-		if cluster != nil {
-			l.Cluster = cluster.LocalAddr()
+		if peers != nil {
+			l.Cluster = peers.LocalAddr()
 		}
 		log.Info("serving", "addr", l.Proxy, "backends", strings.Join(poolCfg.Endpoints, ","), "stats", l.Stats)
 		if ready != nil {
@@ -370,17 +372,17 @@ func reloadOnSignal(ctx context.Context, sig <-chan os.Signal, px *balancer.Prox
 }
 
 // statsConfig lays -stats, -stats-token and -node over the
-// THREETIER_BALANCER_STATS_* variables. The listener is on when it has an
-// address from either: unlike a library's, this node's admin port is
-// opened only when asked for.
-func statsConfig(f *flags, env *tier.Env) (balancer.StatsConfig, error) {
-	var cfg balancer.StatsConfig
-	if err := env.Load(balancer.StatsEnvPrefix, &cfg); err != nil {
+// THREETIER_STATS_* variables. The listener is on when it has an address
+// from either: unlike a library's, this node's admin port is opened only
+// when asked for.
+func statsConfig(f *flags, env *tier.Env) (stats.Config, error) {
+	var cfg stats.Config
+	if err := env.Load(stats.EnvPrefix, &cfg); err != nil {
 		return cfg, err
 	}
 	override(f, "stats", &cfg.Listen, f.stats)
 	override(f, "stats-token", &cfg.Token, f.statsTok)
-	override(f, "node", &cfg.Node, f.node)
+	override(f, "node", &cfg.Name, f.node)
 	if cfg.Listen == "" && f.set["stats-token"] {
 		return cfg, errors.New("-stats-token needs -stats ADDR")
 	}
@@ -395,29 +397,28 @@ func statsConfig(f *flags, env *tier.Env) (balancer.StatsConfig, error) {
 // keepalived's vrrp_script: the node is ready while every pool has a
 // backend that can take traffic. It names internal addresses: keep it on
 // loopback or a management network.
-func statsTier(cfg balancer.StatsConfig, px *balancer.Proxy, pools []*balancer.Pool, reg *prometheus.Registry, cluster balancer.ClusterView, log *slog.Logger) (*balancer.Stats, error) {
-	opts := []balancer.Option{balancer.WithLogger(log), balancer.WithRegistry(reg), balancer.WithHealth(px.Health()), balancer.WithRateLimiter(px.RateLimiter())}
-	if cluster != nil {
-		opts = append(opts, balancer.WithClusterView(cluster))
+func statsTier(cfg stats.Config, px *balancer.Proxy, pools []*balancer.Pool, reg *prometheus.Registry, view stats.ClusterView, log *slog.Logger) (*stats.Stats, error) {
+	opts := []stats.Option{stats.WithLogger(log), stats.WithRegistry(reg), stats.WithHealth(px.Health()), stats.WithRateLimiter(px.RateLimiter())}
+	if view != nil {
+		opts = append(opts, stats.WithClusterView(view))
 	}
-	return balancer.NewStats(cfg, pools, opts...)
+	return stats.New(cfg, pools, opts...)
 }
 
 // clusterEnvPrefix is where the cluster's variables are read, beside the
-// pool's and the stats listener's: THREETIER_BALANCER_CLUSTER_KEY and so
-// on.
-const clusterEnvPrefix = balancer.EnvPrefix + "CLUSTER_"
+// pool's and the stats listener's: THREETIER_CLUSTER_KEY and so on.
+const clusterEnvPrefix = cluster.EnvPrefix
 
-// clusterFlags are the flags that set a ClusterConfig field, by variable.
+// clusterFlags are the flags that set a cluster.Config field, by variable.
 var clusterFlags = []struct{ flag, variable string }{
 	{"cluster-listen", "LISTEN"}, {"peers", "PEERS"}, {"cluster-key", "KEY"}, {"node", "NAME"},
 }
 
-// clusterConfig lays the cluster flags over the THREETIER_BALANCER_CLUSTER_*
+// clusterConfig lays the cluster flags over the THREETIER_CLUSTER_*
 // variables, or returns nil when the cluster is off: it is on when
 // -cluster-listen or -peers (or their variables) say where to gossip.
-func clusterConfig(f *flags, env *tier.Env) (*balancer.ClusterConfig, error) {
-	env.Declare(clusterEnvPrefix, &balancer.ClusterConfig{})
+func clusterConfig(f *flags, env *tier.Env) (*cluster.Config, error) {
+	env.Declare(clusterEnvPrefix, &cluster.Config{})
 	environ := os.Environ()
 	vars := map[string]bool{}
 	for _, kv := range environ {
@@ -440,14 +441,14 @@ func clusterConfig(f *flags, env *tier.Env) (*balancer.ClusterConfig, error) {
 			environ = append(environ, clusterEnvPrefix+cf.variable+"="+values[cf.flag])
 		}
 	}
-	var cfg balancer.ClusterConfig
+	var cfg cluster.Config
 	if err := tier.LoadEnvFrom(environ, clusterEnvPrefix, &cfg); err != nil {
 		return nil, errors.New(clusterFieldFlags.Replace(err.Error()))
 	}
 	return &cfg, nil
 }
 
-// clusterFieldFlags names the flag beside the variable of a ClusterConfig
+// clusterFieldFlags names the flag beside the variable of a cluster.Config
 // error: either may have set it.
 var clusterFieldFlags = strings.NewReplacer(
 	clusterEnvPrefix+"LISTEN", "-cluster-listen ("+clusterEnvPrefix+"LISTEN)",
@@ -459,9 +460,9 @@ var clusterFieldFlags = strings.NewReplacer(
 // clusterTier is this node's membership of the cluster: it shares what
 // the node learns about the backends with its peers, and takes theirs; and
 // the counts of px's rate limits, so that they hold for the cluster.
-func clusterTier(cfg *balancer.ClusterConfig, pools []*balancer.Pool, px *balancer.Proxy, reg *prometheus.Registry, log *slog.Logger) (*balancer.Cluster, error) {
+func clusterTier(cfg *cluster.Config, pools []*balancer.Pool, px *balancer.Proxy, reg *prometheus.Registry, log *slog.Logger) (*cluster.Cluster, error) {
 	if cfg == nil {
 		return nil, nil
 	}
-	return balancer.NewCluster(*cfg, pools, balancer.WithLogger(log), balancer.WithRegistry(reg), balancer.WithRateLimiter(px.RateLimiter()))
+	return cluster.New(*cfg, pools, cluster.WithLogger(log), cluster.WithRegistry(reg), cluster.WithRateLimiter(px.RateLimiter()))
 }

@@ -30,6 +30,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/threetier/threetier/balancer"
+	"github.com/threetier/threetier/balancer/stats"
 	"github.com/threetier/threetier/internal/child"
 	"github.com/threetier/threetier/internal/leaks"
 	"github.com/threetier/threetier/internal/syncbuf"
@@ -176,7 +177,7 @@ func TestLBBalancesAndSurvivesAKilledBackend(t *testing.T) {
 	t.Setenv("THREETIER_BALANCER_HEALTH_PATH", "/from-env")
 	t.Setenv("THREETIER_BALANCER_HEALTH_RISE", "1") // a variable no flag sets: it stays
 	t.Setenv("THREETIER_PROXY_LISTEN", "127.0.0.1:1")
-	t.Setenv("THREETIER_BALANCER_STATS_TOKEN", "s3cret")
+	t.Setenv("THREETIER_STATS_TOKEN", "s3cret")
 	l := startLB(t, "-listen", "127.0.0.1:0", "-backends", a.URL+","+b.URL, "-stats", "127.0.0.1:0",
 		"-check-path", "/healthz", "-check-interval", "50ms")
 
@@ -331,7 +332,7 @@ func TestLBTwoNodesAsACluster(t *testing.T) {
 	a, b := newBackend(t, "a"), newBackend(t, "b")
 	key := make([]byte, 32)
 	_, _ = rand.Read(key)
-	t.Setenv("THREETIER_BALANCER_CLUSTER_KEY", base64.StdEncoding.EncodeToString(key))
+	t.Setenv("THREETIER_CLUSTER_KEY", base64.StdEncoding.EncodeToString(key))
 	common := []string{"-listen", "127.0.0.1:0", "-backends", a.URL + "," + b.URL, "-stats", "127.0.0.1:0", "-check-interval", "50ms"}
 	n1 := startLB(t, append(common, "-cluster-listen", "127.0.0.1:0", "-node", "lb-1")...)
 	n2 := startLB(t, append(common, "-cluster-listen", "127.0.0.1:0", "-peers", n1.Cluster, "-node", "lb-2")...)
@@ -339,7 +340,7 @@ func TestLBTwoNodesAsACluster(t *testing.T) {
 	tr := &http.Transport{}
 	defer tr.CloseIdleConnections()
 	c := &http.Client{Transport: tr, Timeout: 10 * time.Second}
-	report := func(node listening) (r balancer.StatsReport) {
+	report := func(node listening) (r stats.Report) {
 		getJSON(t, c, "http://"+node.Stats+"/api/status", &r)
 		return r
 	}
@@ -424,7 +425,7 @@ func TestLBRateLimit(t *testing.T) {
 	if codes[0] != 200 || codes[1] != 200 || codes[2] != http.StatusTooManyRequests {
 		t.Fatalf("statuses %v, want 200 200 429", codes)
 	}
-	var r balancer.StatsReport
+	var r stats.Report
 	getJSON(t, c, "http://"+n.Stats+"/api/status", &r)
 	if r.RateLimits == nil || r.RateLimits.Limited != 1 || r.RateLimits.ConnLimit != 8 || len(r.RateLimits.Top) == 0 || r.RateLimits.Top[0].Key != "127.0.0.1" {
 		t.Fatalf("rate limits on the stats: %+v", r.RateLimits)
@@ -439,14 +440,14 @@ func TestLBPairStoppedTogether(t *testing.T) {
 	be := newBackend(t, "a")
 	key := make([]byte, 32)
 	_, _ = rand.Read(key)
-	t.Setenv("THREETIER_BALANCER_CLUSTER_KEY", base64.StdEncoding.EncodeToString(key))
+	t.Setenv("THREETIER_CLUSTER_KEY", base64.StdEncoding.EncodeToString(key))
 	common := []string{"-listen", "127.0.0.1:0", "-backends", be.URL, "-stats", "127.0.0.1:0", "-cluster-listen", "127.0.0.1:0"}
 	n1 := startLBProcess(t, append(common, "-node", "lb-1")...)
 	n2 := startLBProcess(t, append(common, "-node", "lb-2", "-peers", n1.Cluster)...)
 	c := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 10 * time.Second}
 	for _, n := range []*lbProcess{n1, n2} {
 		wait.For(t, 10*time.Second, "two members alive on "+n.Stats, func() bool {
-			var r balancer.StatsReport
+			var r stats.Report
 			getJSON(t, c, "http://"+n.Stats+"/api/status", &r)
 			alive := 0
 			for _, m := range r.Members {
@@ -636,11 +637,11 @@ func TestLBBadFlags(t *testing.T) {
 		{"-rate-limit", "", []string{"-backends", be, "-rate-limit", "-1"}},
 		{"-conn-limit", "", []string{"-backends", be, "-conn-limit", "-1"}},
 		{"THREETIER_PROXY_RATE_KEY", "THREETIER_PROXY_RATE_KEY=query:k", []string{"-backends", be}},
-		{"-peers (THREETIER_BALANCER_CLUSTER_PEERS)=", "", []string{"-backends", be, "-peers", "no-port"}},
-		{"-cluster-listen (THREETIER_BALANCER_CLUSTER_LISTEN)", "", []string{"-backends", be, "-cluster-listen", "nowhere"}},
-		{"-cluster-key (THREETIER_BALANCER_CLUSTER_KEY): not base64", "", []string{"-backends", be, "-peers", "127.0.0.1:7946", "-cluster-key", "short"}},
-		{"-cluster-key (THREETIER_BALANCER_CLUSTER_KEY): required", "", []string{"-backends", be, "-cluster-listen", "127.0.0.1:0"}},
-		{"-cluster-key (THREETIER_BALANCER_CLUSTER_KEY): not base64", "THREETIER_BALANCER_CLUSTER_KEY=short", []string{"-backends", be, "-peers", "127.0.0.1:7946"}},
+		{"-peers (THREETIER_CLUSTER_PEERS)=", "", []string{"-backends", be, "-peers", "no-port"}},
+		{"-cluster-listen (THREETIER_CLUSTER_LISTEN)", "", []string{"-backends", be, "-cluster-listen", "nowhere"}},
+		{"-cluster-key (THREETIER_CLUSTER_KEY): not base64", "", []string{"-backends", be, "-peers", "127.0.0.1:7946", "-cluster-key", "short"}},
+		{"-cluster-key (THREETIER_CLUSTER_KEY): required", "", []string{"-backends", be, "-cluster-listen", "127.0.0.1:0"}},
+		{"-cluster-key (THREETIER_CLUSTER_KEY): not base64", "THREETIER_CLUSTER_KEY=short", []string{"-backends", be, "-peers", "127.0.0.1:7946"}},
 		{"-cluster-key needs -cluster-listen or -peers", "", []string{"-backends", be, "-cluster-key", "AAAAAAAAAAAAAAAAAAAAAA=="}},
 		{"-stats-token needs -stats", "", []string{"-backends", be, "-stats-token", "t"}},
 		{"THREETIER_BALANCER_HEALTH_INTERVAL", "THREETIER_BALANCER_HEALTH_INTERVAL=soon", []string{"-backends", be}},

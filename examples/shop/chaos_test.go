@@ -49,7 +49,7 @@ func TestChaos(t *testing.T) {
 	for i := range key {
 		key[i] = byte(rand.IntN(256))
 	}
-	env := append(cleanEnv(), "THREETIER_BALANCER_CLUSTER_KEY="+base64.StdEncoding.EncodeToString(key),
+	env := append(cleanEnv(), "THREETIER_CLUSTER_KEY="+base64.StdEncoding.EncodeToString(key),
 		"THREETIER_LOG_LEVEL=warn", "THREETIER_DATA_CONNECT_TIMEOUT=1s", "THREETIER_DATA_OP_TIMEOUT=3s",
 		// The blows here are SIGKILLs; SIGTERM at the end need not wait.
 		"THREETIER_APP_DRAIN_DELAY=-1s", "THREETIER_WEB_DRAIN_DELAY=-1s", "THREETIER_PROXY_DRAIN_DELAY=-1s")

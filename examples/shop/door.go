@@ -12,6 +12,8 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/threetier/threetier/balancer"
+	"github.com/threetier/threetier/balancer/cluster"
+	"github.com/threetier/threetier/balancer/stats"
 	"github.com/threetier/threetier/tier"
 )
 
@@ -23,8 +25,8 @@ type doorSpec struct {
 	proxy    balancer.ProxyConfig
 	// cluster, when set, gives the node's cluster configuration at Start
 	// (so that one node can name another's bound address as its peer).
-	cluster func() (balancer.ClusterConfig, error)
-	stats   balancer.StatsConfig // no Listen: no admin listener
+	cluster func() (cluster.Config, error)
+	stats   stats.Config // no Listen: no admin listener
 	// reg takes the node's metrics; the admin listener serves metrics.
 	reg     prometheus.Registerer
 	metrics *prometheus.Registry
@@ -36,7 +38,7 @@ type door struct {
 	pool    *balancer.Pool
 	cluster *lazyCluster // nil without a cluster
 	front   *frontDoor
-	stats   *balancer.Stats // nil without an admin listener
+	stats   *stats.Stats // nil without an admin listener
 }
 
 // newDoor builds the node; spans go to tp.
@@ -60,7 +62,8 @@ func newDoor(s doorSpec, log *slog.Logger, tp trace.TracerProvider) (*door, erro
 		return nil, err
 	}
 	if s.cluster != nil {
-		d.cluster = &lazyCluster{config: s.cluster, pools: pools, opts: opts}
+		d.cluster = &lazyCluster{config: s.cluster, pools: pools,
+			opts: []cluster.Option{cluster.WithLogger(log), cluster.WithRegistry(s.reg)}}
 		px.Health().Register("cluster", d.cluster)
 	}
 	d.front = newFrontDoor(px, log, tp)
@@ -151,28 +154,28 @@ func (fd *frontDoor) Stop(ctx context.Context) error { return fd.srv.Stop(ctx) }
 // cluster view), its JSON and runtime API, the metrics, and the node's
 // /healthz and /readyz for keepalived's check script. It names internal
 // addresses: keep it on loopback or a management network.
-func statsListener(cfg balancer.StatsConfig, px *balancer.Proxy, pools []*balancer.Pool, reg *prometheus.Registry, cluster *lazyCluster, log *slog.Logger) (*balancer.Stats, error) {
-	opts := []balancer.Option{balancer.WithLogger(log), balancer.WithRegistry(reg), balancer.WithHealth(px.Health())}
-	if cluster != nil {
-		opts = append(opts, balancer.WithClusterView(cluster))
+func statsListener(cfg stats.Config, px *balancer.Proxy, pools []*balancer.Pool, reg *prometheus.Registry, view *lazyCluster, log *slog.Logger) (*stats.Stats, error) {
+	opts := []stats.Option{stats.WithLogger(log), stats.WithRegistry(reg), stats.WithHealth(px.Health())}
+	if view != nil {
+		opts = append(opts, stats.WithClusterView(view))
 	}
-	return balancer.NewStats(cfg, pools, opts...)
+	return stats.New(cfg, pools, opts...)
 }
 
-// lazyCluster is a balancer.Cluster built at Start, from a configuration
+// lazyCluster is a cluster.Cluster built at Start, from a configuration
 // known only then: in one process, the second front door's peer is the
 // first one's bound gossip address. It is also the stats page's view of
 // the cluster, empty until started.
 type lazyCluster struct {
-	config func() (balancer.ClusterConfig, error)
+	config func() (cluster.Config, error)
 	pools  []*balancer.Pool
-	opts   []balancer.Option
+	opts   []cluster.Option
 
 	mu sync.Mutex
-	c  *balancer.Cluster
+	c  *cluster.Cluster
 }
 
-func (l *lazyCluster) get() *balancer.Cluster {
+func (l *lazyCluster) get() *cluster.Cluster {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.c
@@ -187,7 +190,7 @@ func (l *lazyCluster) Start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	c, err := balancer.NewCluster(cfg, l.pools, l.opts...)
+	c, err := cluster.New(cfg, l.pools, l.opts...)
 	if err != nil {
 		return err
 	}
@@ -213,7 +216,7 @@ func (l *lazyCluster) Check(ctx context.Context) error {
 	if c := l.get(); c != nil {
 		return c.Check(ctx)
 	}
-	return balancer.ErrClusterStopped
+	return cluster.ErrStopped
 }
 
 // LocalAddr is the bound gossip address, or "".
@@ -225,7 +228,7 @@ func (l *lazyCluster) LocalAddr() string {
 }
 
 // Members lists the cluster's nodes as this one sees them.
-func (l *lazyCluster) Members() []balancer.Member {
+func (l *lazyCluster) Members() []cluster.Member {
 	if c := l.get(); c != nil {
 		return c.Members()
 	}
@@ -233,7 +236,7 @@ func (l *lazyCluster) Members() []balancer.Member {
 }
 
 // PeerViews lists what the peers report about the endpoints.
-func (l *lazyCluster) PeerViews() []balancer.PeerView {
+func (l *lazyCluster) PeerViews() []cluster.PeerView {
 	if c := l.get(); c != nil {
 		return c.PeerViews()
 	}

@@ -10,6 +10,8 @@ import (
 
 	"github.com/threetier/threetier/app"
 	"github.com/threetier/threetier/balancer"
+	"github.com/threetier/threetier/balancer/cluster"
+	"github.com/threetier/threetier/balancer/stats"
 	"github.com/threetier/threetier/data"
 	"github.com/threetier/threetier/tier"
 	"github.com/threetier/threetier/web"
@@ -49,7 +51,7 @@ func parseFlags(args, environ []string, stderr io.Writer) (*flags, error) {
 	fl.StringVar(&f.admin, "admin", "", `web, app: admin listener with /metrics, /healthz, /readyz (default THREETIER_ADMIN_LISTEN, else `+tier.DefaultAdminListen+`; "-": none)`)
 	fl.StringVar(&f.clusterLn, "cluster-listen", "", "balancer: this node's gossip address ip:port (turns the cluster on)")
 	fl.StringVar(&f.peers, "peers", "", "balancer: comma-separated gossip addresses of the other front doors (turns the cluster on)")
-	fl.StringVar(&f.key, "cluster-key", "", "balancer: the cluster's shared key, base64 of 16, 24 or 32 bytes (better: THREETIER_BALANCER_CLUSTER_KEY)")
+	fl.StringVar(&f.key, "cluster-key", "", "balancer: the cluster's shared key, base64 of 16, 24 or 32 bytes (better: THREETIER_CLUSTER_KEY)")
 	fl.StringVar(&f.name, "name", "", "this instance's name in logs, X-Served-By, the cluster and the stats page")
 	tier.DurationVar(fl, &f.drain, "drain-delay", defaultDrainDelay, "balancer, web, app: how long a stopping server keeps serving while it fails /readyz, before it stops accepting (0 for none; THREETIER_*_DRAIN_DELAY)")
 	fl.StringVar(&f.db, "db", "", "app: a postgres:// URL, or the SQLite file (default shop.db; THREETIER_DATA_DSN, DATABASE_URL)")
@@ -103,9 +105,9 @@ func checkEnv(environ []string) error {
 	env.Declare(tier.EnvPrefix, &tier.LogConfig{})
 	env.Declare(tier.AdminEnvPrefix, &tier.AdminConfig{})
 	env.Declare(balancer.EnvPrefix, &balancer.Config{})
-	env.Declare(balancer.EnvPrefix+"CLUSTER_", &balancer.ClusterConfig{})
+	env.Declare(cluster.EnvPrefix, &cluster.Config{})
 	env.Declare(balancer.ProxyEnvPrefix, &balancer.ProxyConfig{})
-	env.Declare(balancer.StatsEnvPrefix, &balancer.StatsConfig{})
+	env.Declare(stats.EnvPrefix, &stats.Config{})
 	env.Declare(web.EnvPrefix, &web.Config{})
 	env.Declare(app.EnvPrefix, &app.Config{})
 	env.Declare(app.EnvPrefix+"GUARD_DB_", &app.GuardConfig{})

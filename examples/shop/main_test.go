@@ -19,7 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/goleak"
 
-	"github.com/threetier/threetier/balancer"
+	"github.com/threetier/threetier/balancer/stats"
 	"github.com/threetier/threetier/internal/leaks"
 	"github.com/threetier/threetier/tier"
 )
@@ -340,7 +340,7 @@ func TestShopEndToEnd(t *testing.T) {
 	if a := do(t, s.client, "GET", "http://"+s.l.Stats+"/readyz", ""); a.status != 200 || !strings.Contains(a.body, `"cluster"`) {
 		t.Errorf("stats /readyz: %d %s", a.status, a.body)
 	}
-	var rep balancer.StatsReport
+	var rep stats.Report
 	do(t, s.client, "GET", "http://"+s.l.Stats+"/api/status", "").decode(t, &rep)
 	if len(rep.Pools) != 1 || len(rep.Pools[0].Endpoints) != 2 || rep.Node != "door-1" {
 		t.Errorf("stats: %+v", rep)

@@ -19,6 +19,8 @@ import (
 
 	"github.com/threetier/threetier/app"
 	"github.com/threetier/threetier/balancer"
+	"github.com/threetier/threetier/balancer/cluster"
+	"github.com/threetier/threetier/balancer/stats"
 	"github.com/threetier/threetier/data"
 	"github.com/threetier/threetier/tier"
 	"github.com/threetier/threetier/web"
@@ -125,24 +127,24 @@ func runAll(ctx context.Context, f *flags, log *slog.Logger, tp trace.TracerProv
 		if !first {
 			prev = doors[0]
 		}
-		cluster := func() (balancer.ClusterConfig, error) {
-			cfg := balancer.ClusterConfig{Name: name, Listen: "127.0.0.1:0", Key: base64.StdEncoding.EncodeToString(key)}
+		gossip := func() (cluster.Config, error) {
+			cfg := cluster.Config{Name: name, Listen: "127.0.0.1:0", Key: base64.StdEncoding.EncodeToString(key)}
 			if prev != nil {
 				cfg.Peers = []string{prev.cluster.LocalAddr()}
 			}
 			return cfg, nil
 		}
-		stats := ""
+		statsListen := ""
 		if first {
-			stats = statsAddr
+			statsListen = statsAddr
 		}
 		d, err := newDoor(doorSpec{
 			name:     name,
 			pool:     inProcessPool("web"),
 			discover: balancer.Local(sites...),
 			proxy:    balancer.ProxyConfig{Name: name, Listen: addr},
-			cluster:  cluster,
-			stats:    balancer.StatsConfig{Listen: stats, Node: name},
+			cluster:  gossip,
+			stats:    stats.Config{Listen: statsListen, Name: name},
 			reg:      labelled(reg, name),
 			metrics:  reg,
 		}, log.With("instance", name), tp)
@@ -207,12 +209,12 @@ func runBalancer(ctx context.Context, f *flags, log *slog.Logger, tp trace.Trace
 	override(f, "name", &pxCfg.Name, f.name)
 	setIfZero(&pxCfg.Name, "door")
 	drainDelay(f, &pxCfg.DrainDelay)
-	var statsCfg balancer.StatsConfig
-	if err := tier.LoadEnvFrom(f.environ, balancer.StatsEnvPrefix, &statsCfg); err != nil {
+	var statsCfg stats.Config
+	if err := tier.LoadEnvFrom(f.environ, stats.EnvPrefix, &statsCfg); err != nil {
 		return err
 	}
 	override(f, "stats", &statsCfg.Listen, f.stats)
-	override(f, "name", &statsCfg.Node, f.name)
+	override(f, "name", &statsCfg.Name, f.name)
 	clusterCfg, err := clusterConfig(f)
 	if err != nil {
 		return err
@@ -220,7 +222,7 @@ func runBalancer(ctx context.Context, f *flags, log *slog.Logger, tp trace.Trace
 	reg := tier.NewRegistry()
 	spec := doorSpec{name: pxCfg.Name, pool: poolCfg, proxy: pxCfg, stats: statsCfg, reg: reg, metrics: reg}
 	if clusterCfg != nil {
-		spec.cluster = func() (balancer.ClusterConfig, error) { return *clusterCfg, nil }
+		spec.cluster = func() (cluster.Config, error) { return *clusterCfg, nil }
 	}
 	d, err := newDoor(spec, log, tp)
 	if err != nil {
@@ -243,11 +245,10 @@ func runBalancer(ctx context.Context, f *flags, log *slog.Logger, tp trace.Trace
 }
 
 // clusterConfig lays -cluster-listen, -peers, -cluster-key and -name over
-// the THREETIER_BALANCER_CLUSTER_* variables, or returns nil when the
-// cluster is off: it is on when an address to gossip on or peers to join
-// are given.
-func clusterConfig(f *flags) (*balancer.ClusterConfig, error) {
-	const prefix = balancer.EnvPrefix + "CLUSTER_"
+// the THREETIER_CLUSTER_* variables, or returns nil when the cluster is
+// off: it is on when an address to gossip on or peers to join are given.
+func clusterConfig(f *flags) (*cluster.Config, error) {
+	const prefix = cluster.EnvPrefix
 	on := f.set["cluster-listen"] || f.set["peers"] || f.env(prefix+"LISTEN") != "" || f.env(prefix+"PEERS") != ""
 	if !on {
 		if f.set["cluster-key"] {
@@ -255,7 +256,7 @@ func clusterConfig(f *flags) (*balancer.ClusterConfig, error) {
 		}
 		return nil, nil
 	}
-	var cfg balancer.ClusterConfig
+	var cfg cluster.Config
 	// Loaded without validation first, so that a key given as a flag
 	// satisfies the check that there is one.
 	environ := append([]string(nil), f.environ...)

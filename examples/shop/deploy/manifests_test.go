@@ -264,7 +264,7 @@ func TestManifests(t *testing.T) {
 		}
 	}
 	if !slices.ContainsFunc(roles["balancer"].Spec.Template.Spec.Containers[0].Env, func(e corev1.EnvVar) bool {
-		return e.Name == "THREETIER_BALANCER_CLUSTER_KEY" && e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil
+		return e.Name == "THREETIER_CLUSTER_KEY" && e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil
 	}) {
 		t.Error("the balancers' cluster key does not come from a Secret")
 	}

@@ -1,6 +1,6 @@
 //go:build !unix
 
-package balancer
+package h1
 
 import "net"
 

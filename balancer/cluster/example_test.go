@@ -1,4 +1,4 @@
-package balancer_test
+package cluster_test
 
 import (
 	"context"
@@ -8,12 +8,13 @@ import (
 	"time"
 
 	"github.com/threetier/threetier/balancer"
+	"github.com/threetier/threetier/balancer/cluster"
 )
 
 // Two front doors over the same upstream share what they learn: an
 // endpoint that node a ejects after its requests fail is avoided by node b
 // as well, within milliseconds.
-func ExampleNewCluster() {
+func ExampleNew() {
 	broken := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusInternalServerError) }))
 	defer broken.Close()
 	fine := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
@@ -31,7 +32,7 @@ func ExampleNewCluster() {
 	key := "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=" // head -c 32 /dev/urandom | base64
 
 	ctx := context.Background()
-	a, err := balancer.NewCluster(balancer.ClusterConfig{Name: "a", Listen: "127.0.0.1:0", Key: key}, []*balancer.Pool{poolA})
+	a, err := cluster.New(cluster.Config{Name: "a", Listen: "127.0.0.1:0", Key: key}, []*balancer.Pool{poolA})
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -41,7 +42,7 @@ func ExampleNewCluster() {
 		return
 	}
 	defer a.Stop(ctx)
-	b, _ := balancer.NewCluster(balancer.ClusterConfig{Name: "b", Listen: "127.0.0.1:0", Key: key, Peers: []string{a.LocalAddr()}}, []*balancer.Pool{poolB})
+	b, _ := cluster.New(cluster.Config{Name: "b", Listen: "127.0.0.1:0", Key: key, Peers: []string{a.LocalAddr()}}, []*balancer.Pool{poolB})
 	if err := b.Start(ctx); err != nil {
 		fmt.Println(err)
 		return

@@ -1,4 +1,4 @@
-package balancer
+package stats
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/threetier/threetier/balancer"
 	"github.com/threetier/threetier/tier"
 )
 
@@ -91,7 +92,7 @@ func (s *Stats) serveAction(w http.ResponseWriter, r *http.Request) {
 	case actionWeight:
 		err = p.SetWeight(req.URL, weight)
 	case actionAdd:
-		err = p.Add(Endpoint{URL: req.URL, Weight: weight, Backup: req.Backup})
+		err = p.Add(balancer.Endpoint{URL: req.URL, Weight: weight, Backup: req.Backup})
 	}
 
 	attrs := []any{"action", action, "pool", p.Name(), "endpoint", req.URL,
@@ -112,7 +113,7 @@ func (s *Stats) serveAction(w http.ResponseWriter, r *http.Request) {
 	case errors.Is(err, context.Canceled) && r.Context().Err() != nil:
 		s.log.InfoContext(r.Context(), "runtime action", append(attrs, "result", "client left while waiting; the action stands")...)
 		return
-	case errors.Is(err, ErrUnknownEndpoint):
+	case errors.Is(err, balancer.ErrUnknownEndpoint):
 		s.log.InfoContext(r.Context(), "runtime action", append(attrs, "result", "unknown endpoint")...)
 		s.problem(w, r, http.StatusNotFound, fmt.Sprintf("pool %q has no endpoint %q", p.Name(), req.URL))
 		return

@@ -1,4 +1,9 @@
-package balancer
+// Package h1 is a balancer pool's own HTTP/1.1 client connections: a
+// lean http.RoundTripper for net/http requests (Transport), and raw
+// exchanges of a request's bytes for the front door's fast engine
+// (Upstream), both on the caller's goroutine with keep-alive connections
+// stacked per host.
+package h1
 
 import (
 	"bufio"
@@ -14,30 +19,32 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"golang.org/x/net/http/httpguts"
 )
 
 // The limits of the lean path.
 const (
-	h1MaxIdlePerHost = 256
-	h1IdleTimeout    = 90 * time.Second
-	// h1UnsafeIdle is how long a connection may have been idle and still
+	maxIdlePerHost = 256
+	idleTimeout    = 90 * time.Second
+	// defaultUnsafeIdle is how long a connection may have been idle and still
 	// carry a request that cannot be sent again if the connection turns
 	// out dead: servers close idle connections after as little as 2 s
 	// (gunicorn), 5 s (Node.js, Apache), and with no background reader
 	// this transport only learns of it when it uses the connection.
-	h1UnsafeIdle = time.Second
-	// h1MaxBody is the largest request body the lean path sends. It writes
+	defaultUnsafeIdle = time.Second
+	// maxBody is the largest request body the lean path sends. It writes
 	// a body before it reads the answer; a larger or unknown-length body
 	// may be an upload the client streams while it waits for the answer,
 	// which only the fallback's concurrent write can serve.
-	h1MaxBody = 64 << 10
-	// h1MaxHeaderBytes bounds a response's header, as
+	maxBody = 64 << 10
+	// maxHeaderBytes bounds a response's header, as
 	// http.Transport.MaxResponseHeaderBytes does by default.
-	h1MaxHeaderBytes = 1 << 20
-	h1Max1xx         = 5
-	// h1DrainBytes is how much of an unread response body Close consumes,
+	maxHeaderBytes = 1 << 20
+	max1xx         = 5
+	// DrainBytes is how much of an unread response body Close consumes,
 	// from what has already arrived only, to keep the connection.
-	h1DrainBytes = 4 << 10
+	DrainBytes = 4 << 10
 )
 
 var (
@@ -45,15 +52,15 @@ var (
 	// blocked read or write at once.
 	aLongTimeAgo = time.Unix(1, 0)
 
-	errH1HeaderTooLarge = errors.New("balancer: upstream response header too large")
-	errH1Too1xx         = errors.New("balancer: too many 1xx informational responses")
-	errH1Upgrade        = errors.New("balancer: upstream switched protocols unasked")
-	errH1ClosedBody     = errors.New("http: read on closed response body")
+	errHeaderTooLarge = errors.New("balancer: upstream response header too large")
+	errToo1xx         = errors.New("balancer: too many 1xx informational responses")
+	errUpgrade        = errors.New("balancer: upstream switched protocols unasked")
+	errClosedBody     = errors.New("http: read on closed response body")
 
-	h1Writers = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 4<<10) }}
+	writers = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 4<<10) }}
 )
 
-// h1Transport is the pool's own transport: plain HTTP/1.1 to http://
+// Transport is a pool's own transport: plain HTTP/1.1 to http://
 // endpoints with keep-alive connections, done on the caller's goroutine.
 // http.Transport spends two goroutines per connection and a hand-off
 // through channels on every request; a proxy forwarding small requests
@@ -63,65 +70,73 @@ var (
 //
 // It holds no goroutine: idle connections sit in a stack per host and
 // their age is checked when one is taken or put back.
-type h1Transport struct {
-	fallback *http.Transport
+type Transport struct {
+	// Fallback takes the requests the lean path does not.
+	Fallback *http.Transport
 	dialer   net.Dialer
-	hosts    sync.Map // host:port → *h1Host
+	hosts    sync.Map // host:port → *hostConns
 	// proxied means that fallback may send http:// requests through a
 	// proxy (HTTP_PROXY is set): each request asks it first.
 	proxied    bool
-	unsafeIdle time.Duration // h1UnsafeIdle
+	unsafeIdle time.Duration // defaultUnsafeIdle
+	// idempotent reports whether a request may be sent twice.
+	idempotent func(*http.Request) bool
 }
 
-func newH1Transport(fallback *http.Transport, connectTimeout time.Duration) *h1Transport {
-	return &h1Transport{
-		fallback:   fallback,
+// NewTransport returns a Transport that connects within connectTimeout and
+// sends what it does not take to fallback. A request that idempotent
+// accepts, and that has no body, is sent again on a new connection when a
+// kept one turns out to have been closed by the server before answering.
+func NewTransport(fallback *http.Transport, connectTimeout time.Duration, idempotent func(*http.Request) bool) *Transport {
+	return &Transport{
+		Fallback:   fallback,
+		idempotent: idempotent,
 		dialer:     net.Dialer{Timeout: connectTimeout, KeepAlive: 30 * time.Second},
 		proxied:    fallback.Proxy != nil && (os.Getenv("HTTP_PROXY") != "" || os.Getenv("http_proxy") != ""),
-		unsafeIdle: h1UnsafeIdle,
+		unsafeIdle: defaultUnsafeIdle,
 	}
 }
 
-// h1Host is the idle connections to one host: a stack, so that the
+// hostConns is the idle connections to one host: a stack, so that the
 // connection used last, the one least likely to have been closed by the
 // server, goes out first, and the others age out from the bottom.
-type h1Host struct {
+type hostConns struct {
 	mu   sync.Mutex
-	idle []*h1Conn
+	idle []*Conn
 }
 
-// h1Conn is one connection to an upstream.
-type h1Conn struct {
+// Conn is one connection to an upstream.
+type Conn struct {
 	conn   net.Conn
-	host   *h1Host
-	r      h1Reader
+	host   *hostConns
+	r      reader
 	br     *bufio.Reader
 	abort  func() // makes blocked I/O on conn fail; made once, for context.AfterFunc
 	idleAt time.Time
 	reused bool
-	// peek asks get to look at the socket before reuse: the last answer
+	// Peek asks for a look at the socket before reuse: the last answer
 	// had no body, so a server that sends one anyway (after a HEAD, a 204)
-	// would have it taken for the next answer.
-	peek bool
+	// would have it taken for the next answer. Set it before Release.
+	Peek bool
 }
 
-// h1PeekIdle is how long a connection may sit idle before get looks at
+// peekIdle is how long a connection may sit idle before get looks at
 // its socket for bytes or an end the server sent meanwhile (a 408 and a
 // close). Busier connections are reused without the extra system call.
-const h1PeekIdle = 100 * time.Millisecond
+const peekIdle = 100 * time.Millisecond
 
-// h1Reader is what the connection's bufio.Reader reads: the connection,
+// reader is what the connection's bufio.Reader reads: the connection,
 // with a bound on a response header's size, counting what it read.
-type h1Reader struct {
+type reader struct {
 	conn  net.Conn
 	limit int64 // bytes left for the header; < 0 while reading a body
 	n     int64 // bytes read in this exchange
 }
 
-func (r *h1Reader) Read(p []byte) (int, error) {
+func (r *reader) Read(p []byte) (int, error) {
 	if r.limit >= 0 {
 		if r.limit == 0 {
-			return 0, errH1HeaderTooLarge
+			return 0, errHeaderTooLarge
 		}
 		if int64(len(p)) > r.limit {
 			p = p[:r.limit]
@@ -138,15 +153,15 @@ func (r *h1Reader) Read(p []byte) (int, error) {
 // CloseIdleConnections closes the idle connections, its own and the
 // fallback's. Connections in use are closed or kept when their exchange
 // ends, as with http.Transport.
-func (t *h1Transport) CloseIdleConnections() {
+func (t *Transport) CloseIdleConnections() {
 	closeIdleHosts(&t.hosts)
-	t.fallback.CloseIdleConnections()
+	t.Fallback.CloseIdleConnections()
 }
 
-// closeIdleHosts closes the idle connections of every h1Host in hosts.
+// closeIdleHosts closes the idle connections of every hostConns in hosts.
 func closeIdleHosts(hosts *sync.Map) {
 	hosts.Range(func(_, v any) bool {
-		h := v.(*h1Host)
+		h := v.(*hostConns)
 		h.mu.Lock()
 		idle := h.idle
 		h.idle = nil
@@ -159,14 +174,14 @@ func closeIdleHosts(hosts *sync.Map) {
 }
 
 // RoundTrip sends r and returns the response; see http.RoundTripper.
-func (t *h1Transport) RoundTrip(r *http.Request) (*http.Response, error) {
+func (t *Transport) RoundTrip(r *http.Request) (*http.Response, error) {
 	trace := httptrace.ContextClientTrace(r.Context())
-	if !h1Lean(r, trace) {
-		return t.fallback.RoundTrip(r)
+	if !lean(r, trace) {
+		return t.Fallback.RoundTrip(r)
 	}
 	if t.proxied {
-		if u, err := t.fallback.Proxy(r); u != nil || err != nil {
-			return t.fallback.RoundTrip(r)
+		if u, err := t.Fallback.Proxy(r); u != nil || err != nil {
+			return t.Fallback.RoundTrip(r)
 		}
 	}
 	ctx := r.Context()
@@ -184,13 +199,13 @@ func (t *h1Transport) RoundTrip(r *http.Request) (*http.Response, error) {
 	// could not be written, or when no answer came and sending it twice
 	// is harmless. After a write, the server may have acted on it; and a
 	// body, once read, is gone.
-	replayable := (r.Body == nil || r.Body == http.NoBody) && isIdempotent((*stdRequest)(r))
-	maxIdle := h1IdleTimeout
+	replayable := (r.Body == nil || r.Body == http.NoBody) && t.idempotent(r)
+	maxIdle := idleTimeout
 	if !replayable {
 		maxIdle = t.unsafeIdle
 	}
 	for fresh := false; ; fresh = true {
-		var pc *h1Conn
+		var pc *Conn
 		if !fresh {
 			pc = h.get(time.Now(), maxIdle, false)
 		}
@@ -205,9 +220,9 @@ func (t *h1Transport) RoundTrip(r *http.Request) (*http.Response, error) {
 		if err == nil {
 			return resp, nil
 		}
-		again := stale == h1NotWritten || stale == h1NoAnswer && replayable
+		again := stale == notWritten || stale == noAnswer && replayable
 		if !again || !pc.reused || fresh || ctx.Err() != nil {
-			if stale == h1NotWritten {
+			if stale == notWritten {
 				closeRequestBody(r)
 			}
 			return nil, err
@@ -218,23 +233,23 @@ func (t *h1Transport) RoundTrip(r *http.Request) (*http.Response, error) {
 }
 
 // How an exchange failed, for the retry on a new connection.
-type h1Failure int8
+type failure int8
 
 const (
-	h1Failed     h1Failure = iota
-	h1NotWritten           // the request could not be written, and none of its body was read
-	h1NoAnswer             // the request was written; not a byte of an answer came
+	failed     failure = iota
+	notWritten         // the request could not be written, and none of its body was read
+	noAnswer           // the request was written; not a byte of an answer came
 )
 
-// h1Lean reports whether r can take the lean path.
-func h1Lean(r *http.Request, trace *httptrace.ClientTrace) bool {
+// lean reports whether r can take the lean path.
+func lean(r *http.Request, trace *httptrace.ClientTrace) bool {
 	if r.URL == nil || r.URL.Scheme != "http" || r.URL.Host == "" || len(r.Trailer) > 0 || len(r.TransferEncoding) > 0 {
 		return false
 	}
-	if r.Body != nil && r.Body != http.NoBody && (r.ContentLength <= 0 || r.ContentLength > h1MaxBody) {
+	if r.Body != nil && r.Body != http.NoBody && (r.ContentLength <= 0 || r.ContentLength > maxBody) {
 		return false
 	}
-	if len(r.Header["Expect"]) > 0 || len(r.Header["Upgrade"]) > 0 || hasToken(r.Header["Connection"], "upgrade") {
+	if len(r.Header["Expect"]) > 0 || len(r.Header["Upgrade"]) > 0 || httpguts.HeaderValuesContainsToken(r.Header["Connection"], "upgrade") {
 		return false
 	}
 	return trace == nil || trace.GetConn == nil && trace.GotConn == nil && trace.PutIdleConn == nil &&
@@ -244,18 +259,18 @@ func h1Lean(r *http.Request, trace *httptrace.ClientTrace) bool {
 		trace.WroteHeaders == nil && trace.Wait100Continue == nil && trace.WroteRequest == nil
 }
 
-func (t *h1Transport) host(addr string) *h1Host {
+func (t *Transport) host(addr string) *hostConns {
 	if v, ok := t.hosts.Load(addr); ok {
-		return v.(*h1Host)
+		return v.(*hostConns)
 	}
-	v, _ := t.hosts.LoadOrStore(addr, &h1Host{})
-	return v.(*h1Host)
+	v, _ := t.hosts.LoadOrStore(addr, &hostConns{})
+	return v.(*hostConns)
 }
 
 // get takes the most recently used idle connection, or returns nil when
 // none has been idle for at most maxIdle. With peek, it looks at the
 // socket of the connection whatever its idle time.
-func (h *h1Host) get(now time.Time, maxIdle time.Duration, peek bool) *h1Conn {
+func (h *hostConns) get(now time.Time, maxIdle time.Duration, peek bool) *Conn {
 	h.mu.Lock()
 	n := len(h.idle)
 	if n == 0 {
@@ -264,11 +279,11 @@ func (h *h1Host) get(now time.Time, maxIdle time.Duration, peek bool) *h1Conn {
 	}
 	pc := h.idle[n-1]
 	idle := now.Sub(pc.idleAt)
-	if idle > maxIdle && idle <= h1IdleTimeout {
+	if idle > maxIdle && idle <= idleTimeout {
 		h.mu.Unlock()
 		return nil // kept for a request that can be sent again
 	}
-	if idle > h1IdleTimeout {
+	if idle > idleTimeout {
 		// The newest is too old, and so are all the others.
 		stale := h.idle
 		h.idle = nil
@@ -281,7 +296,7 @@ func (h *h1Host) get(now time.Time, maxIdle time.Duration, peek bool) *h1Conn {
 	h.idle[n-1] = nil
 	h.idle = h.idle[:n-1]
 	h.mu.Unlock()
-	if (peek || pc.peek || idle > h1PeekIdle) && !idleConnClean(pc.conn) {
+	if (peek || pc.Peek || idle > peekIdle) && !idleConnClean(pc.conn) {
 		_ = pc.conn.Close()
 		return h.get(now, maxIdle, peek)
 	}
@@ -290,14 +305,14 @@ func (h *h1Host) get(now time.Time, maxIdle time.Duration, peek bool) *h1Conn {
 
 // put keeps pc for another request, or closes it when the stack is full.
 // The oldest connection is dropped when it has been idle too long.
-func (h *h1Host) put(pc *h1Conn, now time.Time) {
+func (h *hostConns) put(pc *Conn, now time.Time) {
 	pc.idleAt = now
-	var drop *h1Conn
+	var drop *Conn
 	h.mu.Lock()
 	switch {
-	case len(h.idle) >= h1MaxIdlePerHost:
+	case len(h.idle) >= maxIdlePerHost:
 		drop = pc
-	case len(h.idle) > 0 && now.Sub(h.idle[0].idleAt) > h1IdleTimeout:
+	case len(h.idle) > 0 && now.Sub(h.idle[0].idleAt) > idleTimeout:
 		drop = h.idle[0]
 		n := copy(h.idle, h.idle[1:])
 		h.idle[n] = pc
@@ -311,9 +326,9 @@ func (h *h1Host) put(pc *h1Conn, now time.Time) {
 }
 
 // closeIdleSince closes the connections idle since t or before.
-func (h *h1Host) closeIdleSince(t time.Time) {
+func (h *hostConns) closeIdleSince(t time.Time) {
 	h.mu.Lock()
-	var stale []*h1Conn
+	var stale []*Conn
 	kept := h.idle[:0]
 	for _, pc := range h.idle {
 		if pc.idleAt.After(t) {
@@ -332,7 +347,7 @@ func (h *h1Host) closeIdleSince(t time.Time) {
 
 // dial connects to addr; its errors are *net.OpError with Op "dial",
 // which tells the pool that the request was never sent.
-func (t *h1Transport) dial(ctx context.Context, h *h1Host, addr string) (*h1Conn, error) {
+func (t *Transport) dial(ctx context.Context, h *hostConns, addr string) (*Conn, error) {
 	c, err := t.dialer.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		if cerr := ctx.Err(); cerr != nil {
@@ -340,7 +355,7 @@ func (t *h1Transport) dial(ctx context.Context, h *h1Host, addr string) (*h1Conn
 		}
 		return nil, err
 	}
-	pc := &h1Conn{conn: c, host: h, r: h1Reader{conn: c, limit: -1}}
+	pc := &Conn{conn: c, host: h, r: reader{conn: c, limit: -1}}
 	pc.br = bufio.NewReaderSize(&pc.r, 4<<10)
 	pc.abort = func() { _ = c.SetDeadline(aLongTimeAgo) }
 	return pc, nil
@@ -349,7 +364,7 @@ func (t *h1Transport) dial(ctx context.Context, h *h1Host, addr string) (*h1Conn
 // exchange sends r on pc and reads the response header. stale reports
 // a failure before any byte of the response came, which on a kept
 // connection means the server had closed it.
-func (t *h1Transport) exchange(ctx context.Context, pc *h1Conn, r *http.Request, trace *httptrace.ClientTrace) (_ *http.Response, stale h1Failure, _ error) {
+func (t *Transport) exchange(ctx context.Context, pc *Conn, r *http.Request, trace *httptrace.ClientTrace) (_ *http.Response, stale failure, _ error) {
 	// The context can end the exchange at any point, the response body
 	// included: until the body is done, its end sets a past deadline on
 	// the connection, which fails whatever I/O waits on it.
@@ -357,7 +372,7 @@ func (t *h1Transport) exchange(ctx context.Context, pc *h1Conn, r *http.Request,
 	if ctx.Done() != nil {
 		stop = context.AfterFunc(ctx, pc.abort)
 	}
-	fail := func(err error, stale h1Failure) (*http.Response, h1Failure, error) {
+	fail := func(err error, stale failure) (*http.Response, failure, error) {
 		if stop != nil {
 			stop()
 		}
@@ -369,65 +384,65 @@ func (t *h1Transport) exchange(ctx context.Context, pc *h1Conn, r *http.Request,
 	}
 
 	pc.r.n = 0
-	bw := h1Writers.Get().(*bufio.Writer)
+	bw := writers.Get().(*bufio.Writer)
 	bw.Reset(pc.conn)
 	err := writeRequest(bw, r)
 	bw.Reset(nil)
-	h1Writers.Put(bw)
+	writers.Put(bw)
 	if err != nil {
-		var we *h1WriteError
+		var we *writeError
 		if errors.As(err, &we) && !we.bodyRead {
-			return fail(err, h1NotWritten) // the body stays open for the retry
+			return fail(err, notWritten) // the body stays open for the retry
 		}
 		closeRequestBody(r)
-		return fail(err, h1Failed)
+		return fail(err, failed)
 	}
 	closeRequestBody(r)
 
-	pc.r.limit = h1MaxHeaderBytes
+	pc.r.limit = maxHeaderBytes
 	var resp *http.Response
 	for n1xx := 0; ; n1xx++ {
 		resp, err = http.ReadResponse(pc.br, r)
 		if err != nil {
 			if pc.r.n == 0 {
-				return fail(err, h1NoAnswer)
+				return fail(err, noAnswer)
 			}
-			return fail(err, h1Failed)
+			return fail(err, failed)
 		}
 		code := resp.StatusCode
 		if code < 100 || code > 199 {
 			break
 		}
 		if code == http.StatusSwitchingProtocols {
-			return fail(errH1Upgrade, h1Failed)
+			return fail(errUpgrade, failed)
 		}
-		if n1xx == h1Max1xx {
-			return fail(errH1Too1xx, h1Failed)
+		if n1xx == max1xx {
+			return fail(errToo1xx, failed)
 		}
-		pc.r.limit = h1MaxHeaderBytes
+		pc.r.limit = maxHeaderBytes
 		if trace != nil && trace.Got1xxResponse != nil {
 			if err := trace.Got1xxResponse(code, textproto.MIMEHeader(resp.Header)); err != nil {
-				return fail(err, h1Failed)
+				return fail(err, failed)
 			}
 		}
 	}
 	pc.r.limit = -1
 
-	keep := !resp.Close && !r.Close && !hasToken(r.Header["Connection"], "close")
-	pc.peek = false
+	keep := !resp.Close && !r.Close && !httpguts.HeaderValuesContainsToken(r.Header["Connection"], "close")
+	pc.Peek = false
 	if resp.Body == http.NoBody || resp.Body == nil {
 		resp.Body = http.NoBody
-		pc.peek = true
+		pc.Peek = true
 		t.release(pc, keep, stop)
-		return resp, h1Failed, nil
+		return resp, failed, nil
 	}
-	resp.Body = &h1Body{body: resp.Body, t: t, pc: pc, ctx: ctx, stop: stop, keep: keep}
-	return resp, h1Failed, nil
+	resp.Body = &body{body: resp.Body, t: t, pc: pc, ctx: ctx, stop: stop, keep: keep}
+	return resp, failed, nil
 }
 
 // release ends an exchange on pc: the connection is kept for the next
 // request when it is clean, else closed.
-func (t *h1Transport) release(pc *h1Conn, keep bool, stop func() bool) {
+func (t *Transport) release(pc *Conn, keep bool, stop func() bool) {
 	if stop != nil && !stop() {
 		keep = false // the context ended: the connection has a past deadline
 	}
@@ -439,16 +454,16 @@ func (t *h1Transport) release(pc *h1Conn, keep bool, stop func() bool) {
 	_ = pc.conn.Close()
 }
 
-// h1WriteError is a failure to send a request on the connection (as
+// writeError is a failure to send a request on the connection (as
 // opposed to a bad request or a failure to read its body); bodyRead
 // tells whether any of the body was taken from the caller.
-type h1WriteError struct {
+type writeError struct {
 	err      error
 	bodyRead bool
 }
 
-func (e *h1WriteError) Error() string { return "balancer: writing request: " + e.err.Error() }
-func (e *h1WriteError) Unwrap() error { return e.err }
+func (e *writeError) Error() string { return "balancer: writing request: " + e.err.Error() }
+func (e *writeError) Unwrap() error { return e.err }
 
 // writeRequest writes r's head and body to bw and flushes it.
 func writeRequest(bw *bufio.Writer, r *http.Request) error {
@@ -515,7 +530,7 @@ func writeRequest(bw *bufio.Writer, r *http.Request) error {
 			bw.WriteString("\r\n")
 		}
 	}
-	if r.Close && !hasToken(r.Header["Connection"], "close") {
+	if r.Close && !httpguts.HeaderValuesContainsToken(r.Header["Connection"], "close") {
 		bw.WriteString("Connection: close\r\n")
 	}
 	hasBody := r.Body != nil && r.Body != http.NoBody
@@ -531,7 +546,7 @@ func writeRequest(bw *bufio.Writer, r *http.Request) error {
 	bw.WriteString("\r\n")
 	if !hasBody {
 		if err := bw.Flush(); err != nil {
-			return &h1WriteError{err: err}
+			return &writeError{err: err}
 		}
 		return nil
 	}
@@ -541,7 +556,7 @@ func writeRequest(bw *bufio.Writer, r *http.Request) error {
 	for sent < r.ContentLength {
 		if bw.Available() == 0 {
 			if err := bw.Flush(); err != nil {
-				return &h1WriteError{err: err, bodyRead: sent > 0}
+				return &writeError{err: err, bodyRead: sent > 0}
 			}
 		}
 		buf := bw.AvailableBuffer()
@@ -559,7 +574,7 @@ func writeRequest(bw *bufio.Writer, r *http.Request) error {
 		}
 	}
 	if err := bw.Flush(); err != nil {
-		return &h1WriteError{err: err, bodyRead: true}
+		return &writeError{err: err, bodyRead: true}
 	}
 	return nil
 }
@@ -571,45 +586,45 @@ func closeRequestBody(r *http.Request) {
 	}
 }
 
-// h1Body is a response body on the lean path. Read to its end, it puts
+// body is a response body on the lean path. Read to its end, it puts
 // the connection back for the next request; closed before that, it keeps
 // the connection only if the rest of the body had already arrived.
-type h1Body struct {
+type body struct {
 	body  io.ReadCloser // from http.ReadResponse; never closed, which would read it to its end
-	t     *h1Transport
-	pc    *h1Conn
+	t     *Transport
+	pc    *Conn
 	ctx   context.Context
 	stop  func() bool
 	keep  bool
 	mu    sync.Mutex
-	state int8  // h1BodyIdle, h1BodyReading or h1BodyDone
+	state int8  // bodyIdle, bodyReading or bodyDone
 	rerr  error // what Read returns once done
 }
 
 const (
-	h1BodyIdle int8 = iota
-	h1BodyReading
-	h1BodyDone
+	bodyIdle int8 = iota
+	bodyReading
+	bodyDone
 )
 
-func (b *h1Body) Read(p []byte) (int, error) {
+func (b *body) Read(p []byte) (int, error) {
 	b.mu.Lock()
 	switch b.state {
-	case h1BodyDone:
+	case bodyDone:
 		err := b.rerr
 		b.mu.Unlock()
 		return 0, err
-	case h1BodyReading:
+	case bodyReading:
 		b.mu.Unlock()
 		return 0, errors.New("balancer: concurrent reads of a response body")
 	}
-	b.state = h1BodyReading
+	b.state = bodyReading
 	b.mu.Unlock()
 
 	n, err := b.body.Read(p)
 
 	b.mu.Lock()
-	if b.state == h1BodyDone { // closed during the read, which closed the connection
+	if b.state == bodyDone { // closed during the read, which closed the connection
 		rerr := b.rerr
 		b.mu.Unlock()
 		if err != nil {
@@ -618,7 +633,7 @@ func (b *h1Body) Read(p []byte) (int, error) {
 		return n, err
 	}
 	if err == nil {
-		b.state = h1BodyIdle
+		b.state = bodyIdle
 		b.mu.Unlock()
 		return n, nil
 	}
@@ -627,22 +642,22 @@ func (b *h1Body) Read(p []byte) (int, error) {
 			err = fmt.Errorf("%w: %w", cerr, err)
 		}
 	}
-	b.state, b.rerr = h1BodyDone, err
+	b.state, b.rerr = bodyDone, err
 	b.mu.Unlock()
 	b.t.release(b.pc, err == io.EOF && b.keep, b.stop)
 	return n, err
 }
 
-func (b *h1Body) Close() error {
+func (b *body) Close() error {
 	b.mu.Lock()
 	state := b.state
-	if state == h1BodyDone {
+	if state == bodyDone {
 		b.mu.Unlock()
 		return nil
 	}
-	b.state, b.rerr = h1BodyDone, errH1ClosedBody
+	b.state, b.rerr = bodyDone, errClosedBody
 	b.mu.Unlock()
-	if state == h1BodyReading {
+	if state == bodyReading {
 		// A read waits on the connection: closing it ends the read.
 		b.t.release(b.pc, false, b.stop)
 		return nil
@@ -658,7 +673,7 @@ func (b *h1Body) Close() error {
 // drainArrived reads the rest of the body if it has all arrived already,
 // without waiting on the connection, and reports whether it reached the
 // end.
-func (b *h1Body) drainArrived() bool {
+func (b *body) drainArrived() bool {
 	if b.pc.br.Buffered() == 0 {
 		return false
 	}
@@ -666,7 +681,7 @@ func (b *h1Body) drainArrived() bool {
 	if c.SetReadDeadline(aLongTimeAgo) != nil {
 		return false
 	}
-	_, err := io.CopyN(io.Discard, b.body, h1DrainBytes+1)
+	_, err := io.CopyN(io.Discard, b.body, DrainBytes+1)
 	return err == io.EOF && c.SetReadDeadline(time.Time{}) == nil
 }
 

@@ -1,4 +1,4 @@
-package balancer_test
+package stats_test
 
 import (
 	"encoding/json"
@@ -8,15 +8,16 @@ import (
 	"strings"
 
 	"github.com/threetier/threetier/balancer"
+	"github.com/threetier/threetier/balancer/stats"
 )
 
 // A stats page over a pool: run it as a tier of its own (Start binds
-// StatsConfig.Listen, 127.0.0.1:8404 by default), or mount it on an admin
+// Config.Listen, 127.0.0.1:8404 by default), or mount it on an admin
 // listener as here. With a token, an operator drains an endpoint with
 //
 //	curl -H "Authorization: Bearer $TOKEN" -d '{"url": "http://10.0.0.7:8080"}' \
 //	    http://127.0.0.1:8404/api/pools/app/endpoints/drain
-func ExampleNewStats() {
+func ExampleNew() {
 	app1 := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
 	defer app1.Close()
 	pool, err := balancer.New(balancer.Config{Name: "app", Endpoints: []string{app1.URL}})
@@ -24,7 +25,7 @@ func ExampleNewStats() {
 		fmt.Println(err)
 		return
 	}
-	stats, err := balancer.NewStats(balancer.StatsConfig{Node: "lb-1", Token: "change-me"}, []*balancer.Pool{pool})
+	page, err := stats.New(stats.Config{Name: "lb-1", Token: "change-me"}, []*balancer.Pool{pool})
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -32,11 +33,11 @@ func ExampleNewStats() {
 
 	drain := httptest.NewRequest("POST", "/api/pools/app/endpoints/drain", strings.NewReader(fmt.Sprintf(`{"url": %q}`, app1.URL)))
 	drain.Header.Set("Authorization", "Bearer change-me")
-	stats.ServeHTTP(httptest.NewRecorder(), drain)
+	page.ServeHTTP(httptest.NewRecorder(), drain)
 
 	rec := httptest.NewRecorder()
-	stats.ServeHTTP(rec, httptest.NewRequest("GET", "/api/status", nil))
-	var report balancer.StatsReport
+	page.ServeHTTP(rec, httptest.NewRequest("GET", "/api/status", nil))
+	var report stats.Report
 	if err := json.Unmarshal(rec.Body.Bytes(), &report); err != nil {
 		fmt.Println(err)
 		return

@@ -1,4 +1,4 @@
-package balancer
+package cluster
 
 import (
 	"context"
@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/threetier/threetier/balancer"
+	"github.com/threetier/threetier/balancer/internal/balancertest"
 	"github.com/threetier/threetier/balancer/ratelimit"
 	"github.com/threetier/threetier/internal/syncbuf"
 	"github.com/threetier/threetier/internal/wait"
@@ -17,7 +19,7 @@ import (
 
 // limitedNode is a front door with rate limits in a cluster.
 type limitedNode struct {
-	px       *Proxy
+	px       *balancer.Proxy
 	cl       *Cluster
 	log      *syncbuf.Buffer
 	stopOnce sync.Once
@@ -26,16 +28,16 @@ type limitedNode struct {
 // startLimitedNode starts a front door on listen (127.0.0.1:0 for any
 // port) over backend, in a cluster node named name on gossip that joins
 // peers; it is stopped when the test ends, if not before.
-func startLimitedNode(t *testing.T, cfg ProxyConfig, backend, name, gossip string, peers ...string) *limitedNode {
+func startLimitedNode(t *testing.T, cfg balancer.ProxyConfig, backend, name, gossip string, peers ...string) *limitedNode {
 	t.Helper()
-	pool := newPool(t, Config{Name: "web", Endpoints: []string{backend}})
-	px, err := NewProxy(cfg, []*Pool{pool})
+	pool := balancertest.NewPool(t, balancer.Config{Name: "web", Endpoints: []string{backend}})
+	px, err := balancer.NewProxy(cfg, []*balancer.Pool{pool})
 	if err != nil {
 		t.Fatal(err)
 	}
 	buf := &syncbuf.Buffer{}
 	log := slog.New(slog.NewTextHandler(buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	cl, err := NewCluster(ClusterConfig{Name: name, Listen: gossip, Peers: peers, Key: testClusterKey}, []*Pool{pool}, WithRateLimiter(px.RateLimiter()), WithLogger(log))
+	cl, err := New(Config{Name: name, Listen: gossip, Peers: peers, Key: testClusterKey}, []*balancer.Pool{pool}, WithRateLimiter(px.RateLimiter()), WithLogger(log))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,25 +88,25 @@ func TestRateLimitHoldsAcrossTheCluster(t *testing.T) {
 	const rate, burst = 20, 40
 	for _, tc := range []struct {
 		name string
-		cfg  ProxyConfig
+		cfg  balancer.ProxyConfig
 		path string
 		// level is the client's bucket as peers know it.
 		level string
 	}{
-		{"door", ProxyConfig{RateLimit: rate, RateBurst: burst}, "/", "127.0.0.1"},
-		{"route", ProxyConfig{RateLimit: 100 * rate, Routes: []Route{{PathPrefix: "/api/", Pool: "web", RateLimit: rate, RateBurst: burst}}},
+		{"door", balancer.ProxyConfig{RateLimit: rate, RateBurst: burst}, "/", "127.0.0.1"},
+		{"route", balancer.ProxyConfig{RateLimit: 100 * rate, Routes: []balancer.Route{{PathPrefix: "/api/", Pool: "web", RateLimit: rate, RateBurst: burst}}},
 			"/api/x", "\x00web\x00127.0.0.1"},
 	} {
 		t.Run(tc.name, func(t *testing.T) { testRateLimitAcrossTheCluster(t, tc.cfg, tc.path, tc.level, rate, burst) })
 	}
 }
 
-func testRateLimitAcrossTheCluster(t *testing.T, cfg ProxyConfig, path, level string, rate, burst float64) {
-	backend := newBackend(t)
+func testRateLimitAcrossTheCluster(t *testing.T, cfg balancer.ProxyConfig, path, level string, rate, burst float64) {
+	backend := balancertest.NewBackend(t)
 	cfg.Listen = "127.0.0.1:0"
-	a := startLimitedNode(t, cfg, backend.url, "a", "127.0.0.1:0")
+	a := startLimitedNode(t, cfg, backend.URL, "a", "127.0.0.1:0")
 	cfg.Listen = "127.0.0.1:0"
-	b := startLimitedNode(t, cfg, backend.url, "b", "127.0.0.1:0", a.cl.LocalAddr())
+	b := startLimitedNode(t, cfg, backend.URL, "b", "127.0.0.1:0", a.cl.LocalAddr())
 	joined(t, a, b)
 	bProxy, bGossip := b.px.Addr(), b.cl.LocalAddr()
 
@@ -117,7 +119,7 @@ func testRateLimitAcrossTheCluster(t *testing.T, cfg ProxyConfig, path, level st
 	var wg sync.WaitGroup
 	var bystanderRefused, bystanderSent int
 	wg.Go(func() {
-		c := clientFrom("127.0.0.2")
+		c := balancertest.ClientFrom("127.0.0.2")
 		tick := time.NewTicker(time.Duration(float64(time.Second) / (rate / 10)))
 		defer tick.Stop()
 		for i := 0; time.Now().Before(deadline); i++ {
@@ -133,7 +135,7 @@ func testRateLimitAcrossTheCluster(t *testing.T, cfg ProxyConfig, path, level st
 			}
 		}
 	})
-	c := clientFrom("127.0.0.1")
+	c := balancertest.ClientFrom("127.0.0.1")
 	tick := time.NewTicker(time.Duration(float64(time.Second) / (4 * rate)))
 	var accepted, refused, failed int
 	restarted := false
@@ -145,7 +147,7 @@ func testRateLimitAcrossTheCluster(t *testing.T, cfg ProxyConfig, path, level st
 			restarted = true
 			b.stop()
 			cfg.Listen = bProxy
-			b = startLimitedNode(t, cfg, backend.url, "b", bGossip, a.cl.LocalAddr())
+			b = startLimitedNode(t, cfg, backend.URL, "b", bGossip, a.cl.LocalAddr())
 			// The join's push/pull brought a's levels: the client's bucket
 			// is as low here as there.
 			if !slices.ContainsFunc(b.px.RateLimiter().Levels(time.Now(), 10), func(l ratelimit.Level) bool { return l.Key == level && l.Used > 1 }) {
@@ -194,10 +196,10 @@ func testRateLimitAcrossTheCluster(t *testing.T, cfg ProxyConfig, path, level st
 // TestBlockHoldsOnEveryNode: a block made on one node holds on the other
 // within 200 ms, and lifting it on that other lifts it everywhere.
 func TestBlockHoldsOnEveryNode(t *testing.T) {
-	backend := newBackend(t)
-	cfg := ProxyConfig{Listen: "127.0.0.1:0", RateLimit: 100}
-	a := startLimitedNode(t, cfg, backend.url, "a", "127.0.0.1:0")
-	b := startLimitedNode(t, cfg, backend.url, "b", "127.0.0.1:0", a.cl.LocalAddr())
+	backend := balancertest.NewBackend(t)
+	cfg := balancer.ProxyConfig{Listen: "127.0.0.1:0", RateLimit: 100}
+	a := startLimitedNode(t, cfg, backend.URL, "a", "127.0.0.1:0")
+	b := startLimitedNode(t, cfg, backend.URL, "b", "127.0.0.1:0", a.cl.LocalAddr())
 	joined(t, a, b)
 
 	blockedOn := func(n *limitedNode, key string) bool {
@@ -209,18 +211,17 @@ func TestBlockHoldsOnEveryNode(t *testing.T) {
 	if took := time.Since(start); took > 200*time.Millisecond {
 		t.Errorf("the block took %v to reach the other node", took)
 	}
-	resp, _ := fetch(t, clientFrom("127.0.0.2"), "http://"+b.px.Addr()+"/")
-	if resp.StatusCode != http.StatusTooManyRequests {
-		t.Fatalf("a blocked client got %d from the other node", resp.StatusCode)
+	if code, _, err := balancertest.Get(t, balancertest.ClientFrom("127.0.0.2"), "http://"+b.px.Addr()+"/"); err != nil || code != http.StatusTooManyRequests {
+		t.Fatalf("a blocked client got %d %v from the other node", code, err)
 	}
-	if resp, _ := fetch(t, clientFrom("127.0.0.1"), "http://"+b.px.Addr()+"/"); resp.StatusCode != http.StatusOK {
-		t.Fatalf("another client got %d", resp.StatusCode)
+	if code, _, err := balancertest.Get(t, balancertest.ClientFrom("127.0.0.1"), "http://"+b.px.Addr()+"/"); err != nil || code != http.StatusOK {
+		t.Fatalf("another client got %d %v", code, err)
 	}
 	b.px.RateLimiter().Unblock("127.0.0.2")
 	wait.For(t, 2*time.Second, "the block lifted on the first node", func() bool { return !blockedOn(a, "127.0.0.2") })
 
 	// A node that joins later takes the blocks in force.
 	a.px.RateLimiter().Block("192.0.2.9", time.Now().Add(time.Hour))
-	c := startLimitedNode(t, cfg, backend.url, "c", "127.0.0.1:0", a.cl.LocalAddr())
+	c := startLimitedNode(t, cfg, backend.URL, "c", "127.0.0.1:0", a.cl.LocalAddr())
 	wait.For(t, 2*time.Second, "the block on a node that joined", func() bool { return blockedOn(c, "192.0.2.9") })
 }

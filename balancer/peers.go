@@ -2,44 +2,52 @@ package balancer
 
 import "time"
 
-// changeKind is what happened to an endpoint, as a Pool tells its observers.
-type changeKind uint8
+// ChangeKind is what happened to an endpoint, as a Pool tells its
+// observers (Observe).
+type ChangeKind uint8
 
 const (
-	changeEject   changeKind = iota + 1 // outlier detection took it out until change.until
-	changeUnEject                       // its ejection is over
-	changeDown                          // active health checks failed
-	changeUp                            // active health checks passed
+	ChangeEject   ChangeKind = iota + 1 // outlier detection took it out until Change.Until
+	ChangeUneject                       // its ejection is over
+	ChangeDown                          // active health checks failed
+	ChangeUp                            // active health checks passed
 )
 
-// change is one endpoint state change of a pool.
-type change struct {
-	endpoint string
-	kind     changeKind
-	until    int64 // changeEject: unix nanos, local clock
-	// peer is set when the change only ends what a Cluster peer reported
-	// (its ejection ran out): not this pool's own observation.
-	peer bool
+// Change is one endpoint state change of a pool, as Observe reports it.
+type Change struct {
+	// Endpoint is the endpoint's URL as the pool names it (its Status's URL).
+	Endpoint string
+	Kind     ChangeKind
+	// Until is when a ChangeEject ends, in Unix nanoseconds by this
+	// machine's clock.
+	Until int64
+	// Peer is set when the change only ends what ApplyPeers started (a
+	// peer's ejection ran out): not this pool's own observation.
+	Peer bool
 }
 
-// observer is told of a pool's changes. It runs with the pool's mu held, on
-// whatever goroutine made the change (a request that failed, a health
-// check, a timer): it must return at once and never call back into the
-// pool. The Cluster's observer only queues the change for its sender.
-type observer struct{ fn func(change) }
+// observer is told of a pool's changes; see Observe.
+type observer struct{ fn func(Change) }
 
 // notify tells every observer of c; p.mu held.
-func (p *Pool) notify(c change) {
+func (p *Pool) notify(c Change) {
 	for _, o := range p.observers {
 		o.fn(c)
 	}
 }
 
-// observe adds fn as an observer and, under the same lock so that no change
-// falls between, calls seed with each endpoint's own current state (ejected
-// until, down) as this pool observed it, peers' reports left out. The
-// returned func removes the observer.
-func (p *Pool) observe(fn func(change), seed func(endpoint string, until int64, down bool)) (remove func()) {
+// Observe adds fn as an observer of the pool's endpoint state changes:
+// ejections and their end, downs and ups found by health checks. It is
+// what a cluster of front doors (balancer/cluster) shares with its peers.
+//
+// Under the same lock, so that no change falls between, it first calls
+// seed with each endpoint's current state as this pool observed it itself
+// (ejected until, in Unix nanoseconds, or 0; down), leaving out what
+// ApplyPeers set. fn and seed run with the pool's lock held, on whatever
+// goroutine made the change (a request that failed, a health check, a
+// timer): they must return at once and never call back into the pool.
+// Calling the returned remove stops fn's calls.
+func (p *Pool) Observe(fn func(Change), seed func(endpoint string, until int64, down bool)) (remove func()) {
 	o := &observer{fn: fn}
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -67,9 +75,12 @@ func (p *Pool) observe(fn func(change), seed func(endpoint string, until int64, 
 	}
 }
 
-// applyPeers makes endpoint key reflect what Cluster peers report of it:
-// ejected until `until` (unix nanos, local clock; 0 or past for not
-// ejected) and down. It reports whether the pool changed.
+// ApplyPeers makes the endpoint named key reflect what other front doors
+// (balancer/cluster's peers) report of it together: ejected until `until`
+// (Unix nanoseconds by this machine's clock; 0 or past for not ejected)
+// and down. It reports whether the pool changed; an unknown or removed
+// endpoint changes nothing. Observers are not told: what peers report is
+// not this pool's own observation.
 //
 // The pool's own observations stay authoritative: a peer's ejection never
 // shortens or replaces one of this pool's own, and a peer's "up" never
@@ -83,7 +94,7 @@ func (p *Pool) observe(fn func(change), seed func(endpoint string, until int64, 
 // Nothing here touches the ejection streak or the ejection count, which
 // are this pool's own, and no peer's ejection lasts longer than
 // Outlier.MaxEjection from now.
-func (p *Pool) applyPeers(key string, until int64, down bool) bool {
+func (p *Pool) ApplyPeers(key string, until int64, down bool) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	e := p.find(key)

@@ -1,4 +1,4 @@
-package balancer
+package cluster
 
 import (
 	"context"
@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/memberlist"
+	"github.com/threetier/threetier/balancer"
 )
 
 // What nodes tell each other is a report: one node's own view of one
@@ -97,25 +98,25 @@ func (c *Cluster) seedOwn(pool, ep string, until int64, down bool) {
 // observed is the pools' observer: it records one change of this node's
 // own state and queues it for the sender. Called with the pool's mu held:
 // it only takes outMu and never blocks.
-func (c *Cluster) observed(pool string, ch change) {
-	if ch.peer {
+func (c *Cluster) observed(pool string, ch balancer.Change) {
+	if ch.Peer {
 		return // the end of a peer's ejection: the peer reports it
 	}
-	k := endpointKey{pool, ch.endpoint}
+	k := endpointKey{pool, ch.Endpoint}
 	c.outMu.Lock()
 	o := c.own[k]
 	if o == nil {
 		o = &ownReport{}
 		c.own[k] = o
 	}
-	switch ch.kind {
-	case changeEject:
-		o.until = ch.until
-	case changeUnEject:
+	switch ch.Kind {
+	case balancer.ChangeEject:
+		o.until = ch.Until
+	case balancer.ChangeUneject:
 		o.until = 0
-	case changeDown:
+	case balancer.ChangeDown:
 		o.down = true
-	case changeUp:
+	case balancer.ChangeUp:
 		o.down = false
 	}
 	c.seq++
@@ -250,8 +251,8 @@ func (c *Cluster) newLifeLocked(origin string, epoch int64, touched map[string]b
 
 // applyLocked brings each endpoint of the pool named pool to what its
 // peers report together: ejected until the latest end any of them
-// reported, down while any of them reports it down (see applyPeers for
-// what the pool accepts). viewMu held.
+// reported, down while any of them reports it down (see
+// balancer.Pool.ApplyPeers for what the pool accepts). viewMu held.
 func (c *Cluster) applyLocked(pool string) {
 	p := c.pools[pool]
 	if p == nil {
@@ -277,7 +278,7 @@ func (c *Cluster) applyLocked(pool string) {
 		all[k.endpoint] = a
 	}
 	for ep, a := range all {
-		p.applyPeers(ep, a.until, a.down)
+		p.ApplyPeers(ep, a.until, a.down)
 	}
 }
 

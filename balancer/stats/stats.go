@@ -1,4 +1,9 @@
-package balancer
+// Package stats is a front door's stats page and runtime API, the way
+// HAProxy's stats listener shows a node: its pools and endpoints, the
+// cluster's members and what each peer sees, the busiest clients; and,
+// with a token, drain, undrain, weight, add, remove, block and unblock at
+// run time.
+package stats
 
 import (
 	"cmp"
@@ -15,19 +20,21 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/threetier/threetier/balancer"
+	"github.com/threetier/threetier/balancer/cluster"
 	"github.com/threetier/threetier/balancer/ratelimit"
 	"github.com/threetier/threetier/internal/obs"
 	"github.com/threetier/threetier/tier"
 )
 
-// StatsEnvPrefix is the default prefix of the stats listener's environment
-// variables: tier.LoadEnv(balancer.StatsEnvPrefix, &cfg) reads
-// THREETIER_BALANCER_STATS_LISTEN, THREETIER_BALANCER_STATS_TOKEN and so on.
-const StatsEnvPrefix = EnvPrefix + "STATS_"
+// EnvPrefix is the default prefix of the stats listener's environment
+// variables: tier.LoadEnv(stats.EnvPrefix, &cfg) reads
+// THREETIER_STATS_LISTEN, THREETIER_STATS_TOKEN and so on.
+const EnvPrefix = tier.EnvPrefix + "STATS_"
 
-// StatsConfig configures the stats page and runtime API of a balancer node.
-// The zero value serves a read-only page on 127.0.0.1:8404.
-type StatsConfig struct {
+// Config configures the stats page and runtime API of a front door. The
+// zero value serves a read-only page on 127.0.0.1:8404.
+type Config struct {
 	// Listen is the address of the stats listener; empty means
 	// 127.0.0.1:8404. The page names internal addresses: keep it on
 	// loopback or a management network.
@@ -39,9 +46,9 @@ type StatsConfig struct {
 	Token string `env:"TOKEN" json:"-"`
 	// Refresh is how often the page refreshes itself; zero means 2s.
 	Refresh time.Duration `env:"REFRESH" json:"refresh"`
-	// Node names this node on the page and in the JSON; empty means the
+	// Name names this node on the page and in the JSON; empty means the
 	// cluster's name for this node (WithClusterView), else the host name.
-	Node string `env:"NODE" json:"node"`
+	Name string `env:"NAME" json:"name"`
 	// DrainTimeout caps how long a drain or remove action waits for the
 	// endpoint's requests in flight (the client hanging up ends the wait
 	// too); zero means 30s. The endpoint stays drained, or removed, when
@@ -56,21 +63,21 @@ type StatsConfig struct {
 	MaxHeaderBytes int `env:"MAX_HEADER_BYTES" json:"max_header_bytes"`
 }
 
-// DefaultStatsConfig returns a StatsConfig with every default spelled out.
-func DefaultStatsConfig() StatsConfig { return StatsConfig{}.withDefaults() }
+// DefaultConfig returns a Config with every default spelled out.
+func DefaultConfig() Config { return Config{}.withDefaults() }
 
-func (c StatsConfig) withDefaults() StatsConfig {
-	setDefault(&c.Listen, "127.0.0.1:8404")
-	setDefault(&c.Refresh, 2*time.Second)
-	setDefault(&c.DrainTimeout, 30*time.Second)
-	setDefault(&c.ReadHeaderTimeout, 5*time.Second)
-	setDefault(&c.IdleTimeout, 120*time.Second)
-	setDefault(&c.MaxHeaderBytes, 16<<10)
+func (c Config) withDefaults() Config {
+	c.Listen = cmp.Or(c.Listen, "127.0.0.1:8404")
+	c.Refresh = cmp.Or(c.Refresh, 2*time.Second)
+	c.DrainTimeout = cmp.Or(c.DrainTimeout, 30*time.Second)
+	c.ReadHeaderTimeout = cmp.Or(c.ReadHeaderTimeout, 5*time.Second)
+	c.IdleTimeout = cmp.Or(c.IdleTimeout, 120*time.Second)
+	c.MaxHeaderBytes = cmp.Or(c.MaxHeaderBytes, 16<<10)
 	return c
 }
 
 // Validate reports every invalid setting as a *tier.ConfigError (joined).
-func (c StatsConfig) Validate() error {
+func (c Config) Validate() error {
 	var errs []error
 	for _, d := range []struct {
 		name string
@@ -92,20 +99,20 @@ func (c StatsConfig) Validate() error {
 	return errors.Join(errs...)
 }
 
-// Stats is a balancer node's stats page and runtime API, the way HAProxy's
+// Stats is a front door's stats page and runtime API, the way HAProxy's
 // stats listener shows a node: every pool and endpoint with its state,
 // weights, load, errors and latency, the cluster's members and what each
 // peer sees of the endpoints; and, with a token, drain, undrain, weight,
 // add and remove at run time.
 //
 // It is an http.Handler, to mount on an admin listener of the caller's,
-// and a tier.Tier with a listener of its own (StatsConfig.Listen). It
+// and a tier.Tier with a listener of its own (Config.Listen). It
 // neither starts nor stops the pools it shows: they are tiers of their own.
 //
 // Routes:
 //
 //	GET  /                                    the HTML page
-//	GET  /api/status                          StatsReport as JSON
+//	GET  /api/status                          Report as JSON
 //	GET  /metrics                             Prometheus metrics (WithRegistry)
 //	POST /api/pools/{pool}/endpoints/{action} a runtime action, see below
 //	GET  /api/blocks                          the blocked client keys (token)
@@ -124,13 +131,14 @@ func (c StatsConfig) Validate() error {
 // clients and the blocks, and the block actions take {"key": "203.0.113.7",
 // "for": "10m"} ("for" absent: until unblocked; unblock needs the key
 // only) and answer the blocks in force; a block reaches the cluster's
-// other nodes when the limiter is shared with a Cluster.
+// other nodes when the limiter is shared with the cluster
+// (cluster.WithRateLimiter).
 type Stats struct {
 	*tier.HTTPServer
 
-	cfg     StatsConfig
-	pools   []*Pool
-	byName  map[string]*Pool
+	cfg     Config
+	pools   []*balancer.Pool
+	byName  map[string]*balancer.Pool
 	cluster ClusterView
 	limiter *ratelimit.Limiter // nil without WithRateLimiter
 	log     *slog.Logger
@@ -146,12 +154,12 @@ var (
 	_ http.Handler = (*Stats)(nil)
 )
 
-// NewStats builds the stats page and API over pools, whose names must
-// differ. Of the options it reads WithLogger (runtime actions and refused
-// attempts are logged at info and warn level), WithRegistry (served on
-// /metrics when it is a *prometheus.Registry), WithClusterView,
-// WithHealth and WithRateLimiter.
-func NewStats(cfg StatsConfig, pools []*Pool, opts ...Option) (*Stats, error) {
+// New builds the stats page and API over pools, whose names must differ.
+// Its options are WithLogger (runtime actions and refused attempts are
+// logged at info and warn level), WithRegistry (served on /metrics when it
+// is a *prometheus.Registry), WithClusterView, WithHealth and
+// WithRateLimiter.
+func New(cfg Config, pools []*balancer.Pool, opts ...Option) (*Stats, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -160,7 +168,7 @@ func NewStats(cfg StatsConfig, pools []*Pool, opts ...Option) (*Stats, error) {
 	s := &Stats{
 		cfg:     cfg,
 		pools:   slices.Clone(pools),
-		byName:  make(map[string]*Pool, len(pools)),
+		byName:  make(map[string]*balancer.Pool, len(pools)),
 		cluster: o.cluster,
 		limiter: o.limiter,
 		log:     obs.Logger(o.logger).With("component", "stats"),
@@ -187,7 +195,7 @@ func NewStats(cfg StatsConfig, pools []*Pool, opts ...Option) (*Stats, error) {
 	}
 	s.page = page
 	s.routes(o.health)
-	s.HTTPServer = tier.NewHTTPServer("balancer-stats", &http.Server{
+	s.HTTPServer = tier.NewHTTPServer(cmp.Or(cfg.Name, "stats"), &http.Server{
 		Addr:              cfg.Listen,
 		Handler:           s,
 		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
@@ -203,7 +211,16 @@ func NewStats(cfg StatsConfig, pools []*Pool, opts ...Option) (*Stats, error) {
 
 // Config returns the configuration with the defaults filled in (the token
 // included: do not log it).
-func (s *Stats) Config() StatsConfig { return s.cfg }
+func (s *Stats) Config() Config { return s.cfg }
+
+// Name returns the node's name as the page shows it: Config.Name, else
+// the cluster's name for this node, else the host name.
+func (s *Stats) Name() string {
+	if s.cfg.Name != "" || s.cluster == nil {
+		return s.nodeName(nil)
+	}
+	return s.nodeName(s.cluster.Members())
+}
 
 func (s *Stats) routes(health *tier.Health) {
 	// Patterns carry no method: each handler answers a wrong one itself,
@@ -245,10 +262,10 @@ func (s *Stats) problem(w http.ResponseWriter, r *http.Request, status int, deta
 	tier.ServeProblem(w, r, p)
 }
 
-// StatsReport is everything the stats page shows, as GET /api/status
-// serves it.
-type StatsReport struct {
-	// Node is this node's name (StatsConfig.Node).
+// Report is everything the stats page shows, as GET /api/status serves
+// it.
+type Report struct {
+	// Node is this node's name (Stats.Name).
 	Node string `json:"node"`
 	// Generated is when the report was made.
 	Generated time.Time `json:"generated"`
@@ -256,28 +273,28 @@ type StatsReport struct {
 	Actions bool `json:"actions"`
 	// Members are the cluster's nodes, this one included; empty without a
 	// cluster view.
-	Members []Member `json:"members,omitempty"`
-	// Pools are the pools in the order NewStats was given them.
-	Pools []Status `json:"pools"`
+	Members []cluster.Member `json:"members,omitempty"`
+	// Pools are the pools in the order New was given them.
+	Pools []balancer.Status `json:"pools"`
 	// PeerViews are what the other nodes last reported about the
 	// endpoints, sorted by pool, endpoint and node.
-	PeerViews []PeerView `json:"peer_views,omitempty"`
+	PeerViews []cluster.PeerView `json:"peer_views,omitempty"`
 	// RateLimits are the front door's limits, its busiest clients and
 	// blocks; absent without WithRateLimiter.
 	RateLimits *RateLimitReport `json:"rate_limits,omitempty"`
 }
 
 // Report returns the state of every pool and of the cluster now.
-func (s *Stats) Report() StatsReport {
-	r := StatsReport{
+func (s *Stats) Report() Report {
+	r := Report{
 		Generated: time.Now().UTC(),
 		Actions:   s.cfg.Token != "",
-		Pools:     make([]Status, 0, len(s.pools)),
+		Pools:     make([]balancer.Status, 0, len(s.pools)),
 	}
 	if s.cluster != nil {
 		r.Members = slices.Clone(s.cluster.Members())
 		r.PeerViews = slices.Clone(s.cluster.PeerViews())
-		slices.SortFunc(r.PeerViews, func(a, b PeerView) int {
+		slices.SortFunc(r.PeerViews, func(a, b cluster.PeerView) int {
 			return cmp.Or(cmp.Compare(a.Pool, b.Pool), cmp.Compare(a.Endpoint, b.Endpoint), cmp.Compare(a.Node, b.Node))
 		})
 	}
@@ -291,9 +308,9 @@ func (s *Stats) Report() StatsReport {
 
 // nodeName is the configured name, else the cluster's name for this node,
 // else the host name: a page always says which node it is on.
-func (s *Stats) nodeName(members []Member) string {
-	if s.cfg.Node != "" {
-		return s.cfg.Node
+func (s *Stats) nodeName(members []cluster.Member) string {
+	if s.cfg.Name != "" {
+		return s.cfg.Name
 	}
 	for _, m := range members {
 		if m.Self {
@@ -333,7 +350,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 func (s *Stats) authorized(w http.ResponseWriter, r *http.Request) bool {
 	if s.cfg.Token == "" {
 		s.refused(r, "actions are off")
-		s.problem(w, r, http.StatusForbidden, "runtime actions are off: configure a token (StatsConfig.Token) to turn them on")
+		s.problem(w, r, http.StatusForbidden, "runtime actions are off: configure a token (stats.Config.Token) to turn them on")
 		return false
 	}
 	scheme, given, ok := strings.Cut(r.Header.Get("Authorization"), " ")

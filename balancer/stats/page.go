@@ -1,4 +1,4 @@
-package balancer
+package stats
 
 import (
 	"bytes"
@@ -11,12 +11,15 @@ import (
 	"slices"
 	"strconv"
 	"time"
+
+	"github.com/threetier/threetier/balancer"
+	"github.com/threetier/threetier/balancer/cluster"
 )
 
 //go:embed stats.html
 var statsHTML string
 
-// pageRenderer renders the stats page from a StatsReport. The page needs
+// pageRenderer renders the stats page from a Report. The page needs
 // nothing but itself: styles and the refresh script are inline, allowed by
 // a per-response nonce, and everything else is refused by its
 // Content-Security-Policy.
@@ -42,10 +45,10 @@ func newPageRenderer() (*pageRenderer, error) {
 	return &pageRenderer{tmpl: t}, nil
 }
 
-// pageData is the template's view of a StatsReport: rows joined with what
-// each peer sees of them.
+// pageData is the template's view of a Report: rows joined with what each
+// peer sees of them.
 type pageData struct {
-	StatsReport
+	Report
 	Refresh time.Duration
 	Nonce   string
 	// Peers are the other nodes that reported on endpoints, in name order:
@@ -55,20 +58,20 @@ type pageData struct {
 }
 
 type pagePool struct {
-	Status
+	balancer.Status
 	Endpoints []pageEndpoint
 }
 
 type pageEndpoint struct {
-	EndpointStatus
+	balancer.EndpointStatus
 	// Peers holds one cell per pageData.Peers, in the same order; a zero
 	// cell is a peer that said nothing about the endpoint.
-	Peers []PeerView
+	Peers []cluster.PeerView
 }
 
 func (s *Stats) pageData(nonce string) pageData {
 	r := s.Report()
-	d := pageData{StatsReport: r, Refresh: s.cfg.Refresh, Nonce: nonce}
+	d := pageData{Report: r, Refresh: s.cfg.Refresh, Nonce: nonce}
 	self := map[string]bool{r.Node: true}
 	for _, m := range r.Members {
 		if m.Self {
@@ -76,7 +79,7 @@ func (s *Stats) pageData(nonce string) pageData {
 		}
 	}
 	type key struct{ node, pool, endpoint string }
-	seen := make(map[key]PeerView, len(r.PeerViews))
+	seen := make(map[key]cluster.PeerView, len(r.PeerViews))
 	for _, v := range r.PeerViews {
 		if self[v.Node] {
 			continue // this node's own view is the row itself
@@ -90,7 +93,7 @@ func (s *Stats) pageData(nonce string) pageData {
 	for _, st := range r.Pools {
 		pp := pagePool{Status: st}
 		for _, e := range st.Endpoints {
-			pe := pageEndpoint{EndpointStatus: e, Peers: make([]PeerView, len(d.Peers))}
+			pe := pageEndpoint{EndpointStatus: e, Peers: make([]cluster.PeerView, len(d.Peers))}
 			for i, node := range d.Peers {
 				pe.Peers[i] = seen[key{node, st.Pool, e.URL}]
 				pe.Peers[i].Node = node
@@ -128,10 +131,10 @@ func (s *Stats) servePage(w http.ResponseWriter, r *http.Request) {
 // formatEffectiveWeight shows a weight in tenths (EffectiveWeight) in
 // Weight units: "1", "0.5".
 func formatEffectiveWeight(tenths int) string {
-	if tenths%weightScale == 0 {
-		return strconv.Itoa(tenths / weightScale)
+	if tenths%10 == 0 {
+		return strconv.Itoa(tenths / 10)
 	}
-	return strconv.FormatFloat(float64(tenths)/weightScale, 'f', 1, 64)
+	return strconv.FormatFloat(float64(tenths)/10, 'f', 1, 64)
 }
 
 // formatLatency shows an EWMA the way people read latencies: "0.42 ms",

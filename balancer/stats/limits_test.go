@@ -1,4 +1,4 @@
-package balancer
+package stats
 
 import (
 	"encoding/json"
@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/threetier/threetier/balancer"
+	"github.com/threetier/threetier/balancer/internal/balancertest"
 	"github.com/threetier/threetier/balancer/ratelimit"
 )
 
@@ -20,8 +22,8 @@ func TestStatsShowTopClientsAndSteerBlocks(t *testing.T) {
 		l.Allow("203.0.113.7", now)
 	}
 	l.Allow("198.51.100.1", now)
-	pool := newPool(t, Config{Name: "app", Endpoints: []string{"http://127.0.0.1:1"}})
-	ss := newStatsServer(t, StatsConfig{Token: "secret"}, []*Pool{pool}, WithRateLimiter(l))
+	pool := balancertest.NewPool(t, balancer.Config{Name: "app", Endpoints: []string{"http://127.0.0.1:1"}})
+	ss := newStatsServer(t, Config{Token: "secret"}, []*balancer.Pool{pool}, WithRateLimiter(l))
 
 	rep := ss.report().RateLimits
 	if rep == nil || rep.Limited != 3 || rep.Keys != 2 || len(rep.Top) != 2 || rep.Top[0].Key != "203.0.113.7" || rep.Top[0].Limited != 3 {

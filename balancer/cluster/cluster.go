@@ -1,8 +1,17 @@
-package balancer
+// Package cluster joins front doors (balancer.Proxy nodes) into one
+// cluster over memberlist's SWIM gossip, so that what one node learns of
+// its pools' endpoints (ejections, health checks going down and up) and of
+// its clients (rate limits, blocks) holds on every node within
+// milliseconds. A node is a tier.Tier; requests never wait on it.
+//
+// It is its own package so that programs that only balance (a web tier
+// over its app instances) do not link memberlist.
+package cluster
 
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -15,6 +24,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/memberlist"
+	"github.com/threetier/threetier/balancer"
 	"github.com/threetier/threetier/balancer/ratelimit"
 	"github.com/threetier/threetier/internal/obs"
 	"github.com/threetier/threetier/tier"
@@ -33,25 +43,17 @@ type Member struct {
 
 // PeerView is what one peer last reported about one endpoint of one pool.
 type PeerView struct {
-	Node     string    `json:"node"`
-	Pool     string    `json:"pool"`
-	Endpoint string    `json:"endpoint"`
-	State    State     `json:"state"`
-	Until    time.Time `json:"until,omitzero"` // end of an ejection
-	Updated  time.Time `json:"updated"`
-}
-
-// ClusterView is what a stats page shows of a cluster: its members and
-// what each peer sees of the endpoints. *Cluster implements it.
-type ClusterView interface {
-	Members() []Member
-	PeerViews() []PeerView
+	Node     string         `json:"node"`
+	Pool     string         `json:"pool"`
+	Endpoint string         `json:"endpoint"`
+	State    balancer.State `json:"state"`
+	Until    time.Time      `json:"until,omitzero"` // end of an ejection
+	Updated  time.Time      `json:"updated"`
 }
 
 var (
 	_ tier.Tier    = (*Cluster)(nil)
 	_ tier.Checker = (*Cluster)(nil)
-	_ ClusterView  = (*Cluster)(nil)
 )
 
 // Cluster joins balancer nodes (front doors) into one cluster over
@@ -62,17 +64,17 @@ var (
 // A change is sent to every live peer the moment it happens and repeated by
 // gossip, so that a peer avoids an ejected endpoint within milliseconds; a
 // joining node gets its peers' whole view at once. What peers report is
-// applied under the pool's own limits (see applyPeers): the cluster never
-// takes the last endpoints out, and a node's own observations win over
-// hearsay.
+// applied under the pool's own limits (see balancer.Pool.ApplyPeers): the
+// cluster never takes the last endpoints out, and a node's own
+// observations win over hearsay.
 //
 // A Cluster is a tier.Tier: Start binds and joins, Stop leaves. Requests
 // never wait on it: pools balance on their own, with or without peers.
 type Cluster struct {
-	cfg     ClusterConfig
+	cfg     Config
 	key     []byte
 	log     *slog.Logger
-	pools   map[string]*Pool
+	pools   map[string]*balancer.Pool
 	metrics *clusterMetrics
 	limiter *ratelimit.Limiter // shared with the peers; nil for none
 
@@ -131,15 +133,21 @@ type departure struct {
 	at    time.Time
 }
 
+// ErrStarted is returned by Start on a node already running.
+var ErrStarted = errors.New("cluster: already started")
+
+// ErrStopped is Check's answer for a node that is not running.
+var ErrStopped = errors.New("cluster: not running")
+
 // departedRetention is how long Members lists a node that died or left.
 const departedRetention = 10 * time.Minute
 
-// NewCluster builds a node over pools; pools of different nodes share state
-// when their names match. WithLogger and WithRegistry apply (the
+// New builds a node over pools; pools of different nodes share state when
+// their names match. Its options are WithLogger, WithRegistry (the
 // threetier_balancer_cluster_* metrics; one Cluster per registry) and
 // WithRateLimiter (the front door's limits, shared with the peers). It
 // returns a *tier.ConfigError (or several, joined) for a bad setting.
-func NewCluster(cfg ClusterConfig, pools []*Pool, opts ...Option) (*Cluster, error) {
+func New(cfg Config, pools []*balancer.Pool, opts ...Option) (*Cluster, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -148,7 +156,7 @@ func NewCluster(cfg ClusterConfig, pools []*Pool, opts ...Option) (*Cluster, err
 	c := &Cluster{
 		cfg:      cfg,
 		log:      obs.Logger(o.logger).With("tier", "cluster"),
-		pools:    make(map[string]*Pool, len(pools)),
+		pools:    make(map[string]*balancer.Pool, len(pools)),
 		own:      make(map[endpointKey]*ownReport),
 		kick:     make(chan struct{}, 1),
 		reports:  make(map[reportKey]*peerReport),
@@ -160,7 +168,7 @@ func NewCluster(cfg ClusterConfig, pools []*Pool, opts ...Option) (*Cluster, err
 		limiter:  o.limiter,
 	}
 	if cfg.Key != "" {
-		c.key, _ = decodeClusterKey(cfg.Key)
+		c.key, _ = decodeKey(cfg.Key)
 	}
 	for i, p := range pools {
 		if p == nil {
@@ -173,21 +181,28 @@ func NewCluster(cfg ClusterConfig, pools []*Pool, opts ...Option) (*Cluster, err
 	}
 	m, err := newClusterMetrics(c, o.registry)
 	if err != nil {
-		return nil, fmt.Errorf("balancer cluster: metrics: %w", err)
+		return nil, fmt.Errorf("cluster: metrics: %w", err)
 	}
 	c.metrics = m
 	return c, nil
 }
 
-// Name returns "cluster".
-func (c *Cluster) Name() string { return "cluster" }
+// Name returns the node's name among its peers: Config.Name, or while the
+// node runs the name it made up from the host name and the bound address;
+// "cluster" for an unnamed node that is not running.
+func (c *Cluster) Name() string {
+	if ml := c.ml.Load(); ml != nil {
+		return ml.LocalNode().Name
+	}
+	return cmp.Or(c.cfg.Name, "cluster")
+}
 
 // Check is the node's readiness: nil while it runs. A node alone is ready:
 // its pools balance without peers, and a front door must not go out of
 // service because its pair did.
 func (c *Cluster) Check(context.Context) error {
 	if c.ml.Load() == nil {
-		return ErrClusterStopped
+		return ErrStopped
 	}
 	return nil
 }
@@ -203,14 +218,6 @@ func (c *Cluster) LocalAddr() string {
 	return c.run.localAdr
 }
 
-// NodeName returns the node's name among its peers while it runs, else "".
-func (c *Cluster) NodeName() string {
-	if ml := c.ml.Load(); ml != nil {
-		return ml.LocalNode().Name
-	}
-	return ""
-}
-
 // Start binds the gossip address, begins sharing the pools' endpoint state
 // and joins the Peers. Joining fails softly: a node that reaches no peer
 // starts alone and keeps trying in the background until Stop. Start fails
@@ -219,7 +226,7 @@ func (c *Cluster) Start(ctx context.Context) error {
 	c.runMu.Lock()
 	defer c.runMu.Unlock()
 	if c.run != nil {
-		return ErrClusterStarted
+		return ErrStarted
 	}
 	host, port, _ := splitIPPort(c.cfg.Listen, true)
 	if host == "" {
@@ -228,7 +235,7 @@ func (c *Cluster) Start(ctx context.Context) error {
 	mlLog := slog.NewLogLogger(c.log.Handler(), slog.LevelDebug)
 	tr, err := memberlist.NewNetTransport(&memberlist.NetTransportConfig{BindAddrs: []string{host}, BindPort: port, Logger: mlLog})
 	if err != nil {
-		return fmt.Errorf("balancer cluster: listen %s: %w", c.cfg.Listen, err)
+		return fmt.Errorf("cluster: listen %s: %w", c.cfg.Listen, err)
 	}
 	local := net.JoinHostPort(host, strconv.Itoa(tr.GetAutoBindPort()))
 	name := c.cfg.Name
@@ -272,7 +279,7 @@ func (c *Cluster) Start(ctx context.Context) error {
 	if err != nil {
 		cancel()
 		_ = tr.Shutdown()
-		return fmt.Errorf("balancer cluster: %w", err)
+		return fmt.Errorf("cluster: %w", err)
 	}
 	r.ml = ml
 	c.ml.Store(ml)
@@ -281,8 +288,8 @@ func (c *Cluster) Start(ctx context.Context) error {
 	// Observe the pools before joining, so that what the push/pull of the
 	// join carries already includes this node's own state.
 	for name, p := range c.pools {
-		r.unsubs = append(r.unsubs, p.observe(
-			func(ch change) { c.observed(name, ch) },
+		r.unsubs = append(r.unsubs, p.Observe(
+			func(ch balancer.Change) { c.observed(name, ch) },
 			func(ep string, until int64, down bool) { c.seedOwn(name, ep, until, down) },
 		))
 	}
@@ -379,7 +386,7 @@ func (c *Cluster) Stop(ctx context.Context) error {
 			// orchestrator stopping the whole cluster): nobody is left to
 			// tell, and that is a normal stop.
 			if live := c.liveStaying(r.ml, self); len(live) > 0 {
-				err = fmt.Errorf("balancer cluster: leave not heard by %s: %w", strings.Join(live, ", "), lerr)
+				err = fmt.Errorf("cluster: leave not heard by %s: %w", strings.Join(live, ", "), lerr)
 			} else {
 				c.log.Info("cluster: left while every peer was leaving too", "node", r.name)
 			}
@@ -387,7 +394,7 @@ func (c *Cluster) Stop(ctx context.Context) error {
 	}
 	c.ml.Store(nil)
 	if serr := r.ml.Shutdown(); serr != nil && err == nil {
-		err = fmt.Errorf("balancer cluster: %w", serr)
+		err = fmt.Errorf("cluster: %w", serr)
 	}
 
 	c.viewMu.Lock()
@@ -467,12 +474,12 @@ func (c *Cluster) PeerViews() []PeerView {
 	now := time.Now().UnixNano()
 	out := make([]PeerView, 0, len(c.reports))
 	for k, r := range c.reports {
-		v := PeerView{Node: k.origin, Pool: k.pool, Endpoint: k.endpoint, State: StateUp, Updated: r.updated}
+		v := PeerView{Node: k.origin, Pool: k.pool, Endpoint: k.endpoint, State: balancer.StateUp, Updated: r.updated}
 		switch {
 		case r.until > now:
-			v.State, v.Until = StateEjected, time.Unix(0, r.until)
+			v.State, v.Until = balancer.StateEjected, time.Unix(0, r.until)
 		case r.down:
-			v.State = StateDown
+			v.State = balancer.StateDown
 		}
 		out = append(out, v)
 	}

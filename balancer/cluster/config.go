@@ -1,6 +1,7 @@
-package balancer
+package cluster
 
 import (
+	"cmp"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -13,9 +14,15 @@ import (
 	"github.com/threetier/threetier/tier"
 )
 
-// ClusterConfig describes one node of a Cluster. The zero value of every
-// field but Key is a working default, documented on the field.
-type ClusterConfig struct {
+// EnvPrefix is the default prefix of a node's environment variables:
+// tier.LoadEnv(cluster.EnvPrefix, &cfg) reads THREETIER_CLUSTER_NAME,
+// THREETIER_CLUSTER_LISTEN, THREETIER_CLUSTER_PEERS, THREETIER_CLUSTER_KEY
+// and so on.
+const EnvPrefix = tier.EnvPrefix + "CLUSTER_"
+
+// Config describes one node of a Cluster. The zero value of every field
+// but Key is a working default, documented on the field.
+type Config struct {
 	// Name identifies the node among its peers and must be unique in the
 	// cluster; zero means the host name and the bound gossip address
 	// ("web-1-10.0.0.5:7946"), so that a restarted node on another port is
@@ -58,23 +65,21 @@ type ClusterConfig struct {
 	GossipInterval time.Duration `env:"GOSSIP_INTERVAL" json:"gossip_interval,omitempty"`
 }
 
-const defaultClusterListen = "127.0.0.1:7946"
+// DefaultConfig returns a Config with every default spelled out and no
+// peers.
+func DefaultConfig() Config { return Config{}.withDefaults() }
 
-// DefaultClusterConfig returns a ClusterConfig with every default spelled
-// out and no peers.
-func DefaultClusterConfig() ClusterConfig { return ClusterConfig{}.withDefaults() }
-
-func (c ClusterConfig) withDefaults() ClusterConfig {
-	setDefault(&c.Listen, defaultClusterListen)
-	setDefault(&c.JoinRetry, time.Second)
-	setDefault(&c.ProbeInterval, 200*time.Millisecond)
-	setDefault(&c.GossipInterval, 50*time.Millisecond)
+func (c Config) withDefaults() Config {
+	c.Listen = cmp.Or(c.Listen, "127.0.0.1:7946")
+	c.JoinRetry = cmp.Or(c.JoinRetry, time.Second)
+	c.ProbeInterval = cmp.Or(c.ProbeInterval, 200*time.Millisecond)
+	c.GossipInterval = cmp.Or(c.GossipInterval, 50*time.Millisecond)
 	return c
 }
 
 // Validate reports every invalid setting as a *tier.ConfigError (joined),
-// naming the ClusterConfig field.
-func (c ClusterConfig) Validate() error {
+// naming the Config field.
+func (c Config) Validate() error {
 	var errs []error
 	bad := func(field string, value any, problem, allowed string) {
 		errs = append(errs, &tier.ConfigError{Field: field, Value: fmt.Sprint(value), Problem: problem, Allowed: allowed})
@@ -100,7 +105,7 @@ func (c ClusterConfig) Validate() error {
 	case c.Key != "" && c.Insecure:
 		bad("Insecure", true, "set together with Key", "one of them")
 	case c.Key != "":
-		if _, err := decodeClusterKey(c.Key); err != nil {
+		if _, err := decodeKey(c.Key); err != nil {
 			// The value is a secret: name the field, never echo it.
 			errs = append(errs, &tier.ConfigError{Field: "Key", Problem: err.Error(), Allowed: "base64 of 16, 24 or 32 bytes"})
 		}
@@ -140,7 +145,7 @@ func splitIPPort(addr string, emptyHost bool) (string, int, error) {
 	return host, port, nil
 }
 
-func decodeClusterKey(s string) ([]byte, error) {
+func decodeKey(s string) ([]byte, error) {
 	k, err := base64.StdEncoding.DecodeString(s)
 	if err != nil {
 		return nil, errors.New("not base64")
@@ -154,7 +159,7 @@ func decodeClusterKey(s string) ([]byte, error) {
 // memberlistConfig is memberlist's LAN configuration tuned for quick
 // failure detection and delivery: the front doors of one site share a LAN
 // (or one machine), where round trips are well under a millisecond.
-func (c ClusterConfig) memberlistConfig(log *slog.Logger) *memberlist.Config {
+func (c Config) memberlistConfig(log *slog.Logger) *memberlist.Config {
 	m := memberlist.DefaultLANConfig()
 	m.ProbeInterval = c.ProbeInterval
 	// A probe answers in well under a millisecond on a LAN; half an

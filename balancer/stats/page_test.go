@@ -1,4 +1,4 @@
-package balancer
+package stats
 
 import (
 	"bytes"
@@ -11,9 +11,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/threetier/threetier/internal/chromium"
 	"golang.org/x/net/html"
 	"golang.org/x/net/html/atom"
+
+	"github.com/threetier/threetier/balancer"
+	"github.com/threetier/threetier/balancer/cluster"
+	"github.com/threetier/threetier/balancer/internal/balancertest"
+	"github.com/threetier/threetier/internal/chromium"
 )
 
 // attr returns n's attribute named key, and whether it has one.
@@ -82,7 +86,7 @@ func pageRows(t *testing.T, doc *html.Node) map[[2]string]pageRow {
 
 // checkRowsMatch checks that every endpoint of the report has a row with
 // its state, weight and request count, and that there is no other row.
-func checkRowsMatch(t *testing.T, rows map[[2]string]pageRow, r StatsReport) {
+func checkRowsMatch(t *testing.T, rows map[[2]string]pageRow, r Report) {
 	t.Helper()
 	n := 0
 	for _, st := range r.Pools {
@@ -148,20 +152,20 @@ func checkBalanced(t *testing.T, page []byte) {
 }
 
 func TestStatsPage(t *testing.T) {
-	a, b, c := newBackend(t), newBackend(t), newBackend(t)
-	web := newPool(t, Config{Name: "web", Endpoints: []string{a.url, b.url}})
-	app := newPool(t, Config{Name: "app", Endpoints: []string{c.url}, Backups: []string{a.url}})
-	empty := newPool(t, Config{Name: "empty", Endpoints: []string{c.url}})
-	if err := empty.Remove(context.Background(), c.url); err != nil {
+	a, b, c := balancertest.NewBackend(t), balancertest.NewBackend(t), balancertest.NewBackend(t)
+	web := balancertest.NewPool(t, balancer.Config{Name: "web", Endpoints: []string{a.URL, b.URL}})
+	app := balancertest.NewPool(t, balancer.Config{Name: "app", Endpoints: []string{c.URL}, Backups: []string{a.URL}})
+	empty := balancertest.NewPool(t, balancer.Config{Name: "empty", Endpoints: []string{c.URL}})
+	if err := empty.Remove(context.Background(), c.URL); err != nil {
 		t.Fatal(err)
 	}
 	for range 5 {
-		_, _, _ = get(t, web.Client(), "http://upstream/")
+		_, _, _ = balancertest.Get(t, web.Client(), "http://upstream/")
 	}
-	if err := web.Drain(context.Background(), b.url); err != nil {
+	if err := web.Drain(context.Background(), b.URL); err != nil {
 		t.Fatal(err)
 	}
-	ss := newStatsServer(t, StatsConfig{Node: "lb-1", Refresh: 3 * time.Second}, []*Pool{web, app, empty})
+	ss := newStatsServer(t, Config{Name: "lb-1", Refresh: 3 * time.Second}, []*balancer.Pool{web, app, empty})
 
 	resp, page := ss.do("GET", "/", "", "", "")
 	if resp.StatusCode != 200 {
@@ -209,10 +213,10 @@ func TestStatsPage(t *testing.T) {
 }
 
 func TestStatsPageEscapes(t *testing.T) {
-	a := newBackend(t)
+	a := balancertest.NewBackend(t)
 	const hostile = `<script>alert("x")</script>" data-x='1`
-	p := newPool(t, Config{Name: hostile, Endpoints: []string{a.url}})
-	ss := newStatsServer(t, StatsConfig{Node: "<b>node</b>"}, []*Pool{p})
+	p := balancertest.NewPool(t, balancer.Config{Name: hostile, Endpoints: []string{a.URL}})
+	ss := newStatsServer(t, Config{Name: "<b>node</b>"}, []*balancer.Pool{p})
 	_, page := ss.do("GET", "/", "", "", "")
 	if bytes.Contains(page, []byte(`<script>alert`)) || bytes.Contains(page, []byte(`<b>node`)) || bytes.Contains(page, []byte(`data-x='1`)) {
 		t.Fatalf("unescaped name in the page:\n%s", page)
@@ -220,15 +224,15 @@ func TestStatsPageEscapes(t *testing.T) {
 	checkBalanced(t, page)
 	doc, _ := html.Parse(bytes.NewReader(page))
 	rows := pageRows(t, doc)
-	if _, ok := rows[[2]string{hostile, a.url}]; !ok {
+	if _, ok := rows[[2]string{hostile, a.URL}]; !ok {
 		t.Fatalf("no row with the pool's name as its data-pool: %v", rows)
 	}
 	if got := findAll(doc, func(n *html.Node) bool { return n.DataAtom == atom.Script }); len(got) != 1 {
 		t.Fatalf("%d scripts", len(got))
 	}
 	// The name is addressable in the API, path-escaped.
-	ss2 := newStatsServer(t, StatsConfig{Token: "t"}, []*Pool{p})
-	resp, body := ss2.do("POST", "/api/pools/"+strings.ReplaceAll(urlPathEscape(hostile), "/", "%2F")+"/endpoints/weight", "t", "", fmt.Sprintf(`{"url": %q, "weight": 2}`, a.url))
+	ss2 := newStatsServer(t, Config{Token: "t"}, []*balancer.Pool{p})
+	resp, body := ss2.do("POST", "/api/pools/"+strings.ReplaceAll(urlPathEscape(hostile), "/", "%2F")+"/endpoints/weight", "t", "", fmt.Sprintf(`{"url": %q, "weight": 2}`, a.URL))
 	if resp.StatusCode != 200 {
 		t.Fatalf("weight on the hostile pool: %d %s", resp.StatusCode, body)
 	}
@@ -249,54 +253,57 @@ func urlPathEscape(s string) string {
 // fakeCluster is a ClusterView with fixed members and peer views.
 type fakeCluster struct {
 	mu      sync.Mutex
-	members []Member
-	views   []PeerView
+	members []cluster.Member
+	views   []cluster.PeerView
 }
 
-func (f *fakeCluster) Members() []Member {
+func (f *fakeCluster) Members() []cluster.Member {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return slices.Clone(f.members)
 }
 
-func (f *fakeCluster) PeerViews() []PeerView {
+func (f *fakeCluster) PeerViews() []cluster.PeerView {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return slices.Clone(f.views)
 }
 
-var _ ClusterView = (*fakeCluster)(nil)
+var (
+	_ ClusterView = (*fakeCluster)(nil)
+	_ ClusterView = (*cluster.Cluster)(nil)
+)
 
 func TestStatsPeerViews(t *testing.T) {
-	a, b := newBackend(t), newBackend(t)
-	p := newPool(t, Config{Name: "app", Endpoints: []string{a.url, b.url}})
+	a, b := balancertest.NewBackend(t), balancertest.NewBackend(t)
+	p := balancertest.NewPool(t, balancer.Config{Name: "app", Endpoints: []string{a.URL, b.URL}})
 	now := time.Now().UTC().Truncate(time.Second)
 	fc := &fakeCluster{
-		members: []Member{
+		members: []cluster.Member{
 			{Name: "lb-a", Addr: "10.0.0.1:7946", State: "alive", Self: true},
 			{Name: "lb-b", Addr: "10.0.0.2:7946", State: "alive"},
 			{Name: "lb-c", Addr: "10.0.0.3:7946", State: "suspect"},
 		},
-		views: []PeerView{
-			{Node: "lb-c", Pool: "app", Endpoint: a.url, State: StateDown, Updated: now},
-			{Node: "lb-b", Pool: "app", Endpoint: b.url, State: StateEjected, Until: now.Add(time.Minute), Updated: now},
-			{Node: "lb-b", Pool: "app", Endpoint: a.url, State: StateUp, Updated: now},
-			{Node: "lb-a", Pool: "app", Endpoint: a.url, State: StateUp, Updated: now}, // this node's own
+		views: []cluster.PeerView{
+			{Node: "lb-c", Pool: "app", Endpoint: a.URL, State: balancer.StateDown, Updated: now},
+			{Node: "lb-b", Pool: "app", Endpoint: b.URL, State: balancer.StateEjected, Until: now.Add(time.Minute), Updated: now},
+			{Node: "lb-b", Pool: "app", Endpoint: a.URL, State: balancer.StateUp, Updated: now},
+			{Node: "lb-a", Pool: "app", Endpoint: a.URL, State: balancer.StateUp, Updated: now}, // this node's own
 		},
 	}
 
 	// Without a cluster view, no peer columns and no members.
-	plain := newStatsServer(t, StatsConfig{}, []*Pool{p})
+	plain := newStatsServer(t, Config{}, []*balancer.Pool{p})
 	if got := findAll(plain.page(), func(n *html.Node) bool { _, ok := attr(n, "data-peer"); return ok }); len(got) != 0 {
 		t.Fatalf("peer cells without a cluster: %d", len(got))
 	}
 
-	ss := newStatsServer(t, StatsConfig{}, []*Pool{p}, WithClusterView(fc))
+	ss := newStatsServer(t, Config{}, []*balancer.Pool{p}, WithClusterView(fc))
 	r := ss.report()
 	if r.Node != "lb-a" || len(r.Members) != 3 || len(r.PeerViews) != 4 {
 		t.Fatalf("report: %+v", r)
 	}
-	if !slices.IsSortedFunc(r.PeerViews, func(x, y PeerView) int {
+	if !slices.IsSortedFunc(r.PeerViews, func(x, y cluster.PeerView) int {
 		return strings.Compare(x.Pool+" "+x.Endpoint+" "+x.Node, y.Pool+" "+y.Endpoint+" "+y.Node)
 	}) {
 		t.Fatalf("peer views not sorted: %+v", r.PeerViews)
@@ -312,8 +319,8 @@ func TestStatsPeerViews(t *testing.T) {
 	}
 	rows := pageRows(t, doc)
 	want := map[string]map[string]string{
-		a.url: {"lb-b": "up", "lb-c": "down"},
-		b.url: {"lb-b": "ejected", "lb-c": "-"},
+		a.URL: {"lb-b": "up", "lb-c": "down"},
+		b.URL: {"lb-b": "ejected", "lb-c": "-"},
 	}
 	for ep, peers := range want {
 		row := rows[[2]string{"app", ep}]
@@ -334,26 +341,26 @@ func TestStatsPeerViews(t *testing.T) {
 // script runs, and compares the table the browser holds with the JSON.
 func TestStatsPageInABrowser(t *testing.T) {
 	bin := chromium.Find(t)
-	a, b, c := newBackend(t), newBackend(t), newBackend(t)
-	web := newPool(t, Config{Name: "web", Endpoints: []string{a.url, b.url, c.url}})
-	app := newPool(t, Config{Name: "app <&>", Endpoints: []string{c.url}})
+	a, b, c := balancertest.NewBackend(t), balancertest.NewBackend(t), balancertest.NewBackend(t)
+	web := balancertest.NewPool(t, balancer.Config{Name: "web", Endpoints: []string{a.URL, b.URL, c.URL}})
+	app := balancertest.NewPool(t, balancer.Config{Name: "app <&>", Endpoints: []string{c.URL}})
 	for range 7 {
-		_, _, _ = get(t, web.Client(), "http://upstream/")
-		_, _, _ = get(t, app.Client(), "http://upstream/")
+		_, _, _ = balancertest.Get(t, web.Client(), "http://upstream/")
+		_, _, _ = balancertest.Get(t, app.Client(), "http://upstream/")
 	}
-	if err := web.SetWeight(b.url, 4); err != nil {
+	if err := web.SetWeight(b.URL, 4); err != nil {
 		t.Fatal(err)
 	}
-	if err := web.Drain(context.Background(), c.url); err != nil {
+	if err := web.Drain(context.Background(), c.URL); err != nil {
 		t.Fatal(err)
 	}
 	fc := &fakeCluster{
-		members: []Member{{Name: "lb-a", State: "alive", Self: true}, {Name: "lb-b", State: "alive"}},
-		views:   []PeerView{{Node: "lb-b", Pool: "web", Endpoint: a.url, State: StateEjected, Updated: time.Now()}},
+		members: []cluster.Member{{Name: "lb-a", State: "alive", Self: true}, {Name: "lb-b", State: "alive"}},
+		views:   []cluster.PeerView{{Node: "lb-b", Pool: "web", Endpoint: a.URL, State: balancer.StateEjected, Updated: time.Now()}},
 	}
 	// The pools are idle from here on: the page and the JSON see the same
 	// figures.
-	ss := newStatsServer(t, StatsConfig{Refresh: 200 * time.Millisecond}, []*Pool{web, app}, WithClusterView(fc))
+	ss := newStatsServer(t, Config{Refresh: 200 * time.Millisecond}, []*balancer.Pool{web, app}, WithClusterView(fc))
 
 	// Let the page's clock run a second before the dump, so that its
 	// refresh (every 200ms) swaps the table at least once.
@@ -378,10 +385,10 @@ func TestStatsPageInABrowser(t *testing.T) {
 	}
 	rows := pageRows(t, doc)
 	checkRowsMatch(t, rows, r)
-	if got := rows[[2]string{"web", a.url}].peers["lb-b"]; got != "ejected" {
-		t.Errorf("lb-b's view of %s in the browser: %q", a.url, got)
+	if got := rows[[2]string{"web", a.URL}].peers["lb-b"]; got != "ejected" {
+		t.Errorf("lb-b's view of %s in the browser: %q", a.URL, got)
 	}
-	if got := rows[[2]string{"web", c.url}].fields["state"]; got != "draining" {
+	if got := rows[[2]string{"web", c.URL}].fields["state"]; got != "draining" {
 		t.Errorf("drained endpoint in the browser: %q", got)
 	}
 }

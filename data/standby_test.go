@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"gorm.io/gorm"
 
+	"github.com/threetier/threetier/internal/obs"
 	"github.com/threetier/threetier/internal/pgtest"
 	"github.com/threetier/threetier/internal/readafter"
 	"github.com/threetier/threetier/internal/wait"
@@ -248,7 +249,7 @@ func replicaSeries(t *testing.T, reg *prometheus.Registry, name, state string) f
 		t.Fatal(err)
 	}
 	for _, f := range families {
-		if f.GetName() != tier.MetricsNamespace+"_data_"+name {
+		if f.GetName() != obs.Namespace+"_data_"+name {
 			continue
 		}
 		for _, m := range f.GetMetric() {

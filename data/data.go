@@ -407,6 +407,19 @@ func withOpTimeout(ctx context.Context, d time.Duration) (context.Context, conte
 	return context.WithTimeout(ctx, d)
 }
 
+// Capacity reports how many statements the database serves at once: the
+// primary's pool (MaxOpenConns), and the standbys' pools added up, which
+// serve reads only. A guard in front of the data tier sizes its bulkheads
+// from it (app.WithCapacity), so that it admits no more calls than the
+// pools can serve and writers cannot take every connection from readers.
+func (db *DB) Capacity() (primary, standbys int) {
+	primary = db.primary.Stats().MaxOpenConnections
+	for _, r := range db.replicas {
+		standbys += r.pool.Stats().MaxOpenConnections
+	}
+	return primary, standbys
+}
+
 // saturated reports whether a statement would have to wait for a
 // connection: every connection of some pool is in use.
 func (db *DB) saturated() bool {

@@ -158,22 +158,34 @@ func TestFullBulkheadRefusesWithinMaxWait(t *testing.T) {
 	}
 }
 
-// Calls that name the same key have at most MaxPerKey in flight: the
-// others wait for one within MaxWait, holding no slot of the bulkhead,
-// and are refused with ErrKeyBusy when none ends. Calls for other keys go
-// on.
+// Calls that name the same key have at most MaxPerKey in flight, and as
+// many waiting for them, holding no slot of the bulkhead; the others are
+// refused at once with ErrKeyBusy. Calls for other keys go on.
 func TestKeysCapCallsPerKey(t *testing.T) {
-	g := newTestGuard(t, GuardConfig{MaxConcurrent: 10, MaxPerKey: 2, MaxWait: 50 * time.Millisecond})
+	g := newTestGuard(t, GuardConfig{MaxConcurrent: 10, MaxPerKey: 2, Timeout: 10 * time.Second})
 	hot := Call[int]{Guard: g, Keys: []string{"product:1"}}
 	h := newHolder(t, g)
 	h.hold(2, hot)
+	queued := make(chan error, 2)
+	for range 2 {
+		go func() { _, err := hot.Do(context.Background(), quick); queued <- err }()
+	}
+	keySlots := func(key string) *keySlots {
+		g.keys.mu.Lock()
+		defer g.keys.mu.Unlock()
+		return g.keys.inUse[key]
+	}
+	wait.For(t, 5*time.Second, "two calls to wait for the key", func() bool { return keySlots("product:1").queued.Load() == 2 })
+	if g.InFlight() != 2 {
+		t.Errorf("%d calls in flight while two wait for their key, want 2: a waiter holds no slot", g.InFlight())
+	}
 	begun := time.Now()
 	_, err := hot.Do(context.Background(), quick)
 	if !errors.Is(err, ErrKeyBusy) || !Unavailable(err) {
-		t.Fatalf("a third call for a held key: %v, want ErrKeyBusy", err)
+		t.Fatalf("a fifth call for a held key: %v, want ErrKeyBusy", err)
 	}
-	if took := time.Since(begun); took < 50*time.Millisecond {
-		t.Errorf("refused after %s, want after MaxWait (50ms)", took)
+	if took := time.Since(begun); took > time.Second {
+		t.Errorf("refused after %s, want at once", took)
 	}
 	if p := ProblemFor(err); p.Status != http.StatusServiceUnavailable || p.RetryAfter <= 0 {
 		t.Errorf("a busy key answers %d (Retry-After %s), want 503 with Retry-After", p.Status, p.RetryAfter)
@@ -191,30 +203,28 @@ func TestKeysCapCallsPerKey(t *testing.T) {
 	if _, err := (Call[int]{Guard: g, Keys: []string{"product:2", "product:1"}}).Do(context.Background(), quick); !errors.Is(err, ErrKeyBusy) {
 		t.Errorf("a call for a held key among others: %v, want ErrKeyBusy", err)
 	}
+	// The waiters get the key as the holders end.
+	h.done()
+	for range 2 {
+		if err := <-queued; err != nil {
+			t.Errorf("a waiting call: %v, want the freed key", err)
+		}
+	}
+	if keySlots("product:1") != nil || keySlots("product:2") != nil {
+		t.Error("keys kept after every call naming them ended")
+	}
 
-	// A waiter gets the key when a holder ends within its wait.
-	g = newTestGuard(t, GuardConfig{MaxConcurrent: 10, MaxPerKey: 1, MaxWait: 5 * time.Second})
+	// A waiter gives up after the guard's Timeout.
+	g = newTestGuard(t, GuardConfig{MaxConcurrent: 10, MaxPerKey: 1, Timeout: 50 * time.Millisecond})
 	hot.Guard = g
 	h = newHolder(t, g)
 	h.hold(1, hot)
-	got := make(chan error, 1)
-	go func() { _, err := hot.Do(context.Background(), quick); got <- err }()
-	wait.For(t, 5*time.Second, "the second call to wait for the key", func() bool {
-		g.keys.mu.Lock()
-		defer g.keys.mu.Unlock()
-		return g.keys.inUse["product:1"].refs == 2
-	})
-	if g.InFlight() != 1 {
-		t.Errorf("%d calls in flight while one waits for its key, want 1: a waiter holds no slot", g.InFlight())
+	begun = time.Now()
+	if _, err := hot.Do(context.Background(), quick); !errors.Is(err, ErrKeyBusy) {
+		t.Fatalf("a call that waited for a held key: %v, want ErrKeyBusy", err)
 	}
-	h.done()
-	if err := <-got; err != nil {
-		t.Fatalf("the waiter: %v, want the freed key", err)
-	}
-	g.keys.mu.Lock()
-	defer g.keys.mu.Unlock()
-	if n := len(g.keys.inUse); n != 0 {
-		t.Errorf("%d keys kept after every call ended, want none", n)
+	if took := time.Since(begun); took < 50*time.Millisecond {
+		t.Errorf("refused after %s, want after the Timeout (50ms)", took)
 	}
 }
 
@@ -238,7 +248,7 @@ func TestKeysAreNotHeldWhileWaiting(t *testing.T) {
 	wait.For(t, 5*time.Second, "the call for both keys to wait", func() bool {
 		l.mu.Lock()
 		defer l.mu.Unlock()
-		return l.inUse["b"] != nil && l.inUse["b"].refs == 2 && l.inUse["b"].waiting.Load() == 1
+		return l.inUse["b"] != nil && l.inUse["b"].refs == 2 && l.inUse["b"].queued.Load() == 1
 	})
 	releaseA, ok := l.acquire(ctx, []string{"a"}, 0)
 	if !ok {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"sync/atomic"
 	"time"
 
@@ -231,6 +232,15 @@ func (g *Guard) InFlight() int {
 	return n
 }
 
+// keyWait bounds a call's wait for its keys: one attempt's Timeout, or
+// the caller's deadline alone.
+func (g *Guard) keyWait() time.Duration {
+	if g.cfg.Timeout > 0 {
+		return g.cfg.Timeout
+	}
+	return math.MaxInt64
+}
+
 // slotsFor is the bulkhead a call takes a slot of. With a read reserve,
 // each kind has a bulkhead of its own, rather than one shared with slots
 // kept for reads: a burst of reads then cannot refuse writes, and the
@@ -323,7 +333,7 @@ func (g *Guard) guarded(ctx context.Context, k callKind, fn func(context.Context
 	if err := ctx.Err(); err != nil {
 		return err // a dead request never reaches the dependency
 	}
-	release, ok := g.keys.acquire(ctx, k.keys, max(g.cfg.MaxWait, 0))
+	release, ok := g.keys.acquire(ctx, k.keys, g.keyWait())
 	if !ok {
 		if err := ctx.Err(); err != nil {
 			return err

@@ -50,8 +50,8 @@ type Config struct {
 	// StatementTimeout is PostgreSQL's statement_timeout; zero means 30s.
 	StatementTimeout time.Duration `env:"STATEMENT_TIMEOUT" json:"statement_timeout,omitempty"`
 	// LockTimeout is PostgreSQL's lock_timeout; zero means 5s. A Tx that
-	// may write, run with a deadline that comes sooner, waits for locks
-	// until a little before that deadline instead (see Tx).
+	// may write, run with a deadline that comes sooner, waits for a row
+	// lock until a little before that deadline instead (see Tx).
 	LockTimeout time.Duration `env:"LOCK_TIMEOUT" json:"lock_timeout,omitempty"`
 	// BusyTimeout is how long SQLite waits for a lock; zero means 5s.
 	BusyTimeout time.Duration `env:"BUSY_TIMEOUT" json:"busy_timeout,omitempty"`

@@ -93,8 +93,9 @@ func (st *txState) doomed() error {
 // serializable transaction anyway). Options are those of the outermost Tx.
 //
 // On PostgreSQL, a transaction that may write and whose ctx ends before
-// Config.LockTimeout stops waiting for a lock a little before ctx's
-// deadline (SET LOCAL lock_timeout, one more round trip): a row held
+// Config.LockTimeout would end a wait stops waiting for a row lock a
+// little before ctx's deadline (SET LOCAL lock_timeout, one more round
+// trip; see lockTimeout): a row held
 // elsewhere then costs ErrTimeout as a lock wait, no failure of the
 // database (see IsFailure), and its connection is free again before the
 // caller gives up.
@@ -141,6 +142,7 @@ func (db *DB) Tx(ctx context.Context, fn func(tx *gorm.DB) error, opts ...TxOpti
 // transaction runs on a connection of its own, on which the position of
 // its commit is asked right after it (see notePosition).
 func (db *DB) txOnce(ctx context.Context, fn func(tx *gorm.DB) error, opts *sql.TxOptions) error {
+	caller := ctx // whose own deadline bounds the lock waits (see lockTimeout)
 	ctx, cancel := withOpTimeout(ctx, db.cfg.OpTimeout)
 	defer cancel()
 	st := &txState{db: db}
@@ -158,7 +160,7 @@ func (db *DB) txOnce(ctx context.Context, fn func(tx *gorm.DB) error, opts *sql.
 	committing := false
 	err := g.Transaction(func(tx *gorm.DB) error {
 		st.tx = tx
-		if err := db.setLocal(ctx, tx, opts.ReadOnly); err != nil {
+		if err := db.setLocal(caller, tx, opts.ReadOnly); err != nil {
 			return err
 		}
 		if err := fn(tx.WithContext(context.WithValue(ctx, txKey{}, st))); err != nil {
@@ -203,8 +205,9 @@ func backoff(attempt int, base, ceiling time.Duration) time.Duration {
 // connection's own do not fit. Behind PgBouncer, it sets both: a session
 // setting would stay on the server connection, which PgBouncer lends to
 // other clients after the transaction. In a transaction that may write,
-// it sets lock_timeout when the caller's deadline comes before
-// Config.LockTimeout would end a lock wait (see lockTimeout).
+// it sets lock_timeout when the caller's deadline (ctx's, not OpTimeout's)
+// comes before Config.LockTimeout would end a lock wait (see
+// lockTimeout).
 func (db *DB) setLocal(ctx context.Context, tx *gorm.DB, readOnly bool) error {
 	if db.Dialect() != Postgres {
 		return nil
@@ -222,8 +225,11 @@ func (db *DB) setLocal(ctx context.Context, tx *gorm.DB, readOnly bool) error {
 
 // lockTimeout is how long a transaction run with ctx may wait for a lock:
 // Config.LockTimeout, or, when the deadline of a transaction that may
-// write comes sooner, what the deadline leaves less a tenth (at most
-// 100ms) for rolling back and answering; bounded reports the latter. A
+// write comes sooner, half of what the deadline leaves less a tenth for
+// rolling back and answering; bounded reports the latter. Half, because
+// taking a row lock can mean two waits, each bounded by lock_timeout on
+// its own: for the row's place in the queue, behind another waiter, then
+// for the transaction that holds the row. A
 // wait for a row another transaction holds (a hot row) then ends as a lock
 // wait, which is no failure of the database (see IsFailure), rather than
 // as the caller's deadline, which a guard in front counts against it. A
@@ -234,11 +240,11 @@ func (db *DB) lockTimeout(ctx context.Context, readOnly bool) (d time.Duration, 
 		return db.cfg.LockTimeout, false
 	}
 	left := time.Until(dl)
-	left -= min(left/10, 100*time.Millisecond)
-	if left >= db.cfg.LockTimeout {
+	d = (left - left/10) / 2
+	if d >= db.cfg.LockTimeout {
 		return db.cfg.LockTimeout, false
 	}
-	return max(left, time.Millisecond), true
+	return max(d, time.Millisecond), true
 }
 
 // millis is d as PostgreSQL's settings take a duration: whole milliseconds.

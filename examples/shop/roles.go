@@ -78,10 +78,11 @@ func runAll(ctx context.Context, f *flags, log *slog.Logger, tp trace.TracerProv
 		return err
 	}
 	appCfg.Listen = "127.0.0.1:0"
+	const appCount = 2
 	var apps []*app.Server
-	for i := range 2 {
+	for i := range appCount {
 		name := fmt.Sprintf("app-%d", i+1)
-		a, err := newAPI(appCfg, guardCfg, db, name, log, tp, labelled(reg, name))
+		a, err := newAPI(appCfg, guardCfg, db, sharedPools{db, appCount}, name, log, tp, labelled(reg, name))
 		if err != nil {
 			return err
 		}
@@ -168,6 +169,19 @@ func runAll(ctx context.Context, f *flags, log *slog.Logger, tp trace.TracerProv
 		}
 	}}
 	return runner.Run(ctx, tiers...)
+}
+
+// sharedPools is one instance's share of a database's pools, which the
+// app instances of one process share: their guards together admit no
+// more calls than the pools serve.
+type sharedPools struct {
+	db    *data.DB
+	among int
+}
+
+func (s sharedPools) Capacity() (primary, standbys int) {
+	primary, standbys = s.db.Capacity()
+	return max(primary/s.among, 1), standbys / s.among
 }
 
 // announce logs where everything listens and prints the URLs a person
@@ -327,7 +341,7 @@ func runApp(ctx context.Context, f *flags, log *slog.Logger, tp trace.TracerProv
 		host, _ := os.Hostname()
 		name = host + "-" + cfg.Listen
 	}
-	srv, err := newAPI(cfg, guardCfg, db, name, log, tp, reg)
+	srv, err := newAPI(cfg, guardCfg, db, db, name, log, tp, reg)
 	if err != nil {
 		return err
 	}

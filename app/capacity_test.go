@@ -120,6 +120,13 @@ func TestGuardFollowsTheCapacity(t *testing.T) {
 	}
 	h.done()
 
+	// Guards that share the pools share their capacity.
+	g = newTestGuard(t, GuardConfig{}, WithCapacity(SharedCapacity(pools{10, 4}, 2)))
+	if c := g.Config(); c.MaxConcurrent != 5 || c.ReadReserve != 2 || g.bulkhead.max != 7 || g.writes.max != 3 {
+		t.Errorf("a half of 10 and 4: %d concurrent, %d reserved for reads, %d reads and %d writes at once; want 5, 2, 7, 3",
+			c.MaxConcurrent, c.ReadReserve, g.bulkhead.max, g.writes.max)
+	}
+
 	// A pool of one has no room for a reserve; a guard without a
 	// capacity keeps one bulkhead for every call.
 	for _, c := range []struct {

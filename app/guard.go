@@ -99,22 +99,6 @@ func WithIsFailure(f func(error) bool) GuardOption {
 	}
 }
 
-// Capacity is a dependency that serves a bounded number of calls at
-// once: a *data.DB, whose pools these are.
-type Capacity interface {
-	// Capacity returns how many calls the primary serves at once (its
-	// pool's MaxOpenConns), and how many more the standbys serve, which
-	// take reads only.
-	Capacity() (primary, standbys int)
-}
-
-// WithCapacity sizes the guard's bulkheads after the dependency's pools,
-// read once, as the guard is made: MaxConcurrent, ReadReserve and
-// MaxPerKey left zero follow them (see GuardConfig).
-func WithCapacity(c Capacity) GuardOption {
-	return func(g *Guard) { g.capacity = c }
-}
-
 // WithStateChange calls f on every breaker transition (after the guard
 // logged it and updated its metrics). f runs while the breaker is locked:
 // it must be quick and must not call the guard.

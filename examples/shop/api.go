@@ -44,7 +44,7 @@ type api struct {
 
 // newAPI builds one app-tier instance. Its guard on the database admits
 // as many calls as pools serve: db's pools, or its share of them when
-// instances of one process share db (see sharedPools).
+// instances of one process share db (app.SharedCapacity).
 func newAPI(cfg app.Config, guardCfg app.GuardConfig, db *data.DB, pools app.Capacity, instance string, log *slog.Logger, tp trace.TracerProvider, reg prometheus.Registerer) (*app.Server, error) {
 	setIfZero(&cfg.Name, instance)
 	srv, err := app.New(cfg,

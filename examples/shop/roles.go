@@ -82,7 +82,7 @@ func runAll(ctx context.Context, f *flags, log *slog.Logger, tp trace.TracerProv
 	var apps []*app.Server
 	for i := range appCount {
 		name := fmt.Sprintf("app-%d", i+1)
-		a, err := newAPI(appCfg, guardCfg, db, sharedPools{db, appCount}, name, log, tp, labelled(reg, name))
+		a, err := newAPI(appCfg, guardCfg, db, app.SharedCapacity(db, appCount), name, log, tp, labelled(reg, name))
 		if err != nil {
 			return err
 		}
@@ -169,19 +169,6 @@ func runAll(ctx context.Context, f *flags, log *slog.Logger, tp trace.TracerProv
 		}
 	}}
 	return runner.Run(ctx, tiers...)
-}
-
-// sharedPools is one instance's share of a database's pools, which the
-// app instances of one process share: their guards together admit no
-// more calls than the pools serve.
-type sharedPools struct {
-	db    *data.DB
-	among int
-}
-
-func (s sharedPools) Capacity() (primary, standbys int) {
-	primary, standbys = s.db.Capacity()
-	return max(primary/s.among, 1), standbys / s.among
 }
 
 // announce logs where everything listens and prints the URLs a person

@@ -183,6 +183,22 @@ func (l *clientLoad) request(method, url, body string, header ...string) (status
 	return resp.StatusCode, retryAfter
 }
 
+// paced calls fn(0), fn(1), ... at most once every period until stop
+// closes: a client that sends requests at a steady rate, rather than one
+// that takes every CPU it can from what it measures.
+func paced(period time.Duration, stop <-chan struct{}, fn func(i int)) {
+	tick := time.NewTicker(period)
+	defer tick.Stop()
+	for i := 0; ; i++ {
+		fn(i)
+		select {
+		case <-stop:
+			return
+		case <-tick.C:
+		}
+	}
+}
+
 // quantile is the q-quantile of the latencies (nearest rank).
 func (l *clientLoad) quantile(q float64) time.Duration {
 	l.mu.Lock()
@@ -290,21 +306,21 @@ func TestHotRowStarvesOnlyItsOrders(t *testing.T) {
 	}
 	for c := range readers {
 		wg.Go(func() {
-			for i := 0; holding(); i++ {
+			paced(5*time.Millisecond, over, func(i int) {
 				url := base + "/api/products"
 				if i%2 == 1 {
 					url = fmt.Sprintf("%s/api/products/%d", base, others[(c+i)%len(others)])
 				}
 				reads.request("GET", url, "")
-			}
+			})
 		})
 	}
 	for c := range orderers {
 		wg.Go(func() {
-			for i := 0; holding(); i++ {
+			paced(10*time.Millisecond, over, func(i int) {
 				id := others[rand.IntN(len(others))]
 				orders.request("POST", base+"/api/orders", orderBody([2]int{int(id), 1}), "Idempotency-Key", fmt.Sprintf("other-%d-%d", c, i))
-			}
+			})
 		})
 	}
 	wg.Wait()

@@ -61,36 +61,38 @@ func TestFullDiskFailsOnlyTheWrites(t *testing.T) {
 		return a.status == http.StatusServiceUnavailable
 	})
 
+	// A client that sends its order again and again is refused each time,
+	// and opens no breaker over the reads.
+	for range 10 {
+		n++
+		if a := do(t, s.client, "POST", base+"/api/orders", orderBody([2]int{1, 1}), "Idempotency-Key", fmt.Sprintf("full-%d", n)); a.status != http.StatusServiceUnavailable {
+			t.Fatalf("an order on a full disk: %d %s", a.status, a.body)
+		}
+	}
+
 	// Orders go on failing beside the readers.
 	const readers = 3
 	reads := &clientLoad{name: "catalogue reads", client: s.client}
 	orders := &clientLoad{name: "orders on a full disk", client: s.client}
-	stop := make(chan struct{})
+	over := make(chan struct{})
+	time.AfterFunc(time.Second, func() { close(over) })
 	var wg sync.WaitGroup
 	wg.Go(func() {
-		for i := n + 1; ; i++ {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			orders.request("POST", base+"/api/orders", orderBody([2]int{1 + i%3, 1}), "Idempotency-Key", fmt.Sprintf("full-%d", i))
-		}
+		paced(10*time.Millisecond, over, func(i int) {
+			orders.request("POST", base+"/api/orders", orderBody([2]int{1 + i%3, 1}), "Idempotency-Key", fmt.Sprintf("full-%d", n+1+i))
+		})
 	})
-	var readersDone sync.WaitGroup
 	for r := range readers {
-		readersDone.Go(func() {
-			for i := range 200 {
+		wg.Go(func() {
+			paced(5*time.Millisecond, over, func(i int) {
 				url := base + "/api/products"
 				if i%2 == 1 {
 					url = fmt.Sprintf("%s/api/products/%d", base, 1+(r+i)%3)
 				}
 				reads.request("GET", url, "")
-			}
+			})
 		})
 	}
-	readersDone.Wait()
-	close(stop)
 	wg.Wait()
 	t.Log(reads.summary())
 	t.Log(orders.summary())

@@ -54,11 +54,12 @@ type Call[T any] struct {
 	ReadOnly bool
 	// Keys name what the call contends for, which only one call at a time
 	// can have: the rows its transaction locks ("product:1"). At most the
-	// guard's MaxPerKey calls naming a key are in flight at once, and as
-	// many wait for one of them, holding no slot of the bulkhead and no
-	// connection; the others are refused at once with ErrKeyBusy (503
-	// with Retry-After). A row held elsewhere (a hot row) then holds up a
-	// few calls, not every slot of the guard.
+	// guard's MaxPerKey calls naming a key are in flight at once; the
+	// others wait for one of them, holding no slot of the bulkhead and no
+	// connection, within the guard's Timeout, and are then refused with
+	// ErrKeyBusy (503 with Retry-After). A row held elsewhere (a hot row)
+	// then holds up the calls for it and a few slots of the guard, never
+	// every slot.
 	Keys []string
 	// Fallback, when set, answers in place of the dependency when the call
 	// was rejected, timed out or failed (never for the caller's own

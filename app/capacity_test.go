@@ -165,40 +165,27 @@ func TestFullBulkheadRefusesWithinMaxWait(t *testing.T) {
 	}
 }
 
-// Calls that name the same key have at most MaxPerKey in flight, and as
-// many waiting for them, holding no slot of the bulkhead; the others are
-// refused at once with ErrKeyBusy. Calls for other keys go on.
+// Calls that name the same key have at most MaxPerKey in flight; the
+// others wait for one of them, holding no slot of the bulkhead, within the
+// guard's Timeout, and are then refused with ErrKeyBusy. Calls for other
+// keys go on.
 func TestKeysCapCallsPerKey(t *testing.T) {
 	g := newTestGuard(t, GuardConfig{MaxConcurrent: 10, MaxPerKey: 2, Timeout: 10 * time.Second})
 	hot := Call[int]{Guard: g, Keys: []string{"product:1"}}
 	h := newHolder(t, g)
 	h.hold(2, hot)
-	queued := make(chan error, 2)
-	for range 2 {
-		go func() { _, err := hot.Do(context.Background(), quick); queued <- err }()
+	waiting := make(chan error, 3)
+	for range 3 {
+		go func() { _, err := hot.Do(context.Background(), quick); waiting <- err }()
 	}
 	keySlots := func(key string) *keySlots {
 		g.keys.mu.Lock()
 		defer g.keys.mu.Unlock()
 		return g.keys.inUse[key]
 	}
-	wait.For(t, 5*time.Second, "two calls to wait for the key", func() bool { return keySlots("product:1").queued.Load() == 2 })
+	wait.For(t, 5*time.Second, "three calls to wait for the key", func() bool { return keySlots("product:1").waiting.Load() == 3 })
 	if g.InFlight() != 2 {
-		t.Errorf("%d calls in flight while two wait for their key, want 2: a waiter holds no slot", g.InFlight())
-	}
-	begun := time.Now()
-	_, err := hot.Do(context.Background(), quick)
-	if !errors.Is(err, ErrKeyBusy) || !Unavailable(err) {
-		t.Fatalf("a fifth call for a held key: %v, want ErrKeyBusy", err)
-	}
-	if took := time.Since(begun); took > time.Second {
-		t.Errorf("refused after %s, want at once", took)
-	}
-	if p := ProblemFor(err); p.Status != http.StatusServiceUnavailable || p.RetryAfter <= 0 {
-		t.Errorf("a busy key answers %d (Retry-After %s), want 503 with Retry-After", p.Status, p.RetryAfter)
-	}
-	if n := testutil.ToFloat64(g.m.rejected[rejectKey]); n != 1 {
-		t.Errorf("key_busy rejections %v, want 1", n)
+		t.Errorf("%d calls in flight while three wait for their key, want 2: a waiter holds no slot", g.InFlight())
 	}
 	// Other keys, and calls naming none, have the rest of the bulkhead.
 	if _, err := (Call[int]{Guard: g, Keys: []string{"product:2", "product:3"}}).Do(context.Background(), quick); err != nil {
@@ -207,13 +194,10 @@ func TestKeysCapCallsPerKey(t *testing.T) {
 	if _, err := Do(context.Background(), g, quick); err != nil {
 		t.Errorf("a call naming no key: %v", err)
 	}
-	if _, err := (Call[int]{Guard: g, Keys: []string{"product:2", "product:1"}}).Do(context.Background(), quick); !errors.Is(err, ErrKeyBusy) {
-		t.Errorf("a call for a held key among others: %v, want ErrKeyBusy", err)
-	}
 	// The waiters get the key as the holders end.
 	h.done()
-	for range 2 {
-		if err := <-queued; err != nil {
+	for range 3 {
+		if err := <-waiting; err != nil {
 			t.Errorf("a waiting call: %v, want the freed key", err)
 		}
 	}
@@ -226,12 +210,41 @@ func TestKeysCapCallsPerKey(t *testing.T) {
 	hot.Guard = g
 	h = newHolder(t, g)
 	h.hold(1, hot)
-	begun = time.Now()
-	if _, err := hot.Do(context.Background(), quick); !errors.Is(err, ErrKeyBusy) {
+	begun := time.Now()
+	_, err := (Call[int]{Guard: g, Keys: []string{"product:2", "product:1"}}).Do(context.Background(), quick)
+	if !errors.Is(err, ErrKeyBusy) || !Unavailable(err) {
 		t.Fatalf("a call that waited for a held key: %v, want ErrKeyBusy", err)
 	}
 	if took := time.Since(begun); took < 50*time.Millisecond {
 		t.Errorf("refused after %s, want after the Timeout (50ms)", took)
+	}
+	if p := ProblemFor(err); p.Status != http.StatusServiceUnavailable || p.RetryAfter <= 0 {
+		t.Errorf("a busy key answers %d (Retry-After %s), want 503 with Retry-After", p.Status, p.RetryAfter)
+	}
+	if n := testutil.ToFloat64(g.m.rejected[rejectKey]); n != 1 {
+		t.Errorf("key_busy rejections %v, want 1", n)
+	}
+}
+
+// A full bulkhead whose calls keep ending is waited for, however long it
+// takes them all, within the Timeout: a burst drains. One whose calls do
+// not end refuses after MaxWait (TestFullBulkheadRefusesWithinMaxWait).
+func TestFullBulkheadDrainsABurst(t *testing.T) {
+	const calls, hold, maxWait = 12, 30 * time.Millisecond, 200 * time.Millisecond
+	g := newTestGuard(t, GuardConfig{MaxConcurrent: 1, MaxWait: maxWait, Timeout: 10 * time.Second})
+	begun := time.Now()
+	var wg sync.WaitGroup
+	for range calls {
+		wg.Go(func() {
+			if _, err := Do(context.Background(), g, func(context.Context) (int, error) { time.Sleep(hold); return 1, nil }); err != nil {
+				t.Errorf("a call of the burst: %v", err)
+			}
+		})
+	}
+	wg.Wait()
+	// The last call waited for eleven others, well past MaxWait.
+	if took := time.Since(begun); took < calls*hold {
+		t.Fatalf("the burst took %s, less than its %d calls of %s one after the other", took, calls, hold)
 	}
 }
 
@@ -255,7 +268,7 @@ func TestKeysAreNotHeldWhileWaiting(t *testing.T) {
 	wait.For(t, 5*time.Second, "the call for both keys to wait", func() bool {
 		l.mu.Lock()
 		defer l.mu.Unlock()
-		return l.inUse["b"] != nil && l.inUse["b"].refs == 2 && l.inUse["b"].queued.Load() == 1
+		return l.inUse["b"] != nil && l.inUse["b"].refs == 2 && l.inUse["b"].waiting.Load() == 1
 	})
 	releaseA, ok := l.acquire(ctx, []string{"a"}, 0)
 	if !ok {

@@ -296,19 +296,21 @@ type GuardConfig struct {
 	// MaxPerKey caps the calls in flight that name the same key (see
 	// Call.Keys: the rows a transaction locks, say), so that clients who
 	// all want one hot row hold at most that many slots, and connections,
-	// however many they are. As many more may wait for one of them,
-	// holding nothing, within the guard's Timeout; the others are refused
-	// at once with ErrKeyBusy. Zero means a third of the writes' share
-	// (MaxConcurrent − ReadReserve), at least 1; negative, or no
-	// MaxConcurrent, means no cap.
+	// however many they are. The others wait for one of them, holding
+	// nothing, within the guard's Timeout, and are then refused with
+	// ErrKeyBusy. Zero means a third of the writes' share (MaxConcurrent
+	// − ReadReserve), at least 1; negative, or no MaxConcurrent, means no
+	// cap.
 	MaxPerKey int `env:"MAX_PER_KEY" json:"max_per_key"`
-	// MaxWait is how long a call may wait for a free slot of the bulkhead
-	// before it is refused (503 with Retry-After): a short queue absorbs
-	// a burst, a dependency that does not free slots costs the caller
-	// little. Zero means DefaultMaxWait; negative means none (a call is
-	// refused at once when the bulkhead is full). A call that waited out
-	// an open breaker may wait for a slot with what is left of its
-	// RideThrough, if that is longer.
+	// MaxWait is how long a call that finds the bulkhead full waits while
+	// no call ends: it waits as long as calls keep ending and freeing
+	// slots (a burst drains), within the guard's Timeout, and is refused
+	// (503 with Retry-After) once none has ended for MaxWait (a dependency
+	// that stopped answering costs its callers little). Zero means
+	// DefaultMaxWait; negative means no wait (a call is refused at once
+	// when the bulkhead is full). A call that waited out an open breaker
+	// may wait for a slot with what is left of its RideThrough, if that is
+	// longer.
 	MaxWait time.Duration `env:"MAX_WAIT" json:"max_wait"`
 
 	// UnreadyWhenOpen makes the tier unready (/readyz 503) while this

@@ -20,9 +20,8 @@ var (
 	// ErrBulkheadFull: the dependency already has its maximum of concurrent
 	// calls and no slot freed up within the allowed wait.
 	ErrBulkheadFull = errors.New("too many concurrent calls")
-	// ErrKeyBusy: a key the call names (Call.Keys: a hot row) already has
-	// its maximum of calls in flight and of calls waiting for them, or
-	// none of them ended within the allowed wait.
+	// ErrKeyBusy: a key the call names (Call.Keys: a hot row) had its
+	// maximum of calls in flight for as long as the call could wait.
 	ErrKeyBusy = errors.New("too many concurrent calls for the same key")
 	// ErrRetryBudget: a retry was needed but the guard's retry budget is
 	// spent, so the last failure is returned instead of adding load to a

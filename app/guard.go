@@ -216,9 +216,9 @@ func (g *Guard) InFlight() int {
 	return n
 }
 
-// keyWait bounds a call's wait for its keys: one attempt's Timeout, or
-// the caller's deadline alone.
-func (g *Guard) keyWait() time.Duration {
+// waitLimit bounds a call's wait for a slot, of the bulkhead or of its
+// keys: one attempt's Timeout, or the caller's deadline alone.
+func (g *Guard) waitLimit() time.Duration {
 	if g.cfg.Timeout > 0 {
 		return g.cfg.Timeout
 	}
@@ -317,7 +317,7 @@ func (g *Guard) guarded(ctx context.Context, k callKind, fn func(context.Context
 	if err := ctx.Err(); err != nil {
 		return err // a dead request never reaches the dependency
 	}
-	release, ok := g.keys.acquire(ctx, k.keys, g.keyWait())
+	release, ok := g.keys.acquire(ctx, k.keys, g.waitLimit())
 	if !ok {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -386,7 +386,8 @@ const (
 // attempt makes one call, in a slot of slots; now is the guard's clock
 // when the attempt began. retryOf, when not nil, is the failure this
 // attempt retries: it spends the retry budget, and only once the breaker
-// has let it through. slotWait bounds the wait for a bulkhead slot.
+// has let it through. A wait for a bulkhead slot ends when none has
+// freed for slotWait (see bulkhead.wait).
 func (g *Guard) attempt(ctx context.Context, slots *bulkhead, fn func(context.Context) error, now time.Duration, retryOf error, slotWait time.Duration) (step, error) {
 	if g.holding() {
 		return stepRefused, &GuardError{Guard: g.name, Err: ErrBreakerOpen, RetryAfter: g.openLeft()}
@@ -398,7 +399,7 @@ func (g *Guard) attempt(ctx context.Context, slots *bulkhead, fn func(context.Co
 		if g.State() == gobreaker.StateOpen {
 			return stepRefused, &GuardError{Guard: g.name, Err: ErrBreakerOpen, RetryAfter: g.openLeft()}
 		}
-		if !slots.wait(ctx, slotWait) {
+		if !slots.wait(ctx, slotWait, max(g.waitLimit(), slotWait)) {
 			if err := ctx.Err(); err != nil {
 				return stepDone, err
 			}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"slices"
 	"sync"
-	"sync/atomic"
 	"time"
 )
 
@@ -23,8 +22,7 @@ type keyLimit struct {
 // slot of it.
 type keySlots struct {
 	*bulkhead
-	queued atomic.Int64 // calls waiting for a slot, at most keyLimit.max
-	refs   int          // under keyLimit.mu
+	refs int // under keyLimit.mu
 }
 
 func newKeyLimit(maxPerKey int) *keyLimit {
@@ -32,13 +30,11 @@ func newKeyLimit(maxPerKey int) *keyLimit {
 }
 
 // acquire takes a slot of every key within wait (and ctx), or none, and
-// returns what gives them back. A full key keeps at most as many calls
-// waiting as it has slots: a call that finds that many already waiting is
-// refused at once. A call never holds a key while it waits for another
-// one: when it finds a key full it gives back the ones it took, waits for
-// that one, then tries the rest again. Calls that name several keys then
-// cannot hold each other up, nor hold a key idle that calls for it alone
-// could use. A nil keyLimit takes nothing.
+// returns what gives them back. It never holds a key while it waits for
+// another one: when it finds a key full it gives back the ones it took,
+// waits for that one, then tries the rest again. Calls that name several
+// keys then cannot hold each other up, nor hold a key idle that calls for
+// it alone could use. A nil keyLimit takes nothing.
 func (l *keyLimit) acquire(ctx context.Context, keys []string, wait time.Duration) (release func(), ok bool) {
 	if l == nil || len(keys) == 0 {
 		return func() {}, true
@@ -79,22 +75,15 @@ func (l *keyLimit) acquire(ctx context.Context, keys []string, wait time.Duratio
 			return done, true
 		}
 		giveBack()
-		if !slots[full].queue(ctx, time.Until(deadline), l.max) {
+		// A key's calls may hold it for as long as a transaction
+		// waits for its row: the wait is bounded by time alone.
+		left := time.Until(deadline)
+		if !slots[full].wait(ctx, left, left) {
 			done()
 			return nil, false
 		}
 		taken[full] = true
 	}
-}
-
-// queue waits within d for a slot, if fewer than maxQueued calls wait
-// for one already.
-func (s *keySlots) queue(ctx context.Context, d time.Duration, maxQueued int) bool {
-	defer s.queued.Add(-1)
-	if s.queued.Add(1) > int64(maxQueued) {
-		return false
-	}
-	return s.wait(ctx, d)
 }
 
 // ref returns key's slots, made if no call holds them, counting one more

@@ -14,7 +14,8 @@
 // sentinels that carry their HTTP problem and whether they are a failure
 // of the database (tier.ProblemError, tier.DependencyError), so that the
 // app tier answers them and its breakers judge them by themselves
-// (Classify, IsFailure); pool metrics for Prometheus. A
+// (Classify, IsFailure); pool metrics for Prometheus, and the pools' size
+// for a guard in front to admit no more calls than they serve (Capacity). A
 // *DB is a tier.Tier and a tier.Checker.
 //
 // Get and Insert are typed shortcuts for the two commonest statements, a

@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"math"
 	"sync/atomic"
 	"time"
 )
@@ -11,16 +12,20 @@ import (
 // free slot is one compare-and-swap; only a call that has to wait uses a
 // channel and a timer.
 type bulkhead struct {
-	max int64 // zero: no cap (calls are still counted)
+	max   int64     // zero: no cap (calls are still counted)
+	epoch time.Time // of freedAt's clock, which reads only the monotonic one
 
 	inUse   atomic.Int64
 	waiting atomic.Int64
 	freed   chan struct{} // a slot was released while calls were waiting
+	freedAt atomic.Int64  // when, since epoch, in nanoseconds
 }
 
 func newBulkhead(maxConcurrent int) *bulkhead {
-	return &bulkhead{max: int64(max(maxConcurrent, 0)), freed: make(chan struct{}, 1)}
+	return &bulkhead{max: int64(max(maxConcurrent, 0)), epoch: time.Now(), freed: make(chan struct{}, 1)}
 }
+
+func (b *bulkhead) now() time.Duration { return time.Since(b.epoch) }
 
 // tryAcquire takes a slot if one is free at once.
 func (b *bulkhead) tryAcquire() bool {
@@ -39,14 +44,19 @@ func (b *bulkhead) tryAcquire() bool {
 	}
 }
 
-// wait takes a slot within d, or fails when d or ctx ends first.
-func (b *bulkhead) wait(ctx context.Context, d time.Duration) bool {
-	if d <= 0 {
+// wait takes a slot as the calls holding them end, or fails once none
+// has ended for stall, when limit has passed, or when ctx ends: a full
+// bulkhead that drains (a burst) is waited for, one that is stuck (a
+// dependency that stopped answering) refuses its waiters soon.
+func (b *bulkhead) wait(ctx context.Context, stall, limit time.Duration) bool {
+	if stall <= 0 || limit <= 0 {
 		return false
 	}
 	b.waiting.Add(1)
 	defer b.waiting.Add(-1)
-	t := time.NewTimer(d)
+	begun := b.now()
+	end := begun + min(limit, math.MaxInt64-begun)
+	t := time.NewTimer(min(stall, limit))
 	defer t.Stop()
 	for {
 		// Registered as waiting before trying: a release after this
@@ -62,7 +72,13 @@ func (b *bulkhead) wait(ctx context.Context, d time.Duration) bool {
 		select {
 		case <-b.freed:
 		case <-t.C:
-			return false
+			// A slot freed since the wait began moves the stall on.
+			now := b.now()
+			next := min(max(begun, time.Duration(b.freedAt.Load()))+stall, end)
+			if now >= next {
+				return false
+			}
+			t.Reset(next - now)
 		case <-ctx.Done():
 			return false
 		}
@@ -72,6 +88,7 @@ func (b *bulkhead) wait(ctx context.Context, d time.Duration) bool {
 func (b *bulkhead) release() {
 	b.inUse.Add(-1)
 	if b.waiting.Load() > 0 {
+		b.freedAt.Store(int64(b.now()))
 		b.signal()
 	}
 }

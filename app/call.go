@@ -44,8 +44,23 @@ type Call[T any] struct {
 	// NotIdempotent makes the call once, without waiting for an open
 	// breaker, whatever the request's method: a call that must not be
 	// repeated although a GET made it (one that counts views). It wins
-	// over Idempotent.
+	// over Idempotent, and such a call is no read.
 	NotIdempotent bool
+	// ReadOnly says that the call only reads, whatever the request's
+	// method (a search sent with POST): it takes a slot among the reads
+	// (see GuardConfig.ReadReserve). A call made while serving a safe
+	// method reads without it, unless it is NotIdempotent; any other
+	// call is taken for a write.
+	ReadOnly bool
+	// Keys name what the call contends for, which only one call at a time
+	// can have: the rows its transaction locks ("product:1"). At most the
+	// guard's MaxPerKey calls naming a key are in flight at once; the
+	// others wait for one of them, holding no slot of the bulkhead and no
+	// connection, within the guard's Timeout, and are then refused with
+	// ErrKeyBusy (503 with Retry-After). A row held elsewhere (a hot row)
+	// then holds up the calls for it and a few slots of the guard, never
+	// every slot.
+	Keys []string
 	// Fallback, when set, answers in place of the dependency when the call
 	// was rejected, timed out or failed (never for the caller's own
 	// cancellation, nor for errors IsFailure excuses). It gets the error.
@@ -55,7 +70,8 @@ type Call[T any] struct {
 // Do runs fn through the guard as the Call describes.
 func (c Call[T]) Do(ctx context.Context, fn func(context.Context) (T, error)) (T, error) {
 	var out T
-	err := c.Guard.run(ctx, c.idempotent(ctx), func(ctx context.Context) error {
+	k := callKind{idempotent: c.idempotent(ctx), reads: c.reads(ctx), keys: c.Keys}
+	err := c.Guard.run(ctx, k, func(ctx context.Context) error {
 		v, err := fn(ctx)
 		out = v
 		return err
@@ -74,6 +90,12 @@ func (c Call[T]) idempotent(ctx context.Context) bool {
 		return false
 	}
 	return c.Idempotent || safeMethod(httpx.RequestMethod(ctx))
+}
+
+// reads reports whether the call only reads: as the Call says, or else as
+// the method of the request served under ctx.
+func (c Call[T]) reads(ctx context.Context) bool {
+	return c.ReadOnly || (!c.NotIdempotent && safeMethod(httpx.RequestMethod(ctx)))
 }
 
 // safeMethod reports whether method is safe (RFC 9110, 9.2.1): a request

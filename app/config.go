@@ -188,6 +188,7 @@ const (
 	DefaultBudgetRatio         = 0.2
 	DefaultBudgetMinPerSecond  = 10
 	DefaultMaxConcurrent       = 256
+	DefaultMaxWait             = 100 * time.Millisecond
 )
 
 // GuardConfig configures the guard of one dependency. Every zero field
@@ -259,12 +260,40 @@ type GuardConfig struct {
 	BudgetMinPerSecond float64 `env:"BUDGET_MIN_PER_SECOND" json:"budget_min_per_second"`
 
 	// MaxConcurrent caps the calls in flight to the dependency (the
-	// bulkhead); zero means DefaultMaxConcurrent, negative means no cap.
+	// bulkhead). Zero means the primary's pool for a guard made
+	// WithCapacity (a *data.DB's MaxOpenConns), so that the guard admits
+	// no more calls than the pool serves at once, and DefaultMaxConcurrent
+	// otherwise; negative means no cap.
 	MaxConcurrent int `env:"MAX_CONCURRENT" json:"max_concurrent"`
-	// MaxWait is how long a call may wait for a free slot; zero means it is
-	// rejected at once when the bulkhead is full. A call that waited out
-	// an open breaker may wait for a slot with what is left of its
-	// RideThrough, if that is longer.
+	// ReadReserve is the part of MaxConcurrent that only reads may use:
+	// writes are admitted up to MaxConcurrent − ReadReserve, reads up to
+	// MaxConcurrent (plus the standbys' pools, for a guard made
+	// WithCapacity), each kind on a bulkhead of its own. A writer waiting
+	// for a row lock holds its connection; writers can then never hold the
+	// connections the reads need. Zero means a quarter of MaxConcurrent,
+	// rounded up, for a guard made WithCapacity, and none otherwise (reads
+	// and writes share one bulkhead); negative means none. It is kept below
+	// MaxConcurrent. A call reads when its Call says ReadOnly, or when it
+	// is made while serving a safe method and is not NotIdempotent.
+	ReadReserve int `env:"READ_RESERVE" json:"read_reserve"`
+	// MaxPerKey caps the calls in flight that name the same key (see
+	// Call.Keys: the rows a transaction locks, say), so that clients who
+	// all want one hot row hold at most that many slots, and connections,
+	// however many they are. The others wait for one of them, holding
+	// nothing, within the guard's Timeout, and are then refused with
+	// ErrKeyBusy. Zero means a third of the writes' share (MaxConcurrent
+	// − ReadReserve), at least 1; negative, or no MaxConcurrent, means no
+	// cap.
+	MaxPerKey int `env:"MAX_PER_KEY" json:"max_per_key"`
+	// MaxWait is how long a call that finds the bulkhead full waits while
+	// no call ends: it waits as long as calls keep ending and freeing
+	// slots (a burst drains), within the guard's Timeout, and is refused
+	// (503 with Retry-After) once none has ended for MaxWait (a dependency
+	// that stopped answering costs its callers little). Zero means
+	// DefaultMaxWait; negative means no wait (a call is refused at once
+	// when the bulkhead is full). A call that waited out an open breaker
+	// may wait for a slot with what is left of its RideThrough, if that is
+	// longer.
 	MaxWait time.Duration `env:"MAX_WAIT" json:"max_wait"`
 
 	// UnreadyWhenOpen makes the tier unready (/readyz 503) while this
@@ -274,7 +303,10 @@ type GuardConfig struct {
 	UnreadyWhenOpen bool `env:"UNREADY_WHEN_OPEN" json:"unready_when_open"`
 }
 
-// DefaultGuardConfig returns a GuardConfig with every default spelled out.
+// DefaultGuardConfig returns a GuardConfig with every default spelled
+// out, but for the bulkhead's: MaxConcurrent, ReadReserve and MaxPerKey
+// stay zero, their defaults following the dependency's capacity (see
+// WithCapacity); Guard.Config reports them as a guard applies them.
 func DefaultGuardConfig() GuardConfig {
 	return GuardConfig{}.withDefaults()
 }
@@ -323,10 +355,54 @@ func (c GuardConfig) withDefaults() GuardConfig {
 	if c.BudgetMinPerSecond == 0 {
 		c.BudgetMinPerSecond = DefaultBudgetMinPerSecond
 	}
-	if c.MaxConcurrent == 0 {
-		c.MaxConcurrent = DefaultMaxConcurrent
+	if c.MaxWait == 0 {
+		c.MaxWait = DefaultMaxWait
 	}
 	return c
+}
+
+// slots are the sizes of a guard's bulkheads; zero means no cap.
+type slots struct {
+	reads, writes int // writes equal to reads: one bulkhead for both
+	perKey        int
+}
+
+// sized fills MaxConcurrent, ReadReserve and MaxPerKey for a dependency of
+// the given capacity (primary zero: unknown, see WithCapacity), and
+// returns the bulkheads' sizes. A reserve or a key cap that is off is
+// reported as -1.
+func (c GuardConfig) sized(primary, standbys int) (GuardConfig, slots) {
+	known := primary > 0
+	if c.MaxConcurrent == 0 {
+		c.MaxConcurrent = DefaultMaxConcurrent
+		if known {
+			c.MaxConcurrent = primary
+		}
+	}
+	if c.MaxConcurrent < 0 {
+		c.ReadReserve, c.MaxPerKey = -1, -1
+		return c, slots{}
+	}
+	if c.ReadReserve == 0 && known {
+		c.ReadReserve = (c.MaxConcurrent + 3) / 4
+	}
+	c.ReadReserve = min(c.ReadReserve, c.MaxConcurrent-1)
+	if c.ReadReserve <= 0 {
+		c.ReadReserve = -1
+	}
+	s := slots{reads: c.MaxConcurrent, writes: c.MaxConcurrent - max(c.ReadReserve, 0)}
+	if known {
+		s.reads += standbys
+	}
+	if c.MaxPerKey == 0 {
+		c.MaxPerKey = max(s.writes/3, 1)
+	}
+	if c.MaxPerKey < 0 {
+		c.MaxPerKey = -1
+	} else {
+		s.perKey = c.MaxPerKey
+	}
+	return c, s
 }
 
 // Validate reports settings that cannot work, naming the GuardConfig field
@@ -363,8 +439,8 @@ func (c GuardConfig) Validate() error {
 	if c.MaxBackoff < 0 {
 		bad("MaxBackoff", c.MaxBackoff, "must not be negative")
 	}
-	if c.MaxWait < 0 {
-		bad("MaxWait", c.MaxWait, "must not be negative")
+	if c.MaxConcurrent > 0 && c.ReadReserve >= c.MaxConcurrent {
+		bad("ReadReserve", c.ReadReserve, "must be below MaxConcurrent: writes need a slot")
 	}
 	return errors.Join(errs...)
 }

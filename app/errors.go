@@ -20,6 +20,9 @@ var (
 	// ErrBulkheadFull: the dependency already has its maximum of concurrent
 	// calls and no slot freed up within the allowed wait.
 	ErrBulkheadFull = errors.New("too many concurrent calls")
+	// ErrKeyBusy: a key the call names (Call.Keys: a hot row) had its
+	// maximum of calls in flight for as long as the call could wait.
+	ErrKeyBusy = errors.New("too many concurrent calls for the same key")
 	// ErrRetryBudget: a retry was needed but the guard's retry budget is
 	// spent, so the last failure is returned instead of adding load to a
 	// struggling dependency.
@@ -44,7 +47,8 @@ func (timeoutError) Timeout() bool        { return true }
 type GuardError struct {
 	// Guard is the name of the dependency.
 	Guard string
-	// Err is ErrBreakerOpen, ErrBulkheadFull, ErrRetryBudget or ErrTimeout;
+	// Err is ErrBreakerOpen, ErrBulkheadFull, ErrKeyBusy, ErrRetryBudget
+	// or ErrTimeout;
 	// for ErrRetryBudget, Cause holds the failure that went unretried.
 	Err error
 	// Cause is the dependency's own error, when there was one.
@@ -71,10 +75,10 @@ func (e *GuardError) Unwrap() []error {
 }
 
 // Unavailable reports whether err means a guard refused a call (open
-// breaker, full bulkhead, spent retry budget): the situation a fallback is
-// for.
+// breaker, full bulkhead, busy key, spent retry budget): the situation a
+// fallback is for.
 func Unavailable(err error) bool {
-	return errors.Is(err, ErrBreakerOpen) || errors.Is(err, ErrBulkheadFull) || errors.Is(err, ErrRetryBudget)
+	return errors.Is(err, ErrBreakerOpen) || errors.Is(err, ErrBulkheadFull) || errors.Is(err, ErrKeyBusy) || errors.Is(err, ErrRetryBudget)
 }
 
 // ValidationError lists the invalid fields of a request; it leaves the

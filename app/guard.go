@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"sync/atomic"
 	"time"
 
@@ -39,13 +40,25 @@ import (
 // serving a safe method (GET, HEAD, OPTIONS) is idempotent unless its
 // Call says otherwise; any other one only when its Call says so.
 //
+// In front of a database, a guard made WithCapacity admits as many calls
+// as the database's pool serves, and keeps a share of them for reads
+// (GuardConfig.ReadReserve): writers that wait for a row lock hold their
+// connections, and must not take the ones the reads need. Calls that name
+// the rows they lock (Call.Keys) are capped per row
+// (GuardConfig.MaxPerKey): one hot row then holds a few of the writes'
+// slots, however many clients want it, and only its own calls wait or
+// fail.
+//
 // Make guards with Guards.Add; call through them with Do or Call. A Guard
 // is safe for concurrent use.
 type Guard struct {
 	name      string
 	cfg       GuardConfig
 	cb        *gobreaker.CircuitBreaker[struct{}]
-	bulkhead  *bulkhead
+	bulkhead  *bulkhead // the reads', and the writes' too when writes is nil
+	writes    *bulkhead // nil: one bulkhead for both (see slotsFor)
+	keys      *keyLimit // nil: no cap per key
+	capacity  Capacity  // nil: unknown
 	budget    *retry.Budget
 	isFailure func(error) bool
 	onChange  func(name string, from, to gobreaker.State)
@@ -129,12 +142,8 @@ var (
 )
 
 func newGuard(name string, cfg GuardConfig, log *slog.Logger, m guardMetrics, opts ...GuardOption) *Guard {
-	cfg = cfg.withDefaults()
 	g := &Guard{
 		name:      name,
-		cfg:       cfg,
-		bulkhead:  newBulkhead(cfg.MaxConcurrent),
-		budget:    retry.NewBudget(cfg.BudgetRatio, cfg.BudgetMinPerSecond),
 		isFailure: DefaultIsFailure,
 		log:       log,
 		m:         m,
@@ -143,6 +152,20 @@ func newGuard(name string, cfg GuardConfig, log *slog.Logger, m guardMetrics, op
 	for _, o := range opts {
 		o(g)
 	}
+	var primary, standbys int
+	if g.capacity != nil {
+		primary, standbys = g.capacity.Capacity()
+	}
+	cfg, size := cfg.withDefaults().sized(primary, standbys)
+	g.cfg = cfg
+	g.bulkhead = newBulkhead(size.reads)
+	if size.writes != size.reads {
+		g.writes = newBulkhead(size.writes)
+	}
+	if size.perKey > 0 {
+		g.keys = newKeyLimit(size.perKey)
+	}
+	g.budget = retry.NewBudget(cfg.BudgetRatio, cfg.BudgetMinPerSecond)
 	consecutive, ratio, minCalls := cfg.ConsecutiveFailures, cfg.FailureRatio, uint32(max(cfg.MinCalls, 1))
 	g.cb = gobreaker.NewCircuitBreaker[struct{}](gobreaker.Settings{
 		Name:         name,
@@ -185,7 +208,33 @@ func (g *Guard) holding() bool { return time.Now().UnixNano() < g.openUntil.Load
 func (g *Guard) Counts() gobreaker.Counts { return g.cb.Counts() }
 
 // InFlight returns the number of calls holding a bulkhead slot.
-func (g *Guard) InFlight() int { return g.bulkhead.inFlight() }
+func (g *Guard) InFlight() int {
+	n := g.bulkhead.inFlight()
+	if g.writes != nil {
+		n += g.writes.inFlight()
+	}
+	return n
+}
+
+// waitLimit bounds a call's wait for a slot, of the bulkhead or of its
+// keys: one attempt's Timeout, or the caller's deadline alone.
+func (g *Guard) waitLimit() time.Duration {
+	if g.cfg.Timeout > 0 {
+		return g.cfg.Timeout
+	}
+	return math.MaxInt64
+}
+
+// slotsFor is the bulkhead a call takes a slot of. With a read reserve,
+// each kind has a bulkhead of its own, rather than one shared with slots
+// kept for reads: a burst of reads then cannot refuse writes, and the
+// reads that standbys serve take nothing of the writes' share.
+func (g *Guard) slotsFor(reads bool) *bulkhead {
+	if reads || g.writes == nil {
+		return g.bulkhead
+	}
+	return g.writes
+}
 
 // RetryAfter returns how long the breaker stays open (until its next
 // probe), or zero when it is not open.
@@ -255,23 +304,40 @@ const (
 
 var outcomeNames = [numOutcomes]string{"success", "slow", "failure", "timeout", "not_failure", "canceled"}
 
+// callKind is what a guard needs to know of a call beyond its function.
+type callKind struct {
+	idempotent bool     // it may be retried, and wait out an open breaker
+	reads      bool     // it takes a slot of the reads' bulkhead
+	keys       []string // what it contends for (see Call.Keys)
+}
+
 // guarded calls fn through the guard; idempotent calls wait out an open
 // breaker and retry failures.
-func (g *Guard) guarded(ctx context.Context, idempotent bool, fn func(context.Context) error) error {
+func (g *Guard) guarded(ctx context.Context, k callKind, fn func(context.Context) error) error {
 	if err := ctx.Err(); err != nil {
 		return err // a dead request never reaches the dependency
 	}
+	release, ok := g.keys.acquire(ctx, k.keys, g.waitLimit())
+	if !ok {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		g.m.rejected[rejectKey].Inc()
+		return &GuardError{Guard: g.name, Err: ErrKeyBusy}
+	}
+	defer release()
+	slots := g.slotsFor(k.reads)
 	now := time.Since(g.epoch)
 	g.budget.Request(int64(now / time.Second))
 	attempts, ride := 1, time.Duration(0)
-	if idempotent {
+	if k.idempotent {
 		attempts, ride = max(g.cfg.Attempts, 1), max(g.cfg.RideThrough, 0)
 	}
 	var failed error // the failure the next attempt retries
-	slotWait := g.cfg.MaxWait
+	slotWait := max(g.cfg.MaxWait, 0)
 	for n := 1; ; {
 		changed := g.changes.next() // before the attempt: no change goes unseen
-		next, err := g.attempt(ctx, fn, now, failed, slotWait)
+		next, err := g.attempt(ctx, slots, fn, now, failed, slotWait)
 		switch next {
 		case stepRefused:
 			waited, ok := g.rideOut(ctx, changed, ride)
@@ -286,7 +352,7 @@ func (g *Guard) guarded(ctx context.Context, idempotent bool, fn func(context.Co
 			// The breaker releases its waiters together: they queue for
 			// the bulkhead's slots with what is left of their allowance
 			// rather than be refused for arriving at once.
-			slotWait = max(g.cfg.MaxWait, ride)
+			slotWait = max(g.cfg.MaxWait, ride, 0)
 			now = time.Since(g.epoch)
 			continue
 		case stepDone:
@@ -317,22 +383,23 @@ const (
 	stepRefused             // the breaker refused the call: nothing was sent
 )
 
-// attempt makes one call; now is the guard's clock when the attempt
-// began. retryOf, when not nil, is the failure this attempt retries: it
-// spends the retry budget, and only once the breaker has let it through.
-// slotWait bounds the wait for a bulkhead slot.
-func (g *Guard) attempt(ctx context.Context, fn func(context.Context) error, now time.Duration, retryOf error, slotWait time.Duration) (step, error) {
+// attempt makes one call, in a slot of slots; now is the guard's clock
+// when the attempt began. retryOf, when not nil, is the failure this
+// attempt retries: it spends the retry budget, and only once the breaker
+// has let it through. A wait for a bulkhead slot ends when none has
+// freed for slotWait (see bulkhead.wait).
+func (g *Guard) attempt(ctx context.Context, slots *bulkhead, fn func(context.Context) error, now time.Duration, retryOf error, slotWait time.Duration) (step, error) {
 	if g.holding() {
 		return stepRefused, &GuardError{Guard: g.name, Err: ErrBreakerOpen, RetryAfter: g.openLeft()}
 	}
-	if !g.bulkhead.tryAcquire() {
+	if !slots.tryAcquire() {
 		// Waiting for a slot is pointless when the breaker would refuse:
 		// that is the breaker's refusal (which an idempotent call waits
 		// out), not a full bulkhead.
 		if g.State() == gobreaker.StateOpen {
 			return stepRefused, &GuardError{Guard: g.name, Err: ErrBreakerOpen, RetryAfter: g.openLeft()}
 		}
-		if !g.bulkhead.wait(ctx, slotWait) {
+		if !slots.wait(ctx, slotWait, max(g.waitLimit(), slotWait)) {
 			if err := ctx.Err(); err != nil {
 				return stepDone, err
 			}
@@ -341,7 +408,7 @@ func (g *Guard) attempt(ctx context.Context, fn func(context.Context) error, now
 		}
 		now = time.Since(g.epoch) // the wait is not the dependency's time
 	}
-	defer g.bulkhead.release()
+	defer slots.release()
 
 	actx := ctx
 	if t := g.cfg.Timeout; t > 0 {

@@ -504,8 +504,8 @@ func TestGuardsRegistry(t *testing.T) {
 	if _, err := guards.Add("db", GuardConfig{}); err == nil {
 		t.Fatal("duplicate name accepted")
 	}
-	if _, err := guards.Add("bad", GuardConfig{FailureRatio: 2, MaxWait: -1}); err == nil ||
-		!strings.Contains(err.Error(), "FailureRatio") || !strings.Contains(err.Error(), "MaxWait") {
+	if _, err := guards.Add("bad", GuardConfig{FailureRatio: 2, MaxConcurrent: 4, ReadReserve: 4}); err == nil ||
+		!strings.Contains(err.Error(), "FailureRatio") || !strings.Contains(err.Error(), "ReadReserve") {
 		t.Fatalf("invalid config: err = %v, want both problems named", err)
 	}
 	if guards.Get("db") != db || guards.Get("nope") != nil || len(guards.All()) != 2 || guards.All()[0].Name() != "cache" {

@@ -17,10 +17,11 @@ const (
 	rejectOpen = iota
 	rejectBulkhead
 	rejectBudget
+	rejectKey
 	numRejects
 )
 
-var rejectNames = [numRejects]string{"breaker_open", "bulkhead_full", "retry_budget"}
+var rejectNames = [numRejects]string{"breaker_open", "bulkhead_full", "retry_budget", "key_busy"}
 
 // guardVecs are the metric families every guard of a registry shares.
 type guardVecs struct {
@@ -44,7 +45,7 @@ func newGuardVecs(reg prometheus.Registerer) (*guardVecs, error) {
 	}
 	if v.rejections, err = obs.RegisterShared(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: obs.Namespace, Subsystem: metricsSubsystem, Name: "guard_rejections_total",
-		Help: "Calls a guard refused, by reason (breaker_open, bulkhead_full, retry_budget).",
+		Help: "Calls a guard refused, by reason (breaker_open, bulkhead_full, retry_budget, key_busy).",
 	}, []string{"guard", "reason"})); err != nil {
 		return nil, err
 	}

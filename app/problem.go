@@ -25,7 +25,8 @@ import (
 //     Retry-After for an unreachable database;
 //   - a *ValidationError is 422 with one entry per field;
 //   - a *GuardError is 503 with Retry-After for a rejection (open breaker,
-//     full bulkhead, spent retry budget) and 504 for a dependency timeout;
+//     full bulkhead, busy key, spent retry budget) and 504 for a
+//     dependency timeout;
 //   - a *StatusError (another service's failure, see Client) is 502;
 //   - an *echo.HTTPError keeps its status (Echo's own 404, 405, 413, ...);
 //   - the caller's cancellation is 499, a deadline that passed is 503;

@@ -14,9 +14,11 @@
 // Guards (NewGuards, Guards.Add) protect the tier from its dependencies:
 // each named dependency gets a circuit breaker (sony/gobreaker), a call
 // timeout, a bulkhead and budgeted retries for idempotent calls, and the
-// generic Do and Call run calls through them. A guard's refusal becomes a
-// 503 with Retry-After and a dependency timeout a 504, with no mapping code
-// in handlers. /readyz lists every guard.
+// generic Do and Call run calls through them. In front of a database
+// (WithCapacity), a guard admits as many calls as its pools serve, keeps
+// a share for reads, and caps the calls per locked row (Call.Keys). A
+// guard's refusal becomes a 503 with Retry-After and a dependency timeout
+// a 504, with no mapping code in handlers. /readyz lists every guard.
 package app
 
 import (

@@ -26,13 +26,13 @@ func newGuardTrace(t trace.Tracer, guard string) *guardTrace {
 
 // run is guarded, in a span when the guard traces: its attempts, and what
 // they call, are the span's children.
-func (g *Guard) run(ctx context.Context, idempotent bool, fn func(context.Context) error) error {
+func (g *Guard) run(ctx context.Context, k callKind, fn func(context.Context) error) error {
 	if g.trace == nil {
-		return g.guarded(ctx, idempotent, fn)
+		return g.guarded(ctx, k, fn)
 	}
 	ctx, span := g.trace.tracer.Start(ctx, g.trace.name, trace.WithSpanKind(trace.SpanKindInternal),
-		trace.WithAttributes(g.trace.attr, attribute.Bool("threetier.guard.idempotent", idempotent)))
-	err := g.guarded(ctx, idempotent, fn)
+		trace.WithAttributes(g.trace.attr, attribute.Bool("threetier.guard.idempotent", k.idempotent)))
+	err := g.guarded(ctx, k, fn)
 	outcome := g.callOutcome(ctx, err)
 	span.SetAttributes(attribute.String("threetier.guard.outcome", outcome))
 	if err != nil && outcome != "not_failure" {
@@ -55,6 +55,8 @@ func (g *Guard) callOutcome(ctx context.Context, err error) string {
 		return "bulkhead_full"
 	case errors.Is(err, ErrRetryBudget):
 		return "retry_budget"
+	case errors.Is(err, ErrKeyBusy):
+		return "key_busy"
 	case errors.Is(err, context.Canceled) && ctx.Err() != nil:
 		return "canceled"
 	case errors.Is(err, ErrTimeout), errors.Is(err, context.DeadlineExceeded):

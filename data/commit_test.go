@@ -3,9 +3,11 @@ package data
 import (
 	"context"
 	"errors"
-	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -15,24 +17,9 @@ import (
 
 	"github.com/threetier/threetier/internal/obs"
 	"github.com/threetier/threetier/internal/syncbuf"
+	"github.com/threetier/threetier/internal/tmpfs"
 	"github.com/threetier/threetier/tier"
 )
-
-// mountSmallDisk mounts a tmpfs of size on a directory of its own, until
-// the test ends; the test is skipped where mounting is not allowed.
-func mountSmallDisk(t *testing.T, size string) string {
-	t.Helper()
-	dir := t.TempDir()
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size, "tmpfs", dir).CombinedOutput(); err != nil {
-		t.Skipf("cannot mount a tmpfs here (needs root): %v %s", err, out)
-	}
-	t.Cleanup(func() {
-		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
-			t.Errorf("umount: %v %s", err, out)
-		}
-	})
-	return dir
-}
 
 // commitFailures reads threetier_data_commit_failures_total{class} from reg.
 func commitFailures(t *testing.T, reg *prometheus.Registry, class string) float64 {
@@ -66,7 +53,7 @@ func labelIs(m *dto.Metric, name, value string) bool {
 // On a full disk, the commit that fails is logged at error with the
 // driver's cause, counted as disk_full, and answered as unavailable.
 func TestFullDiskCommitIsLoggedWithItsCause(t *testing.T) {
-	dir := mountSmallDisk(t, "1m")
+	dir := tmpfs.Mount(t, "1m")
 	var logs syncbuf.Buffer
 	log, err := tier.NewLogger(tier.LogConfig{Level: "info"}, &logs)
 	if err != nil {
@@ -101,6 +88,85 @@ func TestFullDiskCommitIsLoggedWithItsCause(t *testing.T) {
 		t.Fatalf("no error line naming the full disk; logs:\n%s", logs.String())
 	}
 	t.Logf("%s", strings.TrimSpace(line))
+	if IsFailure(failed) {
+		t.Errorf("a full disk counts as a failure of the database, which would open a breaker over the reads too: %v", failed)
+	}
+}
+
+// A full disk is a failure of writes only: while commits fail for want
+// of space, reads answer, and fast.
+func TestFullDiskLeavesReadsFast(t *testing.T) {
+	dir := tmpfs.Mount(t, "1m")
+	db := openTest(t, Config{Path: filepath.Join(dir, "full.db")})
+	if err := db.Gorm().Exec("CREATE TABLE blobs (b BLOB)").Error; err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	product := Product{Name: "kept", Stock: 1}
+	if err := db.WithContext(ctx).Create(&product).Error; err != nil {
+		t.Fatal(err)
+	}
+	fill := func() error {
+		return db.Tx(ctx, func(tx *gorm.DB) error {
+			return tx.Exec("INSERT INTO blobs (b) VALUES (randomblob(65536))").Error
+		})
+	}
+	var failed error
+	for i := 0; i < 64 && failed == nil; i++ { // 4 MB: four times the disk
+		failed = fill()
+	}
+	if commitFailureClass(failed) != "disk_full" {
+		t.Fatalf("writing past a full disk: %v, want a full disk", failed)
+	}
+
+	// Writes go on failing beside the readers.
+	const readers, reads = 3, 200
+	var writes, full atomic.Int64
+	stop := make(chan struct{})
+	wrote := make(chan struct{})
+	go func() {
+		defer close(wrote)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			writes.Add(1)
+			if err := fill(); commitFailureClass(err) == "disk_full" {
+				full.Add(1)
+			}
+		}
+	}()
+	took := make([]time.Duration, readers*reads)
+	var wg sync.WaitGroup
+	for r := range readers {
+		wg.Go(func() {
+			for i := range reads {
+				begun := time.Now()
+				p, err := Get[Product](ctx, db, product.ID)
+				took[r*reads+i] = time.Since(begun)
+				if err != nil || p.Name != "kept" {
+					t.Errorf("read while the disk is full: %+v, %v", p, err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(stop)
+	<-wrote
+	slices.Sort(took)
+	p99 := took[len(took)*99/100]
+	t.Logf("%d reads beside %d writes (%d failed for a full disk): p50 %s p99 %s max %s", len(took), writes.Load(), full.Load(),
+		took[len(took)/2], p99, took[len(took)-1])
+	if full.Load() == 0 {
+		t.Fatal("no write failed for a full disk while the readers read: nothing was tested")
+	}
+	if p99 > 50*time.Millisecond && !raceEnabled {
+		t.Errorf("reads while the disk is full: p99 %s, want under 50ms", p99)
+	}
 }
 
 func TestCommitFailureClasses(t *testing.T) {

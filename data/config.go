@@ -49,7 +49,9 @@ type Config struct {
 	OpTimeout time.Duration `env:"OP_TIMEOUT" json:"op_timeout,omitempty"`
 	// StatementTimeout is PostgreSQL's statement_timeout; zero means 30s.
 	StatementTimeout time.Duration `env:"STATEMENT_TIMEOUT" json:"statement_timeout,omitempty"`
-	// LockTimeout is PostgreSQL's lock_timeout; zero means 5s.
+	// LockTimeout is PostgreSQL's lock_timeout; zero means 5s. A Tx that
+	// may write, run with a deadline that comes sooner, waits for a row
+	// lock until a little before that deadline instead (see Tx).
 	LockTimeout time.Duration `env:"LOCK_TIMEOUT" json:"lock_timeout,omitempty"`
 	// BusyTimeout is how long SQLite waits for a lock; zero means 5s.
 	BusyTimeout time.Duration `env:"BUSY_TIMEOUT" json:"busy_timeout,omitempty"`

@@ -14,7 +14,8 @@
 // sentinels that carry their HTTP problem and whether they are a failure
 // of the database (tier.ProblemError, tier.DependencyError), so that the
 // app tier answers them and its breakers judge them by themselves
-// (Classify, IsFailure); pool metrics for Prometheus. A
+// (Classify, IsFailure); pool metrics for Prometheus, and the pools' size
+// for a guard in front to admit no more calls than they serve (Capacity). A
 // *DB is a tier.Tier and a tier.Checker.
 //
 // Get and Insert are typed shortcuts for the two commonest statements, a
@@ -400,6 +401,19 @@ func withOpTimeout(ctx context.Context, d time.Duration) (context.Context, conte
 		return ctx, func() {}
 	}
 	return context.WithTimeout(ctx, d)
+}
+
+// Capacity reports how many statements the database serves at once: the
+// primary's pool (MaxOpenConns), and the standbys' pools added up, which
+// serve reads only. A guard in front of the data tier sizes its bulkheads
+// from it (app.WithCapacity), so that it admits no more calls than the
+// pools can serve and writers cannot take every connection from readers.
+func (db *DB) Capacity() (primary, standbys int) {
+	primary = db.primary.Stats().MaxOpenConnections
+	for _, r := range db.replicas {
+		standbys += r.pool.Stats().MaxOpenConnections
+	}
+	return primary, standbys
 }
 
 // saturated reports whether a statement would have to wait for a

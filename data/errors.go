@@ -45,7 +45,8 @@ var (
 	// row lock (see IsFailure).
 	ErrTimeout error = &class{"data: timed out", "the database did not answer in time", http.StatusGatewayTimeout, true, false}
 	// ErrUnavailable: the database cannot be reached or refuses work (503
-	// with Retry-After); a failure of the database.
+	// with Retry-After); a failure of the database, unless a write ran out
+	// of disk space (see IsFailure).
 	ErrUnavailable error = &class{"data: database unavailable", "the database is unavailable, try again", http.StatusServiceUnavailable, true, true}
 )
 
@@ -174,12 +175,15 @@ func (e *canceledError) Unwrap() []error { return []error{context.Canceled, e.er
 // tier should count. Not-found, duplicates, violations, contention and the
 // caller's own cancellation are answers, not failures; so is a timeout
 // that struck while waiting for a row another transaction holds (see
-// lockWait): it is still ErrTimeout to the caller. Errors of this package
-// say so themselves (tier.DependencyError); IsFailure also judges a
-// driver's error that did not come through it (from SQL(), say).
+// lockWait): it is still ErrTimeout to the caller; and so is a write
+// refused for want of disk space (see diskFull): it is still
+// ErrUnavailable to the caller, but reads go on, and a breaker opened by
+// failed writes would refuse them too. Errors of this package say so
+// themselves (tier.DependencyError); IsFailure also judges a driver's
+// error that did not come through it (from SQL(), say).
 func IsFailure(err error) bool {
 	c, ok := kindOf(err).(*class)
-	return ok && c.failure && !lockWait(err)
+	return ok && c.failure && !lockWait(err) && !diskFull(err)
 }
 
 // lockWait reports whether err is PostgreSQL giving up on waiting for a
@@ -200,6 +204,20 @@ func lockWait(err error) bool {
 		return strings.HasPrefix(pgErr.Where, "while ") && strings.Contains(pgErr.Where, " tuple ")
 	}
 	return false
+}
+
+// diskFull reports whether err is the database out of disk space:
+// PostgreSQL's disk_full (53100), SQLite's SQLITE_FULL, or ENOSPC.
+func diskFull(err error) bool {
+	var pgErr *pgconn.PgError
+	var sqErr *gosqlite.Error
+	switch {
+	case errors.As(err, &pgErr):
+		return pgErr.Code == "53100"
+	case errors.As(err, &sqErr):
+		return sqErr.Code()&0xff == sqlite3.SQLITE_FULL
+	}
+	return errors.Is(err, syscall.ENOSPC)
 }
 
 // kindOf returns the sentinel err belongs to, or nil.
@@ -258,13 +276,14 @@ func kindOf(err error) error {
 // system's errno), else the class of the error (conflict, timeout,
 // unavailable) or other.
 func commitFailureClass(err error) string {
+	if diskFull(err) {
+		return "disk_full"
+	}
 	var pgErr *pgconn.PgError
 	var sqErr *gosqlite.Error
 	switch {
 	case errors.As(err, &pgErr):
 		switch pgErr.Code {
-		case "53100":
-			return "disk_full"
 		case "25006":
 			return "read_only"
 		case "58030":
@@ -272,15 +291,11 @@ func commitFailureClass(err error) string {
 		}
 	case errors.As(err, &sqErr):
 		switch sqErr.Code() & 0xff {
-		case sqlite3.SQLITE_FULL:
-			return "disk_full"
 		case sqlite3.SQLITE_READONLY:
 			return "read_only"
 		case sqlite3.SQLITE_IOERR:
 			return "io_error"
 		}
-	case errors.Is(err, syscall.ENOSPC):
-		return "disk_full"
 	case errors.Is(err, syscall.EROFS):
 		return "read_only"
 	case errors.Is(err, syscall.EIO):

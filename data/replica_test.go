@@ -91,3 +91,18 @@ func TestReadYourWritesWithReplicas(t *testing.T) {
 		}
 	}
 }
+
+// Capacity reports the pools a guard sizes its bulkheads by: the
+// primary's, and the standbys' added up.
+func TestCapacity(t *testing.T) {
+	db := openTest(t, Config{DSN: pgSchema(t), MaxOpenConns: 7})
+	if p, s := db.Capacity(); p != 7 || s != 0 {
+		t.Errorf("Capacity() = %d, %d; want 7, 0", p, s)
+	}
+	if p, s := openWithReplica(t).Capacity(); p != 10 || s != 10 {
+		t.Errorf("with a replica: Capacity() = %d, %d; want 10, 10", p, s)
+	}
+	if p, s := openTest(t, Config{Path: ":memory:"}).Capacity(); p != 1 || s != 0 {
+		t.Errorf("in-memory SQLite: Capacity() = %d, %d; want 1, 0", p, s)
+	}
+}

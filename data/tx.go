@@ -91,6 +91,14 @@ func (st *txState) doomed() error {
 // nested Tx makes the outermost one roll back and rerun even if the outer
 // closure carries on (PostgreSQL would fail the rest of a doomed
 // serializable transaction anyway). Options are those of the outermost Tx.
+//
+// On PostgreSQL, a transaction that may write and whose ctx ends before
+// Config.LockTimeout would end a wait stops waiting for a row lock a
+// little before ctx's deadline (SET LOCAL lock_timeout, one more round
+// trip; see lockTimeout): a row held
+// elsewhere then costs ErrTimeout as a lock wait, no failure of the
+// database (see IsFailure), and its connection is free again before the
+// caller gives up.
 func (db *DB) Tx(ctx context.Context, fn func(tx *gorm.DB) error, opts ...TxOption) error {
 	if outer := db.txFrom(ctx); outer != nil {
 		err := classifyIn(ctx, outer.tx.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
@@ -134,6 +142,7 @@ func (db *DB) Tx(ctx context.Context, fn func(tx *gorm.DB) error, opts ...TxOpti
 // transaction runs on a connection of its own, on which the position of
 // its commit is asked right after it (see notePosition).
 func (db *DB) txOnce(ctx context.Context, fn func(tx *gorm.DB) error, opts *sql.TxOptions) error {
+	caller := ctx // whose own deadline bounds the lock waits (see lockTimeout)
 	ctx, cancel := withOpTimeout(ctx, db.cfg.OpTimeout)
 	defer cancel()
 	st := &txState{db: db}
@@ -151,7 +160,7 @@ func (db *DB) txOnce(ctx context.Context, fn func(tx *gorm.DB) error, opts *sql.
 	committing := false
 	err := g.Transaction(func(tx *gorm.DB) error {
 		st.tx = tx
-		if err := db.setLocal(tx); err != nil {
+		if err := db.setLocal(caller, tx, opts.ReadOnly); err != nil {
 			return err
 		}
 		if err := fn(tx.WithContext(context.WithValue(ctx, txKey{}, st))); err != nil {
@@ -192,13 +201,51 @@ func backoff(attempt int, base, ceiling time.Duration) time.Duration {
 	return retry.Backoff(base, ceiling, attempt-1) + 1
 }
 
-// setLocal gives a transaction behind PgBouncer the timeouts that a direct
-// connection gets at its start: a session setting would stay on the server
-// connection, which PgBouncer lends to other clients after the transaction.
-func (db *DB) setLocal(tx *gorm.DB) error {
-	if !db.cfg.PgBouncer || db.Dialect() != Postgres {
+// setLocal sets a transaction's timeouts with SET LOCAL where the
+// connection's own do not fit. Behind PgBouncer, it sets both: a session
+// setting would stay on the server connection, which PgBouncer lends to
+// other clients after the transaction. In a transaction that may write,
+// it sets lock_timeout when the caller's deadline (ctx's, not OpTimeout's)
+// comes before Config.LockTimeout would end a lock wait (see
+// lockTimeout).
+func (db *DB) setLocal(ctx context.Context, tx *gorm.DB, readOnly bool) error {
+	if db.Dialect() != Postgres {
 		return nil
 	}
-	return tx.Exec(`SELECT set_config('statement_timeout', ?, true), set_config('lock_timeout', ?, true)`,
-		strconv.FormatInt(db.cfg.StatementTimeout.Milliseconds(), 10), strconv.FormatInt(db.cfg.LockTimeout.Milliseconds(), 10)).Error
+	lock, bounded := db.lockTimeout(ctx, readOnly)
+	switch {
+	case db.cfg.PgBouncer:
+		return tx.Exec(`SELECT set_config('statement_timeout', ?, true), set_config('lock_timeout', ?, true)`,
+			millis(db.cfg.StatementTimeout), millis(lock)).Error
+	case bounded:
+		return tx.Exec(`SELECT set_config('lock_timeout', ?, true)`, millis(lock)).Error
+	}
+	return nil
 }
+
+// lockTimeout is how long a transaction run with ctx may wait for a lock:
+// Config.LockTimeout, or, when the deadline of a transaction that may
+// write comes sooner, half of what the deadline leaves less a tenth for
+// rolling back and answering; bounded reports the latter. Half, because
+// taking a row lock can mean two waits, each bounded by lock_timeout on
+// its own: for the row's place in the queue, behind another waiter, then
+// for the transaction that holds the row. A
+// wait for a row another transaction holds (a hot row) then ends as a lock
+// wait, which is no failure of the database (see IsFailure), rather than
+// as the caller's deadline, which a guard in front counts against it. A
+// read-only transaction takes no row locks.
+func (db *DB) lockTimeout(ctx context.Context, readOnly bool) (d time.Duration, bounded bool) {
+	dl, ok := ctx.Deadline()
+	if !ok || readOnly {
+		return db.cfg.LockTimeout, false
+	}
+	left := time.Until(dl)
+	d = (left - left/10) / 2
+	if d >= db.cfg.LockTimeout {
+		return db.cfg.LockTimeout, false
+	}
+	return max(d, time.Millisecond), true
+}
+
+// millis is d as PostgreSQL's settings take a duration: whole milliseconds.
+func millis(d time.Duration) string { return strconv.FormatInt(d.Milliseconds(), 10) }

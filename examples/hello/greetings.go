@@ -68,7 +68,9 @@ func newAPI(cfg config, db *data.DB, instance string, log *slog.Logger, reg prom
 		return nil, err
 	}
 	api.Health().Register("data", db)
-	guard, err := api.Guards().Add("db", cfg.guard)
+	// The instances share db's pools: each guard admits its share of
+	// the calls they serve at once.
+	guard, err := api.Guards().Add("db", cfg.guard, app.WithCapacity(app.SharedCapacity(db, cfg.apps)))
 	if err != nil {
 		return nil, err
 	}

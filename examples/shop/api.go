@@ -42,8 +42,10 @@ type api struct {
 	cat      catalogue
 }
 
-// newAPI builds one app-tier instance.
-func newAPI(cfg app.Config, guardCfg app.GuardConfig, db *data.DB, instance string, log *slog.Logger, tp trace.TracerProvider, reg prometheus.Registerer) (*app.Server, error) {
+// newAPI builds one app-tier instance. Its guard on the database admits
+// as many calls as pools serve: db's pools, or its share of them when
+// instances of one process share db (app.SharedCapacity).
+func newAPI(cfg app.Config, guardCfg app.GuardConfig, db *data.DB, pools app.Capacity, instance string, log *slog.Logger, tp trace.TracerProvider, reg prometheus.Registerer) (*app.Server, error) {
 	setIfZero(&cfg.Name, instance)
 	srv, err := app.New(cfg,
 		app.WithLogger(log.With("instance", instance)),
@@ -54,7 +56,7 @@ func newAPI(cfg app.Config, guardCfg app.GuardConfig, db *data.DB, instance stri
 	// Ready once the database answered and the migrations are applied;
 	// after that, readiness does not follow the database (see README).
 	srv.Health().Register("data", tier.CheckFunc(db.Started))
-	guard, err := srv.Guards().Add("db", guardCfg)
+	guard, err := srv.Guards().Add("db", guardCfg, app.WithCapacity(pools))
 	if err != nil {
 		return nil, err
 	}
@@ -155,8 +157,12 @@ func (a *api) placeOrder(c echo.Context) error {
 	// With a key the order is safe to repeat, so the guard retries it
 	// and waits out a database blip; without one, a failure may have
 	// placed it, and only the client can tell whether to send it again.
-	// The transaction retries its own conflicts either way.
-	place := app.Call[result]{Guard: a.guard, Idempotent: key != ""}
+	// The transaction retries its own conflicts either way. The order
+	// names the product rows it locks: while one of them is held (a hot
+	// product), the guard lets only a few orders for it wait on the lock
+	// and refuses the others at once, so that they take no connection
+	// from the rest of the shop.
+	place := app.Call[result]{Guard: a.guard, Idempotent: key != "", Keys: productKeys(items)}
 	r, err := place.Do(c.Request().Context(), func(ctx context.Context) (result, error) {
 		o, replayed, err := a.store.place(ctx, key, items)
 		return result{o, replayed}, err
@@ -187,6 +193,16 @@ func (a *api) getOrder(c echo.Context) error {
 		return err
 	}
 	return c.JSON(http.StatusOK, o)
+}
+
+// productKeys names the product rows an order locks, for the guard's cap
+// per key.
+func productKeys(items []NewItem) []string {
+	keys := make([]string, len(items))
+	for i, it := range items {
+		keys[i] = "product:" + strconv.FormatUint(it.ProductID, 10)
+	}
+	return keys
 }
 
 // markStale says, in the standard headers, that the answer is this

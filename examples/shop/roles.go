@@ -80,10 +80,11 @@ func runAll(ctx context.Context, f *flags, log *slog.Logger, tp trace.TracerProv
 		return err
 	}
 	appCfg.Listen = "127.0.0.1:0"
+	const appCount = 2
 	var apps []*app.Server
-	for i := range 2 {
+	for i := range appCount {
 		name := fmt.Sprintf("app-%d", i+1)
-		a, err := newAPI(appCfg, guardCfg, db, name, log, tp, labelled(reg, name))
+		a, err := newAPI(appCfg, guardCfg, db, app.SharedCapacity(db, appCount), name, log, tp, labelled(reg, name))
 		if err != nil {
 			return err
 		}
@@ -328,7 +329,7 @@ func runApp(ctx context.Context, f *flags, log *slog.Logger, tp trace.TracerProv
 		host, _ := os.Hostname()
 		name = host + "-" + cfg.Listen
 	}
-	srv, err := newAPI(cfg, guardCfg, db, name, log, tp, reg)
+	srv, err := newAPI(cfg, guardCfg, db, db, name, log, tp, reg)
 	if err != nil {
 		return err
 	}

@@ -44,6 +44,8 @@ import (
 
 	"github.com/glebarez/sqlite"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgconn/ctxwatch"
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel/trace"
@@ -239,6 +241,7 @@ func openPostgres(cfg Config, dsn string, conns *connSet) (*sql.DB, *pgx.ConnCon
 	watch.ConnectTimeout = cfg.Replica.Timeout
 	watch.DialFunc = dialer(cfg.Replica.Timeout).DialContext
 	cc.DialFunc = conns.wrap(dialer(cfg.OpTimeout).DialContext)
+	cc.BuildContextWatcherHandler = cancelOnServer
 	// application_name is one of the few startup parameters PgBouncer
 	// tracks per client; the timeouts are set per transaction behind it
 	// (see Tx).
@@ -256,6 +259,20 @@ func openPostgres(cfg Config, dsn string, conns *connSet) (*sql.DB, *pgx.ConnCon
 	sqlDB := stdlib.OpenDB(*cc)
 	setPool(sqlDB, cfg)
 	return sqlDB, watch, nil
+}
+
+// cancelGrace is how long PostgreSQL has to stop a statement whose
+// context ended, once asked to, before its connection is cut instead.
+const cancelGrace = 500 * time.Millisecond
+
+// cancelOnServer makes a statement whose context ends (the request's
+// deadline, a lock wait it cannot afford) stop on the server: pgx sends
+// a cancel request, PostgreSQL ends the statement, and the connection
+// goes back to the pool ready for the next one. pgx's default cuts the
+// connection at once instead, so that every deadline costs a new
+// connection while the old backend waits on until its cancel lands.
+func cancelOnServer(c *pgconn.PgConn) ctxwatch.Handler {
+	return &pgconn.CancelRequestContextWatcherHandler{Conn: c, DeadlineDelay: cancelGrace}
 }
 
 func setDefault(m map[string]string, k, v string) {

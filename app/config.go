@@ -42,8 +42,11 @@ type Config struct {
 	Listen string `env:"LISTEN" json:"listen"`
 
 	// RequestTimeout bounds each request through its context; zero means
-	// DefaultRequestTimeout, negative means none. Handlers see the deadline
-	// in c.Request().Context() and guards inherit it.
+	// DefaultRequestTimeout, negative means none. A caller that sends its
+	// deadline (tier.HeaderTimeout: the web tier and the front door send
+	// what is left of theirs) makes it sooner, never later. Handlers see
+	// the deadline in c.Request().Context(); guards, the data tier's
+	// statements and the calls of an app.Client inherit it.
 	RequestTimeout time.Duration `env:"REQUEST_TIMEOUT" json:"request_timeout"`
 
 	// BodyLimit caps request bodies in bytes (413 beyond it); zero means

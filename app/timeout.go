@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"time"
 
@@ -25,9 +26,11 @@ type TimeoutConfig struct {
 var DefaultTimeoutConfig = TimeoutConfig{Skipper: middleware.DefaultSkipper, Timeout: DefaultRequestTimeout}
 
 // Timeout bounds each request through its context: handlers see the
-// deadline and pass it on to the calls they make. Unlike Echo's Timeout it
-// does not answer in the handler's place; a handler that fails because the
-// deadline passed answers 503, saying so.
+// deadline and pass it on to the calls they make. A caller's deadline
+// (tier.HeaderTimeout, which the web tier and the front door send) makes
+// it sooner, never later. Unlike Echo's Timeout it does not answer in the
+// handler's place; a handler that fails because the deadline passed
+// answers 503, saying so.
 func Timeout() echo.MiddlewareFunc { return TimeoutWithConfig(DefaultTimeoutConfig) }
 
 // TimeoutWithConfig is Timeout with cfg.
@@ -44,12 +47,35 @@ func TimeoutWithConfig(cfg TimeoutConfig) echo.MiddlewareFunc {
 				return next(c)
 			}
 			r := c.Request()
-			ctx, cancel := context.WithTimeout(r.Context(), cfg.Timeout)
+			start := time.Now()
+			deadline := requestDeadline(r, start, cfg.Timeout, nil)
+			if deadline.IsZero() {
+				return next(c)
+			}
+			ctx, cancel := context.WithDeadline(r.Context(), deadline)
 			defer cancel()
 			c.SetRequest(r.WithContext(ctx))
-			return timedOut(ctx, next(c), cfg.Timeout)
+			return timedOut(ctx, next(c), deadline.Sub(start))
 		}
 	}
+}
+
+// requestDeadline is when the request r, which arrived at start, must be
+// answered: after own (none when zero or negative), or sooner when its
+// caller's tier.HeaderTimeout says so; zero for no deadline. A value that
+// does not parse is ignored, and logged at debug on log unless it is nil.
+func requestDeadline(r *http.Request, start time.Time, own time.Duration, log *slog.Logger) time.Time {
+	var deadline time.Time
+	if own > 0 {
+		deadline = start.Add(own)
+	}
+	for _, v := range r.Header[tier.HeaderTimeout] {
+		var err error
+		if deadline, err = tier.ShortenDeadline(deadline, start, v); err != nil && log != nil {
+			log.DebugContext(r.Context(), "ignoring the caller's deadline", "header", tier.HeaderTimeout, "err", err)
+		}
+	}
+	return deadline
 }
 
 // timedOut turns the error of a handler that failed because the request's
@@ -60,5 +86,5 @@ func timedOut(ctx context.Context, err error, d time.Duration) error {
 		!errors.Is(err, context.DeadlineExceeded) || errors.Is(err, ErrTimeout) {
 		return err
 	}
-	return fmt.Errorf("%w: %w", tier.NewProblem(http.StatusServiceUnavailable, "the request took longer than "+d.String()), err)
+	return fmt.Errorf("%w: %w", tier.NewProblem(http.StatusServiceUnavailable, "the request took longer than "+d.Round(time.Millisecond).String()), err)
 }

@@ -254,7 +254,8 @@ type GuardConfig struct {
 	// open breaker to let it through, rather than fail at once, within the
 	// caller's deadline (see Guard). Zero means DefaultRideThrough,
 	// negative means no waiting. Calls that are not idempotent never wait
-	// (see Call: those made while serving a safe method are).
+	// (see Call: those made while serving a safe method are), nor do calls
+	// whose Fallback can answer (see Call.Fallback).
 	RideThrough time.Duration `env:"RIDE_THROUGH" json:"ride_through"`
 	// HalfOpenProbes is how many probe calls a half-open breaker lets
 	// through; as many successes close it, one failure opens it again. Zero

@@ -1,13 +1,17 @@
 package app
 
 import (
+	"context"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/labstack/echo/v4"
+	"github.com/sony/gobreaker/v2"
 
 	"github.com/threetier/threetier/tier"
 )
@@ -96,4 +100,77 @@ func TestTimeoutMiddlewareTakesTheCallersDeadline(t *testing.T) {
 	if budget > 200*time.Millisecond || budget < 150*time.Millisecond {
 		t.Errorf("the handler had %v; want the caller's 200ms", budget)
 	}
+}
+
+// errGone is a dependency that cannot serve at all, as the data tier's
+// ErrUnavailable says: its answer is a 503.
+var errGone = tier.NewProblem(http.StatusServiceUnavailable, "the database is unavailable")
+
+// An idempotent call whose fallback can answer does not wait for a
+// dependency known to be unavailable: refused by the open breaker, or
+// failed with a 503, it is answered by the fallback at once, where a call
+// without one waits out the breaker and retries. A fallback with nothing
+// to answer yet leaves the call to wait and retry as before.
+func TestFallbackAnswersAtOnceWhenTheDependencyIsUnavailable(t *testing.T) {
+	cfg := GuardConfig{ConsecutiveFailures: 1, OpenFor: 400 * time.Millisecond, MaxOpenFor: 400 * time.Millisecond,
+		RideThrough: 3 * time.Second, Attempts: 3, Backoff: 100 * time.Millisecond, MaxBackoff: 100 * time.Millisecond}
+	cached := func(_ context.Context, err error) (string, error) { return "stale", nil }
+	empty := func(_ context.Context, err error) (string, error) { return "", err }
+	timed := func(t *testing.T, call Call[string], fn func(context.Context) (string, error)) (string, error, time.Duration) {
+		t.Helper()
+		start := time.Now()
+		v, err := call.Do(context.Background(), fn)
+		return v, err, time.Since(start)
+	}
+
+	t.Run("breaker open", func(t *testing.T) {
+		g := newTestGuard(t, cfg)
+		var calls atomic.Int64
+		gone := func(context.Context) (string, error) { calls.Add(1); return "", errGone }
+		if _, err := (Call[string]{Guard: g, NotIdempotent: true}).Do(context.Background(), gone); !errors.Is(err, errGone) {
+			t.Fatalf("tripping call: %v", err)
+		}
+		if g.State() != gobreaker.StateOpen {
+			t.Fatalf("breaker %s, want open", g.State())
+		}
+		v, err, took := timed(t, Call[string]{Guard: g, Idempotent: true, Fallback: cached}, gone)
+		if v != "stale" || err != nil || took > 50*time.Millisecond {
+			t.Errorf("with a fallback: %q, %v after %v; want the fallback's answer at once", v, err, took)
+		}
+		if calls.Load() != 1 {
+			t.Errorf("the dependency was called %d times; want only the tripping call", calls.Load())
+		}
+		// Nothing cached: the call rides through to the probe, which finds
+		// the dependency back.
+		back := func(context.Context) (string, error) { calls.Add(1); return "fresh", nil }
+		v, err, took = timed(t, Call[string]{Guard: g, Idempotent: true, Fallback: empty}, back)
+		if v != "fresh" || err != nil || took < 200*time.Millisecond {
+			t.Errorf("with an empty fallback: %q, %v after %v; want a fresh answer after riding through", v, err, took)
+		}
+	})
+
+	t.Run("failed with a 503", func(t *testing.T) {
+		g := newTestGuard(t, GuardConfig{ConsecutiveFailures: 10, Attempts: 3, Backoff: 100 * time.Millisecond, MaxBackoff: 100 * time.Millisecond})
+		var calls atomic.Int64
+		gone := func(context.Context) (string, error) { calls.Add(1); return "", errGone }
+		v, err, took := timed(t, Call[string]{Guard: g, Idempotent: true, Fallback: cached}, gone)
+		if v != "stale" || err != nil || took > 40*time.Millisecond || calls.Load() != 1 {
+			t.Errorf("%q, %v after %v and %d calls; want the fallback's answer after the one failure", v, err, took, calls.Load())
+		}
+		// Nothing cached: retried, then the fallback is asked again.
+		calls.Store(0)
+		v, err, _ = timed(t, Call[string]{Guard: g, Idempotent: true, Fallback: empty}, gone)
+		if !errors.Is(err, errGone) || calls.Load() != 3 {
+			t.Errorf("with an empty fallback: %q, %v after %d calls; want the failure after 3 attempts", v, err, calls.Load())
+		}
+		// Slow or failing otherwise: worth a retry before the fallback.
+		calls.Store(0)
+		v, err, _ = timed(t, Call[string]{Guard: g, Idempotent: true, Fallback: cached}, func(context.Context) (string, error) {
+			calls.Add(1)
+			return "", errDown
+		})
+		if v != "stale" || err != nil || calls.Load() != 3 {
+			t.Errorf("a failure that is not a 503: %q, %v after %d calls; want 3 attempts, then the fallback", v, err, calls.Load())
+		}
+	})
 }

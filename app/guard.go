@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"sync/atomic"
 	"time"
 
@@ -38,6 +39,13 @@ import (
 // wait nor retry: what they send may have been applied. A call made while
 // serving a safe method (GET, HEAD, OPTIONS) is idempotent unless its
 // Call says otherwise; any other one only when its Call says so.
+//
+// Every attempt and wait fits the caller's deadline (a request's, which
+// the server takes from its caller's tier.HeaderTimeout): an attempt's
+// timeout is cut to what is left, no back-off or ride-through begins that
+// would end after it, and a wait for a bulkhead slot ends with it. A call
+// whose Fallback can answer waits for nothing once the dependency is
+// known to be unavailable (see Call.Fallback).
 //
 // Make guards with Guards.Add; call through them with Do or Call. A Guard
 // is safe for concurrent use.
@@ -256,8 +264,11 @@ const (
 var outcomeNames = [numOutcomes]string{"success", "slow", "failure", "timeout", "not_failure", "canceled"}
 
 // guarded calls fn through the guard; idempotent calls wait out an open
-// breaker and retry failures.
-func (g *Guard) guarded(ctx context.Context, idempotent bool, fn func(context.Context) error) error {
+// breaker and retry failures. early, when not nil, is the call's fallback
+// (see Call.Fallback): asked before waiting out the breaker or retrying
+// once the dependency is known to be unavailable, and when it answers
+// (true) the call ends with errAnsweredEarly.
+func (g *Guard) guarded(ctx context.Context, idempotent bool, fn func(context.Context) error, early func(error) bool) error {
 	if err := ctx.Err(); err != nil {
 		return err // a dead request never reaches the dependency
 	}
@@ -274,6 +285,10 @@ func (g *Guard) guarded(ctx context.Context, idempotent bool, fn func(context.Co
 		next, err := g.attempt(ctx, fn, now, failed, slotWait)
 		switch next {
 		case stepRefused:
+			if early != nil && ride > 0 && early(err) {
+				g.m.rejected[rejectOpen].Inc()
+				return errAnsweredEarly
+			}
 			waited, ok := g.rideOut(ctx, changed, ride)
 			if !ok {
 				if cerr := ctx.Err(); cerr != nil {
@@ -294,6 +309,9 @@ func (g *Guard) guarded(ctx context.Context, idempotent bool, fn func(context.Co
 		}
 		if n >= attempts || ctx.Err() != nil {
 			return err
+		}
+		if early != nil && unavailable(err) && early(err) {
+			return errAnsweredEarly
 		}
 		wait := backoff(n, g.cfg.Backoff, g.cfg.MaxBackoff)
 		if dl, ok := ctx.Deadline(); ok && time.Until(dl) <= wait {
@@ -419,6 +437,15 @@ func (g *Guard) classify(ctx, actx context.Context, err error, took time.Duratio
 		return outcomeNotFailure
 	}
 	return outcomeFailure
+}
+
+// unavailable reports whether err says that the dependency cannot serve
+// at all, rather than slowly: its answer is 503 Service Unavailable, as
+// the data tier's ErrUnavailable (the database is down, unreachable, or
+// refuses writes on a full disk).
+func unavailable(err error) bool {
+	p := tier.ProblemOf(err)
+	return p != nil && p.Status == http.StatusServiceUnavailable
 }
 
 // fallbackFor reports whether err is one a fallback should answer: a

@@ -26,16 +26,16 @@ func newGuardTrace(t trace.Tracer, guard string) *guardTrace {
 
 // run is guarded, in a span when the guard traces: its attempts, and what
 // they call, are the span's children.
-func (g *Guard) run(ctx context.Context, idempotent bool, fn func(context.Context) error) error {
+func (g *Guard) run(ctx context.Context, idempotent bool, fn func(context.Context) error, early func(error) bool) error {
 	if g.trace == nil {
-		return g.guarded(ctx, idempotent, fn)
+		return g.guarded(ctx, idempotent, fn, early)
 	}
 	ctx, span := g.trace.tracer.Start(ctx, g.trace.name, trace.WithSpanKind(trace.SpanKindInternal),
 		trace.WithAttributes(g.trace.attr, attribute.Bool("threetier.guard.idempotent", idempotent)))
-	err := g.guarded(ctx, idempotent, fn)
+	err := g.guarded(ctx, idempotent, fn, early)
 	outcome := g.callOutcome(ctx, err)
 	span.SetAttributes(attribute.String("threetier.guard.outcome", outcome))
-	if err != nil && outcome != "not_failure" {
+	if err != nil && outcome != "not_failure" && outcome != "fallback" {
 		span.RecordError(err)
 		span.SetStatus(codes.Error, outcome)
 	}
@@ -49,6 +49,8 @@ func (g *Guard) callOutcome(ctx context.Context, err error) string {
 	switch {
 	case err == nil:
 		return "success"
+	case err == errAnsweredEarly:
+		return "fallback"
 	case errors.Is(err, ErrBreakerOpen):
 		return "breaker_open"
 	case errors.Is(err, ErrBulkheadFull):

@@ -53,8 +53,8 @@ func TestGuardSpanOutcome(t *testing.T) {
 		t.Fatal(err)
 	}
 	boom := errors.New("boom")
-	_ = guard.run(context.Background(), false, func(context.Context) error { return nil })
-	_ = guard.run(context.Background(), false, func(context.Context) error { return boom })
+	_ = guard.run(context.Background(), false, func(context.Context) error { return nil }, nil)
+	_ = guard.run(context.Background(), false, func(context.Context) error { return boom }, nil)
 	spans := exp.GetSpans()
 	if len(spans) != 2 {
 		t.Fatalf("%d spans, want 2", len(spans))

@@ -4,7 +4,9 @@
 //
 // Open returns a *DB that keeps GORM visible (Gorm, WithContext) and adds:
 // pool limits and timeouts that make a dead database fail calls fast instead
-// of queueing them; reads from streaming standbys (Config.Replicas), whose
+// of queueing them; statements bounded by their context (the request's
+// deadline, which the app tier takes from the tier in front), cancelled on
+// the PostgreSQL server when it ends, their connection kept; reads from streaming standbys (Config.Replicas), whose
 // replay positions are polled in the background, with read-your-writes
 // within a request (WithSession) and across requests (a tier.ReadAfter in
 // the context, which app.ReadAfter fills from the client and hands back);
@@ -44,8 +46,6 @@ import (
 
 	"github.com/glebarez/sqlite"
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/jackc/pgx/v5/pgconn/ctxwatch"
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel/trace"
@@ -259,20 +259,6 @@ func openPostgres(cfg Config, dsn string, conns *connSet) (*sql.DB, *pgx.ConnCon
 	sqlDB := stdlib.OpenDB(*cc)
 	setPool(sqlDB, cfg)
 	return sqlDB, watch, nil
-}
-
-// cancelGrace is how long PostgreSQL has to stop a statement whose
-// context ended, once asked to, before its connection is cut instead.
-const cancelGrace = 500 * time.Millisecond
-
-// cancelOnServer makes a statement whose context ends (the request's
-// deadline, a lock wait it cannot afford) stop on the server: pgx sends
-// a cancel request, PostgreSQL ends the statement, and the connection
-// goes back to the pool ready for the next one. pgx's default cuts the
-// connection at once instead, so that every deadline costs a new
-// connection while the old backend waits on until its cancel lands.
-func cancelOnServer(c *pgconn.PgConn) ctxwatch.Handler {
-	return &pgconn.CancelRequestContextWatcherHandler{Conn: c, DeadlineDelay: cancelGrace}
 }
 
 func setDefault(m map[string]string, k, v string) {

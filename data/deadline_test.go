@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"gorm.io/gorm"
 )
 
 // A statement whose context ends is cancelled on the server, not only
@@ -97,4 +99,20 @@ func TestDeadlineCancelsTheStatementOnTheServer(t *testing.T) {
 			t.Fatalf("the row once released: %v", err)
 		}
 	})
+}
+
+// A transaction that conflicts does not sleep a back-off its caller's
+// deadline would cut short: it returns the conflict at once, not a
+// timeout later.
+func TestTxRetriesWithinTheDeadline(t *testing.T) {
+	db := openTest(t, Config{Path: filepath.Join(t.TempDir(), "test.db"), Tx: TxConfig{Backoff: 10 * time.Second, MaxBackoff: 10 * time.Second}})
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	runs := 0
+	err := db.Tx(ctx, func(*gorm.DB) error { runs++; return ErrRetryable })
+	took := time.Since(start)
+	if !errors.Is(err, ErrRetryable) || took > 100*time.Millisecond {
+		t.Errorf("after %d runs and %s: %v; want the conflict, before the deadline", runs, took, err)
+	}
 }

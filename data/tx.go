@@ -123,8 +123,14 @@ func (db *DB) Tx(ctx context.Context, fn func(tx *gorm.DB) error, opts ...TxOpti
 		if attempt >= o.attempts {
 			return within(fmt.Sprintf("transaction gave up after %d attempts", attempt), err)
 		}
+		wait := backoff(attempt, db.cfg.Tx.Backoff, db.cfg.Tx.MaxBackoff)
+		if dl, ok := ctx.Deadline(); ok && time.Until(dl) <= wait {
+			// The caller's deadline would pass in the back-off: it has
+			// the conflict now rather than a timeout then.
+			return within(fmt.Sprintf("transaction gave up after %d attempts, no time left for another", attempt), err)
+		}
 		db.metrics.retries.Inc()
-		if !retry.Sleep(ctx, backoff(attempt, db.cfg.Tx.Backoff, db.cfg.Tx.MaxBackoff)) {
+		if !retry.Sleep(ctx, wait) {
 			return Classify(ctx.Err())
 		}
 	}

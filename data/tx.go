@@ -81,9 +81,11 @@ func (st *txState) doomed() error {
 // Tx runs fn in a transaction and commits it when fn returns nil. When the
 // transaction fails with a serialization failure (40001), a deadlock
 // (40P01) or a busy SQLite database, Tx rolls back, waits a jittered,
-// doubling back-off and runs fn again, up to Config.Tx.Attempts times; fn must
-// therefore only touch the database through tx (or ctx, see WithContext)
-// and be safe to rerun. The error then matches ErrRetryable.
+// doubling back-off and runs fn again, up to Config.Tx.Attempts times and
+// within ctx's deadline (a back-off the deadline would cut short is not
+// waited); fn must therefore only touch the database through tx (or ctx,
+// see WithContext) and be safe to rerun. The error then matches
+// ErrRetryable.
 //
 // Called with a context that is already inside a Tx (the one fn's tx
 // carries), Tx nests: it runs fn under a savepoint, rolled back alone if fn

@@ -116,11 +116,11 @@ func TestFallbackAnswersAtOnceWhenTheDependencyIsUnavailable(t *testing.T) {
 		RideThrough: 3 * time.Second, Attempts: 3, Backoff: 100 * time.Millisecond, MaxBackoff: 100 * time.Millisecond}
 	cached := func(_ context.Context, err error) (string, error) { return "stale", nil }
 	empty := func(_ context.Context, err error) (string, error) { return "", err }
-	timed := func(t *testing.T, call Call[string], fn func(context.Context) (string, error)) (string, error, time.Duration) {
+	timed := func(t *testing.T, call Call[string], fn func(context.Context) (string, error)) (string, time.Duration, error) {
 		t.Helper()
 		start := time.Now()
 		v, err := call.Do(context.Background(), fn)
-		return v, err, time.Since(start)
+		return v, time.Since(start), err
 	}
 
 	t.Run("breaker open", func(t *testing.T) {
@@ -133,7 +133,7 @@ func TestFallbackAnswersAtOnceWhenTheDependencyIsUnavailable(t *testing.T) {
 		if g.State() != gobreaker.StateOpen {
 			t.Fatalf("breaker %s, want open", g.State())
 		}
-		v, err, took := timed(t, Call[string]{Guard: g, Idempotent: true, Fallback: cached}, gone)
+		v, took, err := timed(t, Call[string]{Guard: g, Idempotent: true, Fallback: cached}, gone)
 		if v != "stale" || err != nil || took > 50*time.Millisecond {
 			t.Errorf("with a fallback: %q, %v after %v; want the fallback's answer at once", v, err, took)
 		}
@@ -143,7 +143,7 @@ func TestFallbackAnswersAtOnceWhenTheDependencyIsUnavailable(t *testing.T) {
 		// Nothing cached: the call rides through to the probe, which finds
 		// the dependency back.
 		back := func(context.Context) (string, error) { calls.Add(1); return "fresh", nil }
-		v, err, took = timed(t, Call[string]{Guard: g, Idempotent: true, Fallback: empty}, back)
+		v, took, err = timed(t, Call[string]{Guard: g, Idempotent: true, Fallback: empty}, back)
 		if v != "fresh" || err != nil || took < 200*time.Millisecond {
 			t.Errorf("with an empty fallback: %q, %v after %v; want a fresh answer after riding through", v, err, took)
 		}
@@ -153,19 +153,19 @@ func TestFallbackAnswersAtOnceWhenTheDependencyIsUnavailable(t *testing.T) {
 		g := newTestGuard(t, GuardConfig{ConsecutiveFailures: 10, Attempts: 3, Backoff: 100 * time.Millisecond, MaxBackoff: 100 * time.Millisecond})
 		var calls atomic.Int64
 		gone := func(context.Context) (string, error) { calls.Add(1); return "", errGone }
-		v, err, took := timed(t, Call[string]{Guard: g, Idempotent: true, Fallback: cached}, gone)
+		v, took, err := timed(t, Call[string]{Guard: g, Idempotent: true, Fallback: cached}, gone)
 		if v != "stale" || err != nil || took > 40*time.Millisecond || calls.Load() != 1 {
 			t.Errorf("%q, %v after %v and %d calls; want the fallback's answer after the one failure", v, err, took, calls.Load())
 		}
 		// Nothing cached: retried, then the fallback is asked again.
 		calls.Store(0)
-		v, err, _ = timed(t, Call[string]{Guard: g, Idempotent: true, Fallback: empty}, gone)
+		v, _, err = timed(t, Call[string]{Guard: g, Idempotent: true, Fallback: empty}, gone)
 		if !errors.Is(err, errGone) || calls.Load() != 3 {
 			t.Errorf("with an empty fallback: %q, %v after %d calls; want the failure after 3 attempts", v, err, calls.Load())
 		}
 		// Slow or failing otherwise: worth a retry before the fallback.
 		calls.Store(0)
-		v, err, _ = timed(t, Call[string]{Guard: g, Idempotent: true, Fallback: cached}, func(context.Context) (string, error) {
+		v, _, err = timed(t, Call[string]{Guard: g, Idempotent: true, Fallback: cached}, func(context.Context) (string, error) {
 			calls.Add(1)
 			return "", errDown
 		})

@@ -17,10 +17,14 @@ func TestForwardSendsTheDeadline(t *testing.T) {
 		got := make(chan string, 1)
 		app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			got <- r.Header.Get(tier.HeaderTimeout)
+			// No connection kept past the test, to close later under the
+			// next one, which counts descriptors.
+			w.Header().Set("Connection", "close")
 		}))
 		t.Cleanup(app.Close)
 		pool := newPool(t, balancer.Config{Endpoints: []string{app.URL}})
 		s := startServer(t, eng, Config{}, WithForward(pool, ForwardConfig{Prefix: "/api/", Timeout: 2 * time.Second}))
+		hc := client(t)
 		for _, c := range []struct {
 			sent string
 			want time.Duration
@@ -34,7 +38,7 @@ func TestForwardSendsTheDeadline(t *testing.T) {
 			if c.sent != "" {
 				headers = append(headers, tier.HeaderTimeout+": "+c.sent)
 			}
-			if r := do(t, client(t), "GET", "http://"+s.Addr()+"/api/x", headers...); r.status != http.StatusOK {
+			if r := do(t, hc, "GET", "http://"+s.Addr()+"/api/x", headers...); r.status != http.StatusOK {
 				t.Fatalf("status %d: %s", r.status, r.body)
 			}
 			v := <-got

@@ -77,8 +77,9 @@ func TestServerAnswersWithinTheCallersDeadline(t *testing.T) {
 	x := do(t, testClient(t), http.MethodGet, url+"/wait", "", nil, tier.HeaderTimeout, "250ms")
 	took := time.Since(start)
 	p := checkProblem(t, x, http.StatusServiceUnavailable, "/wait")
-	if took > 275*time.Millisecond {
-		t.Errorf("answered after %v; want within the caller's 250ms (+10%%)", took)
+	// Its own RequestTimeout is 10s; 50ms more for a busy machine.
+	if took > 300*time.Millisecond {
+		t.Errorf("answered after %v; want within the caller's 250ms", took)
 	}
 	if !strings.Contains(p.Detail, "250ms") {
 		t.Errorf("detail %q; want it to name the 250ms the request had", p.Detail)

@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"errors"
 	"net/http"
 
 	"github.com/threetier/threetier/internal/httpx"
@@ -63,19 +64,52 @@ type Call[T any] struct {
 	Keys []string
 	// Fallback, when set, answers in place of the dependency when the call
 	// was rejected, timed out or failed (never for the caller's own
-	// cancellation, nor for errors IsFailure excuses). It gets the error.
+	// cancellation, nor for errors IsFailure excuses). It gets the error,
+	// and answers when it returns none.
+	//
+	// A call that would wait for its dependency asks its Fallback first
+	// once the dependency is known to be unavailable: an idempotent call
+	// the breaker refuses, or whose attempt failed with a 503 (the data
+	// tier's ErrUnavailable: the database is down, unreachable, or out of
+	// disk), is answered by the Fallback at once, instead of riding
+	// through the outage and retrying, which keeps the caller waiting up
+	// to RideThrough and more for an answer the Fallback has now (a stale
+	// one beats none). A Fallback that cannot answer yet (nothing cached)
+	// returns an error: the call then waits and retries as a call without
+	// one does, and asks it again at the end. It may so be asked twice,
+	// and should answer from memory. A dependency that is only slow
+	// (timeouts) is retried first: its next answer may come in time.
 	Fallback func(ctx context.Context, err error) (T, error)
 }
+
+// errAnsweredEarly ends a guarded call whose fallback answered before the
+// guard waited or retried.
+var errAnsweredEarly = errors.New("answered by the fallback")
 
 // Do runs fn through the guard as the Call describes.
 func (c Call[T]) Do(ctx context.Context, fn func(context.Context) (T, error)) (T, error) {
 	var out T
-	k := callKind{idempotent: c.idempotent(ctx), reads: c.reads(ctx), keys: c.Keys}
+	var early func(error) bool
+	if c.Fallback != nil {
+		early = func(err error) bool {
+			v, ferr := c.Fallback(ctx, err)
+			if ferr != nil {
+				return false
+			}
+			out = v
+			return true
+		}
+	}
+	k := callKind{idempotent: c.idempotent(ctx), reads: c.reads(ctx), keys: c.Keys, early: early}
 	err := c.Guard.run(ctx, k, func(ctx context.Context) error {
 		v, err := fn(ctx)
 		out = v
 		return err
 	})
+	if err == errAnsweredEarly {
+		c.Guard.m.fallbacks.Inc()
+		return out, nil
+	}
 	if c.Fallback != nil && c.Guard.fallbackFor(ctx, err) {
 		c.Guard.m.fallbacks.Inc()
 		return c.Fallback(ctx, err)

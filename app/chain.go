@@ -23,7 +23,8 @@ import (
 //  6. load shedding;
 //  7. body limit;
 //  8. request timeout, through the context: the request ID's context
-//     carries the deadline, so that both cost one allocation.
+//     carries the deadline (RequestTimeout, or the caller's
+//     tier.HeaderTimeout when sooner), so that both cost one allocation.
 //
 // Probe and scrape routes are neither shed nor timed out, and log quietly.
 func (s *Server) chain(next echo.HandlerFunc) echo.HandlerFunc {
@@ -38,14 +39,14 @@ func (s *Server) chain(next echo.HandlerFunc) echo.HandlerFunc {
 		infra := s.isInfra(c)
 
 		var deadline time.Time
-		if d := s.cfg.RequestTimeout; d > 0 && !infra {
-			deadline = start.Add(d)
+		if !infra {
+			deadline = steps.RequestDeadline(c.Request(), start, s.cfg.RequestTimeout, s.log)
 		}
 		ctx := steps.RequestContext(c, nil, deadline)
 		defer ctx.Release()
 		c.SetRequest(c.Request().WithContext(ctx))
 
-		if err := s.serve(c, h, infra, start); err != nil {
+		if err := s.serve(c, h, infra, start, deadline); err != nil {
 			c.Error(err)
 		}
 		end := time.Now()
@@ -56,8 +57,8 @@ func (s *Server) chain(next echo.HandlerFunc) echo.HandlerFunc {
 }
 
 // serve runs h inside recovery, shedding, the body limit and the request
-// timeout's mapping.
-func (s *Server) serve(c echo.Context, h echo.HandlerFunc, infra bool, start time.Time) error {
+// timeout's mapping (deadline, when not zero).
+func (s *Server) serve(c echo.Context, h echo.HandlerFunc, infra bool, start, deadline time.Time) error {
 	return steps.Recovering(s.log, c, func(c echo.Context) error {
 		if s.shed != nil && !infra {
 			n, ok := s.shed.Admit()
@@ -72,8 +73,8 @@ func (s *Server) serve(c echo.Context, h echo.HandlerFunc, infra bool, start tim
 			}
 		}
 		err := h(c)
-		if s.cfg.RequestTimeout > 0 && !infra {
-			err = steps.TimedOut(c.Request().Context(), err, s.cfg.RequestTimeout, ErrTimeout)
+		if !deadline.IsZero() {
+			err = steps.TimedOut(c.Request().Context(), err, deadline.Sub(start), ErrTimeout)
 		}
 		return err
 	})

@@ -38,8 +38,11 @@ type Config struct {
 	Listen string `env:"LISTEN" json:"listen"`
 
 	// RequestTimeout bounds each request through its context; zero means
-	// DefaultRequestTimeout, negative means none. Handlers see the deadline
-	// in c.Request().Context() and guards inherit it.
+	// DefaultRequestTimeout, negative means none. A caller that sends its
+	// deadline (tier.HeaderTimeout: the web tier and the front door send
+	// what is left of theirs) makes it sooner, never later. Handlers see
+	// the deadline in c.Request().Context(); guards, the data tier's
+	// statements and the calls of an app.Client inherit it.
 	RequestTimeout time.Duration `env:"REQUEST_TIMEOUT" json:"request_timeout"`
 
 	// BodyLimit caps request bodies in bytes (413 beyond it); zero means
@@ -235,7 +238,8 @@ type GuardConfig struct {
 	// open breaker to let it through, rather than fail at once, within the
 	// caller's deadline (see Guard). Zero means DefaultRideThrough,
 	// negative means no waiting. Calls that are not idempotent never wait
-	// (see Call: those made while serving a safe method are).
+	// (see Call: those made while serving a safe method are), nor do calls
+	// whose Fallback can answer (see Call.Fallback).
 	RideThrough time.Duration `env:"RIDE_THROUGH" json:"ride_through"`
 	// HalfOpenProbes is how many probe calls a half-open breaker lets
 	// through; as many successes close it, one failure opens it again. Zero

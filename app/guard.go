@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"net/http"
 	"sync/atomic"
 	"time"
 
@@ -48,6 +49,13 @@ import (
 // (GuardConfig.MaxPerKey): one hot row then holds a few of the writes'
 // slots, however many clients want it, and only its own calls wait or
 // fail.
+//
+// Every attempt and wait fits the caller's deadline (a request's, which
+// the server takes from its caller's tier.HeaderTimeout): an attempt's
+// timeout is cut to what is left, no back-off or ride-through begins that
+// would end after it, and a wait for a bulkhead slot ends with it. A call
+// whose Fallback can answer waits for nothing once the dependency is
+// known to be unavailable (see Call.Fallback).
 //
 // Make guards with Guards.Add; call through them with Do or Call. A Guard
 // is safe for concurrent use.
@@ -309,10 +317,16 @@ type callKind struct {
 	idempotent bool     // it may be retried, and wait out an open breaker
 	reads      bool     // it takes a slot of the reads' bulkhead
 	keys       []string // what it contends for (see Call.Keys)
+	// early is the call's Fallback, asked at once when the dependency is
+	// known to be unavailable (see Call.Fallback); nil without one.
+	early func(error) bool
 }
 
 // guarded calls fn through the guard; idempotent calls wait out an open
-// breaker and retry failures.
+// breaker and retry failures. k.early, when not nil, is the call's
+// fallback (see Call.Fallback): asked before waiting out the breaker or
+// retrying once the dependency is known to be unavailable, and when it
+// answers (true) the call ends with errAnsweredEarly.
 func (g *Guard) guarded(ctx context.Context, k callKind, fn func(context.Context) error) error {
 	if err := ctx.Err(); err != nil {
 		return err // a dead request never reaches the dependency
@@ -340,6 +354,10 @@ func (g *Guard) guarded(ctx context.Context, k callKind, fn func(context.Context
 		next, err := g.attempt(ctx, slots, fn, now, failed, slotWait)
 		switch next {
 		case stepRefused:
+			if k.early != nil && ride > 0 && k.early(err) {
+				g.m.rejected[rejectOpen].Inc()
+				return errAnsweredEarly
+			}
 			waited, ok := g.rideOut(ctx, changed, ride)
 			if !ok {
 				if cerr := ctx.Err(); cerr != nil {
@@ -360,6 +378,9 @@ func (g *Guard) guarded(ctx context.Context, k callKind, fn func(context.Context
 		}
 		if n >= attempts || ctx.Err() != nil {
 			return err
+		}
+		if k.early != nil && unavailable(err) && k.early(err) {
+			return errAnsweredEarly
 		}
 		wait := backoff(n, g.cfg.Backoff, g.cfg.MaxBackoff)
 		if dl, ok := ctx.Deadline(); ok && time.Until(dl) <= wait {
@@ -486,6 +507,15 @@ func (g *Guard) classify(ctx, actx context.Context, err error, took time.Duratio
 		return outcomeNotFailure
 	}
 	return outcomeFailure
+}
+
+// unavailable reports whether err says that the dependency cannot serve
+// at all, rather than slowly: its answer is 503 Service Unavailable, as
+// the data tier's ErrUnavailable (the database is down, unreachable, or
+// refuses writes on a full disk).
+func unavailable(err error) bool {
+	p := tier.ProblemOf(err)
+	return p != nil && p.Status == http.StatusServiceUnavailable
 }
 
 // fallbackFor reports whether err is one a fallback should answer: a

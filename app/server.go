@@ -5,20 +5,23 @@
 // The server (New) runs Echo v4 as a tier.Tier. Its chain gives every
 // request an ID, logs and measures it, recovers panics, sheds load past a
 // cap on requests in flight, limits bodies, bounds each request with a
-// timeout and answers every error, Echo's 404 and 405 included, as RFC
-// 9457 problem+json. Bind and Handle decode and validate requests so that
-// handlers only see valid input. Package app/middleware offers each step
-// of that chain as an Echo middleware of its own, for an Echo app that is
-// not a Server.
+// timeout (RequestTimeout, or sooner the deadline its caller sent in
+// tier.HeaderTimeout: what the web tier's deadline has left) and answers
+// every error, Echo's 404 and 405 included, as RFC 9457 problem+json. Bind
+// and Handle decode and validate requests so that handlers only see valid
+// input. Package app/middleware offers each step of that chain as an Echo
+// middleware of its own, for an Echo app that is not a Server.
 //
 // Guards (NewGuards, Guards.Add) protect the tier from its dependencies:
 // each named dependency gets a circuit breaker (sony/gobreaker), a call
 // timeout, a bulkhead and budgeted retries for idempotent calls, and the
-// generic Do and Call run calls through them. In front of a database
-// (WithCapacity), a guard admits as many calls as its pools serve, keeps
-// a share for reads, and caps the calls per locked row (Call.Keys). A
-// guard's refusal becomes a 503 with Retry-After and a dependency timeout
-// a 504, with no mapping code in handlers. /readyz lists every guard.
+// generic Do and Call run calls through them, within the request's
+// deadline. In front of a database (WithCapacity), a guard admits as many
+// calls as its pools serve, keeps a share for reads, and caps the calls
+// per locked row (Call.Keys). A guard's refusal becomes a 503 with
+// Retry-After and a dependency timeout a 504, with no mapping code in
+// handlers; a Call's Fallback answers at once when the dependency is known
+// to be down. /readyz lists every guard.
 package app
 
 import (

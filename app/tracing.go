@@ -35,7 +35,7 @@ func (g *Guard) run(ctx context.Context, k callKind, fn func(context.Context) er
 	err := g.guarded(ctx, k, fn)
 	outcome := g.callOutcome(ctx, err)
 	span.SetAttributes(attribute.String("threetier.guard.outcome", outcome))
-	if err != nil && outcome != "not_failure" {
+	if err != nil && outcome != "not_failure" && outcome != "fallback" {
 		span.RecordError(err)
 		span.SetStatus(codes.Error, outcome)
 	}
@@ -49,6 +49,8 @@ func (g *Guard) callOutcome(ctx context.Context, err error) string {
 	switch {
 	case err == nil:
 		return "success"
+	case err == errAnsweredEarly:
+		return "fallback"
 	case errors.Is(err, ErrBreakerOpen):
 		return "breaker_open"
 	case errors.Is(err, ErrBulkheadFull):

@@ -188,7 +188,10 @@ type RetryConfig struct {
 	// AttemptTimeout bounds each attempt until its response headers; an
 	// attempt that overruns it counts as a failure of the endpoint and is
 	// retried (when safe) within the caller's own deadline. Zero means no
-	// bound other than the caller's context.
+	// bound other than the caller's context. Whatever it says, an attempt
+	// ends with the request's deadline (the context's, or the proxy's
+	// ResponseTimeout), and a retry is not made when the deadline would
+	// come before it, its back-off waited, could begin.
 	AttemptTimeout time.Duration `env:"ATTEMPT_TIMEOUT" json:"attempt_timeout,omitempty"`
 	// MaxBodyBytes is the largest request body kept in memory so that it can
 	// be sent again; larger bodies are streamed and not retried once sent.

@@ -114,6 +114,9 @@ type fastExchange struct {
 	// A trusted peer's X-Forwarded-For and Forwarded values, joined.
 	xff, fwd []byte
 	info     []byte // an informational response on its way to the client
+	// deadline is the request's for its answer's headers (zero: none):
+	// ResponseTimeout, shortened by the caller's tier.HeaderTimeout.
+	deadline time.Time
 	res      fasthttp.Response
 	idBuf    [128]byte
 	id       []byte // the request ID forwarded, in idBuf
@@ -143,6 +146,7 @@ func (px *Proxy) ServeFast(ctx *fasthttp.RequestCtx) { px.serveFast(ctx) }
 func (px *Proxy) serveFast(ctx *fasthttp.RequestCtx) {
 	x := fastExchanges.Get().(*fastExchange)
 	x.px, x.ctx, x.start = px, ctx, time.Now()
+	x.deadline = px.ownDeadline(fastContext(ctx), x.start)
 	px.metrics.Begin()
 	streamed := false
 	defer func() {
@@ -258,6 +262,9 @@ func (x *fastExchange) writeHead(bodyLen int) {
 			ids++
 			clientID = v
 			continue
+		case ruleTimeout:
+			x.deadline = px.shorten(fastContext(ctx), x.deadline, x.start, b2s(v))
+			continue
 		case ruleTE:
 			if listedIn(b2s(v), "trailers") {
 				out = append(out, "Te: trailers\r\n"...)
@@ -360,7 +367,8 @@ func appendJoined(dst, v []byte) []byte {
 }
 
 // wireFor is the whole request for an attempt on e: the head, its Host,
-// the attempt's span when traced, the end of the header block, the body.
+// what is left of the deadline, the attempt's span when traced, the end
+// of the header block, the body.
 func (x *fastExchange) wireFor(e *endpoint, body []byte, traced context.Context) []byte {
 	w := append(x.wire[:0], x.head...)
 	w = append(w, "Host: "...)
@@ -369,7 +377,13 @@ func (x *fastExchange) wireFor(e *endpoint, body []byte, traced context.Context)
 	} else {
 		w = append(w, e.url.Host...)
 	}
-	x.wire = append(w, "\r\n"...)
+	w = append(w, "\r\n"...)
+	if !x.deadline.IsZero() {
+		w = append(w, tier.HeaderTimeout+": "...)
+		w = tier.AppendTimeout(w, time.Until(x.deadline))
+		w = append(w, "\r\n"...)
+	}
+	x.wire = w
 	if traced != nil {
 		// The carrier appends to x.wire, not to a local whose address
 		// would move it to the heap on every request.
@@ -386,9 +400,10 @@ func (x *fastExchange) wireFor(e *endpoint, body []byte, traced context.Context)
 func (x *fastExchange) forward(body []byte) (streamed bool) {
 	pool := x.rt.pool
 	view := (*fastRequest)(x.ctx)
-	var deadline time.Time
-	if d := x.px.cfg.ResponseTimeout; d > 0 {
-		deadline = x.start.Add(d)
+	deadline := x.deadline
+	if !fits(deadline, 0) {
+		x.problem(http.StatusGatewayTimeout, "the request's deadline passed before it could be forwarded", 0)
+		return false
 	}
 	e, err := pool.first(view)
 	if err != nil {
@@ -409,7 +424,7 @@ func (x *fastExchange) forward(body []byte) (streamed bool) {
 		if err == nil {
 			status = x.res.Header.StatusCode()
 		}
-		next := pool.retryTarget(view, n, attempts, idempotent, inMemory{}, status, err, tried[:n+1])
+		next := pool.retryTarget(view, n, attempts, idempotent, inMemory{}, status, err, tried[:n+1], deadline)
 		if next == nil {
 			if err != nil {
 				x.fail(err)

@@ -49,10 +49,19 @@ type exchange struct {
 // max1xx bounds the informational responses passed on for one request.
 const max1xx = 16
 
-// forward sends r to rt's pool and copies the answer back to the client;
-// ex.resp notes what the client got (nothing when it left first).
-func (px *Proxy) forward(ex *exchange, r *http.Request, rt *route) {
+// forward sends r, which arrived at start, to rt's pool and copies the
+// answer back to the client; ex.resp notes what the client got (nothing
+// when it left first).
+func (px *Proxy) forward(ex *exchange, r *http.Request, rt *route, start time.Time) {
 	w, id := &ex.resp, ex.id
+	deadline := px.ownDeadline(r.Context(), start)
+	for _, v := range r.Header[tier.HeaderTimeout] {
+		deadline = px.shorten(r.Context(), deadline, start, v)
+	}
+	if !fits(deadline, 0) {
+		px.problem(w, r, id[0], http.StatusGatewayTimeout, "the request's deadline passed before it could be forwarded", 0)
+		return
+	}
 	body := r.Body
 	if max := px.cfg.MaxBodyBytes; max > 0 && body != nil && body != http.NoBody {
 		if r.ContentLength > max {
@@ -80,11 +89,13 @@ func (px *Proxy) forward(ex *exchange, r *http.Request, rt *route) {
 	}
 	ctx := r.Context()
 	var headersDue *time.Timer
-	if d := px.cfg.ResponseTimeout; d > 0 {
+	if !deadline.IsZero() {
+		// A timer rather than a context deadline: once the headers came,
+		// the answer may stream on past it.
 		var cancel context.CancelCauseFunc
 		ctx, cancel = context.WithCancelCause(ctx)
 		defer cancel(nil)
-		headersDue = time.AfterFunc(d, func() { cancel(errResponseTimeout) })
+		headersDue = time.AfterFunc(time.Until(deadline), func() { cancel(errResponseTimeout) })
 	}
 	out := r.WithContext(httptrace.WithClientTrace(ctx, &ex.trace))
 	out.URL = &ex.url
@@ -95,7 +106,7 @@ func (px *Proxy) forward(ex *exchange, r *http.Request, rt *route) {
 	out.Header = px.outHeader(r, id, upgrade)
 	out.Host = rt.upstreamHost(r.Host)
 
-	resp, upload, err := rt.pool.roundTrip(out, true)
+	resp, upload, err := rt.pool.roundTrip(out, true, deadline)
 	defer upload.detach()
 	ex.finish()
 	if ferr := tier.BodyFramingError(r); ferr != nil {
@@ -204,7 +215,7 @@ func (px *Proxy) outHeader(r *http.Request, id []string, upgrade string) http.He
 	h := make(http.Header, len(r.Header)+5)
 	for k, v := range r.Header {
 		switch requestHeaderRule(k, trusted) {
-		case ruleDrop, ruleRequestID:
+		case ruleDrop, ruleRequestID, ruleTimeout:
 			continue
 		case ruleTE:
 			if hasToken(v, "trailers") {
@@ -310,7 +321,8 @@ func copyEndToEnd(dst, src http.Header) {
 }
 
 // errResponseTimeout ends a request whose upstream did not send its
-// response headers within ProxyConfig.ResponseTimeout.
+// response headers by its deadline (ProxyConfig.ResponseTimeout, or the
+// caller's tier.HeaderTimeout).
 var errResponseTimeout = errors.New("no response headers within the response timeout")
 
 // errUpstreamBody marks a failure to read the upstream's response body, as

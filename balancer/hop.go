@@ -35,6 +35,9 @@ const (
 	ruleTE
 	// ruleRequestID: replaced by the request ID this hop forwards.
 	ruleRequestID
+	// ruleTimeout: the caller's deadline (tier.HeaderTimeout), which may
+	// shorten this hop's; each attempt sends what is left of it.
+	ruleTimeout
 )
 
 // requestHeaderRule says what becomes of the client's request header
@@ -48,6 +51,8 @@ func requestHeaderRule(name string, trusted bool) headerRule {
 		return ruleTE
 	case tier.HeaderRequestID:
 		return ruleRequestID
+	case tier.HeaderTimeout:
+		return ruleTimeout
 	case "X-Forwarded-For", "Forwarded":
 		if trusted {
 			return ruleForwardedFor

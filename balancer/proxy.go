@@ -38,7 +38,8 @@ var (
 // response bodies both ways as they arrive (flushing streamed responses
 // such as SSE), tunnels Upgrade (WebSocket) connections, removes hop-by-hop
 // headers, sets X-Forwarded-For, -Proto, -Host and Forwarded, and passes the
-// request ID and traceparent on. Failures are problem+json: 502, 503 with
+// request ID, traceparent and deadline on (what is left of ResponseTimeout,
+// in tier.HeaderTimeout). Failures are problem+json: 502, 503 with
 // Retry-After, 504, 413, and 500 for a panic (which cuts the connection
 // instead once the answer has begun, as net/http does).
 //
@@ -304,7 +305,7 @@ func (px *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !px.admitHTTP(&ex.resp, r, ex.id[0], rt) {
 		return
 	}
-	px.forward(ex, r, rt)
+	px.forward(ex, r, rt, start)
 }
 
 // match returns the first route that takes a request for host (the Host

@@ -79,10 +79,14 @@ type ProxyConfig struct {
 	// IdleTimeout closes a keep-alive connection idle this long; zero means
 	// 60s.
 	IdleTimeout time.Duration `env:"IDLE_TIMEOUT" json:"idle_timeout,omitempty"`
-	// ResponseTimeout bounds the wait for the upstream's response headers
-	// (504 after it), retries included; once they come, a response may
-	// stream for as long as it lasts (SSE, downloads, WebSocket). Zero
-	// means 60s, negative means no bound.
+	// ResponseTimeout is the request's deadline, end to end: it bounds the
+	// wait for the upstream's response headers (504 after it), retries
+	// included, and what is left of it goes upstream with each attempt in
+	// tier.HeaderTimeout, so that the tiers behind answer within it. A
+	// caller's own tier.HeaderTimeout may shorten it, never lengthen it.
+	// Once the headers come, a response may stream for as long as it
+	// lasts (SSE, downloads, WebSocket). Zero means 60s, negative means no
+	// bound but the caller's.
 	ResponseTimeout time.Duration `env:"RESPONSE_TIMEOUT" json:"response_timeout,omitempty"`
 	// MaxHeaderBytes bounds a request's header block (431 beyond); zero
 	// means 64 KiB.

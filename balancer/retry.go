@@ -38,15 +38,20 @@ func neverSent(err error) bool {
 }
 
 // allowRetry spends one retry from the budget and waits the back-off
-// before the attempt after attempt n. It returns false when the budget is
-// spent or r's context ends during the wait.
-func (p *Pool) allowRetry(ctx context.Context, n int) bool {
+// before the attempt after attempt n. It returns false when the attempt
+// would begin too late for deadline (zero: none), the budget is spent,
+// or r's context ends during the wait.
+func (p *Pool) allowRetry(ctx context.Context, n int, deadline time.Time) bool {
+	wait := retry.Backoff(p.cfg.Retry.Backoff, p.cfg.Retry.MaxBackoff, n)
+	if !fits(deadline, wait) {
+		return false
+	}
 	if !p.budget.Withdraw(time.Now().Unix()) {
 		p.metrics.budgetExhausted.Add(1)
 		return false
 	}
 	p.metrics.retries.Add(1)
-	return retry.Sleep(ctx, retry.Backoff(p.cfg.Retry.Backoff, p.cfg.Retry.MaxBackoff, n))
+	return retry.Sleep(ctx, wait)
 }
 
 // errStaleAttempt ends the body of an attempt that a retry replaced: its

@@ -28,8 +28,13 @@ const maxAttempts = 8
 // A request body streams to the endpoint as the caller supplies it; up to
 // Retry.MaxBodyBytes of it is kept on the side so that the request can be
 // sent again, and a larger body is not retried once a byte of it was sent.
+//
+// The deadline of r's context goes with each attempt, as what is left of
+// it, in a tier.HeaderTimeout header; a retry that could not begin before
+// the deadline, back-off included, is not made.
 func (p *Pool) RoundTrip(r *http.Request) (*http.Response, error) {
-	resp, _, err := p.roundTrip(r, false)
+	deadline, _ := r.Context().Deadline()
+	resp, _, err := p.roundTrip(r, false, deadline)
 	return resp, err
 }
 
@@ -37,7 +42,8 @@ func (p *Pool) RoundTrip(r *http.Request) (*http.Response, error) {
 // proxy), so that its first attempt goes out as it is, aimed at the
 // endpoint, without a copy. For an owned request with a body it also
 // returns that body, which the caller detaches before its handler returns.
-func (p *Pool) roundTrip(r *http.Request, owned bool) (*http.Response, *replayBody, error) {
+// deadline (zero: none) is the request's, sent on with each attempt.
+func (p *Pool) roundTrip(r *http.Request, owned bool, deadline time.Time) (*http.Response, *replayBody, error) {
 	if r.URL == nil {
 		if r.Body != nil {
 			_ = r.Body.Close()
@@ -62,7 +68,7 @@ func (p *Pool) roundTrip(r *http.Request, owned bool) (*http.Response, *replayBo
 	}
 	for n := 0; ; n++ {
 		tried[n] = e
-		out := p.outgoing(r, e, b, n, owned)
+		out := p.outgoing(r, e, b, n, owned, deadline)
 		var span trace.Span
 		if p.tracer != nil {
 			out, span = p.tracer.start(out, e, n)
@@ -75,7 +81,7 @@ func (p *Pool) roundTrip(r *http.Request, owned bool) (*http.Response, *replayBo
 		if span != nil {
 			endAttempt(span, status, err)
 		}
-		next := p.retryTarget(view, n, attempts, idempotent, body, status, err, tried[:n+1])
+		next := p.retryTarget(view, n, attempts, idempotent, body, status, err, tried[:n+1], deadline)
 		if next != nil {
 			// Take the body over now, before the last answer is dropped: if
 			// the attempt still sending it went past what is kept, that
@@ -121,11 +127,12 @@ type replayer interface{ replayable() bool }
 
 // retryTarget returns the endpoint for the attempt after attempt n, whose
 // answer was status (0 with err), or nil when the request is done: out of
-// attempts, not safe to send again, not worth it, nobody left to try, or
-// no budget (after the back-off wait).
-func (p *Pool) retryTarget(r requestView, n, attempts int, idempotent bool, body replayer, status int, err error, tried []*endpoint) *endpoint {
+// attempts, not safe to send again, not worth it, nobody left to try, no
+// budget, or no time left before deadline (zero: none) once the back-off
+// is waited.
+func (p *Pool) retryTarget(r requestView, n, attempts int, idempotent bool, body replayer, status int, err error, tried []*endpoint, deadline time.Time) *endpoint {
 	ctx := r.context()
-	if n+1 >= attempts || ctx.Err() != nil {
+	if n+1 >= attempts || ctx.Err() != nil || !fits(deadline, 0) {
 		return nil
 	}
 	switch {
@@ -138,7 +145,7 @@ func (p *Pool) retryTarget(r requestView, n, attempts int, idempotent bool, body
 		return nil
 	}
 	next := p.pickFor(r, tried)
-	if next == nil || !p.allowRetry(ctx, n) {
+	if next == nil || !p.allowRetry(ctx, n, deadline) {
 		return nil
 	}
 	return next
@@ -280,13 +287,17 @@ type trackedRWBody struct {
 
 func (b *trackedRWBody) Write(p []byte) (int, error) { return b.w.Write(p) }
 
-// outgoing is r aimed at e, with body b for the attempt and the request
-// ID of r's context forwarded. The first attempt of an owned request is r
+// outgoing is r aimed at e, with body b for the attempt, the request ID
+// of r's context forwarded and what is left before deadline (zero: none)
+// in tier.HeaderTimeout. The first attempt of an owned request is r
 // itself.
-func (p *Pool) outgoing(r *http.Request, e *endpoint, b io.ReadCloser, attempt int, owned bool) *http.Request {
+func (p *Pool) outgoing(r *http.Request, e *endpoint, b io.ReadCloser, attempt int, owned bool, deadline time.Time) *http.Request {
 	if owned && attempt == 0 {
 		r.URL.Scheme, r.URL.Host = e.url.Scheme, e.url.Host
 		r.Body = b
+		if !deadline.IsZero() {
+			r.Header[tier.HeaderTimeout] = []string{tier.FormatTimeout(time.Until(deadline))}
+		}
 		return r
 	}
 	// One allocation for the request and its URL.
@@ -298,12 +309,20 @@ func (p *Pool) outgoing(r *http.Request, e *endpoint, b io.ReadCloser, attempt i
 	both.url.Scheme, both.url.Host = e.url.Scheme, e.url.Host
 	out.URL = &both.url
 	out.Body = b
-	if id := tier.RequestID(r.Context()); id != "" && len(r.Header[tier.HeaderRequestID]) == 0 {
+	id := tier.RequestID(r.Context())
+	if id != "" && len(r.Header[tier.HeaderRequestID]) == 0 || !deadline.IsZero() {
+		// The caller's header, or an earlier attempt's, which its
+		// transport may still read, stays as it is.
 		out.Header = r.Header.Clone()
 		if out.Header == nil {
-			out.Header = make(http.Header, 1)
+			out.Header = make(http.Header, 2)
 		}
-		out.Header[tier.HeaderRequestID] = []string{id}
+		if id != "" && len(r.Header[tier.HeaderRequestID]) == 0 {
+			out.Header[tier.HeaderRequestID] = []string{id}
+		}
+		if !deadline.IsZero() {
+			out.Header[tier.HeaderTimeout] = []string{tier.FormatTimeout(time.Until(deadline))}
+		}
 	}
 	return out
 }

@@ -4,7 +4,9 @@
 //
 // Open returns a *DB that keeps GORM visible (Gorm, WithContext) and adds:
 // pool limits and timeouts that make a dead database fail calls fast instead
-// of queueing them; reads from streaming standbys (Config.Replicas), whose
+// of queueing them; statements bounded by their context (the request's
+// deadline, which the app tier takes from the tier in front), cancelled on
+// the PostgreSQL server when it ends, their connection kept; reads from streaming standbys (Config.Replicas), whose
 // replay positions are polled in the background, with read-your-writes
 // within a request (WithSession) and across requests (a position in the request's context, which
 // app.ReadAfter reads from the client and hands back);
@@ -235,6 +237,7 @@ func openPostgres(cfg Config, dsn string, conns *connSet) (*sql.DB, *pgx.ConnCon
 	watch.ConnectTimeout = cfg.Replica.Timeout
 	watch.DialFunc = dialer(cfg.Replica.Timeout).DialContext
 	cc.DialFunc = conns.wrap(dialer(cfg.OpTimeout).DialContext)
+	cc.BuildContextWatcherHandler = cancelOnServer
 	// application_name is one of the few startup parameters PgBouncer
 	// tracks per client; the timeouts are set per transaction behind it
 	// (see Tx).

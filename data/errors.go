@@ -150,18 +150,38 @@ func within(step string, err error) error {
 // the caller cancelled ctx, the driver's report of the interruption
 // (SQLite's "interrupted", PostgreSQL's 57014 "canceling statement due to
 // user request", or the connection pgx closed to interrupt a COPY) is that
-// cancellation, not a timeout or an outage of the database.
+// cancellation, not a timeout or an outage of the database. When ctx's
+// deadline passed, the server's report of the cancel it sent is a timeout
+// that says so: it matches context.DeadlineExceeded, as the error of a
+// statement cut off on the client does.
 func classifyIn(ctx context.Context, err error) error {
-	if err != nil && ctx != nil && errors.Is(ctx.Err(), context.Canceled) &&
-		!errors.Is(err, context.Canceled) && (kindOf(err) == ErrTimeout || kindOf(err) == ErrUnavailable) {
+	if err == nil || ctx == nil {
+		return Classify(err)
+	}
+	switch cerr := ctx.Err(); {
+	case errors.Is(cerr, context.Canceled) && !errors.Is(err, context.Canceled) && (kindOf(err) == ErrTimeout || kindOf(err) == ErrUnavailable):
 		var ce *Error
 		if errors.As(err, &ce) {
 			err = ce.Err
 		}
 		return &canceledError{err}
+	case errors.Is(cerr, context.DeadlineExceeded) && !errors.Is(err, context.DeadlineExceeded) && kindOf(err) == ErrTimeout:
+		var ce *Error
+		if errors.As(err, &ce) {
+			err = ce.Err
+		}
+		return &Error{Kind: ErrTimeout, Err: &deadlineError{err}}
 	}
 	return Classify(err)
 }
+
+// deadlineError is the server's report of a statement it stopped because
+// the caller's deadline passed: it matches context.DeadlineExceeded and
+// still unwraps to the driver's error.
+type deadlineError struct{ err error }
+
+func (e *deadlineError) Error() string   { return e.err.Error() }
+func (e *deadlineError) Unwrap() []error { return []error{context.DeadlineExceeded, e.err} }
 
 // canceledError is a driver error caused by the caller's cancellation: it
 // matches context.Canceled and still unwraps to the driver's error.

@@ -81,9 +81,11 @@ func (st *txState) doomed() error {
 // Tx runs fn in a transaction and commits it when fn returns nil. When the
 // transaction fails with a serialization failure (40001), a deadlock
 // (40P01) or a busy SQLite database, Tx rolls back, waits a jittered,
-// doubling back-off and runs fn again, up to Config.Tx.Attempts times; fn must
-// therefore only touch the database through tx (or ctx, see WithContext)
-// and be safe to rerun. The error then matches ErrRetryable.
+// doubling back-off and runs fn again, up to Config.Tx.Attempts times and
+// within ctx's deadline (a back-off the deadline would cut short is not
+// waited); fn must therefore only touch the database through tx (or ctx,
+// see WithContext) and be safe to rerun. The error then matches
+// ErrRetryable.
 //
 // Called with a context that is already inside a Tx (the one fn's tx
 // carries), Tx nests: it runs fn under a savepoint, rolled back alone if fn
@@ -131,8 +133,14 @@ func (db *DB) Tx(ctx context.Context, fn func(tx *gorm.DB) error, opts ...TxOpti
 		if attempt >= o.attempts {
 			return within(fmt.Sprintf("transaction gave up after %d attempts", attempt), err)
 		}
+		wait := backoff(attempt, db.cfg.Tx.Backoff, db.cfg.Tx.MaxBackoff)
+		if dl, ok := ctx.Deadline(); ok && time.Until(dl) <= wait {
+			// The caller's deadline would pass in the back-off: it has
+			// the conflict now rather than a timeout then.
+			return within(fmt.Sprintf("transaction gave up after %d attempts, no time left for another", attempt), err)
+		}
 		db.metrics.retries.Inc()
-		if !retry.Sleep(ctx, backoff(attempt, db.cfg.Tx.Backoff, db.cfg.Tx.MaxBackoff)) {
+		if !retry.Sleep(ctx, wait) {
 			return Classify(ctx.Err())
 		}
 	}

@@ -31,9 +31,14 @@ type ForwardConfig struct {
 	// MaxBodyBytes bounds request bodies (413 beyond); zero means 10 MiB,
 	// negative means no bound.
 	MaxBodyBytes int64 `json:"max_body_bytes"`
-	// Timeout bounds the wait for the app tier's response headers (504
-	// after it); the response may then stream as long as it lasts (SSE,
-	// WebSocket). Zero means 30s, negative none.
+	// Timeout is the request's deadline, end to end: it bounds the wait
+	// for the app tier's response headers (504 after it), retries
+	// included, and what is left of it goes to the app tier with each
+	// attempt (tier.HeaderTimeout), whose request context ends then. The
+	// caller's own tier.HeaderTimeout (the front door's, or a client's)
+	// may shorten it, never lengthen it. The response may then stream as
+	// long as it lasts (SSE, WebSocket). Zero means 30s, negative none but
+	// the caller's.
 	Timeout time.Duration `json:"timeout"`
 	// TrustForwarded keeps the X-Forwarded-For, -Proto, -Host and
 	// Forwarded headers the client sent, appending to the lists: only
@@ -67,7 +72,8 @@ func (c ForwardConfig) withDefaults() ForwardConfig {
 // use of balancer.Proxy, the front door's proxy path, so it gets all of it:
 // 1xx responses passed on, request and response bodies streamed both ways,
 // Upgrade (WebSocket) tunnels, X-Forwarded-For, -Host, -Proto and
-// Forwarded, the request ID and the W3C traceparent passed on, failures as
+// Forwarded, the request ID, the W3C traceparent and the deadline (what is
+// left of Timeout, in tier.HeaderTimeout) passed on, failures as
 // problem+json (502 unreachable, 503 no endpoint, 504 too slow, 413 body
 // too large). It is an http.Handler, usable without the Server.
 type Forwarder struct {

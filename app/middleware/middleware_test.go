@@ -135,3 +135,20 @@ func TestMetricsWithoutRegistryStayOffTheGlobalOne(t *testing.T) {
 		t.Fatalf("the default config registers on %T", cfg.Registerer)
 	}
 }
+
+// The Timeout middleware alone honours the header as the chain does.
+func TestTimeoutMiddlewareTakesTheCallersDeadline(t *testing.T) {
+	e := echo.New()
+	var budget time.Duration
+	e.GET("/", func(ec echo.Context) error {
+		dl, _ := ec.Request().Context().Deadline()
+		budget = time.Until(dl)
+		return nil
+	}, middleware.TimeoutWithConfig(middleware.TimeoutConfig{Timeout: time.Second}))
+	req := httptest.NewRequest(http.MethodGet, "/", nil)
+	req.Header.Set(tier.HeaderTimeout, "200ms")
+	e.ServeHTTP(httptest.NewRecorder(), req)
+	if budget > 200*time.Millisecond || budget < 150*time.Millisecond {
+		t.Errorf("the handler had %v; want the caller's 200ms", budget)
+	}
+}

@@ -25,9 +25,11 @@ func DefaultTimeoutConfig() TimeoutConfig {
 }
 
 // Timeout bounds each request through its context: handlers see the
-// deadline and pass it on to the calls they make. Unlike Echo's Timeout it
-// does not answer in the handler's place; a handler that fails because the
-// deadline passed answers 503, saying so.
+// deadline and pass it on to the calls they make. A caller's deadline
+// (tier.HeaderTimeout, which the web tier and the front door send) makes
+// it sooner, never later. Unlike Echo's Timeout it does not answer in the
+// handler's place; a handler that fails because the deadline passed
+// answers 503, saying so.
 func Timeout() echo.MiddlewareFunc { return TimeoutWithConfig(DefaultTimeoutConfig()) }
 
 // TimeoutWithConfig is Timeout with cfg.
@@ -44,10 +46,15 @@ func TimeoutWithConfig(cfg TimeoutConfig) echo.MiddlewareFunc {
 				return next(c)
 			}
 			r := c.Request()
-			ctx, cancel := context.WithTimeout(r.Context(), cfg.Timeout)
+			start := time.Now()
+			deadline := steps.RequestDeadline(r, start, cfg.Timeout, nil)
+			if deadline.IsZero() {
+				return next(c)
+			}
+			ctx, cancel := context.WithDeadline(r.Context(), deadline)
 			defer cancel()
 			c.SetRequest(r.WithContext(ctx))
-			return steps.TimedOut(ctx, next(c), cfg.Timeout, app.ErrTimeout)
+			return steps.TimedOut(ctx, next(c), deadline.Sub(start), app.ErrTimeout)
 		}
 	}
 }

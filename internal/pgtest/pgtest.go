@@ -223,3 +223,71 @@ func (s *Server) quit(pid int) {
 	}
 	wait.For(s.t, 30*time.Second, "the postmaster to exit", func() bool { return syscall.Kill(pid, 0) != nil })
 }
+
+// Freeze stops every process of the server (SIGSTOP), as a server that
+// hangs or a network that drops its packets: connections stay open and
+// nothing answers on them, and a new one is accepted by the kernel but
+// never greeted. Thaw resumes it; so does the end of the test. It needs
+// /proc (Linux), without which the test is skipped.
+func (s *Server) Freeze() {
+	s.t.Helper()
+	pid := s.PID()
+	if pid == 0 {
+		s.t.Fatal("the private server is not running")
+	}
+	// The postmaster first: stopped, it forks no backend that the list
+	// would miss.
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+		s.t.Fatal(err)
+	}
+	s.t.Cleanup(s.Thaw)
+	children, err := childrenOf(pid)
+	if err != nil {
+		s.Thaw()
+		s.t.Skipf("cannot list the server's processes: %v", err)
+	}
+	for _, c := range children {
+		_ = syscall.Kill(c, syscall.SIGSTOP) // one may have exited since
+	}
+}
+
+// Thaw resumes a server that Freeze stopped.
+func (s *Server) Thaw() {
+	pid := s.PID()
+	if pid == 0 {
+		return
+	}
+	children, _ := childrenOf(pid)
+	for _, c := range append(children, pid) {
+		_ = syscall.Kill(c, syscall.SIGCONT)
+	}
+}
+
+// childrenOf lists the processes whose parent is pid, from /proc.
+func childrenOf(pid int) ([]int, error) {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil, err
+	}
+	var out []int
+	for _, e := range entries {
+		child, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue // exited meanwhile
+		}
+		// "pid (comm) state ppid ...": comm may hold spaces and parentheses.
+		i := bytes.LastIndexByte(stat, ')')
+		if i < 0 {
+			continue
+		}
+		fields := strings.Fields(string(stat[i+1:]))
+		if len(fields) > 1 && fields[1] == strconv.Itoa(pid) {
+			out = append(out, child)
+		}
+	}
+	return out, nil
+}

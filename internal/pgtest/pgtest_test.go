@@ -63,3 +63,30 @@ func TestStandbyReplays(t *testing.T) {
 		t.Errorf("standby PID %d before Stop, %d after", pid, standby.PID())
 	}
 }
+
+// A frozen server keeps its connections and answers nothing on them; once
+// thawed it answers again.
+func TestFreezeAndThaw(t *testing.T) {
+	s := Start(t)
+	ctx := context.Background()
+	c, err := pgx.Connect(ctx, s.DSN())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = c.Close(ctx) }()
+	s.Freeze()
+	qctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	defer cancel()
+	if err := c.Ping(qctx); err == nil {
+		t.Fatal("a frozen server answered")
+	}
+	s.Thaw()
+	c2, err := pgx.Connect(ctx, s.DSN())
+	if err != nil {
+		t.Fatalf("connecting once thawed: %v", err)
+	}
+	defer func() { _ = c2.Close(ctx) }()
+	if err := c2.Ping(ctx); err != nil {
+		t.Fatalf("a thawed server: %v", err)
+	}
+}

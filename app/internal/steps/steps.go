@@ -85,5 +85,23 @@ func TimedOut(ctx context.Context, err error, d time.Duration, guardTimeout erro
 		!errors.Is(err, context.DeadlineExceeded) || errors.Is(err, guardTimeout) {
 		return err
 	}
-	return fmt.Errorf("%w: %w", tier.NewProblem(http.StatusServiceUnavailable, "the request took longer than "+d.String()), err)
+	return fmt.Errorf("%w: %w", tier.NewProblem(http.StatusServiceUnavailable, "the request took longer than "+d.Round(time.Millisecond).String()), err)
+}
+
+// RequestDeadline is when the request r, which arrived at start, must be
+// answered: after own (none when zero or negative), or sooner when its
+// caller's tier.HeaderTimeout says so; zero for no deadline. A value that
+// does not parse is ignored, and logged at debug on log unless it is nil.
+func RequestDeadline(r *http.Request, start time.Time, own time.Duration, log *slog.Logger) time.Time {
+	var deadline time.Time
+	if own > 0 {
+		deadline = start.Add(own)
+	}
+	for _, v := range r.Header[tier.HeaderTimeout] {
+		var err error
+		if deadline, err = tier.ShortenDeadline(deadline, start, v); err != nil && log != nil {
+			log.DebugContext(r.Context(), "ignoring the caller's deadline", "header", tier.HeaderTimeout, "err", err)
+		}
+	}
+	return deadline
 }

@@ -31,8 +31,8 @@ type EndpointStatus struct {
 	Serving bool `json:"serving"`
 	Weight  int  `json:"weight"`
 	// EffectiveWeight is the weight the policy uses now, slow start
-	// included, in tenths of Weight units.
-	EffectiveWeight int           `json:"effective_weight"`
+	// included, in Weight units to a tenth: 0.5 is half of a weight of 1.
+	EffectiveWeight float64       `json:"effective_weight"`
 	InFlight        int64         `json:"in_flight"`
 	Requests        uint64        `json:"requests"`
 	Failures        uint64        `json:"failures"`
@@ -61,20 +61,21 @@ func (p *Pool) Snapshot() []EndpointStatus {
 	out := make([]EndpointStatus, 0, len(eps))
 	for _, e := range eps {
 		s := EndpointStatus{
-			URL:             e.key,
-			Backup:          e.backup.Load(),
-			Weight:          int(e.weight.Load()),
-			EffectiveWeight: int(e.effectiveWeight(now, p.cfg.SlowStart)),
-			InFlight:        e.inflight.Load(),
-			Requests:        e.requests.Load(),
-			Failures:        e.failures.Load(),
-			EWMA:            time.Duration(e.ewma(now) * float64(time.Second)),
-			SuccessRatio:    e.success(now),
-			Ejections:       e.ejections.Load(),
+			URL:          e.key,
+			Backup:       e.backup.Load(),
+			Weight:       int(e.weight.Load()),
+			InFlight:     e.inflight.Load(),
+			Requests:     e.requests.Load(),
+			Failures:     e.failures.Load(),
+			EWMA:         time.Duration(e.ewma(now) * float64(time.Second)),
+			SuccessRatio: e.success(now),
+			Ejections:    e.ejections.Load(),
 		}
+		tenths := e.effectiveWeight(now, p.cfg.SlowStart) // in tenths of Weight units
 		if w, ok := serving[e]; ok {
-			s.Serving, s.EffectiveWeight = true, int(w)
+			s.Serving, tenths = true, w
 		}
+		s.EffectiveWeight = float64(tenths) / weightScale
 		switch {
 		case e.draining.Load():
 			s.State = StateDraining
@@ -83,7 +84,7 @@ func (p *Pool) Snapshot() []EndpointStatus {
 		case e.ejected(now):
 			s.State = StateEjected
 			s.EjectedUntil = time.Unix(0, e.ejectedTo.Load())
-		case s.EffectiveWeight < s.Weight*weightScale:
+		case tenths < int32(s.Weight)*weightScale:
 			s.State = StateSlowStart
 		default:
 			s.State = StateUp

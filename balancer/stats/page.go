@@ -5,14 +5,15 @@ import (
 	"crypto/rand"
 	_ "embed"
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"html/template"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"time"
 
-	"github.com/threetier/threetier/balancer"
 	"github.com/threetier/threetier/balancer/cluster"
 )
 
@@ -29,7 +30,7 @@ type pageRenderer struct {
 
 func newPageRenderer() (*pageRenderer, error) {
 	t, err := template.New("stats").Funcs(template.FuncMap{
-		"weight":   formatEffectiveWeight,
+		"weight":   func(w float64) string { return strconv.FormatFloat(w, 'f', -1, 64) },
 		"latency":  formatLatency,
 		"percent":  func(f float64) string { return strconv.FormatFloat(f*100, 'f', 1, 64) + "%" },
 		"clock":    func(t time.Time) string { return t.UTC().Format("15:04:05") },
@@ -37,7 +38,9 @@ func newPageRenderer() (*pageRenderer, error) {
 		"duration": func(d time.Duration) string { return d.Round(time.Millisecond).String() },
 		"ms":       func(d time.Duration) int64 { return d.Milliseconds() },
 		// A meta refresh takes whole seconds.
-		"seconds": func(d time.Duration) int64 { return max(1, int64((d+time.Second-1)/time.Second)) },
+		"seconds":   func(d time.Duration) int64 { return max(1, int64((d+time.Second-1)/time.Second)) },
+		"sparkline": newSparkline,
+		"request":   buttonRequest,
 	}).Parse(statsHTML)
 	if err != nil {
 		return nil, fmt.Errorf("stats page template: %w", err)
@@ -55,15 +58,19 @@ type pageData struct {
 	// one column each.
 	Peers []string
 	Rows  []pagePool
+	// Span is how far back the sparklines go.
+	Span time.Duration
+	// API documents the runtime actions.
+	API []apiAction
 }
 
 type pagePool struct {
-	balancer.Status
+	PoolReport
 	Endpoints []pageEndpoint
 }
 
 type pageEndpoint struct {
-	balancer.EndpointStatus
+	EndpointReport
 	// Peers holds one cell per pageData.Peers, in the same order; a zero
 	// cell is a peer that said nothing about the endpoint.
 	Peers []cluster.PeerView
@@ -71,7 +78,7 @@ type pageEndpoint struct {
 
 func (s *Stats) pageData(nonce string) pageData {
 	r := s.Report()
-	d := pageData{Report: r, Refresh: s.cfg.Refresh, Nonce: nonce}
+	d := pageData{Report: r, Refresh: s.cfg.Refresh, Nonce: nonce, Span: historySamples * s.cfg.SampleInterval, API: apiActions()}
 	self := map[string]bool{r.Node: true}
 	for _, m := range r.Members {
 		if m.Self {
@@ -91,9 +98,9 @@ func (s *Stats) pageData(nonce string) pageData {
 	}
 	slices.Sort(d.Peers)
 	for _, st := range r.Pools {
-		pp := pagePool{Status: st}
+		pp := pagePool{PoolReport: st}
 		for _, e := range st.Endpoints {
-			pe := pageEndpoint{EndpointStatus: e, Peers: make([]cluster.PeerView, len(d.Peers))}
+			pe := pageEndpoint{EndpointReport: e, Peers: make([]cluster.PeerView, len(d.Peers))}
 			for i, node := range d.Peers {
 				pe.Peers[i] = seen[key{node, st.Pool, e.URL}]
 				pe.Peers[i].Node = node
@@ -103,6 +110,84 @@ func (s *Stats) pageData(nonce string) pageData {
 		d.Rows = append(d.Rows, pp)
 	}
 	return d
+}
+
+// apiAction is one runtime action as the page documents it: what the
+// page's buttons send.
+type apiAction struct {
+	Name, Method, Path, Body, Does string
+}
+
+func apiActions() []apiAction {
+	const endpoints = "api/pools/{pool}/endpoints/"
+	return []apiAction{
+		{"drain", "POST", endpoints + "drain", `{"url": "http://10.0.0.7:8080"}`, "takes no new request; answers once those in flight are done (202 if they outlast the drain timeout)"},
+		{"undrain", "POST", endpoints + "undrain", `{"url": "http://10.0.0.7:8080"}`, "takes requests again"},
+		{"weight", "POST", endpoints + "weight", `{"url": "http://10.0.0.7:8080", "weight": 3}`, "sets the weight, 1 to 1000"},
+		{"add", "POST", endpoints + "add", `{"url": "http://10.0.0.9:8080", "weight": 1, "backup": false}`, `adds an endpoint; "weight" and "backup" may be left out`},
+		{"remove", "POST", endpoints + "remove", `{"url": "http://10.0.0.7:8080"}`, "drains, then removes"},
+		{"block", "POST", "api/blocks/block", `{"key": "203.0.113.7", "for": "10m"}`, `blocks a client on every node; without "for", until unblocked`},
+		{"unblock", "POST", "api/blocks/unblock", `{"key": "203.0.113.7"}`, "lifts a block on every node"},
+		{"blocks", "GET", "api/blocks", "", "lists the blocks"},
+	}
+}
+
+// buttonRequest is the request a button sends, for its tooltip.
+func buttonRequest(action, pool, endpoint string) string {
+	b, _ := json.Marshal(map[string]string{"url": endpoint})
+	return "POST api/pools/" + url.PathEscape(pool) + "/endpoints/" + action + " " + string(b)
+}
+
+// sparkline is an endpoint's History drawn as two SVG polylines in a
+// sparkWidth×sparkHeight box, each scaled to its own highest sample.
+type sparkline struct {
+	Requests, Latency string // the polylines' points
+	Label             string // the figures, for a tooltip and screen readers
+}
+
+const sparkWidth, sparkHeight = 100, 24
+
+func newSparkline(h History) *sparkline {
+	if len(h.RequestsPerSecond) == 0 {
+		return nil
+	}
+	lat := make([]float64, len(h.Latency))
+	for i, d := range h.Latency {
+		lat[i] = float64(d)
+	}
+	rps, rpsMax := points(h.RequestsPerSecond)
+	latPoints, latMax := points(lat)
+	n := len(h.RequestsPerSecond)
+	return &sparkline{
+		Requests: rps,
+		Latency:  latPoints,
+		Label: fmt.Sprintf("last %s: %s requests/s now, %s at most; latency %s now, %s at most",
+			(time.Duration(n) * h.Interval).String(),
+			strconv.FormatFloat(h.RequestsPerSecond[n-1], 'f', 1, 64), strconv.FormatFloat(rpsMax, 'f', 1, 64),
+			formatLatency(h.Latency[n-1]), formatLatency(time.Duration(latMax))),
+	}
+}
+
+// points lays samples out right-aligned on historySamples slots, the
+// newest at the right edge, and scales them to their highest; it returns
+// the SVG points and that highest sample.
+func points(samples []float64) (string, float64) {
+	top := slices.Max(samples)
+	var b []byte
+	for i, v := range samples {
+		x := float64(historySamples-len(samples)+i) * sparkWidth / (historySamples - 1)
+		y := float64(sparkHeight - 1)
+		if top > 0 {
+			y -= v / top * (sparkHeight - 2)
+		}
+		if i > 0 {
+			b = append(b, ' ')
+		}
+		b = strconv.AppendFloat(b, x, 'f', 1, 64)
+		b = append(b, ',')
+		b = strconv.AppendFloat(b, y, 'f', 1, 64)
+	}
+	return string(b), top
 }
 
 func (s *Stats) servePage(w http.ResponseWriter, r *http.Request) {
@@ -126,15 +211,6 @@ func (s *Stats) servePage(w http.ResponseWriter, r *http.Request) {
 	h.Set("Content-Security-Policy", "default-src 'none'; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'; "+
 		"style-src 'nonce-"+nonce+"'; script-src 'nonce-"+nonce+"'")
 	_, _ = w.Write(buf.Bytes())
-}
-
-// formatEffectiveWeight shows a weight in tenths (EffectiveWeight) in
-// Weight units: "1", "0.5".
-func formatEffectiveWeight(tenths int) string {
-	if tenths%10 == 0 {
-		return strconv.Itoa(tenths / 10)
-	}
-	return strconv.FormatFloat(float64(tenths)/10, 'f', 1, 64)
 }
 
 // formatLatency shows an EWMA the way people read latencies: "0.42 ms",

@@ -3,6 +3,7 @@ package stats
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strconv"
@@ -17,6 +18,7 @@ import (
 	"github.com/threetier/threetier/balancer"
 	"github.com/threetier/threetier/balancer/cluster"
 	"github.com/threetier/threetier/balancer/internal/balancertest"
+	"github.com/threetier/threetier/balancer/ratelimit"
 	"github.com/threetier/threetier/internal/chromium"
 )
 
@@ -52,8 +54,8 @@ func textOf(n *html.Node) string {
 	return strings.TrimSpace(b.String())
 }
 
-// pageRow is one endpoint row of the page: its data-field cells' text, and
-// its peer cells' text by peer name.
+// pageRow is one endpoint row of the page: the text of its elements with a
+// data-field, and its peer cells' text by peer name.
 type pageRow struct {
 	fields map[string]string
 	peers  map[string]string
@@ -68,11 +70,12 @@ func pageRows(t *testing.T, doc *html.Node) map[[2]string]pageRow {
 		pool, _ := attr(tr, "data-pool")
 		ep, _ := attr(tr, "data-endpoint")
 		r := pageRow{fields: map[string]string{}, peers: map[string]string{}}
-		for _, td := range findAll(tr, func(n *html.Node) bool { return n.DataAtom == atom.Td }) {
-			if peer, ok := attr(td, "data-peer"); ok {
-				r.peers[peer] = textOf(td)
-			} else if f, ok := attr(td, "data-field"); ok {
-				r.fields[f] = textOf(td)
+		for _, n := range findAll(tr, func(n *html.Node) bool { _, ok := attr(n, "data-field"); return ok }) {
+			if peer, ok := attr(n, "data-peer"); ok {
+				r.peers[peer] = textOf(n)
+			} else {
+				f, _ := attr(n, "data-field")
+				r.fields[f] = textOf(n)
 			}
 		}
 		key := [2]string{pool, ep}
@@ -101,7 +104,7 @@ func checkRowsMatch(t *testing.T, rows map[[2]string]pageRow, r Report) {
 				"url": e.URL, "state": string(e.State), "weight": strconv.Itoa(e.Weight),
 				"requests": strconv.FormatUint(e.Requests, 10), "failures": strconv.FormatUint(e.Failures, 10),
 				"in_flight": strconv.FormatInt(e.InFlight, 10), "ejections": strconv.FormatUint(uint64(e.Ejections), 10),
-				"effective_weight": formatEffectiveWeight(e.EffectiveWeight),
+				"effective_weight": strconv.FormatFloat(e.EffectiveWeight, 'f', -1, 64),
 			}
 			for f, v := range want {
 				if row.fields[f] != v {
@@ -390,5 +393,114 @@ func TestStatsPageInABrowser(t *testing.T) {
 	}
 	if got := rows[[2]string{"web", c.URL}].fields["state"]; got != "draining" {
 		t.Errorf("drained endpoint in the browser: %q", got)
+	}
+}
+
+// TestStatsPageActionsInABrowser drives the page's buttons in headless
+// Chromium: the token is asked for once (again only after a refusal) and
+// kept nowhere but in the page, each action sends the body the API
+// documents and takes effect, a refused one shows the problem's detail,
+// and the page, with two peers' columns and the action buttons, fits a
+// 1280-pixel-wide window.
+func TestStatsPageActionsInABrowser(t *testing.T) {
+	bin := chromium.Find(t)
+	a, b, c := balancertest.NewBackend(t), balancertest.NewBackend(t), balancertest.NewBackend(t)
+	web := balancertest.NewPool(t, balancer.Config{Name: "web", Endpoints: []string{a.URL, b.URL},
+		Backups: []string{"http://10.200.100.123:18080"}})
+	limiter, err := ratelimit.New(ratelimit.Config{Rate: 1, Burst: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fc := &fakeCluster{
+		members: []cluster.Member{{Name: "lb-a", State: "alive", Self: true}, {Name: "lb-b", State: "alive"}, {Name: "lb-c", State: "alive"}},
+		views: []cluster.PeerView{
+			{Node: "lb-b", Pool: "web", Endpoint: a.URL, State: balancer.StateEjected, Updated: time.Now()},
+			{Node: "lb-c", Pool: "web", Endpoint: b.URL, State: balancer.StateUp, Updated: time.Now()},
+		},
+	}
+	ss := newStatsServer(t, Config{Token: "s3cret", Refresh: 300 * time.Millisecond, SampleInterval: 20 * time.Millisecond},
+		[]*balancer.Pool{web}, WithClusterView(fc), WithRateLimiter(limiter))
+	for range 5 {
+		_, _, _ = balancertest.Get(t, web.Client(), "http://web/")
+	}
+	page := chromium.Open(t, bin, ss.base+"/", 1280, 800)
+	page.WaitFor(5*time.Second, "the page's script", `document.documentElement.getAttribute("data-live") === "on"`)
+	if w := string(page.Eval(`document.documentElement.scrollWidth`)); w != "1280" {
+		t.Errorf("the page is %s pixels wide in a 1280-pixel window", w)
+	}
+
+	// The dialogs answer from a queue the test fills, and say what they
+	// were asked.
+	page.Eval(`window.replies = []; window.asked = []; window.confirmed = false;
+		window.prompt = function (m) { window.asked.push(m); return window.replies.length ? window.replies.shift() : null; };
+		window.confirm = function (m) { window.asked.push(m); return window.confirmed; }; true`)
+	tokenAsks := func() int {
+		n, _ := strconv.Atoi(string(page.Eval(`window.asked.filter(function (m) { return m.indexOf("token") >= 0; }).length`)))
+		return n
+	}
+	// click presses the button of action in the row (or section) that
+	// selector picks, once dialogs will give replies, and returns the
+	// outcome the page shows.
+	click := func(selector, action string, replies ...string) (state, text string) {
+		t.Helper()
+		js, _ := json.Marshal(replies)
+		page.Eval(`window.replies = ` + string(js) + `; document.getElementById("action-result").textContent = "";
+			document.querySelector(` + strconv.Quote(selector+` button[data-action="`+action+`"]`) + `).click(); true`)
+		page.WaitFor(10*time.Second, action+"'s outcome", `["ok", "error"].indexOf(document.getElementById("action-result").getAttribute("data-state")) >= 0 && document.getElementById("action-result").textContent !== ""`)
+		return page.String(`document.getElementById("action-result").getAttribute("data-state")`), page.String(`document.getElementById("action-result").textContent`)
+	}
+	row := func(url string) string { return `tr[data-endpoint="` + url + `"]` }
+
+	// A wrong token: the problem's detail is shown, nothing changes, and
+	// the token is forgotten.
+	if state, text := click(row(a.URL), "drain", "guess"); state != "error" || !strings.Contains(text, "Authorization: Bearer") {
+		t.Fatalf("drain with a wrong token: %s %q", state, text)
+	}
+	if st := balancertest.StatusOf(web, a.URL).State; st != balancer.StateUp {
+		t.Fatalf("a refused drain changed the endpoint: %s", st)
+	}
+	if state, text := click(row(a.URL), "drain", "s3cret"); state != "ok" {
+		t.Fatalf("drain: %s %q", state, text)
+	}
+	if st := balancertest.StatusOf(web, a.URL).State; st != balancer.StateDraining {
+		t.Fatalf("after drain: %s", st)
+	}
+	page.WaitFor(5*time.Second, "the row to offer undrain", `document.querySelector(`+strconv.Quote(row(a.URL)+` button[data-action="undrain"]`)+`) !== null`)
+	if state, text := click(row(a.URL), "undrain"); state != "ok" || balancertest.StatusOf(web, a.URL).State == balancer.StateDraining {
+		t.Fatalf("undrain: %s %q, endpoint %s", state, text, balancertest.StatusOf(web, a.URL).State)
+	}
+
+	if state, text := click(row(b.URL), "weight", "5000"); state != "error" || !strings.Contains(text, "out of range") {
+		t.Fatalf("weight 5000: %s %q", state, text)
+	}
+	if state, text := click(row(b.URL), "weight", "4"); state != "ok" || balancertest.StatusOf(web, b.URL).Weight != 4 {
+		t.Fatalf("weight 4: %s %q, endpoint %+v", state, text, balancertest.StatusOf(web, b.URL))
+	}
+
+	if state, text := click(`section[data-pool="web"]`, "add", c.URL, "2"); state != "ok" {
+		t.Fatalf("add: %s %q", state, text)
+	}
+	if st := balancertest.StatusOf(web, c.URL); st.URL != c.URL || st.Weight != 2 || st.Backup {
+		t.Fatalf("after add: %+v", st)
+	}
+	page.WaitFor(5*time.Second, "the added endpoint's row", `document.querySelector(`+strconv.Quote(row(c.URL))+`) !== null`)
+	page.Eval(`window.confirmed = true`)
+	if state, text := click(row(c.URL), "remove"); state != "ok" || balancertest.StatusOf(web, c.URL).URL != "" {
+		t.Fatalf("remove: %s %q", state, text)
+	}
+
+	if state, text := click(`#rate-limits > p.meta`, "block", "203.0.113.7", "10m"); state != "ok" || !limiter.Allow("203.0.113.7", time.Now()).Blocked {
+		t.Fatalf("block: %s %q", state, text)
+	}
+	page.WaitFor(5*time.Second, "the block's row", `document.querySelector('tr[data-block="203.0.113.7"]') !== null`)
+	if state, text := click(`tr[data-block="203.0.113.7"]`, "unblock"); state != "ok" || limiter.Allow("203.0.113.7", time.Now()).Blocked {
+		t.Fatalf("unblock: %s %q", state, text)
+	}
+
+	if n := tokenAsks(); n != 2 {
+		t.Errorf("the token was asked for %d times, want 2: once, and again after the refusal", n)
+	}
+	if kept := string(page.Eval(`localStorage.length + sessionStorage.length + document.cookie.length`)); kept != "0" {
+		t.Errorf("the page stored something: %s", kept)
 	}
 }

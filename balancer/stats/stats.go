@@ -7,6 +7,7 @@ package stats
 
 import (
 	"cmp"
+	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/json"
@@ -20,6 +21,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/threetier/threetier/balancer"
 	"github.com/threetier/threetier/balancer/cluster"
 	"github.com/threetier/threetier/balancer/ratelimit"
@@ -61,6 +63,10 @@ type Config struct {
 	IdleTimeout time.Duration `env:"IDLE_TIMEOUT" json:"idle_timeout"`
 	// MaxHeaderBytes bounds the request headers; zero means 16 KiB.
 	MaxHeaderBytes int `env:"MAX_HEADER_BYTES" json:"max_header_bytes"`
+	// SampleInterval is how often each endpoint's load is sampled for its
+	// History (the page's sparklines), which keeps the last 60 samples;
+	// zero means 5s, five minutes of history.
+	SampleInterval time.Duration `env:"SAMPLE_INTERVAL" json:"sample_interval"`
 }
 
 // DefaultConfig returns a Config with every default spelled out.
@@ -73,6 +79,7 @@ func (c Config) withDefaults() Config {
 	c.ReadHeaderTimeout = cmp.Or(c.ReadHeaderTimeout, 5*time.Second)
 	c.IdleTimeout = cmp.Or(c.IdleTimeout, 120*time.Second)
 	c.MaxHeaderBytes = cmp.Or(c.MaxHeaderBytes, 16<<10)
+	c.SampleInterval = cmp.Or(c.SampleInterval, 5*time.Second)
 	return c
 }
 
@@ -82,13 +89,16 @@ func (c Config) Validate() error {
 	for _, d := range []struct {
 		name string
 		d    time.Duration
-	}{{"Refresh", c.Refresh}, {"DrainTimeout", c.DrainTimeout}, {"ReadHeaderTimeout", c.ReadHeaderTimeout}, {"IdleTimeout", c.IdleTimeout}} {
+	}{{"Refresh", c.Refresh}, {"DrainTimeout", c.DrainTimeout}, {"ReadHeaderTimeout", c.ReadHeaderTimeout}, {"IdleTimeout", c.IdleTimeout}, {"SampleInterval", c.SampleInterval}} {
 		if d.d < 0 {
 			errs = append(errs, &tier.ConfigError{Field: d.name, Value: d.d.String(), Problem: "must not be negative", Allowed: "0 for the default"})
 		}
 	}
 	if c.Refresh > 0 && c.Refresh < 100*time.Millisecond {
 		errs = append(errs, &tier.ConfigError{Field: "Refresh", Value: c.Refresh.String(), Problem: "too short", Allowed: "100ms or more, 0 for 2s"})
+	}
+	if c.SampleInterval > 0 && c.SampleInterval < 10*time.Millisecond {
+		errs = append(errs, &tier.ConfigError{Field: "SampleInterval", Value: c.SampleInterval.String(), Problem: "too short", Allowed: "10ms or more, 0 for 5s"})
 	}
 	if c.MaxHeaderBytes < 0 {
 		errs = append(errs, &tier.ConfigError{Field: "MaxHeaderBytes", Value: fmt.Sprint(c.MaxHeaderBytes), Problem: "must not be negative", Allowed: "0 for 16 KiB"})
@@ -101,13 +111,17 @@ func (c Config) Validate() error {
 
 // Stats is a front door's stats page and runtime API, the way HAProxy's
 // stats listener shows a node: every pool and endpoint with its state,
-// weights, load, errors and latency, the cluster's members and what each
-// peer sees of the endpoints; and, with a token, drain, undrain, weight,
-// add and remove at run time.
+// weights, load, errors and latency (with a sparkline of the last minutes),
+// the cluster's members and what each peer sees of the endpoints; and,
+// with a token, drain, undrain, weight, add and remove at run time, from
+// the page's buttons or any HTTP client.
 //
 // It is an http.Handler, to mount on an admin listener of the caller's,
-// and a tier.Tier with a listener of its own (Config.Listen). It
-// neither starts nor stops the pools it shows: they are tiers of their own.
+// and a tier.Tier with a listener of its own (Config.Listen). Between
+// Start and Stop it also samples each endpoint's load for the page's
+// sparklines (History): a Stats only mounted elsewhere shows none. It
+// neither starts nor stops the pools it shows: they are tiers of their
+// own.
 //
 // Routes:
 //
@@ -146,6 +160,7 @@ type Stats struct {
 	token   [sha256.Size]byte
 	mux     *http.ServeMux
 	page    *pageRenderer
+	history *history
 }
 
 var (
@@ -194,6 +209,7 @@ func New(cfg Config, pools []*balancer.Pool, opts ...Option) (*Stats, error) {
 		return nil, err
 	}
 	s.page = page
+	s.history = newHistory(s.pools, cfg.SampleInterval)
 	s.routes(o.health)
 	s.HTTPServer = tier.NewHTTPServer(cmp.Or(cfg.Name, "stats"), &http.Server{
 		Addr:              cfg.Listen,
@@ -207,6 +223,23 @@ func New(cfg Config, pools []*balancer.Pool, opts ...Option) (*Stats, error) {
 		ErrorLog:       slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 	}, tier.WithServerLogger(s.log))
 	return s, nil
+}
+
+// Start binds the listener and begins sampling the endpoints' load.
+func (s *Stats) Start(ctx context.Context) error {
+	s.history.start()
+	if err := s.HTTPServer.Start(ctx); err != nil {
+		s.history.stop()
+		return err
+	}
+	return nil
+}
+
+// Stop finishes the requests in flight until ctx ends, then stops the
+// sampling.
+func (s *Stats) Stop(ctx context.Context) error {
+	defer s.history.stop()
+	return s.HTTPServer.Stop(ctx)
 }
 
 // Config returns the configuration with the defaults filled in (the token
@@ -275,7 +308,7 @@ type Report struct {
 	// cluster view.
 	Members []cluster.Member `json:"members,omitempty"`
 	// Pools are the pools in the order New was given them.
-	Pools []balancer.Status `json:"pools"`
+	Pools []PoolReport `json:"pools"`
 	// PeerViews are what the other nodes last reported about the
 	// endpoints, sorted by pool, endpoint and node.
 	PeerViews []cluster.PeerView `json:"peer_views,omitempty"`
@@ -289,7 +322,7 @@ func (s *Stats) Report() Report {
 	r := Report{
 		Generated: time.Now().UTC(),
 		Actions:   s.cfg.Token != "",
-		Pools:     make([]balancer.Status, 0, len(s.pools)),
+		Pools:     make([]PoolReport, 0, len(s.pools)),
 	}
 	if s.cluster != nil {
 		r.Members = slices.Clone(s.cluster.Members())
@@ -301,9 +334,26 @@ func (s *Stats) Report() Report {
 	r.Node = s.nodeName(r.Members)
 	r.RateLimits = s.rateLimitReport()
 	for _, p := range s.pools {
-		r.Pools = append(r.Pools, p.Status())
+		st := p.Status()
+		pr := PoolReport{Status: st, Endpoints: make([]EndpointReport, 0, len(st.Endpoints))}
+		for _, e := range st.Endpoints {
+			pr.Endpoints = append(pr.Endpoints, EndpointReport{EndpointStatus: e, History: s.history.of(st.Pool, e.URL)})
+		}
+		r.Pools = append(r.Pools, pr)
 	}
 	return r
+}
+
+// PoolReport is a pool's Status with each endpoint's History.
+type PoolReport struct {
+	balancer.Status
+	Endpoints []EndpointReport `json:"endpoints"`
+}
+
+// EndpointReport is an endpoint's status and its recent load.
+type EndpointReport struct {
+	balancer.EndpointStatus
+	History History `json:"history"`
 }
 
 // nodeName is the configured name, else the cluster's name for this node,

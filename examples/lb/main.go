@@ -405,10 +405,6 @@ func statsTier(cfg stats.Config, px *balancer.Proxy, pools []*balancer.Pool, reg
 	return stats.New(cfg, pools, opts...)
 }
 
-// clusterEnvPrefix is where the cluster's variables are read, beside the
-// pool's and the stats listener's: THREETIER_CLUSTER_KEY and so on.
-const clusterEnvPrefix = cluster.EnvPrefix
-
 // clusterFlags are the flags that set a cluster.Config field, by variable.
 var clusterFlags = []struct{ flag, variable string }{
 	{"cluster-listen", "LISTEN"}, {"peers", "PEERS"}, {"cluster-key", "KEY"}, {"node", "NAME"},
@@ -418,14 +414,14 @@ var clusterFlags = []struct{ flag, variable string }{
 // variables, or returns nil when the cluster is off: it is on when
 // -cluster-listen or -peers (or their variables) say where to gossip.
 func clusterConfig(f *flags, env *tier.Env) (*cluster.Config, error) {
-	env.Declare(clusterEnvPrefix, &cluster.Config{})
+	env.Declare(cluster.EnvPrefix, &cluster.Config{})
 	environ := os.Environ()
 	vars := map[string]bool{}
 	for _, kv := range environ {
 		name, value, _ := strings.Cut(kv, "=")
 		vars[name] = value != ""
 	}
-	on := f.set["cluster-listen"] || f.set["peers"] || vars[clusterEnvPrefix+"LISTEN"] || vars[clusterEnvPrefix+"PEERS"]
+	on := f.set["cluster-listen"] || f.set["peers"] || vars[cluster.EnvPrefix+"LISTEN"] || vars[cluster.EnvPrefix+"PEERS"]
 	if !on {
 		if f.set["cluster-key"] {
 			return nil, errors.New("-cluster-key needs -cluster-listen or -peers")
@@ -438,11 +434,11 @@ func clusterConfig(f *flags, env *tier.Env) (*cluster.Config, error) {
 	values := map[string]string{"cluster-listen": f.clusterLn, "peers": f.peers, "cluster-key": f.key, "node": f.node}
 	for _, cf := range clusterFlags {
 		if f.set[cf.flag] {
-			environ = append(environ, clusterEnvPrefix+cf.variable+"="+values[cf.flag])
+			environ = append(environ, cluster.EnvPrefix+cf.variable+"="+values[cf.flag])
 		}
 	}
 	var cfg cluster.Config
-	if err := tier.LoadEnvFrom(environ, clusterEnvPrefix, &cfg); err != nil {
+	if err := tier.LoadEnvFrom(environ, cluster.EnvPrefix, &cfg); err != nil {
 		return nil, errors.New(clusterFieldFlags.Replace(err.Error()))
 	}
 	return &cfg, nil
@@ -451,10 +447,10 @@ func clusterConfig(f *flags, env *tier.Env) (*cluster.Config, error) {
 // clusterFieldFlags names the flag beside the variable of a cluster.Config
 // error: either may have set it.
 var clusterFieldFlags = strings.NewReplacer(
-	clusterEnvPrefix+"LISTEN", "-cluster-listen ("+clusterEnvPrefix+"LISTEN)",
-	clusterEnvPrefix+"PEERS", "-peers ("+clusterEnvPrefix+"PEERS)",
-	clusterEnvPrefix+"KEY", "-cluster-key ("+clusterEnvPrefix+"KEY)",
-	clusterEnvPrefix+"NAME", "-node ("+clusterEnvPrefix+"NAME)",
+	cluster.EnvPrefix+"LISTEN", "-cluster-listen ("+cluster.EnvPrefix+"LISTEN)",
+	cluster.EnvPrefix+"PEERS", "-peers ("+cluster.EnvPrefix+"PEERS)",
+	cluster.EnvPrefix+"KEY", "-cluster-key ("+cluster.EnvPrefix+"KEY)",
+	cluster.EnvPrefix+"NAME", "-node ("+cluster.EnvPrefix+"NAME)",
 )
 
 // clusterTier is this node's membership of the cluster: it shares what

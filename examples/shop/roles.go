@@ -249,8 +249,7 @@ func runBalancer(ctx context.Context, f *flags, log *slog.Logger, tp trace.Trace
 // the THREETIER_CLUSTER_* variables, or returns nil when the cluster is
 // off: it is on when an address to gossip on or peers to join are given.
 func clusterConfig(f *flags) (*cluster.Config, error) {
-	const prefix = cluster.EnvPrefix
-	on := f.set["cluster-listen"] || f.set["peers"] || f.env(prefix+"LISTEN") != "" || f.env(prefix+"PEERS") != ""
+	on := f.set["cluster-listen"] || f.set["peers"] || f.env(cluster.EnvPrefix+"LISTEN") != "" || f.env(cluster.EnvPrefix+"PEERS") != ""
 	if !on {
 		if f.set["cluster-key"] {
 			return nil, fmt.Errorf("-cluster-key needs -cluster-listen or -peers")
@@ -264,11 +263,11 @@ func clusterConfig(f *flags) (*cluster.Config, error) {
 	for flagName, v := range map[string]string{"cluster-listen": "LISTEN", "peers": "PEERS", "cluster-key": "KEY", "name": "NAME"} {
 		if f.set[flagName] {
 			val := map[string]string{"cluster-listen": f.clusterLn, "peers": f.peers, "cluster-key": f.key, "name": f.name}[flagName]
-			environ = append(environ, prefix+v+"="+val)
+			environ = append(environ, cluster.EnvPrefix+v+"="+val)
 		}
 	}
-	if err := tier.LoadEnvFrom(environ, prefix, &cfg); err != nil {
-		return nil, fmt.Errorf("cluster (-cluster-listen, -peers, -cluster-key or %s*): %w", prefix, err)
+	if err := tier.LoadEnvFrom(environ, cluster.EnvPrefix, &cfg); err != nil {
+		return nil, fmt.Errorf("cluster (-cluster-listen, -peers, -cluster-key or %s*): %w", cluster.EnvPrefix, err)
 	}
 	return &cfg, nil
 }

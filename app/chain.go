@@ -67,8 +67,8 @@ func (s *Server) serve(c echo.Context, h echo.HandlerFunc, infra bool, start, de
 			}
 			defer s.shed.Release(n, start)
 		}
-		if s.cfg.BodyLimit > 0 {
-			if err := steps.LimitBody(c, s.cfg.BodyLimit); err != nil {
+		if s.cfg.MaxBodyBytes > 0 {
+			if err := steps.LimitBody(c, s.cfg.MaxBodyBytes); err != nil {
 				return err
 			}
 		}

@@ -17,7 +17,7 @@ const EnvPrefix = tier.EnvPrefix + "APP_"
 const (
 	DefaultListen            = "127.0.0.1:8081"
 	DefaultRequestTimeout    = 10 * time.Second
-	DefaultBodyLimit         = 4 << 20
+	DefaultMaxBodyBytes      = 4 << 20
 	DefaultMaxInFlight       = 1024
 	DefaultMinInFlight       = 4
 	DefaultReadHeaderTimeout = 5 * time.Second
@@ -45,9 +45,9 @@ type Config struct {
 	// statements and the calls of an app.Client inherit it.
 	RequestTimeout time.Duration `env:"REQUEST_TIMEOUT" json:"request_timeout"`
 
-	// BodyLimit caps request bodies in bytes (413 beyond it); zero means
-	// DefaultBodyLimit, negative means no cap.
-	BodyLimit int64 `env:"BODY_LIMIT" json:"body_limit"`
+	// MaxBodyBytes caps request bodies in bytes (413 beyond it); zero means
+	// DefaultMaxBodyBytes, negative means no cap.
+	MaxBodyBytes int64 `env:"MAX_BODY_BYTES" json:"max_body_bytes"`
 
 	// MaxInFlight caps the requests served at once; the rest are shed at
 	// once with 503 and Retry-After. Zero means DefaultMaxInFlight, negative
@@ -109,8 +109,8 @@ func (c Config) withDefaults() Config {
 	if c.RequestTimeout == 0 {
 		c.RequestTimeout = DefaultRequestTimeout
 	}
-	if c.BodyLimit == 0 {
-		c.BodyLimit = DefaultBodyLimit
+	if c.MaxBodyBytes == 0 {
+		c.MaxBodyBytes = DefaultMaxBodyBytes
 	}
 	if c.MaxInFlight == 0 {
 		c.MaxInFlight = DefaultMaxInFlight

@@ -154,7 +154,7 @@ func checkProblem(t *testing.T, x exchange, status int, path string) tier.Proble
 }
 
 func TestProblemJSONOnEveryErrorPath(t *testing.T) {
-	ps := newProblemServer(t, Config{BodyLimit: 1024, RequestTimeout: time.Second})
+	ps := newProblemServer(t, Config{MaxBodyBytes: 1024, RequestTimeout: time.Second})
 	c := testClient(t)
 	const js = "application/json"
 	big := `{"name":"` + strings.Repeat("x", 2048) + `"}`

@@ -193,10 +193,10 @@ type RetryConfig struct {
 	// ResponseTimeout), and a retry is not made when the deadline would
 	// come before it, its back-off waited, could begin.
 	AttemptTimeout time.Duration `env:"ATTEMPT_TIMEOUT" json:"attempt_timeout,omitempty"`
-	// MaxBodyBytes is the largest request body kept in memory so that it can
+	// ReplayBytes is the largest request body kept in memory so that it can
 	// be sent again; larger bodies are streamed and not retried once sent.
-	// Zero means 64 KiB.
-	MaxBodyBytes int64 `env:"MAX_BODY_BYTES" json:"max_body_bytes,omitempty"`
+	// Zero means 64 KiB. It is no cap: ProxyConfig.MaxBodyBytes is.
+	ReplayBytes int64 `env:"REPLAY_BYTES" json:"replay_bytes,omitempty"`
 }
 
 // DefaultConfig returns a Config with every default filled in and no
@@ -236,7 +236,7 @@ func (c Config) withDefaults() Config {
 	setDefault(&c.Retry.BudgetMinPerSecond, 10)
 	setDefault(&c.Retry.Backoff, 5*time.Millisecond)
 	setDefault(&c.Retry.MaxBackoff, 250*time.Millisecond)
-	setDefault(&c.Retry.MaxBodyBytes, 64<<10)
+	setDefault(&c.Retry.ReplayBytes, 64<<10)
 	return c
 }
 
@@ -323,8 +323,8 @@ func (c Config) Validate() error {
 			bad("Retry.On", s, "not an HTTP status", "100 to 599")
 		}
 	}
-	if c.Retry.MaxBodyBytes < 0 {
-		bad("Retry.MaxBodyBytes", c.Retry.MaxBodyBytes, "must not be negative", "")
+	if c.Retry.ReplayBytes < 0 {
+		bad("Retry.ReplayBytes", c.Retry.ReplayBytes, "must not be negative", "")
 	}
 	return errors.Join(errs...)
 }

@@ -62,7 +62,7 @@ var errStaleAttempt = errors.New("balancer: request body taken by a retry")
 var errNotReplayable = errors.New("balancer: request body no longer replayable")
 
 // replayBody gives each attempt the request body as it arrives: the bytes
-// earlier attempts read (kept up to Retry.MaxBodyBytes), then the rest
+// earlier attempts read (kept up to Retry.ReplayBytes), then the rest
 // straight from the caller. So a body streams upstream while the client
 // sends it, and a request can be sent again as long as everything read so
 // far was kept. Only the current attempt reads; a retry takes over the body
@@ -98,7 +98,7 @@ func (p *Pool) prepareBody(r *http.Request, retries, owned bool) *replayBody {
 	if r.GetBody != nil && !owned {
 		return &replayBody{getBody: r.GetBody}
 	}
-	b := &replayBody{src: r.Body, limit: p.cfg.Retry.MaxBodyBytes, keepOpen: owned}
+	b := &replayBody{src: r.Body, limit: p.cfg.Retry.ReplayBytes, keepOpen: owned}
 	if r.ContentLength > b.limit || !retries {
 		b.limit = 0 // too large to keep: replayable only until a byte is read
 	}

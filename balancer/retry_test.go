@@ -109,7 +109,7 @@ func TestRetryOnlyWhenSafe(t *testing.T) {
 	dead, failing, good := newBackend(t), newBackend(t), newBackend(t)
 	dead.kill()
 	failing.status.Store(http.StatusServiceUnavailable)
-	cfg := Config{Policy: PolicyFirst, Outlier: OutlierConfig{Disable: true}, Retry: RetryConfig{MaxBodyBytes: 1024}}
+	cfg := Config{Policy: PolicyFirst, Outlier: OutlierConfig{Disable: true}, Retry: RetryConfig{ReplayBytes: 1024}}
 
 	t.Run("refused connection: any method, body replayed", func(t *testing.T) {
 		cfg.Endpoints = []string{dead.url, good.url}
@@ -265,7 +265,7 @@ func httptestRequest(t *testing.T) *http.Request {
 // the replay limit; past it, no further retry is allowed.
 func TestReplayBodyKeepsBytesAStaleAttemptRead(t *testing.T) {
 	pr, pw := io.Pipe()
-	p := newPool(t, Config{Endpoints: []string{"http://127.0.0.1:1"}, Retry: RetryConfig{MaxBodyBytes: 10}})
+	p := newPool(t, Config{Endpoints: []string{"http://127.0.0.1:1"}, Retry: RetryConfig{ReplayBytes: 10}})
 	req, _ := http.NewRequest("PUT", "http://upstream/", pr)
 	req.ContentLength = -1
 	body := p.prepareBody(req, true, false)

@@ -26,7 +26,7 @@ const maxAttempts = 8
 // to it returns a *NoEndpointError. r is not modified.
 //
 // A request body streams to the endpoint as the caller supplies it; up to
-// Retry.MaxBodyBytes of it is kept on the side so that the request can be
+// Retry.ReplayBytes of it is kept on the side so that the request can be
 // sent again, and a larger body is not retried once a byte of it was sent.
 //
 // The deadline of r's context goes with each attempt, as what is left of

@@ -12,14 +12,14 @@ import (
 type BodyLimitConfig struct {
 	// Skipper leaves some requests (uploads) unlimited.
 	Skipper echomw.Skipper
-	// Limit is the largest body accepted, in bytes; app.DefaultBodyLimit
+	// MaxBodyBytes is the largest body accepted, in bytes; app.DefaultMaxBodyBytes
 	// when zero.
-	Limit int64
+	MaxBodyBytes int64
 }
 
-// DefaultBodyLimitConfig caps bodies at app.DefaultBodyLimit.
+// DefaultBodyLimitConfig caps bodies at app.DefaultMaxBodyBytes.
 func DefaultBodyLimitConfig() BodyLimitConfig {
-	return BodyLimitConfig{Skipper: echomw.DefaultSkipper, Limit: app.DefaultBodyLimit}
+	return BodyLimitConfig{Skipper: echomw.DefaultSkipper, MaxBodyBytes: app.DefaultMaxBodyBytes}
 }
 
 // BodyLimit refuses bodies over the limit with 413: at once when
@@ -32,15 +32,15 @@ func BodyLimitWithConfig(cfg BodyLimitConfig) echo.MiddlewareFunc {
 	if cfg.Skipper == nil {
 		cfg.Skipper = echomw.DefaultSkipper
 	}
-	if cfg.Limit == 0 {
-		cfg.Limit = app.DefaultBodyLimit
+	if cfg.MaxBodyBytes == 0 {
+		cfg.MaxBodyBytes = app.DefaultMaxBodyBytes
 	}
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
 			if cfg.Skipper(c) {
 				return next(c)
 			}
-			if err := steps.LimitBody(c, cfg.Limit); err != nil {
+			if err := steps.LimitBody(c, cfg.MaxBodyBytes); err != nil {
 				return err
 			}
 			return next(c)

@@ -99,7 +99,7 @@ func TestMiddlewareAlone(t *testing.T) {
 		}
 	})
 	t.Run("BodyLimit", func(t *testing.T) {
-		e := bareEcho(middleware.BodyLimitWithConfig(middleware.BodyLimitConfig{Limit: 4}), ok)
+		e := bareEcho(middleware.BodyLimitWithConfig(middleware.BodyLimitConfig{MaxBodyBytes: 4}), ok)
 		if w := serveBare(e, httptest.NewRequest(http.MethodPost, "/x", strings.NewReader("too long"))); w.Code != http.StatusRequestEntityTooLarge {
 			t.Fatalf("%d, want 413", w.Code)
 		}

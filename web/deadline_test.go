@@ -10,7 +10,7 @@ import (
 	"github.com/threetier/threetier/tier"
 )
 
-// The forwarded request takes what is left of ForwardConfig.Timeout to the
+// The forwarded request takes what is left of ForwardConfig.ResponseTimeout to the
 // app tier, shortened by the caller's deadline but never lengthened.
 func TestForwardSendsTheDeadline(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, eng engine) {
@@ -23,7 +23,7 @@ func TestForwardSendsTheDeadline(t *testing.T) {
 		}))
 		t.Cleanup(app.Close)
 		pool := newPool(t, balancer.Config{Endpoints: []string{app.URL}})
-		s := startServer(t, eng, Config{}, WithForward(pool, ForwardConfig{Prefix: "/api/", Timeout: 2 * time.Second}))
+		s := startServer(t, eng, Config{}, WithForward(pool, ForwardConfig{Prefix: "/api/", ResponseTimeout: 2 * time.Second}))
 		hc := client(t)
 		for _, c := range []struct {
 			sent string

@@ -119,7 +119,7 @@ func ExampleWithForward() {
 		panic(err)
 	}
 	site, err := web.New(web.Config{Listen: "127.0.0.1:0"},
-		web.WithForward(pool, web.ForwardConfig{Prefix: "/api/", Timeout: 5 * time.Second}))
+		web.WithForward(pool, web.ForwardConfig{Prefix: "/api/", ResponseTimeout: 5 * time.Second}))
 	if err != nil {
 		panic(err)
 	}

@@ -16,8 +16,8 @@ import (
 
 // Forwarding defaults applied when a ForwardConfig field is zero.
 const (
-	DefaultForwardMaxBody = 10 << 20
-	DefaultForwardTimeout = 30 * time.Second
+	DefaultForwardMaxBodyBytes    = 10 << 20
+	DefaultForwardResponseTimeout = 30 * time.Second
 )
 
 // ForwardConfig configures one route prefix handed to the app tier.
@@ -31,15 +31,16 @@ type ForwardConfig struct {
 	// MaxBodyBytes bounds request bodies (413 beyond); zero means 10 MiB,
 	// negative means no bound.
 	MaxBodyBytes int64 `json:"max_body_bytes"`
-	// Timeout is the request's deadline, end to end: it bounds the wait
-	// for the app tier's response headers (504 after it), retries
-	// included, and what is left of it goes to the app tier with each
-	// attempt (tier.HeaderTimeout), whose request context ends then. The
-	// caller's own tier.HeaderTimeout (the front door's, or a client's)
-	// may shorten it, never lengthen it. The response may then stream as
-	// long as it lasts (SSE, WebSocket). Zero means 30s, negative none but
-	// the caller's.
-	Timeout time.Duration `json:"timeout"`
+	// ResponseTimeout is the request's deadline, end to end, as
+	// balancer.ProxyConfig.ResponseTimeout is: it bounds the wait for the
+	// app tier's response headers (504 after it), retries included, and
+	// what is left of it goes to the app tier with each attempt
+	// (tier.HeaderTimeout), whose request context ends then. The caller's
+	// own tier.HeaderTimeout (the front door's, or a client's) may shorten
+	// it, never lengthen it. The response may then stream as long as it
+	// lasts (SSE, WebSocket). Zero means 30s, negative none but the
+	// caller's.
+	ResponseTimeout time.Duration `json:"response_timeout"`
 	// TrustForwarded keeps the X-Forwarded-For, -Proto, -Host and
 	// Forwarded headers the client sent, appending to the lists: only
 	// behind a front door that sets them. By default the web tier is the
@@ -60,10 +61,10 @@ func DefaultForwardConfig() ForwardConfig { return ForwardConfig{}.withDefaults(
 
 func (c ForwardConfig) withDefaults() ForwardConfig {
 	if c.MaxBodyBytes == 0 {
-		c.MaxBodyBytes = DefaultForwardMaxBody
+		c.MaxBodyBytes = DefaultForwardMaxBodyBytes
 	}
-	if c.Timeout == 0 {
-		c.Timeout = DefaultForwardTimeout
+	if c.ResponseTimeout == 0 {
+		c.ResponseTimeout = DefaultForwardResponseTimeout
 	}
 	return c
 }
@@ -101,7 +102,7 @@ func NewForwarder(pool *balancer.Pool, cfg ForwardConfig, opts ...Option) (*Forw
 		// does); the client's goes in X-Forwarded-Host.
 		Routes:          []balancer.Route{{PathPrefix: cfg.Prefix, Pool: pool.Name(), StripPrefix: cfg.StripPrefix, HostHeader: balancer.HostEndpoint}},
 		MaxBodyBytes:    cfg.MaxBodyBytes,
-		ResponseTimeout: cfg.Timeout,
+		ResponseTimeout: cfg.ResponseTimeout,
 	}
 	if cfg.TrustForwarded {
 		pc.TrustedProxies = []string{"0.0.0.0/0", "::/0"}

@@ -193,7 +193,7 @@ func TestForwardFailures(t *testing.T) {
 		ln.Close()
 
 		s := startServer(t, eng, Config{},
-			WithForward(newPool(t, balancer.Config{Endpoints: []string{slow.URL}}), ForwardConfig{Prefix: "/slow/", Timeout: 200 * time.Millisecond}),
+			WithForward(newPool(t, balancer.Config{Endpoints: []string{slow.URL}}), ForwardConfig{Prefix: "/slow/", ResponseTimeout: 200 * time.Millisecond}),
 			WithForward(newPool(t, balancer.Config{Endpoints: []string{dropper.URL}}), ForwardConfig{Prefix: "/drop/"}),
 			WithForward(newPool(t, balancer.Config{Endpoints: []string{dead}}), ForwardConfig{Prefix: "/dead/"}),
 			WithForward(drained, ForwardConfig{Prefix: "/drained/"}),

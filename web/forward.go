@@ -14,6 +14,10 @@ import (
 	"github.com/valyala/fasthttp"
 )
 
+// ForwardEnvPrefix prefixes a forwarded route's environment variables
+// (THREETIER_WEB_FORWARD_PREFIX, THREETIER_WEB_FORWARD_RESPONSE_TIMEOUT, ...).
+const ForwardEnvPrefix = EnvPrefix + "FORWARD_"
+
 // Forwarding defaults applied when a ForwardConfig field is zero.
 const (
 	DefaultForwardMaxBodyBytes    = 10 << 20
@@ -24,13 +28,13 @@ const (
 type ForwardConfig struct {
 	// Prefix is the path prefix forwarded ("/api/"); it must start and end
 	// with "/". The path without its final slash ("/api") is forwarded too.
-	Prefix string `json:"prefix"`
+	Prefix string `env:"PREFIX" json:"prefix"`
 	// StripPrefix removes Prefix (keeping a leading "/") before forwarding,
 	// so "/api/orders" reaches the app tier as "/orders".
-	StripPrefix bool `json:"strip_prefix"`
+	StripPrefix bool `env:"STRIP_PREFIX" json:"strip_prefix"`
 	// MaxBodyBytes bounds request bodies (413 beyond); zero means 10 MiB,
 	// negative means no bound.
-	MaxBodyBytes int64 `json:"max_body_bytes"`
+	MaxBodyBytes int64 `env:"MAX_BODY_BYTES" json:"max_body_bytes"`
 	// ResponseTimeout is the request's deadline, end to end, as
 	// balancer.ProxyConfig.ResponseTimeout is: it bounds the wait for the
 	// app tier's response headers (504 after it), retries included, and
@@ -40,15 +44,17 @@ type ForwardConfig struct {
 	// it, never lengthen it. The response may then stream as long as it
 	// lasts (SSE, WebSocket). Zero means 30s, negative none but the
 	// caller's.
-	ResponseTimeout time.Duration `json:"response_timeout"`
+	ResponseTimeout time.Duration `env:"RESPONSE_TIMEOUT" json:"response_timeout"`
 	// TrustForwarded keeps the X-Forwarded-For, -Proto, -Host and
 	// Forwarded headers the client sent, appending to the lists: only
 	// behind a front door that sets them. By default the web tier is the
 	// edge and replaces whatever the client claims.
-	TrustForwarded bool `json:"trust_forwarded"`
+	TrustForwarded bool `env:"TRUST_FORWARDED" json:"trust_forwarded"`
 }
 
-func (c ForwardConfig) validate() error {
+// Validate reports settings that cannot work, naming the ForwardConfig
+// field (tier.LoadEnv names the variable).
+func (c ForwardConfig) Validate() error {
 	if !strings.HasPrefix(c.Prefix, "/") || !strings.HasSuffix(c.Prefix, "/") {
 		return &tier.ConfigError{Field: "Prefix", Value: c.Prefix, Problem: "must start and end with /", Allowed: "for example /api/"}
 	}
@@ -91,7 +97,7 @@ func NewForwarder(pool *balancer.Pool, cfg ForwardConfig, opts ...Option) (*Forw
 	if pool == nil {
 		return nil, errors.New("web: forward: nil pool")
 	}
-	if err := cfg.validate(); err != nil {
+	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()

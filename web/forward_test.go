@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/threetier/threetier/balancer"
+	"github.com/threetier/threetier/tier"
 )
 
 // seen is what the app tier received.
@@ -257,4 +259,29 @@ func TestForwardAppHeadersWin(t *testing.T) {
 			t.Errorf("web tier's own error: %d %v", resp.StatusCode, resp.Header)
 		}
 	})
+}
+
+// TestForwardConfigFromEnv: a forwarded route loads from its variables,
+// and a bad prefix is refused naming the variable behind it.
+func TestForwardConfigFromEnv(t *testing.T) {
+	var cfg ForwardConfig
+	err := tier.LoadEnvFrom([]string{
+		"THREETIER_WEB_FORWARD_PREFIX=/api/",
+		"THREETIER_WEB_FORWARD_STRIP_PREFIX=true",
+		"THREETIER_WEB_FORWARD_MAX_BODY_BYTES=2048",
+		"THREETIER_WEB_FORWARD_RESPONSE_TIMEOUT=3s",
+		"THREETIER_WEB_FORWARD_TRUST_FORWARDED=true",
+	}, ForwardEnvPrefix, &cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := ForwardConfig{Prefix: "/api/", StripPrefix: true, MaxBodyBytes: 2048, ResponseTimeout: 3 * time.Second, TrustForwarded: true}
+	if cfg != want {
+		t.Fatalf("got %+v, want %+v", cfg, want)
+	}
+	err = tier.LoadEnvFrom([]string{"THREETIER_WEB_FORWARD_PREFIX=api"}, ForwardEnvPrefix, &ForwardConfig{})
+	var ce *tier.ConfigError
+	if !errors.As(err, &ce) || ce.Field != "Prefix" || ce.Var != "THREETIER_WEB_FORWARD_PREFIX" {
+		t.Fatalf("bad prefix: %v", err)
+	}
 }

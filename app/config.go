@@ -21,6 +21,7 @@ const (
 	DefaultMaxInFlight       = 1024
 	DefaultMinInFlight       = 4
 	DefaultReadHeaderTimeout = 5 * time.Second
+	DefaultMaxHeaderBytes    = 64 << 10
 	DefaultReadTimeout       = 30 * time.Second
 	DefaultIdleTimeout       = 2 * time.Minute
 	DefaultShedRetryAfter    = time.Second
@@ -78,6 +79,10 @@ type Config struct {
 	ReadHeaderTimeout time.Duration `env:"READ_HEADER_TIMEOUT" json:"read_header_timeout"`
 	ReadTimeout       time.Duration `env:"READ_TIMEOUT" json:"read_timeout"`
 	IdleTimeout       time.Duration `env:"IDLE_TIMEOUT" json:"idle_timeout"`
+	// MaxHeaderBytes bounds a request's header block (431 beyond); zero
+	// means DefaultMaxHeaderBytes, the front door's own bound, so that what
+	// a door lets through reaches the app tier.
+	MaxHeaderBytes int `env:"MAX_HEADER_BYTES" json:"max_header_bytes"`
 
 	// HealthPath and ReadyPath serve liveness and readiness; zero means
 	// "/healthz" and "/readyz", "-" means not served.
@@ -133,6 +138,9 @@ func (c Config) withDefaults() Config {
 	if c.IdleTimeout == 0 {
 		c.IdleTimeout = DefaultIdleTimeout
 	}
+	if c.MaxHeaderBytes == 0 {
+		c.MaxHeaderBytes = DefaultMaxHeaderBytes
+	}
 	if c.HealthPath == "" {
 		c.HealthPath = "/healthz"
 	}
@@ -163,6 +171,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxConns < 0 {
 		bad("MaxConns", c.MaxConns, "must not be negative")
+	}
+	if c.MaxHeaderBytes < 0 {
+		bad("MaxHeaderBytes", c.MaxHeaderBytes, "must not be negative")
 	}
 	for _, p := range []struct{ name, v string }{
 		{"HealthPath", c.HealthPath}, {"ReadyPath", c.ReadyPath}, {"MetricsPath", c.MetricsPath},

@@ -128,6 +128,7 @@ func New(cfg Config, opts ...Option) (*Server, error) {
 		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
 		ReadTimeout:       max(cfg.ReadTimeout, 0),
 		IdleTimeout:       cfg.IdleTimeout,
+		MaxHeaderBytes:    cfg.MaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(o.log.Handler(), slog.LevelWarn),
 	}, tier.WithLimits(cfg.Limits), tier.WithServerLogger(o.log), tier.WithDrain(s.health, cfg.DrainDelay), tier.WithTracerProvider(o.tracer))
 	return s, nil

@@ -552,3 +552,30 @@ func TestServerTakesItsName(t *testing.T) {
 		}
 	}
 }
+
+// TestMaxHeaderBytes: a head over Config.MaxHeaderBytes is refused with
+// 431 (net/http allows 4 KiB of slack beyond it); one within it is served.
+func TestMaxHeaderBytes(t *testing.T) {
+	if got := DefaultConfig().MaxHeaderBytes; got != DefaultMaxHeaderBytes {
+		t.Fatalf("default MaxHeaderBytes = %d, want %d", got, DefaultMaxHeaderBytes)
+	}
+	base := startServer(t, newTestServer(t, Config{MaxHeaderBytes: 2048}))
+	for _, c := range []struct {
+		size int
+		want int
+	}{{1024, http.StatusOK}, {16 << 10, http.StatusRequestHeaderFieldsTooLarge}} {
+		req, _ := http.NewRequest(http.MethodGet, base+"/healthz", nil)
+		req.Header.Set("X-Padding", strings.Repeat("a", c.size))
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatalf("%d-byte header: %v", c.size, err)
+		}
+		_ = res.Body.Close()
+		if res.StatusCode != c.want {
+			t.Errorf("%d-byte header: status %d, want %d", c.size, res.StatusCode, c.want)
+		}
+	}
+	if err := (Config{MaxHeaderBytes: -1}).Validate(); err == nil || !strings.Contains(err.Error(), "MaxHeaderBytes") {
+		t.Errorf("negative MaxHeaderBytes: %v", err)
+	}
+}

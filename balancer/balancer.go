@@ -83,7 +83,7 @@ type Pool struct {
 	resolveNow chan struct{}
 
 	// The request path reads only these atomics.
-	policy   string
+	policy   Policy
 	table    atomic.Pointer[table]
 	rr       atomic.Uint64
 	inflight atomic.Int64

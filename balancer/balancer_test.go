@@ -219,3 +219,18 @@ func TestPoolUsesTheLeanTransport(t *testing.T) {
 	}
 	wait.For(t, 5*time.Second, "Stop to close the idle connection", func() bool { return ended.Load() == 1 })
 }
+
+// TestParsePolicy: every policy parses to itself; an unknown name is a
+// ConfigError that lists the known ones.
+func TestParsePolicy(t *testing.T) {
+	for _, p := range policies {
+		if got, err := ParsePolicy(string(p)); got != p || err != nil {
+			t.Errorf("ParsePolicy(%q) = %q, %v", p, got, err)
+		}
+	}
+	_, err := ParsePolicy("fastest")
+	var ce *tier.ConfigError
+	if !errors.As(err, &ce) || ce.Field != "Policy" || ce.Value != "fastest" || !strings.Contains(ce.Allowed, "round_robin") || !strings.Contains(ce.Allowed, "random") {
+		t.Fatalf("ParsePolicy(fastest): %v", err)
+	}
+}

@@ -55,8 +55,8 @@ func BenchmarkPick(b *testing.B) {
 // BenchmarkPickParallel is Pick from every CPU at once: the shared state
 // is one atomic load (plus, for round robin, one atomic add).
 func BenchmarkPickParallel(b *testing.B) {
-	for _, policy := range []string{PolicyRoundRobin, PolicyLeastRequest, PolicyP2CEWMA} {
-		b.Run(policy, func(b *testing.B) {
+	for _, policy := range []Policy{PolicyRoundRobin, PolicyLeastRequest, PolicyP2CEWMA} {
+		b.Run(string(policy), func(b *testing.B) {
 			p := staticPool(b, 1000, Config{Policy: policy})
 			b.ReportAllocs()
 			b.RunParallel(func(pb *testing.PB) {

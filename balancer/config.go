@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -19,28 +20,49 @@ import (
 // already holds; unset ones leave it, and zero fields mean the defaults.
 const EnvPrefix = tier.EnvPrefix + "BALANCER_"
 
-// Policy names accepted in Config.Policy.
+// A Policy chooses the endpoint for each request of a pool (Config.Policy).
+type Policy string
+
+// The policies a pool knows.
 const (
 	// PolicyRoundRobin is smooth weighted round robin: endpoints take turns in
 	// proportion to their weights, interleaved rather than in bursts.
-	PolicyRoundRobin = "round_robin"
+	PolicyRoundRobin Policy = "round_robin"
 	// PolicyLeastRequest picks two distinct endpoints at random and sends to
 	// the one with fewer requests in flight per unit of weight.
-	PolicyLeastRequest = "least_request"
+	PolicyLeastRequest Policy = "least_request"
 	// PolicyP2CEWMA picks two distinct endpoints at random and sends to the
 	// one with the lower latency (peak EWMA) times requests in flight.
-	PolicyP2CEWMA = "p2c_ewma"
+	PolicyP2CEWMA Policy = "p2c_ewma"
 	// PolicyHash sends requests with the same key (Config.HashKey) to the same
 	// endpoint, by consistent hashing with bounded load.
-	PolicyHash = "hash"
+	PolicyHash Policy = "hash"
 	// PolicyFirst sends everything to the first available endpoint in the
 	// order given; the next one takes over when it fails.
-	PolicyFirst = "first"
+	PolicyFirst Policy = "first"
 	// PolicyRandom picks an endpoint at random, in proportion to weights.
-	PolicyRandom = "random"
+	PolicyRandom Policy = "random"
 )
 
-var policies = []string{PolicyRoundRobin, PolicyLeastRequest, PolicyP2CEWMA, PolicyHash, PolicyFirst, PolicyRandom}
+var policies = []Policy{PolicyRoundRobin, PolicyLeastRequest, PolicyP2CEWMA, PolicyHash, PolicyFirst, PolicyRandom}
+
+// ParsePolicy returns the policy named s, or a *tier.ConfigError for the
+// field Policy that lists the names it knows.
+func ParsePolicy(s string) (Policy, error) {
+	if p := Policy(s); slices.Contains(policies, p) {
+		return p, nil
+	}
+	return "", &tier.ConfigError{Field: "Policy", Value: s, Problem: "unknown policy", Allowed: policyNames()}
+}
+
+// policyNames lists the policies for an error message.
+func policyNames() string {
+	names := make([]string, len(policies))
+	for i, p := range policies {
+		names[i] = string(p)
+	}
+	return strings.Join(names, ", ")
+}
 
 // Config describes one pool: the endpoints of one upstream and how to
 // balance, check and retry over them. The zero value of every field but
@@ -56,7 +78,7 @@ type Config struct {
 	Backups []string `env:"BACKUPS" envSeparator:"," json:"backups,omitempty"`
 	// Policy chooses the endpoint for each request; zero means round_robin.
 	// See the Policy constants.
-	Policy string `env:"POLICY" json:"policy"`
+	Policy Policy `env:"POLICY" json:"policy"`
 	// HashKey is where the hash policy finds a request's affinity key:
 	// "header:<name>", "cookie:<name>", "client_addr" or "path". Zero means
 	// "client_addr". A request without a key is balanced by least request.
@@ -269,8 +291,10 @@ func (c Config) Validate() error {
 			bad("Discovery", c.Discovery, err.Error(), "dns://name:port, srv://_service._proto.name")
 		}
 	}
-	if c.Policy != "" && !validPolicy(c.Policy) {
-		bad("Policy", c.Policy, "unknown policy", strings.Join(policies, ", "))
+	if c.Policy != "" {
+		if _, err := ParsePolicy(string(c.Policy)); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	if c.HashKey != "" {
 		if _, err := parseHashKey(c.HashKey); err != nil {
@@ -327,15 +351,6 @@ func (c Config) Validate() error {
 		bad("Retry.ReplayBytes", c.Retry.ReplayBytes, "must not be negative", "")
 	}
 	return errors.Join(errs...)
-}
-
-func validPolicy(p string) bool {
-	for _, q := range policies {
-		if p == q {
-			return true
-		}
-	}
-	return false
 }
 
 // parseEndpointURL accepts "http(s)://host[:port]" with nothing after the

@@ -39,8 +39,8 @@ func load(t *testing.T, client *http.Client, url string, workers int, stop <-cha
 }
 
 func TestKilledBackendUnderLoad(t *testing.T) {
-	for _, policy := range []string{PolicyRoundRobin, PolicyLeastRequest, PolicyP2CEWMA} {
-		t.Run(policy, func(t *testing.T) {
+	for _, policy := range []Policy{PolicyRoundRobin, PolicyLeastRequest, PolicyP2CEWMA} {
+		t.Run(string(policy), func(t *testing.T) {
 			a, b, c := newBackend(t), newBackend(t), newBackend(t)
 			p := newPool(t, Config{
 				Endpoints: []string{a.url, b.url, c.url},

@@ -87,7 +87,7 @@ func TestEWMAColdStartDoesNotFlood(t *testing.T) {
 }
 
 func TestWeightedPolicies(t *testing.T) {
-	for _, policy := range []string{PolicyRoundRobin, PolicyRandom} {
+	for _, policy := range []Policy{PolicyRoundRobin, PolicyRandom} {
 		p := staticPool(t, 3, Config{Policy: policy})
 		if err := p.SetWeight(p.eps[2].key, 2); err != nil {
 			t.Fatal(err)

@@ -101,7 +101,7 @@ func (p *Pool) Snapshot() []EndpointStatus {
 // shows.
 type Status struct {
 	Pool   string `json:"pool"`
-	Policy string `json:"policy"`
+	Policy Policy `json:"policy"`
 	// Ready is Check's verdict: some endpoint can take traffic on its merit.
 	Ready bool `json:"ready"`
 	// Panic is true when requests spread over endpoints that are not up,

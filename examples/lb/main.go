@@ -99,7 +99,13 @@ func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 	fl.StringVar(&f.proxy.Listen, "listen", ":8080", "address to serve on")
 	fl.StringVar(&f.proxy.Engine, "engine", balancer.EngineFast, "what serves HTTP/1.1: fasthttp or net/http (HTTP/2, WebSocket and streamed uploads are net/http's either way)")
 	fl.StringVar(&f.backends, "backends", "", "comma-separated base URLs of the backends: http://host:port,...")
-	fl.StringVar(&f.pool.Policy, "policy", balancer.PolicyRoundRobin, "round_robin, least_request, p2c_ewma, hash, first or random")
+	// The policy is checked with the rest of the Config, so that an unknown
+	// one is named like any other bad setting.
+	f.pool.Policy = balancer.PolicyRoundRobin
+	fl.Func("policy", "round_robin (the default), least_request, p2c_ewma, hash, first or random", func(s string) error {
+		f.pool.Policy = balancer.Policy(s)
+		return nil
+	})
 	fl.StringVar(&f.pool.Health.Path, "check-path", defaultCheckPath, `path of the health check GET on each backend ("": no active checks)`)
 	tier.DurationVar(fl, &f.pool.Health.Interval, "check-interval", defaultCheckInterval, "time between health checks of one backend")
 	fl.StringVar(&f.stats, "stats", "", "admin listener: the stats page and API, /healthz, /readyz, /metrics (off by default)")

@@ -38,8 +38,8 @@ func fastFront(t *testing.T, pcfg Config, handlers ...http.Handler) (string, *Pr
 	pcfg.Name = "orders"
 	reg, log := prometheus.NewRegistry(), &syncbuf.Buffer{}
 	pool := newPool(t, pcfg)
-	px, url := startProxyOn(t, EngineFast, ProxyConfig{Routes: []Route{{PathPrefix: "/orders/", Pool: "orders"}}, DefaultPool: "-", AccessLog: true},
-		[]*Pool{pool}, WithRegistry(reg), WithLogger(slog.New(slog.NewTextHandler(log, nil))))
+	px, url := startProxyOn(t, EngineFast, ProxyConfig{Routes: []Route{{PathPrefix: "/orders/", Pool: "orders"}}, DefaultPool: "-"},
+		[]*Pool{pool}, WithAccessLog(tier.AccessLogConfig{}), WithRegistry(reg), WithLogger(slog.New(slog.NewTextHandler(log, nil))))
 	return url, px, reg, log
 }
 

@@ -5,6 +5,7 @@ import (
 	"net/http"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/threetier/threetier/tier"
 	"go.opentelemetry.io/otel/trace"
 )
 
@@ -17,6 +18,7 @@ type options struct {
 	discovery Discoverer
 	transport http.RoundTripper
 	tracer    trace.TracerProvider
+	access    *tier.AccessLogConfig
 }
 
 // buildOptions applies opts in order; the last of two that set the same
@@ -54,3 +56,11 @@ func WithTransport(rt http.RoundTripper) Option { return func(o *options) { o.tr
 // Without it, or with a no-op provider, nothing is traced and traceparent
 // passes through as it came.
 func WithTracerProvider(tp trace.TracerProvider) Option { return func(o *options) { o.tracer = tp } }
+
+// WithAccessLog makes a Proxy write an access line per request, in cfg's
+// format and fields (by default through its logger, with the remote, method,
+// host, URI, protocol, pool, status, bytes and duration); without it the
+// Proxy writes none.
+func WithAccessLog(cfg tier.AccessLogConfig) Option {
+	return func(o *options) { o.access = &cfg }
+}

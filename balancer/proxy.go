@@ -64,7 +64,7 @@ type Proxy struct {
 	def     *route
 	trusted []netip.Prefix
 	metrics *obs.HTTPMetrics
-	access  *accesslog.Log // nil unless ProxyConfig.AccessLog
+	access  *accesslog.Log // nil unless WithAccessLog
 	health  *tier.Health
 	certs   *certreload.Reloader
 	tunnels tunnels
@@ -108,8 +108,15 @@ func NewProxy(cfg ProxyConfig, pools []*Pool, opts ...Option) (*Proxy, error) {
 		byName[p.Name()] = p
 	}
 	px := &Proxy{cfg: cfg, log: obs.Logger(o.logger).With("proxy", cfg.Name), health: &tier.Health{}}
-	if cfg.AccessLog {
-		px.access, _ = accesslog.New(tier.AccessLogConfig{Fields: proxyAccessFields}, px.log) // a valid config
+	if o.access != nil {
+		access := *o.access
+		if access.Fields == 0 {
+			access.Fields = proxyAccessFields
+		}
+		var err error
+		if px.access, err = accesslog.New(access, px.log); err != nil {
+			return nil, fmt.Errorf("proxy %q: %w", cfg.Name, err)
+		}
 	}
 	m, err := obs.NewHTTPMetrics(proxyMetricsSubsystem, o.registry)
 	if err != nil {

@@ -94,8 +94,6 @@ type ProxyConfig struct {
 	// MaxBodyBytes bounds a request body (413 beyond); zero means 100 MiB,
 	// negative means no bound.
 	MaxBodyBytes int64 `env:"MAX_BODY_BYTES" json:"max_body_bytes,omitempty"`
-	// AccessLog logs every request at info level.
-	AccessLog bool `env:"ACCESS_LOG" json:"access_log,omitempty"`
 	// RateLimit is the requests per second one client key may make on
 	// average (a token bucket, counted across the cluster when the node's
 	// limiter is shared: cluster.WithRateLimiter); a request over it is

@@ -89,6 +89,7 @@ type flags struct {
 	key       string
 	node      string
 	profile   string
+	accessLog bool
 	set       map[string]bool // the flags given explicitly
 }
 
@@ -118,7 +119,7 @@ func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 	fl.StringVar(&f.proxy.TLSKey, "tls-key", "", "PEM key file")
 	fl.StringVar(&f.proxy.RedirectListen, "redirect-http", "", "plain-HTTP address that redirects to HTTPS")
 	fl.StringVar(&f.trusted, "trusted-proxies", "", "comma-separated CIDRs whose X-Forwarded-* headers are kept")
-	fl.BoolVar(&f.proxy.AccessLog, "access-log", false, "log every request")
+	fl.BoolVar(&f.accessLog, "access-log", false, "log every request")
 	fl.Float64Var(&f.proxy.RateLimit, "rate-limit", 0, "requests per second per client address, counted across the cluster; a request over it gets 429 (0: off)")
 	fl.IntVar(&f.proxy.RateBurst, "rate-burst", 0, "requests a client may make at once over -rate-limit (0: the rate, rounded up)")
 	fl.IntVar(&f.proxy.ConnLimit, "conn-limit", 0, "connections one client address may hold open at once; more are reset (0: no cap)")
@@ -195,7 +196,6 @@ func configs(f *flags, env *tier.Env) (balancer.Config, balancer.ProxyConfig, er
 	override(f, "tls-key", &proxy.TLSKey, f.proxy.TLSKey)
 	override(f, "redirect-http", &proxy.RedirectListen, f.proxy.RedirectListen)
 	override(f, "trusted-proxies", &proxy.TrustedProxies, f.proxy.TrustedProxies)
-	override(f, "access-log", &proxy.AccessLog, f.proxy.AccessLog)
 	override(f, "max-conns", &proxy.MaxConns, f.proxy.MaxConns)
 	override(f, "rate-limit", &proxy.RateLimit, f.proxy.RateLimit)
 	override(f, "rate-burst", &proxy.RateBurst, f.proxy.RateBurst)
@@ -299,7 +299,11 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- list
 	tiers := []tier.Tier{pool}
 	// The proxy is built first, the cluster started first: the cluster
 	// shares the proxy's rate limits (its limiter), and runs before it.
-	px, err := balancer.NewProxy(proxyCfg, pools, balancer.WithLogger(log), balancer.WithRegistry(reg), balancer.WithTracerProvider(tp))
+	proxyOpts := []balancer.Option{balancer.WithLogger(log), balancer.WithRegistry(reg), balancer.WithTracerProvider(tp)}
+	if f.accessLog {
+		proxyOpts = append(proxyOpts, balancer.WithAccessLog(tier.AccessLogConfig{}))
+	}
+	px, err := balancer.NewProxy(proxyCfg, pools, proxyOpts...)
 	if err != nil {
 		return err
 	}

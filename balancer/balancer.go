@@ -110,7 +110,10 @@ func New(cfg Config, opts ...Option) (*Pool, error) {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
-	o := buildOptions(opts)
+	o, err := buildOptions("New", poolOptions, opts)
+	if err != nil {
+		return nil, err
+	}
 	if o.discovery == nil && cfg.Discovery != "" {
 		o.discovery, _ = ParseDiscovery(cfg.Discovery)
 	}

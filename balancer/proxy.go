@@ -99,7 +99,10 @@ func NewProxy(cfg ProxyConfig, pools []*Pool, opts ...Option) (*Proxy, error) {
 		return nil, &tier.ConfigError{Field: "pools", Problem: "a proxy needs at least one pool"}
 	}
 	cfg = cfg.withDefaults()
-	o := buildOptions(opts)
+	o, err := buildOptions("NewProxy", proxyOptions, opts)
+	if err != nil {
+		return nil, err
+	}
 	byName := make(map[string]*Pool, len(pools))
 	for _, p := range pools {
 		if byName[p.Name()] != nil {
@@ -113,7 +116,6 @@ func NewProxy(cfg ProxyConfig, pools []*Pool, opts ...Option) (*Proxy, error) {
 		if access.Fields == 0 {
 			access.Fields = proxyAccessFields
 		}
-		var err error
 		if px.access, err = accesslog.New(access, px.log); err != nil {
 			return nil, fmt.Errorf("proxy %q: %w", cfg.Name, err)
 		}

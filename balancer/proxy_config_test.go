@@ -3,6 +3,7 @@ package balancer
 import (
 	"errors"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -60,5 +61,19 @@ func TestProxyEngineConfig(t *testing.T) {
 	px, err := NewProxy(ProxyConfig{}, []*Pool{pool})
 	if err != nil || px.Config().Engine != EngineStd {
 		t.Fatalf("engine %q %v", px.Config().Engine, err)
+	}
+}
+
+// TestOptionsThatDoNotApply: an option a constructor does not read is an
+// error naming it, not a setting silently dropped.
+func TestOptionsThatDoNotApply(t *testing.T) {
+	pool := newPool(t, Config{Endpoints: []string{"http://127.0.0.1:1"}})
+	_, err := NewProxy(ProxyConfig{Listen: "127.0.0.1:0"}, []*Pool{pool}, WithLogger(nil), WithDiscovery(Static{}), WithTransport(http.DefaultTransport))
+	if err == nil || !strings.Contains(err.Error(), "WithDiscovery does not apply to NewProxy") || !strings.Contains(err.Error(), "WithTransport does not apply to NewProxy") {
+		t.Errorf("NewProxy: %v", err)
+	}
+	_, err = New(Config{Endpoints: []string{"http://127.0.0.1:1"}}, WithRegistry(nil), WithAccessLog(tier.AccessLogConfig{}))
+	if err == nil || err.Error() != "balancer: WithAccessLog does not apply to New" {
+		t.Errorf("New: %v", err)
 	}
 }

@@ -37,8 +37,12 @@ type Guards struct {
 // NewGuards returns an empty registry. It uses the WithLogger, WithRegistry,
 // WithHealth and WithTracerProvider options; guards register on that Health as checkers named
 // "guard:<name>".
-func NewGuards(opts ...Option) *Guards {
-	o := buildOptions(opts)
+func NewGuards(opts ...GuardsOption) *Guards {
+	return newGuards(buildGuardsOptions(opts))
+}
+
+// newGuards builds the registry from the options New and NewGuards share.
+func newGuards(o options) *Guards {
 	r := &Guards{log: o.log, reg: obs.Registerer(o.reg), tracer: tracing.Tracer(o.tracer), guards: make(map[string]*Guard)}
 	r.vecs, r.err = newGuardVecs(r.reg)
 	if o.health != nil {

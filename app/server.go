@@ -79,7 +79,7 @@ func New(cfg Config, opts ...Option) (*Server, error) {
 		s.health = &tier.Health{}
 	}
 	if s.guards == nil {
-		s.guards = NewGuards(opts...)
+		s.guards = newGuards(o)
 	}
 	s.guards.watch(s.health)
 	if o.validator == nil {

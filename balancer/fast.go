@@ -144,6 +144,10 @@ func (px *Proxy) ServeFast(ctx *fasthttp.RequestCtx) { px.serveFast(ctx) }
 // serveFast forwards the request of ctx to the pool of its route; see
 // ServeHTTP, whose guarantees it keeps.
 func (px *Proxy) serveFast(ctx *fasthttp.RequestCtx) {
+	if h := px.probes.fastHandler(b2s(ctx.Path())); h != nil {
+		h(ctx)
+		return
+	}
 	x := fastExchanges.Get().(*fastExchange)
 	x.px, x.ctx, x.start = px, ctx, time.Now()
 	x.deadline = px.ownDeadline(fastContext(ctx), x.start)

@@ -66,6 +66,7 @@ type Proxy struct {
 	metrics *obs.HTTPMetrics
 	access  *accesslog.Log // nil unless WithAccessLog
 	health  *tier.Health
+	probes  probes
 	certs   *certreload.Reloader
 	tunnels tunnels
 	limits  *proxyLimits // nil without RateLimit or ConnLimit
@@ -158,6 +159,7 @@ func NewProxy(cfg ProxyConfig, pools []*Pool, opts ...Option) (*Proxy, error) {
 	for _, p := range pools {
 		px.health.Register("pool "+p.Name(), p)
 	}
+	px.probes = newProbes(cfg, px.health)
 
 	srv := &http.Server{
 		Addr:              cfg.Listen,
@@ -296,6 +298,10 @@ func (px *Proxy) Stop(ctx context.Context) error {
 // pool's name as the route) and the access log, and a panic is answered
 // (see recoverPanic).
 func (px *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if h := px.probes.handler(r.URL.Path); h != nil {
+		h.ServeHTTP(w, r)
+		return
+	}
 	start := time.Now()
 	px.metrics.Begin()
 	ex := &exchange{resp: answer{ResponseWriter: w}, id: httpx.AcceptRequestID(r.Header, nil)}

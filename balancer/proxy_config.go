@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/threetier/threetier/balancer/ratelimit"
+	"github.com/threetier/threetier/internal/configcheck"
 	"github.com/threetier/threetier/tier"
 )
 
@@ -58,6 +59,14 @@ type ProxyConfig struct {
 	// the first pool given to NewProxy. "-" means none: such requests get
 	// 404.
 	DefaultPool string `env:"DEFAULT_POOL" json:"default_pool,omitempty"`
+	// HealthPath and ReadyPath, when set, are answered by the node itself
+	// on its listener, not forwarded: liveness, and readiness from Health
+	// (every pool has an endpoint to take traffic, and what else is
+	// registered there), as HAProxy's monitor-uri does, for a probe that
+	// can only reach the public port. Zero (or "-") means not served: a
+	// door forwards every path it does not own, and owns none unless told.
+	HealthPath string `env:"HEALTH_PATH" json:"health_path,omitempty"`
+	ReadyPath  string `env:"READY_PATH" json:"ready_path,omitempty"`
 	// TrustedProxies are the networks (CIDRs, or single addresses) whose
 	// X-Forwarded-For, -Proto, -Host and Forwarded headers are kept and
 	// appended to. From anyone else they are replaced: by default the node
@@ -183,6 +192,11 @@ func (c ProxyConfig) Validate() error {
 	case "", EngineFast, EngineStd:
 	default:
 		bad("Engine", c.Engine, "unknown engine", EngineFast+" or "+EngineStd)
+	}
+	for _, p := range []struct{ name, v string }{{"HealthPath", c.HealthPath}, {"ReadyPath", c.ReadyPath}} {
+		if err := configcheck.RoutePath(p.name, p.v); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	for i, r := range c.Routes {
 		if r.Pool == "" {

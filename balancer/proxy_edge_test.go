@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -196,5 +197,55 @@ threetier_proxy_requests_total{code="499",method="GET",route="orders"} 1
 `)
 	if n := testutil.CollectAndCount(reg, "threetier_proxy_request_duration_seconds"); n != 3 {
 		t.Fatalf("%d duration series", n)
+	}
+}
+
+// TestProxyAnswersItsProbes: HealthPath and ReadyPath are answered by the
+// node on both engines, never forwarded, and readiness follows Health;
+// without them the same paths go upstream like any other.
+func TestProxyAnswersItsProbes(t *testing.T) {
+	forEngine(t, func(t *testing.T, engine string) {
+		var upstream atomic.Int32
+		backend := newBackendServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			upstream.Add(1)
+			w.WriteHeader(http.StatusTeapot)
+		}))
+		get := func(url string) int {
+			t.Helper()
+			res, err := http.Get(url)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_ = res.Body.Close()
+			return res.StatusCode
+		}
+		px, url := startProxyOn(t, engine, ProxyConfig{HealthPath: "/healthz", ReadyPath: "/readyz"}, []*Pool{newPool(t, Config{Endpoints: []string{backend}})})
+		if got := get(url + "/healthz"); got != http.StatusOK {
+			t.Errorf("/healthz: %d", got)
+		}
+		if got := get(url + "/readyz"); got != http.StatusOK {
+			t.Errorf("/readyz: %d", got)
+		}
+		px.Health().Register("gossip", tier.CheckFunc(func(context.Context) error { return errors.New("alone") }))
+		if got := get(url + "/readyz"); got != http.StatusServiceUnavailable {
+			t.Errorf("/readyz with a failing check: %d", got)
+		}
+		if n := upstream.Load(); n != 0 {
+			t.Errorf("%d probes forwarded", n)
+		}
+		if got := get(url + "/other"); got != http.StatusTeapot || upstream.Load() != 1 {
+			t.Errorf("/other: %d, %d forwarded", got, upstream.Load())
+		}
+		_, plain := startProxyOn(t, engine, ProxyConfig{}, []*Pool{newPool(t, Config{Name: "plain", Endpoints: []string{backend}})})
+		if got := get(plain + "/readyz"); got != http.StatusTeapot || upstream.Load() != 2 {
+			t.Errorf("/readyz without ReadyPath: %d, %d forwarded", got, upstream.Load())
+		}
+	})
+}
+
+func TestProxyProbePathsAreChecked(t *testing.T) {
+	err := ProxyConfig{HealthPath: "healthz", ReadyPath: "/ready*"}.Validate()
+	if err == nil || !strings.Contains(err.Error(), "HealthPath") || !strings.Contains(err.Error(), "ReadyPath") {
+		t.Fatalf("Validate: %v", err)
 	}
 }

@@ -121,10 +121,17 @@ type clusterRun struct {
 	queue    *memberlist.TransmitLimitedQueue
 	name     string
 	epoch    int64 // when this life of the node began: orders its reports
+	ctx      context.Context
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
 	unsubs   []func()
 	localAdr string
+
+	// peersMu guards peers: the Peers, then those given to Join, which
+	// joinLoop tries while the node is alone. looping says it runs.
+	peersMu sync.Mutex
+	peers   []string
+	looping bool
 }
 
 type departure struct {
@@ -245,7 +252,7 @@ func (c *Cluster) Start(ctx context.Context) error {
 	}
 
 	runCtx, cancel := context.WithCancel(context.Background())
-	r := &clusterRun{name: name, epoch: time.Now().UnixNano(), cancel: cancel, localAdr: local}
+	r := &clusterRun{name: name, epoch: time.Now().UnixNano(), ctx: runCtx, cancel: cancel, localAdr: local}
 	mc := c.cfg.memberlistConfig(c.log)
 	mc.Name = name
 	mc.Transport = tr
@@ -298,23 +305,62 @@ func (c *Cluster) Start(ctx context.Context) error {
 		r.wg.Go(func() { c.limitLoop(runCtx, r) })
 	}
 
-	peers := c.peersBut(local)
-	if len(peers) > 0 {
-		if n, err := ml.Join(peers); n == 0 {
-			c.log.Warn("cluster: no peer reached; running alone and retrying", "peers", peers, "err", err, "retry", c.cfg.JoinRetry)
-		} else {
-			c.log.Info("cluster: joined", "node", name, "via", n, "members", ml.NumMembers())
-		}
-		r.wg.Go(func() { c.joinLoop(runCtx, r, peers) })
-	}
+	c.join(runCtx, r, c.peersBut(c.cfg.Peers, local))
 	c.log.Info("cluster node started", "node", name, "addr", local, "encrypted", c.key != nil)
 	return nil
 }
 
-// peersBut returns the Peers other than this node's own addresses.
-func (c *Cluster) peersBut(local string) []string {
+// Join joins the cluster through peers (host:port gossip addresses) on a
+// node already started: for a peer whose address is known only once this
+// node runs. Like the Peers at Start, joining fails softly: a node that
+// reaches none of them stays alone and tries them again every JoinRetry,
+// with the Peers, until Stop. Join fails on a node not running
+// (ErrStopped) and on an address that is not host:port.
+func (c *Cluster) Join(peers ...string) error {
+	for _, p := range peers {
+		if _, port, err := net.SplitHostPort(p); err != nil || port == "" {
+			return &tier.ConfigError{Field: "peers", Value: p, Problem: "not host:port", Allowed: "host:port"}
+		}
+	}
+	c.runMu.Lock()
+	defer c.runMu.Unlock()
+	r := c.run
+	if r == nil {
+		return ErrStopped
+	}
+	c.join(r.ctx, r, c.peersBut(peers, r.localAdr))
+	return nil
+}
+
+// join adds peers to those r tries, tries them at once and starts the
+// retry loop if it is not running. The caller holds runMu.
+func (c *Cluster) join(ctx context.Context, r *clusterRun, peers []string) {
+	if len(peers) == 0 {
+		return
+	}
+	r.peersMu.Lock()
+	for _, p := range peers {
+		if !slices.Contains(r.peers, p) {
+			r.peers = append(r.peers, p)
+		}
+	}
+	start := !r.looping
+	r.looping = true
+	r.peersMu.Unlock()
+	if n, err := r.ml.Join(peers); n == 0 {
+		c.log.Warn("cluster: no peer reached; running alone and retrying", "peers", peers, "err", err, "retry", c.cfg.JoinRetry)
+	} else {
+		c.log.Info("cluster: joined", "node", r.name, "via", n, "members", r.ml.NumMembers())
+	}
+	if start {
+		r.wg.Go(func() { c.joinLoop(ctx, r) })
+	}
+}
+
+// peersBut returns peers other than this node's own addresses.
+func (c *Cluster) peersBut(peers []string, local string) []string {
 	var out []string
-	for _, p := range c.cfg.Peers {
+	for _, p := range peers {
 		if p == local || p == c.cfg.Listen || (c.cfg.Advertise != "" && p == c.cfg.Advertise) {
 			continue
 		}
@@ -326,7 +372,7 @@ func (c *Cluster) peersBut(local string) []string {
 // joinLoop tries the Peers every JoinRetry while this node is alone: at
 // first when none answered, later when all its peers died or a partition
 // cut them off (memberlist does not rejoin dead nodes by itself).
-func (c *Cluster) joinLoop(ctx context.Context, r *clusterRun, peers []string) {
+func (c *Cluster) joinLoop(ctx context.Context, r *clusterRun) {
 	t := time.NewTicker(c.cfg.JoinRetry)
 	defer t.Stop()
 	for {
@@ -338,6 +384,9 @@ func (c *Cluster) joinLoop(ctx context.Context, r *clusterRun, peers []string) {
 		if r.ml.NumMembers() > 1 {
 			continue
 		}
+		r.peersMu.Lock()
+		peers := slices.Clone(r.peers)
+		r.peersMu.Unlock()
 		if n, err := r.ml.Join(peers); n > 0 {
 			c.log.Info("cluster: joined", "node", r.name, "via", n, "members", r.ml.NumMembers())
 		} else {

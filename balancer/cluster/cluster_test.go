@@ -541,3 +541,25 @@ func TestClusterPairStoppedTogether(t *testing.T) {
 		}
 	}
 }
+
+// TestJoinAfterStart: a node started alone joins a peer whose address is
+// known only once that peer runs; Join refuses a bad address and a node
+// that is not running.
+func TestJoinAfterStart(t *testing.T) {
+	a := startNode(t, Config{Name: "a"})
+	b := startNode(t, Config{Name: "b"})
+	if err := b.Join("no-port"); err == nil {
+		t.Error("Join(no-port): no error")
+	}
+	if err := b.Join(a.LocalAddr()); err != nil {
+		t.Fatal(err)
+	}
+	wait.For(t, 5*time.Second, "a and b to see each other", func() bool { return aliveCount(a.Cluster) == 2 && aliveCount(b.Cluster) == 2 })
+	idle, err := New(Config{Listen: "127.0.0.1:0", Key: testClusterKey}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := idle.Join(a.LocalAddr()); !errors.Is(err, ErrStopped) {
+		t.Errorf("Join before Start: %v, want ErrStopped", err)
+	}
+}

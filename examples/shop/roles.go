@@ -115,7 +115,7 @@ func runAll(ctx context.Context, f *flags, log *slog.Logger, tp trace.TracerProv
 	}
 
 	// The two front doors gossip over loopback with a key made for this
-	// run; the second one joins the first once it is bound.
+	// run; the second one joins the first once both are bound.
 	key := make([]byte, 32)
 	if _, err := rand.Read(key); err != nil {
 		return err
@@ -124,17 +124,6 @@ func runAll(ctx context.Context, f *flags, log *slog.Logger, tp trace.TracerProv
 	for i, addr := range doorAddrs {
 		name := fmt.Sprintf("door-%d", i+1)
 		first := i == 0
-		var prev *door
-		if !first {
-			prev = doors[0]
-		}
-		gossip := func() (cluster.Config, error) {
-			cfg := cluster.Config{Name: name, Listen: "127.0.0.1:0", Key: base64.StdEncoding.EncodeToString(key)}
-			if prev != nil {
-				cfg.Peers = []string{prev.cluster.LocalAddr()}
-			}
-			return cfg, nil
-		}
 		statsListen := ""
 		if first {
 			statsListen = statsAddr
@@ -144,7 +133,7 @@ func runAll(ctx context.Context, f *flags, log *slog.Logger, tp trace.TracerProv
 			pool:     inProcessPool("web"),
 			discover: balancer.Local(sites...),
 			proxy:    balancer.ProxyConfig{Name: name, Listen: addr},
-			cluster:  gossip,
+			cluster:  &cluster.Config{Name: name, Listen: "127.0.0.1:0", Key: base64.StdEncoding.EncodeToString(key)},
 			stats:    stats.Config{Listen: statsListen, Name: name},
 			reg:      labelled(reg, name),
 			metrics:  reg,
@@ -157,9 +146,12 @@ func runAll(ctx context.Context, f *flags, log *slog.Logger, tp trace.TracerProv
 	}
 
 	runner := tier.Runner{Logger: log, StopTimeout: stopTimeout, Started: func() {
+		if err := doors[1].cluster.Join(doors[0].cluster.LocalAddr()); err != nil {
+			log.Warn("door-2 did not join door-1", "err", err)
+		}
 		l := listening{Role: roleAll, Webs: siteAddrs(sites), Apps: appAddrs(apps)}
 		for _, d := range doors {
-			l.Doors = append(l.Doors, d.front.Addr())
+			l.Doors = append(l.Doors, d.proxy.Addr())
 			l.Cluster = append(l.Cluster, d.cluster.LocalAddr())
 			if d.stats != nil {
 				l.Stats = d.stats.Addr()
@@ -221,16 +213,13 @@ func runBalancer(ctx context.Context, f *flags, log *slog.Logger, tp trace.Trace
 		return err
 	}
 	reg := tier.NewRegistry()
-	spec := doorSpec{name: pxCfg.Name, pool: poolCfg, proxy: pxCfg, stats: statsCfg, reg: reg, metrics: reg}
-	if clusterCfg != nil {
-		spec.cluster = func() (cluster.Config, error) { return *clusterCfg, nil }
-	}
+	spec := doorSpec{name: pxCfg.Name, pool: poolCfg, proxy: pxCfg, cluster: clusterCfg, stats: statsCfg, reg: reg, metrics: reg}
 	d, err := newDoor(spec, log, tp)
 	if err != nil {
 		return err
 	}
 	runner := tier.Runner{Logger: log, StopTimeout: stopTimeout, Started: func() {
-		l := listening{Role: roleBalancer, Doors: []string{d.front.Addr()}}
+		l := listening{Role: roleBalancer, Doors: []string{d.proxy.Addr()}}
 		if d.stats != nil {
 			l.Stats = d.stats.Addr()
 		}

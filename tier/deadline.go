@@ -14,7 +14,7 @@ import (
 //
 // The deadline is set once, at the edge: the front door's
 // balancer.ProxyConfig.ResponseTimeout, the web tier's
-// web.ForwardConfig.Timeout.
+// web.ForwardConfig.ResponseTimeout.
 // Every hop takes the earlier of its own deadline and its arrival plus the
 // header (ShortenDeadline), so that a caller can shorten its deadline but
 // never extend it, and sends on what is left when the request goes out

@@ -75,7 +75,7 @@
 // Routes given with WithForward go to the app tier through a balancer
 // Pool (Forwarder). The security headers and request ID the web tier sets
 // are defaults there: a header the app tier sends replaces the web tier's,
-// so none goes out twice. ForwardConfig.Timeout is the request's deadline:
+// so none goes out twice. ForwardConfig.ResponseTimeout is the request's deadline:
 // each attempt takes what is left of it to the app tier in
 // tier.HeaderTimeout, whose requests end with it, and a deadline sent by
 // the front door in front (or a client) can shorten it, never lengthen

@@ -225,8 +225,14 @@ func staleCatalogueServedOnceTheBreakerOpens(t *testing.T, s *splitShop, client 
 	if open.IsZero() {
 		t.Fatal("no breaker opened while the database hung")
 	}
-	if stale == 0 || firstStale > open.Sub(frozen)+300*time.Millisecond {
-		t.Errorf("first stale answer at %s, the breaker open at %s; want one within 300ms of the opening", firstStale, open.Sub(frozen))
+	// The race detector slows every request several times over: there the
+	// bound is a second, and .ci/run checks 300ms in its run without it.
+	staleWithin := 300 * time.Millisecond
+	if raceEnabled {
+		staleWithin = time.Second
+	}
+	if stale == 0 || firstStale > open.Sub(frozen)+staleWithin {
+		t.Errorf("first stale answer at %s, the breaker open at %s; want one within %s of the opening", firstStale, open.Sub(frozen), staleWithin)
 	}
 	wait.For(t, 15*time.Second, "a fresh read once the database is back", func() bool {
 		status, header, err := get(client, s.door+"/api/products")

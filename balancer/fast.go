@@ -676,9 +676,8 @@ func (x *fastExchange) serveProblem(p *tier.Problem) {
 	p.RequestID = string(x.id)
 	resp.Header.SetNoDefaultContentType(true)
 	resp.SetStatusCode(p.Status)
-	tier.ProblemHeader(p, resp.Header.Set)
+	body := tier.ProblemAnswer(p, b2s(x.ctx.Request.Header.Peek("Accept")), resp.Header.Set)
 	resp.Header.SetBytesV(tier.HeaderRequestID, x.id)
-	body := tier.ProblemJSON(p)
 	resp.SetBodyRaw(body)
 	x.status, x.bytes = p.Status, int64(len(body))
 }

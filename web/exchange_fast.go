@@ -117,9 +117,9 @@ func (x fastExchange) problem(p *tier.Problem) {
 	for _, k := range problemDropped {
 		h.Del(k)
 	}
-	tier.ProblemHeader(p, h.Set)
+	body := tier.ProblemAnswer(p, x.headerList("Accept"), h.Set)
 	x.ctx.SetStatusCode(p.Status)
-	x.ctx.SetBody(tier.ProblemJSON(p))
+	x.ctx.SetBody(body)
 }
 
 // problemDropped are the headers of a representation that a problem

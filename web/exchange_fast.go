@@ -33,7 +33,7 @@ func (f *Files) serveFast(ctx *fasthttp.RequestCtx, reqCtx context.Context) {
 		// cleaned as well, and the rules refuse rather than clean.
 		p, err := url.PathUnescape(x.escaped)
 		if err != nil {
-			x.problem(tier.NewProblem(http.StatusBadRequest, errBadPath.Error()+": bad escape"))
+			refuse(f, x, tier.NewProblem(http.StatusBadRequest, errBadPath.Error()+": bad escape"))
 			return
 		}
 		x.decoded = p

@@ -236,7 +236,8 @@ func (s *Server) Stop(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// handleError answers every error a handler returns as problem+json.
+// handleError answers every error a handler returns as a problem, or with
+// the page FilesConfig.ErrorPages holds for its status.
 func (s *Server) handleError(err error, c echo.Context) {
 	if c.Response().Committed {
 		return
@@ -255,6 +256,10 @@ func (s *Server) handleError(err error, c echo.Context) {
 	default:
 		s.log.ErrorContext(r.Context(), "web: handler error", "method", r.Method, "path", r.URL.Path, "err", err)
 		p = tier.NewProblem(http.StatusInternalServerError, "internal error")
+	}
+	if s.files != nil {
+		refuse(s.files, httpExchange{w: w, r: r}, p)
+		return
 	}
 	tier.ServeProblem(w, r, p)
 }

@@ -112,7 +112,7 @@ func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 	fl.StringVar(&f.proxy.TLSKey, "tls-key", "", "PEM key file")
 	fl.StringVar(&f.proxy.RedirectListen, "redirect-http", "", "plain-HTTP address that redirects to HTTPS")
 	fl.StringVar(&f.trusted, "trusted-proxies", "", "comma-separated CIDRs whose X-Forwarded-* headers are kept")
-	fl.BoolVar(&f.proxy.AccessLog, "access-log", false, "log every request")
+	fl.BoolVar(&f.proxy.AccessLog, "access-log", true, "log every request, as HAProxy does (-access-log=false: none)")
 	fl.Float64Var(&f.proxy.RateLimit, "rate-limit", 0, "requests per second per client address, counted across the cluster; a request over it gets 429 (0: off)")
 	fl.IntVar(&f.proxy.RateBurst, "rate-burst", 0, "requests a client may make at once over -rate-limit (0: the rate, rounded up)")
 	fl.IntVar(&f.proxy.ConnLimit, "conn-limit", 0, "connections one client address may hold open at once; more are reset (0: no cap)")
@@ -189,7 +189,9 @@ func configs(f *flags, env *tier.Env) (balancer.Config, balancer.ProxyConfig, er
 	override(f, "tls-key", &proxy.TLSKey, f.proxy.TLSKey)
 	override(f, "redirect-http", &proxy.RedirectListen, f.proxy.RedirectListen)
 	override(f, "trusted-proxies", &proxy.TrustedProxies, f.proxy.TrustedProxies)
-	override(f, "access-log", &proxy.AccessLog, f.proxy.AccessLog)
+	if _, inEnv := env.Lookup(balancer.ProxyEnvPrefix + "ACCESS_LOG"); f.set["access-log"] || !inEnv {
+		proxy.AccessLog = f.proxy.AccessLog // on unless the flag or the variable says otherwise
+	}
 	override(f, "max-conns", &proxy.MaxConns, f.proxy.MaxConns)
 	override(f, "rate-limit", &proxy.RateLimit, f.proxy.RateLimit)
 	override(f, "rate-burst", &proxy.RateBurst, f.proxy.RateBurst)

@@ -299,6 +299,9 @@ const (
 // Config configures the web tier server. The zero value listens on
 // 127.0.0.1:8080 over plain HTTP with every default below.
 type Config struct {
+	// Name names the instance in lifecycle logs and errors ("web-1"), so
+	// that two of one process tell apart; empty means "web".
+	Name string `env:"NAME" json:"name,omitempty"`
 	// Listen is the address to serve on; empty means 127.0.0.1:8080.
 	Listen string `env:"LISTEN" json:"listen"`
 	// Engine serves the listener's HTTP/1.1 requests: EngineFast (the
@@ -357,6 +360,9 @@ type Config struct {
 func DefaultConfig() Config { return Config{}.withDefaults() }
 
 func (c Config) withDefaults() Config {
+	if c.Name == "" {
+		c.Name = "web"
+	}
 	if c.Listen == "" {
 		c.Listen = DefaultListen
 	}

@@ -62,7 +62,7 @@ func newDoor(s doorSpec, log *slog.Logger, tp trace.TracerProvider) (*door, erro
 		return nil, err
 	}
 	if s.cluster != nil {
-		d.cluster = &lazyCluster{config: s.cluster, pools: pools,
+		d.cluster = &lazyCluster{name: "cluster@" + s.name, config: s.cluster, pools: pools,
 			opts: []cluster.Option{cluster.WithLogger(log), cluster.WithRegistry(s.reg)}}
 		px.Health().Register("cluster", d.cluster)
 	}
@@ -167,6 +167,7 @@ func statsListener(cfg stats.Config, px *balancer.Proxy, pools []*balancer.Pool,
 // first one's bound gossip address. It is also the stats page's view of
 // the cluster, empty until started.
 type lazyCluster struct {
+	name   string
 	config func() (cluster.Config, error)
 	pools  []*balancer.Pool
 	opts   []cluster.Option
@@ -181,8 +182,8 @@ func (l *lazyCluster) get() *cluster.Cluster {
 	return l.c
 }
 
-// Name is "cluster".
-func (l *lazyCluster) Name() string { return "cluster" }
+// Name is "cluster@" and the node's name.
+func (l *lazyCluster) Name() string { return l.name }
 
 // Start builds the node and joins its peers.
 func (l *lazyCluster) Start(ctx context.Context) error {

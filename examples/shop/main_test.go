@@ -309,8 +309,12 @@ func TestShopEndToEnd(t *testing.T) {
 	a = do(t, s.client, "POST", s.door(0)+"/api/orders", orderBody([2]int{1, 1}), "Content-Type", "text/plain")
 	problem(t, "body not JSON", a, 415)
 
-	// Unknown API routes are the app tier's 404 problem, not the page.
-	problem(t, "unknown route", do(t, s.client, "GET", s.door(0)+"/api/nope", "", "Accept", "text/html"), 404)
+	// Unknown API routes are the app tier's 404 problem, not the
+	// storefront: as a page for a browser.
+	problem(t, "unknown route", do(t, s.client, "GET", s.door(0)+"/api/nope", ""), 404)
+	if a := do(t, s.client, "GET", s.door(0)+"/api/nope", "", "Accept", "text/html"); a.status != 404 || !strings.Contains(a.body, "<h1>404 Not Found</h1>") || a.header.Get(headerServedBy) == "" {
+		t.Errorf("unknown route, to a browser: %d %s %.300s", a.status, a.header, a.body)
+	}
 
 	// The metrics are not the clients' business: the front doors pass
 	// /metrics on to the web tier, which serves none; the admin listener

@@ -143,6 +143,7 @@ func runAll(ctx context.Context, f *flags, log *slog.Logger, tp trace.TracerProv
 			statsListen = statsAddr
 		}
 		proxyCfg := balancer.ProxyConfig{Name: name, Listen: addr}
+		accessLog(f, &proxyCfg)
 		d, err := newDoor(doorSpec{
 			name:     name,
 			pool:     inProcessPool("web@" + name),
@@ -214,6 +215,7 @@ func runBalancer(ctx context.Context, f *flags, log *slog.Logger, tp trace.Trace
 	override(f, "name", &pxCfg.Name, f.name)
 	setIfZero(&pxCfg.Name, "door")
 	drainDelay(f, &pxCfg.DrainDelay)
+	accessLog(f, &pxCfg)
 	var statsCfg stats.Config
 	if err := tier.LoadEnvFrom(f.environ, stats.EnvPrefix, &statsCfg); err != nil {
 		return err

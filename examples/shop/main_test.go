@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/goleak"
 
+	"github.com/threetier/threetier/balancer"
 	"github.com/threetier/threetier/balancer/stats"
 	"github.com/threetier/threetier/internal/leaks"
 	"github.com/threetier/threetier/tier"
@@ -621,6 +622,32 @@ func TestShopRejectsBadFlags(t *testing.T) {
 		var stderr bytes.Buffer
 		if err := run(context.Background(), args, &stderr, nil); err == nil {
 			t.Errorf("%v accepted", args)
+		}
+	}
+}
+
+// The front doors log every request unless -access-log=false or
+// THREETIER_PROXY_ACCESS_LOG=false says otherwise; the flag wins.
+func TestShopDoorAccessLogOnByDefault(t *testing.T) {
+	for _, c := range []struct {
+		args, environ []string
+		on            bool
+	}{
+		{nil, nil, true},
+		{[]string{"-access-log=false"}, nil, false},
+		{nil, []string{"THREETIER_PROXY_ACCESS_LOG=false"}, false},
+		{[]string{"-access-log"}, []string{"THREETIER_PROXY_ACCESS_LOG=false"}, true},
+	} {
+		f, err := parseFlags(append([]string{"-role", "balancer"}, c.args...), c.environ, io.Discard)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var cfg balancer.ProxyConfig
+		if err := tier.LoadEnvFrom(c.environ, balancer.ProxyEnvPrefix, &cfg); err != nil {
+			t.Fatal(err)
+		}
+		if accessLog(f, &cfg); cfg.AccessLog != c.on {
+			t.Errorf("%v %v: access log %v, want %v", c.args, c.environ, cfg.AccessLog, c.on)
 		}
 	}
 }

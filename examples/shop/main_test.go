@@ -22,6 +22,8 @@ import (
 	"github.com/threetier/threetier/balancer"
 	"github.com/threetier/threetier/balancer/stats"
 	"github.com/threetier/threetier/internal/leaks"
+	"github.com/threetier/threetier/internal/syncbuf"
+	"github.com/threetier/threetier/internal/wait"
 	"github.com/threetier/threetier/tier"
 )
 
@@ -693,6 +695,72 @@ func TestShopMergesTheDatabaseFlagWithTheVariables(t *testing.T) {
 		}
 		if c.want == "" && err != nil || c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)) {
 			t.Errorf("%v with %v: %v, want %q", c.args, c.environ, err, c.want)
+		}
+	}
+}
+
+// In one process, every instance has a name of its own: the lifecycle
+// lines name the instance of each tier (its pool, its cluster node), and
+// each access line names its instance.
+func TestOneProcessNamesEachTier(t *testing.T) {
+	t.Setenv("THREETIER_LOG_FORMAT", "json")
+	var logs syncbuf.Buffer
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ready := make(chan listening, 1)
+	done := make(chan error, 1)
+	args := []string{"-listen", "127.0.0.1:0,127.0.0.1:0", "-stats", "127.0.0.1:0", "-db", filepath.Join(t.TempDir(), "shop.db")}
+	go func() { done <- run(ctx, args, &logs, ready) }()
+	var l listening
+	select {
+	case l = <-ready:
+	case err := <-done:
+		t.Fatalf("shop ended before serving: %v", err)
+	}
+	c := &http.Client{Timeout: 10 * time.Second}
+	defer c.CloseIdleConnections()
+	wait.For(t, 20*time.Second, "the catalogue through a door", func() bool {
+		resp, err := c.Get("http://" + l.Doors[0] + "/api/products")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	stopping := map[string]int{}
+	for line := range strings.SplitSeq(strings.TrimSpace(logs.String()), "\n") {
+		var rec struct{ Msg, Tier, Instance string }
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			continue // the announcement for people
+		}
+		switch {
+		case rec.Msg == "tier stopping":
+			stopping[rec.Tier]++
+		case rec.Msg == "access" && rec.Instance == "":
+			t.Errorf("an access line names no instance: %s", line)
+		}
+	}
+	// No tier goes by a name that several instances share ("web",
+	// "app", "cluster"): each names its instance.
+	for name := range stopping {
+		switch name {
+		case "web", "app", "cluster", "balancer":
+			t.Errorf("a tier called %q stops: %v", name, stopping)
+		}
+	}
+	for _, instance := range []string{"app-1", "app-2", "web-1", "web-2", "door-1", "door-2"} {
+		named := 0
+		for name, n := range stopping {
+			if strings.Contains(name, instance) {
+				named += n
+			}
+		}
+		if named < 1 || strings.HasPrefix(instance, "web") && named < 2 || strings.HasPrefix(instance, "door") && named < 3 {
+			t.Errorf("%d lifecycle lines name %s: %v", named, instance, stopping)
 		}
 	}
 }

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/threetier/threetier/tier"
 )
 
 // BenchmarkPick measures choosing an endpoint, per policy, for 3 and 1,000
@@ -220,34 +222,42 @@ func BenchmarkProxy(b *testing.B) {
 		benchGet(b, tr, url+"/")
 	})
 	// The fast path's handler alone, on a reused request: what the front
-	// door spends per request beside the engine's own parsing and writing.
-	b.Run("fast-handler", func(b *testing.B) {
-		p, err := New(Config{Endpoints: []string{benchBackend(b), benchBackend(b)}})
-		if err != nil {
-			b.Fatal(err)
+	// door spends per request beside the engine's own parsing and writing;
+	// with the access log, what its line adds (written as text to nowhere).
+	for _, accessLog := range []bool{false, true} {
+		name := "fast-handler"
+		if accessLog {
+			name += "-access-log"
 		}
-		b.Cleanup(p.fast.CloseIdle)
-		px, err := NewProxy(ProxyConfig{}, []*Pool{p})
-		if err != nil {
-			b.Fatal(err)
-		}
-		var req fasthttp.Request // as read from a client, as wrk sends it
-		if err := req.Read(bufio.NewReader(strings.NewReader("GET / HTTP/1.1\r\nHost: front.example\r\nUser-Agent: bench\r\nAccept: */*\r\n\r\n"))); err != nil {
-			b.Fatal(err)
-		}
-		var ctx fasthttp.RequestCtx
-		ctx.Init(&req, &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 40000}, nil)
-		b.ReportAllocs()
-		report := reportCPU(b)
-		for b.Loop() {
-			ctx.Response.Reset()
-			px.serveFast(&ctx)
-			if ctx.Response.StatusCode() != http.StatusOK {
-				b.Fatalf("status %d", ctx.Response.StatusCode())
+		b.Run(name, func(b *testing.B) {
+			p, err := New(Config{Endpoints: []string{benchBackend(b), benchBackend(b)}})
+			if err != nil {
+				b.Fatal(err)
 			}
-		}
-		report()
-	})
+			b.Cleanup(p.fast.CloseIdle)
+			log, _ := tier.NewLogger(tier.LogConfig{}, io.Discard)
+			px, err := NewProxy(ProxyConfig{AccessLog: accessLog}, []*Pool{p}, WithLogger(log))
+			if err != nil {
+				b.Fatal(err)
+			}
+			var req fasthttp.Request // as read from a client, as wrk sends it
+			if err := req.Read(bufio.NewReader(strings.NewReader("GET / HTTP/1.1\r\nHost: front.example\r\nUser-Agent: bench\r\nAccept: */*\r\n\r\n"))); err != nil {
+				b.Fatal(err)
+			}
+			var ctx fasthttp.RequestCtx
+			ctx.Init(&req, &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 40000}, nil)
+			b.ReportAllocs()
+			report := reportCPU(b)
+			for b.Loop() {
+				ctx.Response.Reset()
+				px.serveFast(&ctx)
+				if ctx.Response.StatusCode() != http.StatusOK {
+					b.Fatalf("status %d", ctx.Response.StatusCode())
+				}
+			}
+			report()
+		})
+	}
 	b.Run("httputil", func(b *testing.B) {
 		url := front(b, func(p *Pool) http.Handler {
 			target, _ := neturl.Parse("http://upstream")

@@ -223,6 +223,26 @@ func methodName(m []byte) string {
 	return string(m)
 }
 
+// protoName is the request's protocol as a string for the access log: a
+// constant for HTTP/1.1 and HTTP/1.0.
+func protoName(p []byte) string {
+	for _, s := range [...]string{"HTTP/1.1", "HTTP/1.0"} {
+		if b2s(p) == s {
+			return s
+		}
+	}
+	return string(p)
+}
+
+// remoteName is the client's address as "ip:port", made in one
+// allocation where net.TCPAddr.String takes two.
+func remoteName(a net.Addr) string {
+	if ta, ok := a.(*net.TCPAddr); ok {
+		return ta.AddrPort().String()
+	}
+	return a.String()
+}
+
 // writeHead writes the request's line and headers as they go upstream,
 // but for Host, which depends on the endpoint: the client's end-to-end
 // headers, this hop's forwarding headers, the request ID.
@@ -680,9 +700,8 @@ func (x *fastExchange) serveProblem(p *tier.Problem) {
 	p.RequestID = string(x.id)
 	resp.Header.SetNoDefaultContentType(true)
 	resp.SetStatusCode(p.Status)
-	tier.ProblemHeader(p, resp.Header.Set)
+	body := tier.ProblemAnswer(p, b2s(x.ctx.Request.Header.Peek("Accept")), resp.Header.Set)
 	resp.Header.SetBytesV(tier.HeaderRequestID, x.id)
-	body := tier.ProblemJSON(p)
 	resp.SetBodyRaw(body)
 	x.status, x.bytes = p.Status, int64(len(body))
 }
@@ -713,12 +732,14 @@ func (x *fastExchange) end() {
 		pool = x.rt.pool.Name()
 	}
 	px.metrics.Observe(x.method, pool, status, elapsed, x.bytes)
-	if px.access != nil {
-		ctx := x.ctx
+	if ctx := x.ctx; px.access.Enabled(fastContext(ctx), status, false) {
+		// The line's strings are copied out of the request, which fasthttp
+		// reuses: the ID, the client's address, Host and the URI cost an
+		// allocation each; the method and protocol are constants.
 		px.access.Log(&accesslog.Entry{
-			Context: httpx.WithRequestID(fastContext(ctx), string(x.id)),
-			Remote:  ctx.RemoteAddr().String(), Method: x.method, Host: string(ctx.Host()),
-			URI: string(ctx.RequestURI()), Proto: string(ctx.Request.Header.Protocol()),
+			Context: fastContext(ctx), RequestID: string(x.id),
+			Remote: remoteName(ctx.RemoteAddr()), Method: x.method, Host: string(ctx.Host()),
+			URI: string(ctx.RequestURI()), Proto: protoName(ctx.Request.Header.Protocol()),
 			Pool: pool, Status: status, Bytes: x.bytes, Duration: elapsed,
 		})
 	}

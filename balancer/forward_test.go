@@ -510,6 +510,18 @@ func TestProxyUpstreamFailuresAreProblems(t *testing.T) {
 		if resp.StatusCode != http.StatusBadGateway || resp.Header.Get("Content-Type") != tier.ContentTypeProblem {
 			t.Fatalf("unreachable upstream: %d", resp.StatusCode)
 		}
+		// A browser gets the same problem as a page.
+		req, _ := http.NewRequest(http.MethodGet, front+"/x?<q>", nil)
+		req.Header.Set("Accept", "text/html,application/xhtml+xml,*/*;q=0.8")
+		if resp, err = http.DefaultClient.Do(req); err != nil {
+			t.Fatal(err)
+		}
+		page, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadGateway || resp.Header.Get("Content-Type") != "text/html; charset=utf-8" ||
+			!strings.Contains(string(page), "<h1>502 Bad Gateway</h1>") || !strings.Contains(string(page), resp.Header.Get(tier.HeaderRequestID)) {
+			t.Fatalf("unreachable upstream, to a browser: %d %q %s", resp.StatusCode, resp.Header.Get("Content-Type"), page)
+		}
 
 		// The response timeout bounds the wait for headers, retries
 		// included: 504 in time, though each attempt alone has longer.

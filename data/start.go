@@ -84,6 +84,9 @@ func (db *DB) waitForDatabase(ctx context.Context, deadline time.Time) {
 		}
 		pctx, cancel := context.WithDeadline(ctx, deadline)
 		err := db.ping(pctx, true)
+		// A try the start timeout cut short says only that time ran out:
+		// the last whole try's error says why the database did not answer.
+		cut := pctx.Err() != nil
 		cancel()
 		if err == nil && db.fsys != nil {
 			// The migrations are bounded by Stop only: once the database
@@ -98,7 +101,9 @@ func (db *DB) waitForDatabase(ctx context.Context, deadline time.Time) {
 		case err == nil:
 			s.since, s.last = time.Time{}, nil
 		case waitable(err):
-			s.last = err
+			if s.last == nil || !cut {
+				s.last = err
+			}
 		default:
 			s.failed = err
 		}

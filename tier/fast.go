@@ -225,7 +225,7 @@ func (e *fastEngine) answerError(ctx *fasthttp.RequestCtx, err error) {
 		}
 	}
 	ctx.Response.Reset()
-	WriteProblem(&fastWriter{ctx: ctx, header: http.Header{}}, p)
+	writeProblem(&fastWriter{ctx: ctx, header: http.Header{}}, p, string(ctx.Request.Header.Peek("Accept")))
 }
 
 // fastWriter writes an http.ResponseWriter's answer into a fasthttp

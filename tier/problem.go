@@ -2,9 +2,13 @@ package tier
 
 import (
 	"encoding/json"
+	"html"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
+
+	"github.com/threetier/threetier/internal/accept"
 )
 
 // ContentTypeProblem is the media type of RFC 9457 problem details.
@@ -51,32 +55,50 @@ func (p *Problem) Error() string {
 
 // WriteProblem sends p as application/problem+json with its status, and a
 // Retry-After header (whole seconds, at least 1) when p.RetryAfter is set.
-func WriteProblem(w http.ResponseWriter, p *Problem) {
+// ServeProblem, which knows the request, answers a browser with a page.
+func WriteProblem(w http.ResponseWriter, p *Problem) { writeProblem(w, p, "") }
+
+// writeProblem sends p's answer to a client whose Accept header is
+// acceptHeader.
+func writeProblem(w http.ResponseWriter, p *Problem, acceptHeader string) {
 	h := w.Header()
 	h.Del("Content-Length")
 	h.Del("Content-Encoding")
 	h.Del("ETag")
 	h.Del("Last-Modified")
-	ProblemHeader(p, h.Set)
-	body := ProblemJSON(p)
+	body := ProblemAnswer(p, acceptHeader, h.Set)
 	w.WriteHeader(p.Status)
 	_, _ = w.Write(body)
 }
 
-// ProblemHeader sets the headers of p's answer through set: its content
-// type, no caching, and Retry-After when p.RetryAfter is set. With
-// ProblemJSON it is the answer for a server that has no
-// http.ResponseWriter.
-func ProblemHeader(p *Problem, set func(name, value string)) {
-	set("Content-Type", ContentTypeProblem)
+// ProblemAnswer sets the headers of p's answer to a client whose Accept
+// header is acceptHeader through set, and returns its body: a small HTML page
+// when the client prefers text/html (a browser's navigation), else
+// problem+json (API clients, scripts, "*/*", no Accept at all). The answer
+// is never cached (and so needs no Vary), and carries Retry-After when
+// p.RetryAfter is set. Every tier answers its problems through it, on
+// either engine; a server without an http.ResponseWriter calls it itself.
+func ProblemAnswer(p *Problem, acceptHeader string, set func(name, value string)) []byte {
+	if p.Title == "" {
+		p.Title = http.StatusText(p.Status)
+	}
 	set("Cache-Control", "no-store")
 	if p.RetryAfter > 0 {
 		set("Retry-After", strconv.FormatInt(retryAfterSeconds(p.RetryAfter), 10))
 	}
+	if accept.PrefersHTML(acceptHeader) {
+		set("Content-Type", "text/html; charset=utf-8")
+		// The page loads nothing: whatever a detail smuggled past the
+		// escaping could not run or fetch either.
+		set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'")
+		return problemHTML(p)
+	}
+	set("Content-Type", ContentTypeProblem)
+	return ProblemJSON(p)
 }
 
-// ProblemJSON returns the body of p's answer, a JSON object and a newline;
-// a missing Title becomes the status's standard text.
+// ProblemJSON returns p as problem+json, a JSON object and a newline; a
+// missing Title becomes the status's standard text.
 func ProblemJSON(p *Problem) []byte {
 	if p.Title == "" {
 		p.Title = http.StatusText(p.Status)
@@ -86,6 +108,47 @@ func ProblemJSON(p *Problem) []byte {
 		b = []byte(`{"title":"Internal Server Error","status":500}`)
 	}
 	return append(b, '\n')
+}
+
+// problemHTML is p as a page a person reads: the status and title, the
+// detail, the invalid fields, and the path and request ID to quote. Every
+// field is escaped.
+func problemHTML(p *Problem) []byte {
+	var b strings.Builder
+	esc := html.EscapeString
+	heading := strconv.Itoa(p.Status) + " " + esc(p.Title)
+	b.WriteString("<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">" +
+		"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>")
+	b.WriteString(heading)
+	b.WriteString("</title>\n<style>body{font:16px/1.5 system-ui,sans-serif;max-width:40em;margin:4em auto;padding:0 1em;color:#222}" +
+		"small{color:#666}code{font-size:.9em}</style></head>\n<body>\n<h1>")
+	b.WriteString(heading)
+	b.WriteString("</h1>\n")
+	if p.Detail != "" {
+		b.WriteString("<p>" + esc(p.Detail) + "</p>\n")
+	}
+	if len(p.Errors) > 0 {
+		b.WriteString("<ul>\n")
+		for _, f := range p.Errors {
+			b.WriteString("<li><code>" + esc(f.Field) + "</code>: " + esc(f.Detail) + "</li>\n")
+		}
+		b.WriteString("</ul>\n")
+	}
+	if p.Instance != "" || p.RequestID != "" {
+		b.WriteString("<p><small>")
+		if p.Instance != "" {
+			b.WriteString(esc(p.Instance))
+		}
+		if p.RequestID != "" {
+			if p.Instance != "" {
+				b.WriteString(" &middot; ")
+			}
+			b.WriteString("request " + esc(p.RequestID))
+		}
+		b.WriteString("</small></p>\n")
+	}
+	b.WriteString("</body></html>\n")
+	return []byte(b.String())
 }
 
 // retryAfterSeconds rounds d up to whole seconds, at least 1, as the
@@ -102,7 +165,9 @@ func retryAfterSeconds(d time.Duration) int64 {
 // r's path as the client sent it (URL.EscapedPath, not URL.Path: RFC 9457
 // makes Instance a URI reference, and a decoded path may hold spaces or a
 // "%2F" turned into a slash), and RequestID, when empty, the ID r's
-// context carries. Every tier writes its problems through it.
+// context carries. The answer is a page for a client that prefers
+// text/html, else problem+json (see ProblemAnswer). Every tier writes its
+// problems through it.
 func ServeProblem(w http.ResponseWriter, r *http.Request, p *Problem) {
 	if p.Instance == "" {
 		p.Instance = r.URL.EscapedPath()
@@ -110,5 +175,5 @@ func ServeProblem(w http.ResponseWriter, r *http.Request, p *Problem) {
 	if p.RequestID == "" {
 		p.RequestID = RequestID(r.Context())
 	}
-	WriteProblem(w, p)
+	writeProblem(w, p, strings.Join(r.Header.Values("Accept"), ","))
 }

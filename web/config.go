@@ -55,6 +55,16 @@ type FilesConfig struct {
 	// SPAExclude lists path prefixes that never fall back, so that API
 	// clients still see 404; empty means "/api/".
 	SPAExclude []string `env:"SPA_EXCLUDE" json:"spa_exclude"`
+	// ErrorPages is a directory under Root with pages for the errors the
+	// files answer, as nginx's error_page: "404.html" for one status,
+	// "4xx.html" or "5xx.html" for the rest of a class. A client that
+	// prefers HTML (a browser's navigation) gets the page, with the
+	// error's status; API clients, and errors without a page, get the
+	// problem as every tier answers it (problem+json, or a small page of
+	// its own for a browser). Empty means none, "/" the root itself; a
+	// hidden directory (".errors") keeps the pages from being served at
+	// their own URLs.
+	ErrorPages string `env:"ERROR_PAGES" json:"error_pages"`
 	// Dotfiles serves names starting with "." (hidden by default, except
 	// /.well-known/).
 	Dotfiles bool `env:"DOTFILES" json:"dotfiles"`
@@ -121,6 +131,11 @@ func (c FilesConfig) withDefaults() FilesConfig {
 	if c.SPAExclude == nil {
 		c.SPAExclude = []string{"/api/"}
 	}
+	if c.ErrorPages != "" {
+		if c.ErrorPages = strings.Trim(c.ErrorPages, "/"); c.ErrorPages == "" {
+			c.ErrorPages = "."
+		}
+	}
 	if c.CompressMinSize == 0 {
 		c.CompressMinSize = DefaultCompressMinSize
 	}
@@ -161,6 +176,9 @@ func (c FilesConfig) Validate() error {
 		if !strings.HasPrefix(p, "/") {
 			errs = append(errs, &tier.ConfigError{Field: "SPAExclude", Value: p, Problem: "must start with /"})
 		}
+	}
+	if c.ErrorPages != "" && !validErrorPages(c.ErrorPages) {
+		errs = append(errs, &tier.ConfigError{Field: "ErrorPages", Value: c.ErrorPages, Problem: "must be a directory under the root", Allowed: `a path such as "errors", or "/" for the root`})
 	}
 	if c.CompressMinSize < 0 {
 		errs = append(errs, &tier.ConfigError{Field: "CompressMinSize", Value: fmt.Sprint(c.CompressMinSize), Problem: "must not be negative"})
@@ -281,6 +299,9 @@ const (
 // Config configures the web tier server. The zero value listens on
 // 127.0.0.1:8080 over plain HTTP with every default below.
 type Config struct {
+	// Name names the instance in lifecycle logs and errors ("web-1"), so
+	// that two of one process tell apart; empty means "web".
+	Name string `env:"NAME" json:"name,omitempty"`
 	// Listen is the address to serve on; empty means 127.0.0.1:8080.
 	Listen string `env:"LISTEN" json:"listen"`
 	// Engine serves the listener's HTTP/1.1 requests: EngineFast (the
@@ -339,6 +360,9 @@ type Config struct {
 func DefaultConfig() Config { return Config{}.withDefaults() }
 
 func (c Config) withDefaults() Config {
+	if c.Name == "" {
+		c.Name = "web"
+	}
 	if c.Listen == "" {
 		c.Listen = DefaultListen
 	}

@@ -57,7 +57,9 @@
 //     typical response within the eight header entries a Go map holds
 //     before it grows.
 //
-// Errors are RFC 9457 problem+json (tier.WriteProblem).
+// Errors are RFC 9457 problem+json, or a small HTML page for a client that
+// prefers text/html, a browser (tier.ServeProblem). FilesConfig.ErrorPages
+// gives browsers pages of the site's own instead, as nginx's error_page.
 //
 // # Server
 //

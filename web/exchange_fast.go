@@ -33,7 +33,7 @@ func (f *Files) serveFast(ctx *fasthttp.RequestCtx, reqCtx context.Context) {
 		// cleaned as well, and the rules refuse rather than clean.
 		p, err := url.PathUnescape(x.escaped)
 		if err != nil {
-			x.problem(tier.NewProblem(http.StatusBadRequest, errBadPath.Error()+": bad escape"))
+			refuse(f, x, tier.NewProblem(http.StatusBadRequest, errBadPath.Error()+": bad escape"))
 			return
 		}
 		x.decoded = p
@@ -117,9 +117,9 @@ func (x fastExchange) problem(p *tier.Problem) {
 	for _, k := range problemDropped {
 		h.Del(k)
 	}
-	tier.ProblemHeader(p, h.Set)
+	body := tier.ProblemAnswer(p, x.headerList("Accept"), h.Set)
 	x.ctx.SetStatusCode(p.Status)
-	x.ctx.SetBody(tier.ProblemJSON(p))
+	x.ctx.SetBody(body)
 }
 
 // problemDropped are the headers of a representation that a problem

@@ -126,16 +126,16 @@ func (f *Files) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func serveRequest[X exchange](f *Files, x X) {
 	if m := x.method(); m != http.MethodGet && m != http.MethodHead {
 		x.setHeader("Allow", allowGetHead)
-		x.problem(tier.NewProblem(http.StatusMethodNotAllowed, "static files answer GET and HEAD only"))
+		refuse(f, x, tier.NewProblem(http.StatusMethodNotAllowed, "static files answer GET and HEAD only"))
 		return
 	}
 	if x.encodedSlash() {
-		x.problem(tier.NewProblem(http.StatusBadRequest, errBadPath.Error()+": encoded slash"))
+		refuse(f, x, tier.NewProblem(http.StatusBadRequest, errBadPath.Error()+": encoded slash"))
 		return
 	}
 	name, dir, err := cleanPath(x.path(), f.cfg.Prefix)
 	if err != nil {
-		x.problem(tier.NewProblem(http.StatusBadRequest, err.Error()))
+		refuse(f, x, tier.NewProblem(http.StatusBadRequest, err.Error()))
 		return
 	}
 	if !f.cfg.Dotfiles && hidden(name) {
@@ -174,7 +174,7 @@ func serveRequest[X exchange](f *Files, x X) {
 		list(f, x, name)
 		return
 	}
-	x.problem(tier.NewProblem(http.StatusForbidden, "directory listing is disabled"))
+	refuse(f, x, tier.NewProblem(http.StatusForbidden, "directory listing is disabled"))
 }
 
 var allowGetHead = []string{"GET, HEAD"}
@@ -184,7 +184,7 @@ var allowGetHead = []string{"GET, HEAD"}
 func lookupFailed[X exchange](f *Files, x X, err error) {
 	switch {
 	case errors.Is(err, fs.ErrPermission):
-		x.problem(tier.NewProblem(http.StatusForbidden, "permission denied"))
+		refuse(f, x, tier.NewProblem(http.StatusForbidden, "permission denied"))
 		return
 	case !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, fs.ErrInvalid) &&
 		!errors.Is(err, syscall.ENOTDIR) && !errors.Is(err, syscall.ENAMETOOLONG):
@@ -216,7 +216,7 @@ func notFound[X exchange](f *Files, x X) {
 			return
 		}
 	}
-	x.problem(tier.NewProblem(http.StatusNotFound, "no such file"))
+	refuse(f, x, tier.NewProblem(http.StatusNotFound, "no such file"))
 }
 
 func (f *Files) spaExcluded(p string) bool {
@@ -458,7 +458,7 @@ func serve[X exchange](f *Files, x X, e *entry) {
 		if attempt > 0 {
 			p := tier.NewProblem(http.StatusServiceUnavailable, "the file keeps changing on disk")
 			p.RetryAfter = time.Second
-			x.problem(p)
+			refuse(f, x, p)
 			return
 		}
 		var err error
@@ -542,7 +542,7 @@ func serveFile[X exchange](f *Files, x X, e *entry) error {
 		x.writeHeader(http.StatusNotModified)
 		return nil
 	case http.StatusPreconditionFailed:
-		x.problem(tier.NewProblem(http.StatusPreconditionFailed, "precondition failed"))
+		refuse(f, x, tier.NewProblem(http.StatusPreconditionFailed, "precondition failed"))
 		return nil
 	}
 	x.setHeader("Content-Type", e.hdrType)
@@ -555,7 +555,7 @@ func serveFile[X exchange](f *Files, x X, e *entry) error {
 		switch {
 		case errors.Is(err, errUnsatisfiable):
 			x.setHeader("Content-Range", one("bytes */"+strconv.FormatInt(size, 10)))
-			x.problem(tier.NewProblem(http.StatusRequestedRangeNotSatisfiable, "no requested range overlaps the file"))
+			refuse(f, x, tier.NewProblem(http.StatusRequestedRangeNotSatisfiable, "no requested range overlaps the file"))
 			return nil
 		case err == nil:
 			return sendRanges(f, x, e, ranges)

@@ -119,7 +119,7 @@ func New(cfg Config, opts ...Option) (*Server, error) {
 		s.fast = fast
 		serverOpts = append(serverOpts, tier.WithFastHTTP1(fast.serve))
 	}
-	s.main = tier.NewHTTPServer("web", &http.Server{
+	s.main = tier.NewHTTPServer(cfg.Name, &http.Server{
 		Addr:              cfg.Listen,
 		Handler:           e,
 		TLSConfig:         tlsConfig,
@@ -132,7 +132,7 @@ func New(cfg Config, opts ...Option) (*Server, error) {
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 	}, serverOpts...)
 	if cfg.RedirectListen != "" {
-		s.redirect = tier.NewHTTPServer("web-redirect", &http.Server{
+		s.redirect = tier.NewHTTPServer(cfg.Name+"-redirect", &http.Server{
 			Addr:              cfg.RedirectListen,
 			Handler:           httpedge.RedirectHTTPS(s.main.Addr),
 			ReadHeaderTimeout: cfg.ReadHeaderTimeout,
@@ -153,8 +153,8 @@ func (s *Server) Files() *Files { return s.files }
 // Health returns the readiness checks behind /healthz and /readyz.
 func (s *Server) Health() *tier.Health { return s.health }
 
-// Name returns "web".
-func (s *Server) Name() string { return "web" }
+// Name returns Config.Name, "web" by default.
+func (s *Server) Name() string { return s.main.Name() }
 
 // Addr returns the address the server listens on once started.
 func (s *Server) Addr() string { return s.main.Addr() }
@@ -236,7 +236,8 @@ func (s *Server) Stop(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// handleError answers every error a handler returns as problem+json.
+// handleError answers every error a handler returns as a problem, or with
+// the page FilesConfig.ErrorPages holds for its status.
 func (s *Server) handleError(err error, c echo.Context) {
 	if c.Response().Committed {
 		return
@@ -255,6 +256,10 @@ func (s *Server) handleError(err error, c echo.Context) {
 	default:
 		s.log.ErrorContext(r.Context(), "web: handler error", "method", r.Method, "path", r.URL.Path, "err", err)
 		p = tier.NewProblem(http.StatusInternalServerError, "internal error")
+	}
+	if s.files != nil {
+		refuse(s.files, httpExchange{w: w, r: r}, p)
+		return
 	}
 	tier.ServeProblem(w, r, p)
 }

@@ -199,7 +199,7 @@ func (s *fastServer) serveRecovering(ctx *fasthttp.RequestCtx, reqCtx context.Co
 			_ = httpedge.RecoveredRequest(reqCtx, s.log, stableMethod(ctx.Method()), string(ctx.Path()), v)
 			ctx.Response.ResetBody()
 			x := fastExchange{ctx: ctx, reqCtx: reqCtx, escaped: string(ctx.URI().PathOriginal())}
-			x.problem(tier.NewProblem(http.StatusInternalServerError, "internal error"))
+			refuse(s.files, x, tier.NewProblem(http.StatusInternalServerError, "internal error"))
 		}
 	}()
 	s.files.serveFast(ctx, reqCtx)

@@ -502,3 +502,17 @@ func TestEchoMiddlewareRunsForFiles(t *testing.T) {
 		}
 	})
 }
+
+// Config.Name names the server in the lifecycle logs: two web servers of
+// one process tell apart.
+func TestServerName(t *testing.T) {
+	for name, want := range map[string]string{"": "web", "web-2": "web-2"} {
+		s, err := New(Config{Name: name, Listen: "127.0.0.1:0"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.Name() != want {
+			t.Errorf("Name() = %q, want %q", s.Name(), want)
+		}
+	}
+}

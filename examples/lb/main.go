@@ -119,7 +119,7 @@ func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 	fl.StringVar(&f.proxy.TLSKey, "tls-key", "", "PEM key file")
 	fl.StringVar(&f.proxy.RedirectListen, "redirect-http", "", "plain-HTTP address that redirects to HTTPS")
 	fl.StringVar(&f.trusted, "trusted-proxies", "", "comma-separated CIDRs whose X-Forwarded-* headers are kept")
-	fl.BoolVar(&f.accessLog, "access-log", false, "log every request")
+	fl.BoolVar(&f.accessLog, "access-log", true, "log every request, as HAProxy does (-access-log=false: none)")
 	fl.Float64Var(&f.proxy.RateLimit, "rate-limit", 0, "requests per second per client address, counted across the cluster; a request over it gets 429 (0: off)")
 	fl.IntVar(&f.proxy.RateBurst, "rate-burst", 0, "requests a client may make at once over -rate-limit (0: the rate, rounded up)")
 	fl.IntVar(&f.proxy.ConnLimit, "conn-limit", 0, "connections one client address may hold open at once; more are reset (0: no cap)")

@@ -669,3 +669,58 @@ func TestLBBadFlags(t *testing.T) {
 		}
 	}
 }
+
+// TestLBAccessLogOnByDefault: the node logs every request, as HAProxy
+// does, unless -access-log=false turns the lines off.
+func TestLBAccessLogOnByDefault(t *testing.T) {
+	b := newBackend(t, "a")
+	for _, c := range []struct {
+		name   string
+		args   []string
+		logged bool
+	}{
+		{"default", nil, true},
+		{"flag off", []string{"-access-log=false"}, false},
+		{"flag on", []string{"-access-log"}, true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var logs syncbuf.Buffer
+			ctx, cancel := context.WithCancel(context.Background())
+			ready := make(chan listening, 1)
+			done := make(chan error, 1)
+			args := append([]string{"-listen", "127.0.0.1:0", "-backends", b.URL, "-check-path", ""}, c.args...)
+			go func() { done <- run(ctx, args, &logs, ready) }()
+			stop := sync.OnceFunc(func() {
+				cancel()
+				if err := <-done; err != nil {
+					t.Errorf("shutdown: %v", err)
+				}
+			})
+			t.Cleanup(stop)
+			var l listening
+			select {
+			case l = <-ready:
+			case err := <-done:
+				done <- nil // for stop
+				t.Fatalf("ended before serving: %v", err)
+			case <-time.After(30 * time.Second):
+				t.Fatal("not serving within 30s")
+			}
+			tr := &http.Transport{}
+			defer tr.CloseIdleConnections()
+			if code := getJSON(t, &http.Client{Transport: tr}, "http://"+l.Proxy+"/logged-path", nil); code != 200 {
+				t.Fatalf("status %d", code)
+			}
+			// The line is written once the answer is sent: wait for it
+			// where one is expected; where none is, the stop below
+			// comes after whatever would have been written.
+			if c.logged {
+				wait.For(t, 10*time.Second, "the access line", func() bool { return strings.Contains(logs.String(), "uri=/logged-path") })
+			}
+			stop()
+			if got := strings.Contains(logs.String(), "msg=access"); got != c.logged {
+				t.Errorf("access line written: %v, want %v:\n%s", got, c.logged, logs.String())
+			}
+		})
+	}
+}

@@ -3,8 +3,14 @@
 // resource with its migrations, handlers and tests, an embedded page, a
 // README, CI, a Dockerfile and Kubernetes manifests.
 //
+//	go run ./examples/new -replace . -module example.com/orders -resource orders ../orders
+//	go run ./examples/new -replace . -module example.com/orders -resource orders -postgres -front-door ../orders
+//
+// From a checkout, -replace has the service build against it. Once a
+// version of the framework is tagged, it also runs without one, requiring
+// that version:
+//
 //	go run github.com/threetier/threetier/examples/new@latest -module example.com/orders ./orders
-//	go run ./examples/new -module example.com/orders -resource orders -postgres -front-door ./orders
 //
 // It never overwrites a file unless -force is given.
 package main

@@ -60,6 +60,19 @@ func TestNewServiceWithFrontDoor(t *testing.T) {
 	base, admin := serve(t, bin, []string{"THREETIER_DATA_DSN="}, "-listen", "127.0.0.1:0", "-db", filepath.Join(t.TempDir(), "svc.db"))
 	useAPI(t, base, "categories")
 	metricsOnAdminOnly(t, base, admin)
+	// The stats page the README names is there, over the web server.
+	client := &http.Client{Timeout: 10 * time.Second}
+	defer client.CloseIdleConnections()
+	if status, page, ctype := call(t, client, "GET", admin+"/", ""); status != http.StatusOK || !strings.HasPrefix(ctype, "text/html") {
+		t.Errorf("stats page: %d %q %.200s", status, ctype, page)
+	}
+	var report struct {
+		Pools []struct{ Endpoints []json.RawMessage }
+	}
+	if status, body, _ := call(t, client, "GET", admin+"/api/status", ""); status != http.StatusOK || json.Unmarshal([]byte(body), &report) != nil ||
+		len(report.Pools) != 1 || len(report.Pools[0].Endpoints) != 1 {
+		t.Errorf("stats /api/status: %d %.300s", status, body)
+	}
 }
 
 // generate writes a service with args into a new directory, built against

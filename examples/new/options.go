@@ -67,7 +67,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	}
 	o.spec.Version = frameworkVersion()
 	if o.spec.Version == "" && o.spec.Replace == "" {
-		return o, errors.New("-replace DIR is needed: this build of new has no released version of " + frameworkModule + " to require (run it as ...@latest, or point -replace at the checkout)")
+		return o, errors.New("-replace DIR is needed: this build of new has no released version of " + frameworkModule + " to require (point -replace at the checkout, -replace . from its root)")
 	}
 	return o, nil
 }

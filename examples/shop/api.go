@@ -42,13 +42,14 @@ type api struct {
 	cat      catalogue
 }
 
-// newAPI builds one app-tier instance. Its guard on the database admits
-// as many calls as pools serve: db's pools, or its share of them when
-// instances of one process share db (app.SharedCapacity).
+// newAPI builds one app-tier instance; log names the instance. Its guard
+// on the database admits as many calls as pools serve: db's pools, or its
+// share of them when instances of one process share db
+// (app.SharedCapacity).
 func newAPI(cfg app.Config, guardCfg app.GuardConfig, db *data.DB, pools app.Capacity, instance string, log *slog.Logger, tp trace.TracerProvider, reg prometheus.Registerer) (*app.Server, error) {
 	setIfZero(&cfg.Name, instance)
 	srv, err := app.New(cfg,
-		app.WithLogger(log.With("instance", instance)),
+		app.WithLogger(log),
 		app.WithRegistry(reg), app.WithTracerProvider(tp))
 	if err != nil {
 		return nil, err

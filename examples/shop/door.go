@@ -18,8 +18,10 @@ type doorSpec struct {
 	pool     balancer.Config
 	discover balancer.Discoverer // nil: the pool's own endpoints or DNS
 	proxy    balancer.ProxyConfig
-	cluster  *cluster.Config // nil: no cluster
-	stats    stats.Config    // no Listen: no admin listener
+	// accessLog makes the proxy log every request, as HAProxy does.
+	accessLog bool
+	cluster   *cluster.Config // nil: no cluster
+	stats     stats.Config    // no Listen: no admin listener
 	// reg takes the node's metrics; the admin listener serves metrics.
 	reg     prometheus.Registerer
 	metrics *prometheus.Registry
@@ -53,7 +55,11 @@ func newDoor(s doorSpec, log *slog.Logger, tp trace.TracerProvider) (*door, erro
 	d := &door{pool: pool}
 	setIfZero(&s.proxy.HealthPath, "/healthz")
 	setIfZero(&s.proxy.ReadyPath, "/readyz")
-	if d.proxy, err = balancer.NewProxy(s.proxy, pools, opts...); err != nil {
+	pxOpts := opts
+	if s.accessLog {
+		pxOpts = append(pxOpts, balancer.WithAccessLog(tier.AccessLogConfig{}))
+	}
+	if d.proxy, err = balancer.NewProxy(s.proxy, pools, pxOpts...); err != nil {
 		return nil, err
 	}
 	statsOpts := []stats.Option{stats.WithLogger(log), stats.WithRegistry(s.metrics), stats.WithHealth(d.proxy.Health())}

@@ -34,6 +34,7 @@ type flags struct {
 	key       string
 	name      string
 	db        string
+	accessLog bool
 	drain     time.Duration
 	environ   []string
 	stderr    io.Writer
@@ -53,6 +54,7 @@ func parseFlags(args, environ []string, stderr io.Writer) (*flags, error) {
 	fl.StringVar(&f.peers, "peers", "", "balancer: comma-separated gossip addresses of the other front doors (turns the cluster on)")
 	fl.StringVar(&f.key, "cluster-key", "", "balancer: the cluster's shared key, base64 of 16, 24 or 32 bytes (better: THREETIER_CLUSTER_KEY)")
 	fl.StringVar(&f.name, "name", "", "this instance's name in logs, X-Served-By, the cluster and the stats page")
+	fl.BoolVar(&f.accessLog, "access-log", true, "all, balancer: the front doors log every request, as HAProxy does (-access-log=false: none)")
 	tier.DurationVar(fl, &f.drain, "drain-delay", defaultDrainDelay, "balancer, web, app: how long a stopping server keeps serving while it fails /readyz, before it stops accepting (0 for none; THREETIER_*_DRAIN_DELAY)")
 	fl.StringVar(&f.db, "db", "", "app: a postgres:// URL, or the SQLite file (default shop.db; THREETIER_DATA_DSN, DATABASE_URL)")
 	help := fl.Bool("h", false, "show this help")
@@ -86,7 +88,7 @@ func parseFlags(args, environ []string, stderr io.Writer) (*flags, error) {
 	only := map[string][]string{
 		"backends": {roleBalancer, roleWeb}, "stats": {roleAll, roleBalancer}, "admin": {roleWeb, roleApp},
 		"cluster-listen": {roleBalancer}, "peers": {roleBalancer}, "cluster-key": {roleBalancer},
-		"db": {roleAll, roleApp}, "drain-delay": {roleBalancer, roleWeb, roleApp},
+		"db": {roleAll, roleApp}, "drain-delay": {roleBalancer, roleWeb, roleApp}, "access-log": {roleAll, roleBalancer},
 	}
 	for name, roles := range only {
 		if f.set[name] && !contains(roles, f.role) {

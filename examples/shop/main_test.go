@@ -21,6 +21,8 @@ import (
 
 	"github.com/threetier/threetier/balancer/stats"
 	"github.com/threetier/threetier/internal/leaks"
+	"github.com/threetier/threetier/internal/syncbuf"
+	"github.com/threetier/threetier/internal/wait"
 	"github.com/threetier/threetier/tier"
 )
 
@@ -309,8 +311,12 @@ func TestShopEndToEnd(t *testing.T) {
 	a = do(t, s.client, "POST", s.door(0)+"/api/orders", orderBody([2]int{1, 1}), "Content-Type", "text/plain")
 	problem(t, "body not JSON", a, 415)
 
-	// Unknown API routes are the app tier's 404 problem, not the page.
-	problem(t, "unknown route", do(t, s.client, "GET", s.door(0)+"/api/nope", "", "Accept", "text/html"), 404)
+	// Unknown API routes are the app tier's 404 problem, not the
+	// storefront: as a page for a browser.
+	problem(t, "unknown route", do(t, s.client, "GET", s.door(0)+"/api/nope", ""), 404)
+	if a := do(t, s.client, "GET", s.door(0)+"/api/nope", "", "Accept", "text/html"); a.status != 404 || !strings.Contains(a.body, "<h1>404 Not Found</h1>") || a.header.Get(headerServedBy) == "" {
+		t.Errorf("unknown route, to a browser: %d %s %.300s", a.status, a.header, a.body)
+	}
 
 	// The metrics are not the clients' business: the front doors pass
 	// /metrics on to the web tier, which serves none; the admin listener
@@ -621,6 +627,27 @@ func TestShopRejectsBadFlags(t *testing.T) {
 	}
 }
 
+// The front doors log every request unless -access-log=false says
+// otherwise.
+func TestShopDoorAccessLogOnByDefault(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		on   bool
+	}{
+		{nil, true},
+		{[]string{"-access-log=false"}, false},
+		{[]string{"-access-log"}, true},
+	} {
+		f, err := parseFlags(append([]string{"-role", "balancer"}, c.args...), nil, io.Discard)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if f.accessLog != c.on {
+			t.Errorf("%v: access log %v, want %v", c.args, f.accessLog, c.on)
+		}
+	}
+}
+
 func TestShopSaysADurationNeedsAUnit(t *testing.T) {
 	_, err := parseFlags([]string{"-drain-delay", "5"}, nil, io.Discard)
 	want := `invalid value "5" for flag -drain-delay: a duration needs a unit: 5s, 5ms or 5m`
@@ -662,6 +689,72 @@ func TestShopMergesTheDatabaseFlagWithTheVariables(t *testing.T) {
 		}
 		if c.want == "" && err != nil || c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)) {
 			t.Errorf("%v with %v: %v, want %q", c.args, c.environ, err, c.want)
+		}
+	}
+}
+
+// In one process, every instance has a name of its own: the lifecycle
+// lines name the instance of each tier (its pool, its cluster node), and
+// each access line names its instance.
+func TestOneProcessNamesEachTier(t *testing.T) {
+	t.Setenv("THREETIER_LOG_FORMAT", "json")
+	var logs syncbuf.Buffer
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ready := make(chan listening, 1)
+	done := make(chan error, 1)
+	args := []string{"-listen", "127.0.0.1:0,127.0.0.1:0", "-stats", "127.0.0.1:0", "-db", filepath.Join(t.TempDir(), "shop.db")}
+	go func() { done <- run(ctx, args, &logs, ready) }()
+	var l listening
+	select {
+	case l = <-ready:
+	case err := <-done:
+		t.Fatalf("shop ended before serving: %v", err)
+	}
+	c := &http.Client{Timeout: 10 * time.Second}
+	defer c.CloseIdleConnections()
+	wait.For(t, 20*time.Second, "the catalogue through a door", func() bool {
+		resp, err := c.Get("http://" + l.Doors[0] + "/api/products")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	stopping := map[string]int{}
+	for line := range strings.SplitSeq(strings.TrimSpace(logs.String()), "\n") {
+		var rec struct{ Msg, Tier, Instance string }
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			continue // the announcement for people
+		}
+		switch {
+		case rec.Msg == "tier stopping":
+			stopping[rec.Tier]++
+		case rec.Msg == "access" && rec.Instance == "":
+			t.Errorf("an access line names no instance: %s", line)
+		}
+	}
+	// No tier goes by a name that several instances share ("web",
+	// "app", "cluster"): each names its instance.
+	for name := range stopping {
+		switch name {
+		case "web", "app", "cluster", "balancer":
+			t.Errorf("a tier called %q stops: %v", name, stopping)
+		}
+	}
+	for _, instance := range []string{"app-1", "app-2", "web-1", "web-2", "door-1", "door-2"} {
+		named := 0
+		for name, n := range stopping {
+			if strings.Contains(name, instance) {
+				named += n
+			}
+		}
+		if named < 1 || strings.HasPrefix(instance, "web") && named < 2 || strings.HasPrefix(instance, "door") && named < 3 {
+			t.Errorf("%d lifecycle lines name %s: %v", named, instance, stopping)
 		}
 	}
 }

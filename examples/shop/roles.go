@@ -84,7 +84,7 @@ func runAll(ctx context.Context, f *flags, log *slog.Logger, tp trace.TracerProv
 	var apps []*app.Server
 	for i := range appCount {
 		name := fmt.Sprintf("app-%d", i+1)
-		a, err := newAPI(appCfg, guardCfg, db, app.SharedCapacity(db, appCount), name, log, tp, labelled(reg, name))
+		a, err := newAPI(appCfg, guardCfg, db, app.SharedCapacity(db, appCount), name, log.With("instance", name), tp, labelled(reg, name))
 		if err != nil {
 			return err
 		}
@@ -100,7 +100,10 @@ func runAll(ctx context.Context, f *flags, log *slog.Logger, tp trace.TracerProv
 	var sites []*web.Server
 	for i := range 2 {
 		name := fmt.Sprintf("web-%d", i+1)
-		pool, err := balancer.New(inProcessPool("app"),
+		webCfg.Name = name
+		// Each instance's pool is named after its owner too, so that the
+		// lifecycle lines of the process name one tier each.
+		pool, err := balancer.New(inProcessPool("app@"+name),
 			balancer.WithDiscovery(balancer.Local(apps...)),
 			balancer.WithLogger(log.With("instance", name)), balancer.WithRegistry(labelled(reg, name)), balancer.WithTracerProvider(tp))
 		if err != nil {
@@ -129,14 +132,15 @@ func runAll(ctx context.Context, f *flags, log *slog.Logger, tp trace.TracerProv
 			statsListen = statsAddr
 		}
 		d, err := newDoor(doorSpec{
-			name:     name,
-			pool:     inProcessPool("web"),
-			discover: balancer.Local(sites...),
-			proxy:    balancer.ProxyConfig{Name: name, Listen: addr},
-			cluster:  &cluster.Config{Name: name, Listen: "127.0.0.1:0", Key: base64.StdEncoding.EncodeToString(key)},
-			stats:    stats.Config{Listen: statsListen, Name: name},
-			reg:      labelled(reg, name),
-			metrics:  reg,
+			name:      name,
+			pool:      inProcessPool("web@" + name),
+			discover:  balancer.Local(sites...),
+			proxy:     balancer.ProxyConfig{Name: name, Listen: addr},
+			accessLog: f.accessLog,
+			cluster:   &cluster.Config{Name: name, Listen: "127.0.0.1:0", Key: base64.StdEncoding.EncodeToString(key)},
+			stats:     stats.Config{Listen: statsListen, Name: name},
+			reg:       labelled(reg, name),
+			metrics:   reg,
 		}, log.With("instance", name), tp)
 		if err != nil {
 			return err
@@ -212,8 +216,9 @@ func runBalancer(ctx context.Context, f *flags, log *slog.Logger, tp trace.Trace
 	if err != nil {
 		return err
 	}
+	log = instanceLog(log, f, roleBalancer, pxCfg.Listen)
 	reg := tier.NewRegistry()
-	spec := doorSpec{name: pxCfg.Name, pool: poolCfg, proxy: pxCfg, cluster: clusterCfg, stats: statsCfg, reg: reg, metrics: reg}
+	spec := doorSpec{name: pxCfg.Name, pool: poolCfg, proxy: pxCfg, accessLog: f.accessLog, cluster: clusterCfg, stats: statsCfg, reg: reg, metrics: reg}
 	d, err := newDoor(spec, log, tp)
 	if err != nil {
 		return err
@@ -276,9 +281,8 @@ func runWeb(ctx context.Context, f *flags, log *slog.Logger, tp trace.TracerProv
 	override(f, "listen", &cfg.Listen, f.listen)
 	setIfZero(&cfg.Listen, defaultWeb)
 	drainDelay(f, &cfg.DrainDelay)
-	if f.name != "" {
-		log = log.With("instance", f.name)
-	}
+	override(f, "name", &cfg.Name, f.name)
+	log = instanceLog(log, f, roleWeb, cfg.Listen)
 	reg := tier.NewRegistry()
 	pool, err := balancer.New(poolCfg, balancer.WithLogger(log), balancer.WithRegistry(reg), balancer.WithTracerProvider(tp))
 	if err != nil {
@@ -306,6 +310,7 @@ func runApp(ctx context.Context, f *flags, log *slog.Logger, tp trace.TracerProv
 	override(f, "listen", &cfg.Listen, f.listen)
 	setIfZero(&cfg.Listen, defaultApp)
 	drainDelay(f, &cfg.DrainDelay)
+	log = instanceLog(log, f, roleApp, cfg.Listen)
 	reg := tier.NewRegistry()
 	db, err := openDB(f, log, tp, reg)
 	if err != nil {
@@ -327,6 +332,17 @@ func runApp(ctx context.Context, f *flags, log *slog.Logger, tp trace.TracerProv
 	}
 	bound := func() listening { return listening{Role: roleApp, Apps: []string{srv.Addr()}} }
 	return runWithAdmin(ctx, f, log, bound, db.Dialect(), ready, adm, db, srv)
+}
+
+// instanceLog returns the logger of a one-role process: every line names
+// the instance, by -name or else by its role and address ("web@:9001"),
+// so that the lines of several processes on one terminal tell apart.
+func instanceLog(log *slog.Logger, f *flags, role, listen string) *slog.Logger {
+	name := f.name
+	if name == "" {
+		name = role + "@" + listen
+	}
+	return log.With("instance", name)
 }
 
 // adminListener is a web or app server's admin listener: its metrics and

@@ -4,6 +4,7 @@
 //
 //	go run ./examples/static -listen 127.0.0.1:8080 -root ./public
 //	go run ./examples/static -root ./dist -spa -cache '/assets/*=public, max-age=31536000, immutable' -cache '*.html=no-cache'
+//	go run ./examples/static -root ./public -error-pages /errors
 //	go run ./examples/static -root ./public -listen :8443 -tls-cert cert.pem -tls-key key.pem -redirect-http :8080 -hsts 8760h
 //	go run ./examples/static -root ./dist -forward /api/=http://127.0.0.1:9001,http://127.0.0.1:9002
 //
@@ -93,6 +94,8 @@ func flagFor(field string) string {
 		return "-root"
 	case "Files.SPAExclude":
 		return "-spa-exclude"
+	case "Files.ErrorPages":
+		return "-error-pages"
 	case "Files.CompressLimit":
 		return "-compress-limit"
 	case "Files.CompressFileMax":
@@ -160,6 +163,7 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- list
 	fl.BoolVar(&cfg.Files.Listing, "listing", false, "list directories without an index")
 	fl.BoolVar(&cfg.Files.SPA, "spa", false, "serve /index.html for browser navigations to missing paths")
 	spaExclude := fl.String("spa-exclude", "/api/", "comma-separated path prefixes the SPA fallback leaves alone")
+	fl.StringVar(&cfg.Files.ErrorPages, "error-pages", "", "directory under -root with pages for errors, as nginx's error_page: 404.html, 4xx.html, 5xx.html; sent to browsers")
 	fl.BoolVar(&cfg.Files.Dotfiles, "dotfiles", false, "serve names starting with a dot")
 	fl.BoolVar(&cfg.Files.DisableCompression, "no-compress", false, "no on-the-fly compression (sidecars still served)")
 	fl.IntVar(&cfg.Files.CompressLimit, "compress-limit", 0, "most compressions at once, beyond which answers go uncompressed (0: two per core)")

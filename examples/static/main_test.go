@@ -103,6 +103,37 @@ func startStatic(t *testing.T, args ...string) listening {
 	return listening{}
 }
 
+// TestStaticErrorPages: with -error-pages a browser gets the page for the
+// error, with its status; curl keeps problem+json, and a status without a
+// page gets the built-in page.
+func TestStaticErrorPages(t *testing.T) {
+	root := t.TempDir()
+	_ = os.MkdirAll(filepath.Join(root, ".errors"), 0o755)
+	_ = os.WriteFile(filepath.Join(root, ".errors", "404.html"), []byte("<h1>Lost?</h1>\n"), 0o644)
+	l := startStatic(t, "-listen", "127.0.0.1:0", "-admin", "-", "-root", root, "-access-log=false", "-error-pages", "/.errors")
+	tr := &http.Transport{}
+	defer tr.CloseIdleConnections()
+	c := &http.Client{Transport: tr}
+	const browser = "text/html,application/xhtml+xml,*/*;q=0.8"
+	if resp, body := getFrom(t, c, "http://"+l.Site+"/nowhere", browser); resp.StatusCode != 404 || body != "<h1>Lost?</h1>\n" {
+		t.Errorf("404 page: %d %q", resp.StatusCode, body)
+	}
+	if resp, body := getFrom(t, c, "http://"+l.Site+"/nowhere", "*/*"); resp.StatusCode != 404 || resp.Header.Get("Content-Type") != "application/problem+json" {
+		t.Errorf("404 to curl: %d %q %q", resp.StatusCode, resp.Header.Get("Content-Type"), body)
+	}
+	req, _ := http.NewRequest("DELETE", "http://"+l.Site+"/nowhere", nil)
+	req.Header.Set("Accept", browser)
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 405 || !strings.Contains(string(body), "<h1>405 Method Not Allowed</h1>") {
+		t.Errorf("405 without a page: %d %q", resp.StatusCode, body)
+	}
+}
+
 // TestStaticMetricsWhenAsked: -metrics puts them on the public listener
 // too, and -admin - leaves the admin listener out.
 func TestStaticMetricsWhenAsked(t *testing.T) {
@@ -166,6 +197,7 @@ func TestStaticBadFlags(t *testing.T) {
 		`-compress-limit="-1"`:                             {"-root", ".", "-compress-limit", "-1"},
 		"-tls-cert: TLS needs both":                        {"-root", ".", "-tls-cert", "c.pem"},
 		`-engine="fast": unknown engine`:                   {"-root", ".", "-engine", "fast"},
+		`-error-pages="../up"`:                             {"-root", ".", "-error-pages", "../up"},
 	}
 	for want, args := range cases {
 		cmd := exec.Command(bin, args...)

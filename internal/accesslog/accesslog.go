@@ -82,6 +82,9 @@ type Entry struct {
 	Request *http.Request
 	// Context carries the request ID when Request is nil.
 	Context context.Context
+	// RequestID is the request's ID, when the context does not carry it:
+	// a server that has it at hand saves a context.
+	RequestID string
 	// Method, Host, URI (as the client sent it), Path, Proto and UserAgent
 	// describe the request when Request is nil.
 	Method, Host, URI, Path, Proto, UserAgent string
@@ -164,7 +167,11 @@ func (a *Log) Log(e *Entry) {
 	// The line carries the request ID itself rather than leaving it to
 	// the logger's handler (which then adds none): past five attributes a
 	// record allocates for the rest, and once more for one added later.
-	if id := httpx.RequestID(ctx); id != "" {
+	id := e.RequestID
+	if id == "" {
+		id = httpx.RequestID(ctx)
+	}
+	if id != "" {
 		attrs = append(attrs, slog.String(logline.RequestIDAttr, id))
 	}
 	at := e.Time

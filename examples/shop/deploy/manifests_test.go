@@ -412,3 +412,79 @@ func hasSecretKey(list []*corev1.Secret, ns, name, key string) bool {
 	}
 	return false
 }
+
+// TestImagesHaveDockerfiles: every image the manifests name is built by
+// a Dockerfile of this repository (ghcr.io/threetier/shop by
+// examples/shop/Dockerfile), and every example's Dockerfile builds its
+// own binary, static, onto a distroless base run as a non-root user.
+func TestImagesHaveDockerfiles(t *testing.T) {
+	m := load(t)
+	images := map[string]bool{}
+	for _, d := range m.deployments {
+		for _, c := range d.Spec.Template.Spec.Containers {
+			images[c.Image] = true
+		}
+	}
+	if len(images) == 0 {
+		t.Fatal("the manifests name no image")
+	}
+	for image := range images {
+		name, ok := strings.CutPrefix(image, "ghcr.io/threetier/")
+		name, _, _ = strings.Cut(name, ":")
+		if !ok || strings.Contains(name, "/") {
+			t.Errorf("image %q is none of this repository's (ghcr.io/threetier/NAME)", image)
+			continue
+		}
+		if _, err := os.Stat(filepath.Join("..", "..", name, "Dockerfile")); err != nil {
+			t.Errorf("image %q: no examples/%s/Dockerfile builds it: %v", image, name, err)
+		}
+	}
+	files, err := filepath.Glob(filepath.Join("..", "..", "*", "Dockerfile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	built := map[string]bool{}
+	for _, file := range files {
+		name := filepath.Base(filepath.Dir(file))
+		built[name] = true
+		b, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkDockerfile(t, file, name, stripComments(string(b)))
+	}
+	for _, name := range []string{"shop", "lb", "static"} {
+		if !built[name] {
+			t.Errorf("examples/%s has no Dockerfile", name)
+		}
+	}
+}
+
+// checkDockerfile checks that the Dockerfile at file builds
+// ./examples/name, from the repository's root, into a static binary that
+// a distroless image runs as a non-root user.
+func checkDockerfile(t *testing.T, file, name, text string) {
+	t.Helper()
+	var from []string
+	for line := range strings.SplitSeq(text, "\n") {
+		if f := strings.Fields(line); len(f) > 1 && strings.EqualFold(f[0], "FROM") {
+			from = append(from, f[1])
+		}
+	}
+	switch {
+	case len(from) < 2:
+		t.Errorf("%s: %d stages, want a build stage and a final one", file, len(from))
+		return
+	case !strings.HasPrefix(from[len(from)-1], "gcr.io/distroless/static") || !strings.HasSuffix(from[len(from)-1], ":nonroot"):
+		t.Errorf("%s: the final stage is %s, want gcr.io/distroless/static...:nonroot", file, from[len(from)-1])
+	}
+	build := regexp.MustCompile(`(?m)^RUN CGO_ENABLED=0 go build .*-o /(\S+) \./examples/(\S+)\s*$`).FindStringSubmatch(text)
+	if build == nil || build[1] != name || build[2] != name {
+		t.Errorf("%s: no RUN CGO_ENABLED=0 go build -o /%s ./examples/%s", file, name, name)
+	}
+	for _, want := range []string{"COPY go.mod go.sum ./", "COPY --from=build /" + name + " /" + name, "USER 65532:65532", `ENTRYPOINT ["/` + name + `"]`} {
+		if !strings.Contains(text, want) {
+			t.Errorf("%s lacks %q", file, want)
+		}
+	}
+}

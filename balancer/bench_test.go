@@ -236,7 +236,11 @@ func BenchmarkProxy(b *testing.B) {
 			}
 			b.Cleanup(p.fast.CloseIdle)
 			log, _ := tier.NewLogger(tier.LogConfig{}, io.Discard)
-			px, err := NewProxy(ProxyConfig{AccessLog: accessLog}, []*Pool{p}, WithLogger(log))
+			opts := []Option{WithLogger(log)}
+			if accessLog {
+				opts = append(opts, WithAccessLog(tier.AccessLogConfig{}))
+			}
+			px, err := NewProxy(ProxyConfig{}, []*Pool{p}, opts...)
 			if err != nil {
 				b.Fatal(err)
 			}

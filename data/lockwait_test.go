@@ -3,6 +3,7 @@ package data
 import (
 	"context"
 	"errors"
+	"sync"
 	"testing"
 	"time"
 
@@ -28,32 +29,11 @@ func TestLockWaitsAreNoFailureOfTheDatabase(t *testing.T) {
 			db := openTest(t, c.cfg)
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
-			if err := db.Gorm().Exec("INSERT INTO products (name, stock) VALUES (?, 10) ON CONFLICT DO NOTHING", "hot").Error; err != nil {
-				t.Fatal(err)
-			}
-			locked, release, held := make(chan struct{}), make(chan struct{}), make(chan error, 1)
-			go func() {
-				held <- db.Tx(ctx, func(tx *gorm.DB) error {
-					if err := tx.Exec("SELECT id FROM products WHERE name = ? FOR UPDATE", "hot").Error; err != nil {
-						return err
-					}
-					close(locked)
-					<-release
-					return nil
-				})
-			}()
-			select {
-			case <-locked:
-			case err := <-held:
-				t.Fatalf("holding the row: %v", err)
-			}
+			release := holdHotRow(t, ctx, db)
 			err := db.Tx(ctx, func(tx *gorm.DB) error {
 				return tx.Exec("UPDATE products SET stock = stock - 1 WHERE name = ?", "hot").Error
 			}, Attempts(1))
-			close(release)
-			if err := <-held; err != nil {
-				t.Fatalf("holding the row: %v", err)
-			}
+			release()
 			if !errors.Is(err, ErrTimeout) {
 				t.Fatalf("waiting for a held row: %v, want ErrTimeout", err)
 			}
@@ -82,31 +62,7 @@ func TestLockWaitEndsBeforeTheCallersDeadline(t *testing.T) {
 	db := openTest(t, Config{DSN: pgSchema(t)})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := db.Gorm().Exec("INSERT INTO products (name, stock) VALUES (?, 10) ON CONFLICT DO NOTHING", "hot").Error; err != nil {
-		t.Fatal(err)
-	}
-	locked, release, held := make(chan struct{}), make(chan struct{}), make(chan error, 1)
-	go func() {
-		held <- db.Tx(ctx, func(tx *gorm.DB) error {
-			if err := tx.Exec("SELECT id FROM products WHERE name = ? FOR UPDATE", "hot").Error; err != nil {
-				return err
-			}
-			close(locked)
-			<-release
-			return nil
-		})
-	}()
-	select {
-	case <-locked:
-	case err := <-held:
-		t.Fatalf("holding the row: %v", err)
-	}
-	defer func() {
-		close(release)
-		if err := <-held; err != nil {
-			t.Errorf("holding the row: %v", err)
-		}
-	}()
+	defer holdHotRow(t, ctx, db)()
 
 	// Two wait at once: the second queues behind the first for the row,
 	// then waits for the holder itself, two waits of its own.
@@ -182,4 +138,36 @@ func TestLockTimeoutFollowsTheDeadline(t *testing.T) {
 			t.Errorf("%s: %s (bounded %v), want within [%s, %s] (bounded %v)", c.name, d, bounded, c.min, c.max, c.bounded)
 		}
 	}
+}
+
+// holdHotRow inserts the product "hot" and holds its row FOR UPDATE in a
+// transaction of its own until the returned func is called, which ends
+// that transaction and reports how it ended.
+func holdHotRow(t *testing.T, ctx context.Context, db *DB) (release func()) {
+	t.Helper()
+	if err := db.Gorm().Exec("INSERT INTO products (name, stock) VALUES (?, 10) ON CONFLICT DO NOTHING", "hot").Error; err != nil {
+		t.Fatal(err)
+	}
+	locked, done, held := make(chan struct{}), make(chan struct{}), make(chan error, 1)
+	go func() {
+		held <- db.Tx(ctx, func(tx *gorm.DB) error {
+			if err := tx.Exec("SELECT id FROM products WHERE name = ? FOR UPDATE", "hot").Error; err != nil {
+				return err
+			}
+			close(locked)
+			<-done
+			return nil
+		})
+	}()
+	select {
+	case <-locked:
+	case err := <-held:
+		t.Fatalf("holding the row: %v", err)
+	}
+	return sync.OnceFunc(func() {
+		close(done)
+		if err := <-held; err != nil {
+			t.Errorf("holding the row: %v", err)
+		}
+	})
 }

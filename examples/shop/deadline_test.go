@@ -53,31 +53,7 @@ func startSplitShop(t *testing.T) *splitShop {
 	t.Setenv("THREETIER_APP_GUARD_DB_TIMEOUT", "5s")
 	t.Setenv("THREETIER_DATA_CONNECT_TIMEOUT", "1s")
 	s := &splitShop{pg: pgtest.Start(t)}
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	t.Cleanup(func() {
-		cancel()
-		wg.Wait()
-	})
-	start := func(args ...string) listening {
-		t.Helper()
-		ready, done := make(chan listening, 1), make(chan error, 1)
-		wg.Go(func() { done <- run(ctx, args, io.Discard, ready) })
-		select {
-		case l := <-ready:
-			wg.Go(func() {
-				if err := <-done; err != nil {
-					t.Errorf("%v: %v", args, err)
-				}
-			})
-			return l
-		case err := <-done:
-			t.Fatalf("%v: %v", args, err)
-		case <-time.After(30 * time.Second):
-			t.Fatalf("%v: not ready within 30s", args)
-		}
-		return listening{}
-	}
+	start := roleStarter(t)
 	for i := range 2 {
 		s.apps = append(s.apps, start("-role", "app", "-listen", "127.0.0.1:0", "-admin", "-", "-drain-delay", "0", "-db", s.pg.DSN(), "-name", fmt.Sprintf("app-%d", i+1)))
 	}

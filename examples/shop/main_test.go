@@ -549,29 +549,7 @@ func TestShopStopsGracefully(t *testing.T) {
 // TestShopRoles runs one process of each role in this test's process,
 // wired by flags as a deployment wires them: app, web, then a front door.
 func TestShopRoles(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	var wg sync.WaitGroup
-	start := func(args ...string) listening {
-		t.Helper()
-		ready := make(chan listening, 1)
-		done := make(chan error, 1)
-		wg.Go(func() { done <- run(ctx, args, io.Discard, ready) })
-		select {
-		case l := <-ready:
-			go func() {
-				if err := <-done; err != nil {
-					t.Errorf("%v: %v", args, err)
-				}
-			}()
-			return l
-		case err := <-done:
-			t.Fatalf("%v: %v", args, err)
-		case <-time.After(30 * time.Second):
-			t.Fatalf("%v: not ready within 30s", args)
-		}
-		return listening{}
-	}
+	start := roleStarter(t)
 	db := filepath.Join(t.TempDir(), "shop.db")
 	ap := start("-role", "app", "-listen", "127.0.0.1:0", "-db", db, "-name", "app-a", "-admin", "127.0.0.1:0")
 	wb := start("-role", "web", "-listen", "127.0.0.1:0", "-backends", "http://"+ap.Apps[0], "-admin", "127.0.0.1:0")
@@ -602,8 +580,6 @@ func TestShopRoles(t *testing.T) {
 			t.Errorf("admin %s/metrics lacks %s: %d", r.admin, r.want, a.status)
 		}
 	}
-	cancel()
-	wg.Wait()
 }
 
 func TestShopRejectsBadFlags(t *testing.T) {
@@ -756,5 +732,36 @@ func TestOneProcessNamesEachTier(t *testing.T) {
 		if named < 1 || strings.HasPrefix(instance, "web") && named < 2 || strings.HasPrefix(instance, "door") && named < 3 {
 			t.Errorf("%d lifecycle lines name %s: %v", named, instance, stopping)
 		}
+	}
+}
+
+// roleStarter returns a func that runs the shop with args in this test's
+// process, as a one-role process, and returns once it listens; every
+// process it started is stopped, and waited for, when the test ends.
+func roleStarter(t *testing.T) func(args ...string) listening {
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	t.Cleanup(func() {
+		cancel()
+		wg.Wait()
+	})
+	return func(args ...string) listening {
+		t.Helper()
+		ready, done := make(chan listening, 1), make(chan error, 1)
+		wg.Go(func() { done <- run(ctx, args, io.Discard, ready) })
+		select {
+		case l := <-ready:
+			wg.Go(func() {
+				if err := <-done; err != nil {
+					t.Errorf("%v: %v", args, err)
+				}
+			})
+			return l
+		case err := <-done:
+			t.Fatalf("%v: %v", args, err)
+		case <-time.After(30 * time.Second):
+			t.Fatalf("%v: not ready within 30s", args)
+		}
+		return listening{}
 	}
 }
